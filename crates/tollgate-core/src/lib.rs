@@ -1,0 +1,12 @@
+//! The shared vocabulary of tollgate: usage buckets, prices and cost, the per-request
+//! [`Record`], and the error type every crate maps into OpenAI's error shape.
+
+pub mod error;
+pub mod price;
+pub mod record;
+pub mod usage;
+
+pub use error::{ErrorKind, GatewayError};
+pub use price::{Cost, Price, PriceTable};
+pub use record::{CacheState, Record, RecordStatus};
+pub use usage::Usage;
