@@ -39,7 +39,13 @@ impl GatewayError {
             ErrorKind::Timeout => 504,
             ErrorKind::Internal => 500,
         };
-        GatewayError { kind, status, message: message.into(), code: None, param: None }
+        GatewayError {
+            kind,
+            status,
+            message: message.into(),
+            code: None,
+            param: None,
+        }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
@@ -90,7 +96,8 @@ mod tests {
 
     #[test]
     fn maps_to_openai_shape() {
-        let e = GatewayError::new(ErrorKind::NotFound, "no such model").with_code("model_not_found");
+        let e =
+            GatewayError::new(ErrorKind::NotFound, "no such model").with_code("model_not_found");
         let v = e.to_json();
         assert_eq!(e.status, 404);
         assert_eq!(v["error"]["type"], "invalid_request_error");

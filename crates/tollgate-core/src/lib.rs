@@ -1,6 +1,7 @@
 //! The shared vocabulary of tollgate: usage buckets, prices and cost, the per-request
 //! [`Record`], and the error type every crate maps into OpenAI's error shape.
 
+pub mod config;
 pub mod error;
 pub mod price;
 pub mod record;

@@ -105,11 +105,19 @@ impl Price {
 #[derive(Debug, thiserror::Error)]
 pub enum PriceError {
     #[error("cannot read price file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "price file {path} is not in LiteLLM's model_prices_and_context_window.json format (line {line}, column {column}): {message}"
     )]
-    Format { path: String, line: usize, column: usize, message: String },
+    Format {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 }
 
 /// Prices by model name. Keys are matched case-insensitively; see [`PriceTable::lookup`].
@@ -145,8 +153,10 @@ impl PriceTable {
     }
 
     pub fn load_file(path: &Path) -> Result<Self, PriceError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PriceError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PriceError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text).map_err(|e| PriceError::Format {
             path: path.display().to_string(),
             line: e.line(),
@@ -160,7 +170,9 @@ impl PriceTable {
     pub fn insert(&mut self, name: &str, price: Price) {
         let key = name.to_ascii_lowercase();
         if let Some((_, bare)) = key.split_once('/') {
-            self.entries.entry(bare.to_string()).or_insert_with(|| price.clone());
+            self.entries
+                .entry(bare.to_string())
+                .or_insert_with(|| price.clone());
         }
         self.entries.insert(key, price);
     }
@@ -221,7 +233,10 @@ mod tests {
             "openrouter/deepseek/deepseek-v3.2",
             "openrouter/x-ai/grok-4.1-fast",
         ] {
-            assert!(t.lookup(m).is_some_and(Price::is_priced), "{m} has no price");
+            assert!(
+                t.lookup(m).is_some_and(Price::is_priced),
+                "{m} has no price"
+            );
         }
         assert!(t.lookup("nobody/unknown-model").is_none());
     }
@@ -230,8 +245,17 @@ mod tests {
     fn cost_uses_each_bucket_rate() {
         // DeepSeek V3.2 at LiteLLM's list prices, computed by hand:
         // 600 uncached × 0.28/M + 400 cached × 0.028/M + 200 output × 0.4/M + 100 reasoning × 0.4/M
-        let p = PriceTable::builtin().lookup("deepseek/deepseek-v3.2").cloned().unwrap();
-        let u = Usage { input: 600, cache_read: 400, cache_write: 0, output: 200, reasoning: 100 };
+        let p = PriceTable::builtin()
+            .lookup("deepseek/deepseek-v3.2")
+            .cloned()
+            .unwrap();
+        let u = Usage {
+            input: 600,
+            cache_read: 400,
+            cache_write: 0,
+            output: 200,
+            reasoning: 100,
+        };
         let c = p.cost(&u).unwrap();
         assert!((c.input - 0.000168).abs() < 1e-12);
         assert!((c.cache_read - 0.0000112).abs() < 1e-12);
@@ -247,7 +271,15 @@ mod tests {
             output_cost_per_token: Some(2e-6),
             ..Price::default()
         };
-        let c = p.cost(&Usage { input: 1, cache_read: 1, cache_write: 1, output: 1, reasoning: 1 }).unwrap();
+        let c = p
+            .cost(&Usage {
+                input: 1,
+                cache_read: 1,
+                cache_write: 1,
+                output: 1,
+                reasoning: 1,
+            })
+            .unwrap();
         assert_eq!(c.cache_read, 1e-6);
         assert_eq!(c.cache_write, 1e-6);
         assert_eq!(c.reasoning, 2e-6);
@@ -255,7 +287,10 @@ mod tests {
 
     #[test]
     fn missing_rate_means_unpriced_not_zero() {
-        let p = Price { input_cost_per_token: Some(1e-6), ..Price::default() };
+        let p = Price {
+            input_cost_per_token: Some(1e-6),
+            ..Price::default()
+        };
         assert!(!p.is_priced());
         assert!(p.cost(&Usage::default()).is_none());
     }

@@ -168,17 +168,54 @@ mod tests {
 
     #[test]
     fn json_uses_the_contract_names() {
-        let mut r = Record { request_id: "r1".into(), model_group: "g".into(), ..Record::default() };
-        r.set_usage(&Usage { input: 10, cache_read: 5, cache_write: 0, output: 3, reasoning: 2 });
+        let mut r = Record {
+            request_id: "r1".into(),
+            model_group: "g".into(),
+            ..Record::default()
+        };
+        r.set_usage(&Usage {
+            input: 10,
+            cache_read: 5,
+            cache_write: 0,
+            output: 3,
+            reasoning: 2,
+        });
         r.set_cost(None);
         let v = serde_json::to_value(&r).unwrap();
         for k in [
-            "request_id", "trace_id", "session_id", "model_group", "model", "provider", "api_base",
-            "status", "http_status", "stream", "start_time", "end_time", "ttft_ms", "latency_ms",
-            "upstream_ms", "overhead_ms", "prompt_tokens", "completion_tokens", "reasoning_tokens",
-            "cached_tokens", "cache_creation_tokens", "cost_usd", "cost_input_usd", "cost_output_usd",
-            "cost_reasoning_usd", "unpriced", "cache", "user_agent", "key_alias", "config_version",
-            "error_type", "error_message", "prompt_sha256",
+            "request_id",
+            "trace_id",
+            "session_id",
+            "model_group",
+            "model",
+            "provider",
+            "api_base",
+            "status",
+            "http_status",
+            "stream",
+            "start_time",
+            "end_time",
+            "ttft_ms",
+            "latency_ms",
+            "upstream_ms",
+            "overhead_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "reasoning_tokens",
+            "cached_tokens",
+            "cache_creation_tokens",
+            "cost_usd",
+            "cost_input_usd",
+            "cost_output_usd",
+            "cost_reasoning_usd",
+            "unpriced",
+            "cache",
+            "user_agent",
+            "key_alias",
+            "config_version",
+            "error_type",
+            "error_message",
+            "prompt_sha256",
         ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }

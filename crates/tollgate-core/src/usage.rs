@@ -105,7 +105,16 @@ mod tests {
     #[test]
     fn details_larger_than_totals_are_clamped() {
         let u = Usage::from_openai(10, 5, 50, 50, 9);
-        assert_eq!(u, Usage { input: 0, cache_read: 10, cache_write: 0, output: 0, reasoning: 5 });
+        assert_eq!(
+            u,
+            Usage {
+                input: 0,
+                cache_read: 10,
+                cache_write: 0,
+                output: 0,
+                reasoning: 5
+            }
+        );
     }
 
     #[test]
@@ -116,6 +125,10 @@ mod tests {
         assert_eq!(v["total_tokens"], 150);
         assert_eq!(v["prompt_tokens_details"]["cached_tokens"], 20);
         assert_eq!(v["completion_tokens_details"]["reasoning_tokens"], 10);
-        assert!(v["prompt_tokens_details"].get("cache_creation_tokens").is_none());
+        assert!(
+            v["prompt_tokens_details"]
+                .get("cache_creation_tokens")
+                .is_none()
+        );
     }
 }

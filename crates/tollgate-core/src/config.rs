@@ -1,0 +1,983 @@
+//! LiteLLM's `config.yaml`, read as it is.
+//!
+//! The file is parsed into a YAML tree first so that every key can be accounted for: keys tollgate
+//! acts on become typed settings, keys it does not act on (yet, or ever, like Python `callbacks`)
+//! become warnings naming their YAML path. Nothing is silently ignored: that silence is exactly how
+//! the seed system's cache stayed off for weeks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::price::Price;
+
+/// A secret from the config (API or master key). Never printed, logged or serialised in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// What `check` and `/admin/config` show instead of the value.
+    pub fn redacted(&self) -> String {
+        let n = self.0.chars().count();
+        if n <= 8 {
+            "****".to_string()
+        } else {
+            let head: String = self.0.chars().take(3).collect();
+            format!("{head}…**** ({n} chars)")
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+/// A problem that does not stop the config from loading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigWarning {
+    /// YAML path, e.g. `litellm_settings.callbacks` or `model_list[2].litellm_params.api_key`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: YAML syntax error: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {path}: {message}")]
+    Invalid {
+        file: String,
+        path: String,
+        message: String,
+    },
+}
+
+/// One entry of `model_list`: a deployment serving a model group.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentConfig {
+    /// The model group clients ask for (`model_name`).
+    pub model_name: String,
+    /// LiteLLM's model string with its provider prefix (`deepseek/deepseek-v3.2`).
+    pub model: String,
+    pub api_base: Option<String>,
+    pub api_key: Option<Secret>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    /// Seconds.
+    pub timeout: Option<f64>,
+    /// Seconds until the first byte of a stream.
+    pub stream_timeout: Option<f64>,
+    pub weight: Option<f64>,
+    /// Headers sent upstream with every request (`litellm_params.extra_headers`).
+    pub extra_headers: BTreeMap<String, String>,
+    /// Per-deployment prices and limits from `litellm_params` and `model_info`.
+    pub price_override: Price,
+    pub model_info: ModelInfoConfig,
+    /// Index in the merged `model_list`, for messages.
+    pub index: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ModelInfoConfig {
+    pub id: Option<String>,
+    pub base_model: Option<String>,
+    /// Everything else in `model_info`, passed through to `/v1/model/info` as LiteLLM does.
+    pub extra: Map<String, Value>,
+}
+
+/// The parts of the config tollgate acts on, plus every warning about the rest.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayConfig {
+    pub path: PathBuf,
+    pub deployments: Vec<DeploymentConfig>,
+    pub master_key: Option<Secret>,
+    /// `general_settings.max_request_size_mb`; requests above it get a 413.
+    pub max_request_size_mb: f64,
+    /// `litellm_settings.request_timeout`, seconds: the default upstream timeout.
+    pub request_timeout: Option<f64>,
+    /// `tollgate_settings.store_prompts`: keep prompt and response text in records.
+    pub store_prompts: bool,
+    /// `tollgate_settings.prices_file`: a LiteLLM-format price map to add to the built-in table.
+    pub prices_file: Option<PathBuf>,
+    /// `litellm_settings.cache` as written (the response cache arrives with its own issue).
+    pub cache_requested: bool,
+    /// `workflows:` as written; acted on once workflows land.
+    pub workflows: Option<Value>,
+    pub warnings: Vec<ConfigWarning>,
+    /// The whole config after includes and `os.environ/` resolution, secrets redacted.
+    pub effective: Value,
+}
+
+impl GatewayConfig {
+    pub fn model_groups(&self) -> Vec<&str> {
+        let mut groups: Vec<&str> = Vec::new();
+        for d in &self.deployments {
+            if !groups.contains(&d.model_name.as_str()) {
+                groups.push(&d.model_name);
+            }
+        }
+        groups
+    }
+}
+
+/// Reads the process environment; a trait so tests can supply their own.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Looks in the config's own `environment_variables` first, then the process environment.
+struct LayeredEnv<'a> {
+    own: BTreeMap<String, String>,
+    outer: &'a dyn Env,
+}
+
+impl Env for LayeredEnv<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.own.get(name).cloned().or_else(|| self.outer.var(name))
+    }
+}
+
+const MIN_MASTER_KEY_LEN: usize = 16;
+/// Keys copied from docs and quick-starts; a gateway guarded by one of these is open.
+const WELL_KNOWN_KEYS: &[&str] = &[
+    "sk-1234",
+    "sk-12345",
+    "sk-123456",
+    "sk-1234567890",
+    "sk-test",
+    "sk-master",
+    "sk-admin",
+    "sk-litellm",
+    "sk-your-master-key",
+    "sk-master-key",
+    "changeme",
+    "password",
+    "litellm_proxy_master_key",
+];
+
+/// Why a master key is not safe to serve with, or `None` when it is.
+pub fn master_key_problem(key: Option<&Secret>) -> Option<String> {
+    let Some(key) = key else {
+        return Some(
+            "no general_settings.master_key is set, so anyone who can reach the port could spend your provider keys. \
+             Set `general_settings: {master_key: os.environ/TOLLGATE_MASTER_KEY}` and export a random key \
+             (e.g. `export TOLLGATE_MASTER_KEY=sk-$(openssl rand -hex 24)`), or pass --insecure-dev for local experiments"
+                .to_string(),
+        );
+    };
+    let k = key.expose();
+    if WELL_KNOWN_KEYS.iter().any(|w| w.eq_ignore_ascii_case(k)) {
+        return Some(format!(
+            "general_settings.master_key is a well-known example key ({}), which anyone can guess. \
+             Use a random key (e.g. `sk-$(openssl rand -hex 24)`) or pass --insecure-dev for local experiments",
+            key.redacted()
+        ));
+    }
+    if k.chars().count() < MIN_MASTER_KEY_LEN {
+        return Some(format!(
+            "general_settings.master_key is only {} characters; use at least {MIN_MASTER_KEY_LEN} random characters \
+             (e.g. `sk-$(openssl rand -hex 24)`) or pass --insecure-dev for local experiments",
+            k.chars().count()
+        ));
+    }
+    None
+}
+
+/// Loads a LiteLLM config file with its `include`s, resolving `os.environ/` references.
+pub fn load(path: &Path, env: &dyn Env) -> Result<GatewayConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, path, env)
+}
+
+/// Parses config text; `path` names the file in messages and anchors relative `include`s.
+pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, ConfigError> {
+    let mut root = parse_yaml(text, path)?;
+    let file = path.display().to_string();
+    let mut warnings = Vec::new();
+
+    // `include` files are merged in before anything is read: model lists are appended, other
+    // sections must not be defined twice (LiteLLM's rule), so the result does not depend on order.
+    if let Some(includes) = root.as_object_mut().and_then(|m| m.remove("include")) {
+        let list = match includes {
+            Value::Array(items) => items,
+            Value::String(s) => vec![Value::String(s)],
+            other => {
+                return Err(invalid(
+                    &file,
+                    "include",
+                    format!("expected a list of file names, found {}", kind(&other)),
+                ));
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        for (i, item) in list.into_iter().enumerate() {
+            let Some(name) = item.as_str() else {
+                return Err(invalid(
+                    &file,
+                    &format!("include[{i}]"),
+                    "expected a file name".into(),
+                ));
+            };
+            let inc_path = base.join(name);
+            let inc_text =
+                std::fs::read_to_string(&inc_path).map_err(|source| ConfigError::Io {
+                    path: inc_path.display().to_string(),
+                    source,
+                })?;
+            let inc = parse_yaml(&inc_text, &inc_path)?;
+            merge_include(&mut root, inc, &file, &inc_path.display().to_string())?;
+        }
+    }
+
+    let Value::Object(mut top) = root else {
+        return Err(invalid(
+            &file,
+            "(top level)",
+            "expected a mapping with model_list, general_settings, …".into(),
+        ));
+    };
+
+    // environment_variables first: LiteLLM sets them before reading the rest.
+    let mut own_env = BTreeMap::new();
+    if let Some(vars) = top.get("environment_variables") {
+        match vars {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Null => continue,
+                        other => other.to_string(),
+                    };
+                    own_env.insert(k.clone(), s);
+                }
+            }
+            Value::Null => {}
+            other => {
+                return Err(invalid(
+                    &file,
+                    "environment_variables",
+                    format!("expected a mapping, found {}", kind(other)),
+                ));
+            }
+        }
+    }
+    let env = LayeredEnv {
+        own: own_env,
+        outer: env,
+    };
+    let mut effective = Value::Object(top.clone());
+    resolve_env(&mut effective, "", &env, &mut warnings);
+    if let Value::Object(m) = &effective {
+        top = m.clone();
+    }
+
+    for key in top.keys() {
+        match key.as_str() {
+            "model_list" | "general_settings" | "litellm_settings" | "router_settings"
+            | "environment_variables" | "tollgate_settings" => {}
+            "workflows" => warnings.push(warn(
+                "workflows",
+                "workflows are validated and served once the workflow engine lands; until then this section is not acted on",
+            )),
+            other => warnings.push(warn(other, "unknown top-level key; LiteLLM ignores it and so does tollgate")),
+        }
+    }
+
+    let deployments = read_model_list(top.get("model_list"), &file, &mut warnings)?;
+
+    let general = section(&top, "general_settings", &file)?;
+    let mut master_key = None;
+    let mut max_request_size_mb = 32.0;
+    for (k, v) in &general {
+        let p = format!("general_settings.{k}");
+        match k.as_str() {
+            "master_key" => master_key = opt_string(v, &p, &file)?.map(Secret::new),
+            "max_request_size_mb" => {
+                max_request_size_mb = v
+                    .as_f64()
+                    .filter(|n| *n > 0.0)
+                    .ok_or_else(|| invalid(&file, &p, "expected a positive number of megabytes".into()))?;
+            }
+            "cache" | "cache_params" | "redis_url" | "redis_host" | "redis_port" | "redis_password" => {
+                warnings.push(warn(
+                    &p,
+                    "cache settings under general_settings are ignored by LiteLLM (this is why the cache silently stays off); \
+                     move them to `litellm_settings: {cache: true, cache_params: {...}}`",
+                ))
+            }
+            "database_url" => warnings.push(warn(
+                &p,
+                "tollgate keeps its records in SQLite under --data-dir (and JSONL with --log-jsonl); LiteLLM's database is not used",
+            )),
+            _ => warnings.push(not_acted_on(&p)),
+        }
+    }
+
+    let litellm = section(&top, "litellm_settings", &file)?;
+    let mut request_timeout = None;
+    let mut cache_requested = false;
+    for (k, v) in &litellm {
+        let p = format!("litellm_settings.{k}");
+        match k.as_str() {
+            "request_timeout" => {
+                request_timeout =
+                    Some(v.as_f64().ok_or_else(|| invalid(&file, &p, "expected a number of seconds".into()))?)
+            }
+            "cache" => {
+                match v {
+                    Value::Bool(b) => cache_requested = *b,
+                    Value::Object(_) => warnings.push(warn(
+                        &p,
+                        "`cache:` written as a mapping is ignored by LiteLLM; write `cache: true` and put the settings in `cache_params`",
+                    )),
+                    _ => warnings.push(warn(&p, "expected true or false")),
+                }
+                if cache_requested {
+                    warnings.push(warn(
+                        &p,
+                        "the response cache is not built yet: requests are served uncached and marked `x-tollgate-cache: off`",
+                    ));
+                }
+            }
+            "callbacks" | "success_callback" | "failure_callback" | "service_callback" => warnings.push(warn(
+                &p,
+                "Python callbacks never run in tollgate; every request is recorded to SQLite (and JSONL with --log-jsonl) instead",
+            )),
+            _ => warnings.push(not_acted_on(&p)),
+        }
+    }
+
+    let router = section(&top, "router_settings", &file)?;
+    for k in router.keys() {
+        warnings.push(warn(
+            &format!("router_settings.{k}"),
+            "not acted on yet: requests go to a random deployment of the group, without retries or fallbacks",
+        ));
+    }
+
+    let tollgate = section(&top, "tollgate_settings", &file)?;
+    let mut store_prompts = false;
+    let mut prices_file = None;
+    for (k, v) in &tollgate {
+        let p = format!("tollgate_settings.{k}");
+        match k.as_str() {
+            "store_prompts" => {
+                store_prompts = v
+                    .as_bool()
+                    .ok_or_else(|| invalid(&file, &p, "expected true or false".into()))?
+            }
+            "prices_file" => {
+                if let Some(s) = opt_string(v, &p, &file)? {
+                    let base = path.parent().unwrap_or(Path::new("."));
+                    prices_file = Some(base.join(s));
+                }
+            }
+            _ => warnings.push(warn(
+                &p,
+                "unknown tollgate setting (known: store_prompts, prices_file)",
+            )),
+        }
+    }
+
+    if deployments.is_empty() {
+        warnings.push(warn(
+            "model_list",
+            "no models are configured; every chat request will get 404",
+        ));
+    }
+
+    redact(&mut effective, "");
+    Ok(GatewayConfig {
+        path: path.to_path_buf(),
+        deployments,
+        master_key,
+        max_request_size_mb,
+        request_timeout,
+        store_prompts,
+        prices_file,
+        cache_requested,
+        workflows: top.get("workflows").cloned(),
+        warnings,
+        effective,
+    })
+}
+
+fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    serde_norway::from_str::<Value>(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        ConfigError::Syntax {
+            path: path.display().to_string(),
+            line,
+            column,
+            message: e.to_string(),
+        }
+    })
+}
+
+fn merge_include(
+    root: &mut Value,
+    inc: Value,
+    file: &str,
+    inc_file: &str,
+) -> Result<(), ConfigError> {
+    let Value::Object(inc) = inc else {
+        return Err(invalid(
+            inc_file,
+            "(top level)",
+            "an included file must be a mapping".into(),
+        ));
+    };
+    if root.is_null() {
+        *root = Value::Object(Map::new());
+    }
+    let Some(root) = root.as_object_mut() else {
+        return Err(invalid(file, "(top level)", "expected a mapping".into()));
+    };
+    for (k, v) in inc {
+        match (root.get_mut(&k), v) {
+            (Some(Value::Array(list)), Value::Array(more)) if k == "model_list" => {
+                list.extend(more)
+            }
+            (None, v) => {
+                root.insert(k, v);
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    inc_file,
+                    &k,
+                    format!("`{k}` is already defined in {file}; define each section once"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_model_list(
+    list: Option<&Value>,
+    file: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Vec<DeploymentConfig>, ConfigError> {
+    let items = match list {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(invalid(
+                file,
+                "model_list",
+                format!("expected a list of models, found {}", kind(other)),
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let base = format!("model_list[{i}]");
+        let Value::Object(entry) = item else {
+            return Err(invalid(
+                file,
+                &base,
+                "expected a mapping with model_name and litellm_params".into(),
+            ));
+        };
+        let model_name = match entry.get("model_name") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => {
+                return Err(invalid(
+                    file,
+                    &format!("{base}.model_name"),
+                    "missing: every model needs a model_name".into(),
+                ));
+            }
+        };
+        let params = match entry.get("litellm_params") {
+            Some(Value::Object(m)) => m,
+            _ => {
+                return Err(invalid(
+                    file,
+                    &format!("{base}.litellm_params"),
+                    "missing: every model needs litellm_params with at least `model: provider/name`".into(),
+                ));
+            }
+        };
+        for k in entry.keys() {
+            if !matches!(k.as_str(), "model_name" | "litellm_params" | "model_info") {
+                warnings.push(warn(
+                    &format!("{base}.{k}"),
+                    "unknown key in a model_list entry",
+                ));
+            }
+        }
+        let pp = format!("{base}.litellm_params");
+        let model = match params.get("model") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => {
+                return Err(invalid(
+                    file,
+                    &format!("{pp}.model"),
+                    "missing: the upstream model with its provider prefix, e.g. `deepseek/deepseek-chat`".into(),
+                ));
+            }
+        };
+        let mut d = DeploymentConfig {
+            model_name,
+            model,
+            api_base: None,
+            api_key: None,
+            rpm: None,
+            tpm: None,
+            timeout: None,
+            stream_timeout: None,
+            weight: None,
+            extra_headers: BTreeMap::new(),
+            price_override: Price::default(),
+            model_info: ModelInfoConfig::default(),
+            index: i,
+        };
+        for (k, v) in params {
+            let p = format!("{pp}.{k}");
+            match k.as_str() {
+                "model" => {}
+                "api_base" | "base_url" => d.api_base = opt_string(v, &p, file)?,
+                "api_key" => d.api_key = opt_string(v, &p, file)?.map(Secret::new),
+                "rpm" => d.rpm = Some(uint(v, &p, file)?),
+                "tpm" => d.tpm = Some(uint(v, &p, file)?),
+                "timeout" => d.timeout = Some(seconds(v, &p, file)?),
+                "stream_timeout" => d.stream_timeout = Some(seconds(v, &p, file)?),
+                "weight" => d.weight = Some(v.as_f64().ok_or_else(|| invalid(file, &p, "expected a number".into()))?),
+                "extra_headers" => {
+                    let Value::Object(h) = v else {
+                        return Err(invalid(file, &p, "expected a mapping of header names to values".into()));
+                    };
+                    for (hk, hv) in h {
+                        let s = hv.as_str().map(str::to_string).unwrap_or_else(|| hv.to_string());
+                        d.extra_headers.insert(hk.clone(), s);
+                    }
+                }
+                _ if set_price_field(&mut d.price_override, k, v) => {}
+                _ => warnings.push(warn(
+                    &p,
+                    "not acted on yet: this litellm_params key is not sent upstream (pass it in the request body instead)",
+                )),
+            }
+        }
+        match entry.get("model_info") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(info)) => {
+                for (k, v) in info {
+                    match k.as_str() {
+                        "id" => {
+                            d.model_info.id = Some(
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string()),
+                            )
+                        }
+                        "base_model" => {
+                            d.model_info.base_model =
+                                opt_string(v, &format!("{base}.model_info.base_model"), file)?
+                        }
+                        _ => {
+                            // Prices and limits in model_info override the table like litellm_params'.
+                            set_price_field(&mut d.price_override, k, v);
+                            d.model_info.extra.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(invalid(
+                    file,
+                    &format!("{base}.model_info"),
+                    format!("expected a mapping, found {}", kind(other)),
+                ));
+            }
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+fn set_price_field(price: &mut Price, key: &str, v: &Value) -> bool {
+    let f = v.as_f64();
+    let u = v.as_u64();
+    match key {
+        "input_cost_per_token" => price.input_cost_per_token = f,
+        "output_cost_per_token" => price.output_cost_per_token = f,
+        "cache_read_input_token_cost" => price.cache_read_input_token_cost = f,
+        "cache_creation_input_token_cost" => price.cache_creation_input_token_cost = f,
+        "output_cost_per_reasoning_token" => price.output_cost_per_reasoning_token = f,
+        "max_input_tokens" => price.max_input_tokens = u,
+        "max_output_tokens" => price.max_output_tokens = u,
+        "max_tokens" => price.max_tokens = u,
+        _ => return false,
+    }
+    true
+}
+
+fn section(
+    top: &Map<String, Value>,
+    name: &str,
+    file: &str,
+) -> Result<Map<String, Value>, ConfigError> {
+    match top.get(name) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(other) => Err(invalid(
+            file,
+            name,
+            format!("expected a mapping, found {}", kind(other)),
+        )),
+    }
+}
+
+/// Replaces `os.environ/NAME` strings anywhere in the tree, as LiteLLM does.
+fn resolve_env(v: &mut Value, path: &str, env: &dyn Env, warnings: &mut Vec<ConfigWarning>) {
+    match v {
+        Value::String(s) => {
+            if let Some(name) = s.strip_prefix("os.environ/") {
+                match env.var(name) {
+                    Some(val) => *s = val,
+                    None => {
+                        warnings.push(warn(
+                            path,
+                            &format!("environment variable {name} is not set"),
+                        ));
+                        *v = Value::Null;
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                resolve_env(item, &format!("{path}[{i}]"), env, warnings);
+            }
+        }
+        Value::Object(m) => {
+            for (k, item) in m.iter_mut() {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                resolve_env(item, &p, env, warnings);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Hides every value whose key names a secret.
+fn redact(v: &mut Value, key: &str) {
+    match v {
+        Value::String(s) if is_secret_key(key) => *s = Secret::new(s.clone()).redacted(),
+        Value::Array(items) => items.iter_mut().for_each(|i| redact(i, key)),
+        Value::Object(m) => {
+            for (k, item) in m.iter_mut() {
+                redact(item, k);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("key")
+        || k.contains("password")
+        || k.contains("secret")
+        || (k.contains("token") && !k.contains("tokens"))
+        || k == "database_url"
+        || k == "redis_url"
+        || k == "authorization"
+}
+
+fn opt_string(v: &Value, path: &str, file: &str) -> Result<Option<String>, ConfigError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(invalid(
+            file,
+            path,
+            format!("expected a string, found {}", kind(other)),
+        )),
+    }
+}
+
+fn uint(v: &Value, path: &str, file: &str) -> Result<u64, ConfigError> {
+    v.as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        .ok_or_else(|| invalid(file, path, "expected a whole number".into()))
+}
+
+fn seconds(v: &Value, path: &str, file: &str) -> Result<f64, ConfigError> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|s| *s > 0.0)
+        .ok_or_else(|| invalid(file, path, "expected a positive number of seconds".into()))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "true/false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn invalid(file: &str, path: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_string(),
+        path: path.to_string(),
+        message,
+    }
+}
+
+fn warn(path: &str, message: &str) -> ConfigWarning {
+    ConfigWarning {
+        path: path.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn not_acted_on(path: &str) -> ConfigWarning {
+    warn(
+        path,
+        "not acted on by tollgate yet; the setting has no effect",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const SEED: &str = r#"
+model_list:
+  - model_name: deepseek-v3.2
+    litellm_params:
+      model: deepseek/deepseek-v3.2
+      api_key: os.environ/DEEPSEEK_API_KEY
+      timeout: 600
+      stream_timeout: 60
+    model_info:
+      id: ds-1
+      max_input_tokens: 163840
+  - model_name: grok-4.1-fast
+    litellm_params:
+      model: xai/grok-4-1-fast-reasoning
+      api_key: os.environ/XAI_API_KEY
+      rpm: 60
+      input_cost_per_token: 0.0000002
+      output_cost_per_token: 0.0000005
+litellm_settings:
+  drop_params: true
+  callbacks: ["custom_callbacks.proxy_handler_instance"]
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+  cache:
+    type: redis
+"#;
+
+    #[test]
+    fn seed_config_loads_with_named_warnings() {
+        let e = env(&[
+            ("DEEPSEEK_API_KEY", "sk-ds"),
+            ("XAI_API_KEY", "xai-1"),
+            ("LITELLM_MASTER_KEY", "sk-abcdefghijklmnopqrstuvwxyz"),
+        ]);
+        let c = parse(SEED, Path::new("config.yaml"), &e).unwrap();
+        assert_eq!(c.model_groups(), vec!["deepseek-v3.2", "grok-4.1-fast"]);
+        let ds = &c.deployments[0];
+        assert_eq!(ds.model, "deepseek/deepseek-v3.2");
+        assert_eq!(ds.api_key.as_ref().unwrap().expose(), "sk-ds");
+        assert_eq!(ds.timeout, Some(600.0));
+        assert_eq!(ds.stream_timeout, Some(60.0));
+        assert_eq!(ds.model_info.id.as_deref(), Some("ds-1"));
+        assert_eq!(ds.price_override.max_input_tokens, Some(163840));
+        assert_eq!(
+            c.deployments[1].price_override.input_cost_per_token,
+            Some(2e-7)
+        );
+        assert_eq!(c.deployments[1].rpm, Some(60));
+        assert_eq!(
+            c.master_key.as_ref().unwrap().expose(),
+            "sk-abcdefghijklmnopqrstuvwxyz"
+        );
+        let paths: Vec<&str> = c.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert!(paths.contains(&"litellm_settings.drop_params"), "{paths:?}");
+        assert!(paths.contains(&"litellm_settings.callbacks"), "{paths:?}");
+        assert!(paths.contains(&"general_settings.cache"), "{paths:?}");
+        // Secrets never reach the printable config.
+        let shown = c.effective.to_string();
+        assert!(!shown.contains("sk-ds"), "{shown}");
+        assert!(!shown.contains("abcdefghijklmnopqrstuvwxyz"), "{shown}");
+    }
+
+    #[test]
+    fn missing_env_var_is_a_warning_with_its_path() {
+        let c = parse(SEED, Path::new("config.yaml"), &env(&[])).unwrap();
+        assert!(c.master_key.is_none());
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.path == "model_list[0].litellm_params.api_key"
+                    && w.message.contains("DEEPSEEK_API_KEY"))
+        );
+    }
+
+    #[test]
+    fn environment_variables_section_feeds_os_environ() {
+        let text = "environment_variables:\n  MY_KEY: sk-from-config\nmodel_list:\n  - model_name: a\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_key: os.environ/MY_KEY\n";
+        let c = parse(text, Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(
+            c.deployments[0].api_key.as_ref().unwrap().expose(),
+            "sk-from-config"
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_file_line_and_column() {
+        let err = parse(
+            "model_list:\n  - model_name: a\n   bad: [\n",
+            Path::new("conf.yaml"),
+            &env(&[]),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("conf.yaml:"), "{msg}");
+        match err {
+            ConfigError::Syntax { line, .. } => assert!(line >= 2, "{msg}"),
+            other => panic!("expected a syntax error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn missing_model_is_invalid_with_path() {
+        let err = parse(
+            "model_list:\n  - model_name: a\n    litellm_params: {api_base: x}\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("model_list[0].litellm_params.model"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cache_as_mapping_is_named() {
+        let c = parse(
+            "litellm_settings:\n  cache:\n    type: local\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.path == "litellm_settings.cache" && w.message.contains("cache: true"))
+        );
+        assert!(!c.cache_requested);
+    }
+
+    #[test]
+    fn includes_append_model_lists() {
+        let dir = std::env::temp_dir().join(format!("tollgate-inc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("more.yaml"),
+            "model_list:\n  - model_name: b\n    litellm_params: {model: groq/llama}\n",
+        )
+        .unwrap();
+        let main = dir.join("config.yaml");
+        std::fs::write(&main, "include: [more.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n").unwrap();
+        let c = load(&main, &env(&[])).unwrap();
+        assert_eq!(c.model_groups(), vec!["a", "b"]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn master_key_rules() {
+        assert!(master_key_problem(None).unwrap().contains("--insecure-dev"));
+        assert!(
+            master_key_problem(Some(&Secret::new("sk-1234")))
+                .unwrap()
+                .contains("well-known")
+        );
+        assert!(
+            master_key_problem(Some(&Secret::new("sk-short-key")))
+                .unwrap()
+                .contains("characters")
+        );
+        assert!(master_key_problem(Some(&Secret::new("sk-8f3a9c2e71d04b5f9e6a"))).is_none());
+        assert!(!format!("{:?}", Secret::new("sk-8f3a9c2e71d04b5f9e6a")).contains("9c2e"));
+    }
+}
