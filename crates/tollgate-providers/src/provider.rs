@@ -1,0 +1,245 @@
+//! Providers picked by LiteLLM's model prefix (`deepseek/deepseek-v3.2` → DeepSeek).
+//!
+//! Static dispatch over an enum: adding a provider is adding a variant, and the compiler points
+//! at every `match` that must learn it.
+
+use serde::Serialize;
+
+/// A provider family. All of these speak OpenAI's chat-completions wire format; the native
+/// Gemini and Anthropic formats arrive as variants with their own translation modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    OpenAi,
+    DeepSeek,
+    Xai,
+    MiniMax,
+    OpenRouter,
+    Groq,
+    TogetherAi,
+    Mistral,
+    FireworksAi,
+    OllamaChat,
+    HostedVllm,
+    /// Gemini through Google's OpenAI-compatible endpoint, until the native provider lands.
+    Gemini,
+    /// Anthropic through its OpenAI-compatible endpoint, until the native provider lands.
+    Anthropic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error(
+        "unknown provider prefix `{prefix}` in `{model}`; supported: openai/, deepseek/, xai/, minimax/, openrouter/, groq/, together_ai/, mistral/, fireworks_ai/, ollama_chat/, hosted_vllm/, gemini/, anthropic/"
+    )]
+    UnknownPrefix { prefix: String, model: String },
+    #[error("`{model}` names no model after its provider prefix")]
+    EmptyModel { model: String },
+    #[error(
+        "{provider}/ has no default api_base; set litellm_params.api_base (e.g. http://host:8000/v1)"
+    )]
+    NeedsApiBase { provider: &'static str },
+}
+
+/// Where and how to call one deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub provider: Provider,
+    /// The model name the upstream expects (prefix removed).
+    pub upstream_model: String,
+    /// Base URL without a trailing slash.
+    pub api_base: String,
+    pub chat_url: String,
+    pub embeddings_url: String,
+    /// True when this provider is reached through an OpenAI-compatible stand-in for a native API.
+    pub compat_stand_in: bool,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 13] = [
+        Provider::OpenAi,
+        Provider::DeepSeek,
+        Provider::Xai,
+        Provider::MiniMax,
+        Provider::OpenRouter,
+        Provider::Groq,
+        Provider::TogetherAi,
+        Provider::Mistral,
+        Provider::FireworksAi,
+        Provider::OllamaChat,
+        Provider::HostedVllm,
+        Provider::Gemini,
+        Provider::Anthropic,
+    ];
+
+    /// LiteLLM's prefix, which is also the provider's name in records.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::DeepSeek => "deepseek",
+            Provider::Xai => "xai",
+            Provider::MiniMax => "minimax",
+            Provider::OpenRouter => "openrouter",
+            Provider::Groq => "groq",
+            Provider::TogetherAi => "together_ai",
+            Provider::Mistral => "mistral",
+            Provider::FireworksAi => "fireworks_ai",
+            Provider::OllamaChat => "ollama_chat",
+            Provider::HostedVllm => "hosted_vllm",
+            Provider::Gemini => "gemini",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+
+    pub fn from_prefix(prefix: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.prefix() == prefix)
+    }
+
+    /// The provider's public endpoint, as LiteLLM defaults it.
+    pub fn default_api_base(self) -> Option<&'static str> {
+        Some(match self {
+            Provider::OpenAi => "https://api.openai.com/v1",
+            Provider::DeepSeek => "https://api.deepseek.com/v1",
+            Provider::Xai => "https://api.x.ai/v1",
+            Provider::MiniMax => "https://api.minimax.io/v1",
+            Provider::OpenRouter => "https://openrouter.ai/api/v1",
+            Provider::Groq => "https://api.groq.com/openai/v1",
+            Provider::TogetherAi => "https://api.together.xyz/v1",
+            Provider::Mistral => "https://api.mistral.ai/v1",
+            Provider::FireworksAi => "https://api.fireworks.ai/inference/v1",
+            Provider::OllamaChat => "http://localhost:11434",
+            Provider::HostedVllm => return None,
+            Provider::Gemini => "https://generativelanguage.googleapis.com/v1beta/openai",
+            Provider::Anthropic => "https://api.anthropic.com/v1",
+        })
+    }
+
+    /// The environment variable LiteLLM reads the key from when `api_key` is not set.
+    pub fn key_env_var(self) -> Option<&'static str> {
+        Some(match self {
+            Provider::OpenAi => "OPENAI_API_KEY",
+            Provider::DeepSeek => "DEEPSEEK_API_KEY",
+            Provider::Xai => "XAI_API_KEY",
+            Provider::MiniMax => "MINIMAX_API_KEY",
+            Provider::OpenRouter => "OPENROUTER_API_KEY",
+            Provider::Groq => "GROQ_API_KEY",
+            Provider::TogetherAi => "TOGETHERAI_API_KEY",
+            Provider::Mistral => "MISTRAL_API_KEY",
+            Provider::FireworksAi => "FIREWORKS_AI_API_KEY",
+            Provider::Gemini => "GEMINI_API_KEY",
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+            Provider::OllamaChat | Provider::HostedVllm => return None,
+        })
+    }
+
+    /// Providers with a native API that tollgate reaches through their OpenAI-compatible
+    /// endpoint for now (`check` says so).
+    pub fn is_native_stand_in(self) -> bool {
+        matches!(self, Provider::Gemini | Provider::Anthropic)
+    }
+}
+
+/// Resolves a LiteLLM model string and optional `api_base` into a route.
+pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError> {
+    let (provider, upstream_model) = match model.split_once('/') {
+        Some((prefix, rest)) => {
+            let provider =
+                Provider::from_prefix(prefix).ok_or_else(|| ProviderError::UnknownPrefix {
+                    prefix: prefix.to_string(),
+                    model: model.to_string(),
+                })?;
+            (provider, rest)
+        }
+        // LiteLLM treats a bare name as an OpenAI model.
+        None => (Provider::OpenAi, model),
+    };
+    if upstream_model.is_empty() {
+        return Err(ProviderError::EmptyModel {
+            model: model.to_string(),
+        });
+    }
+    let base = match api_base {
+        Some(b) if !b.trim().is_empty() => b.trim().trim_end_matches('/').to_string(),
+        _ => provider
+            .default_api_base()
+            .ok_or(ProviderError::NeedsApiBase {
+                provider: provider.prefix(),
+            })?
+            .to_string(),
+    };
+    // Ollama's OpenAI-compatible API lives under /v1 of the server LiteLLM users point at.
+    let openai_base = if provider == Provider::OllamaChat && !base.ends_with("/v1") {
+        format!("{base}/v1")
+    } else {
+        base.clone()
+    };
+    Ok(Route {
+        provider,
+        upstream_model: upstream_model.to_string(),
+        chat_url: format!("{openai_base}/chat/completions"),
+        embeddings_url: format!("{openai_base}/embeddings"),
+        api_base: base,
+        compat_stand_in: provider.is_native_stand_in(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_models_route_to_their_providers() {
+        let r = route("deepseek/deepseek-v3.2", None).unwrap();
+        assert_eq!(r.provider, Provider::DeepSeek);
+        assert_eq!(r.upstream_model, "deepseek-v3.2");
+        assert_eq!(r.chat_url, "https://api.deepseek.com/v1/chat/completions");
+
+        let r = route("xai/grok-4-1-fast-reasoning", None).unwrap();
+        assert_eq!(r.chat_url, "https://api.x.ai/v1/chat/completions");
+        assert_eq!(r.upstream_model, "grok-4-1-fast-reasoning");
+
+        let r = route("minimax/MiniMax-M2.1", None).unwrap();
+        assert_eq!(r.chat_url, "https://api.minimax.io/v1/chat/completions");
+
+        let r = route("gemini/gemini-2.5-flash", None).unwrap();
+        assert!(r.compat_stand_in);
+        assert_eq!(
+            r.chat_url,
+            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+        );
+    }
+
+    #[test]
+    fn openrouter_keeps_the_vendor_path() {
+        let r = route("openrouter/x-ai/grok-4.1-fast", None).unwrap();
+        assert_eq!(r.upstream_model, "x-ai/grok-4.1-fast");
+        assert_eq!(r.chat_url, "https://openrouter.ai/api/v1/chat/completions");
+    }
+
+    #[test]
+    fn api_base_overrides_and_trailing_slash_is_trimmed() {
+        let r = route("openai/gpt-4o-mini", Some("http://127.0.0.1:9000/v1/")).unwrap();
+        assert_eq!(r.chat_url, "http://127.0.0.1:9000/v1/chat/completions");
+        assert_eq!(r.embeddings_url, "http://127.0.0.1:9000/v1/embeddings");
+        let r = route("gpt-4o-mini", None).unwrap();
+        assert_eq!(r.provider, Provider::OpenAi);
+    }
+
+    #[test]
+    fn ollama_gets_v1_and_vllm_needs_a_base() {
+        let r = route("ollama_chat/qwen3:1.7b", None).unwrap();
+        assert_eq!(r.chat_url, "http://localhost:11434/v1/chat/completions");
+        assert!(matches!(
+            route("hosted_vllm/m", None),
+            Err(ProviderError::NeedsApiBase { .. })
+        ));
+        let r = route("hosted_vllm/m", Some("http://gpu:8000/v1")).unwrap();
+        assert_eq!(r.chat_url, "http://gpu:8000/v1/chat/completions");
+    }
+
+    #[test]
+    fn unknown_prefix_lists_the_known_ones() {
+        let e = route("bedrock/claude", None).unwrap_err().to_string();
+        assert!(e.contains("bedrock") && e.contains("deepseek/"), "{e}");
+    }
+}

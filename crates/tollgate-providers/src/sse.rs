@@ -1,0 +1,135 @@
+//! Reading OpenAI-style SSE chunks without re-serialising the ones the gateway does not change.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// What the gateway needs to know about one `chat.completion.chunk`.
+#[derive(Debug, Default, PartialEq)]
+pub struct ChunkInfo {
+    /// The chunk carries a `usage` object (the final chunk with `include_usage`).
+    pub usage: Option<Value>,
+    /// No choices: a usage-only chunk, dropped when the client did not ask for usage.
+    pub choices_empty: bool,
+    /// Some delta carries content, reasoning or a tool call: the first such chunk is the first token.
+    pub has_token: bool,
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkPeek {
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    choices: Vec<ChoicePeek>,
+}
+
+#[derive(Deserialize)]
+struct ChoicePeek {
+    #[serde(default)]
+    delta: Option<DeltaPeek>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeltaPeek {
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default)]
+    reasoning_content: Option<Value>,
+    #[serde(default)]
+    reasoning: Option<Value>,
+    #[serde(default)]
+    tool_calls: Option<Value>,
+}
+
+fn non_empty(v: &Option<Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// Inspects one SSE `data:` payload. `None` for `[DONE]` or a payload that is not JSON (passed on as is).
+pub fn inspect_chunk(data: &str) -> Option<ChunkInfo> {
+    let peek: ChunkPeek = serde_json::from_str(data).ok()?;
+    let mut info = ChunkInfo {
+        usage: peek.usage.filter(|u| !u.is_null()),
+        choices_empty: peek.choices.is_empty(),
+        ..ChunkInfo::default()
+    };
+    for c in peek.choices {
+        if let Some(d) = &c.delta {
+            if non_empty(&d.content)
+                || non_empty(&d.reasoning_content)
+                || non_empty(&d.reasoning)
+                || non_empty(&d.tool_calls)
+            {
+                info.has_token = true;
+            }
+        }
+        if c.finish_reason.is_some() {
+            info.finish_reason = c.finish_reason;
+        }
+    }
+    Some(info)
+}
+
+/// One SSE event as sent to the client.
+pub fn event_bytes(data: &str) -> bytes::Bytes {
+    let mut s = String::with_capacity(data.len() + 8);
+    s.push_str("data: ");
+    s.push_str(data);
+    s.push_str("\n\n");
+    bytes::Bytes::from(s)
+}
+
+/// An OpenAI-shaped error event, sent when a stream breaks midway so clients never mistake a
+/// truncated answer for a complete one.
+pub fn error_event(message: &str, kind: &str) -> bytes::Bytes {
+    let v = serde_json::json!({"error": {"message": message, "type": kind, "code": null}});
+    event_bytes(&v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_chunk_is_recognised() {
+        let i = inspect_chunk(
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+        )
+        .unwrap();
+        assert!(i.choices_empty);
+        assert_eq!(i.usage.unwrap()["prompt_tokens"], 3);
+        assert!(!i.has_token);
+    }
+
+    #[test]
+    fn content_reasoning_and_tools_are_tokens() {
+        for d in [
+            r#"{"content":"hi"}"#,
+            r#"{"reasoning_content":"hm"}"#,
+            r#"{"tool_calls":[{"index":0}]}"#,
+        ] {
+            let i =
+                inspect_chunk(&format!(r#"{{"choices":[{{"index":0,"delta":{d}}}]}}"#)).unwrap();
+            assert!(i.has_token, "{d}");
+        }
+        let i =
+            inspect_chunk(r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#)
+                .unwrap();
+        assert!(!i.has_token);
+        let i = inspect_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#)
+            .unwrap();
+        assert_eq!(i.finish_reason.as_deref(), Some("length"));
+    }
+
+    #[test]
+    fn done_is_not_a_chunk() {
+        assert!(inspect_chunk("[DONE]").is_none());
+        assert_eq!(&event_bytes("[DONE]")[..], b"data: [DONE]\n\n");
+    }
+}

@@ -1,0 +1,150 @@
+//! Provider usage → tollgate's disjoint buckets → OpenAI's convention.
+//!
+//! | provider field (plain and streamed final chunk)        | bucket / OpenAI field                        |
+//! |--------------------------------------------------------|----------------------------------------------|
+//! | `prompt_tokens`                                        | all input (OpenAI convention, incl. cached)  |
+//! | `prompt_tokens_details.cached_tokens`                  | cache read                                   |
+//! | DeepSeek `prompt_cache_hit_tokens`                     | cache read (when `cached_tokens` is absent)  |
+//! | `prompt_tokens_details.cache_creation_tokens`, OpenRouter `cache_write_tokens`, `cache_creation_input_tokens` | cache write |
+//! | `completion_tokens`                                    | output + reasoning                           |
+//! | `completion_tokens_details.reasoning_tokens`           | reasoning                                    |
+//! | Gemini-compat `total_tokens` > prompt + completion      | the excess is reasoning left out of completion |
+//! | OpenRouter `usage.cost`                                | reported cost (kept beside tollgate's own)   |
+//!
+//! The buckets are the truth; the `usage` object sent back to the client is rebuilt from them so
+//! every client sees OpenAI's convention whichever provider answered.
+
+use serde_json::Value;
+use tollgate_core::Usage;
+
+/// What a provider's `usage` object says, in buckets, plus any cost the provider reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ParsedUsage {
+    pub usage: Usage,
+    pub reported_cost_usd: Option<f64>,
+}
+
+fn uint(v: &Value, path: &[&str]) -> Option<u64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_u64()
+        .or_else(|| cur.as_f64().map(|f| f.max(0.0) as u64))
+}
+
+/// Reads an OpenAI-compatible `usage` object from any provider of the OpenAI family.
+pub fn parse_openai_usage(u: &Value) -> ParsedUsage {
+    let prompt = uint(u, &["prompt_tokens"]).unwrap_or(0);
+    let mut completion = uint(u, &["completion_tokens"]).unwrap_or(0);
+    let cached = uint(u, &["prompt_tokens_details", "cached_tokens"])
+        .or_else(|| uint(u, &["prompt_cache_hit_tokens"]))
+        .unwrap_or(0);
+    let cache_write = uint(u, &["prompt_tokens_details", "cache_creation_tokens"])
+        .or_else(|| uint(u, &["prompt_tokens_details", "cache_write_tokens"]))
+        .or_else(|| uint(u, &["cache_creation_input_tokens"]))
+        .unwrap_or(0);
+    let mut reasoning = uint(u, &["completion_tokens_details", "reasoning_tokens"]).unwrap_or(0);
+    if let Some(total) = uint(u, &["total_tokens"]) {
+        // Gemini's OpenAI-compatible endpoint counts thinking in total_tokens only.
+        let excess = total.saturating_sub(prompt + completion);
+        if excess > 0 && reasoning == 0 {
+            reasoning = excess;
+            completion += excess;
+        }
+    }
+    ParsedUsage {
+        usage: Usage::from_openai(prompt, completion, cached, cache_write, reasoning),
+        reported_cost_usd: u.get("cost").and_then(Value::as_f64),
+    }
+}
+
+/// Rewrites `usage` in place into OpenAI's convention, keeping provider-specific fields
+/// (DeepSeek's `prompt_cache_hit_tokens`, OpenRouter's `cost`) that clients may read.
+pub fn normalize_openai_usage(u: &mut Value) -> ParsedUsage {
+    let parsed = parse_openai_usage(u);
+    let fresh = parsed.usage.to_openai_json();
+    if let (Value::Object(target), Value::Object(src)) = (u, fresh) {
+        for (k, v) in src {
+            match (target.get_mut(&k), v) {
+                // Merge detail objects so fields like `audio_tokens` survive.
+                (Some(Value::Object(existing)), Value::Object(new)) => existing.extend(new),
+                (_, v) => {
+                    target.insert(k, v);
+                }
+            }
+        }
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn openai_usage_maps_to_buckets() {
+        let p = parse_openai_usage(&json!({
+            "prompt_tokens": 1000, "completion_tokens": 300, "total_tokens": 1300,
+            "prompt_tokens_details": {"cached_tokens": 640},
+            "completion_tokens_details": {"reasoning_tokens": 200}
+        }));
+        assert_eq!(
+            p.usage,
+            Usage {
+                input: 360,
+                cache_read: 640,
+                cache_write: 0,
+                output: 100,
+                reasoning: 200
+            }
+        );
+        assert_eq!(p.reported_cost_usd, None);
+    }
+
+    #[test]
+    fn deepseek_native_cache_fields_count_as_cache_reads() {
+        let mut u = json!({
+            "prompt_tokens": 500, "completion_tokens": 50, "total_tokens": 550,
+            "prompt_cache_hit_tokens": 384, "prompt_cache_miss_tokens": 116,
+            "completion_tokens_details": {"reasoning_tokens": 30}
+        });
+        let p = normalize_openai_usage(&mut u);
+        assert_eq!(p.usage.cache_read, 384);
+        assert_eq!(p.usage.input, 116);
+        assert_eq!(u["prompt_tokens_details"]["cached_tokens"], 384);
+        assert_eq!(u["prompt_cache_hit_tokens"], 384, "native fields stay");
+        assert_eq!(u["completion_tokens_details"]["reasoning_tokens"], 30);
+    }
+
+    #[test]
+    fn openrouter_cost_and_cache_writes() {
+        let p = parse_openai_usage(&json!({
+            "prompt_tokens": 2000, "completion_tokens": 10, "total_tokens": 2010, "cost": 0.0123,
+            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 1500}
+        }));
+        assert_eq!(p.usage.cache_write, 1500);
+        assert_eq!(p.usage.input, 500);
+        assert_eq!(p.reported_cost_usd, Some(0.0123));
+    }
+
+    #[test]
+    fn gemini_compat_thinking_outside_completion_is_recovered() {
+        let mut u = json!({"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 190});
+        let p = normalize_openai_usage(&mut u);
+        assert_eq!(p.usage.reasoning, 50);
+        assert_eq!(p.usage.output, 40);
+        assert_eq!(u["completion_tokens"], 90);
+        assert_eq!(u["total_tokens"], 190);
+    }
+
+    #[test]
+    fn detail_objects_keep_unknown_fields() {
+        let mut u = json!({"prompt_tokens": 10, "completion_tokens": 1,
+            "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 5}});
+        normalize_openai_usage(&mut u);
+        assert_eq!(u["prompt_tokens_details"]["audio_tokens"], 0);
+        assert_eq!(u["prompt_tokens_details"]["cached_tokens"], 5);
+    }
+}
