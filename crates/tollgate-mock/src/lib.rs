@@ -1,14 +1,56 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! A fast, deterministic mock LLM provider speaking OpenAI's wire format, used as the upstream
+//! by tests, `tollgate demo` and benchmarks.
+//!
+//! The same request always gets the same answer and the same usage, plain or streamed, so tests
+//! can assert exact token counts and costs. The usage deliberately exercises the accounting:
+//! reasoning models report `reasoning_tokens` (and DeepSeek-style `reasoning_content`), a repeated
+//! conversation prefix reports `cached_tokens` (and DeepSeek's `prompt_cache_hit_tokens` /
+//! `prompt_cache_miss_tokens`), and tools produce `tool_calls`.
+//!
+//! Endpoints (any path prefix, since an `api_base` may carry one):
+//! - `POST …/chat/completions`, `POST …/embeddings`, `GET …/models`
+//! - `GET /mock/stats`: requests per model, to check retries or that cache hits never arrived
+//! - `POST /mock/reset`: forget counts and cached prefixes
+//!
+//! Failures are injected per model by [`FailRule`]s (deterministically spread: a rate of 0.5 fails
+//! every other request) or per request with the `x-mock-fail: 500|429|timeout` header;
+//! `x-mock-delay-ms: N` delays one request.
+
+mod chat;
+mod embeddings;
+mod failure;
+mod fingerprint;
+mod http;
+mod prompt_cache;
+
+use axum::serve::ListenerExt;
+
+pub use failure::{FailMode, FailRule, parse_fail_rule};
+
+/// How the mock behaves.
+#[derive(Debug, Clone, Default)]
+pub struct MockConfig {
+    /// Wait this long before answering (for streams, before the first byte).
+    pub delay_ms: u64,
+    /// Wait this long between stream chunks, so time-to-first-token differs from total time.
+    pub chunk_delay_ms: u64,
+    /// Per-model failure injection; the first rule that matches a model applies.
+    pub failures: Vec<FailRule>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The mock as a router, to embed in another server or drive in-process.
+pub fn router(config: MockConfig) -> axum::Router {
+    http::router(config)
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+/// Serves the mock on `listener` until the task is dropped or aborted.
+pub async fn serve(listener: tokio::net::TcpListener, config: MockConfig) -> std::io::Result<()> {
+    // Without TCP_NODELAY, small SSE chunks wait on Nagle's algorithm and delayed ACKs (tens of
+    // milliseconds), which would show up as gateway overhead in benchmarks.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(config)).await
 }

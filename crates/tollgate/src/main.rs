@@ -1,3 +1,261 @@
-fn main() {
-    println!("Hello, world!");
+//! `tollgate`: the command line. Thin by design: each subcommand parses its flags and calls a
+//! library crate.
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tollgate_core::PriceTable;
+use tollgate_core::config::{self, ProcessEnv, master_key_problem};
+use tollgate_gateway::{LiveState, ServeOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "An LLM gateway that runs on LiteLLM's config.yaml, records every request with exact cost, and explains its traffic",
+    long_about = "tollgate serves OpenAI's API in front of DeepSeek, Gemini, MiniMax, Grok, Claude and other providers.\n\
+                  Point `tollgate serve` at the config.yaml you use with LiteLLM; `tollgate check` tells you what it does and does not act on.\n\
+                  Start with `tollgate demo` to see it work offline."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway on a LiteLLM-format config.yaml.
+    Serve(ServeArgs),
+    /// Validate a config and print what tollgate will do with it (secrets redacted).
+    /// Exit code 0: clean, 1: warnings, 2: invalid.
+    Check(CheckArgs),
+    /// Run a mock OpenAI-compatible provider (for tests, the demo and benchmarks).
+    Mock(MockArgs),
+    /// Offline demo: starts a mock provider and the gateway, drives a coding-agent workload, prints a summary.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// LiteLLM config.yaml (model_list, general_settings, litellm_settings, router_settings, include).
+    #[arg(long, short, env = "TOLLGATE_CONFIG")]
+    config: PathBuf,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 4000)]
+    port: u16,
+    /// Directory for the SQLite record store (tollgate.sqlite).
+    #[arg(long, default_value = "tollgate-data")]
+    data_dir: PathBuf,
+    /// Also append every record as one JSON line to this file.
+    #[arg(long)]
+    log_jsonl: Option<PathBuf>,
+    /// A LiteLLM model_prices_and_context_window.json to add to the built-in price table.
+    #[arg(long)]
+    prices: Option<PathBuf>,
+    /// Allow starting without a safe master key (local experiments only).
+    #[arg(long)]
+    insecure_dev: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[arg(long, short, env = "TOLLGATE_CONFIG")]
+    config: PathBuf,
+    /// A LiteLLM price file to add to the built-in table.
+    #[arg(long)]
+    prices: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct MockArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 8099)]
+    port: u16,
+    /// Delay before every answer (for streams: before the first byte).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Inject failures: MODEL=RATE, MODEL=RATE:STATUS or MODEL=RATE:timeout (repeatable),
+    /// e.g. --fail grok-4-1-fast-reasoning=1.0 --fail deepseek-v3.2=0.5:429
+    #[arg(long = "fail", value_name = "MODEL=RATE")]
+    fail: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+                .unwrap_or_else(|_| "warn,tollgate=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = runtime().and_then(|rt| rt.block_on(run(cli.command)));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Check(args) => Ok(check(&args)),
+        Command::Mock(args) => mock(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+fn load_prices(path: Option<&PathBuf>) -> anyhow::Result<Option<PriceTable>> {
+    path.map(|p| PriceTable::load_file(p).map_err(anyhow::Error::from))
+        .transpose()
+}
+
+fn load_state(config_path: &PathBuf, prices: Option<&PathBuf>) -> anyhow::Result<LiveState> {
+    let cfg = config::load(config_path, &ProcessEnv)?;
+    let state = LiveState::build(cfg, 1, load_prices(prices)?, &ProcessEnv)?;
+    Ok(state)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let live = load_state(&args.config, args.prices.as_ref())?;
+    for w in live.all_warnings() {
+        eprintln!("warning: {}: {w}", args.config.display());
+    }
+    let opts = ServeOptions {
+        host: args.host,
+        port: args.port,
+        data_dir: args.data_dir,
+        log_jsonl: args.log_jsonl,
+        insecure_dev: args.insecure_dev,
+        ..ServeOptions::default()
+    };
+    let gw = tollgate_gateway::start(live, opts).await?;
+    shutdown_signal().await;
+    eprintln!("shutting down: finishing in-flight requests and writing records…");
+    let summary = gw.shutdown().await?;
+    eprintln!(
+        "stopped: {} records written, {} failed, {} dropped",
+        summary.written, summary.failed, summary.dropped
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM (what `docker stop` and systemd send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let path = args.config.display().to_string();
+    let cfg = match config::load(&args.config, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("invalid: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let prices = match load_prices(args.prices.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("invalid: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let live = match LiveState::build(cfg, 1, prices, &ProcessEnv) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("invalid: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("# effective config of {path} (secrets redacted)");
+    match serde_json::to_string_pretty(&live.config.effective) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("cannot print the config: {e}"),
+    }
+    println!();
+    println!("# what tollgate will serve");
+    for line in
+        tollgate_gateway::startup_summary(&live, "(not started)", &ServeOptions::default(), true)
+            .iter()
+            .skip(1)
+    {
+        println!("{line}");
+    }
+    let mut warnings: Vec<String> = live
+        .all_warnings()
+        .map(|w| format!("{path}: {w}"))
+        .collect();
+    if let Some(problem) = master_key_problem(live.config.master_key.as_ref()) {
+        warnings.push(format!("{path}: general_settings.master_key: {problem}"));
+    }
+    if warnings.is_empty() {
+        println!("\nok: no warnings");
+        ExitCode::SUCCESS
+    } else {
+        println!("\n# {} warning(s)", warnings.len());
+        for w in &warnings {
+            println!("warning: {w}");
+        }
+        ExitCode::from(1)
+    }
+}
+
+async fn mock(args: MockArgs) -> anyhow::Result<ExitCode> {
+    let failures = args
+        .fail
+        .iter()
+        .map(|s| tollgate_mock::parse_fail_rule(s).map_err(|e| anyhow::anyhow!("--fail {s}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let config = tollgate_mock::MockConfig {
+        delay_ms: args.delay_ms,
+        failures,
+        ..Default::default()
+    };
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    eprintln!(
+        "tollgate mock provider on http://{}/v1",
+        listener.local_addr()?
+    );
+    tokio::select! {
+        r = tollgate_mock::serve(listener, config) => r?,
+        _ = shutdown_signal() => {},
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,730 @@
+//! The request pipeline for `/v1/chat/completions` and `/v1/embeddings`, in order:
+//!
+//! 1. authenticate (master key) — 401
+//! 2. read the body within `max_request_size_mb` — 413
+//! 3. parse JSON, keeping every field — 400
+//! 4. resolve the model group — 404 listing the known groups
+//! 5. pick a deployment, rewrite only what the upstream must see differently
+//! 6. call the upstream (timeouts → 504, 429/5xx passed through with their status)
+//! 7. normalise usage, price it per bucket, tag the response
+//! 8. hand one [`Record`] to the bounded writer, off the request path
+//!
+//! Streams run steps 7–8 as chunks pass, and record when the stream ends or the client leaves.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use tollgate_core::record::prompt_sha256;
+use tollgate_core::{CacheState, ErrorKind, GatewayError, Record, RecordStatus};
+use tollgate_providers::sse::{error_event, event_bytes, inspect_chunk};
+use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
+
+use crate::edge::{ApiError, ResponseTags, authorize, tag_response};
+use crate::server::App;
+use crate::state::{Deployment, LiveState};
+
+/// Body fields that configure the gateway (LiteLLM's names) and must not reach the provider.
+const GATEWAY_ONLY_FIELDS: &[&str] = &[
+    "metadata",
+    "litellm_session_id",
+    "litellm_trace_id",
+    "litellm_metadata",
+    "cache",
+    "mock_response",
+    "user_config",
+    "tags",
+];
+
+/// Fields that decide the answer; their hash finds exact repeats without storing prompts.
+const ANSWER_FIELDS: &[&str] = &[
+    "messages",
+    "input",
+    "tools",
+    "tool_choice",
+    "functions",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "response_format",
+    "seed",
+    "stop",
+    "n",
+    "reasoning_effort",
+    "thinking",
+    "frequency_penalty",
+    "presence_penalty",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+/// What is known about a request before the upstream answers; becomes its [`Record`].
+struct Draft {
+    app: Arc<App>,
+    started: Instant,
+    record: Record,
+}
+
+impl Draft {
+    fn new(app: Arc<App>, live: &LiveState, headers: &HeaderMap) -> Self {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let record = Record {
+            trace_id: header("x-tollgate-trace-id").unwrap_or_else(|| request_id.clone()),
+            request_id,
+            session_id: header("x-session-id"),
+            start_time: Utc::now(),
+            user_agent: header("user-agent"),
+            config_version: Some(live.version),
+            cache: CacheState::Off,
+            workflow: header("x-tollgate-workflow"),
+            step_role: header("x-tollgate-step"),
+            source: "tollgate".into(),
+            ..Record::default()
+        };
+        Draft {
+            app,
+            started: Instant::now(),
+            record,
+        }
+    }
+
+    fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Fills the per-request fields the body carries.
+    fn read_body(&mut self, body: &Map<String, Value>) {
+        if self.record.session_id.is_none() {
+            self.record.session_id = body
+                .get("litellm_session_id")
+                .or_else(|| body.get("metadata").and_then(|m| m.get("session_id")))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        if let Some(t) = body.get("litellm_trace_id").and_then(Value::as_str) {
+            self.record.trace_id = t.to_string();
+        }
+        self.record.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        self.record.max_tokens = body
+            .get("max_completion_tokens")
+            .or_else(|| body.get("max_tokens"))
+            .and_then(Value::as_u64);
+        self.record.prompt_sha256 = Some(fingerprint(&self.record.model_group, body));
+    }
+
+    fn use_deployment(&mut self, d: &Deployment) {
+        self.record.model = d.model.clone();
+        self.record.provider = d.route.provider.prefix().to_string();
+        self.record.api_base = Some(d.route.api_base.clone());
+    }
+
+    fn set_usage(&mut self, parsed: &ParsedUsage, price: Option<&tollgate_core::Price>) {
+        self.record.set_usage(&parsed.usage);
+        self.record
+            .set_cost(price.and_then(|p| p.cost(&parsed.usage)));
+        self.record.reported_cost_usd = parsed.reported_cost_usd;
+    }
+
+    /// Closes the record and hands it to the writer. `upstream_ms` is time spent waiting on the
+    /// provider; everything else is the gateway's overhead.
+    fn finish(mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) {
+        let latency = self.elapsed_ms();
+        self.record.end_time = Utc::now();
+        self.record.latency_ms = latency;
+        self.record.http_status = status;
+        self.record.upstream_ms = upstream_ms;
+        if self.record.overhead_ms.is_none() {
+            self.record.overhead_ms = upstream_ms.map(|u| (latency - u).max(0.0));
+        }
+        if let Some(e) = error {
+            self.record.status = RecordStatus::Failure;
+            self.record.error_type = Some(e.type_str().to_string());
+            self.record.error_message = Some(e.message.clone());
+        }
+        if self.record.cost_usd.is_none()
+            && self.record.status == RecordStatus::Success
+            && !self.record.unpriced
+        {
+            self.record.unpriced = true;
+        }
+        self.app.writer.submit(self.record);
+    }
+
+    /// Records a request that failed before reaching an upstream, and answers it.
+    fn fail(self, e: GatewayError) -> Response {
+        let status = e.status;
+        let mut resp = ApiError(e.clone()).into_response();
+        set_id_headers(
+            resp.headers_mut(),
+            &self.record.request_id,
+            &self.record.model_group,
+        );
+        self.finish(status, None, Some(&e));
+        resp
+    }
+}
+
+fn set_id_headers(h: &mut HeaderMap, request_id: &str, group: &str) {
+    for (k, v) in [
+        ("x-tollgate-request-id", request_id),
+        ("x-litellm-call-id", request_id),
+        ("x-tollgate-model-group", group),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    }
+}
+
+/// Hex SHA-256 over the model group and the answer-deciding fields, streamed into the hasher so
+/// large prompts are not copied.
+fn fingerprint(group: &str, body: &Map<String, Value>) -> String {
+    let mut sel = Map::new();
+    sel.insert("model".into(), Value::String(group.to_string()));
+    let mut canonical = serde_json::to_vec(&sel).unwrap_or_default();
+    for k in ANSWER_FIELDS {
+        if let Some(v) = body.get(*k) {
+            canonical.extend_from_slice(k.as_bytes());
+            canonical.push(b'=');
+            // Serialising a Value cannot fail.
+            let _ = serde_json::to_writer(&mut canonical, v);
+            canonical.push(b'\n');
+        }
+    }
+    prompt_sha256(&canonical)
+}
+
+pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    let live = app.live.load_full();
+    let key_alias = match authorize(
+        &headers,
+        live.config.master_key.as_ref().filter(|_| app.auth_enabled),
+    ) {
+        Ok(alias) => alias,
+        // Unauthenticated traffic is not recorded: it would let anyone fill the store.
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let mut draft = Draft::new(app.clone(), &live, &headers);
+    draft.record.key_alias = key_alias;
+
+    let bytes = match axum::body::to_bytes(body, live.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return draft.fail(GatewayError::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "request body is larger than the gateway's limit of {} MB (general_settings.max_request_size_mb)",
+                    live.config.max_request_size_mb
+                ),
+            ));
+        }
+    };
+    let mut body: Map<String, Value> = match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return draft.fail(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "request body must be a JSON object",
+            ));
+        }
+        Err(e) => {
+            return draft.fail(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!("request body is not valid JSON: {e}"),
+            ));
+        }
+    };
+    let group_name = match body.get("model") {
+        Some(Value::String(s)) => s.clone(),
+        _ => {
+            return draft.fail(
+                GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    "missing `model`: name one of the gateway's models",
+                )
+                .with_param("model"),
+            );
+        }
+    };
+    draft.record.model_group = group_name.clone();
+    draft.read_body(&body);
+    if endpoint == Endpoint::Chat && !matches!(body.get("messages"), Some(Value::Array(_))) {
+        return draft.fail(
+            GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "missing `messages`: a chat request needs a list of messages",
+            )
+            .with_param("messages"),
+        );
+    }
+    let Some(group) = live.groups.get(&group_name) else {
+        let known = live.group_order.join(", ");
+        return draft.fail(
+            GatewayError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "model `{group_name}` is not served by this gateway; known models: {known}"
+                ),
+            )
+            .with_code("model_not_found")
+            .with_param("model"),
+        );
+    };
+    let deployment = group.pick().clone();
+    draft.use_deployment(&deployment);
+
+    body.insert(
+        "model".into(),
+        Value::String(deployment.route.upstream_model.clone()),
+    );
+    for k in GATEWAY_ONLY_FIELDS {
+        body.remove(*k);
+    }
+    let stream = endpoint == Endpoint::Chat && draft.record.stream;
+    let mut client_wants_usage = true;
+    if stream {
+        // Usage is needed for the record whether or not the client asked; the extra chunk is
+        // removed again for clients that did not ask.
+        let opts = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(o) = opts {
+            client_wants_usage = o
+                .get("include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    let upstream_body = match serde_json::to_vec(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return draft.fail(GatewayError::new(
+                ErrorKind::Internal,
+                format!("cannot encode request: {e}"),
+            ));
+        }
+    };
+
+    let url = match endpoint {
+        Endpoint::Chat => &deployment.route.chat_url,
+        Endpoint::Embeddings => &deployment.route.embeddings_url,
+    };
+    let mut req = app
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(upstream_body);
+    if let Some(k) = &deployment.api_key {
+        req = req.bearer_auth(k.expose());
+    }
+    for (k, v) in &deployment.extra_headers {
+        req = req.header(k, v);
+    }
+    let pre_ms = draft.elapsed_ms();
+    let sent = Instant::now();
+    if stream {
+        // The stream timeout covers the wait for the first byte; the deployment timeout the rest.
+        let resp = match tokio::time::timeout(deployment.stream_timeout, req.send()).await {
+            Err(_) => {
+                return upstream_failed(
+                    draft,
+                    timeout_error(&deployment, deployment.stream_timeout),
+                    sent,
+                );
+            }
+            Ok(Err(e)) => return upstream_failed(draft, transport_error(&deployment, &e), sent),
+            Ok(Ok(r)) => r,
+        };
+        if !resp.status().is_success() {
+            return upstream_status(draft, resp, sent).await;
+        }
+        return stream_response(draft, deployment, resp, sent, pre_ms, client_wants_usage);
+    }
+    let resp = match tokio::time::timeout(deployment.timeout, req.send()).await {
+        Err(_) => {
+            return upstream_failed(draft, timeout_error(&deployment, deployment.timeout), sent);
+        }
+        Ok(Err(e)) => return upstream_failed(draft, transport_error(&deployment, &e), sent),
+        Ok(Ok(r)) => r,
+    };
+    if !resp.status().is_success() {
+        return upstream_status(draft, resp, sent).await;
+    }
+    let remaining = deployment.timeout.saturating_sub(sent.elapsed());
+    let bytes = match tokio::time::timeout(remaining, resp.bytes()).await {
+        Err(_) => {
+            return upstream_failed(draft, timeout_error(&deployment, deployment.timeout), sent);
+        }
+        Ok(Err(e)) => return upstream_failed(draft, transport_error(&deployment, &e), sent),
+        Ok(Ok(b)) => b,
+    };
+    let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
+    plain_response(draft, &deployment, bytes, upstream_ms)
+}
+
+fn plain_response(
+    mut draft: Draft,
+    deployment: &Deployment,
+    bytes: Bytes,
+    upstream_ms: f64,
+) -> Response {
+    let mut value: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = GatewayError::new(
+                ErrorKind::Upstream,
+                format!(
+                    "{} answered with something that is not JSON: {e}",
+                    deployment.route.provider.prefix()
+                ),
+            );
+            let status = err.status;
+            let mut resp = ApiError(err.clone()).into_response();
+            set_id_headers(
+                resp.headers_mut(),
+                &draft.record.request_id,
+                &draft.record.model_group,
+            );
+            draft.finish(status, Some(upstream_ms), Some(&err));
+            return resp;
+        }
+    };
+    let parsed = value
+        .get_mut("usage")
+        .filter(|u| u.is_object())
+        .map(normalize_openai_usage)
+        .unwrap_or_default();
+    draft.set_usage(&parsed, deployment.price.as_ref());
+    draft.record.finish_reason = value
+        .pointer("/choices/0/finish_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    // Clients see the group name they asked for, as with LiteLLM.
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert(
+            "model".into(),
+            Value::String(draft.record.model_group.clone()),
+        );
+    }
+    let out = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
+    let overhead = (draft.elapsed_ms() - upstream_ms).max(0.0);
+    let mut resp = (StatusCode::OK, [("content-type", "application/json")], out).into_response();
+    tag_response(
+        resp.headers_mut(),
+        &ResponseTags {
+            request_id: &draft.record.request_id,
+            model_group: &draft.record.model_group,
+            cost_usd: draft.record.cost_usd,
+            overhead_ms: overhead,
+            cache: draft.record.cache.as_str(),
+        },
+    );
+    draft.finish(200, Some(upstream_ms), None);
+    resp
+}
+
+fn timeout_error(d: &Deployment, after: Duration) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Timeout,
+        format!(
+            "{} did not answer within {:.1} s (litellm_params.timeout / stream_timeout of model `{}`)",
+            d.route.provider.prefix(),
+            after.as_secs_f64(),
+            d.model_group
+        ),
+    )
+    .with_code("upstream_timeout")
+}
+
+fn transport_error(d: &Deployment, e: &reqwest::Error) -> GatewayError {
+    if e.is_timeout() {
+        return timeout_error(d, d.timeout);
+    }
+    GatewayError::new(
+        ErrorKind::Upstream,
+        format!(
+            "cannot reach {} at {}: {}",
+            d.route.provider.prefix(),
+            d.route.api_base,
+            error_chain(e)
+        ),
+    )
+    .with_code("upstream_unreachable")
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn upstream_failed(draft: Draft, e: GatewayError, sent: Instant) -> Response {
+    let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
+    let status = e.status;
+    let mut resp = ApiError(e.clone()).into_response();
+    set_id_headers(
+        resp.headers_mut(),
+        &draft.record.request_id,
+        &draft.record.model_group,
+    );
+    draft.finish(status, Some(upstream_ms), Some(&e));
+    resp
+}
+
+/// A non-2xx answer from the provider: its status is passed through, its error message kept
+/// (in OpenAI's shape if it was not already), and `Retry-After` forwarded.
+async fn upstream_status(draft: Draft, resp: reqwest::Response, sent: Instant) -> Response {
+    let status = resp.status().as_u16();
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let body = resp.bytes().await.unwrap_or_default();
+    let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .or_else(|| v.get("error"))
+        })
+        .and_then(|m| m.as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(500).collect());
+    let kind = match status {
+        429 => ErrorKind::RateLimited,
+        400 | 404 | 413 | 422 => ErrorKind::InvalidRequest,
+        401 | 403 => ErrorKind::Authentication,
+        _ => ErrorKind::Upstream,
+    };
+    let provider = draft.record.provider.clone();
+    let err = GatewayError::new(
+        kind,
+        format!("{provider} returned HTTP {status}: {message}"),
+    )
+    .with_status(status)
+    .with_code(
+        parsed
+            .as_ref()
+            .and_then(|v| v.pointer("/error/code"))
+            .and_then(|c| {
+                c.as_str()
+                    .map(str::to_string)
+                    .or_else(|| c.as_u64().map(|n| n.to_string()))
+            })
+            .unwrap_or_else(|| status.to_string()),
+    );
+    let mut out = ApiError(err.clone()).into_response();
+    set_id_headers(
+        out.headers_mut(),
+        &draft.record.request_id,
+        &draft.record.model_group,
+    );
+    if let Some(ra) = retry_after {
+        out.headers_mut().insert("retry-after", ra);
+    }
+    draft.finish(status, Some(upstream_ms), Some(&err));
+    out
+}
+
+/// Ensures a streamed request is recorded exactly once, also when the client disconnects and
+/// the stream is dropped midway.
+struct StreamGuard {
+    draft: Option<Draft>,
+    sent: Instant,
+    upstream_done_ms: Option<f64>,
+    gateway_ms: f64,
+}
+
+impl StreamGuard {
+    fn complete(&mut self, error: Option<GatewayError>) {
+        if let Some(mut draft) = self.draft.take() {
+            let upstream_ms = self
+                .upstream_done_ms
+                .unwrap_or_else(|| self.sent.elapsed().as_secs_f64() * 1000.0);
+            let status = error.as_ref().map(|e| e.status).unwrap_or(200);
+            // A stream's wall time is set by the provider and the client's reading speed; the
+            // gateway's own share is what it spent before sending and on each chunk.
+            draft.record.overhead_ms = Some(self.gateway_ms);
+            draft.finish(status, Some(upstream_ms), error.as_ref());
+        }
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if self.draft.is_some() {
+            let e = GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "client closed the stream before it ended",
+            )
+            .with_status(499)
+            .with_code("client_closed_request");
+            self.complete(Some(e));
+        }
+    }
+}
+
+fn stream_response(
+    draft: Draft,
+    deployment: Arc<Deployment>,
+    resp: reqwest::Response,
+    sent: Instant,
+    pre_ms: f64,
+    client_wants_usage: bool,
+) -> Response {
+    let request_id = draft.record.request_id.clone();
+    let group = draft.record.model_group.clone();
+    let stream_group = group.clone();
+    let mut guard = StreamGuard {
+        draft: Some(draft),
+        sent,
+        upstream_done_ms: None,
+        gateway_ms: pre_ms,
+    };
+    let mut events = resp.bytes_stream().eventsource();
+    let stream_timeout = deployment.timeout;
+    let body_stream = async_stream::stream! {
+        let mut saw_done = false;
+        loop {
+            let remaining = stream_timeout.saturating_sub(sent.elapsed());
+            let next = match tokio::time::timeout(remaining, events.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    let e = timeout_error(&deployment, stream_timeout);
+                    yield Ok::<Bytes, std::io::Error>(error_event(&e.message, e.type_str()));
+                    guard.complete(Some(e));
+                    return;
+                }
+            };
+            let t = Instant::now();
+            match next {
+                None => break,
+                Some(Err(e)) => {
+                    let err = GatewayError::new(
+                        ErrorKind::Upstream,
+                        format!("{} stream broke midway: {e}", deployment.route.provider.prefix()),
+                    ).with_code("upstream_stream_broken");
+                    yield Ok(error_event(&err.message, err.type_str()));
+                    guard.complete(Some(err));
+                    return;
+                }
+                Some(Ok(ev)) => {
+                    if ev.data == "[DONE]" {
+                        saw_done = true;
+                        guard.upstream_done_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
+                        guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
+                        yield Ok(event_bytes("[DONE]"));
+                        continue;
+                    }
+                    let out = match inspect_chunk(&ev.data) {
+                        None => Some(event_bytes(&ev.data)),
+                        Some(info) => {
+                            if let Some(d) = guard.draft.as_mut() {
+                                if info.has_token && d.record.ttft_ms.is_none() {
+                                    d.record.ttft_ms = Some(d.elapsed_ms());
+                                }
+                                if info.finish_reason.is_some() {
+                                    d.record.finish_reason = info.finish_reason.clone();
+                                }
+                            }
+                            if info.usage.is_some() {
+                                let mut chunk: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+                                let parsed = chunk.get_mut("usage").map(normalize_openai_usage).unwrap_or_default();
+                                if let Some(d) = guard.draft.as_mut() {
+                                    d.set_usage(&parsed, deployment.price.as_ref());
+                                }
+                                if info.choices_empty && !client_wants_usage {
+                                    None
+                                } else {
+                                    if let Some(o) = chunk.as_object_mut() {
+                                        o.insert("model".into(), Value::String(stream_group.clone()));
+                                    }
+                                    Some(event_bytes(&chunk.to_string()))
+                                }
+                            } else {
+                                Some(event_bytes(&ev.data))
+                            }
+                        }
+                    };
+                    guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
+                    if let Some(b) = out {
+                        yield Ok(b);
+                    }
+                }
+            }
+        }
+        if saw_done {
+            guard.complete(None);
+        } else {
+            // A stream that ends without [DONE] is truncated: say so instead of ending cleanly.
+            let err = GatewayError::new(
+                ErrorKind::Upstream,
+                format!("{} closed the stream before [DONE]", deployment.route.provider.prefix()),
+            ).with_code("upstream_stream_truncated");
+            yield Ok(error_event(&err.message, err.type_str()));
+            guard.complete(Some(err));
+        }
+    };
+    let mut resp = Response::new(Body::from_stream(body_stream));
+    let h = resp.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert("cache-control", HeaderValue::from_static("no-cache"));
+    tag_response(
+        h,
+        &ResponseTags {
+            request_id: &request_id,
+            model_group: &group,
+            // The cost of a stream is known only at its end: it is in the record and usage chunk.
+            cost_usd: None,
+            overhead_ms: pre_ms,
+            cache: CacheState::Off.as_str(),
+        },
+    );
+    h.remove("x-tollgate-cost-usd");
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_user_and_stream_but_not_messages() {
+        let a: Map<String, Value> =
+            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"stream":true,"user":"u1"}"#).unwrap();
+        let b: Map<String, Value> = serde_json::from_str(
+            r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"user":"u2"}"#,
+        )
+        .unwrap();
+        let c: Map<String, Value> =
+            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"ho"}]}"#)
+                .unwrap();
+        assert_eq!(fingerprint("g", &a), fingerprint("g", &b));
+        assert_ne!(fingerprint("g", &a), fingerprint("g", &c));
+        assert_ne!(fingerprint("g", &a), fingerprint("h", &a));
+    }
+}

@@ -1,0 +1,317 @@
+//! The server: routes, the shared [`App`], startup summary and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tollgate_core::config::master_key_problem;
+use tollgate_store::{RecordWriter, StoreConfig, WriteSummary, WriterHandle};
+
+use crate::chat::{Endpoint, handle};
+use crate::edge::{ApiError, authorize};
+use crate::state::LiveState;
+
+/// Everything the handlers share. The live state is swapped whole; the rest lives as long as
+/// the server.
+pub struct App {
+    pub live: ArcSwap<LiveState>,
+    pub http: reqwest::Client,
+    pub writer: RecordWriter,
+    /// False only with `--insecure-dev` and no usable master key.
+    pub auth_enabled: bool,
+    pub store: StoreConfig,
+}
+
+/// How to run the gateway (the `serve` command's flags).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log_jsonl: Option<PathBuf>,
+    pub insecure_dev: bool,
+    /// Records that may wait for the writer before new ones are dropped (and counted).
+    pub record_capacity: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            host: "127.0.0.1".into(),
+            port: 4000,
+            data_dir: PathBuf::from("tollgate-data"),
+            log_jsonl: None,
+            insecure_dev: false,
+            record_capacity: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("refusing to start: {0}")]
+    InsecureKey(String),
+    #[error("cannot open the record store: {0}")]
+    Store(#[from] tollgate_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// A gateway that is listening. Dropping it does not stop it; call [`RunningGateway::shutdown`].
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    writer: WriterHandle,
+}
+
+impl RunningGateway {
+    /// Stops accepting, lets in-flight requests finish, then writes every accepted record.
+    pub async fn shutdown(mut self) -> Result<WriteSummary, tollgate_store::StoreError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // In-flight streams hold their own records; give them a bounded time to end.
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.server).await;
+        drop(self.app);
+        self.writer.shutdown().await
+    }
+}
+
+/// Lines printed at startup: one per model group, then cache, store and auth state.
+pub fn startup_summary(
+    live: &LiveState,
+    addr: &str,
+    opts: &ServeOptions,
+    auth_enabled: bool,
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "tollgate listening on http://{addr} (config {} v{})",
+        live.config.path.display(),
+        live.version
+    )];
+    for g in &live.group_order {
+        let Some(group) = live.groups.get(g) else {
+            continue;
+        };
+        let parts: Vec<String> = group
+            .deployments
+            .iter()
+            .map(|d| {
+                let price = match &d.price {
+                    Some(p) => format!(
+                        "${:.2}/${:.2} per 1M in/out",
+                        p.input_cost_per_token.unwrap_or(0.0) * 1e6,
+                        p.output_cost_per_token.unwrap_or(0.0) * 1e6
+                    ),
+                    None => "UNPRICED".to_string(),
+                };
+                format!("{} via {} ({price})", d.model, d.route.api_base)
+            })
+            .collect();
+        lines.push(format!("  model {g}: {}", parts.join("; ")));
+    }
+    lines.push(format!(
+        "  cache: off{}",
+        if live.config.cache_requested {
+            " (litellm_settings.cache is set, but the response cache is not built yet)"
+        } else {
+            ""
+        }
+    ));
+    lines.push(format!(
+        "  store: sqlite {}{}",
+        opts.data_dir.join(tollgate_store::DB_FILE_NAME).display(),
+        opts.log_jsonl
+            .as_ref()
+            .map(|p| format!(" + jsonl {}", p.display()))
+            .unwrap_or_default()
+    ));
+    lines.push(if auth_enabled {
+        "  auth: master key required (Authorization: Bearer or x-api-key)".to_string()
+    } else {
+        "  auth: OFF (--insecure-dev): anyone who reaches this port can use your provider keys"
+            .to_string()
+    });
+    let n = live.all_warnings().count();
+    if n > 0 {
+        lines.push(format!(
+            "  {n} config warning(s); `tollgate check --config {}` lists them",
+            live.config.path.display()
+        ));
+    }
+    lines
+}
+
+/// Binds, starts the writer and serves until [`RunningGateway::shutdown`].
+pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway, ServeError> {
+    let auth_enabled = match master_key_problem(live.config.master_key.as_ref()) {
+        None => true,
+        Some(problem) if !opts.insecure_dev => return Err(ServeError::InsecureKey(problem)),
+        // With --insecure-dev a configured key is still enforced; only a missing one turns auth off.
+        Some(_) => live.config.master_key.is_some(),
+    };
+    let store = StoreConfig {
+        data_dir: opts.data_dir.clone(),
+        jsonl: opts.log_jsonl.clone(),
+        capacity: opts.record_capacity,
+    };
+    let (writer, writer_handle) = RecordWriter::start(store.clone())?;
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .build()?;
+    let addr = format!("{}:{}", opts.host, opts.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
+    for line in startup_summary(&live, &local.to_string(), &opts, auth_enabled) {
+        eprintln!("{line}");
+    }
+    let app = Arc::new(App {
+        live: ArcSwap::from_pointee(live),
+        http,
+        writer,
+        auth_enabled,
+        store,
+    });
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let router = router(app.clone());
+    // Small SSE chunks must not wait on Nagle's algorithm: that would add tens of ms per chunk.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    let server = tokio::spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!("server stopped: {e}");
+        }
+    });
+    Ok(RunningGateway {
+        addr: local,
+        app,
+        stop: Some(stop_tx),
+        server,
+        writer: writer_handle,
+    })
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/models", get(models))
+        .route("/v1/model/info", get(model_info))
+        .route("/model/info", get(model_info))
+        .route("/health/liveliness", get(liveliness))
+        .route("/health/liveness", get(liveliness))
+        .route("/health/readiness", get(readiness))
+        .fallback(not_found)
+        // The body limit is enforced per request from the live config, with OpenAI's error shape.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::Chat, headers, body).await
+}
+
+async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::Embeddings, headers, body).await
+}
+
+fn check_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let live = app.live.load();
+    authorize(
+        headers,
+        live.config.master_key.as_ref().filter(|_| app.auth_enabled),
+    )?;
+    Ok(())
+}
+
+async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = check_auth(&app, &headers) {
+        return e.into_response();
+    }
+    axum::Json(app.live.load().models_json()).into_response()
+}
+
+async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = check_auth(&app, &headers) {
+        return e.into_response();
+    }
+    axum::Json(app.live.load().model_info_json()).into_response()
+}
+
+async fn liveliness() -> impl IntoResponse {
+    // LiteLLM answers with this exact JSON string; health checks written for it compare it.
+    axum::Json("I'm alive!")
+}
+
+async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let live = app.live.load();
+    axum::Json(json!({
+        "status": "healthy",
+        "config_version": live.version,
+        "config_path": live.config.path.display().to_string(),
+        "config_error": null,
+        "config_warnings": live.all_warnings().count(),
+        "model_groups": live.group_order.len(),
+        "cache": "off",
+        "auth": if app.auth_enabled { "master_key" } else { "off" },
+        "store": {
+            "sqlite": app.store.data_dir.join(tollgate_store::DB_FILE_NAME).display().to_string(),
+            "jsonl": app.store.jsonl.as_ref().map(|p| p.display().to_string()),
+            "records_written": app.writer.written(),
+            "records_dropped": app.writer.dropped(),
+        },
+        "tollgate_version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError(
+        tollgate_core::GatewayError::new(
+            tollgate_core::ErrorKind::NotFound,
+            format!("no route {}: tollgate serves /v1/chat/completions, /v1/embeddings, /v1/models, /v1/model/info and /health/*", uri.path()),
+        )
+        .with_code("not_found"),
+    )
+    .into_response()
+}

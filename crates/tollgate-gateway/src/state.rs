@@ -1,0 +1,354 @@
+//! The live state: everything a request needs from the config, built and validated as one value.
+//!
+//! A request takes one snapshot (`Arc<LiveState>`) and keeps it to the end, so a reload (which
+//! swaps the whole value) never mixes two configs inside one request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tollgate_core::config::{ConfigWarning, DeploymentConfig, Env, GatewayConfig, Secret};
+use tollgate_core::{Price, PriceTable};
+use tollgate_providers::provider::{Provider, Route, route};
+
+/// Upstream timeout when neither the deployment nor `litellm_settings.request_timeout` sets one
+/// (LiteLLM's default is 6000 s; ten minutes is long enough for reasoning models and short
+/// enough that a dead upstream is noticed).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One resolved deployment of a model group.
+#[derive(Debug)]
+pub struct Deployment {
+    pub model_group: String,
+    /// LiteLLM's model string (`deepseek/deepseek-v3.2`), what records call `model`.
+    pub model: String,
+    pub route: Route,
+    pub api_key: Option<Secret>,
+    pub extra_headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub stream_timeout: Duration,
+    /// Table price overlaid with the deployment's overrides; `None` when nothing prices it.
+    pub price: Option<Price>,
+    pub max_input_tokens: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+    pub model_id: String,
+    pub config: DeploymentConfig,
+}
+
+/// A model group: what clients name in `model`.
+#[derive(Debug)]
+pub struct ModelGroup {
+    pub name: String,
+    pub deployments: Vec<Arc<Deployment>>,
+    next: AtomicUsize,
+}
+
+impl ModelGroup {
+    /// Round-robin over the group's deployments. The router issue replaces this with LiteLLM's
+    /// strategies; until then the choice is predictable, which `check` says.
+    pub fn pick(&self) -> &Arc<Deployment> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.deployments[n % self.deployments.len()]
+    }
+}
+
+#[derive(Debug)]
+pub struct LiveState {
+    pub version: u64,
+    pub config: GatewayConfig,
+    pub groups: HashMap<String, ModelGroup>,
+    /// Group names in config order, for listings and error messages.
+    pub group_order: Vec<String>,
+    pub prices: PriceTable,
+    /// Problems found while resolving (on top of the config's own warnings).
+    pub warnings: Vec<ConfigWarning>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {path}: {message}")]
+pub struct StateError {
+    pub file: String,
+    pub path: String,
+    pub message: String,
+}
+
+impl LiveState {
+    /// Resolves every deployment; fails on the first one that cannot be served.
+    pub fn build(
+        config: GatewayConfig,
+        version: u64,
+        extra_prices: Option<PriceTable>,
+        env: &dyn Env,
+    ) -> Result<Self, StateError> {
+        let file = config.path.display().to_string();
+        let mut prices = PriceTable::builtin();
+        if let Some(p) = extra_prices {
+            prices.merge(p);
+        }
+        if let Some(path) = &config.prices_file {
+            let table = PriceTable::load_file(path).map_err(|e| StateError {
+                file: file.clone(),
+                path: "tollgate_settings.prices_file".into(),
+                message: e.to_string(),
+            })?;
+            prices.merge(table);
+        }
+        let mut warnings = Vec::new();
+        let mut groups: HashMap<String, ModelGroup> = HashMap::new();
+        let mut group_order = Vec::new();
+        let default_timeout = config
+            .request_timeout
+            .map(Duration::from_secs_f64)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        for d in &config.deployments {
+            let base = format!("model_list[{}].litellm_params", d.index);
+            let r = route(&d.model, d.api_base.as_deref()).map_err(|e| StateError {
+                file: file.clone(),
+                path: format!("{base}.model"),
+                message: e.to_string(),
+            })?;
+            if r.compat_stand_in {
+                warnings.push(ConfigWarning {
+                    path: format!("{base}.model"),
+                    message: format!(
+                        "{}/ is served through the provider's OpenAI-compatible endpoint until its native API lands",
+                        r.provider.prefix()
+                    ),
+                });
+            }
+            let api_key = d.api_key.clone().or_else(|| {
+                r.provider
+                    .key_env_var()
+                    .and_then(|v| env.var(v))
+                    .map(Secret::new)
+            });
+            if api_key.is_none()
+                && !matches!(r.provider, Provider::OllamaChat | Provider::HostedVllm)
+                && d.api_base.is_none()
+            {
+                warnings.push(ConfigWarning {
+                    path: format!("{base}.api_key"),
+                    message: format!(
+                        "no api_key and {} is not set; the provider will refuse the requests",
+                        r.provider.key_env_var().unwrap_or("no key variable")
+                    ),
+                });
+            }
+            let price_key = d.model_info.base_model.as_deref().unwrap_or(&d.model);
+            let mut price = prices.lookup(price_key).cloned().unwrap_or_default();
+            price.overlay(&d.price_override);
+            let priced = price.is_priced();
+            if !priced {
+                warnings.push(ConfigWarning {
+                    path: format!("model_list[{}]", d.index),
+                    message: format!(
+                        "no price for {price_key}: its requests are recorded with cost_usd null and flagged unpriced; \
+                         set litellm_params.input_cost_per_token/output_cost_per_token or model_info.base_model"
+                    ),
+                });
+            }
+            let timeout = d
+                .timeout
+                .map(Duration::from_secs_f64)
+                .unwrap_or(default_timeout);
+            let dep = Deployment {
+                model_group: d.model_name.clone(),
+                model: d.model.clone(),
+                max_input_tokens: price.max_input_tokens,
+                max_output_tokens: price.max_output(),
+                price: priced.then_some(price),
+                route: r,
+                api_key,
+                extra_headers: d
+                    .extra_headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                timeout,
+                stream_timeout: d
+                    .stream_timeout
+                    .map(Duration::from_secs_f64)
+                    .unwrap_or(timeout),
+                model_id: d
+                    .model_info
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{}", d.model_name, d.index)),
+                config: d.clone(),
+            };
+            let group = groups.entry(d.model_name.clone()).or_insert_with(|| {
+                group_order.push(d.model_name.clone());
+                ModelGroup {
+                    name: d.model_name.clone(),
+                    deployments: Vec::new(),
+                    next: AtomicUsize::new(0),
+                }
+            });
+            group.deployments.push(Arc::new(dep));
+        }
+        let max_body_bytes = (config.max_request_size_mb * 1024.0 * 1024.0) as usize;
+        Ok(LiveState {
+            version,
+            config,
+            groups,
+            group_order,
+            prices,
+            warnings,
+            max_body_bytes,
+        })
+    }
+
+    /// Config warnings and resolution warnings together.
+    pub fn all_warnings(&self) -> impl Iterator<Item = &ConfigWarning> {
+        self.config.warnings.iter().chain(self.warnings.iter())
+    }
+
+    /// `GET /v1/models`: OpenAI's list of model groups.
+    pub fn models_json(&self) -> Value {
+        let data: Vec<Value> = self
+            .group_order
+            .iter()
+            .map(|g| json!({"id": g, "object": "model", "created": 1_700_000_000u64, "owned_by": "tollgate"}))
+            .collect();
+        json!({"object": "list", "data": data})
+    }
+
+    /// `GET /v1/model/info`: LiteLLM's shape, which Roo Code's LiteLLM provider reads for the
+    /// context window, max output and prices. Keys never appear.
+    pub fn model_info_json(&self) -> Value {
+        let mut data = Vec::new();
+        for g in &self.group_order {
+            let Some(group) = self.groups.get(g) else {
+                continue;
+            };
+            for d in &group.deployments {
+                let mut info: Map<String, Value> = d.config.model_info.extra.clone();
+                info.insert("id".into(), d.model_id.clone().into());
+                info.insert("key".into(), d.model.clone().into());
+                info.insert("litellm_provider".into(), d.route.provider.prefix().into());
+                info.entry("mode").or_insert_with(|| "chat".into());
+                if let Some(b) = &d.config.model_info.base_model {
+                    info.insert("base_model".into(), b.clone().into());
+                }
+                let p = d.price.clone().unwrap_or_default();
+                let fields: [(&str, Option<Value>); 7] = [
+                    ("max_input_tokens", d.max_input_tokens.map(Into::into)),
+                    ("max_output_tokens", d.max_output_tokens.map(Into::into)),
+                    ("max_tokens", d.max_output_tokens.map(Into::into)),
+                    (
+                        "input_cost_per_token",
+                        p.input_cost_per_token.map(Into::into),
+                    ),
+                    (
+                        "output_cost_per_token",
+                        p.output_cost_per_token.map(Into::into),
+                    ),
+                    (
+                        "cache_read_input_token_cost",
+                        p.cache_read_input_token_cost.map(Into::into),
+                    ),
+                    (
+                        "cache_creation_input_token_cost",
+                        p.cache_creation_input_token_cost.map(Into::into),
+                    ),
+                ];
+                for (k, v) in fields {
+                    info.insert(k.into(), v.unwrap_or(Value::Null));
+                }
+                info.entry("supports_prompt_caching")
+                    .or_insert_with(|| p.cache_read_input_token_cost.is_some().into());
+                info.entry("supports_function_calling")
+                    .or_insert(Value::Bool(true));
+                data.push(json!({
+                    "model_name": g,
+                    "litellm_params": {"model": d.model, "api_base": d.route.api_base},
+                    "model_info": info,
+                }));
+            }
+        }
+        json!({"data": data})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn state(yaml: &str) -> LiveState {
+        let env = BTreeMap::new();
+        let cfg = tollgate_core::config::parse(yaml, Path::new("c.yaml"), &env).unwrap();
+        LiveState::build(cfg, 1, None, &env).unwrap()
+    }
+
+    #[test]
+    fn groups_keep_config_order_and_rotate() {
+        let s = state(
+            "model_list:\n  - {model_name: b, litellm_params: {model: deepseek/deepseek-v3.2, api_key: k1}}\n  - {model_name: a, litellm_params: {model: xai/grok-4-1-fast-reasoning, api_key: k}}\n  - {model_name: b, litellm_params: {model: deepseek/deepseek-v3.2, api_base: 'http://x/v1', api_key: k2}}\n",
+        );
+        assert_eq!(s.group_order, vec!["b", "a"]);
+        let g = &s.groups["b"];
+        let first = g.pick().route.api_base.clone();
+        let second = g.pick().route.api_base.clone();
+        assert_ne!(first, second);
+        let models = s.models_json();
+        assert_eq!(models["data"][0]["id"], "b");
+        assert_eq!(models["object"], "list");
+    }
+
+    #[test]
+    fn model_info_has_limits_and_prices_but_no_keys() {
+        let s = state(
+            "model_list:\n  - {model_name: ds, litellm_params: {model: deepseek/deepseek-v3.2, api_key: sk-secret-value}}\n",
+        );
+        let info = s.model_info_json();
+        let m = &info["data"][0];
+        assert_eq!(m["model_name"], "ds");
+        assert_eq!(m["model_info"]["max_input_tokens"], 163840);
+        assert_eq!(m["model_info"]["input_cost_per_token"], 2.8e-7);
+        assert!(!info.to_string().contains("sk-secret-value"));
+    }
+
+    #[test]
+    fn unpriced_models_warn_and_overrides_price_them() {
+        let s = state(
+            "model_list:\n  - {model_name: x, litellm_params: {model: openai/my-finetune, api_key: k}}\n  - {model_name: y, litellm_params: {model: openai/my-finetune, api_key: k, input_cost_per_token: 1e-6, output_cost_per_token: 2e-6}}\n",
+        );
+        assert!(s.groups["x"].deployments[0].price.is_none());
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.message.contains("no price for openai/my-finetune"))
+        );
+        assert_eq!(
+            s.groups["y"].deployments[0]
+                .price
+                .as_ref()
+                .unwrap()
+                .output_cost_per_token,
+            Some(2e-6)
+        );
+    }
+
+    #[test]
+    fn bad_provider_is_an_error_with_path() {
+        let env = BTreeMap::new();
+        let cfg = tollgate_core::config::parse(
+            "model_list:\n  - {model_name: x, litellm_params: {model: bedrock/claude}}\n",
+            Path::new("c.yaml"),
+            &env,
+        )
+        .unwrap();
+        let e = LiveState::build(cfg, 1, None, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("model_list[0].litellm_params.model") && e.contains("bedrock"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! The HTTP surface: routing by path suffix, failure injection, delays, and OpenAI-style errors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::MockConfig;
+use crate::chat::{Answer, ChatRequest, render_completion, render_stream};
+use crate::embeddings::{self, EmbeddingRequest};
+use crate::failure::{FailMode, parse_fail_header, scheduled_failure};
+use crate::prompt_cache::PromptCache;
+
+/// Benchmarks send long prompts; axum's 2 MB default would turn them into 413s.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// How long a `timeout` failure keeps the client waiting: far past any sane client timeout.
+const HANG: Duration = Duration::from_secs(600);
+
+/// Listed by `GET /v1/models` besides every model the mock has been asked for.
+const LISTED_MODELS: [&str; 4] = ["gpt-4o-mini", "deepseek-chat", "deepseek-reasoner", "grok-4-1-fast-reasoning"];
+
+struct MockState {
+    config: MockConfig,
+    /// Requests per model as sent (`/mock/stats`); also the `n` of the failure schedule.
+    requests: Mutex<HashMap<String, u64>>,
+    prompt_cache: Mutex<PromptCache>,
+}
+
+/// Poisoning only means another request panicked mid-update of a counter; the data is still
+/// usable, and a mock that stops answering would be worse.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MockState {
+    /// Counts a request for `model` and returns its 1-based number since the last reset.
+    fn count(&self, model: &str) -> u64 {
+        let mut requests = lock(&self.requests);
+        if let Some(n) = requests.get_mut(model) {
+            *n += 1;
+            return *n;
+        }
+        requests.insert(model.to_string(), 1);
+        1
+    }
+}
+
+pub(crate) fn router(config: MockConfig) -> Router {
+    let state = Arc::new(MockState {
+        config,
+        requests: Mutex::new(HashMap::new()),
+        prompt_cache: Mutex::new(PromptCache::default()),
+    });
+    Router::new()
+        .route("/mock/stats", get(stats))
+        .route("/mock/reset", post(reset))
+        // api_base may carry any path (`http://mock/anything/v1`), so endpoints are matched by
+        // how the path ends rather than by fixed routes.
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn stats(State(state): State<Arc<MockState>>) -> Response {
+    let counts: BTreeMap<String, u64> = lock(&state.requests).iter().map(|(k, v)| (k.clone(), *v)).collect();
+    axum::Json(counts).into_response()
+}
+
+async fn reset(State(state): State<Arc<MockState>>) -> Response {
+    lock(&state.requests).clear();
+    lock(&state.prompt_cache).clear();
+    axum::Json(json!({"reset": true})).into_response()
+}
+
+async fn dispatch(
+    State(state): State<Arc<MockState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_end_matches('/');
+    let (endpoint_method, endpoint) = if path.ends_with("/chat/completions") {
+        (Method::POST, Endpoint::Chat)
+    } else if path.ends_with("/embeddings") {
+        (Method::POST, Endpoint::Embeddings)
+    } else if path.ends_with("/models") {
+        (Method::GET, Endpoint::Models)
+    } else {
+        return openai_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &format!("the mock serves */chat/completions, */embeddings and */models, not {path}"),
+        );
+    };
+    if method != endpoint_method {
+        return openai_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            &format!("{path} takes {endpoint_method}, not {method}"),
+        );
+    }
+    match endpoint {
+        Endpoint::Chat => chat(&state, &headers, &body).await,
+        Endpoint::Embeddings => embed(&state, &headers, &body).await,
+        Endpoint::Models => models(&state),
+    }
+}
+
+enum Endpoint {
+    Chat,
+    Embeddings,
+    Models,
+}
+
+fn invalid_json(e: &serde_json::Error) -> Response {
+    openai_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        &format!("We could not parse the JSON body of your request: {e}"),
+    )
+}
+
+/// Counts the request, then applies the delay and any failure due. `Some` is the response to send
+/// instead of an answer.
+async fn before_answer(state: &MockState, headers: &HeaderMap, model: &str) -> Option<Response> {
+    let n = state.count(model);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let failure = header("x-mock-fail")
+        .and_then(parse_fail_header)
+        .or_else(|| scheduled_failure(&state.config.failures, model, n));
+    let delay_ms = header("x-mock-delay-ms").and_then(|v| v.trim().parse().ok()).unwrap_or(state.config.delay_ms);
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    match failure? {
+        FailMode::Timeout => {
+            tokio::time::sleep(HANG).await;
+            Some(openai_error(StatusCode::GATEWAY_TIMEOUT, "timeout", "mock injected timeout"))
+        }
+        FailMode::Status(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let kind = match status.as_u16() {
+                429 => "rate_limit_error",
+                400..=499 => "invalid_request_error",
+                _ => "server_error",
+            };
+            let mut response = openai_error(status, kind, "mock injected failure");
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Some(response)
+        }
+    }
+}
+
+async fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let req: ChatRequest = match serde_json::from_slice(body) {
+        Ok(req) => req,
+        Err(e) => return invalid_json(&e),
+    };
+    if let Some(failure) = before_answer(state, headers, &req.model).await {
+        return failure;
+    }
+    let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
+    let created = unix_now();
+    if req.is_stream() {
+        match render_stream(&answer, &req.model, created, req.include_usage()) {
+            Ok(frames) => sse_response(frames, state.config.chunk_delay_ms),
+            Err(e) => internal_error(&e.to_string()),
+        }
+    } else {
+        match render_completion(&answer, &req.model, created) {
+            Ok(body) => json_response(body),
+            Err(e) => internal_error(&e.to_string()),
+        }
+    }
+}
+
+async fn embed(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let req: EmbeddingRequest = match serde_json::from_slice(body) {
+        Ok(req) => req,
+        Err(e) => return invalid_json(&e),
+    };
+    if let Some(failure) = before_answer(state, headers, &req.model).await {
+        return failure;
+    }
+    match embeddings::render(&req) {
+        Ok(body) => json_response(body),
+        Err(message) => openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
+    }
+}
+
+fn models(state: &MockState) -> Response {
+    let mut ids: Vec<String> = LISTED_MODELS.iter().map(|m| m.to_string()).collect();
+    ids.extend(lock(&state.requests).keys().cloned());
+    ids.sort();
+    ids.dedup();
+    let data: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "tollgate-mock"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+fn sse_response(frames: Vec<Bytes>, chunk_delay_ms: u64) -> Response {
+    let body = if chunk_delay_ms == 0 {
+        Body::from_stream(futures::stream::iter(frames.into_iter().map(Ok::<_, Infallible>)))
+    } else {
+        // Spacing the chunks gives time-to-first-token and stream-relay measurements something
+        // to measure.
+        let delay = Duration::from_millis(chunk_delay_ms);
+        Body::from_stream(futures::stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
+            if i > 0 {
+                tokio::time::sleep(delay).await;
+            }
+            Ok::<_, Infallible>(frame)
+        }))
+    };
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `{"error": {"message", "type", "param", "code"}}`, the shape OpenAI's SDKs parse.
+fn openai_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({
+        "error": {"message": message, "type": kind, "param": null, "code": status.as_u16().to_string()}
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn internal_error(message: &str) -> Response {
+    openai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
+}
