@@ -66,10 +66,7 @@ impl fmt::Display for ConfigWarning {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{path}:{line}:{column}: YAML syntax error: {message}")]
     Syntax {
         path: String,
@@ -118,10 +115,49 @@ pub struct ModelInfoConfig {
     pub extra: Map<String, Value>,
 }
 
+/// Where the response cache keeps entries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    /// In this process, size-bounded (`max_size_in_memory` entries).
+    Local { max_entries: u64 },
+    /// Shared by every gateway instance that points at the same Redis.
+    Redis { url: Secret },
+}
+
+/// `litellm_settings.cache: true` with its `cache_params`, in LiteLLM's names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheSettings {
+    pub backend: CacheBackend,
+    pub namespace: Option<String>,
+    /// Seconds an entry lives.
+    pub ttl: f64,
+    /// `default_off`: only requests that send `cache: {use-cache: true}` use the cache.
+    pub default_on: bool,
+    /// LiteLLM call types (`acompletion`, `aembedding`, …); empty means all.
+    pub supported_call_types: Vec<String>,
+}
+
+impl CacheSettings {
+    pub fn allows(&self, call_type: &str) -> bool {
+        self.supported_call_types.is_empty()
+            || self
+                .supported_call_types
+                .iter()
+                .any(|c| c.trim_start_matches('a') == call_type.trim_start_matches('a'))
+    }
+}
+
+/// LiteLLM's in-memory default; an entry lives ten minutes unless `ttl` says otherwise.
+const DEFAULT_CACHE_TTL_S: f64 = 600.0;
+const DEFAULT_MEMORY_ENTRIES: u64 = 10_000;
+
 /// The parts of the config tollgate acts on, plus every warning about the rest.
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayConfig {
     pub path: PathBuf,
+    /// The config file and every file it includes (what a reload watches).
+    pub files: Vec<PathBuf>,
     pub deployments: Vec<DeploymentConfig>,
     pub master_key: Option<Secret>,
     /// `general_settings.max_request_size_mb`; requests above it get a 413.
@@ -132,8 +168,10 @@ pub struct GatewayConfig {
     pub store_prompts: bool,
     /// `tollgate_settings.prices_file`: a LiteLLM-format price map to add to the built-in table.
     pub prices_file: Option<PathBuf>,
-    /// `litellm_settings.cache` as written (the response cache arrives with its own issue).
+    /// `litellm_settings.cache` as written.
     pub cache_requested: bool,
+    /// The response cache, when `cache: true`; `None` means off.
+    pub cache: Option<CacheSettings>,
     /// `workflows:` as written; acted on once workflows land.
     pub workflows: Option<Value>,
     pub warnings: Vec<ConfigWarning>,
@@ -244,6 +282,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
     let mut root = parse_yaml(text, path)?;
     let file = path.display().to_string();
     let mut warnings = Vec::new();
+    let mut files = vec![path.to_path_buf()];
 
     // `include` files are merged in before anything is read: model lists are appended, other
     // sections must not be defined twice (LiteLLM's rule), so the result does not depend on order.
@@ -262,19 +301,15 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
         let base = path.parent().unwrap_or(Path::new("."));
         for (i, item) in list.into_iter().enumerate() {
             let Some(name) = item.as_str() else {
-                return Err(invalid(
-                    &file,
-                    &format!("include[{i}]"),
-                    "expected a file name".into(),
-                ));
+                return Err(invalid(&file, &format!("include[{i}]"), "expected a file name".into()));
             };
             let inc_path = base.join(name);
-            let inc_text =
-                std::fs::read_to_string(&inc_path).map_err(|source| ConfigError::Io {
-                    path: inc_path.display().to_string(),
-                    source,
-                })?;
+            let inc_text = std::fs::read_to_string(&inc_path).map_err(|source| ConfigError::Io {
+                path: inc_path.display().to_string(),
+                source,
+            })?;
             let inc = parse_yaml(&inc_text, &inc_path)?;
+            files.push(inc_path.clone());
             merge_include(&mut root, inc, &file, &inc_path.display().to_string())?;
         }
     }
@@ -373,21 +408,20 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
                 request_timeout =
                     Some(v.as_f64().ok_or_else(|| invalid(&file, &p, "expected a number of seconds".into()))?)
             }
-            "cache" => {
-                match v {
-                    Value::Bool(b) => cache_requested = *b,
-                    Value::Object(_) => warnings.push(warn(
-                        &p,
-                        "`cache:` written as a mapping is ignored by LiteLLM; write `cache: true` and put the settings in `cache_params`",
-                    )),
-                    _ => warnings.push(warn(&p, "expected true or false")),
-                }
-                if cache_requested {
-                    warnings.push(warn(
-                        &p,
-                        "the response cache is not built yet: requests are served uncached and marked `x-tollgate-cache: off`",
-                    ));
-                }
+            "cache" => match v {
+                Value::Bool(b) => cache_requested = *b,
+                Value::Object(_) => warnings.push(warn(
+                    &p,
+                    "`cache:` written as a mapping is ignored by LiteLLM; write `cache: true` and put the settings in `cache_params`",
+                )),
+                _ => warnings.push(warn(&p, "expected true or false")),
+            },
+            "cache_params" => {} // read below, once `cache` is known
+            "prompt_cache" | "completion_cache" | "response_cache" | "caching" | "enable_cache" | "cache_type" => {
+                warnings.push(warn(
+                    &p,
+                    "not a LiteLLM setting, so the cache stays off; write `cache: true` with `cache_params: {type: local}` (or redis)",
+                ))
             }
             "callbacks" | "success_callback" | "failure_callback" | "service_callback" => warnings.push(warn(
                 &p,
@@ -397,11 +431,30 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
         }
     }
 
+    let cache = read_cache(&litellm, cache_requested, &env, &file, &mut warnings)?;
+
     let router = section(&top, "router_settings", &file)?;
-    for k in router.keys() {
+    let groups: Vec<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
+    for (k, v) in &router {
+        let p = format!("router_settings.{k}");
+        if matches!(
+            k.as_str(),
+            "fallbacks" | "context_window_fallbacks" | "default_fallbacks"
+        ) {
+            for name in fallback_names(v) {
+                if !groups.contains(&name.as_str()) {
+                    warnings.push(warn(
+                        &p,
+                        &format!(
+                            "names model `{name}`, which no model_list entry defines; the fallback could never be used"
+                        ),
+                    ));
+                }
+            }
+        }
         warnings.push(warn(
-            &format!("router_settings.{k}"),
-            "not acted on yet: requests go to a random deployment of the group, without retries or fallbacks",
+            &p,
+            "not acted on yet: requests go to the group's deployments in turn, without retries or fallbacks",
         ));
     }
 
@@ -422,10 +475,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
                     prices_file = Some(base.join(s));
                 }
             }
-            _ => warnings.push(warn(
-                &p,
-                "unknown tollgate setting (known: store_prompts, prices_file)",
-            )),
+            _ => warnings.push(warn(&p, "unknown tollgate setting (known: store_prompts, prices_file)")),
         }
     }
 
@@ -439,6 +489,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
     redact(&mut effective, "");
     Ok(GatewayConfig {
         path: path.to_path_buf(),
+        files,
         deployments,
         master_key,
         max_request_size_mb,
@@ -446,6 +497,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
         store_prompts,
         prices_file,
         cache_requested,
+        cache,
         workflows: top.get("workflows").cloned(),
         warnings,
         effective,
@@ -457,10 +509,7 @@ fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
         return Ok(Value::Object(Map::new()));
     }
     serde_norway::from_str::<Value>(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
         ConfigError::Syntax {
             path: path.display().to_string(),
             line,
@@ -470,12 +519,7 @@ fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
     })
 }
 
-fn merge_include(
-    root: &mut Value,
-    inc: Value,
-    file: &str,
-    inc_file: &str,
-) -> Result<(), ConfigError> {
+fn merge_include(root: &mut Value, inc: Value, file: &str, inc_file: &str) -> Result<(), ConfigError> {
     let Value::Object(inc) = inc else {
         return Err(invalid(
             inc_file,
@@ -491,9 +535,7 @@ fn merge_include(
     };
     for (k, v) in inc {
         match (root.get_mut(&k), v) {
-            (Some(Value::Array(list)), Value::Array(more)) if k == "model_list" => {
-                list.extend(more)
-            }
+            (Some(Value::Array(list)), Value::Array(more)) if k == "model_list" => list.extend(more),
             (None, v) => {
                 root.insert(k, v);
             }
@@ -557,10 +599,7 @@ fn read_model_list(
         };
         for k in entry.keys() {
             if !matches!(k.as_str(), "model_name" | "litellm_params" | "model_info") {
-                warnings.push(warn(
-                    &format!("{base}.{k}"),
-                    "unknown key in a model_list entry",
-                ));
+                warnings.push(warn(&format!("{base}.{k}"), "unknown key in a model_list entry"));
             }
         }
         let pp = format!("{base}.litellm_params");
@@ -621,16 +660,9 @@ fn read_model_list(
             Some(Value::Object(info)) => {
                 for (k, v) in info {
                     match k.as_str() {
-                        "id" => {
-                            d.model_info.id = Some(
-                                v.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| v.to_string()),
-                            )
-                        }
+                        "id" => d.model_info.id = Some(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())),
                         "base_model" => {
-                            d.model_info.base_model =
-                                opt_string(v, &format!("{base}.model_info.base_model"), file)?
+                            d.model_info.base_model = opt_string(v, &format!("{base}.model_info.base_model"), file)?
                         }
                         _ => {
                             // Prices and limits in model_info override the table like litellm_params'.
@@ -653,6 +685,148 @@ fn read_model_list(
     Ok(out)
 }
 
+fn read_cache(
+    litellm: &Map<String, Value>,
+    cache_on: bool,
+    env: &dyn Env,
+    file: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Option<CacheSettings>, ConfigError> {
+    let params = match litellm.get("cache_params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(other) => {
+            return Err(invalid(
+                file,
+                "litellm_settings.cache_params",
+                format!("expected a mapping, found {}", kind(other)),
+            ));
+        }
+    };
+    if !cache_on {
+        if !params.is_empty() {
+            warnings.push(warn(
+                "litellm_settings.cache_params",
+                "has no effect without `litellm_settings.cache: true`, so the cache stays off; add `cache: true`",
+            ));
+        }
+        return Ok(None);
+    }
+    let mut ty = None;
+    let (mut host, mut port, mut password, mut url) = (None, None, None, None);
+    let mut settings = CacheSettings {
+        backend: CacheBackend::Local {
+            max_entries: DEFAULT_MEMORY_ENTRIES,
+        },
+        namespace: None,
+        ttl: DEFAULT_CACHE_TTL_S,
+        default_on: true,
+        supported_call_types: Vec::new(),
+    };
+    let mut max_entries = DEFAULT_MEMORY_ENTRIES;
+    for (k, v) in &params {
+        let p = format!("litellm_settings.cache_params.{k}");
+        match k.as_str() {
+            "type" => ty = opt_string(v, &p, file)?,
+            "host" => host = opt_string(v, &p, file)?,
+            "port" => port = opt_string(v, &p, file)?,
+            "password" => password = opt_string(v, &p, file)?,
+            "url" | "redis_url" => url = opt_string(v, &p, file)?,
+            "namespace" => settings.namespace = opt_string(v, &p, file)?,
+            "ttl" | "default_in_memory_ttl" | "default_in_redis_ttl" => settings.ttl = seconds(v, &p, file)?,
+            "max_size_in_memory" => max_entries = uint(v, &p, file)?.max(1),
+            "mode" => match v.as_str() {
+                Some("default_on") => settings.default_on = true,
+                Some("default_off") => settings.default_on = false,
+                _ => return Err(invalid(file, &p, "expected default_on or default_off".into())),
+            },
+            "supported_call_types" => {
+                let Value::Array(items) = v else {
+                    return Err(invalid(
+                        file,
+                        &p,
+                        "expected a list such as [acompletion, aembedding]".into(),
+                    ));
+                };
+                settings.supported_call_types = items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect();
+            }
+            _ => warnings.push(not_acted_on(&p)),
+        }
+    }
+    let redis_url = || -> Option<String> {
+        if let Some(u) = &url {
+            return Some(u.clone());
+        }
+        let host = host.clone().or_else(|| env.var("REDIS_HOST"))?;
+        let port = port
+            .clone()
+            .or_else(|| env.var("REDIS_PORT"))
+            .unwrap_or_else(|| "6379".into());
+        let password = password.clone().or_else(|| env.var("REDIS_PASSWORD"));
+        Some(match password {
+            Some(pw) => format!("redis://:{pw}@{host}:{port}/"),
+            None => format!("redis://{host}:{port}/"),
+        })
+    };
+    let ty = match ty {
+        Some(t) => t,
+        None => {
+            // LiteLLM assumes Redis when `type` is missing; without a Redis to point at, that
+            // cache never works, so say which one tollgate picked and why.
+            let picked = if redis_url().is_some() || env.var("REDIS_URL").is_some() {
+                "redis"
+            } else {
+                "local"
+            };
+            warnings.push(warn(
+                "litellm_settings.cache_params.type",
+                &format!(
+                    "missing: LiteLLM then assumes redis; tollgate uses {picked} here. Write `type: local` or `type: redis` to be explicit"
+                ),
+            ));
+            picked.to_string()
+        }
+    };
+    settings.backend = match ty.as_str() {
+        "local" | "in-memory" | "memory" => CacheBackend::Local { max_entries },
+        "redis" => {
+            let url = redis_url().or_else(|| env.var("REDIS_URL")).ok_or_else(|| {
+                invalid(
+                    file,
+                    "litellm_settings.cache_params",
+                    "type redis needs `url` or `host` (or REDIS_URL / REDIS_HOST in the environment)".into(),
+                )
+            })?;
+            CacheBackend::Redis { url: Secret::new(url) }
+        }
+        other => {
+            return Err(invalid(
+                file,
+                "litellm_settings.cache_params.type",
+                format!("`{other}` is not a cache type tollgate serves; use local or redis"),
+            ));
+        }
+    };
+    Ok(Some(settings))
+}
+
+/// Model names in LiteLLM's fallback lists: `[{"gpt-4": ["gpt-4o"]}]` or a plain list.
+fn fallback_names(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|i| out.extend(fallback_names(i))),
+        Value::Object(m) => {
+            for (k, v) in m {
+                out.push(k.clone());
+                out.extend(fallback_names(v));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 fn set_price_field(price: &mut Price, key: &str, v: &Value) -> bool {
     let f = v.as_f64();
     let u = v.as_u64();
@@ -670,11 +844,7 @@ fn set_price_field(price: &mut Price, key: &str, v: &Value) -> bool {
     true
 }
 
-fn section(
-    top: &Map<String, Value>,
-    name: &str,
-    file: &str,
-) -> Result<Map<String, Value>, ConfigError> {
+fn section(top: &Map<String, Value>, name: &str, file: &str) -> Result<Map<String, Value>, ConfigError> {
     match top.get(name) {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m.clone()),
@@ -694,10 +864,7 @@ fn resolve_env(v: &mut Value, path: &str, env: &dyn Env, warnings: &mut Vec<Conf
                 match env.var(name) {
                     Some(val) => *s = val,
                     None => {
-                        warnings.push(warn(
-                            path,
-                            &format!("environment variable {name} is not set"),
-                        ));
+                        warnings.push(warn(path, &format!("environment variable {name} is not set")));
                         *v = Value::Null;
                     }
                 }
@@ -752,11 +919,7 @@ fn opt_string(v: &Value, path: &str, file: &str) -> Result<Option<String>, Confi
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
-        other => Err(invalid(
-            file,
-            path,
-            format!("expected a string, found {}", kind(other)),
-        )),
+        other => Err(invalid(file, path, format!("expected a string, found {}", kind(other)))),
     }
 }
 
@@ -800,10 +963,7 @@ fn warn(path: &str, message: &str) -> ConfigWarning {
 }
 
 fn not_acted_on(path: &str) -> ConfigWarning {
-    warn(
-        path,
-        "not acted on by tollgate yet; the setting has no effect",
-    )
+    warn(path, "not acted on by tollgate yet; the setting has no effect")
 }
 
 #[cfg(test)]
@@ -811,10 +971,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     const SEED: &str = r#"
@@ -860,15 +1017,9 @@ general_settings:
         assert_eq!(ds.stream_timeout, Some(60.0));
         assert_eq!(ds.model_info.id.as_deref(), Some("ds-1"));
         assert_eq!(ds.price_override.max_input_tokens, Some(163840));
-        assert_eq!(
-            c.deployments[1].price_override.input_cost_per_token,
-            Some(2e-7)
-        );
+        assert_eq!(c.deployments[1].price_override.input_cost_per_token, Some(2e-7));
         assert_eq!(c.deployments[1].rpm, Some(60));
-        assert_eq!(
-            c.master_key.as_ref().unwrap().expose(),
-            "sk-abcdefghijklmnopqrstuvwxyz"
-        );
+        assert_eq!(c.master_key.as_ref().unwrap().expose(), "sk-abcdefghijklmnopqrstuvwxyz");
         let paths: Vec<&str> = c.warnings.iter().map(|w| w.path.as_str()).collect();
         assert!(paths.contains(&"litellm_settings.drop_params"), "{paths:?}");
         assert!(paths.contains(&"litellm_settings.callbacks"), "{paths:?}");
@@ -886,8 +1037,7 @@ general_settings:
         assert!(
             c.warnings
                 .iter()
-                .any(|w| w.path == "model_list[0].litellm_params.api_key"
-                    && w.message.contains("DEEPSEEK_API_KEY"))
+                .any(|w| w.path == "model_list[0].litellm_params.api_key" && w.message.contains("DEEPSEEK_API_KEY"))
         );
     }
 
@@ -895,10 +1045,7 @@ general_settings:
     fn environment_variables_section_feeds_os_environ() {
         let text = "environment_variables:\n  MY_KEY: sk-from-config\nmodel_list:\n  - model_name: a\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_key: os.environ/MY_KEY\n";
         let c = parse(text, Path::new("c.yaml"), &env(&[])).unwrap();
-        assert_eq!(
-            c.deployments[0].api_key.as_ref().unwrap().expose(),
-            "sk-from-config"
-        );
+        assert_eq!(c.deployments[0].api_key.as_ref().unwrap().expose(), "sk-from-config");
     }
 
     #[test]
@@ -925,11 +1072,7 @@ general_settings:
             &env(&[]),
         )
         .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("model_list[0].litellm_params.model"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("model_list[0].litellm_params.model"), "{err}");
     }
 
     #[test]
@@ -948,6 +1091,88 @@ general_settings:
         assert!(!c.cache_requested);
     }
 
+    fn warned(yaml: &str, path: &str, needle: &str) -> bool {
+        let c = parse(yaml, Path::new("c.yaml"), &env(&[])).unwrap();
+        c.warnings.iter().any(|w| w.path == path && w.message.contains(needle))
+    }
+
+    #[test]
+    fn each_silent_cache_mistake_is_named_with_its_fix() {
+        assert!(warned(
+            "general_settings:\n  cache: true\n",
+            "general_settings.cache",
+            "litellm_settings"
+        ));
+        assert!(warned(
+            "general_settings:\n  redis_url: redis://x\n",
+            "general_settings.redis_url",
+            "litellm_settings"
+        ));
+        assert!(warned(
+            "litellm_settings:\n  cache: {type: local}\n",
+            "litellm_settings.cache",
+            "cache: true"
+        ));
+        assert!(warned(
+            "litellm_settings:\n  cache_params: {type: local}\n",
+            "litellm_settings.cache_params",
+            "cache: true"
+        ));
+        assert!(warned(
+            "litellm_settings:\n  cache: true\n",
+            "litellm_settings.cache_params.type",
+            "assumes redis"
+        ));
+        assert!(warned(
+            "litellm_settings:\n  prompt_cache: true\n",
+            "litellm_settings.prompt_cache",
+            "cache: true"
+        ));
+        assert!(warned(
+            "litellm_settings:\n  completion_cache: true\n",
+            "litellm_settings.completion_cache",
+            "cache: true"
+        ));
+        assert!(warned(
+            "model_list:\n  - {model_name: a, litellm_params: {model: openai/x}}\nrouter_settings:\n  fallbacks: [{a: [ghost]}]\n",
+            "router_settings.fallbacks",
+            "`ghost`"
+        ));
+    }
+
+    #[test]
+    fn cache_params_in_litellm_names() {
+        let e = env(&[("REDIS_HOST", "10.0.0.5"), ("REDIS_PASSWORD", "pw")]);
+        let c = parse(
+            "litellm_settings:\n  cache: true\n  cache_params: {type: redis, namespace: team-a, ttl: 30, mode: default_off, supported_call_types: [acompletion]}\n",
+            Path::new("c.yaml"),
+            &e,
+        )
+        .unwrap();
+        let cache = c.cache.unwrap();
+        assert_eq!(
+            cache.backend,
+            CacheBackend::Redis {
+                url: Secret::new("redis://:pw@10.0.0.5:6379/")
+            }
+        );
+        assert_eq!(cache.namespace.as_deref(), Some("team-a"));
+        assert_eq!(cache.ttl, 30.0);
+        assert!(!cache.default_on);
+        assert!(cache.allows("completion") && !cache.allows("embedding"));
+        assert!(!c.effective.to_string().contains(":pw@"));
+        let local = parse(
+            "litellm_settings:\n  cache: true\n  cache_params: {type: local}\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap()
+        .cache
+        .unwrap();
+        assert!(matches!(local.backend, CacheBackend::Local { .. }));
+        assert!(local.default_on);
+    }
+
     #[test]
     fn includes_append_model_lists() {
         let dir = std::env::temp_dir().join(format!("tollgate-inc-{}", std::process::id()));
@@ -958,9 +1183,14 @@ general_settings:
         )
         .unwrap();
         let main = dir.join("config.yaml");
-        std::fs::write(&main, "include: [more.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n").unwrap();
+        std::fs::write(
+            &main,
+            "include: [more.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n",
+        )
+        .unwrap();
         let c = load(&main, &env(&[])).unwrap();
         assert_eq!(c.model_groups(), vec!["a", "b"]);
+        assert_eq!(c.files, vec![main.clone(), dir.join("more.yaml")]);
         std::fs::remove_dir_all(&dir).ok();
     }
 

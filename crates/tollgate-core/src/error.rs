@@ -66,9 +66,7 @@ impl GatewayError {
     /// OpenAI's `type` string.
     pub fn type_str(&self) -> &'static str {
         match self.kind {
-            ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::PayloadTooLarge => {
-                "invalid_request_error"
-            }
+            ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::PayloadTooLarge => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
             ErrorKind::RateLimited => "rate_limit_error",
             ErrorKind::Upstream => "upstream_error",
@@ -96,8 +94,7 @@ mod tests {
 
     #[test]
     fn maps_to_openai_shape() {
-        let e =
-            GatewayError::new(ErrorKind::NotFound, "no such model").with_code("model_not_found");
+        let e = GatewayError::new(ErrorKind::NotFound, "no such model").with_code("model_not_found");
         let v = e.to_json();
         assert_eq!(e.status, 404);
         assert_eq!(v["error"]["type"], "invalid_request_error");

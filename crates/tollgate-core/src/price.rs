@@ -105,10 +105,7 @@ impl Price {
 #[derive(Debug, thiserror::Error)]
 pub enum PriceError {
     #[error("cannot read price file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error(
         "price file {path} is not in LiteLLM's model_prices_and_context_window.json format (line {line}, column {column}): {message}"
     )]
@@ -170,9 +167,7 @@ impl PriceTable {
     pub fn insert(&mut self, name: &str, price: Price) {
         let key = name.to_ascii_lowercase();
         if let Some((_, bare)) = key.split_once('/') {
-            self.entries
-                .entry(bare.to_string())
-                .or_insert_with(|| price.clone());
+            self.entries.entry(bare.to_string()).or_insert_with(|| price.clone());
         }
         self.entries.insert(key, price);
     }
@@ -205,10 +200,8 @@ impl PriceTable {
                 return Some(p);
             }
             // `openrouter/vendor/model` → `model`
-            if let Some((_, last)) = rest.rsplit_once('/') {
-                if let Some(p) = self.entries.get(last) {
-                    return Some(p);
-                }
+            if let Some(p) = rest.rsplit_once('/').and_then(|(_, last)| self.entries.get(last)) {
+                return Some(p);
             }
         }
         self.entries.get(&format!("openai/{key}"))
@@ -233,10 +226,7 @@ mod tests {
             "openrouter/deepseek/deepseek-v3.2",
             "openrouter/x-ai/grok-4.1-fast",
         ] {
-            assert!(
-                t.lookup(m).is_some_and(Price::is_priced),
-                "{m} has no price"
-            );
+            assert!(t.lookup(m).is_some_and(Price::is_priced), "{m} has no price");
         }
         assert!(t.lookup("nobody/unknown-model").is_none());
     }
@@ -245,10 +235,7 @@ mod tests {
     fn cost_uses_each_bucket_rate() {
         // DeepSeek V3.2 at LiteLLM's list prices, computed by hand:
         // 600 uncached × 0.28/M + 400 cached × 0.028/M + 200 output × 0.4/M + 100 reasoning × 0.4/M
-        let p = PriceTable::builtin()
-            .lookup("deepseek/deepseek-v3.2")
-            .cloned()
-            .unwrap();
+        let p = PriceTable::builtin().lookup("deepseek/deepseek-v3.2").cloned().unwrap();
         let u = Usage {
             input: 600,
             cache_read: 400,

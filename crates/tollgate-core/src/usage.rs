@@ -125,10 +125,6 @@ mod tests {
         assert_eq!(v["total_tokens"], 150);
         assert_eq!(v["prompt_tokens_details"]["cached_tokens"], 20);
         assert_eq!(v["completion_tokens_details"]["reasoning_tokens"], 10);
-        assert!(
-            v["prompt_tokens_details"]
-                .get("cache_creation_tokens")
-                .is_none()
-        );
+        assert!(v["prompt_tokens_details"].get("cache_creation_tokens").is_none());
     }
 }

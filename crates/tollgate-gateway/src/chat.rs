@@ -22,10 +22,11 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tollgate_core::record::prompt_sha256;
-use tollgate_core::{CacheState, ErrorKind, GatewayError, Record, RecordStatus};
+use tollgate_core::{CacheState, Cost, ErrorKind, GatewayError, Record, RecordStatus};
 use tollgate_providers::sse::{error_event, event_bytes, inspect_chunk};
 use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
 
+use crate::cache::{CachedEntry, Lookup, RequestCache, ResponseCache, request_controls};
 use crate::edge::{ApiError, ResponseTags, authorize, tag_response};
 use crate::server::App;
 use crate::state::{Deployment, LiveState};
@@ -79,12 +80,7 @@ struct Draft {
 impl Draft {
     fn new(app: Arc<App>, live: &LiveState, headers: &HeaderMap) -> Self {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let header = |n: &str| {
-            headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
         let record = Record {
             trace_id: header("x-tollgate-trace-id").unwrap_or_else(|| request_id.clone()),
             request_id,
@@ -137,9 +133,23 @@ impl Draft {
 
     fn set_usage(&mut self, parsed: &ParsedUsage, price: Option<&tollgate_core::Price>) {
         self.record.set_usage(&parsed.usage);
-        self.record
-            .set_cost(price.and_then(|p| p.cost(&parsed.usage)));
+        self.record.set_cost(price.and_then(|p| p.cost(&parsed.usage)));
         self.record.reported_cost_usd = parsed.reported_cost_usd;
+    }
+
+    /// What a cache hit on this answer will replay and account.
+    fn cache_entry(&self, ttl_s: f64, body: Option<String>, chunks: Vec<String>) -> CachedEntry {
+        CachedEntry {
+            stored_at_ms: self.record.start_time.timestamp_millis().max(0) as u64,
+            ttl_s,
+            body,
+            chunks,
+            usage: self.record.usage(),
+            cost_usd: self.record.cost_usd,
+            model: self.record.model.clone(),
+            provider: self.record.provider.clone(),
+            finish_reason: self.record.finish_reason.clone(),
+        }
     }
 
     /// Closes the record and hands it to the writer. `upstream_ms` is time spent waiting on the
@@ -158,10 +168,7 @@ impl Draft {
             self.record.error_type = Some(e.type_str().to_string());
             self.record.error_message = Some(e.message.clone());
         }
-        if self.record.cost_usd.is_none()
-            && self.record.status == RecordStatus::Success
-            && !self.record.unpriced
-        {
+        if self.record.cost_usd.is_none() && self.record.status == RecordStatus::Success && !self.record.unpriced {
             self.record.unpriced = true;
         }
         self.app.writer.submit(self.record);
@@ -171,11 +178,7 @@ impl Draft {
     fn fail(self, e: GatewayError) -> Response {
         let status = e.status;
         let mut resp = ApiError(e.clone()).into_response();
-        set_id_headers(
-            resp.headers_mut(),
-            &self.record.request_id,
-            &self.record.model_group,
-        );
+        set_id_headers(resp.headers_mut(), &self.record.request_id, &self.record.model_group);
         self.finish(status, None, Some(&e));
         resp
     }
@@ -213,10 +216,7 @@ fn fingerprint(group: &str, body: &Map<String, Value>) -> String {
 
 pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
     let live = app.live.load_full();
-    let key_alias = match authorize(
-        &headers,
-        live.config.master_key.as_ref().filter(|_| app.auth_enabled),
-    ) {
+    let key_alias = match authorize(&headers, live.config.master_key.as_ref().filter(|_| app.auth_enabled)) {
         Ok(alias) => alias,
         // Unauthenticated traffic is not recorded: it would let anyone fill the store.
         Err(e) => return ApiError(e).into_response(),
@@ -279,26 +279,57 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         return draft.fail(
             GatewayError::new(
                 ErrorKind::NotFound,
-                format!(
-                    "model `{group_name}` is not served by this gateway; known models: {known}"
-                ),
+                format!("model `{group_name}` is not served by this gateway; known models: {known}"),
             )
             .with_code("model_not_found")
             .with_param("model"),
         );
     };
+    let stream = endpoint == Endpoint::Chat && draft.record.stream;
+    let client_wants_usage = !stream
+        || body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+
+    // The response cache answers before any deployment is chosen: it is per model group.
+    let mut store_to: Option<(Arc<ResponseCache>, RequestCache)> = None;
+    if let Some(cache) = &live.cache {
+        let call_type = match endpoint {
+            Endpoint::Chat => "completion",
+            Endpoint::Embeddings => "embedding",
+        };
+        let fingerprint = draft.record.prompt_sha256.clone().unwrap_or_default();
+        match request_controls(&cache.settings, call_type, &fingerprint, stream, &body, &headers) {
+            None => draft.record.cache = CacheState::Bypass,
+            Some(rc) => {
+                draft.record.cache = if rc.lookup {
+                    CacheState::Miss
+                } else {
+                    CacheState::Bypass
+                };
+                if rc.lookup {
+                    match cache.get(&rc).await {
+                        Lookup::Hit(entry) => return cache_hit(draft, &entry, &rc.key, client_wants_usage),
+                        Lookup::Miss => {}
+                        Lookup::Unavailable => draft.record.cache = CacheState::Bypass,
+                    }
+                }
+                if rc.store {
+                    store_to = Some((cache.clone(), rc));
+                }
+            }
+        }
+    }
+
     let deployment = group.pick().clone();
     draft.use_deployment(&deployment);
 
-    body.insert(
-        "model".into(),
-        Value::String(deployment.route.upstream_model.clone()),
-    );
+    body.insert("model".into(), Value::String(deployment.route.upstream_model.clone()));
     for k in GATEWAY_ONLY_FIELDS {
         body.remove(*k);
     }
-    let stream = endpoint == Endpoint::Chat && draft.record.stream;
-    let mut client_wants_usage = true;
     if stream {
         // Usage is needed for the record whether or not the client asked; the extra chunk is
         // removed again for clients that did not ask.
@@ -306,10 +337,6 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
             .entry("stream_options")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(o) = opts {
-            client_wants_usage = o
-                .get("include_usage")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
             o.insert("include_usage".into(), Value::Bool(true));
         }
     }
@@ -344,11 +371,7 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         // The stream timeout covers the wait for the first byte; the deployment timeout the rest.
         let resp = match tokio::time::timeout(deployment.stream_timeout, req.send()).await {
             Err(_) => {
-                return upstream_failed(
-                    draft,
-                    timeout_error(&deployment, deployment.stream_timeout),
-                    sent,
-                );
+                return upstream_failed(draft, timeout_error(&deployment, deployment.stream_timeout), sent);
             }
             Ok(Err(e)) => return upstream_failed(draft, transport_error(&deployment, &e), sent),
             Ok(Ok(r)) => r,
@@ -356,7 +379,7 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         if !resp.status().is_success() {
             return upstream_status(draft, resp, sent).await;
         }
-        return stream_response(draft, deployment, resp, sent, pre_ms, client_wants_usage);
+        return stream_response(draft, deployment, resp, sent, pre_ms, client_wants_usage, store_to);
     }
     let resp = match tokio::time::timeout(deployment.timeout, req.send()).await {
         Err(_) => {
@@ -377,7 +400,7 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         Ok(Ok(b)) => b,
     };
     let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
-    plain_response(draft, &deployment, bytes, upstream_ms)
+    plain_response(draft, &deployment, bytes, upstream_ms, store_to)
 }
 
 fn plain_response(
@@ -385,6 +408,7 @@ fn plain_response(
     deployment: &Deployment,
     bytes: Bytes,
     upstream_ms: f64,
+    store_to: Option<(Arc<ResponseCache>, RequestCache)>,
 ) -> Response {
     let mut value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -398,11 +422,7 @@ fn plain_response(
             );
             let status = err.status;
             let mut resp = ApiError(err.clone()).into_response();
-            set_id_headers(
-                resp.headers_mut(),
-                &draft.record.request_id,
-                &draft.record.model_group,
-            );
+            set_id_headers(resp.headers_mut(), &draft.record.request_id, &draft.record.model_group);
             draft.finish(status, Some(upstream_ms), Some(&err));
             return resp;
         }
@@ -419,12 +439,16 @@ fn plain_response(
         .map(str::to_string);
     // Clients see the group name they asked for, as with LiteLLM.
     if let Some(obj) = value.as_object_mut() {
-        obj.insert(
-            "model".into(),
-            Value::String(draft.record.model_group.clone()),
-        );
+        obj.insert("model".into(), Value::String(draft.record.model_group.clone()));
     }
     let out = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
+    if let Some((cache, rc)) = store_to
+        && let Ok(body) = String::from_utf8(out.clone())
+    {
+        let entry = draft.cache_entry(rc.ttl_s, Some(body), Vec::new());
+        // Storing must not delay the answer (Redis is a network round trip).
+        tokio::spawn(async move { cache.put(rc.key, entry).await });
+    }
     let overhead = (draft.elapsed_ms() - upstream_ms).max(0.0);
     let mut resp = (StatusCode::OK, [("content-type", "application/json")], out).into_response();
     tag_response(
@@ -438,6 +462,58 @@ fn plain_response(
         },
     );
     draft.finish(200, Some(upstream_ms), None);
+    resp
+}
+
+/// Answers from the cache: the stored body, or the stored chunks as SSE. The record keeps the
+/// original usage, costs nothing, and notes what the hit saved.
+fn cache_hit(mut draft: Draft, entry: &CachedEntry, key: &str, client_wants_usage: bool) -> Response {
+    draft.record.cache = CacheState::Hit;
+    draft.record.model = entry.model.clone();
+    draft.record.provider = entry.provider.clone();
+    draft.record.finish_reason = entry.finish_reason.clone();
+    draft.record.set_usage(&entry.usage);
+    draft.record.set_cost(Some(Cost::default()));
+    draft.record.saved_cost_usd = entry.cost_usd;
+    let mut resp = match &entry.body {
+        Some(body) => (StatusCode::OK, [("content-type", "application/json")], body.clone()).into_response(),
+        None => {
+            let mut events: Vec<Result<Bytes, std::io::Error>> = Vec::with_capacity(entry.chunks.len() + 1);
+            for c in &entry.chunks {
+                let usage_only = inspect_chunk(c).is_some_and(|i| i.choices_empty && i.usage.is_some());
+                if usage_only && !client_wants_usage {
+                    continue;
+                }
+                events.push(Ok(event_bytes(c)));
+            }
+            events.push(Ok(event_bytes("[DONE]")));
+            draft.record.ttft_ms = Some(draft.elapsed_ms());
+            let mut r = Response::new(Body::from_stream(futures::stream::iter(events)));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/event-stream"));
+            r
+        }
+    };
+    let h = resp.headers_mut();
+    tag_response(
+        h,
+        &ResponseTags {
+            request_id: &draft.record.request_id,
+            model_group: &draft.record.model_group,
+            cost_usd: Some(0.0),
+            overhead_ms: draft.elapsed_ms(),
+            cache: CacheState::Hit.as_str(),
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(key) {
+        h.insert("x-litellm-cache-key", v);
+    }
+    if let Some(saved) = entry.cost_usd
+        && let Ok(v) = HeaderValue::from_str(&format!("{saved:.10}"))
+    {
+        h.insert("x-tollgate-cache-saved-usd", v);
+    }
+    draft.finish(200, Some(0.0), None);
     resp
 }
 
@@ -485,11 +561,7 @@ fn upstream_failed(draft: Draft, e: GatewayError, sent: Instant) -> Response {
     let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
     let status = e.status;
     let mut resp = ApiError(e.clone()).into_response();
-    set_id_headers(
-        resp.headers_mut(),
-        &draft.record.request_id,
-        &draft.record.model_group,
-    );
+    set_id_headers(resp.headers_mut(), &draft.record.request_id, &draft.record.model_group);
     draft.finish(status, Some(upstream_ms), Some(&e));
     resp
 }
@@ -518,28 +590,21 @@ async fn upstream_status(draft: Draft, resp: reqwest::Response, sent: Instant) -
         _ => ErrorKind::Upstream,
     };
     let provider = draft.record.provider.clone();
-    let err = GatewayError::new(
-        kind,
-        format!("{provider} returned HTTP {status}: {message}"),
-    )
-    .with_status(status)
-    .with_code(
-        parsed
-            .as_ref()
-            .and_then(|v| v.pointer("/error/code"))
-            .and_then(|c| {
-                c.as_str()
-                    .map(str::to_string)
-                    .or_else(|| c.as_u64().map(|n| n.to_string()))
-            })
-            .unwrap_or_else(|| status.to_string()),
-    );
+    let err = GatewayError::new(kind, format!("{provider} returned HTTP {status}: {message}"))
+        .with_status(status)
+        .with_code(
+            parsed
+                .as_ref()
+                .and_then(|v| v.pointer("/error/code"))
+                .and_then(|c| {
+                    c.as_str()
+                        .map(str::to_string)
+                        .or_else(|| c.as_u64().map(|n| n.to_string()))
+                })
+                .unwrap_or_else(|| status.to_string()),
+        );
     let mut out = ApiError(err.clone()).into_response();
-    set_id_headers(
-        out.headers_mut(),
-        &draft.record.request_id,
-        &draft.record.model_group,
-    );
+    set_id_headers(out.headers_mut(), &draft.record.request_id, &draft.record.model_group);
     if let Some(ra) = retry_after {
         out.headers_mut().insert("retry-after", ra);
     }
@@ -574,12 +639,9 @@ impl StreamGuard {
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         if self.draft.is_some() {
-            let e = GatewayError::new(
-                ErrorKind::InvalidRequest,
-                "client closed the stream before it ended",
-            )
-            .with_status(499)
-            .with_code("client_closed_request");
+            let e = GatewayError::new(ErrorKind::InvalidRequest, "client closed the stream before it ended")
+                .with_status(499)
+                .with_code("client_closed_request");
             self.complete(Some(e));
         }
     }
@@ -592,10 +654,14 @@ fn stream_response(
     sent: Instant,
     pre_ms: f64,
     client_wants_usage: bool,
+    store_to: Option<(Arc<ResponseCache>, RequestCache)>,
 ) -> Response {
     let request_id = draft.record.request_id.clone();
+    let cache_state = draft.record.cache;
     let group = draft.record.model_group.clone();
     let stream_group = group.clone();
+    // Re-serialising every chunk costs a little; skip it when the names already agree.
+    let rename_model = deployment.route.upstream_model != group;
     let mut guard = StreamGuard {
         draft: Some(draft),
         sent,
@@ -606,6 +672,8 @@ fn stream_response(
     let stream_timeout = deployment.timeout;
     let body_stream = async_stream::stream! {
         let mut saw_done = false;
+        // Chunks as the client would get them with usage, kept only when the answer will be cached.
+        let mut collected: Option<Vec<String>> = store_to.as_ref().map(|_| Vec::new());
         loop {
             let remaining = stream_timeout.saturating_sub(sent.elapsed());
             let next = match tokio::time::timeout(remaining, events.next()).await {
@@ -632,13 +700,22 @@ fn stream_response(
                 Some(Ok(ev)) => {
                     if ev.data == "[DONE]" {
                         saw_done = true;
+                        if let (Some((cache, rc)), Some(chunks), Some(d)) = (store_to.clone(), collected.take(), guard.draft.as_ref()) {
+                            let entry = d.cache_entry(rc.ttl_s, None, chunks);
+                            tokio::spawn(async move { cache.put(rc.key, entry).await });
+                        }
                         guard.upstream_done_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
                         guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
                         yield Ok(event_bytes("[DONE]"));
                         continue;
                     }
                     let out = match inspect_chunk(&ev.data) {
-                        None => Some(event_bytes(&ev.data)),
+                        None => {
+                            if let Some(c) = collected.as_mut() {
+                                c.push(ev.data.clone());
+                            }
+                            Some(event_bytes(&ev.data))
+                        }
                         Some(info) => {
                             if let Some(d) = guard.draft.as_mut() {
                                 if info.has_token && d.record.ttft_ms.is_none() {
@@ -654,15 +731,31 @@ fn stream_response(
                                 if let Some(d) = guard.draft.as_mut() {
                                     d.set_usage(&parsed, deployment.price.as_ref());
                                 }
-                                if info.choices_empty && !client_wants_usage {
-                                    None
-                                } else {
-                                    if let Some(o) = chunk.as_object_mut() {
-                                        o.insert("model".into(), Value::String(stream_group.clone()));
-                                    }
-                                    Some(event_bytes(&chunk.to_string()))
+                                if let Some(o) = chunk.as_object_mut() {
+                                    o.insert("model".into(), Value::String(stream_group.clone()));
                                 }
+                                let text = chunk.to_string();
+                                let out = (!info.choices_empty || client_wants_usage).then(|| event_bytes(&text));
+                                if let Some(c) = collected.as_mut() {
+                                    c.push(text);
+                                }
+                                out
+                            } else if rename_model {
+                                // Chunks name the group the client asked for, as plain responses do.
+                                let mut chunk: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+                                if let Some(o) = chunk.as_object_mut() {
+                                    o.insert("model".into(), Value::String(stream_group.clone()));
+                                }
+                                let text = chunk.to_string();
+                                let out = Some(event_bytes(&text));
+                                if let Some(c) = collected.as_mut() {
+                                    c.push(text);
+                                }
+                                out
                             } else {
+                                if let Some(c) = collected.as_mut() {
+                                    c.push(ev.data.clone());
+                                }
                                 Some(event_bytes(&ev.data))
                             }
                         }
@@ -688,10 +781,7 @@ fn stream_response(
     };
     let mut resp = Response::new(Body::from_stream(body_stream));
     let h = resp.headers_mut();
-    h.insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream"),
-    );
+    h.insert("content-type", HeaderValue::from_static("text/event-stream"));
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     tag_response(
         h,
@@ -701,7 +791,7 @@ fn stream_response(
             // The cost of a stream is known only at its end: it is in the record and usage chunk.
             cost_usd: None,
             overhead_ms: pre_ms,
-            cache: CacheState::Off.as_str(),
+            cache: cache_state.as_str(),
         },
     );
     h.remove("x-tollgate-cost-usd");
@@ -714,15 +804,14 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_user_and_stream_but_not_messages() {
-        let a: Map<String, Value> =
-            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"stream":true,"user":"u1"}"#).unwrap();
-        let b: Map<String, Value> = serde_json::from_str(
-            r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"user":"u2"}"#,
+        let a: Map<String, Value> = serde_json::from_str(
+            r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"stream":true,"user":"u1"}"#,
         )
         .unwrap();
+        let b: Map<String, Value> =
+            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"user":"u2"}"#).unwrap();
         let c: Map<String, Value> =
-            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"ho"}]}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"ho"}]}"#).unwrap();
         assert_eq!(fingerprint("g", &a), fingerprint("g", &b));
         assert_ne!(fingerprint("g", &a), fingerprint("g", &c));
         assert_ne!(fingerprint("g", &a), fingerprint("h", &a));

@@ -17,8 +17,7 @@ impl From<GatewayError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(self.0.to_json())).into_response();
         if self.0.kind == ErrorKind::Authentication {
             resp.headers_mut()
@@ -30,10 +29,7 @@ impl IntoResponse for ApiError {
 
 /// Checks `Authorization: Bearer` or `x-api-key` against the master key. `None` key means
 /// auth is off (only possible with `--insecure-dev`).
-pub fn authorize(
-    headers: &HeaderMap,
-    master_key: Option<&Secret>,
-) -> Result<Option<String>, GatewayError> {
+pub fn authorize(headers: &HeaderMap, master_key: Option<&Secret>) -> Result<Option<String>, GatewayError> {
     let Some(key) = master_key else {
         return Ok(None);
     };
@@ -46,12 +42,7 @@ pub fn authorize(
                 .unwrap_or(v)
                 .trim()
         })
-        .or_else(|| {
-            headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        });
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim));
     match presented {
         None | Some("") => Err(GatewayError::new(
             ErrorKind::Authentication,
@@ -114,10 +105,7 @@ mod tests {
     fn bearer_and_x_api_key_are_accepted() {
         let key = Secret::new("sk-0123456789abcdef");
         let mut h = HeaderMap::new();
-        h.insert(
-            "authorization",
-            HeaderValue::from_static("Bearer sk-0123456789abcdef"),
-        );
+        h.insert("authorization", HeaderValue::from_static("Bearer sk-0123456789abcdef"));
         assert!(authorize(&h, Some(&key)).is_ok());
         let mut h = HeaderMap::new();
         h.insert("x-api-key", HeaderValue::from_static("sk-0123456789abcdef"));
@@ -126,10 +114,7 @@ mod tests {
         h.insert("authorization", HeaderValue::from_static("Bearer wrong"));
         assert_eq!(authorize(&h, Some(&key)).unwrap_err().status, 401);
         assert_eq!(
-            authorize(&HeaderMap::new(), Some(&key))
-                .unwrap_err()
-                .code
-                .as_deref(),
+            authorize(&HeaderMap::new(), Some(&key)).unwrap_err().code.as_deref(),
             Some("missing_api_key")
         );
         assert!(authorize(&HeaderMap::new(), None).is_ok());

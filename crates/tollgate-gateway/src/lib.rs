@@ -5,8 +5,10 @@
 //! swappable view of the config, `edge` the HTTP-facing details (auth, errors, headers), and
 //! `server` the routes and lifecycle.
 
+pub mod cache;
 pub mod chat;
 pub mod edge;
+pub mod reload;
 pub mod server;
 pub mod state;
 

@@ -32,6 +32,11 @@ pub struct App {
     /// False only with `--insecure-dev` and no usable master key.
     pub auth_enabled: bool,
     pub store: StoreConfig,
+    /// `--prices`, read again on every reload.
+    pub prices_path: Option<PathBuf>,
+    /// Why the last reload failed, until one succeeds.
+    pub config_error: std::sync::Mutex<Option<String>>,
+    pub reload_lock: std::sync::Mutex<()>,
 }
 
 /// How to run the gateway (the `serve` command's flags).
@@ -44,6 +49,10 @@ pub struct ServeOptions {
     pub insecure_dev: bool,
     /// Records that may wait for the writer before new ones are dropped (and counted).
     pub record_capacity: usize,
+    /// A LiteLLM price file added to the built-in table (`--prices`), re-read on reload.
+    pub prices_path: Option<PathBuf>,
+    /// Reload when the config file (or an included one) changes.
+    pub watch_config: bool,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +64,8 @@ impl Default for ServeOptions {
             log_jsonl: None,
             insecure_dev: false,
             record_capacity: 65_536,
+            prices_path: None,
+            watch_config: true,
         }
     }
 }
@@ -66,10 +77,7 @@ pub enum ServeError {
     #[error("cannot open the record store: {0}")]
     Store(#[from] tollgate_store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -81,6 +89,7 @@ pub struct RunningGateway {
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     writer: WriterHandle,
+    _watcher: Option<crate::reload::ConfigWatcher>,
 }
 
 impl RunningGateway {
@@ -97,12 +106,7 @@ impl RunningGateway {
 }
 
 /// Lines printed at startup: one per model group, then cache, store and auth state.
-pub fn startup_summary(
-    live: &LiveState,
-    addr: &str,
-    opts: &ServeOptions,
-    auth_enabled: bool,
-) -> Vec<String> {
+pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_enabled: bool) -> Vec<String> {
     let mut lines = vec![format!(
         "tollgate listening on http://{addr} (config {} v{})",
         live.config.path.display(),
@@ -129,14 +133,12 @@ pub fn startup_summary(
             .collect();
         lines.push(format!("  model {g}: {}", parts.join("; ")));
     }
-    lines.push(format!(
-        "  cache: off{}",
-        if live.config.cache_requested {
-            " (litellm_settings.cache is set, but the response cache is not built yet)"
-        } else {
-            ""
+    lines.push(match &live.cache {
+        Some(c) => format!("  cache: {}", c.describe()),
+        None => {
+            "  cache: off (turn it on with `litellm_settings: {cache: true, cache_params: {type: local}}`)".to_string()
         }
-    ));
+    });
     lines.push(format!(
         "  store: sqlite {}{}",
         opts.data_dir.join(tollgate_store::DB_FILE_NAME).display(),
@@ -148,8 +150,7 @@ pub fn startup_summary(
     lines.push(if auth_enabled {
         "  auth: master key required (Authorization: Bearer or x-api-key)".to_string()
     } else {
-        "  auth: OFF (--insecure-dev): anyone who reaches this port can use your provider keys"
-            .to_string()
+        "  auth: OFF (--insecure-dev): anyone who reaches this port can use your provider keys".to_string()
     });
     let n = live.all_warnings().count();
     if n > 0 {
@@ -182,12 +183,10 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         .connect_timeout(Duration::from_secs(10))
         .build()?;
     let addr = format!("{}:{}", opts.host, opts.port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
+    let listener = TcpListener::bind(&addr).await.map_err(|source| ServeError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: addr.clone(),
         source,
@@ -201,7 +200,21 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         writer,
         auth_enabled,
         store,
+        prices_path: opts.prices_path.clone(),
+        config_error: std::sync::Mutex::new(None),
+        reload_lock: std::sync::Mutex::new(()),
     });
+    let watcher = if opts.watch_config {
+        match crate::reload::watch(app.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("  config watch: off ({e}); reload with SIGHUP or POST /admin/reload");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let router = router(app.clone());
     // Small SSE chunks must not wait on Nagle's algorithm: that would add tens of ms per chunk.
@@ -226,6 +239,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         stop: Some(stop_tx),
         server,
         writer: writer_handle,
+        _watcher: watcher,
     })
 }
 
@@ -242,6 +256,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health/liveliness", get(liveliness))
         .route("/health/liveness", get(liveliness))
         .route("/health/readiness", get(readiness))
+        .route("/admin/reload", post(admin_reload))
+        .route("/admin/config", get(admin_config))
         .fallback(not_found)
         // The body limit is enforced per request from the live config, with OpenAI's error shape.
         .layer(DefaultBodyLimit::disable())
@@ -258,10 +274,7 @@ async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
 
 fn check_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let live = app.live.load();
-    authorize(
-        headers,
-        live.config.master_key.as_ref().filter(|_| app.auth_enabled),
-    )?;
+    authorize(headers, live.config.master_key.as_ref().filter(|_| app.auth_enabled))?;
     Ok(())
 }
 
@@ -286,14 +299,29 @@ async fn liveliness() -> impl IntoResponse {
 
 async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
     let live = app.live.load();
+    let config_error = app.config_error.lock().ok().and_then(|e| e.clone());
+    let cache = match &live.cache {
+        None => json!({"state": "off"}),
+        Some(c) => json!({
+            "state": "on",
+            "backend": c.backend_name(),
+            "healthy": c.healthy(),
+            "hits": c.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
+            "misses": c.stats.misses.load(std::sync::atomic::Ordering::Relaxed),
+            "errors": c.stats.errors.load(std::sync::atomic::Ordering::Relaxed),
+            "last_error": c.last_error(),
+        }),
+    };
+    // Still serving in both cases, so 200: degraded says what needs attention.
+    let healthy = config_error.is_none() && live.cache.as_ref().is_none_or(|c| c.healthy());
     axum::Json(json!({
-        "status": "healthy",
+        "status": if healthy { "healthy" } else { "degraded" },
         "config_version": live.version,
         "config_path": live.config.path.display().to_string(),
-        "config_error": null,
+        "config_error": config_error,
         "config_warnings": live.all_warnings().count(),
         "model_groups": live.group_order.len(),
-        "cache": "off",
+        "cache": cache,
         "auth": if app.auth_enabled { "master_key" } else { "off" },
         "store": {
             "sqlite": app.store.data_dir.join(tollgate_store::DB_FILE_NAME).display().to_string(),
@@ -303,6 +331,41 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
         },
         "tollgate_version": env!("CARGO_PKG_VERSION"),
     }))
+}
+
+async fn admin_reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = check_auth(&app, &headers) {
+        return e.into_response();
+    }
+    let app2 = app.clone();
+    match tokio::task::spawn_blocking(move || app2.reload()).await {
+        Ok(Ok(v)) => axum::Json(json!({"status": "reloaded", "config_version": v})).into_response(),
+        Ok(Err(msg)) => ApiError(
+            tollgate_core::GatewayError::new(tollgate_core::ErrorKind::InvalidRequest, msg).with_code("config_invalid"),
+        )
+        .into_response(),
+        Err(e) => ApiError(tollgate_core::GatewayError::new(
+            tollgate_core::ErrorKind::Internal,
+            e.to_string(),
+        ))
+        .into_response(),
+    }
+}
+
+async fn admin_config(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = check_auth(&app, &headers) {
+        return e.into_response();
+    }
+    let live = app.live.load();
+    let warnings: Vec<String> = live.all_warnings().map(|w| w.to_string()).collect();
+    axum::Json(json!({
+        "config_version": live.version,
+        "config_path": live.config.path.display().to_string(),
+        "config_error": app.config_error.lock().ok().and_then(|e| e.clone()),
+        "warnings": warnings,
+        "effective": live.config.effective,
+    }))
+    .into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

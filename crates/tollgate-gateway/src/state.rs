@@ -13,6 +13,8 @@ use tollgate_core::config::{ConfigWarning, DeploymentConfig, Env, GatewayConfig,
 use tollgate_core::{Price, PriceTable};
 use tollgate_providers::provider::{Provider, Route, route};
 
+use crate::cache::ResponseCache;
+
 /// Upstream timeout when neither the deployment nor `litellm_settings.request_timeout` sets one
 /// (LiteLLM's default is 6000 s; ten minutes is long enough for reasoning models and short
 /// enough that a dead upstream is noticed).
@@ -65,6 +67,8 @@ pub struct LiveState {
     /// Problems found while resolving (on top of the config's own warnings).
     pub warnings: Vec<ConfigWarning>,
     pub max_body_bytes: usize,
+    /// The response cache; `None` when `litellm_settings.cache` is not on.
+    pub cache: Option<Arc<ResponseCache>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,12 +123,10 @@ impl LiveState {
                     ),
                 });
             }
-            let api_key = d.api_key.clone().or_else(|| {
-                r.provider
-                    .key_env_var()
-                    .and_then(|v| env.var(v))
-                    .map(Secret::new)
-            });
+            let api_key = d
+                .api_key
+                .clone()
+                .or_else(|| r.provider.key_env_var().and_then(|v| env.var(v)).map(Secret::new));
             if api_key.is_none()
                 && !matches!(r.provider, Provider::OllamaChat | Provider::HostedVllm)
                 && d.api_base.is_none()
@@ -150,10 +152,7 @@ impl LiveState {
                     ),
                 });
             }
-            let timeout = d
-                .timeout
-                .map(Duration::from_secs_f64)
-                .unwrap_or(default_timeout);
+            let timeout = d.timeout.map(Duration::from_secs_f64).unwrap_or(default_timeout);
             let dep = Deployment {
                 model_group: d.model_name.clone(),
                 model: d.model.clone(),
@@ -162,16 +161,9 @@ impl LiveState {
                 price: priced.then_some(price),
                 route: r,
                 api_key,
-                extra_headers: d
-                    .extra_headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                extra_headers: d.extra_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 timeout,
-                stream_timeout: d
-                    .stream_timeout
-                    .map(Duration::from_secs_f64)
-                    .unwrap_or(timeout),
+                stream_timeout: d.stream_timeout.map(Duration::from_secs_f64).unwrap_or(timeout),
                 model_id: d
                     .model_info
                     .id
@@ -190,6 +182,16 @@ impl LiveState {
             group.deployments.push(Arc::new(dep));
         }
         let max_body_bytes = (config.max_request_size_mb * 1024.0 * 1024.0) as usize;
+        let cache = match &config.cache {
+            Some(settings) => Some(Arc::new(ResponseCache::new(settings.clone()).map_err(|e| {
+                StateError {
+                    file: file.clone(),
+                    path: "litellm_settings.cache_params".into(),
+                    message: e.to_string(),
+                }
+            })?)),
+            None => None,
+        };
         Ok(LiveState {
             version,
             config,
@@ -198,7 +200,16 @@ impl LiveState {
             prices,
             warnings,
             max_body_bytes,
+            cache,
         })
+    }
+
+    /// Keeps the previous state's cache (and its entries) when the new config leaves the cache
+    /// settings unchanged, so a reload does not empty it.
+    pub fn inherit_cache(&mut self, previous: &LiveState) {
+        if self.config.cache.is_some() && self.config.cache == previous.config.cache {
+            self.cache = previous.cache.clone();
+        }
     }
 
     /// Config warnings and resolution warnings together.
@@ -238,14 +249,8 @@ impl LiveState {
                     ("max_input_tokens", d.max_input_tokens.map(Into::into)),
                     ("max_output_tokens", d.max_output_tokens.map(Into::into)),
                     ("max_tokens", d.max_output_tokens.map(Into::into)),
-                    (
-                        "input_cost_per_token",
-                        p.input_cost_per_token.map(Into::into),
-                    ),
-                    (
-                        "output_cost_per_token",
-                        p.output_cost_per_token.map(Into::into),
-                    ),
+                    ("input_cost_per_token", p.input_cost_per_token.map(Into::into)),
+                    ("output_cost_per_token", p.output_cost_per_token.map(Into::into)),
                     (
                         "cache_read_input_token_cost",
                         p.cache_read_input_token_cost.map(Into::into),
@@ -260,8 +265,7 @@ impl LiveState {
                 }
                 info.entry("supports_prompt_caching")
                     .or_insert_with(|| p.cache_read_input_token_cost.is_some().into());
-                info.entry("supports_function_calling")
-                    .or_insert(Value::Bool(true));
+                info.entry("supports_function_calling").or_insert(Value::Bool(true));
                 data.push(json!({
                     "model_name": g,
                     "litellm_params": {"model": d.model, "api_base": d.route.api_base},
@@ -343,9 +347,7 @@ mod tests {
             &env,
         )
         .unwrap();
-        let e = LiveState::build(cfg, 1, None, &env)
-            .unwrap_err()
-            .to_string();
+        let e = LiveState::build(cfg, 1, None, &env).unwrap_err().to_string();
         assert!(
             e.contains("model_list[0].litellm_params.model") && e.contains("bedrock"),
             "{e}"

@@ -99,8 +99,8 @@ fn reports_deepseek_cache_fields(model: &str) -> bool {
 
 /// Words used to pad answers to their token count; one word stands for one token.
 const FILLER: [&str; 16] = [
-    "the", "gateway", "counts", "every", "token", "and", "each", "request", "becomes", "one",
-    "record", "so", "costs", "add", "up", "exactly",
+    "the", "gateway", "counts", "every", "token", "and", "each", "request", "becomes", "one", "record", "so", "costs",
+    "add", "up", "exactly",
 ];
 
 /// A completion is 20..=400 tokens (reasoning included) before `max_tokens` cuts it: varied
@@ -178,7 +178,11 @@ impl Answer {
         let visible_tokens = completion_tokens - reasoning_tokens;
 
         let question = last_user_text(req);
-        let snippet: String = question.chars().take(40).map(|c| if c.is_whitespace() { ' ' } else { c }).collect();
+        let snippet: String = question
+            .chars()
+            .take(40)
+            .map(|c| if c.is_whitespace() { ' ' } else { c })
+            .collect();
         let snippet = snippet.trim();
 
         let tool_call = wanted_tool(req, &question).map(|(name, parameters)| ToolCall {
@@ -189,10 +193,19 @@ impl Answer {
         let content = if tool_call.is_some() {
             None
         } else {
-            Some(words(&format!("Mock answer to: {snippet}"), visible_tokens, prompt_hash))
+            Some(words(
+                &format!("Mock answer to: {snippet}"),
+                visible_tokens,
+                prompt_hash,
+            ))
         };
-        let reasoning_content = (reasoning_tokens > 0)
-            .then(|| words(&format!("Thinking about: {snippet}"), reasoning_tokens, prompt_hash >> 7));
+        let reasoning_content = (reasoning_tokens > 0).then(|| {
+            words(
+                &format!("Thinking about: {snippet}"),
+                reasoning_tokens,
+                prompt_hash >> 7,
+            )
+        });
 
         let finish_reason = if tool_call.is_some() {
             "tool_calls"
@@ -220,8 +233,12 @@ impl Answer {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
             total_tokens: self.prompt_tokens + self.completion_tokens,
-            prompt_tokens_details: PromptDetails { cached_tokens: self.cached_tokens },
-            completion_tokens_details: CompletionDetails { reasoning_tokens: self.reasoning_tokens },
+            prompt_tokens_details: PromptDetails {
+                cached_tokens: self.cached_tokens,
+            },
+            completion_tokens_details: CompletionDetails {
+                reasoning_tokens: self.reasoning_tokens,
+            },
             prompt_cache_hit_tokens: self.deepseek_cache_fields.then_some(self.cached_tokens),
             prompt_cache_miss_tokens: self
                 .deepseek_cache_fields
@@ -232,7 +249,12 @@ impl Answer {
 
 /// The text of the last user message (the question being answered), or of the last message.
 fn last_user_text(req: &ChatRequest) -> String {
-    let message = req.messages.iter().rev().find(|m| m.role == "user").or(req.messages.last());
+    let message = req
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .or(req.messages.last());
     let mut text = String::new();
     if let Some(message) = message {
         for_each_text(&message.content, &mut |t| text.push_str(t));
@@ -261,7 +283,7 @@ fn wanted_tool<'r>(req: &'r ChatRequest, question: &str) -> Option<(&'r str, Opt
         Some("required") => true,
         _ => question.to_ascii_lowercase().contains("tool"),
     };
-    wanted.then(|| (first.name.as_str(), first.parameters.as_ref()))
+    wanted.then_some((first.name.as_str(), first.parameters.as_ref()))
 }
 
 /// Small, valid arguments for a function's JSON schema: its first property with a value of the
@@ -385,7 +407,10 @@ pub(crate) fn render_completion(answer: &Answer, model: &str, created: u64) -> s
             index: None,
             id: Some(&call.id),
             kind: Some("function"),
-            function: FunctionOut { name: Some(&call.name), arguments: &call.arguments },
+            function: FunctionOut {
+                name: Some(&call.name),
+                arguments: &call.arguments,
+            },
         }]
     });
     serde_json::to_vec(&Completion {
@@ -488,26 +513,56 @@ pub(crate) fn render_stream(
     include_usage: bool,
 ) -> serde_json::Result<Vec<Bytes>> {
     let mut frames = Vec::new();
-    let usage_slot = || if include_usage { UsageSlot::Null } else { UsageSlot::Absent };
+    let usage_slot = || {
+        if include_usage {
+            UsageSlot::Null
+        } else {
+            UsageSlot::Absent
+        }
+    };
     let mut push = |delta: Delta<'_>, finish_reason: Option<&str>| -> serde_json::Result<()> {
         let chunk = Chunk {
             id: &answer.id,
             object: "chat.completion.chunk",
             created,
             model,
-            choices: vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason }],
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason,
+            }],
             usage: usage_slot(),
         };
         frames.push(sse_frame(&chunk)?);
         Ok(())
     };
 
-    push(Delta { role: Some("assistant"), content: Some(""), ..Delta::default() }, None)?;
+    push(
+        Delta {
+            role: Some("assistant"),
+            content: Some(""),
+            ..Delta::default()
+        },
+        None,
+    )?;
     for piece in answer.reasoning_content.iter().flat_map(|r| pieces(r, 4)) {
-        push(Delta { reasoning_content: Some(piece), ..Delta::default() }, None)?;
+        push(
+            Delta {
+                reasoning_content: Some(piece),
+                ..Delta::default()
+            },
+            None,
+        )?;
     }
     for piece in answer.content.iter().flat_map(|c| pieces(c, 4)) {
-        push(Delta { content: Some(piece), ..Delta::default() }, None)?;
+        push(
+            Delta {
+                content: Some(piece),
+                ..Delta::default()
+            },
+            None,
+        )?;
     }
     if let Some(call) = &answer.tool_call {
         // OpenAI's shape: the first delta names the call, later ones append argument text.
@@ -515,19 +570,41 @@ pub(crate) fn render_stream(
             index: Some(0),
             id: Some(&call.id),
             kind: Some("function"),
-            function: FunctionOut { name: Some(&call.name), arguments: "" },
+            function: FunctionOut {
+                name: Some(&call.name),
+                arguments: "",
+            },
         };
-        push(Delta { tool_calls: Some([head]), ..Delta::default() }, None)?;
-        let mid = call.arguments.char_indices().nth(call.arguments.chars().count() / 2).map_or(0, |(i, _)| i);
+        push(
+            Delta {
+                tool_calls: Some([head]),
+                ..Delta::default()
+            },
+            None,
+        )?;
+        let mid = call
+            .arguments
+            .char_indices()
+            .nth(call.arguments.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
         let (a, b) = call.arguments.split_at(mid);
         for part in [a, b].into_iter().filter(|p| !p.is_empty()) {
             let delta = ToolCallOut {
                 index: Some(0),
                 id: None,
                 kind: None,
-                function: FunctionOut { name: None, arguments: part },
+                function: FunctionOut {
+                    name: None,
+                    arguments: part,
+                },
             };
-            push(Delta { tool_calls: Some([delta]), ..Delta::default() }, None)?;
+            push(
+                Delta {
+                    tool_calls: Some([delta]),
+                    ..Delta::default()
+                },
+                None,
+            )?;
         }
     }
     push(Delta::default(), Some(answer.finish_reason))?;
@@ -587,7 +664,10 @@ mod tests {
         let a = Answer::for_request(&req, |_| false);
         let visible = a.completion_tokens - a.reasoning_tokens;
         assert_eq!(a.content.as_deref().unwrap().split(' ').count() as u64, visible);
-        assert_eq!(a.reasoning_content.as_deref().unwrap().split(' ').count() as u64, a.reasoning_tokens);
+        assert_eq!(
+            a.reasoning_content.as_deref().unwrap().split(' ').count() as u64,
+            a.reasoning_tokens
+        );
     }
 
     #[test]
@@ -597,7 +677,10 @@ mod tests {
             "messages": [{"role": "user", "content": [{"type": "text", "text": "abcdefgh"}, {"type": "image_url", "image_url": {"url": "x"}}]}]
         }));
         let plain = request(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "abcdefgh"}]}));
-        let (a, b) = (Answer::for_request(&parts, |_| false), Answer::for_request(&plain, |_| false));
+        let (a, b) = (
+            Answer::for_request(&parts, |_| false),
+            Answer::for_request(&plain, |_| false),
+        );
         assert_eq!(a.prompt_tokens, 2);
         assert_eq!(a, b);
     }
@@ -629,7 +712,14 @@ mod tests {
 
     #[test]
     fn reasoning_models_by_name() {
-        for m in ["deepseek-chat", "grok-4-1-fast-reasoning", "MiniMax-M2.1", "gemini-2.5-flash", "deepseek-r1", "o3-thinking"] {
+        for m in [
+            "deepseek-chat",
+            "grok-4-1-fast-reasoning",
+            "MiniMax-M2.1",
+            "gemini-2.5-flash",
+            "deepseek-r1",
+            "o3-thinking",
+        ] {
             assert!(is_reasoning_model(m), "{m}");
         }
         for m in ["gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.0-flash"] {

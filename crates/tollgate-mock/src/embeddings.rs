@@ -48,7 +48,9 @@ fn inputs(input: &Value) -> Result<Vec<(String, u64)>, String> {
     let one = |v: &Value| -> Option<(String, u64)> {
         match v {
             Value::String(s) => Some((s.clone(), (s.chars().count() as u64 / 4).max(1))),
-            Value::Array(ids) if !ids.is_empty() && ids.iter().all(Value::is_u64) => Some((v.to_string(), ids.len() as u64)),
+            Value::Array(ids) if !ids.is_empty() && ids.iter().all(Value::is_u64) => {
+                Some((v.to_string(), ids.len() as u64))
+            }
             _ => None,
         }
     };
@@ -97,14 +99,21 @@ pub(crate) fn render(req: &EmbeddingRequest) -> Result<Vec<u8>, String> {
             } else {
                 Value::from(v)
             };
-            Embedding { object: "embedding", index, embedding }
+            Embedding {
+                object: "embedding",
+                index,
+                embedding,
+            }
         })
         .collect();
     let body = EmbeddingList {
         object: "list",
         data,
         model: &req.model,
-        usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
+        usage: EmbeddingUsage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
     };
     serde_json::to_vec(&body).map_err(|e| e.to_string())
 }
@@ -114,7 +123,11 @@ fn encode_base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -133,9 +146,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {
-        for (plain, encoded) in
-            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")]
-        {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(encode_base64(plain.as_bytes()), encoded);
         }
     }
@@ -153,7 +172,10 @@ mod tests {
     fn input_shapes() {
         assert_eq!(inputs(&serde_json::json!("abcdefgh")).unwrap().len(), 1);
         assert_eq!(inputs(&serde_json::json!(["a", "b"])).unwrap().len(), 2);
-        assert_eq!(inputs(&serde_json::json!([1, 2, 3])).unwrap(), vec![("[1,2,3]".to_string(), 3)]);
+        assert_eq!(
+            inputs(&serde_json::json!([1, 2, 3])).unwrap(),
+            vec![("[1,2,3]".to_string(), 3)]
+        );
         assert_eq!(inputs(&serde_json::json!([[1, 2], [3]])).unwrap().len(), 2);
         assert!(inputs(&serde_json::json!(5)).is_err());
         assert!(inputs(&serde_json::json!([])).is_err());

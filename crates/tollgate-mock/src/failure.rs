@@ -47,7 +47,10 @@ pub fn parse_fail_rule(s: &str) -> Result<FailRule, String> {
         Some((rate, mode)) => (rate, Some(mode.trim())),
         None => (spec, None),
     };
-    let rate: f64 = rate.trim().parse().map_err(|_| format!("`{s}`: `{rate}` is not a number; {RULE_HELP}"))?;
+    let rate: f64 = rate
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: `{rate}` is not a number; {RULE_HELP}"))?;
     if !(0.0..=1.0).contains(&rate) {
         return Err(format!("`{s}`: rate {rate} is outside 0..1; {RULE_HELP}"));
     }
@@ -56,10 +59,18 @@ pub fn parse_fail_rule(s: &str) -> Result<FailRule, String> {
         Some(m) if m.eq_ignore_ascii_case("timeout") => FailMode::Timeout,
         Some(m) => match m.parse::<u16>() {
             Ok(status) if (400..=599).contains(&status) => FailMode::Status(status),
-            _ => return Err(format!("`{s}`: `{m}` is neither an HTTP error status (400-599) nor `timeout`")),
+            _ => {
+                return Err(format!(
+                    "`{s}`: `{m}` is neither an HTTP error status (400-599) nor `timeout`"
+                ));
+            }
         },
     };
-    Ok(FailRule { model: model.to_string(), rate, mode })
+    Ok(FailRule {
+        model: model.to_string(),
+        rate,
+        mode,
+    })
 }
 
 /// Parses the `x-mock-fail` header's value: a status (`500`, `429`) or `timeout`.
@@ -68,16 +79,18 @@ pub(crate) fn parse_fail_header(value: &str) -> Option<FailMode> {
     if value.eq_ignore_ascii_case("timeout") {
         return Some(FailMode::Timeout);
     }
-    value.parse::<u16>().ok().filter(|s| (400..=599).contains(s)).map(FailMode::Status)
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|s| (400..=599).contains(s))
+        .map(FailMode::Status)
 }
 
 impl FailRule {
     /// Whether the rule covers `model`: the exact name, the name after any provider prefix
     /// (`xai/grok-4` matches a rule for `grok-4`), or a `*` rule.
     pub fn matches(&self, model: &str) -> bool {
-        self.model == "*"
-            || self.model == model
-            || model.rsplit_once('/').is_some_and(|(_, bare)| bare == self.model)
+        self.model == "*" || self.model == model || model.rsplit_once('/').is_some_and(|(_, bare)| bare == self.model)
     }
 
     /// Whether the model's `n`-th request (1-based) fails. Failures are spread evenly: request n
@@ -104,7 +117,11 @@ mod tests {
     fn parses_the_three_forms() {
         assert_eq!(
             parse_fail_rule("grok-4-1-fast-reasoning=1.0").unwrap(),
-            FailRule { model: "grok-4-1-fast-reasoning".into(), rate: 1.0, mode: FailMode::Status(500) }
+            FailRule {
+                model: "grok-4-1-fast-reasoning".into(),
+                rate: 1.0,
+                mode: FailMode::Status(500)
+            }
         );
         assert_eq!(parse_fail_rule("x=0.5:429").unwrap().mode, FailMode::Status(429));
         assert_eq!(parse_fail_rule("x=0.25:timeout").unwrap().mode, FailMode::Timeout);
@@ -121,7 +138,11 @@ mod tests {
 
     #[test]
     fn schedule_is_even_and_exact() {
-        let rule = |rate| FailRule { model: "m".into(), rate, mode: FailMode::Status(500) };
+        let rule = |rate| FailRule {
+            model: "m".into(),
+            rate,
+            mode: FailMode::Status(500),
+        };
         let fails = |rate, n: u64| (1..=n).filter(|&i| rule(rate).fails_request(i)).count();
         assert_eq!(fails(1.0, 100), 100);
         assert_eq!(fails(0.0, 100), 0);

@@ -30,8 +30,13 @@ impl Fingerprint {
     }
 
     pub(crate) fn value(&self) -> u64 {
-        // FNV's low bits mix poorly for short inputs; fold the high half in before callers use `%`.
-        self.0 ^ (self.0 >> 29)
+        // FNV alone barely changes the high bits when only the last byte differs (embedding
+        // dimensions came out as an arithmetic progression); splitmix64's finaliser spreads
+        // every input bit over the whole word.
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 

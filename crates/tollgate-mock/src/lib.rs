@@ -33,6 +33,8 @@ pub struct MockConfig {
     /// Wait this long before answering (for streams, before the first byte).
     pub delay_ms: u64,
     /// Wait this long between stream chunks, so time-to-first-token differs from total time.
+    /// At 0 a stream is written in one piece (fastest, for benchmarks); set it to see chunks
+    /// arrive one by one.
     pub chunk_delay_ms: u64,
     /// Per-model failure injection; the first rule that matches a model applies.
     pub failures: Vec<FailRule>,
@@ -40,7 +42,7 @@ pub struct MockConfig {
 
 /// The mock as a router, to embed in another server or drive in-process.
 pub fn router(config: MockConfig) -> axum::Router {
-    http::router(config)
+    http::router(config, None)
 }
 
 /// Serves the mock on `listener` until the task is dropped or aborted.
@@ -52,5 +54,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: MockConfig) -> std
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(config)).await
+    // Held for as long as this future lives: dropping or aborting it releases requests hanging
+    // in an injected timeout (axum lets in-flight requests finish when the server stops).
+    let (_running, stopped) = tokio::sync::watch::channel(());
+    axum::serve(listener, http::router(config, Some(stopped))).await
 }

@@ -22,10 +22,10 @@ impl PromptCache {
         if self.seen.contains(&prefix) {
             return true;
         }
-        if self.order.len() >= CAPACITY {
-            if let Some(oldest) = self.order.pop_front() {
-                self.seen.remove(&oldest);
-            }
+        if self.order.len() >= CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
         }
         self.seen.insert(prefix);
         self.order.push_back(prefix);

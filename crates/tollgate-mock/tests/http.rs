@@ -24,7 +24,11 @@ impl Mock {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(tollgate_mock::serve(listener, config));
-        Mock { base, client: reqwest::Client::new(), task }
+        Mock {
+            base,
+            client: reqwest::Client::new(),
+            task,
+        }
     }
 
     async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -55,15 +59,30 @@ impl Mock {
             .map(|e| e.strip_prefix("data: ").unwrap())
             .collect();
         assert_eq!(events.last(), Some(&"[DONE]"));
-        events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect()
+        events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect()
     }
 
     async fn stats(&self) -> Value {
-        self.client.get(format!("{}/mock/stats", self.base)).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(format!("{}/mock/stats", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn reset(&self) {
-        let response = self.client.post(format!("{}/mock/reset", self.base)).send().await.unwrap();
+        let response = self
+            .client
+            .post(format!("{}/mock/reset", self.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
     }
 }
@@ -104,7 +123,10 @@ async fn plain_completion_has_openai_shape_and_consistent_usage() {
     let message = &v["choices"][0]["message"];
     assert_eq!(message["role"], "assistant");
     let content = message["content"].as_str().unwrap();
-    assert!(content.starts_with("Mock answer to: What is 2+2? Answer with one number"), "{content}");
+    assert!(
+        content.starts_with("Mock answer to: What is 2+2? Answer with one number"),
+        "{content}"
+    );
     assert!(message.get("reasoning_content").is_none());
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
 
@@ -113,7 +135,10 @@ async fn plain_completion_has_openai_shape_and_consistent_usage() {
     assert_eq!(usage["prompt_tokens"], (chars / 4) as u64);
     let completion = usage["completion_tokens"].as_u64().unwrap();
     assert!((20..=400).contains(&completion), "{completion}");
-    assert_eq!(usage["total_tokens"], usage["prompt_tokens"].as_u64().unwrap() + completion);
+    assert_eq!(
+        usage["total_tokens"],
+        usage["prompt_tokens"].as_u64().unwrap() + completion
+    );
     assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 0);
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 0);
     assert!(usage.get("prompt_cache_hit_tokens").is_none());
@@ -130,8 +155,13 @@ async fn plain_completion_has_openai_shape_and_consistent_usage() {
 #[tokio::test]
 async fn max_tokens_cuts_the_answer_with_finish_reason_length() {
     let mock = Mock::start(MockConfig::default()).await;
-    for limit in [json!({"max_tokens": 5}), json!({"max_completion_tokens": 5, "max_tokens": 900})] {
-        let v = mock.chat(&with(ask("gpt-4o-mini", "Tell me a long story"), limit)).await;
+    for limit in [
+        json!({"max_tokens": 5}),
+        json!({"max_completion_tokens": 5, "max_tokens": 900}),
+    ] {
+        let v = mock
+            .chat(&with(ask("gpt-4o-mini", "Tell me a long story"), limit))
+            .await;
         assert_eq!(v["usage"]["completion_tokens"], 5);
         assert_eq!(v["choices"][0]["finish_reason"], "length");
         assert_eq!(v["choices"][0]["message"]["content"], "Mock answer to: Tell me");
@@ -147,7 +177,10 @@ async fn streamed_chunks_reassemble_to_the_plain_answer_and_usage() {
         let plain = mock.chat(&body).await;
         mock.reset().await;
         let chunks = mock
-            .chat_stream(&with(body.clone(), json!({"stream": true, "stream_options": {"include_usage": true}})))
+            .chat_stream(&with(
+                body.clone(),
+                json!({"stream": true, "stream_options": {"include_usage": true}}),
+            ))
             .await;
 
         for c in &chunks {
@@ -158,7 +191,13 @@ async fn streamed_chunks_reassemble_to_the_plain_answer_and_usage() {
         assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
         let message = &plain["choices"][0]["message"];
         assert_eq!(collect_delta(&chunks, "content"), message["content"].as_str().unwrap());
-        assert!(chunks.iter().filter(|c| c["choices"][0]["delta"]["content"].is_string()).count() > 3);
+        assert!(
+            chunks
+                .iter()
+                .filter(|c| c["choices"][0]["delta"]["content"].is_string())
+                .count()
+                > 3
+        );
         assert_eq!(
             collect_delta(&chunks, "reasoning_content"),
             message["reasoning_content"].as_str().unwrap_or("")
@@ -170,7 +209,11 @@ async fn streamed_chunks_reassemble_to_the_plain_answer_and_usage() {
         assert_eq!(usage_chunk["usage"], plain["usage"]);
         assert_eq!(rest.last().unwrap()["choices"][0]["finish_reason"], "stop");
         assert!(rest.iter().all(|c| c["usage"].is_null()));
-        assert!(rest[..rest.len() - 1].iter().all(|c| c["choices"][0]["finish_reason"].is_null()));
+        assert!(
+            rest[..rest.len() - 1]
+                .iter()
+                .all(|c| c["choices"][0]["finish_reason"].is_null())
+        );
 
         // Without include_usage there is no usage at all.
         let chunks = mock.chat_stream(&with(body, json!({"stream": true}))).await;
@@ -182,12 +225,20 @@ async fn streamed_chunks_reassemble_to_the_plain_answer_and_usage() {
 #[tokio::test]
 async fn reasoning_models_report_reasoning_tokens_and_content() {
     let mock = Mock::start(MockConfig::default()).await;
-    for model in ["deepseek-reasoner", "grok-4-1-fast-reasoning", "MiniMax-M2.1", "gemini-2.5-flash"] {
+    for model in [
+        "deepseek-reasoner",
+        "grok-4-1-fast-reasoning",
+        "MiniMax-M2.1",
+        "gemini-2.5-flash",
+    ] {
         let v = mock.chat(&ask(model, "Think hard about this")).await;
         let usage = &v["usage"];
         let reasoning = usage["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap();
         let completion = usage["completion_tokens"].as_u64().unwrap();
-        assert!(reasoning > 0 && reasoning < completion, "{model}: {reasoning} of {completion}");
+        assert!(
+            reasoning > 0 && reasoning < completion,
+            "{model}: {reasoning} of {completion}"
+        );
         let thought = v["choices"][0]["message"]["reasoning_content"].as_str().unwrap();
         assert_eq!(thought.split(' ').count() as u64, reasoning, "{model}");
         let visible = v["choices"][0]["message"]["content"].as_str().unwrap();
@@ -260,13 +311,18 @@ async fn tools_produce_tool_calls_plain_and_streamed() {
     assert_eq!(arguments, json!({"city": "mock"}));
 
     let chunks = mock.chat_stream(&weather_request(true)).await;
-    let deltas: Vec<&Value> =
-        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0)).collect();
+    let deltas: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+        .collect();
     assert!(deltas.len() >= 2, "name first, then argument pieces");
     assert!(deltas.iter().all(|d| d["index"] == 0));
     assert_eq!(deltas[0]["id"], call["id"]);
     assert_eq!(deltas[0]["function"]["name"], "get_weather");
-    let streamed_args: String = deltas.iter().filter_map(|d| d["function"]["arguments"].as_str()).collect();
+    let streamed_args: String = deltas
+        .iter()
+        .filter_map(|d| d["function"]["arguments"].as_str())
+        .collect();
     assert_eq!(streamed_args, call["function"]["arguments"].as_str().unwrap());
     assert_eq!(collect_delta(&chunks, "content"), "");
     assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
@@ -281,10 +337,16 @@ async fn tools_produce_tool_calls_plain_and_streamed() {
 
 #[tokio::test]
 async fn failure_rate_one_fails_every_request_of_the_model() {
-    let config =
-        MockConfig { failures: vec![parse_fail_rule("grok-4-1-fast-reasoning=1.0").unwrap()], ..MockConfig::default() };
+    let config = MockConfig {
+        failures: vec![parse_fail_rule("grok-4-1-fast-reasoning=1.0").unwrap()],
+        ..MockConfig::default()
+    };
     let mock = Mock::start(config).await;
-    for model in ["grok-4-1-fast-reasoning", "xai/grok-4-1-fast-reasoning", "grok-4-1-fast-reasoning"] {
+    for model in [
+        "grok-4-1-fast-reasoning",
+        "xai/grok-4-1-fast-reasoning",
+        "grok-4-1-fast-reasoning",
+    ] {
         let response = mock.post("/v1/chat/completions", &ask(model, "hi")).await;
         assert_eq!(response.status(), 500);
         let v: Value = response.json().await.unwrap();
@@ -302,7 +364,10 @@ async fn failure_rate_one_fails_every_request_of_the_model() {
 
 #[tokio::test]
 async fn failure_rate_half_fails_every_other_request_with_retry_after() {
-    let config = MockConfig { failures: vec![parse_fail_rule("flaky=0.5:429").unwrap()], ..MockConfig::default() };
+    let config = MockConfig {
+        failures: vec![parse_fail_rule("flaky=0.5:429").unwrap()],
+        ..MockConfig::default()
+    };
     let mock = Mock::start(config).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
@@ -321,7 +386,10 @@ async fn failure_rate_half_fails_every_other_request_with_retry_after() {
     // Reset restarts the schedule.
     mock.reset().await;
     assert_eq!(mock.stats().await, json!({}));
-    assert_eq!(mock.post("/v1/chat/completions", &ask("flaky", "hi")).await.status(), 429);
+    assert_eq!(
+        mock.post("/v1/chat/completions", &ask("flaky", "hi")).await.status(),
+        429
+    );
 }
 
 #[tokio::test]
@@ -330,9 +398,23 @@ async fn headers_inject_one_off_failures_and_delays() {
     let url = format!("{}/v1/chat/completions", mock.base);
     let body = ask("gpt-4o-mini", "hi");
 
-    let response = mock.client.post(&url).header("x-mock-fail", "500").json(&body).send().await.unwrap();
+    let response = mock
+        .client
+        .post(&url)
+        .header("x-mock-fail", "500")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 500);
-    let response = mock.client.post(&url).header("x-mock-fail", "429").json(&body).send().await.unwrap();
+    let response = mock
+        .client
+        .post(&url)
+        .header("x-mock-fail", "429")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
 
@@ -350,7 +432,14 @@ async fn headers_inject_one_off_failures_and_delays() {
     assert!(started.elapsed() < Duration::from_secs(5));
 
     let started = Instant::now();
-    let response = mock.client.post(&url).header("x-mock-delay-ms", "200").json(&body).send().await.unwrap();
+    let response = mock
+        .client
+        .post(&url)
+        .header("x-mock-delay-ms", "200")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(200));
 
@@ -361,9 +450,19 @@ async fn headers_inject_one_off_failures_and_delays() {
 
 #[tokio::test]
 async fn configured_delays_hold_the_first_byte_and_space_the_chunks() {
-    let mock = Mock::start(MockConfig { delay_ms: 150, chunk_delay_ms: 5, ..MockConfig::default() }).await;
+    let mock = Mock::start(MockConfig {
+        delay_ms: 150,
+        chunk_delay_ms: 5,
+        ..MockConfig::default()
+    })
+    .await;
     let started = Instant::now();
-    let response = mock.post("/v1/chat/completions", &with(ask("gpt-4o-mini", "hi"), json!({"stream": true}))).await;
+    let response = mock
+        .post(
+            "/v1/chat/completions",
+            &with(ask("gpt-4o-mini", "hi"), json!({"stream": true})),
+        )
+        .await;
     let mut body = response.bytes_stream();
     body.next().await.unwrap().unwrap();
     let first_byte = started.elapsed();
@@ -396,7 +495,12 @@ async fn bad_requests_get_openai_errors() {
 
     let response = mock.post("/v1/nothing", &json!({})).await;
     assert_eq!(response.status(), 404);
-    let response = mock.client.get(format!("{}/v1/chat/completions", mock.base)).send().await.unwrap();
+    let response = mock
+        .client
+        .get(format!("{}/v1/chat/completions", mock.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(mock.stats().await, json!({}), "rejected requests are not counted");
 }
@@ -404,14 +508,30 @@ async fn bad_requests_get_openai_errors() {
 #[tokio::test]
 async fn any_path_prefix_reaches_the_endpoints() {
     let mock = Mock::start(MockConfig::default()).await;
-    for path in ["/chat/completions", "/anything/v1/chat/completions", "/openai/v1/chat/completions/"] {
+    for path in [
+        "/chat/completions",
+        "/anything/v1/chat/completions",
+        "/openai/v1/chat/completions/",
+    ] {
         let response = mock.post(path, &ask("custom-model", "hi")).await;
         assert_eq!(response.status(), 200, "{path}");
     }
-    let v: Value =
-        mock.client.get(format!("{}/proxy/v1/models", mock.base)).send().await.unwrap().json().await.unwrap();
+    let v: Value = mock
+        .client
+        .get(format!("{}/proxy/v1/models", mock.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["object"], "list");
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&"custom-model") && ids.contains(&"gpt-4o-mini"), "{ids:?}");
 }
 
@@ -446,9 +566,18 @@ async fn embeddings_are_deterministic_vectors_with_usage() {
     let data = v["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
     assert_eq!(data[1]["index"], 1);
-    let first: Vec<f64> = data[0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    // The mock computes in f32, as OpenAI's vectors are.
+    let first: Vec<f32> = data[0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
     assert_eq!(first.len(), 8);
-    assert!((first.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-4);
+    assert!((first.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+    // Components spread over [-1, 1], not a pattern.
+    let steps: Vec<f32> = first.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(steps.windows(2).any(|s| (s[0] - s[1]).abs() > 0.01), "{first:?}");
     assert_ne!(data[0]["embedding"], data[1]["embedding"]);
     assert_eq!(v["usage"], json!({"prompt_tokens": 3 + 3, "total_tokens": 6}));
 
@@ -456,8 +585,37 @@ async fn embeddings_are_deterministic_vectors_with_usage() {
     let b64 = json!({"model": "text-embedding-3-small", "input": "hello world!", "encoding_format": "base64"});
     let v: Value = mock.post("/v1/embeddings", &b64).await.json().await.unwrap();
     let bytes = decode_base64(v["data"][0]["embedding"].as_str().unwrap());
-    let decoded: Vec<f64> =
-        bytes.chunks(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect();
+    let decoded: Vec<f32> = bytes
+        .chunks(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     assert_eq!(decoded, first);
     assert_eq!(mock.stats().await, json!({"text-embedding-3-small": 2}));
+}
+
+#[tokio::test]
+async fn stopping_the_server_releases_hung_requests() {
+    let mock = Mock::start(MockConfig::default()).await;
+    let hung = mock
+        .client
+        .post(format!("{}/v1/chat/completions", mock.base))
+        .header("x-mock-fail", "timeout")
+        .json(&ask("gpt-4o-mini", "hi"))
+        .send();
+    let hung = tokio::spawn(hung);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!hung.is_finished());
+    let base = mock.base.clone();
+    drop(mock);
+
+    // Without the release the request would hang for ten minutes.
+    let outcome = tokio::time::timeout(Duration::from_secs(5), hung)
+        .await
+        .expect("released")
+        .unwrap();
+    assert!(outcome.is_err() || outcome.is_ok_and(|r| r.status() == 504));
+    assert!(
+        reqwest::get(format!("{base}/v1/models")).await.is_err(),
+        "no longer listening"
+    );
 }

@@ -35,9 +35,7 @@ pub enum ProviderError {
     UnknownPrefix { prefix: String, model: String },
     #[error("`{model}` names no model after its provider prefix")]
     EmptyModel { model: String },
-    #[error(
-        "{provider}/ has no default api_base; set litellm_params.api_base (e.g. http://host:8000/v1)"
-    )]
+    #[error("{provider}/ has no default api_base; set litellm_params.api_base (e.g. http://host:8000/v1)")]
     NeedsApiBase { provider: &'static str },
 }
 
@@ -143,11 +141,10 @@ impl Provider {
 pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError> {
     let (provider, upstream_model) = match model.split_once('/') {
         Some((prefix, rest)) => {
-            let provider =
-                Provider::from_prefix(prefix).ok_or_else(|| ProviderError::UnknownPrefix {
-                    prefix: prefix.to_string(),
-                    model: model.to_string(),
-                })?;
+            let provider = Provider::from_prefix(prefix).ok_or_else(|| ProviderError::UnknownPrefix {
+                prefix: prefix.to_string(),
+                model: model.to_string(),
+            })?;
             (provider, rest)
         }
         // LiteLLM treats a bare name as an OpenAI model.

@@ -60,14 +60,13 @@ pub fn inspect_chunk(data: &str) -> Option<ChunkInfo> {
         ..ChunkInfo::default()
     };
     for c in peek.choices {
-        if let Some(d) = &c.delta {
-            if non_empty(&d.content)
+        if let Some(d) = &c.delta
+            && (non_empty(&d.content)
                 || non_empty(&d.reasoning_content)
                 || non_empty(&d.reasoning)
-                || non_empty(&d.tool_calls)
-            {
-                info.has_token = true;
-            }
+                || non_empty(&d.tool_calls))
+        {
+            info.has_token = true;
         }
         if c.finish_reason.is_some() {
             info.finish_reason = c.finish_reason;
@@ -98,10 +97,7 @@ mod tests {
 
     #[test]
     fn usage_chunk_is_recognised() {
-        let i = inspect_chunk(
-            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
-        )
-        .unwrap();
+        let i = inspect_chunk(r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#).unwrap();
         assert!(i.choices_empty);
         assert_eq!(i.usage.unwrap()["prompt_tokens"], 3);
         assert!(!i.has_token);
@@ -114,16 +110,12 @@ mod tests {
             r#"{"reasoning_content":"hm"}"#,
             r#"{"tool_calls":[{"index":0}]}"#,
         ] {
-            let i =
-                inspect_chunk(&format!(r#"{{"choices":[{{"index":0,"delta":{d}}}]}}"#)).unwrap();
+            let i = inspect_chunk(&format!(r#"{{"choices":[{{"index":0,"delta":{d}}}]}}"#)).unwrap();
             assert!(i.has_token, "{d}");
         }
-        let i =
-            inspect_chunk(r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#)
-                .unwrap();
+        let i = inspect_chunk(r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#).unwrap();
         assert!(!i.has_token);
-        let i = inspect_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#)
-            .unwrap();
+        let i = inspect_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#).unwrap();
         assert_eq!(i.finish_reason.as_deref(), Some("length"));
     }
 

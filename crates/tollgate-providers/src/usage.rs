@@ -29,8 +29,7 @@ fn uint(v: &Value, path: &[&str]) -> Option<u64> {
     for p in path {
         cur = cur.get(p)?;
     }
-    cur.as_u64()
-        .or_else(|| cur.as_f64().map(|f| f.max(0.0) as u64))
+    cur.as_u64().or_else(|| cur.as_f64().map(|f| f.max(0.0) as u64))
 }
 
 /// Reads an OpenAI-compatible `usage` object from any provider of the OpenAI family.

@@ -1,14 +1,232 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! `tollgate report`: the log-analysis report, from tollgate's records and from LiteLLM's logs.
+//!
+//! Pipeline: inputs are detected by content and converted to [`Record`]s ([`import`]), folded
+//! into a [`Report`] by one pure function ([`build_report`]) that also derives the findings,
+//! then rendered as a terminal table, markdown, self-contained HTML or JSON ([`render()`]), in
+//! English or Turkish.
+//!
+//! Reading runs on its own thread (parsing chunks in parallel with rayon) and hands records to
+//! the aggregating thread over a bounded channel, so both cores work and memory stays bounded.
+
+pub mod aggregate;
+pub mod findings;
+pub mod i18n;
+pub mod import;
+pub mod render;
+pub mod stats;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use tollgate_core::{PriceTable, Record};
+
+pub use aggregate::{Report, ReportOptions, build_report};
+pub use findings::{Finding, Severity};
+pub use i18n::Lang;
+pub use import::InputSummary;
+pub use render::{Format, render};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: unrecognised input format; expected {expected}")]
+    UnknownFormat { path: String, expected: String },
+    #[error("{path}: {message}")]
+    Sqlite { path: String, message: String },
+    #[error("Postgres: {0} (the URL looks like postgres://user:password@host:5432/litellm)")]
+    Postgres(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Prices(#[from] tollgate_core::price::PriceError),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `tollgate report`'s arguments.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ReportArgs {
+    /// Log files or directories (gzip is fine), or `-` for stdin. Detected by content: tollgate
+    /// records (JSONL or tollgate.sqlite), LiteLLM StandardLoggingPayload JSON lines, LiteLLM_SpendLogs
+    /// rows (JSON lines, /spend/logs JSON array, CSV export).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// Output format [default: table on a terminal, else md; or from the -o file's extension].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Language of the report.
+    #[arg(long, value_enum, default_value = "en")]
+    pub lang: Lang,
+    /// Write the report to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only requests that started at or after T (RFC 3339, `2026-01-01`, `2026-01-01 13:33`, or `24h`/`7d` ago).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only requests that started before T (same forms as --since).
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Only this model group or upstream model (repeatable).
+    #[arg(long = "model", value_name = "M")]
+    pub models: Vec<String>,
+    /// Read LiteLLM_SpendLogs from LiteLLM's Postgres (read-only), e.g. postgres://user:pw@host/litellm.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// tollgate data directory (reads its tollgate.sqlite).
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Extra prices in LiteLLM's model_prices_and_context_window.json format; they win over the built-ins.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// A time bound: absolute, or a duration ago (`90m`, `24h`, `7d`) relative to `now`.
+pub fn parse_time_bound(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ReportError> {
+    let t = s.trim();
+    let unit = t.chars().last().unwrap_or(' ');
+    if let (Ok(n), true) = (t[..t.len().saturating_sub(1)].parse::<i64>(), "smhdw".contains(unit)) {
+        let secs = n * match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => 604_800,
+        };
+        return Ok(now - chrono::Duration::seconds(secs));
     }
+    import::flex::parse_time(t).ok_or_else(|| {
+        ReportError::Usage(format!(
+            "cannot read time {s:?}: use RFC 3339 (2026-01-01T13:33:00Z), a date (2026-01-01), \"2026-01-01 13:33\" or a duration ago (90m, 24h, 7d)"
+        ))
+    })
+}
+
+fn format_from_output(path: &std::path::Path) -> Option<Format> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "html" | "htm" => Some(Format::Html),
+        "md" | "markdown" => Some(Format::Md),
+        "json" => Some(Format::Json),
+        "txt" => Some(Format::Table),
+        _ => None,
+    }
+}
+
+/// Runs `tollgate report`: reads, builds, renders, writes. Returns the exit code (0, also for an
+/// empty input).
+pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
+    let now = Utc::now();
+    let since = args.since.as_deref().map(|s| parse_time_bound(s, now)).transpose()?;
+    let until = args.until.as_deref().map(|s| parse_time_bound(s, now)).transpose()?;
+    let mut prices = PriceTable::builtin();
+    if let Some(p) = &args.prices {
+        prices.merge(PriceTable::load_file(p)?);
+    }
+    let mut inputs = args.inputs.clone();
+    if let Some(dir) = &args.data_dir {
+        inputs.push(dir.join("tollgate.sqlite").display().to_string());
+    }
+    if inputs.is_empty() && args.db.is_none() {
+        if std::io::stdin().is_terminal() {
+            return Err(ReportError::Usage(
+                "no input: give log files or directories, `-` for stdin, --data-dir DIR or --db postgres://… (see --help)".into(),
+            ));
+        }
+        inputs.push("-".into());
+    }
+    let opts = ReportOptions {
+        since,
+        until,
+        models: args.models.clone(),
+        prices: prices.clone(),
+        lang: args.lang,
+        ..ReportOptions::default()
+    };
+
+    let total_bytes: u64 = inputs
+        .iter()
+        .filter_map(|i| std::fs::metadata(i).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = (!args.no_progress && std::io::stderr().is_terminal() && total_bytes > 64 << 20).then(|| {
+        let pb = indicatif::ProgressBar::new(total_bytes);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} reading logs {bytes}/{total_bytes} {bar:30} {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(4096);
+    let db = args.db.clone();
+    let reader = {
+        let progress = progress.clone();
+        std::thread::spawn(move || -> Result<Vec<InputSummary>, ReportError> {
+            let on_bytes = |n: u64| {
+                if let Some(p) = &progress {
+                    p.inc(n);
+                }
+            };
+            let importer = import::Importer {
+                prices: &prices,
+                on_bytes: Some(&on_bytes),
+            };
+            let mut sink = |r: Record| tx.send(r).is_ok();
+            let mut summaries = Vec::new();
+            for input in &inputs {
+                summaries.extend(importer.import(input, &mut sink)?);
+            }
+            if let Some(url) = &db {
+                summaries.push(import::postgres_source::import_postgres(
+                    url, since, until, &prices, &mut sink,
+                )?);
+            }
+            Ok(summaries)
+        })
+    };
+    let mut report = build_report(rx, &opts);
+    let summaries = reader
+        .join()
+        .map_err(|_| ReportError::Usage("the reader thread stopped unexpectedly".into()))??;
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    report.inputs = summaries;
+    for s in &report.inputs {
+        if let Some(f) = &s.format {
+            eprintln!(
+                "{}: {} ({} records, {} corrupt lines)",
+                s.input, f, s.records, s.corrupt_lines
+            );
+        }
+    }
+
+    let format = args
+        .format
+        .or_else(|| args.output.as_deref().and_then(format_from_output))
+        .unwrap_or(if args.output.is_none() && std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Md
+        });
+    let mut text = render(&report, format, args.lang);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|source| ReportError::Write {
+            path: path.display().to_string(),
+            source,
+        })?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth reporting.
+            let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+        }
+    }
+    Ok(0)
 }

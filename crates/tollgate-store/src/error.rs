@@ -5,10 +5,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create data directory {}: {source}", path.display())]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: PathBuf, source: std::io::Error },
 
     #[error(
         "no tollgate database at {}: pass a data directory containing tollgate.sqlite, or the .sqlite file itself",
@@ -17,10 +14,7 @@ pub enum StoreError {
     Missing { path: PathBuf },
 
     #[error("SQLite error on {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sqlite { path: PathBuf, source: rusqlite::Error },
 
     #[error("{} is not a tollgate database (it has no `records` table)", path.display())]
     NotTollgate { path: PathBuf },
@@ -29,17 +23,10 @@ pub enum StoreError {
         "{} was written by a newer tollgate (schema version {found}, this build knows up to {supported}); upgrade tollgate to read it",
         path.display()
     )]
-    NewerSchema {
-        path: PathBuf,
-        found: i64,
-        supported: i64,
-    },
+    NewerSchema { path: PathBuf, found: i64, supported: i64 },
 
     #[error("cannot use JSONL file {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// A stored record that does not parse as a `Record`; `location` is a row id or line number.
     #[error("record at {location} in {} is not a valid tollgate record: {source}", path.display())]

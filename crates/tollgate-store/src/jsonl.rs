@@ -15,9 +15,7 @@ pub fn parse_jsonl_line(line: &str) -> Result<Option<Record>, StoreError> {
     if line.is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(line)
-        .map(Some)
-        .map_err(StoreError::Line)
+    serde_json::from_str(line).map(Some).map_err(StoreError::Line)
 }
 
 /// Streams the records of a JSONL file, skipping blank lines; errors name the line number.
@@ -78,9 +76,7 @@ mod tests {
     #[test]
     fn blank_lines_are_skipped_and_bad_lines_rejected() {
         assert!(parse_jsonl_line("  \n").unwrap().is_none());
-        let r = parse_jsonl_line(r#"{"request_id":"a","model":"m"}"#)
-            .unwrap()
-            .unwrap();
+        let r = parse_jsonl_line(r#"{"request_id":"a","model":"m"}"#).unwrap().unwrap();
         assert_eq!(r.request_id, "a");
         assert_eq!(r.model, "m");
         assert!(parse_jsonl_line("{not json").is_err());

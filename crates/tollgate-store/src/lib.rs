@@ -18,7 +18,5 @@ mod writer;
 
 pub use error::StoreError;
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
-pub use sqlite::{
-    DB_FILE_NAME, SCHEMA_VERSION, SqliteRecords, is_tollgate_sqlite, read_sqlite, resolve_db_path,
-};
+pub use sqlite::{DB_FILE_NAME, SCHEMA_VERSION, SqliteRecords, is_tollgate_sqlite, read_sqlite, resolve_db_path};
 pub use writer::{RecordWriter, StoreConfig, WriteSummary, WriterHandle};

@@ -67,8 +67,7 @@ pub(crate) fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(sqlite_err(path))?;
     // A reader (the report, run while the gateway serves) may hold the lock briefly; waiting is
     // better than failing a batch.
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(sqlite_err(path))?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite_err(path))?;
     // WAL lets readers run alongside the writer; NORMAL sync is safe in WAL mode (a power loss
     // can lose the last commits, never corrupt the file) and avoids an fsync per batch.
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
@@ -103,18 +102,13 @@ fn status_str(status: RecordStatus) -> &'static str {
 /// Inserts one batch in one transaction: one fsync-free commit per batch is what makes the writer
 /// keep up with thousands of requests per second. Each record comes with its JSON, serialised once
 /// for both sinks.
-pub(crate) fn insert_batch(
-    conn: &mut Connection,
-    rows: &[(&Record, String)],
-) -> rusqlite::Result<()> {
+pub(crate) fn insert_batch(conn: &mut Connection, rows: &[(&Record, String)]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(INSERT)?;
         for (record, json) in rows {
             // Fixed-width UTC timestamps sort as text, so the start_time index serves range scans.
-            let start_time = record
-                .start_time
-                .to_rfc3339_opts(SecondsFormat::Micros, true);
+            let start_time = record.start_time.to_rfc3339_opts(SecondsFormat::Micros, true);
             stmt.execute(params![
                 record.request_id,
                 record.trace_id,
@@ -150,8 +144,7 @@ fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
     // Read-only, so pointing the report at a live gateway's database can never change it.
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(sqlite_err(path))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(sqlite_err(path))?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite_err(path))?;
     let version = user_version(&conn).map_err(sqlite_err(path))?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
@@ -204,9 +197,9 @@ pub struct SqliteRecords {
 
 impl SqliteRecords {
     fn fetch_page(&mut self) -> rusqlite::Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT rowid, json FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rowid, json FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")?;
         let rows = stmt.query_map(params![self.after_rowid, READ_PAGE as i64], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
         })?;
@@ -237,12 +230,10 @@ impl Iterator for SqliteRecords {
         }
         let (rowid, json) = self.page.pop_front()?;
         self.after_rowid = rowid;
-        Some(
-            serde_json::from_str(&json).map_err(|source| StoreError::Decode {
-                path: self.path.clone(),
-                location: format!("rowid {rowid}"),
-                source,
-            }),
-        )
+        Some(serde_json::from_str(&json).map_err(|source| StoreError::Decode {
+            path: self.path.clone(),
+            location: format!("rowid {rowid}"),
+            source,
+        }))
     }
 }

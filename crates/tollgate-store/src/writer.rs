@@ -38,6 +38,8 @@ pub struct StoreConfig {
 }
 
 enum Message {
+    /// Boxed: a `Record` is several hundred bytes and the channel sizes every slot for its largest
+    /// message; a pointer keeps an idle, high-capacity queue small.
     Record(Box<Record>),
     /// Sent by [`WriterHandle::shutdown`]: stop accepting, write what is queued, then finish.
     Close,
@@ -102,11 +104,7 @@ impl RecordWriter {
             last_drop_warning: AtomicU64::new(0),
             epoch: Instant::now(),
         });
-        let sinks = Sinks {
-            db_path,
-            conn,
-            jsonl,
-        };
+        let sinks = Sinks { db_path, conn, jsonl };
         let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("tollgate-record-writer".into())
@@ -171,6 +169,16 @@ impl RecordWriter {
     }
 }
 
+impl std::fmt::Debug for RecordWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordWriter")
+            .field("queued", &(self.tx.max_capacity() - self.tx.capacity()))
+            .field("written", &self.written())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
 impl WriterHandle {
     /// Stops accepting records, writes every record accepted before, and returns the totals.
     /// Submissions racing with shutdown are either written or counted as dropped, never lost
@@ -178,10 +186,7 @@ impl WriterHandle {
     pub async fn shutdown(self) -> Result<WriteSummary, StoreError> {
         // `send` (not `try_send`) so a full queue delays shutdown rather than skipping it; the
         // writer is draining, so space appears.
-        self.tx
-            .send(Message::Close)
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
+        self.tx.send(Message::Close).await.map_err(|_| StoreError::WriterGone)?;
         drop(self.tx);
         self.done.await.map_err(|_| StoreError::WriterGone)
     }
@@ -270,11 +275,7 @@ impl Sinks {
             ok = false;
             tracing::error!(path = %sink.path.display(), error = %e, records = n, "cannot append records to JSONL");
         }
-        let counter = if ok {
-            &counters.written
-        } else {
-            &counters.failed
-        };
+        let counter = if ok { &counters.written } else { &counters.failed };
         counter.fetch_add(n, Ordering::Relaxed);
     }
 }
@@ -319,8 +320,7 @@ mod tests {
 
     impl TestDir {
         fn new(name: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("tollgate-store-{name}-{}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("tollgate-store-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             TestDir(dir)
@@ -334,8 +334,7 @@ mod tests {
     }
 
     fn record(i: u64) -> Record {
-        let start =
-            DateTime::from_timestamp_micros(1_767_225_600_000_000 + i as i64 * 1_234).unwrap();
+        let start = DateTime::from_timestamp_micros(1_767_225_600_000_000 + i as i64 * 1_234).unwrap();
         Record {
             request_id: format!("req-{i}"),
             trace_id: format!("trace-{}", i / 3),
@@ -365,9 +364,7 @@ mod tests {
             cost_usd: (!i.is_multiple_of(4)).then_some(0.000_123 * i as f64),
             unpriced: i.is_multiple_of(4),
             cache: CacheState::Miss,
-            error_message: i
-                .is_multiple_of(7)
-                .then(|| "upstream said \"no\"\nline two".into()),
+            error_message: i.is_multiple_of(7).then(|| "upstream said \"no\"\nline two".into()),
             attempt: Some(1),
             source: "tollgate".into(),
             ..Record::default()
@@ -383,10 +380,7 @@ mod tests {
     }
 
     fn read_all_sqlite(path: &Path) -> Vec<Record> {
-        read_sqlite(path)
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        read_sqlite(path).unwrap().collect::<Result<_, _>>().unwrap()
     }
 
     #[tokio::test]
@@ -419,10 +413,7 @@ mod tests {
 
         // A data dir and the file itself both work.
         assert_eq!(read_all_sqlite(&dir.0.join("data")), expected);
-        assert_eq!(
-            read_all_sqlite(&dir.0.join("data").join(DB_FILE_NAME)),
-            expected
-        );
+        assert_eq!(read_all_sqlite(&dir.0.join("data").join(DB_FILE_NAME)), expected);
         let from_jsonl: Vec<Record> = read_jsonl(&dir.0.join("logs/records.jsonl"))
             .unwrap()
             .collect::<Result<_, _>>()
@@ -443,13 +434,9 @@ mod tests {
         handle.shutdown().await.unwrap();
 
         let conn = Connection::open(dir.0.join("data").join(DB_FILE_NAME)).unwrap();
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, 1);
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         let (request_id, trace_id, start_time, model_group, model, status, cost): (
             String,
@@ -463,7 +450,17 @@ mod tests {
             .query_row(
                 "SELECT request_id, trace_id, start_time, model_group, model, status, cost_usd FROM records",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
             )
             .unwrap();
         assert_eq!(
@@ -504,10 +501,7 @@ mod tests {
         for i in 1..=10 {
             writer.submit(record(i));
         }
-        assert!(
-            started.elapsed() < Duration::from_millis(100),
-            "submit must not wait"
-        );
+        assert!(started.elapsed() < Duration::from_millis(100), "submit must not wait");
         assert_eq!(writer.dropped(), 6, "4 fit in the queue, 6 are dropped");
 
         blocker.execute_batch("COMMIT").unwrap();
@@ -549,12 +543,7 @@ mod tests {
             }
         );
         assert_eq!(read_sqlite(&dir.0.join("data")).unwrap().count(), 10_000);
-        assert_eq!(
-            read_jsonl(&dir.0.join("logs/records.jsonl"))
-                .unwrap()
-                .count(),
-            10_000
-        );
+        assert_eq!(read_jsonl(&dir.0.join("logs/records.jsonl")).unwrap().count(), 10_000);
     }
 
     #[tokio::test]
@@ -565,16 +554,8 @@ mod tests {
             writer.submit(record(round));
             handle.shutdown().await.unwrap();
         }
-        assert_eq!(
-            read_all_sqlite(&dir.0.join("data")),
-            vec![record(0), record(1)]
-        );
-        assert_eq!(
-            read_jsonl(&dir.0.join("logs/records.jsonl"))
-                .unwrap()
-                .count(),
-            2
-        );
+        assert_eq!(read_all_sqlite(&dir.0.join("data")), vec![record(0), record(1)]);
+        assert_eq!(read_jsonl(&dir.0.join("logs/records.jsonl")).unwrap().count(), 2);
     }
 
     #[tokio::test]
@@ -595,10 +576,7 @@ mod tests {
             .execute_batch("CREATE TABLE spend (x INTEGER)")
             .unwrap();
         assert!(!is_tollgate_sqlite(&foreign));
-        assert!(matches!(
-            read_sqlite(&foreign),
-            Err(StoreError::NotTollgate { .. })
-        ));
+        assert!(matches!(read_sqlite(&foreign), Err(StoreError::NotTollgate { .. })));
         assert!(matches!(
             read_sqlite(&dir.0.join("nowhere")),
             Err(StoreError::Missing { .. })
@@ -639,11 +617,8 @@ mod tests {
         let dir = TestDir::new("bad-row");
         let db = dir.0.join(DB_FILE_NAME);
         let conn = sqlite::open_for_writing(&db).unwrap();
-        conn.execute(
-            "INSERT INTO records (json) VALUES ('{\"request_id\": 5}')",
-            [],
-        )
-        .unwrap();
+        conn.execute("INSERT INTO records (json) VALUES ('{\"request_id\": 5}')", [])
+            .unwrap();
         drop(conn);
         let err = read_sqlite(&db).unwrap().next().unwrap().unwrap_err();
         assert!(err.to_string().contains("rowid 1"), "{err}");

@@ -23,6 +23,9 @@ pub struct DemoArgs {
     /// Keep the demo's data directory (SQLite and JSONL records) here instead of a temp dir.
     #[arg(long)]
     keep_data: Option<std::path::PathBuf>,
+    /// Language of the report at the end.
+    #[arg(long, value_enum, default_value = "en")]
+    lang: tollgate_report::Lang,
 }
 
 /// The seed system's four models, all on the OpenAI-compatible route to the mock. Gemini is
@@ -69,10 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the mock provider")?;
     let mock_addr = mock_listener.local_addr()?;
-    let failures = vec![
-        tollgate_mock::parse_fail_rule("grok-4-1-fast-reasoning=0.25")
-            .map_err(anyhow::Error::msg)?,
-    ];
+    let failures = vec![tollgate_mock::parse_fail_rule("grok-4-1-fast-reasoning=0.25").map_err(anyhow::Error::msg)?];
     let mock_cfg = tollgate_mock::MockConfig {
         delay_ms: 20,
         failures,
@@ -81,10 +81,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mock = tokio::spawn(tollgate_mock::serve(mock_listener, mock_cfg));
 
     let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let data_dir = args
-        .keep_data
-        .clone()
-        .unwrap_or_else(|| tmp.path().join("data"));
+    let data_dir = args.keep_data.clone().unwrap_or_else(|| tmp.path().join("data"));
     let master_key = format!("sk-demo-{}", uuid_like());
     let config_path = tmp.path().join("config.yaml");
     std::fs::write(
@@ -103,9 +100,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let gw = tollgate_gateway::start(live, opts).await?;
     let base = format!("http://{}", gw.addr);
 
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let mut sent = 0usize;
     for task in 0..args.tasks {
         let session = format!("demo-session-{task}");
@@ -199,6 +194,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         data_dir.join(tollgate_store::DB_FILE_NAME).display(),
         summary.dropped
     );
+    // The same records, analysed as `tollgate report` does.
+    println!("\n$ tollgate report {}\n", data_dir.display());
+    let lang = args.lang;
+    let mut opts = tollgate_report::ReportOptions {
+        lang,
+        ..Default::default()
+    };
+    opts.expected_steps.insert(
+        "cf-x-normal".into(),
+        vec!["planner".into(), "coder".into(), "reviewer".into()],
+    );
+    let report = tollgate_report::build_report(records, &opts);
+    println!(
+        "{}",
+        tollgate_report::render(&report, tollgate_report::Format::Table, lang)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -257,13 +268,10 @@ async fn chat(
         let Some(data) = line.strip_prefix("data: ") else {
             continue;
         };
-        if let Ok(v) = serde_json::from_str::<Value>(data) {
-            if let Some(c) = v
-                .pointer("/choices/0/delta/content")
-                .and_then(Value::as_str)
-            {
-                text.push_str(c);
-            }
+        if let Ok(v) = serde_json::from_str::<Value>(data)
+            && let Some(c) = v.pointer("/choices/0/delta/content").and_then(Value::as_str)
+        {
+            text.push_str(c);
         }
     }
     Ok(text)

@@ -37,6 +37,9 @@ enum Command {
     Mock(MockArgs),
     /// Offline demo: starts a mock provider and the gateway, drives a coding-agent workload, prints a summary.
     Demo(demo::DemoArgs),
+    /// Analyse tollgate's records and LiteLLM's logs: cache, reasoning, cost, tokens, latency,
+    /// overhead, workflows, and findings with cause, fix and savings (en or tr).
+    Report(tollgate_report::ReportArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +63,9 @@ struct ServeArgs {
     /// Allow starting without a safe master key (local experiments only).
     #[arg(long)]
     insecure_dev: bool,
+    /// Do not reload when the config file changes (SIGHUP and POST /admin/reload still do).
+    #[arg(long)]
+    no_watch: bool,
 }
 
 #[derive(Args)]
@@ -89,8 +95,7 @@ struct MockArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
-                .unwrap_or_else(|_| "warn,tollgate=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| "warn,tollgate=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -118,6 +123,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => Ok(check(&args)),
         Command::Mock(args) => mock(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Report(args) => {
+            // Reading and aggregating is CPU-bound and uses its own threads.
+            let code = tokio::task::spawn_blocking(move || tollgate_report::run(&args)).await??;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
+        }
     }
 }
 
@@ -126,7 +136,7 @@ fn load_prices(path: Option<&PathBuf>) -> anyhow::Result<Option<PriceTable>> {
         .transpose()
 }
 
-fn load_state(config_path: &PathBuf, prices: Option<&PathBuf>) -> anyhow::Result<LiveState> {
+fn load_state(config_path: &std::path::Path, prices: Option<&PathBuf>) -> anyhow::Result<LiveState> {
     let cfg = config::load(config_path, &ProcessEnv)?;
     let state = LiveState::build(cfg, 1, load_prices(prices)?, &ProcessEnv)?;
     Ok(state)
@@ -143,10 +153,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir,
         log_jsonl: args.log_jsonl,
         insecure_dev: args.insecure_dev,
+        prices_path: args.prices.clone(),
+        watch_config: !args.no_watch,
         ..ServeOptions::default()
     };
     let gw = tollgate_gateway::start(live, opts).await?;
-    shutdown_signal().await;
+    wait_for_stop(&gw).await;
     eprintln!("shutting down: finishing in-flight requests and writing records…");
     let summary = gw.shutdown().await?;
     eprintln!(
@@ -154,6 +166,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         summary.written, summary.failed, summary.dropped
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves until SIGINT/SIGTERM; SIGHUP reloads the config (as nginx and most daemons do).
+async fn wait_for_stop(gw: &tollgate_gateway::RunningGateway) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            let stop = shutdown_signal();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = hup.recv() => {
+                        let app = gw.app.clone();
+                        // The outcome is printed by reload itself.
+                        let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+                    }
+                }
+            }
+        }
+    }
+    shutdown_signal().await;
 }
 
 /// SIGINT or SIGTERM (what `docker stop` and systemd send).
@@ -208,17 +243,13 @@ fn check(args: &CheckArgs) -> ExitCode {
     }
     println!();
     println!("# what tollgate will serve");
-    for line in
-        tollgate_gateway::startup_summary(&live, "(not started)", &ServeOptions::default(), true)
-            .iter()
-            .skip(1)
+    for line in tollgate_gateway::startup_summary(&live, "(not started)", &ServeOptions::default(), true)
+        .iter()
+        .skip(1)
     {
         println!("{line}");
     }
-    let mut warnings: Vec<String> = live
-        .all_warnings()
-        .map(|w| format!("{path}: {w}"))
-        .collect();
+    let mut warnings: Vec<String> = live.all_warnings().map(|w| format!("{path}: {w}")).collect();
     if let Some(problem) = master_key_problem(live.config.master_key.as_ref()) {
         warnings.push(format!("{path}: general_settings.master_key: {problem}"));
     }
@@ -249,10 +280,7 @@ async fn mock(args: MockArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    eprintln!(
-        "tollgate mock provider on http://{}/v1",
-        listener.local_addr()?
-    );
+    eprintln!("tollgate mock provider on http://{}/v1", listener.local_addr()?);
     tokio::select! {
         r = tollgate_mock::serve(listener, config) => r?,
         _ = shutdown_signal() => {},

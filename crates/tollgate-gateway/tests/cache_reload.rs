@@ -1,0 +1,649 @@
+//! The response cache (memory and real Redis) and config reload, over real HTTP with the mock
+//! as the upstream.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tollgate_core::config::ProcessEnv;
+use tollgate_core::{CacheState, Record};
+use tollgate_gateway::{LiveState, RunningGateway, ServeOptions};
+
+const KEY: &str = "sk-test-0123456789abcdef";
+
+async fn start_mock() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(tollgate_mock::serve(l, tollgate_mock::MockConfig::default()));
+    addr
+}
+
+async fn upstream_calls(mock: SocketAddr) -> u64 {
+    let stats: BTreeMap<String, u64> = reqwest::get(format!("http://{mock}/mock/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats.values().sum()
+}
+
+fn config(mock: SocketAddr, cache_params: &str) -> String {
+    format!(
+        r#"model_list:
+  - model_name: deepseek-v3.2
+    litellm_params:
+      model: deepseek/deepseek-v3.2
+      api_base: http://{mock}/v1
+      api_key: k
+  - model_name: minimax-m2.1
+    litellm_params:
+      model: minimax/MiniMax-M2.1
+      api_base: http://{mock}/v1
+      api_key: k
+litellm_settings:
+  cache: true
+  cache_params: {cache_params}
+general_settings:
+  master_key: {KEY}
+"#
+    )
+}
+
+struct Gw {
+    gw: RunningGateway,
+    base: String,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+async fn gateway_at(config_path: &Path, dir: tempfile::TempDir, watch: bool) -> Gw {
+    let cfg = tollgate_core::config::load(config_path, &ProcessEnv).unwrap();
+    let live = LiveState::build(cfg, 1, None, &ProcessEnv).unwrap();
+    let opts = ServeOptions {
+        port: 0,
+        data_dir: dir.path().join("data"),
+        watch_config: watch,
+        ..ServeOptions::default()
+    };
+    let gw = tollgate_gateway::start(live, opts).await.unwrap();
+    let base = format!("http://{}", gw.addr);
+    Gw {
+        gw,
+        base,
+        dir,
+        http: reqwest::Client::new(),
+    }
+}
+
+async fn gateway(yaml: &str) -> Gw {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    gateway_at(&path, dir, false).await
+}
+
+impl Gw {
+    async fn send(&self, body: &Value, headers: &[(&str, &str)]) -> (String, reqwest::header::HeaderMap, String) {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(KEY)
+            .json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.headers().clone();
+        let state = h["x-tollgate-cache"].to_str().unwrap().to_string();
+        (state, h, r.text().await.unwrap())
+    }
+
+    async fn state_of(&self, body: &Value) -> String {
+        self.send(body, &[]).await.0
+    }
+
+    async fn records(self) -> Vec<Record> {
+        self.gw.shutdown().await.unwrap();
+        tollgate_store::read_sqlite(&self.dir.path().join("data"))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+}
+
+fn chat(content: &str) -> Value {
+    json!({"model": "deepseek-v3.2", "messages": [{"role": "user", "content": content}]})
+}
+
+fn with_cache(mut body: Value, ctl: Value) -> Value {
+    body["cache"] = ctl;
+    body
+}
+
+#[tokio::test]
+async fn plain_hits_replay_the_answer_cost_nothing_and_record_the_saving() {
+    let mock = start_mock().await;
+    let g = gateway(&config(mock, "{type: local}")).await;
+    let body = chat("What is a monad?");
+    let (s1, _, first) = g.send(&body, &[]).await;
+    let (s2, h2, second) = g.send(&body, &[]).await;
+    assert_eq!((s1.as_str(), s2.as_str()), ("miss", "hit"));
+    assert_eq!(first, second, "a hit replays the stored answer");
+    assert!(
+        h2["x-litellm-cache-key"]
+            .to_str()
+            .unwrap()
+            .starts_with("tollgate:completion:plain:")
+    );
+    assert_eq!(h2["x-tollgate-cost-usd"].to_str().unwrap().parse::<f64>().unwrap(), 0.0);
+    assert_eq!(upstream_calls(mock).await, 1, "the hit never reached the provider");
+    // The user field and stream_options do not change the answer, so they do not change the key.
+    let mut other_user = body.clone();
+    other_user["user"] = json!("someone-else");
+    assert_eq!(g.state_of(&other_user).await, "hit");
+    // Another model group or other messages are other answers.
+    let mut other_model = body.clone();
+    other_model["model"] = json!("minimax-m2.1");
+    assert_eq!(g.state_of(&other_model).await, "miss");
+
+    let records = g.records().await;
+    let miss = records
+        .iter()
+        .find(|r| r.cache == CacheState::Miss && r.model_group == "deepseek-v3.2")
+        .unwrap();
+    let hits: Vec<&Record> = records.iter().filter(|r| r.cache == CacheState::Hit).collect();
+    assert_eq!(hits.len(), 2);
+    for h in hits {
+        assert_eq!(h.cost_usd, Some(0.0));
+        assert_eq!(h.saved_cost_usd, miss.cost_usd);
+        assert_eq!(h.prompt_tokens, miss.prompt_tokens);
+        assert_eq!(h.model, "deepseek/deepseek-v3.2");
+    }
+}
+
+fn sse_payloads(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn streamed_answers_are_cached_and_replayed_as_sse_with_usage() {
+    let mock = start_mock().await;
+    let g = gateway(&config(mock, "{type: local}")).await;
+    let mut body = chat("Stream me a haiku about caches");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (s1, _, first) = g.send(&body, &[]).await;
+    let (s2, h2, second) = g.send(&body, &[]).await;
+    assert_eq!((s1.as_str(), s2.as_str()), ("miss", "hit"));
+    assert_eq!(h2["content-type"], "text/event-stream");
+    assert!(second.ends_with("data: [DONE]\n\n"));
+    let (a, b) = (sse_payloads(&first), sse_payloads(&second));
+    assert_eq!(a.len(), b.len(), "replayed chunk by chunk like the original");
+    assert_eq!(a, b);
+    assert!(b.last().unwrap()["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    // The same stream without include_usage is the same cache entry, minus the usage chunk.
+    body.as_object_mut().unwrap().remove("stream_options");
+    let (s3, _, third) = g.send(&body, &[]).await;
+    assert_eq!(s3, "hit");
+    let c = sse_payloads(&third);
+    assert_eq!(c.len(), a.len() - 1);
+    assert!(c.iter().all(|v| v.get("usage").is_none_or(Value::is_null)));
+    // A plain request is a different entry.
+    body.as_object_mut().unwrap().remove("stream");
+    assert_eq!(g.state_of(&body).await, "miss");
+    assert_eq!(upstream_calls(mock).await, 2);
+    let records = g.records().await;
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.cache == CacheState::Hit && r.stream)
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn entries_expire_after_their_ttl() {
+    let mock = start_mock().await;
+    let g = gateway(&config(mock, "{type: local, ttl: 1}")).await;
+    let body = chat("ttl test");
+    assert_eq!(g.state_of(&body).await, "miss");
+    assert_eq!(g.state_of(&body).await, "hit");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(g.state_of(&body).await, "miss");
+    // A per-request ttl overrides the config's.
+    let long = with_cache(chat("long ttl"), json!({"ttl": 60}));
+    g.state_of(&long).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(g.state_of(&long).await, "hit");
+    g.records().await;
+}
+
+#[tokio::test]
+async fn per_request_controls_and_cache_control_headers() {
+    let mock = start_mock().await;
+    let g = gateway(&config(mock, "{type: local}")).await;
+    let body = chat("controls");
+    // no-store: answered, not kept.
+    assert_eq!(
+        g.state_of(&with_cache(body.clone(), json!({"no-store": true}))).await,
+        "miss"
+    );
+    assert_eq!(g.state_of(&body).await, "miss");
+    assert_eq!(g.state_of(&body).await, "hit");
+    // no-cache: skips the lookup (bypass), goes upstream.
+    let before = upstream_calls(mock).await;
+    assert_eq!(
+        g.state_of(&with_cache(body.clone(), json!({"no-cache": true}))).await,
+        "bypass"
+    );
+    assert_eq!(upstream_calls(mock).await, before + 1);
+    // s-maxage: only entries younger than that.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        g.state_of(&with_cache(body.clone(), json!({"s-maxage": 1}))).await,
+        "miss"
+    );
+    assert_eq!(
+        g.state_of(&with_cache(body.clone(), json!({"s-maxage": 60}))).await,
+        "hit"
+    );
+    // namespace: another namespace is another cache.
+    assert_eq!(
+        g.state_of(&with_cache(body.clone(), json!({"namespace": "team-b"})))
+            .await,
+        "miss"
+    );
+    assert_eq!(
+        g.state_of(&with_cache(body.clone(), json!({"namespace": "team-b"})))
+            .await,
+        "hit"
+    );
+    // HTTP Cache-Control request headers.
+    assert_eq!(g.send(&body, &[("cache-control", "no-cache")]).await.0, "bypass");
+    let fresh = chat("header no-store");
+    assert_eq!(g.send(&fresh, &[("cache-control", "no-store")]).await.0, "miss");
+    assert_eq!(g.state_of(&fresh).await, "miss");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(g.send(&fresh, &[("cache-control", "max-age=1")]).await.0, "miss");
+    g.records().await;
+}
+
+#[tokio::test]
+async fn default_off_mode_caches_only_requests_that_ask() {
+    let mock = start_mock().await;
+    let g = gateway(&config(mock, "{type: local, mode: default_off}")).await;
+    let body = chat("opt in");
+    assert_eq!(g.state_of(&body).await, "bypass");
+    assert_eq!(g.state_of(&body).await, "bypass");
+    let opt_in = with_cache(body, json!({"use-cache": true}));
+    assert_eq!(g.state_of(&opt_in).await, "miss");
+    assert_eq!(g.state_of(&opt_in).await, "hit");
+    g.records().await;
+}
+
+#[tokio::test]
+async fn no_cache_configured_means_off_everywhere() {
+    let mock = start_mock().await;
+    let yaml = config(mock, "{type: local}").replace("  cache: true\n", "");
+    let g = gateway(&yaml).await;
+    assert_eq!(g.state_of(&chat("x")).await, "off");
+    let ready: Value = g
+        .http
+        .get(format!("{}/health/readiness", g.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["cache"]["state"], "off");
+    g.records().await;
+}
+
+fn redis_url() -> Option<String> {
+    match std::env::var("TOLLGATE_TEST_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("skipping: TOLLGATE_TEST_REDIS_URL not set (CI sets it; e.g. redis://127.0.0.1:6379/)");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_gateways_share_one_redis() {
+    let Some(url) = redis_url() else { return };
+    let mock = start_mock().await;
+    // A namespace of its own, so reruns and other tests never see this run's entries.
+    let ns = format!("test-{}-{}", std::process::id(), chrono_like_nanos());
+    let yaml = config(
+        mock,
+        &format!("{{type: redis, url: \"{url}\", namespace: {ns}, ttl: 60}}"),
+    );
+    let a = gateway(&yaml).await;
+    let b = gateway(&yaml).await;
+    let body = chat("shared across instances");
+    // The first lookup may run before the lazy connection is up (a bypass); wait for it.
+    wait_healthy(&a).await;
+    wait_healthy(&b).await;
+    assert_eq!(a.state_of(&body).await, "miss");
+    // Stores are off the request path; give the SET a moment.
+    let mut state = String::new();
+    for _ in 0..50 {
+        state = b.state_of(&body).await;
+        if state == "hit" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "hit", "gateway B answers from what gateway A stored");
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    assert_eq!(b.state_of(&streamed).await, "miss");
+    a.records().await;
+    b.records().await;
+}
+
+fn chrono_like_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+async fn wait_healthy(g: &Gw) {
+    for _ in 0..100 {
+        // Any request triggers the lazy connect; readiness reports when it is up.
+        let _ = g.send(&chat("warm-up"), &[("cache-control", "no-store")]).await;
+        let ready: Value = g
+            .http
+            .get(format!("{}/health/readiness", g.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["cache"]["healthy"] == true {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the cache never connected to Redis");
+}
+
+/// A Redis of the test's own, so it can be killed without disturbing anything else.
+fn spawn_redis() -> Option<(std::process::Child, u16)> {
+    redis_url()?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    match child {
+        Ok(c) => Some((c, port)),
+        Err(e) => {
+            eprintln!("skipping: cannot start redis-server ({e})");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_killed_mid_test_degrades_to_bypass_never_to_errors() {
+    let Some((mut redis, port)) = spawn_redis() else { return };
+    let mock = start_mock().await;
+    let g = gateway(&config(
+        mock,
+        &format!("{{type: redis, host: 127.0.0.1, port: {port}}}"),
+    ))
+    .await;
+    wait_healthy(&g).await;
+    let body = chat("before the crash");
+    assert_eq!(g.state_of(&body).await, "miss");
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let mut states = Vec::new();
+    for i in 0..5 {
+        // `send` asserts 200: the cache never turns into an error.
+        states.push(g.state_of(&chat(&format!("after the crash {i}"))).await);
+    }
+    assert!(states.iter().all(|s| s == "bypass"), "{states:?}");
+    let ready: Value = g
+        .http
+        .get(format!("{}/health/readiness", g.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "degraded");
+    assert_eq!(ready["cache"]["healthy"], false);
+    assert!(ready["cache"]["errors"].as_u64().unwrap() >= 5);
+    let records = g.records().await;
+    // The five after the crash, plus any warm-up request made while the connection came up.
+    assert!(records.iter().filter(|r| r.cache == CacheState::Bypass).count() >= 5);
+    assert!(records.iter().all(|r| r.status == tollgate_core::RecordStatus::Success));
+}
+
+fn two_groups(mock: SocketAddr, third: bool) -> String {
+    let mut y = config(mock, "{type: local}");
+    if third {
+        y = y.replace(
+            "litellm_settings:",
+            &format!(
+                "  - model_name: added-later\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_base: http://{mock}/v1\n      api_key: k\nlitellm_settings:"
+            ),
+        );
+    }
+    y
+}
+
+async fn group_names(g: &Gw) -> Vec<String> {
+    let v: Value = g
+        .http
+        .get(format!("{}/v1/models", g.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn readiness(g: &Gw) -> Value {
+    g.http
+        .get(format!("{}/health/readiness", g.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn file_edits_reload_under_load_without_a_failed_request_and_broken_edits_keep_serving() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("config.yaml");
+    std::fs::write(&path, two_groups(mock, false)).unwrap();
+    let g = gateway_at(&path, dir, true).await;
+    // Warm the cache so the reload's carry-over of entries is visible.
+    assert_eq!(g.state_of(&chat("kept across reloads")).await, "miss");
+
+    // Load: 4 clients sending distinct requests until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (http, base, stop) = (g.http.clone(), g.base.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = http
+                    .post(format!("{base}/v1/chat/completions"))
+                    .bearer_auth(KEY)
+                    .json(&chat(&format!("client {c} request {i}")))
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(r.status().as_u16());
+                i += 1;
+            }
+            statuses
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(&path, two_groups(mock, true)).unwrap();
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if group_names(&g).await.contains(&"added-later".to_string()) {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "the file edit was picked up");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let version = readiness(&g).await["config_version"].as_u64().unwrap();
+    assert_eq!(version, 2, "one save, one reload");
+
+    // A broken edit: the last good config keeps serving, readiness shows why.
+    std::fs::write(&path, "model_list:\n  - model_name: [unclosed\n").unwrap();
+    let mut ready = Value::Null;
+    for _ in 0..100 {
+        ready = readiness(&g).await;
+        if !ready["config_error"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = ready["config_error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        err.contains("config.yaml:") && err.contains(&format!("still serving config version {version}")),
+        "{ready}"
+    );
+    assert_eq!(ready["status"], "degraded");
+    assert_eq!(ready["config_version"], version);
+    assert!(group_names(&g).await.contains(&"added-later".to_string()));
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for c in clients {
+        let statuses = c.await.unwrap();
+        total += statuses.len();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "a request failed during reload: {statuses:?}"
+        );
+    }
+    assert!(total > 10, "the load ran ({total} requests)");
+    // The cache survived the reload (same cache settings).
+    assert_eq!(g.state_of(&chat("kept across reloads")).await, "hit");
+
+    // Fixing the file clears the error.
+    std::fs::write(g.dir.path().join("config.yaml"), two_groups(mock, false)).unwrap();
+    for _ in 0..100 {
+        if readiness(&g).await["config_error"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(readiness(&g).await["config_error"].is_null());
+    let records = g.records().await;
+    let versions: std::collections::BTreeSet<u64> = records.iter().filter_map(|r| r.config_version).collect();
+    assert!(
+        versions.contains(&1) && versions.contains(&2),
+        "records carry the version that served them: {versions:?}"
+    );
+}
+
+#[tokio::test]
+async fn admin_reload_and_config_need_the_master_key_and_redact_secrets() {
+    let mock = start_mock().await;
+    let g = gateway(&config(mock, "{type: local}")).await;
+    let url = format!("{}/admin/reload", g.base);
+    assert_eq!(g.http.post(&url).send().await.unwrap().status(), 401);
+    let r: Value = g
+        .http
+        .post(&url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["config_version"], 2);
+    let cfg = g
+        .http
+        .get(format!("{}/admin/config", g.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!cfg.contains(KEY), "the master key is redacted");
+    let cfg: Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["config_version"], 2);
+    assert_eq!(cfg["effective"]["litellm_settings"]["cache"], true);
+    // A reload that would weaken auth is refused and the old config keeps serving.
+    std::fs::write(
+        g.dir.path().join("config.yaml"),
+        config(mock, "{type: local}").replace(KEY, "sk-1234"),
+    )
+    .unwrap();
+    let r = g.http.post(&url).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("still serving config version 2"),
+        "{v}"
+    );
+    assert_eq!(
+        g.http
+            .get(format!("{}/v1/models", g.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    g.records().await;
+}

@@ -1,0 +1,1225 @@
+//! One pass over the records: dedupe, filter, and fold into the [`Report`]. Memory grows only with
+//! the per-model samples kept for exact percentiles, one small entry per distinct request id,
+//! prompt hash and session.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tollgate_core::{CacheState, PriceTable, Record, RecordStatus};
+
+use crate::findings::{self, Finding};
+use crate::i18n::Lang;
+use crate::import::InputSummary;
+use crate::stats::{self, Summary};
+
+/// What to include and how to judge it. Pure data: no I/O, no clock.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Model groups (or upstream models) to keep; empty keeps all. Case-insensitive.
+    pub models: Vec<String>,
+    /// Prices for unpriced records and model limits (oversized prompts).
+    pub prices: PriceTable,
+    /// Language of the findings' texts.
+    pub lang: Lang,
+    /// Steps each workflow is expected to run (from tollgate's config), by role, in order.
+    pub expected_steps: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            since: None,
+            until: None,
+            models: vec![],
+            prices: PriceTable::builtin(),
+            lang: Lang::En,
+            expected_steps: BTreeMap::new(),
+        }
+    }
+}
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole report. Its serde form is the `--format json` schema (see `docs/report-schema.md`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub inputs: Vec<InputSummary>,
+    /// Records dropped because their request id was already seen.
+    pub duplicates: u64,
+    /// Records outside `--since`/`--until`/`--model`.
+    pub filtered_out: u64,
+    /// Where the records came from: `tollgate`, `litellm-payload`, `litellm-spendlogs`.
+    pub sources: Vec<String>,
+    pub period: Period,
+    pub requests: Requests,
+    pub cost: CostTotals,
+    pub models: Vec<ModelReport>,
+    pub clients: Vec<NamedCount>,
+    pub sessions: Sessions,
+    pub cache: CacheReport,
+    pub reasoning: ReasoningReport,
+    pub tokens: TokenReport,
+    pub latency: LatencyReport,
+    pub overhead_ms: Option<Overhead>,
+    pub timeline: Timeline,
+    pub workflows: Vec<WorkflowReport>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Period {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Requests {
+    pub total: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// succeeded / total; null when there are no requests.
+    pub success_rate: Option<f64>,
+    pub streamed: u64,
+    pub cache_hits: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CostTotals {
+    /// Recomputed from the price table where the model is priced, else as logged.
+    pub total_usd: f64,
+    /// Sum of the cost the logs reported (LiteLLM's `response_cost`/`spend`); null if none did.
+    pub logged_usd: Option<f64>,
+    /// Over requests that have both: recomputed − logged.
+    pub difference_usd: Option<f64>,
+    pub reasoning_usd: f64,
+    pub saved_usd: f64,
+    pub unpriced_models: Vec<String>,
+    pub unpriced_requests: u64,
+}
+
+/// min/avg/p50/p95/p99/max (and count), nearest-rank.
+pub type LatencyStats = Summary;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProviderCache {
+    /// Prompt tokens of requests that reached the provider (cache hits excluded).
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
+    /// cached / prompt; null ("n/a") when the provider reported no cached tokens at all.
+    pub share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorExample {
+    pub message: String,
+    pub count: u64,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    /// The model group: what the client asked for.
+    pub model: String,
+    pub upstream_models: Vec<String>,
+    pub requests: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cache_hits: u64,
+    pub streamed: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub cost_usd: f64,
+    pub reasoning_cost_usd: f64,
+    pub logged_cost_usd: Option<f64>,
+    pub cost_per_1k_tokens: Option<f64>,
+    /// Share of the report's total cost.
+    pub cost_share: Option<f64>,
+    /// reasoning / completion tokens.
+    pub reasoning_share: Option<f64>,
+    pub provider_cache: ProviderCache,
+    pub unpriced_requests: u64,
+    /// Successful requests that reached the provider (cache hits excluded).
+    pub latency_ms: Option<LatencyStats>,
+    /// Streams only.
+    pub ttft_ms: Option<LatencyStats>,
+    pub truncated: u64,
+    pub errors: Vec<ErrorExample>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedCount {
+    pub name: String,
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionPattern {
+    /// Model groups in call order; a failed call is marked `✗`.
+    pub steps: Vec<String>,
+    pub sessions: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Sessions {
+    pub total: u64,
+    pub requests_with_session: u64,
+    pub avg_requests: Option<f64>,
+    pub max_requests: u64,
+    pub with_failures: u64,
+    pub patterns: Vec<SessionPattern>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CacheCounts {
+    pub off: u64,
+    pub miss: u64,
+    pub hit: u64,
+    pub bypass: u64,
+    pub unknown: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CacheReport {
+    /// `on`, `off`, `mixed` (both seen in the window) or `unknown` (the logs do not say).
+    pub state: String,
+    /// true/false, or null when unknown.
+    pub enabled: Option<bool>,
+    pub records: CacheCounts,
+    pub hits: u64,
+    /// hits / successful requests, when the cache is on.
+    pub hit_rate: Option<f64>,
+    pub saved_usd: f64,
+    /// Successful requests that repeated an earlier prompt exactly and still went to the provider.
+    pub repeat_requests: u64,
+    /// What those repeats cost: what a working response cache would have saved.
+    pub potential_savings_usd: f64,
+    pub repeats_streamed: u64,
+    pub repeat_examples: Vec<String>,
+    /// Requests whose prompt could be fingerprinted (the logs kept the messages).
+    pub fingerprinted: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReasoningRow {
+    pub request_id: String,
+    pub model: String,
+    pub reasoning_tokens: u64,
+    pub completion_tokens: u64,
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReasoningReport {
+    pub top: Vec<ReasoningRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenBucket {
+    pub label: String,
+    /// Inclusive lower bound, exclusive upper bound (null: no upper bound).
+    pub lower: u64,
+    pub upper: Option<u64>,
+    pub requests: u64,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TokenDistribution {
+    pub buckets: Vec<TokenBucket>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TokenReport {
+    pub prompt: TokenDistribution,
+    pub completion: TokenDistribution,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRef {
+    pub request_id: String,
+    pub model: String,
+    pub start: DateTime<Utc>,
+    pub latency_ms: f64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LatencyReport {
+    pub percentile_method: String,
+    pub fastest: Vec<RequestRef>,
+    pub slowest: Vec<RequestRef>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overhead {
+    pub samples: u64,
+    pub avg: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub max: f64,
+    pub max_request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimePoint {
+    pub start: DateTime<Utc>,
+    pub requests: u64,
+    pub failed: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeline {
+    pub bucket_ms: i64,
+    pub points: Vec<TimePoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub index: Option<u32>,
+    pub role: String,
+    pub calls: u64,
+    pub failed: u64,
+    pub runs: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+    pub latency_ms: Option<LatencyStats>,
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingStep {
+    pub role: String,
+    pub index: Option<u32>,
+    /// Runs in which the step did not appear (or, for `always_failed`, failed).
+    pub runs: u64,
+    /// `never_ran`, `skipped` (absent from runs that reached a later step) or `always_failed`.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowReport {
+    pub name: String,
+    pub runs: u64,
+    pub runs_failed: u64,
+    pub steps: Vec<StepReport>,
+    pub missing_steps: Vec<MissingStep>,
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct ModelAcc {
+    upstream: BTreeSet<String>,
+    requests: u64,
+    succeeded: u64,
+    failed: u64,
+    hits: u64,
+    streamed: u64,
+    prompt: u64,
+    completion: u64,
+    reasoning: u64,
+    cached: u64,
+    cache_creation: u64,
+    cost: f64,
+    reasoning_cost: f64,
+    logged: Option<f64>,
+    recomputed_vs_logged: (u64, f64, f64),
+    provider_prompt: u64,
+    provider_cached: u64,
+    provider_prompt_sizes: Vec<f64>,
+    unpriced: u64,
+    unpriced_tokens: u64,
+    unpriced_logged_zero: u64,
+    latencies: Vec<f64>,
+    ttft: Vec<f64>,
+    truncated: u64,
+    truncated_ids: Vec<String>,
+    truncated_max_tokens: BTreeSet<u64>,
+    errors: BTreeMap<String, (u64, String)>,
+    failure_ids: Vec<String>,
+    oversized: u64,
+    oversized_ids: Vec<String>,
+    oversized_max_prompt: u64,
+    slow_ids: Vec<(f64, String)>,
+}
+
+#[derive(Default)]
+struct RepeatAcc {
+    provider_calls: u64,
+    hits: u64,
+    cost: f64,
+    streamed: u64,
+    example: String,
+}
+
+#[derive(Default)]
+struct StepAcc {
+    calls: u64,
+    failed: u64,
+    succeeded: u64,
+    prompt: u64,
+    completion: u64,
+    cost: f64,
+    latencies: Vec<f64>,
+    models: BTreeSet<String>,
+    runs: BTreeSet<String>,
+}
+
+/// A workflow step: its index (when known) and role.
+type StepKey = (Option<u32>, String);
+
+#[derive(Default)]
+struct WorkflowAcc {
+    /// Per run: the steps seen, and whether any call failed.
+    runs: BTreeMap<String, (BTreeSet<StepKey>, bool)>,
+    steps: BTreeMap<StepKey, StepAcc>,
+}
+
+struct Acc<'o> {
+    opts: &'o ReportOptions,
+    seen: HashMap<(String, Option<u32>), CacheState>,
+    duplicates: u64,
+    filtered: u64,
+    sources: BTreeSet<String>,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    total: u64,
+    succeeded: u64,
+    failed: u64,
+    streamed: u64,
+    models: BTreeMap<String, ModelAcc>,
+    clients: HashMap<String, u64>,
+    group_names: Vec<String>,
+    group_ids: HashMap<String, u32>,
+    sessions: HashMap<String, Vec<(DateTime<Utc>, u32, bool)>>,
+    cache: CacheCounts,
+    saved: f64,
+    repeats: HashMap<(u32, String), RepeatAcc>,
+    fingerprinted: u64,
+    reasoning_top: Vec<ReasoningRow>,
+    requests_ok: Vec<RequestRef>,
+    prompt_sizes: Vec<u64>,
+    completion_sizes: Vec<u64>,
+    overhead: Vec<f64>,
+    overhead_max: (f64, String),
+    timeline: Vec<(i64, bool, u64, u64, f64)>,
+    workflows: BTreeMap<String, WorkflowAcc>,
+}
+
+const TOP_N: usize = 5;
+const TOP_REASONING: usize = 10;
+const KEEP_IDS: usize = 3;
+
+fn push_id(ids: &mut Vec<String>, id: &str) {
+    if ids.len() < KEEP_IDS {
+        ids.push(id.to_string());
+    }
+}
+
+impl<'o> Acc<'o> {
+    fn new(opts: &'o ReportOptions) -> Self {
+        Acc {
+            opts,
+            seen: HashMap::new(),
+            duplicates: 0,
+            filtered: 0,
+            sources: BTreeSet::new(),
+            start: None,
+            end: None,
+            total: 0,
+            succeeded: 0,
+            failed: 0,
+            streamed: 0,
+            models: BTreeMap::new(),
+            clients: HashMap::new(),
+            group_names: vec![],
+            group_ids: HashMap::new(),
+            sessions: HashMap::new(),
+            cache: CacheCounts::default(),
+            saved: 0.0,
+            repeats: HashMap::new(),
+            fingerprinted: 0,
+            reasoning_top: vec![],
+            requests_ok: vec![],
+            prompt_sizes: vec![],
+            completion_sizes: vec![],
+            overhead: vec![],
+            overhead_max: (f64::MIN, String::new()),
+            timeline: vec![],
+            workflows: BTreeMap::new(),
+        }
+    }
+
+    fn keep(&self, r: &Record) -> bool {
+        if self.opts.since.is_some_and(|s| r.start_time < s) || self.opts.until.is_some_and(|u| r.start_time >= u) {
+            return false;
+        }
+        self.opts.models.is_empty()
+            || self
+                .opts
+                .models
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&r.model_group) || m.eq_ignore_ascii_case(&r.model))
+    }
+
+    fn cache_slot(&mut self, c: CacheState) -> &mut u64 {
+        match c {
+            CacheState::Off => &mut self.cache.off,
+            CacheState::Miss => &mut self.cache.miss,
+            CacheState::Hit => &mut self.cache.hit,
+            CacheState::Bypass => &mut self.cache.bypass,
+            CacheState::Unknown => &mut self.cache.unknown,
+        }
+    }
+
+    fn group_id(&mut self, g: &str) -> u32 {
+        if let Some(id) = self.group_ids.get(g) {
+            return *id;
+        }
+        let id = self.group_names.len() as u32;
+        self.group_names.push(g.to_string());
+        self.group_ids.insert(g.to_string(), id);
+        id
+    }
+
+    fn add(&mut self, mut r: Record) {
+        if !self.keep(&r) {
+            self.filtered += 1;
+            return;
+        }
+        let key = (r.request_id.clone(), r.attempt);
+        if let Some(prev) = self.seen.get_mut(&key) {
+            // The same request from a second log (payload and SpendLogs). The first record is
+            // kept, but a definite cache state from the second replaces an unknown one.
+            self.duplicates += 1;
+            if *prev == CacheState::Unknown && r.cache != CacheState::Unknown {
+                let new = r.cache;
+                *prev = new;
+                self.cache.unknown = self.cache.unknown.saturating_sub(1);
+                *self.cache_slot(new) += 1;
+            }
+            return;
+        }
+        self.seen.insert(key, r.cache);
+        if r.model_group.is_empty() {
+            r.model_group = if r.model.is_empty() {
+                "(unknown)".into()
+            } else {
+                r.model.clone()
+            };
+        }
+        // Records the gateway or importer could not price may be priceable now (`--prices`).
+        if r.cost_usd.is_none() && r.total_tokens() > 0 && r.cache != CacheState::Hit {
+            let price = self
+                .opts
+                .prices
+                .lookup(&r.model)
+                .or_else(|| self.opts.prices.lookup(&r.model_group));
+            if let Some(c) = price.filter(|p| p.is_priced()).and_then(|p| p.cost(&r.usage())) {
+                r.set_cost(Some(c));
+            }
+        }
+        if !r.source.is_empty() {
+            self.sources.insert(r.source.clone());
+        }
+        self.start = Some(self.start.map_or(r.start_time, |s| s.min(r.start_time)));
+        self.end = Some(self.end.map_or(r.end_time, |e| e.max(r.end_time.max(r.start_time))));
+        self.total += 1;
+        let ok = r.status == RecordStatus::Success;
+        let hit = r.cache == CacheState::Hit;
+        if ok {
+            self.succeeded += 1;
+        } else {
+            self.failed += 1;
+        }
+        if r.stream {
+            self.streamed += 1;
+        }
+        *self.cache_slot(r.cache) += 1;
+        self.saved += r.saved_cost_usd.unwrap_or(0.0);
+        let effective_cost = r.cost_usd.or(r.reported_cost_usd).unwrap_or(0.0);
+        if let Some(ua) = &r.user_agent {
+            *self.clients.entry(ua.clone()).or_default() += 1;
+        }
+        let gid = self.group_id(&r.model_group);
+        if let Some(s) = r.session_id.as_ref().filter(|s| !s.is_empty()) {
+            self.sessions
+                .entry(s.clone())
+                .or_default()
+                .push((r.start_time, gid, ok));
+        }
+        if let Some(h) = &r.prompt_sha256 {
+            self.fingerprinted += 1;
+            if ok {
+                let acc = self.repeats.entry((gid, h.clone())).or_default();
+                if hit {
+                    acc.hits += 1;
+                } else {
+                    acc.provider_calls += 1;
+                    acc.cost += effective_cost;
+                    if r.stream {
+                        acc.streamed += 1;
+                    }
+                    if acc.provider_calls == 2 {
+                        acc.example = r.request_id.clone();
+                    }
+                }
+            }
+        }
+        self.timeline.push((
+            r.start_time.timestamp_millis(),
+            !ok,
+            r.prompt_tokens,
+            r.completion_tokens,
+            effective_cost,
+        ));
+        if let Some(o) = r.overhead_ms {
+            self.overhead.push(o);
+            if o > self.overhead_max.0 {
+                self.overhead_max = (o, r.request_id.clone());
+            }
+        }
+        if ok {
+            self.prompt_sizes.push(r.prompt_tokens);
+            self.completion_sizes.push(r.completion_tokens);
+            if !hit {
+                self.requests_ok.push(RequestRef {
+                    request_id: r.request_id.clone(),
+                    model: r.model_group.clone(),
+                    start: r.start_time,
+                    latency_ms: r.latency_ms,
+                    prompt_tokens: r.prompt_tokens,
+                    completion_tokens: r.completion_tokens,
+                    reasoning_tokens: r.reasoning_tokens,
+                });
+                if self.requests_ok.len() >= 4096 {
+                    self.trim_extremes();
+                }
+            }
+            if r.reasoning_tokens > 0 && r.completion_tokens > 0 && !hit {
+                self.reasoning_top.push(ReasoningRow {
+                    request_id: r.request_id.clone(),
+                    model: r.model_group.clone(),
+                    reasoning_tokens: r.reasoning_tokens,
+                    completion_tokens: r.completion_tokens,
+                    share: r.reasoning_tokens as f64 / r.completion_tokens as f64,
+                });
+                if self.reasoning_top.len() >= 1024 {
+                    self.trim_reasoning();
+                }
+            }
+        }
+        self.add_workflow(&r, effective_cost);
+        let price = self
+            .opts
+            .prices
+            .lookup(&r.model)
+            .or_else(|| self.opts.prices.lookup(&r.model_group))
+            .cloned();
+        let m = self.models.entry(r.model_group.clone()).or_default();
+        if !r.model.is_empty() {
+            m.upstream.insert(r.model.clone());
+        }
+        m.requests += 1;
+        if r.stream {
+            m.streamed += 1;
+        }
+        m.prompt += r.prompt_tokens;
+        m.completion += r.completion_tokens;
+        m.reasoning += r.reasoning_tokens;
+        m.cached += r.cached_tokens;
+        m.cache_creation += r.cache_creation_tokens;
+        m.cost += effective_cost;
+        m.reasoning_cost += r.cost_reasoning_usd.unwrap_or(0.0);
+        if let Some(l) = r.reported_cost_usd {
+            *m.logged.get_or_insert(0.0) += l;
+            if let (Some(c), false) = (r.cost_usd, hit) {
+                m.recomputed_vs_logged.0 += 1;
+                m.recomputed_vs_logged.1 += c;
+                m.recomputed_vs_logged.2 += l;
+            }
+        }
+        if r.cost_usd.is_none() || (r.unpriced && r.total_tokens() > 0) {
+            m.unpriced += 1;
+            m.unpriced_tokens += r.total_tokens();
+            if r.reported_cost_usd.is_none_or(|c| c == 0.0) && r.total_tokens() > 0 {
+                m.unpriced_logged_zero += 1;
+            }
+        }
+        if ok {
+            m.succeeded += 1;
+        } else {
+            m.failed += 1;
+            push_id(&mut m.failure_ids, &r.request_id);
+            let msg = r
+                .error_message
+                .clone()
+                .or(r.error_type.clone())
+                .unwrap_or_else(|| format!("HTTP {}", r.http_status));
+            let msg: String = msg.chars().take(240).collect();
+            let len = m.errors.len();
+            if let Some(e) = m.errors.get_mut(&msg) {
+                e.0 += 1;
+            } else if len < 20 {
+                m.errors.insert(msg, (1, r.request_id.clone()));
+            }
+        }
+        if hit {
+            m.hits += 1;
+        } else if ok {
+            m.latencies.push(r.latency_ms);
+            m.provider_prompt += r.prompt_tokens;
+            m.provider_cached += r.cached_tokens;
+            m.provider_prompt_sizes.push(r.prompt_tokens as f64);
+            if let Some(t) = r.ttft_ms.filter(|_| r.stream) {
+                m.ttft.push(t);
+            }
+            if r.latency_ms >= findings::SLOW_MS {
+                m.slow_ids.push((r.latency_ms, r.request_id.clone()));
+            }
+        }
+        if r.finish_reason.as_deref() == Some("length") {
+            m.truncated += 1;
+            push_id(&mut m.truncated_ids, &r.request_id);
+            if let Some(mt) = r.max_tokens {
+                m.truncated_max_tokens.insert(mt);
+            }
+        }
+        if findings::is_oversized(&r, price.as_ref()) {
+            m.oversized += 1;
+            push_id(&mut m.oversized_ids, &r.request_id);
+            m.oversized_max_prompt = m.oversized_max_prompt.max(r.prompt_tokens);
+        }
+    }
+
+    fn add_workflow(&mut self, r: &Record, cost: f64) {
+        let Some(wf) = r.workflow.as_ref().filter(|w| !w.is_empty()) else {
+            return;
+        };
+        let run_id = if !r.trace_id.is_empty() {
+            r.trace_id.clone()
+        } else {
+            r.session_id.clone().unwrap_or_else(|| r.request_id.clone())
+        };
+        let role = r.step_role.clone().unwrap_or_else(|| "(untagged)".into());
+        let key = (r.step_index, role);
+        let w = self.workflows.entry(wf.clone()).or_default();
+        let run = w.runs.entry(run_id.clone()).or_default();
+        run.0.insert(key.clone());
+        let ok = r.status == RecordStatus::Success;
+        if !ok {
+            run.1 = true;
+        }
+        let s = w.steps.entry(key).or_default();
+        s.calls += 1;
+        if ok {
+            s.succeeded += 1;
+            s.latencies.push(r.latency_ms);
+        } else {
+            s.failed += 1;
+        }
+        s.prompt += r.prompt_tokens;
+        s.completion += r.completion_tokens;
+        s.cost += cost;
+        s.models.insert(r.model.clone());
+        s.runs.insert(run_id);
+    }
+
+    fn trim_extremes(&mut self) {
+        let mut v = std::mem::take(&mut self.requests_ok);
+        v.sort_by(|a, b| {
+            a.latency_ms
+                .total_cmp(&b.latency_ms)
+                .then_with(|| a.request_id.cmp(&b.request_id))
+        });
+        let n = v.len();
+        let mut kept: Vec<RequestRef> = v[..TOP_N.min(n)].to_vec();
+        if n > TOP_N {
+            kept.extend(v[n.saturating_sub(TOP_N).max(TOP_N)..].iter().cloned());
+        }
+        self.requests_ok = kept;
+    }
+
+    fn trim_reasoning(&mut self) {
+        self.reasoning_top.sort_by(|a, b| {
+            b.reasoning_tokens
+                .cmp(&a.reasoning_tokens)
+                .then_with(|| a.request_id.cmp(&b.request_id))
+        });
+        self.reasoning_top.truncate(TOP_REASONING);
+    }
+
+    fn finish(mut self) -> Report {
+        self.trim_extremes();
+        self.trim_reasoning();
+        let total_cost: f64 = self.models.values().map(|m| m.cost).sum();
+        let mut models = Vec::new();
+        let mut unpriced_models = Vec::new();
+        let mut logged_total: Option<f64> = None;
+        let mut diff_total: Option<f64> = None;
+        let mut reasoning_usd = 0.0;
+        let mut unpriced_requests = 0;
+        let mut accs = Vec::new();
+        for (name, mut m) in std::mem::take(&mut self.models) {
+            if let Some(l) = m.logged {
+                *logged_total.get_or_insert(0.0) += l;
+            }
+            if m.recomputed_vs_logged.0 > 0 {
+                *diff_total.get_or_insert(0.0) += m.recomputed_vs_logged.1 - m.recomputed_vs_logged.2;
+            }
+            if m.unpriced > 0 && m.unpriced_tokens > 0 {
+                unpriced_models.push(name.clone());
+            }
+            unpriced_requests += m.unpriced;
+            reasoning_usd += m.reasoning_cost;
+            let tokens = m.prompt + m.completion;
+            let mut errors: Vec<ErrorExample> = std::mem::take(&mut m.errors)
+                .into_iter()
+                .map(|(message, (count, request_id))| ErrorExample {
+                    message,
+                    count,
+                    request_id,
+                })
+                .collect();
+            errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.message.cmp(&b.message)));
+            errors.truncate(3);
+            models.push(ModelReport {
+                model: name.clone(),
+                upstream_models: m.upstream.iter().cloned().collect(),
+                requests: m.requests,
+                succeeded: m.succeeded,
+                failed: m.failed,
+                cache_hits: m.hits,
+                streamed: m.streamed,
+                prompt_tokens: m.prompt,
+                completion_tokens: m.completion,
+                reasoning_tokens: m.reasoning,
+                cached_tokens: m.cached,
+                cache_creation_tokens: m.cache_creation,
+                cost_usd: m.cost,
+                reasoning_cost_usd: m.reasoning_cost,
+                logged_cost_usd: m.logged,
+                cost_per_1k_tokens: (tokens > 0 && m.cost > 0.0).then(|| m.cost / tokens as f64 * 1000.0),
+                cost_share: (total_cost > 0.0).then(|| m.cost / total_cost),
+                reasoning_share: (m.completion > 0).then(|| m.reasoning as f64 / m.completion as f64),
+                provider_cache: ProviderCache {
+                    prompt_tokens: m.provider_prompt,
+                    cached_tokens: m.provider_cached,
+                    share: (m.provider_cached > 0 && m.provider_prompt > 0)
+                        .then(|| m.provider_cached as f64 / m.provider_prompt as f64),
+                },
+                unpriced_requests: m.unpriced,
+                latency_ms: stats::summarize(&mut m.latencies),
+                ttft_ms: stats::summarize(&mut m.ttft),
+                truncated: m.truncated,
+                errors,
+            });
+            accs.push((name, m));
+        }
+        // Most expensive first, then by requests, then by name: stable for golden files.
+        models.sort_by(|a, b| {
+            b.cost_usd
+                .total_cmp(&a.cost_usd)
+                .then_with(|| b.requests.cmp(&a.requests))
+                .then_with(|| a.model.cmp(&b.model))
+        });
+
+        let cache = self.cache_report();
+        let mut clients: Vec<NamedCount> = self
+            .clients
+            .iter()
+            .map(|(k, v)| NamedCount {
+                name: k.clone(),
+                requests: *v,
+            })
+            .collect();
+        clients.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.name.cmp(&b.name)));
+
+        let mut fastest = self.requests_ok.clone();
+        fastest.sort_by(|a, b| {
+            a.latency_ms
+                .total_cmp(&b.latency_ms)
+                .then_with(|| a.request_id.cmp(&b.request_id))
+        });
+        let mut slowest = fastest.clone();
+        slowest.reverse();
+        fastest.truncate(TOP_N);
+        slowest.truncate(TOP_N);
+
+        let overhead = if self.overhead.is_empty() {
+            None
+        } else {
+            stats::summarize(&mut self.overhead).map(|s| Overhead {
+                samples: s.count,
+                avg: s.avg,
+                p50: s.p50,
+                p95: s.p95,
+                max: s.max,
+                max_request_id: self.overhead_max.1.clone(),
+            })
+        };
+        let period = Period {
+            start: self.start,
+            end: self.end,
+            duration_s: match (self.start, self.end) {
+                (Some(s), Some(e)) => (e - s).num_milliseconds() as f64 / 1000.0,
+                _ => 0.0,
+            },
+        };
+        let workflows = self.workflow_reports();
+        let mut report = Report {
+            schema_version: SCHEMA_VERSION,
+            inputs: vec![],
+            duplicates: self.duplicates,
+            filtered_out: self.filtered,
+            sources: self.sources.iter().cloned().collect(),
+            period,
+            requests: Requests {
+                total: self.total,
+                succeeded: self.succeeded,
+                failed: self.failed,
+                success_rate: (self.total > 0).then(|| self.succeeded as f64 / self.total as f64),
+                streamed: self.streamed,
+                cache_hits: self.cache.hit,
+            },
+            cost: CostTotals {
+                total_usd: total_cost,
+                logged_usd: logged_total,
+                difference_usd: diff_total,
+                reasoning_usd,
+                saved_usd: self.saved,
+                unpriced_models,
+                unpriced_requests,
+            },
+            models,
+            clients,
+            sessions: self.session_report(),
+            cache,
+            reasoning: ReasoningReport {
+                top: std::mem::take(&mut self.reasoning_top),
+            },
+            tokens: TokenReport {
+                prompt: distribution(&mut self.prompt_sizes, &findings::PROMPT_BUCKETS),
+                completion: distribution(&mut self.completion_sizes, &findings::COMPLETION_BUCKETS),
+            },
+            latency: LatencyReport {
+                percentile_method: stats::PERCENTILE_METHOD.into(),
+                fastest,
+                slowest,
+            },
+            overhead_ms: overhead,
+            timeline: timeline(&mut self.timeline),
+            workflows,
+            findings: vec![],
+        };
+        let evidence = findings::Evidence::from_accs(accs.iter().map(|(n, m)| {
+            (
+                n.as_str(),
+                findings::ModelEvidence {
+                    slow_ids: {
+                        let mut s = m.slow_ids.clone();
+                        s.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                        s.into_iter().take(KEEP_IDS).map(|(_, id)| id).collect()
+                    },
+                    slow_count: m.slow_ids.len() as u64,
+                    failure_ids: m.failure_ids.clone(),
+                    truncated_ids: m.truncated_ids.clone(),
+                    truncated_max_tokens: m.truncated_max_tokens.iter().copied().collect(),
+                    oversized: m.oversized,
+                    oversized_ids: m.oversized_ids.clone(),
+                    oversized_max_prompt: m.oversized_max_prompt,
+                    unpriced_logged_zero: m.unpriced_logged_zero,
+                    unpriced_tokens: m.unpriced_tokens,
+                    recomputed_vs_logged: m.recomputed_vs_logged,
+                    median_provider_prompt: stats::percentile(
+                        &{
+                            let mut v = m.provider_prompt_sizes.clone();
+                            v.sort_by(f64::total_cmp);
+                            v
+                        },
+                        50.0,
+                    ),
+                },
+            )
+        }));
+        let mut evidence = evidence;
+        for m in &report.models {
+            let limit = m
+                .upstream_models
+                .iter()
+                .chain(std::iter::once(&m.model))
+                .find_map(|name| self.opts.prices.lookup(name).and_then(|p| p.max_input_tokens));
+            if let Some(limit) = limit {
+                evidence.max_input.insert(m.model.clone(), limit);
+            }
+        }
+        report.findings = findings::detect(&report, &evidence, self.opts.lang);
+        report
+    }
+
+    fn cache_report(&self) -> CacheReport {
+        let c = &self.cache;
+        let (state, enabled) = match (c.off > 0, c.hit + c.miss + c.bypass > 0) {
+            (true, true) => ("mixed", Some(true)),
+            (true, false) => ("off", Some(false)),
+            (false, true) => ("on", Some(true)),
+            (false, false) => ("unknown", None),
+        };
+        let mut repeat_requests = 0;
+        let mut potential = 0.0;
+        let mut streamed = 0;
+        let mut examples: Vec<&str> = vec![];
+        let mut repeats: Vec<&RepeatAcc> = self.repeats.values().collect();
+        repeats.sort_by(|a, b| a.example.cmp(&b.example));
+        for r in repeats {
+            // Of n identical prompts the first must reach the provider (that fills the cache);
+            // every later one that also did, instead of hitting the cache, is a missed repeat.
+            let missed = r.provider_calls.saturating_sub(1);
+            if missed == 0 {
+                continue;
+            }
+            repeat_requests += missed;
+            potential += r.cost / r.provider_calls as f64 * missed as f64;
+            streamed += r.streamed.min(missed);
+            if examples.len() < KEEP_IDS && !r.example.is_empty() {
+                examples.push(&r.example);
+            }
+        }
+        CacheReport {
+            state: state.into(),
+            enabled,
+            records: c.clone(),
+            hits: c.hit,
+            hit_rate: (enabled == Some(true) && self.succeeded > 0).then(|| c.hit as f64 / self.succeeded as f64),
+            saved_usd: self.saved,
+            repeat_requests,
+            potential_savings_usd: potential,
+            repeats_streamed: streamed,
+            repeat_examples: examples.into_iter().map(str::to_string).collect(),
+            fingerprinted: self.fingerprinted,
+        }
+    }
+
+    fn session_report(&mut self) -> Sessions {
+        let mut patterns: HashMap<Vec<String>, u64> = HashMap::new();
+        let mut total_req = 0;
+        let mut max_req = 0;
+        let mut with_failures = 0;
+        for calls in self.sessions.values_mut() {
+            calls.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            total_req += calls.len() as u64;
+            max_req = max_req.max(calls.len() as u64);
+            if calls.iter().any(|c| !c.2) {
+                with_failures += 1;
+            }
+            let steps: Vec<String> = calls
+                .iter()
+                .map(|(_, g, ok)| {
+                    let name = self.group_names.get(*g as usize).cloned().unwrap_or_default();
+                    if *ok { name } else { format!("{name} ✗") }
+                })
+                .collect();
+            *patterns.entry(steps).or_default() += 1;
+        }
+        let mut patterns: Vec<SessionPattern> = patterns
+            .into_iter()
+            .map(|(steps, sessions)| SessionPattern { steps, sessions })
+            .collect();
+        patterns.sort_by(|a, b| b.sessions.cmp(&a.sessions).then_with(|| a.steps.cmp(&b.steps)));
+        patterns.truncate(8);
+        let n = self.sessions.len() as u64;
+        Sessions {
+            total: n,
+            requests_with_session: total_req,
+            avg_requests: (n > 0).then(|| total_req as f64 / n as f64),
+            max_requests: max_req,
+            with_failures,
+            patterns,
+        }
+    }
+
+    fn workflow_reports(&mut self) -> Vec<WorkflowReport> {
+        let mut out = Vec::new();
+        let mut names: BTreeSet<String> = self.workflows.keys().cloned().collect();
+        names.extend(self.opts.expected_steps.keys().cloned());
+        for name in names {
+            let w = self.workflows.remove(&name).unwrap_or_default();
+            let runs = w.runs.len() as u64;
+            let runs_failed = w.runs.values().filter(|r| r.1).count() as u64;
+            let mut missing = Vec::new();
+            // Expected roles never seen.
+            if let Some(expected) = self.opts.expected_steps.get(&name) {
+                for (i, role) in expected.iter().enumerate() {
+                    if !w.steps.keys().any(|(_, r)| r == role) {
+                        missing.push(MissingStep {
+                            role: role.clone(),
+                            index: Some(i as u32),
+                            runs,
+                            reason: "never_ran".into(),
+                        });
+                    }
+                }
+            }
+            // Indexed steps absent from runs that reached a later step.
+            for (idx, role) in w.steps.keys().filter(|(i, _)| i.is_some()) {
+                let skipped = w
+                    .runs
+                    .values()
+                    .filter(|(steps, _)| {
+                        !steps.iter().any(|(i, r)| i == idx && r == role)
+                            && steps.iter().any(|(i, _)| i.is_some_and(|i| Some(i) > *idx))
+                    })
+                    .count() as u64;
+                if skipped > 0 {
+                    missing.push(MissingStep {
+                        role: role.clone(),
+                        index: *idx,
+                        runs: skipped,
+                        reason: "skipped".into(),
+                    });
+                }
+            }
+            let mut steps = Vec::new();
+            for ((idx, role), mut s) in w.steps {
+                if s.succeeded == 0 && s.calls > 0 {
+                    missing.push(MissingStep {
+                        role: role.clone(),
+                        index: idx,
+                        runs: s.runs.len() as u64,
+                        reason: "always_failed".into(),
+                    });
+                }
+                steps.push(StepReport {
+                    index: idx,
+                    role,
+                    calls: s.calls,
+                    failed: s.failed,
+                    runs: s.runs.len() as u64,
+                    prompt_tokens: s.prompt,
+                    completion_tokens: s.completion,
+                    cost_usd: s.cost,
+                    latency_ms: stats::summarize(&mut s.latencies),
+                    models: s.models.into_iter().filter(|m| !m.is_empty()).collect(),
+                });
+            }
+            out.push(WorkflowReport {
+                name,
+                runs,
+                runs_failed,
+                steps,
+                missing_steps: missing,
+            });
+        }
+        out
+    }
+}
+
+fn distribution(values: &mut [u64], bounds: &[(&str, u64, Option<u64>)]) -> TokenDistribution {
+    values.sort_unstable();
+    let as_f: Vec<f64> = values.iter().map(|v| *v as f64).collect();
+    let buckets = bounds
+        .iter()
+        .map(|(label, lower, upper)| {
+            let inside: Vec<u64> = values
+                .iter()
+                .copied()
+                .filter(|v| *v >= *lower && upper.is_none_or(|u| *v < u))
+                .collect();
+            TokenBucket {
+                label: label.to_string(),
+                lower: *lower,
+                upper: *upper,
+                requests: inside.len() as u64,
+                min: inside.first().copied(),
+                max: inside.last().copied(),
+            }
+        })
+        .collect();
+    TokenDistribution {
+        buckets,
+        p50: stats::percentile(&as_f, 50.0),
+        p95: stats::percentile(&as_f, 95.0),
+        max: as_f.last().copied(),
+    }
+}
+
+const BUCKET_WIDTHS_MS: [i64; 14] = [
+    100,
+    250,
+    500,
+    1_000,
+    5_000,
+    10_000,
+    30_000,
+    60_000,
+    300_000,
+    900_000,
+    3_600_000,
+    21_600_000,
+    86_400_000,
+    604_800_000,
+];
+const MAX_POINTS: i64 = 48;
+
+fn timeline(points: &mut [(i64, bool, u64, u64, f64)]) -> Timeline {
+    if points.is_empty() {
+        return Timeline::default();
+    }
+    points.sort_by_key(|p| p.0);
+    let first = points[0].0;
+    let last = points[points.len() - 1].0;
+    let width = BUCKET_WIDTHS_MS
+        .iter()
+        .copied()
+        .find(|w| (last - first) / w < MAX_POINTS)
+        .unwrap_or(BUCKET_WIDTHS_MS[BUCKET_WIDTHS_MS.len() - 1]);
+    let origin = first.div_euclid(width) * width;
+    let mut map: BTreeMap<i64, TimePoint> = BTreeMap::new();
+    for (t, failed, p, c, cost) in points.iter() {
+        let b = origin + (t - origin).div_euclid(width) * width;
+        let e = map.entry(b).or_insert_with(|| TimePoint {
+            start: DateTime::from_timestamp_millis(b).unwrap_or_default(),
+            requests: 0,
+            failed: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_usd: 0.0,
+        });
+        e.requests += 1;
+        e.failed += u64::from(*failed);
+        e.prompt_tokens += p;
+        e.completion_tokens += c;
+        e.cost_usd += cost;
+    }
+    Timeline {
+        bucket_ms: width,
+        points: map.into_values().collect(),
+    }
+}
+
+/// Folds records into a report. Pure: the same records and options always give the same report.
+pub fn build_report(records: impl IntoIterator<Item = Record>, opts: &ReportOptions) -> Report {
+    let mut acc = Acc::new(opts);
+    for r in records {
+        acc.add(r);
+    }
+    acc.finish()
+}

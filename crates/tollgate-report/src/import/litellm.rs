@@ -1,0 +1,575 @@
+//! LiteLLM's two log shapes, converted to [`Record`]:
+//! - `StandardLoggingPayload`: what every logging callback receives (success and failure);
+//! - `LiteLLM_SpendLogs` rows: its database table, `/spend/logs` API and CSV export.
+//!
+//! Traps (seen in LiteLLM 1.108.7's own output): a response-cache hit reuses the cached response's
+//! `id`, so the key is `litellm_call_id`; `cache_hit` is a tri-state (strings in SpendLogs);
+//! `cache_key` is `"Cache OFF"` when LiteLLM's cache object is absent; failures carry `error_str`
+//! and zero tokens; `response_time` of a stream is its time to first token, so latency is taken
+//! from `endTime − startTime`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tollgate_core::{CacheState, Cost, PriceTable, Record, RecordStatus, Usage};
+
+use super::flex;
+
+/// The `usage` object as LiteLLM logs it (OpenAI convention plus Anthropic's cache fields).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct UsageObj {
+    #[serde(deserialize_with = "flex::u64_opt")]
+    prompt_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    completion_tokens: Option<u64>,
+    completion_tokens_details: Option<CompletionDetails>,
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CompletionDetails {
+    #[serde(deserialize_with = "flex::u64_opt")]
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PromptDetails {
+    #[serde(deserialize_with = "flex::u64_opt")]
+    cached_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    cache_creation_tokens: Option<u64>,
+}
+
+impl UsageObj {
+    fn from_raw(raw: Option<&RawValue>) -> Option<UsageObj> {
+        let raw = raw?;
+        let text = raw.get();
+        if text.starts_with('"') {
+            let inner: String = serde_json::from_str(text).ok()?;
+            return serde_json::from_str(&inner).ok();
+        }
+        if !text.starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(text).ok()
+    }
+    fn reasoning(&self) -> Option<u64> {
+        self.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens)
+    }
+    fn cached(&self) -> Option<u64> {
+        self.prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .or(self.cache_read_input_tokens)
+    }
+    fn cache_creation(&self) -> Option<u64> {
+        self.cache_creation_input_tokens.or_else(|| {
+            self.prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cache_creation_tokens)
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ErrorInfo {
+    #[serde(deserialize_with = "flex::string_opt")]
+    error_code: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    error_class: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    error_message: Option<String>,
+}
+
+type Headers = HashMap<String, serde_json::Value>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RequesterMeta {
+    #[serde(deserialize_with = "flex::string_opt")]
+    session_id: Option<String>,
+    headers: Option<Headers>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PayloadMeta<'a> {
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_agent: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_api_key_alias: Option<String>,
+    #[serde(borrow)]
+    usage_object: Option<&'a RawValue>,
+    requester_metadata: Option<RequesterMeta>,
+    requester_custom_headers: Option<Headers>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ModelParams {
+    stream: Option<bool>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    max_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    max_completion_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HiddenParams {
+    #[serde(deserialize_with = "flex::f64_opt")]
+    litellm_overhead_time_ms: Option<f64>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    litellm_model_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Choice {
+    #[serde(deserialize_with = "flex::string_opt")]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ResponseObj<'a> {
+    choices: Vec<Choice>,
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
+}
+
+/// The fields of a `StandardLoggingPayload` the report reads; everything else is skipped unparsed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+#[allow(non_snake_case)]
+struct Payload<'a> {
+    #[serde(deserialize_with = "flex::string_opt")]
+    id: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    litellm_call_id: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    trace_id: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    session_id: Option<String>,
+    #[serde(deserialize_with = "flex::tri_bool")]
+    cache_hit: Option<bool>,
+    #[serde(deserialize_with = "flex::tri_bool")]
+    stream: Option<bool>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    status: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    custom_llm_provider: Option<String>,
+    #[serde(deserialize_with = "flex::f64_opt")]
+    saved_cache_cost: Option<f64>,
+    #[serde(deserialize_with = "flex::time_opt")]
+    startTime: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "flex::time_opt")]
+    endTime: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "flex::time_opt")]
+    completionStartTime: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "flex::f64_opt")]
+    response_time: Option<f64>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    model: Option<String>,
+    #[serde(borrow)]
+    metadata: Option<PayloadMeta<'a>>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    cache_key: Option<String>,
+    #[serde(deserialize_with = "flex::f64_opt")]
+    response_cost: Option<f64>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    prompt_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    completion_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    api_base: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    model_group: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_agent: Option<String>,
+    #[serde(borrow)]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow)]
+    response: Option<&'a RawValue>,
+    model_parameters: Option<ModelParams>,
+    hidden_params: Option<HiddenParams>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    error_str: Option<String>,
+    error_information: Option<ErrorInfo>,
+}
+
+/// SHA-256 over the model group and the logged messages, so exact repeats can be counted without
+/// keeping prompts. Empty placeholders (`{}`, `[]`, `""`) mean "not logged".
+fn prompt_hash(model_group: &str, messages: &str) -> Option<String> {
+    let m = messages.trim();
+    if matches!(m, "" | "{}" | "[]" | "null" | "\"\"" | "\"{}\"" | "\"[]\"") {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(model_group.len() + 1 + m.len());
+    bytes.extend_from_slice(model_group.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(m.as_bytes());
+    Some(tollgate_core::record::prompt_sha256(&bytes))
+}
+
+fn header(headers: &[Option<&Headers>], name: &str) -> Option<String> {
+    headers.iter().flatten().find_map(|h| {
+        h.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| flex::value_string(v.clone()))
+    })
+}
+
+/// `x-tollgate-step: coder` or `x-tollgate-step: 2:coder` (index and role).
+fn apply_step_tag(r: &mut Record, step: Option<String>) {
+    let Some(step) = step else { return };
+    match step.split_once(':') {
+        Some((i, role)) if i.trim().parse::<u32>().is_ok() => {
+            r.step_index = i.trim().parse().ok();
+            r.step_role = Some(role.trim().to_string());
+        }
+        _ => r.step_role = Some(step.trim().to_string()),
+    }
+}
+
+fn ms_between(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    Some((b - a).num_microseconds()? as f64 / 1000.0)
+}
+
+/// Fills token fields and both costs. A response-cache hit cost nothing upstream; what it would
+/// have cost is its saving.
+fn account(r: &mut Record, usage: Option<&UsageObj>, prices: &PriceTable, reported_saved: Option<f64>) {
+    let cached = usage.and_then(UsageObj::cached).unwrap_or(0);
+    let creation = usage.and_then(UsageObj::cache_creation).unwrap_or(0);
+    let reasoning = usage.and_then(UsageObj::reasoning).unwrap_or(0);
+    let u = Usage::from_openai(r.prompt_tokens, r.completion_tokens, cached, creation, reasoning);
+    r.set_usage(&u);
+    let price = prices
+        .lookup(&r.model)
+        .or_else(|| prices.lookup(&r.model_group))
+        .filter(|p| p.is_priced());
+    let cost = price.and_then(|p| p.cost(&u));
+    if r.cache == CacheState::Hit {
+        r.set_cost(Some(Cost::default()));
+        r.saved_cost_usd = cost.map(|c| c.total()).or(reported_saved.filter(|s| *s > 0.0));
+    } else if r.status == RecordStatus::Failure && r.total_tokens() == 0 {
+        // Nothing was billed; keep a failure of an unknown model from counting as "unpriced".
+        r.set_cost(Some(Cost::default()));
+        r.unpriced = price.is_none();
+    } else {
+        r.set_cost(cost);
+    }
+}
+
+fn status_of(s: Option<&str>, error: bool) -> RecordStatus {
+    match s.map(str::to_ascii_lowercase).as_deref() {
+        Some("failure") | Some("error") | Some("failed") => RecordStatus::Failure,
+        Some(_) => RecordStatus::Success,
+        None if error => RecordStatus::Failure,
+        None => RecordStatus::Success,
+    }
+}
+
+pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, String> {
+    let p: Payload = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let meta = p.metadata.unwrap_or_default();
+    let req_meta = meta.requester_metadata.unwrap_or_default();
+    let headers = [req_meta.headers.as_ref(), meta.requester_custom_headers.as_ref()];
+    let response: ResponseObj = p
+        .response
+        .filter(|r| r.get().starts_with('{'))
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default();
+    let usage = UsageObj::from_raw(meta.usage_object)
+        .filter(|u| u.prompt_tokens.is_some() || u.completion_tokens.is_some())
+        .or_else(|| UsageObj::from_raw(response.usage));
+    let params = p.model_parameters.unwrap_or_default();
+    let hidden = p.hidden_params.unwrap_or_default();
+    let err = p.error_information.unwrap_or_default();
+    let error_message = p.error_str.clone().or(err.error_message.clone());
+
+    let key = p
+        .litellm_call_id
+        .clone()
+        .or(p.id.clone())
+        .ok_or("no litellm_call_id or id")?;
+    let mut r = Record {
+        request_id: key,
+        trace_id: p.trace_id.clone().unwrap_or_default(),
+        model_group: p.model_group.clone().unwrap_or_default(),
+        model: p
+            .model
+            .clone()
+            .or(hidden.litellm_model_name.clone())
+            .unwrap_or_default(),
+        provider: p.custom_llm_provider.clone().unwrap_or_default(),
+        api_base: p.api_base.clone(),
+        source: "litellm-payload".into(),
+        ..Record::default()
+    };
+    if r.model_group.is_empty() {
+        r.model_group = r.model.clone();
+    }
+    r.session_id = p
+        .session_id
+        .clone()
+        .or(req_meta.session_id.clone())
+        .or_else(|| header(&headers, "x-session-id"));
+    r.status = status_of(p.status.as_deref(), error_message.is_some());
+    r.http_status = match r.status {
+        RecordStatus::Success => 200,
+        RecordStatus::Failure => err.error_code.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0),
+    };
+    r.stream = p.stream.or(params.stream).unwrap_or(false);
+    let start = p.startTime.ok_or("no startTime")?;
+    r.start_time = start;
+    r.end_time = p.endTime.unwrap_or(start);
+    r.latency_ms = ms_between(Some(start), p.endTime)
+        .or(p.response_time.map(|s| s * 1000.0))
+        .unwrap_or(0.0)
+        .max(0.0);
+    if r.stream {
+        r.ttft_ms = ms_between(Some(start), p.completionStartTime).filter(|t| *t >= 0.0);
+    }
+    r.overhead_ms = hidden.litellm_overhead_time_ms;
+    r.upstream_ms = r.overhead_ms.map(|o| (r.latency_ms - o).max(0.0));
+    r.cache = match (p.cache_hit, p.cache_key.as_deref()) {
+        (Some(true), _) => CacheState::Hit,
+        (_, Some("Cache OFF")) => CacheState::Off,
+        // The payload leaves `cache_key` empty on a miss whether or not a cache exists.
+        _ => CacheState::Unknown,
+    };
+    r.prompt_tokens = p
+        .prompt_tokens
+        .or(usage.as_ref().and_then(|u| u.prompt_tokens))
+        .unwrap_or(0);
+    r.completion_tokens = p
+        .completion_tokens
+        .or(usage.as_ref().and_then(|u| u.completion_tokens))
+        .unwrap_or(0);
+    r.reported_cost_usd = p.response_cost;
+    account(&mut r, usage.as_ref(), prices, p.saved_cache_cost);
+    r.user_agent = p
+        .user_agent
+        .clone()
+        .or(meta.user_agent.clone())
+        .or_else(|| header(&headers, "user-agent"));
+    r.key_alias = meta.user_api_key_alias.clone();
+    if r.status == RecordStatus::Failure {
+        r.error_type = err.error_class.clone();
+        r.error_message = error_message;
+    }
+    r.prompt_sha256 = p.messages.and_then(|m| prompt_hash(&r.model_group, m.get()));
+    r.finish_reason = response.choices.first().and_then(|c| c.finish_reason.clone());
+    r.max_tokens = params.max_completion_tokens.or(params.max_tokens);
+    r.workflow = header(&headers, "x-tollgate-workflow");
+    apply_step_tag(&mut r, header(&headers, "x-tollgate-step"));
+    Ok(r)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SpendMeta<'a> {
+    #[serde(borrow)]
+    additional_usage_values: Option<&'a RawValue>,
+    #[serde(borrow)]
+    usage_object: Option<&'a RawValue>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_agent: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_api_key_alias: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    litellm_call_id: Option<String>,
+    #[serde(deserialize_with = "flex::f64_opt")]
+    litellm_overhead_time_ms: Option<f64>,
+    error_information: Option<ErrorInfo>,
+    requester_custom_headers: Option<Headers>,
+}
+
+/// One `LiteLLM_SpendLogs` row. JSON columns (`metadata`, `messages`) arrive as JSON text in the
+/// table dump and CSV export, and as objects from `/spend/logs` and `row_to_json`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+#[allow(non_snake_case)]
+struct SpendRow<'a> {
+    #[serde(deserialize_with = "flex::string_opt")]
+    request_id: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    litellm_call_id: Option<String>,
+    #[serde(deserialize_with = "flex::tri_bool")]
+    cache_hit: Option<bool>,
+    #[serde(deserialize_with = "flex::time_opt")]
+    startTime: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "flex::time_opt")]
+    endTime: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "flex::time_opt")]
+    completionStartTime: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    model: Option<String>,
+    #[serde(borrow)]
+    metadata: Option<&'a RawValue>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    cache_key: Option<String>,
+    #[serde(deserialize_with = "flex::f64_opt")]
+    spend: Option<f64>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    prompt_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::u64_opt")]
+    completion_tokens: Option<u64>,
+    #[serde(borrow)]
+    request_tags: Option<&'a RawValue>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    api_base: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    model_group: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    custom_llm_provider: Option<String>,
+    #[serde(borrow)]
+    messages: Option<&'a RawValue>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    session_id: Option<String>,
+    #[serde(deserialize_with = "flex::f64_opt")]
+    request_duration_ms: Option<f64>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    status: Option<String>,
+}
+
+/// A JSON column's text: the string's content if it was stored as a JSON string.
+fn json_text(raw: Option<&RawValue>) -> Option<String> {
+    let text = raw?.get();
+    if text.starts_with('"') {
+        serde_json::from_str::<String>(text).ok()
+    } else {
+        Some(text.to_string())
+    }
+}
+
+pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, String> {
+    let row: SpendRow = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let meta_text = json_text(row.metadata).unwrap_or_default();
+    let meta: SpendMeta = if meta_text.trim_start().starts_with('{') {
+        serde_json::from_str(&meta_text).map_err(|e| format!("metadata: {e}"))?
+    } else {
+        SpendMeta::default()
+    };
+    let usage = UsageObj::from_raw(meta.usage_object).or_else(|| UsageObj::from_raw(meta.additional_usage_values));
+    let extra = UsageObj::from_raw(meta.additional_usage_values);
+    let err = meta.error_information.unwrap_or_default();
+    // A cache hit's `request_id` is the cached response's id (sometimes suffixed `_cache_hit…`);
+    // only `litellm_call_id` is unique.
+    let key = row
+        .litellm_call_id
+        .clone()
+        .or(meta.litellm_call_id.clone())
+        .or(row.request_id.clone())
+        .ok_or("no request_id or litellm_call_id")?;
+    let mut r = Record {
+        request_id: key,
+        model_group: row.model_group.clone().unwrap_or_default(),
+        model: row.model.clone().unwrap_or_default(),
+        provider: row.custom_llm_provider.clone().unwrap_or_default(),
+        api_base: row.api_base.clone(),
+        source: "litellm-spendlogs".into(),
+        ..Record::default()
+    };
+    if r.model_group.is_empty() {
+        r.model_group = r.model.clone();
+    }
+    r.session_id = row.session_id.clone();
+    r.trace_id = r.session_id.clone().unwrap_or_default();
+    let error_message = err.error_message.clone();
+    r.status = status_of(row.status.as_deref(), error_message.is_some());
+    r.http_status = match r.status {
+        RecordStatus::Success => 200,
+        RecordStatus::Failure => err.error_code.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0),
+    };
+    let start = row.startTime.ok_or("no startTime")?;
+    r.start_time = start;
+    r.end_time = row.endTime.unwrap_or(start);
+    r.latency_ms = ms_between(Some(start), row.endTime)
+        .or(row.request_duration_ms)
+        .unwrap_or(0.0)
+        .max(0.0);
+    // SpendLogs has no stream flag; a first token before the end is what a stream looks like.
+    if let (Some(first), Some(end)) = (row.completionStartTime, row.endTime)
+        && first < end
+    {
+        r.stream = true;
+        r.ttft_ms = ms_between(Some(start), Some(first)).filter(|t| *t >= 0.0);
+    }
+    r.overhead_ms = meta.litellm_overhead_time_ms;
+    r.upstream_ms = r.overhead_ms.map(|o| (r.latency_ms - o).max(0.0));
+    r.cache = match (row.cache_hit, row.cache_key.as_deref()) {
+        (Some(true), _) => CacheState::Hit,
+        (_, Some("Cache OFF")) => CacheState::Off,
+        (_, Some(k)) if !k.trim().is_empty() => CacheState::Miss,
+        _ => CacheState::Unknown,
+    };
+    r.prompt_tokens = row
+        .prompt_tokens
+        .or(usage.as_ref().and_then(|u| u.prompt_tokens))
+        .unwrap_or(0);
+    r.completion_tokens = row
+        .completion_tokens
+        .or(usage.as_ref().and_then(|u| u.completion_tokens))
+        .unwrap_or(0);
+    r.reported_cost_usd = row.spend;
+    let merged = UsageObj {
+        prompt_tokens: None,
+        completion_tokens: None,
+        completion_tokens_details: Some(CompletionDetails {
+            reasoning_tokens: usage
+                .as_ref()
+                .and_then(UsageObj::reasoning)
+                .or(extra.as_ref().and_then(UsageObj::reasoning)),
+        }),
+        prompt_tokens_details: Some(PromptDetails {
+            cached_tokens: usage
+                .as_ref()
+                .and_then(UsageObj::cached)
+                .or(extra.as_ref().and_then(UsageObj::cached)),
+            cache_creation_tokens: None,
+        }),
+        cache_read_input_tokens: None,
+        cache_creation_input_tokens: usage
+            .as_ref()
+            .and_then(UsageObj::cache_creation)
+            .or(extra.as_ref().and_then(UsageObj::cache_creation)),
+    };
+    account(&mut r, Some(&merged), prices, None);
+    r.user_agent = meta
+        .user_agent
+        .clone()
+        .or_else(|| user_agent_from_tags(row.request_tags));
+    r.key_alias = meta.user_api_key_alias.clone();
+    if r.status == RecordStatus::Failure {
+        r.error_type = err.error_class.clone();
+        r.error_message = error_message;
+    }
+    r.prompt_sha256 = json_text(row.messages).and_then(|m| prompt_hash(&r.model_group, &m));
+    let headers = [meta.requester_custom_headers.as_ref()];
+    r.workflow = header(&headers, "x-tollgate-workflow");
+    apply_step_tag(&mut r, header(&headers, "x-tollgate-step"));
+    Ok(r)
+}
+
+/// `request_tags` carries `"User-Agent: RooCode/1.0.4"`; the longest such tag is the full agent.
+fn user_agent_from_tags(raw: Option<&RawValue>) -> Option<String> {
+    let text = json_text(raw)?;
+    let tags: Vec<String> = serde_json::from_str(&text).ok()?;
+    tags.iter()
+        .filter_map(|t| t.strip_prefix("User-Agent: "))
+        .max_by_key(|t| t.len())
+        .map(str::to_string)
+}

@@ -1,0 +1,93 @@
+//! tollgate's own records: JSON lines (one serde_json `Record` per line) and the SQLite store
+//! (`<data_dir>/tollgate.sqlite`, table `records`, column `json`), opened read-only.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+use tollgate_core::{PriceTable, Record};
+
+use super::{CorruptLine, Detected, InputSummary, MAX_CORRUPT_KEPT};
+use crate::ReportError;
+
+pub fn record_from_json(bytes: &[u8], prices: &PriceTable) -> Result<Record, String> {
+    let mut r: Record = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if r.source.is_empty() {
+        r.source = "tollgate".into();
+    }
+    // A record the gateway could not price may be priceable with `--prices`.
+    if r.cost_usd.is_none() && r.total_tokens() > 0 {
+        let price = prices
+            .lookup(&r.model)
+            .or_else(|| prices.lookup(&r.model_group))
+            .filter(|p| p.is_priced());
+        if let Some(p) = price {
+            let cost = p.cost(&r.usage());
+            r.set_cost(cost);
+        }
+    }
+    Ok(r)
+}
+
+pub fn import_sqlite(
+    path: &Path,
+    prices: &PriceTable,
+    sink: &mut dyn FnMut(Record) -> bool,
+) -> Result<InputSummary, ReportError> {
+    let name = path.display().to_string();
+    let err = |e: rusqlite::Error| ReportError::Sqlite {
+        path: name.clone(),
+        message: e.to_string(),
+    };
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(err)?;
+    let has_records: bool = conn
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    if !has_records {
+        return Err(ReportError::UnknownFormat {
+            path: name.clone(),
+            expected: "a tollgate SQLite store with a `records` table (column `json`)".into(),
+        });
+    }
+    let mut summary = InputSummary {
+        input: name.clone(),
+        format: Some(Detected::TollgateSqlite.describe()),
+        records: 0,
+        corrupt_lines: 0,
+        corrupt: vec![],
+        gzip: false,
+    };
+    let mut stmt = conn
+        .prepare("SELECT rowid, json FROM records ORDER BY rowid")
+        .map_err(err)?;
+    let mut rows = stmt.query([]).map_err(err)?;
+    while let Some(row) = rows.next().map_err(err)? {
+        let rowid: i64 = row.get(0).map_err(err)?;
+        let parsed = row
+            .get::<_, String>(1)
+            .map_err(|e| e.to_string())
+            .and_then(|json| record_from_json(json.as_bytes(), prices));
+        match parsed {
+            Ok(rec) => {
+                summary.records += 1;
+                if !sink(rec) {
+                    break;
+                }
+            }
+            Err(error) => {
+                summary.corrupt_lines += 1;
+                if summary.corrupt.len() < MAX_CORRUPT_KEPT {
+                    summary.corrupt.push(CorruptLine {
+                        line: rowid.max(0) as u64,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+    Ok(summary)
+}
