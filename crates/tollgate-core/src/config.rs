@@ -172,8 +172,8 @@ pub struct GatewayConfig {
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
     pub cache: Option<CacheSettings>,
-    /// `workflows:` as written; acted on once workflows land.
-    pub workflows: Option<Value>,
+    pub router: crate::routing::RouterSettings,
+    pub workflows: Vec<crate::routing::WorkflowConfig>,
     pub warnings: Vec<ConfigWarning>,
     /// The whole config after includes and `os.environ/` resolution, secrets redacted.
     pub effective: Value,
@@ -358,13 +358,17 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
 
     for key in top.keys() {
         match key.as_str() {
-            "model_list" | "general_settings" | "litellm_settings" | "router_settings"
-            | "environment_variables" | "tollgate_settings" => {}
-            "workflows" => warnings.push(warn(
-                "workflows",
-                "workflows are validated and served once the workflow engine lands; until then this section is not acted on",
+            "model_list"
+            | "general_settings"
+            | "litellm_settings"
+            | "router_settings"
+            | "environment_variables"
+            | "tollgate_settings" => {}
+            "workflows" => {}
+            other => warnings.push(warn(
+                other,
+                "unknown top-level key; LiteLLM ignores it and so does tollgate",
             )),
-            other => warnings.push(warn(other, "unknown top-level key; LiteLLM ignores it and so does tollgate")),
         }
     }
 
@@ -417,6 +421,8 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
                 _ => warnings.push(warn(&p, "expected true or false")),
             },
             "cache_params" => {} // read below, once `cache` is known
+            // Routing keys LiteLLM also reads here; `routing::read_router` takes them.
+            "num_retries" | "fallbacks" | "context_window_fallbacks" | "default_fallbacks" => {}
             "prompt_cache" | "completion_cache" | "response_cache" | "caching" | "enable_cache" | "cache_type" => {
                 warnings.push(warn(
                     &p,
@@ -433,30 +439,10 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
 
     let cache = read_cache(&litellm, cache_requested, &env, &file, &mut warnings)?;
 
-    let router = section(&top, "router_settings", &file)?;
+    let router_section = section(&top, "router_settings", &file)?;
     let groups: Vec<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
-    for (k, v) in &router {
-        let p = format!("router_settings.{k}");
-        if matches!(
-            k.as_str(),
-            "fallbacks" | "context_window_fallbacks" | "default_fallbacks"
-        ) {
-            for name in fallback_names(v) {
-                if !groups.contains(&name.as_str()) {
-                    warnings.push(warn(
-                        &p,
-                        &format!(
-                            "names model `{name}`, which no model_list entry defines; the fallback could never be used"
-                        ),
-                    ));
-                }
-            }
-        }
-        warnings.push(warn(
-            &p,
-            "not acted on yet: requests go to the group's deployments in turn, without retries or fallbacks",
-        ));
-    }
+    let (router, _) = crate::routing::read_router(&litellm, &router_section, &groups, &file, &mut warnings)?;
+    let workflows = crate::routing::read_workflows(top.get("workflows"), &groups, &router, &file)?;
 
     let tollgate = section(&top, "tollgate_settings", &file)?;
     let mut store_prompts = false;
@@ -498,7 +484,8 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
         prices_file,
         cache_requested,
         cache,
-        workflows: top.get("workflows").cloned(),
+        router,
+        workflows,
         warnings,
         effective,
     })
@@ -808,23 +795,6 @@ fn read_cache(
         }
     };
     Ok(Some(settings))
-}
-
-/// Model names in LiteLLM's fallback lists: `[{"gpt-4": ["gpt-4o"]}]` or a plain list.
-fn fallback_names(v: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    match v {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(items) => items.iter().for_each(|i| out.extend(fallback_names(i))),
-        Value::Object(m) => {
-            for (k, v) in m {
-                out.push(k.clone());
-                out.extend(fallback_names(v));
-            }
-        }
-        _ => {}
-    }
-    out
 }
 
 fn set_price_field(price: &mut Price, key: &str, v: &Value) -> bool {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod price;
 pub mod record;
+pub mod routing;
 pub mod usage;
 
 pub use error::{ErrorKind, GatewayError};

@@ -103,6 +103,9 @@ pub struct Record {
     pub attempt: Option<u32>,
     /// Where the record came from: `tollgate`, `litellm-payload`, `litellm-spendlogs`.
     pub source: String,
+    /// A summary of other records (a workflow run, whose steps have records of their own):
+    /// totals must skip it or they count its tokens and cost twice.
+    pub rollup: bool,
 }
 
 impl Record {

@@ -29,7 +29,7 @@ use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
 use crate::cache::{CachedEntry, Lookup, RequestCache, ResponseCache, request_controls};
 use crate::edge::{ApiError, ResponseTags, authorize, tag_response};
 use crate::server::App;
-use crate::state::{Deployment, LiveState};
+use crate::state::{Deployment, LiveState, Target};
 
 /// Body fields that configure the gateway (LiteLLM's names) and must not reach the provider.
 const GATEWAY_ONLY_FIELDS: &[&str] = &[
@@ -71,10 +71,14 @@ pub enum Endpoint {
 }
 
 /// What is known about a request before the upstream answers; becomes its [`Record`].
-struct Draft {
+pub(crate) struct Draft {
     app: Arc<App>,
     started: Instant,
-    record: Record,
+    pub(crate) record: Record,
+    /// The deployment this request went to; told how it went when the record is finished.
+    deployment: Option<Arc<Deployment>>,
+    /// Upstream attempts so far, across retries and fallbacks (numbers each attempt's record).
+    attempts: u32,
 }
 
 impl Draft {
@@ -98,10 +102,45 @@ impl Draft {
             app,
             started: Instant::now(),
             record,
+            deployment: None,
+            attempts: 0,
         }
     }
 
-    fn elapsed_ms(&self) -> f64 {
+    /// The request as a workflow run (its steps become child drafts).
+    pub(crate) fn into_run(self) -> Draft {
+        self
+    }
+
+    /// A step of a workflow run: its own request id, the run's trace and client details.
+    pub(crate) fn step(&self, workflow: &str, role: &str, index: usize) -> Draft {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let record = Record {
+            request_id,
+            trace_id: self.record.request_id.clone(),
+            session_id: self.record.session_id.clone(),
+            start_time: Utc::now(),
+            user_agent: self.record.user_agent.clone(),
+            key_alias: self.record.key_alias.clone(),
+            config_version: self.record.config_version,
+            prompt_sha256: self.record.prompt_sha256.clone(),
+            stream: false,
+            workflow: Some(workflow.to_string()),
+            step_role: Some(role.to_string()),
+            step_index: Some(index as u32),
+            source: "tollgate".into(),
+            ..Record::default()
+        };
+        Draft {
+            app: self.app.clone(),
+            started: Instant::now(),
+            record,
+            deployment: None,
+            attempts: 0,
+        }
+    }
+
+    pub(crate) fn elapsed_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
     }
 
@@ -125,13 +164,37 @@ impl Draft {
         self.record.prompt_sha256 = Some(fingerprint(&self.record.model_group, body));
     }
 
-    fn use_deployment(&mut self, d: &Deployment) {
+    fn use_deployment(&mut self, d: &Arc<Deployment>) {
+        self.record.model_group = d.model_group.clone();
         self.record.model = d.model.clone();
         self.record.provider = d.route.provider.prefix().to_string();
         self.record.api_base = Some(d.route.api_base.clone());
+        self.deployment = Some(d.clone());
     }
 
-    fn set_usage(&mut self, parsed: &ParsedUsage, price: Option<&tollgate_core::Price>) {
+    /// Writes the record of one failed upstream attempt; the request goes on with another.
+    fn attempt_failed(&self, d: &Deployment, attempt: u32, f: &Failure) {
+        let mut r = self.record.clone();
+        r.model_group = d.model_group.clone();
+        r.model = d.model.clone();
+        r.provider = d.route.provider.prefix().to_string();
+        r.api_base = Some(d.route.api_base.clone());
+        r.attempt = Some(attempt);
+        r.status = RecordStatus::Failure;
+        r.http_status = f.error.status;
+        r.error_type = Some(f.error.type_str().to_string());
+        r.error_message = Some(f.error.message.clone());
+        r.end_time = Utc::now();
+        r.latency_ms = self.elapsed_ms();
+        r.upstream_ms = Some(f.upstream_ms);
+        r.overhead_ms = Some((r.latency_ms - f.upstream_ms).max(0.0));
+        r.set_cost(Some(Cost::default()));
+        d.stats
+            .finished(false, r.latency_ms, 0, &self.app.live.load().config.router);
+        self.app.writer.submit(r);
+    }
+
+    pub(crate) fn set_usage(&mut self, parsed: &ParsedUsage, price: Option<&tollgate_core::Price>) {
         self.record.set_usage(&parsed.usage);
         self.record.set_cost(price.and_then(|p| p.cost(&parsed.usage)));
         self.record.reported_cost_usd = parsed.reported_cost_usd;
@@ -154,7 +217,7 @@ impl Draft {
 
     /// Closes the record and hands it to the writer. `upstream_ms` is time spent waiting on the
     /// provider; everything else is the gateway's overhead.
-    fn finish(mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) {
+    pub(crate) fn finish(mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) {
         let latency = self.elapsed_ms();
         self.record.end_time = Utc::now();
         self.record.latency_ms = latency;
@@ -171,6 +234,15 @@ impl Draft {
         if self.record.cost_usd.is_none() && self.record.status == RecordStatus::Success && !self.record.unpriced {
             self.record.unpriced = true;
         }
+        if let Some(d) = self.deployment.take() {
+            let ok = self.record.status == RecordStatus::Success;
+            let tokens = self.record.total_tokens();
+            d.stats
+                .finished(ok, latency, tokens, &self.app.live.load().config.router);
+        }
+        self.app
+            .metrics
+            .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
         self.app.writer.submit(self.record);
     }
 
@@ -274,8 +346,16 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
             .with_param("messages"),
         );
     }
-    let Some(group) = live.groups.get(&group_name) else {
-        let known = live.group_order.join(", ");
+    let group = match live.target(&group_name) {
+        Some(Target::Group(g)) => Some(g),
+        Some(Target::Workflow(wf)) if endpoint == Endpoint::Chat => {
+            draft.record.workflow = Some(wf.name.clone());
+            return crate::workflow::run(app.clone(), live.clone(), wf, draft.into_run(), body).await;
+        }
+        _ => None,
+    };
+    let Some(group) = group else {
+        let known = live.model_names().join(", ");
         return draft.fail(
             GatewayError::new(
                 ErrorKind::NotFound,
@@ -323,10 +403,6 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         }
     }
 
-    let deployment = group.pick().clone();
-    draft.use_deployment(&deployment);
-
-    body.insert("model".into(), Value::String(deployment.route.upstream_model.clone()));
     for k in GATEWAY_ONLY_FIELDS {
         body.remove(*k);
     }
@@ -340,67 +416,264 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
             o.insert("include_usage".into(), Value::Bool(true));
         }
     }
-    let upstream_body = match serde_json::to_vec(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return draft.fail(GatewayError::new(
-                ErrorKind::Internal,
-                format!("cannot encode request: {e}"),
-            ));
+    let group = group.name.clone();
+    let (outcome, tries) = route_request(&app, &live, endpoint, &mut body, stream, &mut draft, &group).await;
+    let mut resp = match outcome {
+        Err(f) => {
+            let status = f.error.status;
+            let mut resp = ApiError(f.error.clone()).into_response();
+            set_id_headers(resp.headers_mut(), &draft.record.request_id, &draft.record.model_group);
+            if let Some(ra) = f.retry_after {
+                resp.headers_mut().insert("retry-after", ra);
+            }
+            draft.finish(status, Some(f.upstream_ms), Some(&f.error));
+            resp
         }
+        Ok((deployment, Sent::Plain(bytes), sent, _)) => {
+            let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
+            plain_response(draft, &deployment, bytes, upstream_ms, store_to)
+        }
+        Ok((deployment, Sent::Stream(events), sent, pre_ms)) => stream_response(
+            draft,
+            deployment,
+            events,
+            sent,
+            pre_ms,
+            client_wants_usage,
+            store_to,
+            StreamExtras::default(),
+        ),
     };
+    tries.tag(resp.headers_mut());
+    resp
+}
 
+/// How many upstream attempts a request took.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tries {
+    pub attempts: u32,
+    pub retries: u32,
+    pub fallbacks: u32,
+}
+
+impl Tries {
+    fn tag(&self, h: &mut HeaderMap) {
+        for (k, v) in [
+            ("x-tollgate-attempts", self.attempts),
+            ("x-litellm-attempted-retries", self.retries),
+            ("x-litellm-attempted-fallbacks", self.fallbacks),
+        ] {
+            h.insert(k, HeaderValue::from(v));
+        }
+    }
+}
+
+/// A failed upstream attempt: what to tell the client if it is the last one.
+pub(crate) struct Failure {
+    pub error: GatewayError,
+    pub retry_after: Option<HeaderValue>,
+    pub upstream_ms: f64,
+}
+
+impl Failure {
+    fn retry_after(&self) -> Option<Duration> {
+        let secs: f64 = self.retry_after.as_ref()?.to_str().ok()?.trim().parse().ok()?;
+        Some(Duration::from_secs_f64(secs.max(0.0)))
+    }
+}
+
+type Events = std::pin::Pin<
+    Box<
+        dyn futures::Stream<
+                Item = Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>,
+            > + Send,
+    >,
+>;
+
+/// An upstream answer that will be relayed: a whole body, or a stream whose first event has
+/// arrived (so a stream that dies before its first byte can still fall back).
+pub(crate) enum Sent {
+    Plain(Bytes),
+    Stream(Events),
+}
+
+type Routed = Result<(Arc<Deployment>, Sent, Instant, f64), Failure>;
+
+/// Sends the request to the group, retrying and falling back as `router_settings` say. Every
+/// failed attempt leaves a record; the returned deployment is already on `draft`.
+pub(crate) async fn route_request(
+    app: &Arc<App>,
+    live: &LiveState,
+    endpoint: Endpoint,
+    body: &mut Map<String, Value>,
+    stream: bool,
+    draft: &mut Draft,
+    group: &str,
+) -> (Routed, Tries) {
+    let settings = &live.config.router;
+    let mut tries = Tries::default();
+    let mut chain = vec![group.to_string()];
+    let mut extended = false;
+    let mut last: Option<Failure> = None;
+    let mut gi = 0;
+    while gi < chain.len() {
+        let gname = chain[gi].clone();
+        if gi > 0 {
+            tries.fallbacks += 1;
+        }
+        let mut context_window = false;
+        if let Some(g) = live.groups.get(settings.resolve(&gname)) {
+            for retry in 0..=settings.num_retries {
+                let Some(d) = crate::router::pick(g, settings) else {
+                    last = Some(Failure {
+                        error: GatewayError::new(
+                            ErrorKind::Upstream,
+                            format!("every deployment of `{gname}` is cooling down after repeated failures or at its rpm/tpm limit"),
+                        )
+                        .with_status(503)
+                        .with_code("no_deployment_available"),
+                        retry_after: None,
+                        upstream_ms: 0.0,
+                    });
+                    break;
+                };
+                tries.attempts += 1;
+                draft.attempts += 1;
+                let attempt = draft.attempts;
+                if retry > 0 {
+                    tries.retries += 1;
+                }
+                body.insert("model".into(), Value::String(d.route.upstream_model.clone()));
+                let pre_ms = draft.elapsed_ms();
+                d.stats.started();
+                match send_once(app, &d, endpoint, body, stream).await {
+                    Ok((sent, at)) => {
+                        // `started` was counted above; the draft's finish reports the outcome.
+                        draft.use_deployment(&d);
+                        draft.record.attempt = Some(attempt);
+                        return (Ok((d, sent, at, pre_ms)), tries);
+                    }
+                    Err(f) => {
+                        draft.attempt_failed(&d, attempt, &f);
+                        context_window = crate::router::is_context_window_error(f.error.status, &f.error.message);
+                        let again = crate::router::retryable(f.error.status);
+                        let wait = crate::router::backoff(retry, settings, f.retry_after());
+                        // The record of the request names the last group tried.
+                        draft.record.model_group = d.model_group.clone();
+                        last = Some(f);
+                        if !again {
+                            break;
+                        }
+                        if retry < settings.num_retries {
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+            }
+        }
+        let retryable_end = last
+            .as_ref()
+            .is_some_and(|f| crate::router::retryable(f.error.status) || f.error.status == 503);
+        if context_window {
+            chain.extend(crate::router::fallbacks(live, &gname, true));
+        } else if !extended && retryable_end {
+            extended = true;
+            chain.extend(crate::router::fallbacks(live, group, false));
+        } else if !retryable_end {
+            break;
+        }
+        gi += 1;
+    }
+    let failure = last.unwrap_or_else(|| Failure {
+        error: GatewayError::new(ErrorKind::Internal, format!("no deployment was tried for `{group}`")),
+        retry_after: None,
+        upstream_ms: 0.0,
+    });
+    (Err(failure), tries)
+}
+
+/// One upstream call. A stream counts as sent once its first event has arrived.
+async fn send_once(
+    app: &Arc<App>,
+    d: &Deployment,
+    endpoint: Endpoint,
+    body: &Map<String, Value>,
+    stream: bool,
+) -> Result<(Sent, Instant), Failure> {
+    let sent = Instant::now();
+    let fail = |error: GatewayError| Failure {
+        error,
+        retry_after: None,
+        upstream_ms: sent.elapsed().as_secs_f64() * 1000.0,
+    };
+    let upstream_body = serde_json::to_vec(body).map_err(|e| {
+        fail(GatewayError::new(
+            ErrorKind::Internal,
+            format!("cannot encode request: {e}"),
+        ))
+    })?;
     let url = match endpoint {
-        Endpoint::Chat => &deployment.route.chat_url,
-        Endpoint::Embeddings => &deployment.route.embeddings_url,
+        Endpoint::Chat => &d.route.chat_url,
+        Endpoint::Embeddings => &d.route.embeddings_url,
     };
     let mut req = app
         .http
         .post(url)
         .header("content-type", "application/json")
         .body(upstream_body);
-    if let Some(k) = &deployment.api_key {
+    if let Some(k) = &d.api_key {
         req = req.bearer_auth(k.expose());
     }
-    for (k, v) in &deployment.extra_headers {
+    for (k, v) in &d.extra_headers {
         req = req.header(k, v);
     }
-    let pre_ms = draft.elapsed_ms();
-    let sent = Instant::now();
-    if stream {
-        // The stream timeout covers the wait for the first byte; the deployment timeout the rest.
-        let resp = match tokio::time::timeout(deployment.stream_timeout, req.send()).await {
-            Err(_) => {
-                return upstream_failed(draft, timeout_error(&deployment, deployment.stream_timeout), sent);
-            }
-            Ok(Err(e)) => return upstream_failed(draft, transport_error(&deployment, &e), sent),
-            Ok(Ok(r)) => r,
-        };
-        if !resp.status().is_success() {
-            return upstream_status(draft, resp, sent).await;
-        }
-        return stream_response(draft, deployment, resp, sent, pre_ms, client_wants_usage, store_to);
-    }
-    let resp = match tokio::time::timeout(deployment.timeout, req.send()).await {
-        Err(_) => {
-            return upstream_failed(draft, timeout_error(&deployment, deployment.timeout), sent);
-        }
-        Ok(Err(e)) => return upstream_failed(draft, transport_error(&deployment, &e), sent),
+    // For streams the stream timeout covers the wait for the first byte; the deployment timeout the rest.
+    let first_wait = if stream { d.stream_timeout } else { d.timeout };
+    let resp = match tokio::time::timeout(first_wait, req.send()).await {
+        Err(_) => return Err(fail(timeout_error(d, first_wait))),
+        Ok(Err(e)) => return Err(fail(transport_error(d, &e))),
         Ok(Ok(r)) => r,
     };
     if !resp.status().is_success() {
-        return upstream_status(draft, resp, sent).await;
+        return Err(upstream_status(d, resp, sent).await);
     }
-    let remaining = deployment.timeout.saturating_sub(sent.elapsed());
-    let bytes = match tokio::time::timeout(remaining, resp.bytes()).await {
-        Err(_) => {
-            return upstream_failed(draft, timeout_error(&deployment, deployment.timeout), sent);
-        }
-        Ok(Err(e)) => return upstream_failed(draft, transport_error(&deployment, &e), sent),
-        Ok(Ok(b)) => b,
-    };
-    let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
-    plain_response(draft, &deployment, bytes, upstream_ms, store_to)
+    if stream {
+        let mut events: Events = Box::pin(resp.bytes_stream().eventsource());
+        let remaining = d.stream_timeout.saturating_sub(sent.elapsed());
+        let first = match tokio::time::timeout(remaining, events.next()).await {
+            Err(_) => return Err(fail(timeout_error(d, d.stream_timeout))),
+            Ok(None) => {
+                return Err(fail(
+                    GatewayError::new(
+                        ErrorKind::Upstream,
+                        format!("{} ended the stream before sending anything", d.route.provider.prefix()),
+                    )
+                    .with_code("upstream_stream_empty"),
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                return Err(fail(
+                    GatewayError::new(
+                        ErrorKind::Upstream,
+                        format!(
+                            "{} stream failed before its first event: {e}",
+                            d.route.provider.prefix()
+                        ),
+                    )
+                    .with_code("upstream_stream_broken"),
+                ));
+            }
+            Ok(Some(Ok(ev))) => ev,
+        };
+        let events: Events = Box::pin(futures::stream::iter([Ok(first)]).chain(events));
+        return Ok((Sent::Stream(events), sent));
+    }
+    let remaining = d.timeout.saturating_sub(sent.elapsed());
+    match tokio::time::timeout(remaining, resp.bytes()).await {
+        Err(_) => Err(fail(timeout_error(d, d.timeout))),
+        Ok(Err(e)) => Err(fail(transport_error(d, &e))),
+        Ok(Ok(b)) => Ok((Sent::Plain(b), sent)),
+    }
 }
 
 fn plain_response(
@@ -557,18 +830,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn upstream_failed(draft: Draft, e: GatewayError, sent: Instant) -> Response {
-    let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
-    let status = e.status;
-    let mut resp = ApiError(e.clone()).into_response();
-    set_id_headers(resp.headers_mut(), &draft.record.request_id, &draft.record.model_group);
-    draft.finish(status, Some(upstream_ms), Some(&e));
-    resp
-}
-
 /// A non-2xx answer from the provider: its status is passed through, its error message kept
 /// (in OpenAI's shape if it was not already), and `Retry-After` forwarded.
-async fn upstream_status(draft: Draft, resp: reqwest::Response, sent: Instant) -> Response {
+async fn upstream_status(d: &Deployment, resp: reqwest::Response, sent: Instant) -> Failure {
     let status = resp.status().as_u16();
     let retry_after = resp.headers().get("retry-after").cloned();
     let body = resp.bytes().await.unwrap_or_default();
@@ -589,7 +853,7 @@ async fn upstream_status(draft: Draft, resp: reqwest::Response, sent: Instant) -
         401 | 403 => ErrorKind::Authentication,
         _ => ErrorKind::Upstream,
     };
-    let provider = draft.record.provider.clone();
+    let provider = d.route.provider.prefix();
     let err = GatewayError::new(kind, format!("{provider} returned HTTP {status}: {message}"))
         .with_status(status)
         .with_code(
@@ -603,13 +867,11 @@ async fn upstream_status(draft: Draft, resp: reqwest::Response, sent: Instant) -
                 })
                 .unwrap_or_else(|| status.to_string()),
         );
-    let mut out = ApiError(err.clone()).into_response();
-    set_id_headers(out.headers_mut(), &draft.record.request_id, &draft.record.model_group);
-    if let Some(ra) = retry_after {
-        out.headers_mut().insert("retry-after", ra);
+    Failure {
+        error: err,
+        retry_after,
+        upstream_ms,
     }
-    draft.finish(status, Some(upstream_ms), Some(&err));
-    out
 }
 
 /// Ensures a streamed request is recorded exactly once, also when the client disconnects and
@@ -619,6 +881,7 @@ struct StreamGuard {
     sent: Instant,
     upstream_done_ms: Option<f64>,
     gateway_ms: f64,
+    on_done: Option<Box<dyn FnOnce(&Record) + Send>>,
 }
 
 impl StreamGuard {
@@ -631,6 +894,14 @@ impl StreamGuard {
             // A stream's wall time is set by the provider and the client's reading speed; the
             // gateway's own share is what it spent before sending and on each chunk.
             draft.record.overhead_ms = Some(self.gateway_ms);
+            if let Some(done) = self.on_done.take() {
+                let mut r = draft.record.clone();
+                if error.is_some() {
+                    r.status = RecordStatus::Failure;
+                }
+                r.latency_ms = draft.elapsed_ms();
+                done(&r);
+            }
             draft.finish(status, Some(upstream_ms), error.as_ref());
         }
     }
@@ -647,19 +918,40 @@ impl Drop for StreamGuard {
     }
 }
 
-fn stream_response(
+/// What a workflow adds around the stream of its last step.
+#[derive(Default)]
+pub(crate) struct StreamExtras {
+    /// Chunks sent before the upstream's (progress of earlier steps).
+    pub prelude: Vec<Bytes>,
+    /// The name chunks carry instead of the group (the workflow's).
+    pub rename: Option<String>,
+    /// Usage of earlier steps, added to the usage chunk the client sees.
+    pub prior_usage: Option<tollgate_core::Usage>,
+    /// Called with the step's finished record, so the workflow can write its run record.
+    #[allow(clippy::type_complexity)]
+    pub on_done: Option<Box<dyn FnOnce(&Record) + Send>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stream_response(
     draft: Draft,
     deployment: Arc<Deployment>,
-    resp: reqwest::Response,
+    events: Events,
     sent: Instant,
     pre_ms: f64,
     client_wants_usage: bool,
     store_to: Option<(Arc<ResponseCache>, RequestCache)>,
+    extras: StreamExtras,
 ) -> Response {
     let request_id = draft.record.request_id.clone();
     let cache_state = draft.record.cache;
-    let group = draft.record.model_group.clone();
+    let group = extras
+        .rename
+        .clone()
+        .unwrap_or_else(|| draft.record.model_group.clone());
     let stream_group = group.clone();
+    let prelude = extras.prelude;
+    let prior_usage = extras.prior_usage;
     // Re-serialising every chunk costs a little; skip it when the names already agree.
     let rename_model = deployment.route.upstream_model != group;
     let mut guard = StreamGuard {
@@ -667,10 +959,14 @@ fn stream_response(
         sent,
         upstream_done_ms: None,
         gateway_ms: pre_ms,
+        on_done: extras.on_done,
     };
-    let mut events = resp.bytes_stream().eventsource();
+    let mut events = events;
     let stream_timeout = deployment.timeout;
     let body_stream = async_stream::stream! {
+        for b in prelude {
+            yield Ok::<Bytes, std::io::Error>(b);
+        }
         let mut saw_done = false;
         // Chunks as the client would get them with usage, kept only when the answer will be cached.
         let mut collected: Option<Vec<String>> = store_to.as_ref().map(|_| Vec::new());
@@ -730,6 +1026,12 @@ fn stream_response(
                                 let parsed = chunk.get_mut("usage").map(normalize_openai_usage).unwrap_or_default();
                                 if let Some(d) = guard.draft.as_mut() {
                                     d.set_usage(&parsed, deployment.price.as_ref());
+                                }
+                                if let Some(prior) = prior_usage {
+                                    // The client is billed for the whole workflow run.
+                                    let mut total = parsed.usage;
+                                    total.add(&prior);
+                                    chunk["usage"] = total.to_openai_json();
                                 }
                                 if let Some(o) = chunk.as_object_mut() {
                                     o.insert("model".into(), Value::String(stream_group.clone()));

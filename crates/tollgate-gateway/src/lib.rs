@@ -8,9 +8,12 @@
 pub mod cache;
 pub mod chat;
 pub mod edge;
+pub mod metrics;
 pub mod reload;
+pub mod router;
 pub mod server;
 pub mod state;
+pub mod workflow;
 
 pub use server::{App, RunningGateway, ServeError, ServeOptions, start, startup_summary};
 pub use state::{LiveState, StateError};

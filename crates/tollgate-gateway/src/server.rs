@@ -37,6 +37,8 @@ pub struct App {
     /// Why the last reload failed, until one succeeds.
     pub config_error: std::sync::Mutex<Option<String>>,
     pub reload_lock: std::sync::Mutex<()>,
+    /// The overhead histogram and counters served on `GET /metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// How to run the gateway (the `serve` command's flags).
@@ -80,6 +82,8 @@ pub enum ServeError {
     Bind { addr: String, source: std::io::Error },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// A gateway that is listening. Dropping it does not stop it; call [`RunningGateway::shutdown`].
@@ -203,6 +207,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         prices_path: opts.prices_path.clone(),
         config_error: std::sync::Mutex::new(None),
         reload_lock: std::sync::Mutex::new(()),
+        metrics: crate::metrics::Metrics::new()?,
     });
     let watcher = if opts.watch_config {
         match crate::reload::watch(app.clone()) {
@@ -256,6 +261,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health/liveliness", get(liveliness))
         .route("/health/liveness", get(liveliness))
         .route("/health/readiness", get(readiness))
+        .route("/metrics", get(metrics))
         .route("/admin/reload", post(admin_reload))
         .route("/admin/config", get(admin_config))
         .fallback(not_found)
@@ -290,6 +296,15 @@ async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         return e.into_response();
     }
     axum::Json(app.live.load().model_info_json()).into_response()
+}
+
+/// Prometheus scrape endpoint. Unauthenticated like the health routes (and LiteLLM's default):
+/// it carries counts and timings only, no keys, prompts or model names.
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(&app.writer),
+    )
 }
 
 async fn liveliness() -> impl IntoResponse {

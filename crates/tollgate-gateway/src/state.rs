@@ -5,13 +5,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tollgate_core::config::{ConfigWarning, DeploymentConfig, Env, GatewayConfig, Secret};
+use tollgate_core::routing::WorkflowConfig;
 use tollgate_core::{Price, PriceTable};
 use tollgate_providers::provider::{Provider, Route, route};
+
+use crate::router::DeploymentStats;
 
 use crate::cache::ResponseCache;
 
@@ -37,6 +39,8 @@ pub struct Deployment {
     pub max_output_tokens: Option<u64>,
     pub model_id: String,
     pub config: DeploymentConfig,
+    /// In-flight count, latency, minute windows and cooldown, for the router.
+    pub stats: DeploymentStats,
 }
 
 /// A model group: what clients name in `model`.
@@ -44,16 +48,12 @@ pub struct Deployment {
 pub struct ModelGroup {
     pub name: String,
     pub deployments: Vec<Arc<Deployment>>,
-    next: AtomicUsize,
 }
 
-impl ModelGroup {
-    /// Round-robin over the group's deployments. The router issue replaces this with LiteLLM's
-    /// strategies; until then the choice is predictable, which `check` says.
-    pub fn pick(&self) -> &Arc<Deployment> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.deployments[n % self.deployments.len()]
-    }
+/// What a client's `model` names.
+pub enum Target<'a> {
+    Group(&'a ModelGroup),
+    Workflow(&'a WorkflowConfig),
 }
 
 #[derive(Debug)]
@@ -114,15 +114,6 @@ impl LiveState {
                 path: format!("{base}.model"),
                 message: e.to_string(),
             })?;
-            if r.compat_stand_in {
-                warnings.push(ConfigWarning {
-                    path: format!("{base}.model"),
-                    message: format!(
-                        "{}/ is served through the provider's OpenAI-compatible endpoint until its native API lands",
-                        r.provider.prefix()
-                    ),
-                });
-            }
             let api_key = d
                 .api_key
                 .clone()
@@ -170,13 +161,13 @@ impl LiveState {
                     .clone()
                     .unwrap_or_else(|| format!("{}-{}", d.model_name, d.index)),
                 config: d.clone(),
+                stats: DeploymentStats::default(),
             };
             let group = groups.entry(d.model_name.clone()).or_insert_with(|| {
                 group_order.push(d.model_name.clone());
                 ModelGroup {
                     name: d.model_name.clone(),
                     deployments: Vec::new(),
-                    next: AtomicUsize::new(0),
                 }
             });
             group.deployments.push(Arc::new(dep));
@@ -212,6 +203,29 @@ impl LiveState {
         }
     }
 
+    /// Resolves a client's `model`: a group, an alias of one, or a workflow (by name or alias).
+    pub fn target(&self, name: &str) -> Option<Target<'_>> {
+        if let Some(g) = self.groups.get(self.config.router.resolve(name)) {
+            return Some(Target::Group(g));
+        }
+        self.config
+            .workflows
+            .iter()
+            .find(|w| w.name == name || w.aliases.iter().any(|a| a == name))
+            .map(Target::Workflow)
+    }
+
+    /// Every name a client may use: groups, aliases, workflows and their aliases.
+    pub fn model_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.group_order.clone();
+        names.extend(self.config.router.model_group_alias.keys().cloned());
+        for w in &self.config.workflows {
+            names.push(w.name.clone());
+            names.extend(w.aliases.iter().cloned());
+        }
+        names
+    }
+
     /// Config warnings and resolution warnings together.
     pub fn all_warnings(&self) -> impl Iterator<Item = &ConfigWarning> {
         self.config.warnings.iter().chain(self.warnings.iter())
@@ -220,7 +234,7 @@ impl LiveState {
     /// `GET /v1/models`: OpenAI's list of model groups.
     pub fn models_json(&self) -> Value {
         let data: Vec<Value> = self
-            .group_order
+            .model_names()
             .iter()
             .map(|g| json!({"id": g, "object": "model", "created": 1_700_000_000u64, "owned_by": "tollgate"}))
             .collect();
@@ -273,6 +287,38 @@ impl LiveState {
                 }));
             }
         }
+        for w in &self.config.workflows {
+            // A workflow fits what its smallest step fits and writes what its last step writes.
+            let limits = |f: fn(&Deployment) -> Option<u64>| -> Vec<u64> {
+                w.steps
+                    .iter()
+                    .filter_map(|st| self.groups.get(self.config.router.resolve(&st.model)))
+                    .flat_map(|g| g.deployments.iter().filter_map(|d| f(d)))
+                    .collect()
+            };
+            let max_in = limits(|d| d.max_input_tokens).into_iter().min();
+            let max_out = w
+                .steps
+                .last()
+                .and_then(|st| self.groups.get(self.config.router.resolve(&st.model)))
+                .and_then(|g| g.deployments.iter().filter_map(|d| d.max_output_tokens).min());
+            for name in std::iter::once(&w.name).chain(w.aliases.iter()) {
+                data.push(json!({
+                    "model_name": name,
+                    "litellm_params": {"model": format!("workflow/{}", w.name)},
+                    "model_info": {
+                        "id": format!("workflow-{}", w.name),
+                        "mode": "chat",
+                        "description": w.description,
+                        "max_input_tokens": max_in,
+                        "max_output_tokens": max_out,
+                        "max_tokens": max_out,
+                        "supports_function_calling": true,
+                        "workflow_steps": w.steps.iter().map(|s| json!({"role": s.role, "model": s.model})).collect::<Vec<_>>(),
+                    },
+                }));
+            }
+        }
         json!({"data": data})
     }
 }
@@ -290,15 +336,57 @@ mod tests {
     }
 
     #[test]
-    fn groups_keep_config_order_and_rotate() {
+    fn groups_keep_config_order_and_strategies_pick() {
         let s = state(
             "model_list:\n  - {model_name: b, litellm_params: {model: deepseek/deepseek-v3.2, api_key: k1}}\n  - {model_name: a, litellm_params: {model: xai/grok-4-1-fast-reasoning, api_key: k}}\n  - {model_name: b, litellm_params: {model: deepseek/deepseek-v3.2, api_base: 'http://x/v1', api_key: k2}}\n",
         );
         assert_eq!(s.group_order, vec!["b", "a"]);
         let g = &s.groups["b"];
-        let first = g.pick().route.api_base.clone();
-        let second = g.pick().route.api_base.clone();
-        assert_ne!(first, second);
+        let mut settings = tollgate_core::routing::RouterSettings::default();
+        // simple-shuffle reaches both deployments.
+        let bases: std::collections::BTreeSet<String> = (0..200)
+            .map(|_| crate::router::pick(g, &settings).unwrap().route.api_base.clone())
+            .collect();
+        assert_eq!(bases.len(), 2);
+        // least-busy avoids the deployment with a request in flight.
+        settings.strategy = tollgate_core::routing::Strategy::LeastBusy;
+        g.deployments[0].stats.started();
+        for _ in 0..10 {
+            assert!(Arc::ptr_eq(
+                &crate::router::pick(g, &settings).unwrap(),
+                &g.deployments[1]
+            ));
+        }
+        // latency-based prefers the faster one once both are measured.
+        settings.strategy = tollgate_core::routing::Strategy::LatencyBasedRouting;
+        g.deployments[0].stats.finished(true, 900.0, 10, &settings);
+        g.deployments[1].stats.started();
+        g.deployments[1].stats.finished(true, 50.0, 10, &settings);
+        assert!(Arc::ptr_eq(
+            &crate::router::pick(g, &settings).unwrap(),
+            &g.deployments[1]
+        ));
+        // usage-based prefers fewer tokens this minute.
+        settings.strategy = tollgate_core::routing::Strategy::UsageBasedRouting;
+        g.deployments[1].stats.started();
+        g.deployments[1].stats.finished(true, 50.0, 5000, &settings);
+        assert!(Arc::ptr_eq(
+            &crate::router::pick(g, &settings).unwrap(),
+            &g.deployments[0]
+        ));
+        // cooldown after more than allowed_fails failures in a minute skips a deployment.
+        settings.allowed_fails = 1;
+        for _ in 0..2 {
+            g.deployments[0].stats.started();
+            g.deployments[0].stats.finished(false, 1.0, 0, &settings);
+        }
+        assert!(g.deployments[0].stats.cooling_down());
+        for _ in 0..10 {
+            assert!(Arc::ptr_eq(
+                &crate::router::pick(g, &settings).unwrap(),
+                &g.deployments[1]
+            ));
+        }
         let models = s.models_json();
         assert_eq!(models["data"][0]["id"], "b");
         assert_eq!(models["object"], "list");

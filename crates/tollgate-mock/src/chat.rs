@@ -27,6 +27,10 @@ pub(crate) struct ChatRequest {
     pub tools: Option<Vec<Tool>>,
     #[serde(default)]
     pub tool_choice: Option<Value>,
+    /// Set by the native formats, which say in the request whether to think (Anthropic's
+    /// `thinking`, Gemini's `thinkingBudget: 0`); OpenAI-format requests go by model name.
+    #[serde(skip)]
+    pub reasoning: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +125,9 @@ pub(crate) struct Answer {
     pub id: String,
     pub prompt_tokens: u64,
     pub cached_tokens: u64,
+    /// What a provider that caches on request (Anthropic's `cache_control`) would cache or read:
+    /// the prompt prefix in whole blocks. `cached_tokens` is this when the prefix was seen.
+    pub cacheable_tokens: u64,
     pub completion_tokens: u64,
     pub reasoning_tokens: u64,
     pub content: Option<String>,
@@ -159,8 +166,13 @@ impl Answer {
         let prompt_tokens = (total_chars / 4).max(1);
 
         // Only a conversation with history has a prefix a provider could have cached.
-        let cached_tokens = if req.messages.len() >= 2 && prefix_seen(prefix.value()) {
+        let cacheable_tokens = if req.messages.len() >= 2 {
             prompt_cache::cached_tokens(prefix_chars / 4, prompt_tokens)
+        } else {
+            0
+        };
+        let cached_tokens = if req.messages.len() >= 2 && prefix_seen(prefix.value()) {
+            cacheable_tokens
         } else {
             0
         };
@@ -169,7 +181,7 @@ impl Answer {
         let limit = req.max_completion_tokens.or(req.max_tokens);
         let completion_tokens = limit.map_or(natural, |l| natural.min(l));
         let truncated = completion_tokens < natural;
-        let reasoning_tokens = if is_reasoning_model(&req.model) {
+        let reasoning_tokens = if req.reasoning.unwrap_or_else(|| is_reasoning_model(&req.model)) {
             // 30–70 % of the completion spent thinking, fixed per prompt.
             completion_tokens * (30 + (prompt_hash >> 20) % 41) / 100
         } else {
@@ -218,6 +230,7 @@ impl Answer {
             id: format!("chatcmpl-mock-{prompt_hash:016x}"),
             prompt_tokens,
             cached_tokens,
+            cacheable_tokens,
             completion_tokens,
             reasoning_tokens,
             content,
@@ -489,7 +502,7 @@ struct Delta<'a> {
 
 /// Splits text into pieces of about `words_per_piece` words, keeping every character, so the
 /// pieces concatenate back to the text exactly.
-fn pieces(text: &str, words_per_piece: usize) -> impl Iterator<Item = &str> {
+pub(crate) fn pieces(text: &str, words_per_piece: usize) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
         if rest.is_empty() {

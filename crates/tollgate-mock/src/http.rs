@@ -19,6 +19,7 @@ use crate::MockConfig;
 use crate::chat::{Answer, ChatRequest, render_completion, render_stream};
 use crate::embeddings::{self, EmbeddingRequest};
 use crate::failure::{FailMode, parse_fail_header, scheduled_failure};
+use crate::native;
 use crate::prompt_cache::PromptCache;
 
 /// Benchmarks send long prompts; axum's 2 MB default would turn them into 413s.
@@ -101,7 +102,11 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_end_matches('/');
-    let (endpoint_method, endpoint) = if path.ends_with("/chat/completions") {
+    let (endpoint_method, endpoint) = if let Some((model, stream)) = gemini_method(path) {
+        (Method::POST, Endpoint::Gemini { model, stream })
+    } else if path.ends_with("/v1/messages") {
+        (Method::POST, Endpoint::Anthropic)
+    } else if path.ends_with("/chat/completions") {
         (Method::POST, Endpoint::Chat)
     } else if path.ends_with("/embeddings") {
         (Method::POST, Endpoint::Embeddings)
@@ -111,7 +116,10 @@ async fn dispatch(
         return openai_error(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
-            &format!("the mock serves */chat/completions, */embeddings and */models, not {path}"),
+            &format!(
+                "the mock serves */chat/completions, */embeddings, */models, */models/M:generateContent, \
+                 */models/M:streamGenerateContent and */v1/messages, not {path}"
+            ),
         );
     };
     if method != endpoint_method {
@@ -125,6 +133,8 @@ async fn dispatch(
         Endpoint::Chat => chat(&state, &headers, &body).await,
         Endpoint::Embeddings => embed(&state, &headers, &body).await,
         Endpoint::Models => models(&state),
+        Endpoint::Gemini { model, stream } => gemini(&state, &headers, &model, stream, &body).await,
+        Endpoint::Anthropic => anthropic(&state, &headers, &body).await,
     }
 }
 
@@ -132,6 +142,120 @@ enum Endpoint {
     Chat,
     Embeddings,
     Models,
+    Gemini { model: String, stream: bool },
+    Anthropic,
+}
+
+/// `…/models/{model}:generateContent` or `…:streamGenerateContent` → the model and whether it
+/// streams.
+fn gemini_method(path: &str) -> Option<(String, bool)> {
+    let (_, tail) = path.rsplit_once("/models/")?;
+    let (model, method) = tail.split_once(':')?;
+    match method {
+        "generateContent" => Some((model.to_string(), false)),
+        "streamGenerateContent" => Some((model.to_string(), true)),
+        _ => None,
+    }
+}
+
+fn json_status(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// Gemini: the key in `x-goog-api-key`; streams only with `alt=sse` (the gateway's form).
+async fn gemini(state: &MockState, headers: &HeaderMap, model: &str, stream: bool, body: &[u8]) -> Response {
+    if headers.get("x-goog-api-key").is_none() {
+        return json_status(
+            StatusCode::FORBIDDEN,
+            native::gemini_error(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+            ),
+        );
+    }
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_status(
+                StatusCode::BAD_REQUEST,
+                native::gemini_error(400, "INVALID_ARGUMENT", &format!("Invalid JSON payload received. {e}")),
+            );
+        }
+    };
+    let (req, include_thoughts) = match native::gemini_request(model, &value) {
+        Ok(r) => r,
+        Err(m) => {
+            return json_status(
+                StatusCode::BAD_REQUEST,
+                native::gemini_error(400, "INVALID_ARGUMENT", &m),
+            );
+        }
+    };
+    if let Some(failure) = before_answer(state, headers, model).await {
+        return failure;
+    }
+    let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
+    if stream {
+        match native::render_gemini_stream(&answer, model, include_thoughts) {
+            Ok(frames) => sse_response(frames, state.config.chunk_delay_ms),
+            Err(e) => internal_error(&e.to_string()),
+        }
+    } else {
+        match native::render_gemini(&answer, model, include_thoughts) {
+            Ok(body) => json_response(body),
+            Err(e) => internal_error(&e.to_string()),
+        }
+    }
+}
+
+/// Anthropic: the key in `x-api-key` and an `anthropic-version`, both required.
+async fn anthropic(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    if headers.get("x-api-key").is_none() {
+        return json_status(
+            StatusCode::UNAUTHORIZED,
+            native::anthropic_error("authentication_error", "x-api-key header is required"),
+        );
+    }
+    if headers.get("anthropic-version").is_none() {
+        return json_status(
+            StatusCode::BAD_REQUEST,
+            native::anthropic_error("invalid_request_error", "anthropic-version: header is required"),
+        );
+    }
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_status(
+                StatusCode::BAD_REQUEST,
+                native::anthropic_error("invalid_request_error", &e.to_string()),
+            );
+        }
+    };
+    let (req, caching, stream) = match native::anthropic_request(&value) {
+        Ok(r) => r,
+        Err(m) => {
+            return json_status(
+                StatusCode::BAD_REQUEST,
+                native::anthropic_error("invalid_request_error", &m),
+            );
+        }
+    };
+    if let Some(failure) = before_answer(state, headers, &req.model).await {
+        return failure;
+    }
+    let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
+    if stream {
+        match native::render_anthropic_stream(&answer, &req.model, caching) {
+            Ok(frames) => sse_response(frames, state.config.chunk_delay_ms),
+            Err(e) => internal_error(&e.to_string()),
+        }
+    } else {
+        match native::render_anthropic(&answer, &req.model, caching) {
+            Ok(body) => json_response(body),
+            Err(e) => internal_error(&e.to_string()),
+        }
+    }
 }
 
 fn invalid_json(e: &serde_json::Error) -> Response {

@@ -1,4 +1,4 @@
-//! A fast, deterministic mock LLM provider speaking OpenAI's wire format, used as the upstream
+//! A fast, deterministic mock LLM provider speaking OpenAI's, Gemini's and Anthropic's wire formats, used as the upstream
 //! by tests, `tollgate demo` and benchmarks.
 //!
 //! The same request always gets the same answer and the same usage, plain or streamed, so tests
@@ -8,7 +8,10 @@
 //! `prompt_cache_miss_tokens`), and tools produce `tool_calls`.
 //!
 //! Endpoints (any path prefix, since an `api_base` may carry one):
-//! - `POST …/chat/completions`, `POST …/embeddings`, `GET …/models`
+//! - `POST …/chat/completions`, `POST …/embeddings`, `GET …/models` (OpenAI's format)
+//! - `POST …/models/{model}:generateContent` and `…:streamGenerateContent?alt=sse` (Gemini's,
+//!   key in `x-goog-api-key`), `POST …/v1/messages` (Anthropic's, `x-api-key` and
+//!   `anthropic-version` required); see `native.rs` for what each reports
 //! - `GET /mock/stats`: requests per model, to check retries or that cache hits never arrived
 //! - `POST /mock/reset`: forget counts and cached prefixes
 //!
@@ -21,6 +24,7 @@ mod embeddings;
 mod failure;
 mod fingerprint;
 mod http;
+mod native;
 mod prompt_cache;
 
 use axum::serve::ListenerExt;

@@ -5,8 +5,15 @@
 
 use serde::Serialize;
 
-/// A provider family. All of these speak OpenAI's chat-completions wire format; the native
-/// Gemini and Anthropic formats arrive as variants with their own translation modules.
+/// A provider: where it lives, how it authenticates, and which [`WireFormat`] its body speaks.
+///
+/// The body translation belongs to the wire format, not the provider, so a new way to reach a
+/// known format is a new variant here and nothing more in the translation modules: Vertex AI
+/// would be a variant with [`WireFormat::Gemini`] (URL
+/// `…/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`, an OAuth bearer
+/// instead of `x-goog-api-key`), and Bedrock's Claude models a variant with
+/// [`WireFormat::Anthropic`] (the model in the URL, `anthropic_version` in the body, SigV4
+/// signing), both chosen in `translate::build_request` by provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
@@ -21,9 +28,21 @@ pub enum Provider {
     FireworksAi,
     OllamaChat,
     HostedVllm,
-    /// Gemini through Google's OpenAI-compatible endpoint, until the native provider lands.
+    /// Google AI Studio's native `generateContent` API.
     Gemini,
-    /// Anthropic through its OpenAI-compatible endpoint, until the native provider lands.
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+/// The body format an upstream speaks; each has a translation module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireFormat {
+    /// OpenAI's chat completions: passed through with only `model` rewritten.
+    OpenAi,
+    /// Gemini `generateContent` (AI Studio today; Vertex AI later).
+    Gemini,
+    /// Anthropic Messages (Anthropic today; Bedrock and Vertex AI Claude later).
     Anthropic,
 }
 
@@ -47,10 +66,11 @@ pub struct Route {
     pub upstream_model: String,
     /// Base URL without a trailing slash.
     pub api_base: String,
+    /// Where a plain chat request goes.
     pub chat_url: String,
+    /// Where a streamed chat request goes (Gemini streams from another method than it answers).
+    pub stream_url: String,
     pub embeddings_url: String,
-    /// True when this provider is reached through an OpenAI-compatible stand-in for a native API.
-    pub compat_stand_in: bool,
 }
 
 impl Provider {
@@ -107,8 +127,8 @@ impl Provider {
             Provider::FireworksAi => "https://api.fireworks.ai/inference/v1",
             Provider::OllamaChat => "http://localhost:11434",
             Provider::HostedVllm => return None,
-            Provider::Gemini => "https://generativelanguage.googleapis.com/v1beta/openai",
-            Provider::Anthropic => "https://api.anthropic.com/v1",
+            Provider::Gemini => "https://generativelanguage.googleapis.com",
+            Provider::Anthropic => "https://api.anthropic.com",
         })
     }
 
@@ -130,10 +150,45 @@ impl Provider {
         })
     }
 
-    /// Providers with a native API that tollgate reaches through their OpenAI-compatible
-    /// endpoint for now (`check` says so).
-    pub fn is_native_stand_in(self) -> bool {
-        matches!(self, Provider::Gemini | Provider::Anthropic)
+    pub fn wire_format(self) -> WireFormat {
+        match self {
+            Provider::Gemini => WireFormat::Gemini,
+            Provider::Anthropic => WireFormat::Anthropic,
+            _ => WireFormat::OpenAi,
+        }
+    }
+}
+
+/// Gemini's URLs. LiteLLM takes a custom `api_base` for `gemini/` as everything before
+/// `:generateContent` (`https://proxy/v1beta/models/gemini-2.5-flash`); tollgate accepts that,
+/// and also a bare host (`https://proxy`) or a versioned root (`https://proxy/v1beta`).
+fn gemini_urls(base: &str, model: &str) -> (String, String, String) {
+    let models = if base.ends_with(&format!("/models/{model}")) {
+        base.to_string()
+    } else if base.ends_with("/v1beta") || base.ends_with("/v1") || base.ends_with("/v1alpha") {
+        format!("{base}/models/{model}")
+    } else {
+        format!("{base}/v1beta/models/{model}")
+    };
+    let root = models.rsplit_once("/models/").map_or(base, |(r, _)| r).to_string();
+    (
+        format!("{models}:generateContent"),
+        format!("{models}:streamGenerateContent?alt=sse"),
+        // Embeddings still go through Google's OpenAI-compatible endpoint.
+        format!("{root}/openai/embeddings"),
+    )
+}
+
+/// Anthropic's URL. LiteLLM appends `/v1/messages` to an `api_base` that does not already end
+/// with it; a base ending in `/v1` gets only `/messages`, so `http://host/v1` works as it does
+/// for every other provider.
+fn anthropic_url(base: &str) -> String {
+    if base.ends_with("/v1/messages") {
+        base.to_string()
+    } else if base.ends_with("/v1") {
+        format!("{base}/messages")
+    } else {
+        format!("{base}/v1/messages")
     }
 }
 
@@ -170,13 +225,24 @@ pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError
     } else {
         base.clone()
     };
+    let (chat_url, stream_url, embeddings_url) = match provider.wire_format() {
+        WireFormat::OpenAi => {
+            let chat = format!("{openai_base}/chat/completions");
+            (chat.clone(), chat, format!("{openai_base}/embeddings"))
+        }
+        WireFormat::Gemini => gemini_urls(&base, upstream_model),
+        WireFormat::Anthropic => {
+            let url = anthropic_url(&base);
+            (url.clone(), url, format!("{base}/v1/embeddings"))
+        }
+    };
     Ok(Route {
         provider,
         upstream_model: upstream_model.to_string(),
-        chat_url: format!("{openai_base}/chat/completions"),
-        embeddings_url: format!("{openai_base}/embeddings"),
+        chat_url,
+        stream_url,
+        embeddings_url,
         api_base: base,
-        compat_stand_in: provider.is_native_stand_in(),
     })
 }
 
@@ -199,11 +265,36 @@ mod tests {
         assert_eq!(r.chat_url, "https://api.minimax.io/v1/chat/completions");
 
         let r = route("gemini/gemini-2.5-flash", None).unwrap();
-        assert!(r.compat_stand_in);
+        assert_eq!(r.provider.wire_format(), WireFormat::Gemini);
         assert_eq!(
             r.chat_url,
-            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
         );
+        assert_eq!(
+            r.stream_url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        let r = route("anthropic/claude-sonnet-4-5", None).unwrap();
+        assert_eq!(r.chat_url, "https://api.anthropic.com/v1/messages");
+    }
+
+    #[test]
+    fn native_api_base_forms() {
+        for base in [
+            "http://m:1",
+            "http://m:1/v1beta",
+            "http://m:1/v1beta/models/gemini-2.5-flash",
+        ] {
+            let r = route("gemini/gemini-2.5-flash", Some(base)).unwrap();
+            assert_eq!(
+                r.chat_url, "http://m:1/v1beta/models/gemini-2.5-flash:generateContent",
+                "{base}"
+            );
+        }
+        for base in ["http://m:1", "http://m:1/v1", "http://m:1/v1/messages/"] {
+            let r = route("anthropic/claude-sonnet-4-5", Some(base)).unwrap();
+            assert_eq!(r.chat_url, "http://m:1/v1/messages", "{base}");
+        }
     }
 
     #[test]

@@ -1,15 +1,47 @@
 //! Provider usage → tollgate's disjoint buckets → OpenAI's convention.
 //!
-//! | provider field (plain and streamed final chunk)        | bucket / OpenAI field                        |
-//! |--------------------------------------------------------|----------------------------------------------|
-//! | `prompt_tokens`                                        | all input (OpenAI convention, incl. cached)  |
-//! | `prompt_tokens_details.cached_tokens`                  | cache read                                   |
-//! | DeepSeek `prompt_cache_hit_tokens`                     | cache read (when `cached_tokens` is absent)  |
-//! | `prompt_tokens_details.cache_creation_tokens`, OpenRouter `cache_write_tokens`, `cache_creation_input_tokens` | cache write |
-//! | `completion_tokens`                                    | output + reasoning                           |
-//! | `completion_tokens_details.reasoning_tokens`           | reasoning                                    |
-//! | Gemini-compat `total_tokens` > prompt + completion      | the excess is reasoning left out of completion |
-//! | OpenRouter `usage.cost`                                | reported cost (kept beside tollgate's own)   |
+//! One table for every provider. Buckets: **in** (uncached input), **read** (cache read),
+//! **write** (cache write), **out** (visible output), **reason** (reasoning). The client's
+//! `usage` is rebuilt from the buckets: `prompt_tokens = in + read + write`,
+//! `completion_tokens = out + reason`, `prompt_tokens_details.cached_tokens = read`,
+//! `prompt_tokens_details.cache_creation_tokens = write` (when > 0, LiteLLM's name),
+//! `completion_tokens_details.reasoning_tokens = reason`.
+//!
+//! ### OpenAI-compatible family (plain `usage`; streamed: the final choice-less chunk, same fields)
+//!
+//! | provider field                                          | bucket                                       |
+//! |---------------------------------------------------------|----------------------------------------------|
+//! | `prompt_tokens`                                         | in + read + write (OpenAI convention)        |
+//! | `prompt_tokens_details.cached_tokens`                   | read                                         |
+//! | DeepSeek `prompt_cache_hit_tokens`                      | read (when `cached_tokens` is absent)        |
+//! | `prompt_tokens_details.cache_creation_tokens`, OpenRouter `cache_write_tokens`, `cache_creation_input_tokens` | write |
+//! | `completion_tokens`                                     | out + reason                                 |
+//! | `completion_tokens_details.reasoning_tokens`            | reason                                       |
+//! | Gemini-compat `total_tokens` > prompt + completion       | the excess is reason left out of completion  |
+//! | OpenRouter `usage.cost`                                 | reported cost (kept beside tollgate's own)   |
+//!
+//! ### Gemini `generateContent` (plain `usageMetadata`; streamed: `usageMetadata` of the LAST chunk —
+//! every chunk carries running totals, so they are replaced, never added)
+//!
+//! | provider field               | bucket                                                         |
+//! |------------------------------|----------------------------------------------------------------|
+//! | `promptTokenCount`           | in + read (it INCLUDES `cachedContentTokenCount`)              |
+//! | `toolUsePromptTokenCount`    | in (tool results fed back by server-side tools)                |
+//! | `cachedContentTokenCount`    | read (Gemini has no cache-write charge per request)            |
+//! | `candidatesTokenCount`       | out (it EXCLUDES thinking)                                     |
+//! | `thoughtsTokenCount`         | reason (outside `candidatesTokenCount`, so added to completion)|
+//! | `totalTokenCount`            | not read (derived)                                             |
+//!
+//! ### Anthropic Messages (plain `usage`; streamed: `message_start.message.usage`, overwritten
+//! field by field by `message_delta.usage`, whose counts are CUMULATIVE — replaced, never added)
+//!
+//! | provider field                 | bucket                                                       |
+//! |--------------------------------|--------------------------------------------------------------|
+//! | `input_tokens`                 | in (it EXCLUDES cache reads and writes)                      |
+//! | `cache_read_input_tokens`      | read                                                         |
+//! | `cache_creation_input_tokens`  | write (priced at `cache_creation_input_token_cost`)          |
+//! | `output_tokens`                | out + reason (thinking is billed as output)                  |
+//! | length of the thinking text    | reason = ⌈chars / 4⌉, at most `output_tokens`: Anthropic does not count thinking separately, so this split is an estimate (as LiteLLM's); the total and the cost at Claude's single output rate are exact |
 //!
 //! The buckets are the truth; the `usage` object sent back to the client is rebuilt from them so
 //! every client sees OpenAI's convention whichever provider answered.
@@ -75,6 +107,40 @@ pub fn normalize_openai_usage(u: &mut Value) -> ParsedUsage {
         }
     }
     parsed
+}
+
+/// Reads Gemini's `usageMetadata` (see the table above).
+pub fn parse_gemini_usage(m: &Value) -> ParsedUsage {
+    let prompt = uint(m, &["promptTokenCount"]).unwrap_or(0) + uint(m, &["toolUsePromptTokenCount"]).unwrap_or(0);
+    let cached = uint(m, &["cachedContentTokenCount"]).unwrap_or(0);
+    let candidates = uint(m, &["candidatesTokenCount"]).unwrap_or(0);
+    let thoughts = uint(m, &["thoughtsTokenCount"]).unwrap_or(0);
+    ParsedUsage {
+        usage: Usage::from_openai(prompt, candidates + thoughts, cached, 0, thoughts),
+        reported_cost_usd: None,
+    }
+}
+
+/// Reads Anthropic's `usage` (see the table above). `thinking_chars` is the length of the
+/// thinking text of the answer, the only measure of reasoning Anthropic gives.
+pub fn parse_anthropic_usage(u: &Value, thinking_chars: u64) -> ParsedUsage {
+    let output = uint(u, &["output_tokens"]).unwrap_or(0);
+    let reasoning = estimate_reasoning_tokens(thinking_chars).min(output);
+    ParsedUsage {
+        usage: Usage {
+            input: uint(u, &["input_tokens"]).unwrap_or(0),
+            cache_read: uint(u, &["cache_read_input_tokens"]).unwrap_or(0),
+            cache_write: uint(u, &["cache_creation_input_tokens"]).unwrap_or(0),
+            output: output - reasoning,
+            reasoning,
+        },
+        reported_cost_usd: None,
+    }
+}
+
+/// Reasoning tokens of a thinking text Anthropic reports only inside `output_tokens`.
+pub fn estimate_reasoning_tokens(thinking_chars: u64) -> u64 {
+    thinking_chars.div_ceil(4)
 }
 
 #[cfg(test)]
@@ -145,5 +211,49 @@ mod tests {
         normalize_openai_usage(&mut u);
         assert_eq!(u["prompt_tokens_details"]["audio_tokens"], 0);
         assert_eq!(u["prompt_tokens_details"]["cached_tokens"], 5);
+    }
+
+    #[test]
+    fn gemini_thoughts_are_outside_candidates_and_cache_inside_prompt() {
+        let p = parse_gemini_usage(&json!({
+            "promptTokenCount": 1000, "cachedContentTokenCount": 600, "candidatesTokenCount": 50,
+            "thoughtsTokenCount": 200, "totalTokenCount": 1250
+        }));
+        assert_eq!(
+            p.usage,
+            Usage {
+                input: 400,
+                cache_read: 600,
+                cache_write: 0,
+                output: 50,
+                reasoning: 200
+            }
+        );
+        assert_eq!(p.usage.total_tokens(), 1250);
+    }
+
+    #[test]
+    fn anthropic_input_excludes_cache_and_thinking_is_split_out_of_output() {
+        let p = parse_anthropic_usage(
+            &json!({"input_tokens": 10, "cache_read_input_tokens": 500, "cache_creation_input_tokens": 300,
+                    "output_tokens": 120}),
+            401,
+        );
+        assert_eq!(
+            p.usage,
+            Usage {
+                input: 10,
+                cache_read: 500,
+                cache_write: 300,
+                output: 19,
+                reasoning: 101
+            }
+        );
+        assert_eq!(p.usage.prompt_tokens(), 810);
+        // Never more reasoning than output.
+        assert_eq!(
+            parse_anthropic_usage(&json!({"output_tokens": 3}), 400).usage.reasoning,
+            3
+        );
     }
 }

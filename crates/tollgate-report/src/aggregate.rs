@@ -501,6 +501,10 @@ impl<'o> Acc<'o> {
     }
 
     fn add(&mut self, mut r: Record) {
+        // A workflow run's own record sums its steps, which are counted one by one.
+        if r.rollup {
+            return;
+        }
         if !self.keep(&r) {
             self.filtered += 1;
             return;
@@ -903,7 +907,8 @@ impl<'o> Acc<'o> {
             cost: CostTotals {
                 total_usd: total_cost,
                 logged_usd: logged_total,
-                difference_usd: diff_total,
+                // Float noise from summing the same costs two ways is not a difference.
+                difference_usd: diff_total.map(|d| if d.abs() < 1e-12 { 0.0 } else { d }),
                 reasoning_usd,
                 saved_usd: self.saved,
                 unpriced_models,

@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +21,10 @@ use crate::sqlite::{self, DB_FILE_NAME};
 /// Records per transaction. Large enough to amortise the commit, small enough that a burst is
 /// visible to readers within milliseconds.
 const BATCH: usize = 256;
+
+/// How long the writer waits for more records after the first of a batch. Bounds how stale the
+/// store can be (readers see a record at most this much later) and caps wake-ups at ~100/s.
+const LINGER: Duration = Duration::from_millis(10);
 
 /// Minimum time between two "records dropped" warnings, so a saturated writer does not also
 /// flood the log.
@@ -280,27 +284,46 @@ impl Sinks {
     }
 }
 
-/// The writer thread's loop: block for one record, take whatever else is queued (up to a batch),
-/// write, repeat. Ends once the channel is closed and empty.
+/// The writer thread's loop: block for one record, take whatever else is queued, linger briefly
+/// for more (up to a batch), write, repeat. Ends once the channel is closed and empty.
 fn drain(mut rx: mpsc::Receiver<Message>, mut sinks: Sinks, counters: &Counters) {
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
+    let mut closing = false;
     loop {
         match rx.blocking_recv() {
             None => break,
             Some(Message::Record(record)) => batch.push(*record),
             // Closing the receiver refuses new sends but keeps what is queued for us to drain.
-            Some(Message::Close) => rx.close(),
-        }
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(Message::Record(record)) => batch.push(*record),
-                Ok(Message::Close) => rx.close(),
-                Err(_) => break,
+            Some(Message::Close) => {
+                rx.close();
+                closing = true;
             }
+        }
+        take_queued(&mut rx, &mut batch, &mut closing);
+        // At moderate rates records arrive one at a time, so without a linger every request
+        // costs its own SQLite transaction, JSONL flush and cross-thread wake-up. While the
+        // thread sleeps, submitters push without waking anyone. Shutdown does not wait.
+        if !closing && !batch.is_empty() && batch.len() < BATCH {
+            std::thread::sleep(LINGER);
+            take_queued(&mut rx, &mut batch, &mut closing);
         }
         if !batch.is_empty() {
             sinks.write(&batch, counters);
             batch.clear();
+        }
+    }
+}
+
+/// Moves what is already queued into `batch`, without waiting, up to [`BATCH`].
+fn take_queued(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Record>, closing: &mut bool) {
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(Message::Record(record)) => batch.push(*record),
+            Ok(Message::Close) => {
+                rx.close();
+                *closing = true;
+            }
+            Err(_) => break,
         }
     }
 }

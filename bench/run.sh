@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# tollgate vs LiteLLM, side by side, in one run on this machine. Writes ../BENCHMARKS.md.
+#
+#   bench/run.sh                 # full run (~15 min on a fresh 2-core machine, most of it builds)
+#   BENCH_SECONDS=8 bench/run.sh # longer measurement per rate (default 5 s)
+#   BENCH_QUICK=1 bench/run.sh   # smoke run: 2 rates, 1 body size, 2 s each, small report file
+#
+# Everything it installs stays under bench/ (gitignored): oha in bench/.tools, LiteLLM and DuckDB
+# in bench/.venv, generated bodies, logs and the 300 MB LiteLLM log in bench/out.
+# Only loopback is used; LiteLLM is told not to fetch its price map or send telemetry.
+set -euo pipefail
+
+OHA_VERSION=1.16.0
+LITELLM_VERSION=1.108.7
+DUCKDB_VERSION=1.5.6
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# 1. oha, pinned, built from crates.io into bench/.tools (its own target dir: no lock on the
+#    workspace's).
+OHA="$BENCH_DIR/.tools/bin/oha"
+if ! { [ -x "$OHA" ] && "$OHA" --version 2>/dev/null | grep -q " $OHA_VERSION"; }; then
+    log "installing oha $OHA_VERSION (cargo install --locked)"
+    cargo install oha --version "$OHA_VERSION" --locked --root "$BENCH_DIR/.tools" \
+        --target-dir "$BENCH_DIR/.tools/build"
+fi
+
+# 2. LiteLLM (proxy extras) and DuckDB, pinned, in their own venv.
+PY="$BENCH_DIR/.venv/bin/python"
+if ! { [ -x "$PY" ] && "$PY" -c "import importlib.metadata as m; assert m.version('litellm')=='$LITELLM_VERSION' and m.version('duckdb')=='$DUCKDB_VERSION'" 2>/dev/null; }; then
+    log "installing litellm[proxy]==$LITELLM_VERSION and duckdb==$DUCKDB_VERSION into bench/.venv"
+    python3 -m venv "$BENCH_DIR/.venv"
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q "litellm[proxy]==$LITELLM_VERSION" "duckdb==$DUCKDB_VERSION"
+fi
+
+# 3. tollgate, release build.
+log "building tollgate (release)"
+cargo build --release -p tollgate
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+
+# 4. Measure and write BENCHMARKS.md. The harness uses the standard library only.
+log "running the harness"
+exec "$PY" "$BENCH_DIR/harness.py" \
+    --tollgate "$TARGET_DIR/release/tollgate" \
+    --oha "$OHA" \
+    --litellm "$BENCH_DIR/.venv/bin/litellm" \
+    --python "$PY" \
+    --out-dir "$BENCH_DIR/out" \
+    --markdown "$ROOT/BENCHMARKS.md" \
+    --versions "oha=$OHA_VERSION,litellm=$LITELLM_VERSION,duckdb=$DUCKDB_VERSION" \
+    "$@"

@@ -1,0 +1,147 @@
+//! The gateway's own cost, exported for Prometheus on `GET /metrics`.
+//!
+//! The headline series is `tollgate_overhead_seconds`: per request, total time in the handler
+//! minus the time spent waiting on the provider (the same `overhead_ms` every record carries).
+//! Observing is a few relaxed atomic adds on a pre-resolved histogram, so it stays on the hot
+//! path; building the text happens only when something scrapes.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+use tollgate_store::RecordWriter;
+
+/// Bucket bounds in seconds: 10 µs to 1 s. Dense below 1 ms, where a healthy gateway lives, so
+/// p50/p99 of the overhead can be read from the buckets without a per-request log.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_15, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.002,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// Upstream time spans provider latencies: 100 µs (a local mock) to 10 min (a long reasoning call).
+const UPSTREAM_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// The series one gateway exports. Each gateway owns its own registry, so several gateways in one
+/// process (tests, benches) do not mix their counts.
+pub struct Metrics {
+    registry: Registry,
+    overhead_plain: Histogram,
+    overhead_stream: Histogram,
+    upstream: Histogram,
+    requests: IntCounter,
+    records_written: IntGauge,
+    records_dropped: IntGauge,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the metrics registry: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl Metrics {
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let overhead = prometheus::HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_overhead_seconds",
+                "Time the gateway itself spent on a request: total handler time minus time waiting on the provider (for streams: before sending plus per chunk).",
+            )
+            .buckets(OVERHEAD_BUCKETS.to_vec()),
+            &["stream"],
+        )?;
+        let upstream = Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_upstream_seconds",
+                "Time spent waiting on the provider, from sending the request to the end of its answer.",
+            )
+            .buckets(UPSTREAM_BUCKETS.to_vec()),
+        )?;
+        let requests = IntCounter::new(
+            "tollgate_requests_total",
+            "Requests that produced a record (success or failure; unauthenticated ones are not counted).",
+        )?;
+        let records_written = IntGauge::new(
+            "tollgate_records_written_total",
+            "Records the writer stored in every sink.",
+        )?;
+        let records_dropped = IntGauge::new(
+            "tollgate_records_dropped_total",
+            "Records dropped because the writer's queue was full.",
+        )?;
+        registry.register(Box::new(overhead.clone()))?;
+        registry.register(Box::new(upstream.clone()))?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(records_written.clone()))?;
+        registry.register(Box::new(records_dropped.clone()))?;
+        Ok(Metrics {
+            registry,
+            // Resolved once, so observing never hashes a label.
+            overhead_plain: overhead.get_metric_with_label_values(&["false"])?,
+            overhead_stream: overhead.get_metric_with_label_values(&["true"])?,
+            upstream,
+            requests,
+            records_written,
+            records_dropped,
+        })
+    }
+
+    /// Called once per finished record. Requests that never reached a provider have no overhead
+    /// split and count only in `tollgate_requests_total`.
+    pub fn observe(&self, stream: bool, overhead_ms: Option<f64>, upstream_ms: Option<f64>) {
+        self.requests.inc();
+        if let Some(o) = overhead_ms {
+            let h = if stream {
+                &self.overhead_stream
+            } else {
+                &self.overhead_plain
+            };
+            h.observe(o / 1000.0);
+        }
+        if let Some(u) = upstream_ms {
+            self.upstream.observe(u / 1000.0);
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self, writer: &RecordWriter) -> String {
+        // Read at scrape time: the writer keeps its own counters.
+        self.records_written
+            .set(i64::try_from(writer.written()).unwrap_or(i64::MAX));
+        self.records_dropped
+            .set(i64::try_from(writer.dropped()).unwrap_or(i64::MAX));
+        let mut out = Vec::with_capacity(8 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!("cannot encode metrics: {e}");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observations_land_in_the_right_series() {
+        let m = Metrics::new().unwrap();
+        m.observe(false, Some(0.04), Some(1.5));
+        m.observe(false, Some(0.2), Some(2.0));
+        m.observe(true, Some(0.5), Some(30.0));
+        m.observe(false, None, None);
+        let families = m.registry.gather();
+        let overhead = families
+            .iter()
+            .find(|f| f.name() == "tollgate_overhead_seconds")
+            .unwrap();
+        let count = |label: &str| {
+            overhead
+                .get_metric()
+                .iter()
+                .find(|mm| mm.get_label().iter().any(|l| l.value() == label))
+                .map(|mm| mm.get_histogram().get_sample_count())
+                .unwrap()
+        };
+        assert_eq!(count("false"), 2);
+        assert_eq!(count("true"), 1);
+        let requests = families.iter().find(|f| f.name() == "tollgate_requests_total").unwrap();
+        assert_eq!(requests.get_metric()[0].get_counter().get_value(), 4.0);
+    }
+}

@@ -1,0 +1,253 @@
+//! Choosing a deployment and deciding what to do after a failure, with LiteLLM's
+//! `router_settings` semantics: strategies, per-deployment rpm/tpm limits, cooldown after
+//! `allowed_fails`, retries with exponential backoff and jitter (honouring `Retry-After`), and the
+//! order of fallback groups.
+//!
+//! State is per deployment and lives in the live state, so a reload starts it afresh.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tollgate_core::routing::{RouterSettings, Strategy};
+
+use crate::state::{Deployment, LiveState, ModelGroup};
+
+/// Longest wait between two retries, whatever `Retry-After` asks for: a client is waiting.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// First backoff step when `retry_after` is not set.
+const BASE_BACKOFF: Duration = Duration::from_millis(100);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Requests, tokens and failures in the current minute (LiteLLM's windows are per minute too).
+#[derive(Debug, Default)]
+struct Window {
+    minute: u64,
+    requests: u64,
+    tokens: u64,
+    fails: u32,
+}
+
+impl Window {
+    fn roll(&mut self, now_ms: u64) {
+        let minute = now_ms / 60_000;
+        if minute != self.minute {
+            *self = Window {
+                minute,
+                ..Window::default()
+            };
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct DeploymentStats {
+    in_flight: AtomicU64,
+    /// Moving average of successful latencies, microseconds (0: no sample yet).
+    latency_us: AtomicU64,
+    cooldown_until_ms: AtomicU64,
+    window: Mutex<Window>,
+}
+
+impl DeploymentStats {
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub fn cooling_down(&self) -> bool {
+        self.cooldown_until_ms.load(Ordering::Relaxed) > now_ms()
+    }
+
+    fn usage(&self) -> (u64, u64) {
+        match self.window.lock() {
+            Ok(mut w) => {
+                w.roll(now_ms());
+                (w.requests, w.tokens)
+            }
+            Err(_) => (0, 0),
+        }
+    }
+
+    /// Called when a request is sent to this deployment.
+    pub fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut w) = self.window.lock() {
+            w.roll(now_ms());
+            w.requests += 1;
+        }
+    }
+
+    /// Called once per started request when it ends.
+    pub fn finished(&self, ok: bool, latency_ms: f64, tokens: u64, settings: &RouterSettings) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
+        let Ok(mut w) = self.window.lock() else { return };
+        w.roll(now_ms());
+        w.tokens += tokens;
+        if ok {
+            let sample = (latency_ms * 1000.0) as u64;
+            let old = self.latency_us.load(Ordering::Relaxed);
+            // An average that forgets: recent latency matters, one outlier does not dominate.
+            let new = if old == 0 { sample } else { (old * 4 + sample) / 5 };
+            self.latency_us.store(new.max(1), Ordering::Relaxed);
+        } else {
+            w.fails += 1;
+            if w.fails > settings.allowed_fails {
+                let until = now_ms() + (settings.cooldown_time * 1000.0) as u64;
+                self.cooldown_until_ms.store(until, Ordering::Relaxed);
+                w.fails = 0;
+                tracing::warn!(
+                    "deployment cooling down for {} s after repeated failures",
+                    settings.cooldown_time
+                );
+            }
+        }
+    }
+}
+
+fn within_limits(d: &Deployment) -> bool {
+    let (requests, tokens) = d.stats.usage();
+    d.config.rpm.is_none_or(|rpm| requests < rpm) && d.config.tpm.is_none_or(|tpm| tokens < tpm)
+}
+
+/// Picks a deployment of the group by the configured strategy, skipping deployments that are
+/// cooling down or at their rpm/tpm limit. `None` when every deployment is unavailable.
+pub fn pick(group: &ModelGroup, settings: &RouterSettings) -> Option<std::sync::Arc<Deployment>> {
+    let ready: Vec<&std::sync::Arc<Deployment>> = group
+        .deployments
+        .iter()
+        .filter(|d| !d.stats.cooling_down() && within_limits(d))
+        .collect();
+    if ready.is_empty() {
+        return None;
+    }
+    let chosen = match settings.strategy {
+        Strategy::SimpleShuffle => {
+            let weight = |d: &Deployment| {
+                d.config
+                    .weight
+                    .or(d.config.rpm.map(|r| r as f64))
+                    .or(d.config.tpm.map(|t| t as f64))
+                    .unwrap_or(1.0)
+                    .max(0.0)
+            };
+            let total: f64 = ready.iter().map(|d| weight(d)).sum();
+            let mut x = fastrand::f64() * total;
+            let mut pick = ready[ready.len() - 1];
+            for d in &ready {
+                x -= weight(d);
+                if x < 0.0 {
+                    pick = d;
+                    break;
+                }
+            }
+            pick
+        }
+        Strategy::LeastBusy => *ready.iter().min_by_key(|d| d.stats.in_flight())?,
+        // Untried deployments (0) go first, so every deployment gets measured.
+        Strategy::LatencyBasedRouting => *ready
+            .iter()
+            .min_by_key(|d| d.stats.latency_us.load(Ordering::Relaxed))?,
+        Strategy::UsageBasedRouting => *ready.iter().min_by_key(|d| d.stats.usage().1)?,
+    };
+    Some(chosen.clone())
+}
+
+/// Failures worth another try on the same group: rate limits, server errors, timeouts.
+pub fn retryable(status: u16) -> bool {
+    matches!(status, 408 | 409 | 425 | 429 | 500..=599)
+}
+
+/// A provider saying the prompt does not fit: `context_window_fallbacks` apply.
+pub fn is_context_window_error(status: u16, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (status == 400 || status == 413)
+        && [
+            "context length",
+            "context window",
+            "maximum context",
+            "too many tokens",
+            "prompt is too long",
+        ]
+        .iter()
+        .any(|p| m.contains(p))
+}
+
+/// Exponential backoff with full jitter, at least `retry_after` (config) and the provider's
+/// `Retry-After`.
+pub fn backoff(retry: u32, settings: &RouterSettings, provider_retry_after: Option<Duration>) -> Duration {
+    let base = Duration::from_secs_f64(settings.retry_after).max(BASE_BACKOFF);
+    let exp = base.saturating_mul(1u32 << retry.min(6));
+    let jittered = exp.mul_f64(0.5 + fastrand::f64() * 0.5);
+    jittered.max(provider_retry_after.unwrap_or_default()).min(MAX_BACKOFF)
+}
+
+/// Groups to try after `group` fails: its own fallbacks, else the defaults, at most
+/// `max_fallbacks`, never the group itself.
+pub fn fallbacks(live: &LiveState, group: &str, context_window: bool) -> Vec<String> {
+    let s = &live.config.router;
+    let own = if context_window {
+        s.context_window_fallbacks.get(group)
+    } else {
+        s.fallbacks.get(group)
+    };
+    let list = match own {
+        Some(l) => l.clone(),
+        None if !context_window => s.default_fallbacks.clone(),
+        None => Vec::new(),
+    };
+    list.into_iter().filter(|g| g != group).take(s.max_fallbacks).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_honours_retry_after_and_is_capped() {
+        let s = RouterSettings::default();
+        let b0 = backoff(0, &s, None);
+        assert!(
+            b0 >= Duration::from_millis(50) && b0 <= Duration::from_millis(100),
+            "{b0:?}"
+        );
+        let b3 = backoff(3, &s, None);
+        assert!(
+            b3 >= Duration::from_millis(400) && b3 <= Duration::from_millis(800),
+            "{b3:?}"
+        );
+        assert_eq!(backoff(0, &s, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(backoff(0, &s, Some(Duration::from_secs(600))), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn context_window_errors_are_recognised() {
+        assert!(is_context_window_error(
+            400,
+            "This model's maximum context length is 8192 tokens"
+        ));
+        assert!(is_context_window_error(
+            400,
+            "prompt is too long: 210000 tokens > 200000 maximum"
+        ));
+        assert!(!is_context_window_error(400, "invalid temperature"));
+        assert!(!is_context_window_error(500, "maximum context length"));
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(retryable(s), "{s}");
+        }
+        for s in [400, 401, 403, 404, 422] {
+            assert!(!retryable(s), "{s}");
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Retries, fallbacks, cooldown and workflows against the mock with failure injection, over
+//! real HTTP.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tollgate_core::{Record, RecordStatus};
+use tollgate_gateway::{LiveState, RunningGateway, ServeOptions};
+
+const KEY: &str = "sk-test-0123456789abcdef";
+
+async fn start_mock(rules: &[&str]) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let failures = rules
+        .iter()
+        .map(|r| tollgate_mock::parse_fail_rule(r).unwrap())
+        .collect();
+    tokio::spawn(tollgate_mock::serve(
+        l,
+        tollgate_mock::MockConfig {
+            failures,
+            ..Default::default()
+        },
+    ));
+    addr
+}
+
+/// An upstream that always answers 400 "maximum context length", like a provider whose context
+/// window the prompt exceeds.
+async fn small_context_upstream() -> SocketAddr {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"message": "This model's maximum context length is 4096 tokens", "type": "invalid_request_error", "code": "context_length_exceeded"}})),
+        )
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    addr
+}
+
+fn model(name: &str, upstream: &str, mock: SocketAddr) -> String {
+    format!(
+        "  - model_name: {name}\n    litellm_params:\n      model: {upstream}\n      api_base: http://{mock}/v1\n      api_key: k\n      input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n"
+    )
+}
+
+struct Gw {
+    gw: RunningGateway,
+    base: String,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+async fn gateway(yaml: &str) -> Gw {
+    let dir = tempfile::tempdir().unwrap();
+    let env = BTreeMap::new();
+    let cfg = tollgate_core::config::parse(yaml, &dir.path().join("config.yaml"), &env).unwrap();
+    let live = LiveState::build(cfg, 1, None, &env).unwrap();
+    let opts = ServeOptions {
+        port: 0,
+        data_dir: dir.path().join("data"),
+        watch_config: false,
+        ..ServeOptions::default()
+    };
+    let gw = tollgate_gateway::start(live, opts).await.unwrap();
+    let base = format!("http://{}", gw.addr);
+    Gw {
+        gw,
+        base,
+        dir,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Gw {
+    async fn chat(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn records(self) -> Vec<Record> {
+        self.gw.shutdown().await.unwrap();
+        tollgate_store::read_sqlite(&self.dir.path().join("data"))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+}
+
+fn ask(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Refactor the parser"}]})
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn retries_with_backoff_record_every_attempt_under_one_trace() {
+    // `flaky` fails every other request, starting with the first.
+    let mock = start_mock(&["flaky=0.5:500"]).await;
+    let yaml = format!(
+        "model_list:\n{}router_settings:\n  num_retries: 2\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("flaky", "openai/flaky", mock)
+    );
+    let g = gateway(&yaml).await;
+    let r = g.chat(ask("flaky")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-tollgate-attempts"), "2");
+    assert_eq!(header(&r, "x-litellm-attempted-retries"), "1");
+    assert_eq!(header(&r, "x-litellm-attempted-fallbacks"), "0");
+    let rid = header(&r, "x-tollgate-request-id");
+    let records = g.records().await;
+    assert_eq!(records.len(), 2);
+    let failed = records.iter().find(|r| r.status == RecordStatus::Failure).unwrap();
+    let ok = records.iter().find(|r| r.status == RecordStatus::Success).unwrap();
+    assert_eq!((failed.attempt, ok.attempt), (Some(1), Some(2)));
+    assert_eq!(failed.http_status, 500);
+    assert_eq!(failed.model_group, "flaky");
+    assert_eq!(failed.trace_id, ok.trace_id);
+    assert_eq!(ok.request_id, rid);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_non_retryable_errors_are_not_retried() {
+    let mock = start_mock(&["limited=0.5:429", "refuses=1.0:400"]).await;
+    let yaml = format!(
+        "model_list:\n{}{}router_settings:\n  num_retries: 3\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("limited", "openai/limited", mock),
+        model("refuses", "openai/refuses", mock)
+    );
+    let g = gateway(&yaml).await;
+    let t = Instant::now();
+    let r = g.chat(ask("limited")).await;
+    assert_eq!(r.status(), 200);
+    // The mock's 429 says Retry-After: 1; the retry waited for it.
+    assert!(t.elapsed() >= Duration::from_millis(950), "{:?}", t.elapsed());
+    let r = g.chat(ask("refuses")).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        header(&r, "x-tollgate-attempts"),
+        "1",
+        "a 400 is the client's problem: no retry"
+    );
+    g.records().await;
+}
+
+#[tokio::test]
+async fn fallbacks_default_fallbacks_and_aliases() {
+    let mock = start_mock(&["broken=1.0:500", "also-broken=1.0:503"]).await;
+    let yaml = format!(
+        "model_list:\n{}{}{}router_settings:\n  fallbacks: [{{broken: [good]}}]\n  default_fallbacks: [good]\n  model_group_alias: {{nice: good}}\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("broken", "openai/broken", mock),
+        model("also-broken", "openai/also-broken", mock),
+        model("good", "openai/good", mock)
+    );
+    let g = gateway(&yaml).await;
+    let r = g.chat(ask("broken")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-litellm-attempted-fallbacks"), "1");
+    assert_eq!(header(&r, "x-tollgate-model-group"), "good");
+    let r = g.chat(ask("also-broken")).await;
+    assert_eq!(r.status(), 200, "default_fallbacks cover groups without their own");
+    let r = g.chat(ask("nice")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-tollgate-model-group"), "good");
+    let models: Value = g
+        .http
+        .get(format!("{}/v1/models", g.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "nice"));
+    let records = g.records().await;
+    let failures: Vec<&str> = records
+        .iter()
+        .filter(|r| r.status == RecordStatus::Failure)
+        .map(|r| r.model_group.as_str())
+        .collect();
+    assert_eq!(failures, vec!["broken", "also-broken"]);
+}
+
+#[tokio::test]
+async fn context_window_errors_go_to_context_window_fallbacks() {
+    let small = small_context_upstream().await;
+    let mock = start_mock(&[]).await;
+    let yaml = format!(
+        "model_list:\n{}{}router_settings:\n  num_retries: 2\n  context_window_fallbacks: [{{small: [large]}}]\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("small", "openai/small", small),
+        model("large", "openai/large", mock)
+    );
+    let g = gateway(&yaml).await;
+    let r = g.chat(ask("small")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "x-tollgate-attempts"),
+        "2",
+        "no retry of the same group on a context error"
+    );
+    assert_eq!(header(&r, "x-tollgate-model-group"), "large");
+    g.records().await;
+}
+
+#[tokio::test]
+async fn failing_deployments_cool_down_and_recover() {
+    let mock = start_mock(&["dead-end=1.0:500"]).await;
+    let mut yaml = String::from("model_list:\n");
+    yaml.push_str(&model("pool", "openai/dead-end", mock));
+    yaml.push_str(&model("pool", "openai/healthy", mock));
+    yaml.push_str(&format!(
+        "router_settings:\n  num_retries: 3\n  allowed_fails: 0\n  cooldown_time: 1\ngeneral_settings:\n  master_key: {KEY}\n"
+    ));
+    let g = gateway(&yaml).await;
+    for _ in 0..10 {
+        assert_eq!(g.chat(ask("pool")).await.status(), 200);
+    }
+    let stats = |m: SocketAddr| async move {
+        let v: BTreeMap<String, u64> = reqwest::get(format!("http://{m}/mock/stats"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.get("dead-end").copied().unwrap_or(0)
+    };
+    // After its first failure the dead deployment cooled down: at most one request reached it.
+    assert_eq!(stats(mock).await, 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..20 {
+        assert_eq!(g.chat(ask("pool")).await.status(), 200);
+    }
+    assert_eq!(stats(mock).await, 2, "after the cooldown it is tried again, once");
+    let records = g.records().await;
+    assert_eq!(records.iter().filter(|r| r.status == RecordStatus::Failure).count(), 2);
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_before_its_first_byte_falls_back() {
+    let mock = start_mock(&["broken=1.0:502"]).await;
+    let yaml = format!(
+        "model_list:\n{}{}router_settings:\n  fallbacks: [{{broken: [good]}}]\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("broken", "openai/broken", mock),
+        model("good", "openai/good", mock)
+    );
+    let g = gateway(&yaml).await;
+    let mut body = ask("broken");
+    body["stream"] = json!(true);
+    let r = g.chat(body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-litellm-attempted-fallbacks"), "1");
+    let text = r.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    g.records().await;
+}
+
+fn workflow_config(mock: SocketAddr, grok_fails: bool) -> String {
+    let _ = grok_fails;
+    format!(
+        "model_list:\n{}{}{}{}workflows:\n  cf-x-normal:\n    description: plan, code, review\n    aliases: [cf-x]\n    output: combined\n    steps:\n      - {{role: planner, model: deepseek-v3.2, system: You plan.}}\n      - {{role: coder, model: grok-4.1-fast, fallbacks: [minimax-m2.1], system: You code., temperature: 0.3}}\n      - {{role: reviewer, model: gemini-2.5-flash, system: You review.}}\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("deepseek-v3.2", "deepseek/deepseek-v3.2", mock),
+        model("grok-4.1-fast", "xai/grok-4-1-fast-reasoning", mock),
+        model("minimax-m2.1", "minimax/MiniMax-M2.1", mock),
+        model("gemini-2.5-flash", "openai/gemini-2.5-flash", mock),
+    )
+}
+
+#[tokio::test]
+async fn a_workflow_runs_as_one_model_with_a_failing_step_falling_back() {
+    let mock = start_mock(&["grok-4-1-fast-reasoning=1.0:500"]).await;
+    let g = gateway(&workflow_config(mock, true)).await;
+    let models: Value = g
+        .http
+        .get(format!("{}/v1/models", g.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"cf-x-normal") && ids.contains(&"cf-x"), "{ids:?}");
+
+    let r = g.chat(ask("cf-x")).await;
+    assert_eq!(r.status(), 200);
+    let rid = header(&r, "x-tollgate-request-id");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "cf-x-normal");
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    for h in ["## Planner", "## Coder", "## Reviewer"] {
+        assert!(content.contains(h), "{content}");
+    }
+    let records = g.records().await;
+    let steps: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.workflow.as_deref() == Some("cf-x-normal") && !r.rollup)
+        .collect();
+    // planner, the failed grok attempt, minimax (the coder's fallback), reviewer.
+    assert_eq!(steps.len(), 4, "{steps:#?}");
+    assert!(
+        steps.iter().all(|s| s.trace_id == rid),
+        "every step shares the run's trace"
+    );
+    let failed = steps.iter().find(|s| s.status == RecordStatus::Failure).unwrap();
+    assert_eq!(
+        (failed.step_role.as_deref(), failed.model_group.as_str()),
+        (Some("coder"), "grok-4.1-fast")
+    );
+    let coder = steps
+        .iter()
+        .find(|s| s.step_role.as_deref() == Some("coder") && s.status == RecordStatus::Success)
+        .unwrap();
+    assert_eq!(coder.model_group, "minimax-m2.1");
+    assert_eq!(coder.step_index, Some(1));
+    // The response's usage is the sum of the successful steps; the run record says the same.
+    let ok: Vec<&&Record> = steps.iter().filter(|s| s.status == RecordStatus::Success).collect();
+    let prompt: u64 = ok.iter().map(|s| s.prompt_tokens).sum();
+    let completion: u64 = ok.iter().map(|s| s.completion_tokens).sum();
+    assert_eq!(v["usage"]["prompt_tokens"].as_u64(), Some(prompt));
+    assert_eq!(v["usage"]["completion_tokens"].as_u64(), Some(completion));
+    let run = records.iter().find(|r| r.rollup).unwrap();
+    assert_eq!(run.request_id, rid);
+    assert_eq!(run.prompt_tokens, prompt);
+    let step_cost: f64 = ok.iter().map(|s| s.cost_usd.unwrap()).sum();
+    assert!((run.cost_usd.unwrap() - step_cost).abs() < 1e-12);
+
+    // The report shows the workflow, its steps and the failed attempt, without double counting.
+    let report = tollgate_report::build_report(records.clone(), &tollgate_report::ReportOptions::default());
+    let json = serde_json::to_value(&report).unwrap();
+    let wf = json["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "cf-x-normal")
+        .unwrap();
+    assert_eq!(wf["runs"], 1);
+    assert!(wf.to_string().contains("coder"));
+    assert_eq!(json["requests"]["total"].as_u64(), Some(4));
+    assert!((json["cost"]["total_usd"].as_f64().unwrap() - step_cost).abs() < 1e-12);
+}
+
+#[tokio::test]
+async fn a_streamed_workflow_shows_progress_and_ends_with_the_whole_runs_usage() {
+    let mock = start_mock(&[]).await;
+    let g = gateway(&workflow_config(mock, false)).await;
+    let mut body = ask("cf-x-normal");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let r = g.chat(body).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    let chunks: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        chunks.iter().all(|c| c["model"] == "cf-x-normal"),
+        "every chunk names the workflow"
+    );
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))
+        .collect();
+    assert!(
+        content.contains("## Planner") && content.contains("## Reviewer"),
+        "{content}"
+    );
+    let usage = &chunks
+        .iter()
+        .rev()
+        .find(|c| c.get("usage").is_some_and(|u| !u.is_null()))
+        .unwrap()["usage"];
+    let records = g.records().await;
+    let steps: Vec<&Record> = records.iter().filter(|r| r.step_role.is_some() && !r.rollup).collect();
+    assert_eq!(steps.len(), 3);
+    let prompt: u64 = steps.iter().map(|s| s.prompt_tokens).sum();
+    assert_eq!(usage["prompt_tokens"].as_u64(), Some(prompt));
+    let run = records.iter().find(|r| r.rollup).unwrap();
+    assert_eq!(run.prompt_tokens, prompt);
+}
+
+#[tokio::test]
+async fn client_tools_surface_as_tool_calls_from_the_coder() {
+    let mock = start_mock(&[]).await;
+    let g = gateway(&workflow_config(mock, false)).await;
+    let body = json!({
+        "model": "cf-x",
+        "messages": [{"role": "user", "content": "Use the tool to read the file first"}],
+        "tools": [{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}],
+    });
+    let v: Value = g.chat(body).await.json().await.unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "read_file"
+    );
+    let records = g.records().await;
+    let roles: Vec<&str> = records.iter().filter_map(|r| r.step_role.as_deref()).collect();
+    assert!(
+        !roles.contains(&"reviewer"),
+        "the run stops at the tool call: {roles:?}"
+    );
+}

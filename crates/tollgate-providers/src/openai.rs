@@ -1,0 +1,296 @@
+//! OpenAI's chat-completions wire format: the identity path for the OpenAI-compatible family,
+//! and the OpenAI-side readers and writers the native translators share.
+//!
+//! Requests of the OpenAI family are serialised straight from the client's map with `model`
+//! and `stream_options` overlaid, so a large prompt is never cloned.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value, json};
+
+use crate::provider::Route;
+use crate::translate::{TranslateError, UpstreamRequest};
+use crate::usage::{ParsedUsage, normalize_openai_usage};
+
+/// The client's body with `model` replaced and, for streams, `stream_options.include_usage`
+/// forced on, written without copying the rest.
+struct Overlay<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+    stream: bool,
+}
+
+impl Serialize for Overlay<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        for (k, v) in self.body {
+            match k.as_str() {
+                "model" => {}
+                "stream_options" if self.stream => {}
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        if self.stream {
+            // Usage is needed for the record whether or not the client asked; the gateway drops
+            // the extra chunk again for clients that did not ask.
+            let mut opts = self
+                .body
+                .get("stream_options")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            opts.insert("include_usage".into(), Value::Bool(true));
+            map.serialize_entry("stream_options", &opts)?;
+        }
+        map.end()
+    }
+}
+
+pub fn build_request(
+    route: &Route,
+    api_key: Option<&str>,
+    body: &Map<String, Value>,
+    stream: bool,
+) -> Result<UpstreamRequest, TranslateError> {
+    let overlay = Overlay {
+        body,
+        model: &route.upstream_model,
+        stream,
+    };
+    let bytes = serde_json::to_vec(&overlay).map_err(|e| TranslateError::InvalidRequest(e.to_string()))?;
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if let Some(k) = api_key {
+        headers.push(("authorization".to_string(), format!("Bearer {k}")));
+    }
+    Ok(UpstreamRequest {
+        url: if stream {
+            route.stream_url.clone()
+        } else {
+            route.chat_url.clone()
+        },
+        headers,
+        body: bytes,
+        dropped: Vec::new(),
+    })
+}
+
+/// Reads a plain response and rewrites its usage into OpenAI's convention.
+pub fn translate_response(bytes: &[u8]) -> Result<(Value, ParsedUsage), String> {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let parsed = value
+        .get_mut("usage")
+        .filter(|u| u.is_object())
+        .map(normalize_openai_usage)
+        .unwrap_or_default();
+    Ok((value, parsed))
+}
+
+// ---- Readers of OpenAI requests, shared by the native translators ----
+
+/// A `data:` URL split into its media type and base64 payload.
+pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((
+        if media.is_empty() {
+            "application/octet-stream"
+        } else {
+            media
+        },
+        data,
+    ))
+}
+
+/// A media type guessed from a URL's extension, for providers that want one with a link.
+pub(crate) fn media_type_of_url(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+    match path.rsplit('.').next() {
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("pdf") => "application/pdf",
+        Some("mp3") => "audio/mp3",
+        Some("wav") => "audio/wav",
+        _ => "image/jpeg",
+    }
+}
+
+/// `reasoning_effort` as a thinking budget in tokens (LiteLLM's mapping); `Some(0)` turns
+/// thinking off.
+pub(crate) fn effort_budget(effort: &str) -> Option<u64> {
+    Some(match effort {
+        "none" | "disable" => 0,
+        "minimal" => 128,
+        "low" => 1024,
+        "medium" => 2048,
+        "high" => 4096,
+        _ => return None,
+    })
+}
+
+/// The thinking budget a request asks for: LiteLLM's Anthropic-style `thinking` object first,
+/// then `reasoning_effort`.
+pub(crate) fn requested_budget(body: &Map<String, Value>) -> Result<Option<u64>, TranslateError> {
+    if let Some(t) = body.get("thinking").filter(|t| !t.is_null()) {
+        return Ok(match t.get("type").and_then(Value::as_str) {
+            Some("disabled") => Some(0),
+            _ => t.get("budget_tokens").and_then(Value::as_u64),
+        });
+    }
+    match body.get("reasoning_effort") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(e)) => effort_budget(e).map(Some).ok_or_else(|| {
+            TranslateError::InvalidRequest(format!(
+                "reasoning_effort `{e}` is not one of none, minimal, low, medium, high"
+            ))
+        }),
+        Some(other) => Err(TranslateError::InvalidRequest(format!(
+            "reasoning_effort must be a string, not {other}"
+        ))),
+    }
+}
+
+/// `max_completion_tokens`, else `max_tokens`.
+pub(crate) fn requested_max_tokens(body: &Map<String, Value>) -> Option<u64> {
+    body.get("max_completion_tokens")
+        .and_then(Value::as_u64)
+        .or_else(|| body.get("max_tokens").and_then(Value::as_u64))
+}
+
+/// `stop` as a list.
+pub(crate) fn stop_sequences(stop: &Value) -> Vec<Value> {
+    match stop {
+        Value::String(s) => vec![Value::String(s.clone())],
+        Value::Array(a) => a.iter().filter(|s| s.is_string()).cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The JSON schema a `response_format` asks for: `Some(None)` for any JSON object.
+pub(crate) fn json_schema_of(response_format: &Value) -> Option<Option<&Value>> {
+    match response_format.get("type").and_then(Value::as_str) {
+        Some("json_object") => Some(None),
+        Some("json_schema") => Some(response_format.pointer("/json_schema/schema")),
+        _ => None,
+    }
+}
+
+/// The name of the function a tool call with `id` called, searched from the latest turn back,
+/// since tool messages name only the call id.
+pub(crate) fn tool_name_for(messages: &[Value], upto: usize, id: &str) -> Option<String> {
+    messages[..upto].iter().rev().find_map(|m| {
+        m.get("tool_calls")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("id").and_then(Value::as_str) == Some(id))?
+            .pointer("/function/name")?
+            .as_str()
+            .map(str::to_string)
+    })
+}
+
+/// A tool call's `arguments` string as a JSON object (providers want objects).
+pub(crate) fn arguments_object(call: &Value) -> Value {
+    match call.pointer("/function/arguments") {
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            serde_json::from_str(s).unwrap_or_else(|_| json!({ "_raw_arguments": s }))
+        }
+        Some(v @ Value::Object(_)) => v.clone(),
+        _ => json!({}),
+    }
+}
+
+// ---- Writers of OpenAI responses and chunks ----
+
+/// One `chat.completion.chunk` with a single choice.
+pub(crate) fn chunk(id: &str, created: u64, model: &str, index: u64, delta: Value, finish: Option<&str>) -> String {
+    json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
+    })
+    .to_string()
+}
+
+/// The last, choice-less chunk that carries usage (OpenAI's `include_usage` shape).
+pub(crate) fn usage_chunk(id: &str, created: u64, model: &str, usage: &ParsedUsage) -> String {
+    json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage.usage.to_openai_json(),
+    })
+    .to_string()
+}
+
+/// A plain `chat.completion`.
+pub(crate) fn completion(id: &str, created: u64, model: &str, choices: Vec<Value>, usage: &ParsedUsage) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": usage.usage.to_openai_json(),
+    })
+}
+
+/// An assistant message; absent parts are left out, and `content` is null only beside tool calls.
+pub(crate) fn message(content: &str, reasoning: &str, tool_calls: Vec<Value>, extra: Map<String, Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("role".into(), "assistant".into());
+    m.insert(
+        "content".into(),
+        if content.is_empty() && !tool_calls.is_empty() {
+            Value::Null
+        } else {
+            content.into()
+        },
+    );
+    if !reasoning.is_empty() {
+        m.insert("reasoning_content".into(), reasoning.into());
+    }
+    if !tool_calls.is_empty() {
+        m.insert("tool_calls".into(), Value::Array(tool_calls));
+    }
+    m.extend(extra);
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::route;
+
+    #[test]
+    fn overlay_rewrites_model_and_forces_usage_only() {
+        let r = route("deepseek/deepseek-v3.2", Some("http://m/v1")).unwrap();
+        let body: Map<String, Value> = serde_json::from_value(json!({
+            "model": "group", "messages": [], "x_unknown": 1, "stream_options": {"other": true}
+        }))
+        .unwrap();
+        let req = build_request(&r, Some("k"), &body, true).unwrap();
+        let sent: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            sent,
+            json!({"model": "deepseek-v3.2", "messages": [], "x_unknown": 1,
+                   "stream_options": {"other": true, "include_usage": true}})
+        );
+        assert!(req.headers.contains(&("authorization".into(), "Bearer k".into())));
+        let plain = build_request(&r, None, &body, false).unwrap();
+        let sent: Value = serde_json::from_slice(&plain.body).unwrap();
+        assert_eq!(sent["stream_options"], json!({"other": true}));
+    }
+
+    #[test]
+    fn data_urls() {
+        assert_eq!(parse_data_url("data:image/png;base64,AAA"), Some(("image/png", "AAA")));
+        assert_eq!(parse_data_url("https://x/y.png"), None);
+        assert_eq!(media_type_of_url("https://x/y.PNG?s=1"), "image/png");
+    }
+}
