@@ -1144,6 +1144,73 @@ general_settings:
     }
 
     #[test]
+    fn the_seed_tiers_example_loads_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cf-x-tiers.yaml");
+        let c = load(&path, &env(&[])).unwrap();
+        let names: Vec<&str> = c.workflows.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, vec!["cf-x-cheap", "cf-x-normal", "cf-x-premium"]);
+        let normal = c.workflows.iter().find(|w| w.name == "cf-x-normal").unwrap();
+        assert_eq!(normal.aliases, vec!["cf-x"]);
+        let roles: Vec<(&str, &str)> = normal
+            .steps
+            .iter()
+            .map(|s| (s.role.as_str(), s.model.as_str()))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                ("planner", "deepseek-v3.2"),
+                ("coder", "grok-4.1-fast"),
+                ("reviewer", "gemini-2.5-flash")
+            ]
+        );
+        assert_eq!(normal.steps[1].fallbacks, vec!["minimax-m2.1"]);
+        assert_eq!(normal.tool_step, "coder");
+        assert_eq!(c.router.num_retries, 1);
+        assert_eq!(c.router.fallbacks["grok-4.1-fast"], vec!["minimax-m2.1"]);
+    }
+
+    #[test]
+    fn a_workflow_step_naming_an_undefined_model_is_invalid() {
+        let yaml = "model_list:\n  - {model_name: a, litellm_params: {model: openai/x}}\nworkflows:\n  w:\n    steps:\n      - {role: planner, model: a}\n      - {role: coder, model: ghost}\n";
+        let err = parse(yaml, Path::new("c.yaml"), &env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("workflows.w.steps[1].model") && err.contains("ghost"),
+            "{err}"
+        );
+        let clash = "model_list:\n  - {model_name: a, litellm_params: {model: openai/x}}\nworkflows:\n  a:\n    steps: [{role: p, model: a}]\n";
+        assert!(
+            parse(clash, Path::new("c.yaml"), &env(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("already a model")
+        );
+    }
+
+    #[test]
+    fn router_settings_in_litellm_names() {
+        let yaml = "model_list:\n  - {model_name: a, litellm_params: {model: openai/x}}\n  - {model_name: b, litellm_params: {model: openai/y}}\nlitellm_settings:\n  num_retries: 4\nrouter_settings:\n  routing_strategy: latency-based-routing\n  allowed_fails: 2\n  cooldown_time: 9\n  context_window_fallbacks: [{a: [b]}]\n  model_group_alias: {fast: a}\n";
+        let c = parse(yaml, Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(c.router.num_retries, 4);
+        assert_eq!(c.router.strategy, crate::routing::Strategy::LatencyBasedRouting);
+        assert_eq!((c.router.allowed_fails, c.router.cooldown_time), (2, 9.0));
+        assert_eq!(c.router.context_window_fallbacks["a"], vec!["b"]);
+        assert_eq!(c.router.resolve("fast"), "a");
+        assert!(
+            c.warnings.iter().all(|w| !w.path.starts_with("router_settings")),
+            "{:?}",
+            c.warnings
+        );
+        let bad = yaml.replace("latency-based-routing", "fastest");
+        assert!(
+            parse(&bad, Path::new("c.yaml"), &env(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("routing_strategy")
+        );
+    }
+
+    #[test]
     fn includes_append_model_lists() {
         let dir = std::env::temp_dir().join(format!("tollgate-inc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use tollgate_core::record::prompt_sha256;
 use tollgate_core::{CacheState, Cost, ErrorKind, GatewayError, Record, RecordStatus};
 use tollgate_providers::sse::{error_event, event_bytes, inspect_chunk};
+use tollgate_providers::translate::StreamTranslator;
 use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
 
 use crate::cache::{CachedEntry, Lookup, RequestCache, ResponseCache, request_controls};
@@ -79,6 +80,10 @@ pub(crate) struct Draft {
     deployment: Option<Arc<Deployment>>,
     /// Upstream attempts so far, across retries and fallbacks (numbers each attempt's record).
     attempts: u32,
+    /// Time spent on failed attempts and their backoff: the providers' time, not overhead.
+    failed_upstream_ms: f64,
+    /// max_tokens hygiene: the client's values and the clamp applied for the chosen deployment.
+    max_tokens: crate::upstream::MaxTokens,
 }
 
 impl Draft {
@@ -104,6 +109,8 @@ impl Draft {
             record,
             deployment: None,
             attempts: 0,
+            failed_upstream_ms: 0.0,
+            max_tokens: Default::default(),
         }
     }
 
@@ -137,6 +144,8 @@ impl Draft {
             record,
             deployment: None,
             attempts: 0,
+            failed_upstream_ms: 0.0,
+            max_tokens: Default::default(),
         }
     }
 
@@ -173,7 +182,8 @@ impl Draft {
     }
 
     /// Writes the record of one failed upstream attempt; the request goes on with another.
-    fn attempt_failed(&self, d: &Deployment, attempt: u32, f: &Failure) {
+    fn attempt_failed(&mut self, d: &Deployment, attempt: u32, f: &Failure) {
+        self.failed_upstream_ms += f.upstream_ms;
         let mut r = self.record.clone();
         r.model_group = d.model_group.clone();
         r.model = d.model.clone();
@@ -224,7 +234,7 @@ impl Draft {
         self.record.http_status = status;
         self.record.upstream_ms = upstream_ms;
         if self.record.overhead_ms.is_none() {
-            self.record.overhead_ms = upstream_ms.map(|u| (latency - u).max(0.0));
+            self.record.overhead_ms = upstream_ms.map(|u| (latency - u - self.failed_upstream_ms).max(0.0));
         }
         if let Some(e) = error {
             self.record.status = RecordStatus::Failure;
@@ -544,6 +554,9 @@ pub(crate) async fn route_request(
                     tries.retries += 1;
                 }
                 body.insert("model".into(), Value::String(d.route.upstream_model.clone()));
+                if endpoint == Endpoint::Chat {
+                    draft.max_tokens.fit(body, &d);
+                }
                 let pre_ms = draft.elapsed_ms();
                 d.stats.started();
                 match send_once(app, &d, endpoint, body, stream).await {
@@ -565,6 +578,8 @@ pub(crate) async fn route_request(
                             break;
                         }
                         if retry < settings.num_retries {
+                            // Backoff is waiting on the provider too, not gateway overhead.
+                            draft.failed_upstream_ms += wait.as_secs_f64() * 1000.0;
                             tokio::time::sleep(wait).await;
                         }
                     }
@@ -606,24 +621,34 @@ async fn send_once(
         retry_after: None,
         upstream_ms: sent.elapsed().as_secs_f64() * 1000.0,
     };
-    let upstream_body = serde_json::to_vec(body).map_err(|e| {
-        fail(GatewayError::new(
-            ErrorKind::Internal,
-            format!("cannot encode request: {e}"),
-        ))
-    })?;
-    let url = match endpoint {
-        Endpoint::Chat => &d.route.chat_url,
-        Endpoint::Embeddings => &d.route.embeddings_url,
+    let mut req = match endpoint {
+        // Chat speaks the deployment's wire format (OpenAI's, Gemini's, Anthropic's).
+        Endpoint::Chat => {
+            let up = crate::upstream::build(d, body, stream).map_err(fail)?;
+            let mut req = app.http.post(up.url).body(up.body);
+            for (k, v) in &up.headers {
+                req = req.header(k, v);
+            }
+            req
+        }
+        Endpoint::Embeddings => {
+            let upstream_body = serde_json::to_vec(body).map_err(|e| {
+                fail(GatewayError::new(
+                    ErrorKind::Internal,
+                    format!("cannot encode request: {e}"),
+                ))
+            })?;
+            let mut req = app
+                .http
+                .post(&d.route.embeddings_url)
+                .header("content-type", "application/json")
+                .body(upstream_body);
+            if let Some(k) = &d.api_key {
+                req = req.bearer_auth(k.expose());
+            }
+            req
+        }
     };
-    let mut req = app
-        .http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(upstream_body);
-    if let Some(k) = &d.api_key {
-        req = req.bearer_auth(k.expose());
-    }
     for (k, v) in &d.extra_headers {
         req = req.header(k, v);
     }
@@ -683,16 +708,10 @@ fn plain_response(
     upstream_ms: f64,
     store_to: Option<(Arc<ResponseCache>, RequestCache)>,
 ) -> Response {
-    let mut value: Value = match serde_json::from_slice(&bytes) {
+    // The provider's answer as OpenAI's, usage in buckets, response hygiene applied.
+    let (mut value, parsed) = match crate::upstream::read_plain(deployment, &bytes, &draft.record.model_group) {
         Ok(v) => v,
-        Err(e) => {
-            let err = GatewayError::new(
-                ErrorKind::Upstream,
-                format!(
-                    "{} answered with something that is not JSON: {e}",
-                    deployment.route.provider.prefix()
-                ),
-            );
+        Err(err) => {
             let status = err.status;
             let mut resp = ApiError(err.clone()).into_response();
             set_id_headers(resp.headers_mut(), &draft.record.request_id, &draft.record.model_group);
@@ -700,11 +719,6 @@ fn plain_response(
             return resp;
         }
     };
-    let parsed = value
-        .get_mut("usage")
-        .filter(|u| u.is_object())
-        .map(normalize_openai_usage)
-        .unwrap_or_default();
     draft.set_usage(&parsed, deployment.price.as_ref());
     draft.record.finish_reason = value
         .pointer("/choices/0/finish_reason")
@@ -734,6 +748,7 @@ fn plain_response(
             cache: draft.record.cache.as_str(),
         },
     );
+    draft.max_tokens.tag(resp.headers_mut());
     draft.finish(200, Some(upstream_ms), None);
     resp
 }
@@ -952,8 +967,13 @@ pub(crate) fn stream_response(
     let stream_group = group.clone();
     let prelude = extras.prelude;
     let prior_usage = extras.prior_usage;
-    // Re-serialising every chunk costs a little; skip it when the names already agree.
-    let rename_model = deployment.route.upstream_model != group;
+    // Gemini and Anthropic events become OpenAI chunks; the OpenAI family has no translator.
+    let mut translator = StreamTranslator::for_route(&deployment.route, &group);
+    // Re-serialising every chunk costs a little; skip it when the names already agree
+    // (translated chunks already carry the group's name).
+    let rename_model = translator.is_none() && deployment.route.upstream_model != group;
+    let mut max_tokens_headers = HeaderMap::new();
+    draft.max_tokens.tag(&mut max_tokens_headers);
     let mut guard = StreamGuard {
         draft: Some(draft),
         sent,
@@ -970,7 +990,11 @@ pub(crate) fn stream_response(
         let mut saw_done = false;
         // Chunks as the client would get them with usage, kept only when the answer will be cached.
         let mut collected: Option<Vec<String>> = store_to.as_ref().map(|_| Vec::new());
+        let mut upstream_closed = false;
         loop {
+            if upstream_closed {
+                break;
+            }
             let remaining = stream_timeout.saturating_sub(sent.elapsed());
             let next = match tokio::time::timeout(remaining, events.next()).await {
                 Ok(n) => n,
@@ -982,8 +1006,17 @@ pub(crate) fn stream_response(
                 }
             };
             let t = Instant::now();
-            match next {
-                None => break,
+            // One upstream event → the OpenAI payloads it stands for: itself (OpenAI family,
+            // relayed as is), or what the translator makes of it.
+            let (relayed, translated): (Option<String>, Vec<String>) = match next {
+                None => match translator.as_mut() {
+                    // Gemini has no end event: its usage chunk and [DONE] come when it closes.
+                    Some(tr) => {
+                        upstream_closed = true;
+                        (None, tr.finish())
+                    }
+                    None => break,
+                },
                 Some(Err(e)) => {
                     let err = GatewayError::new(
                         ErrorKind::Upstream,
@@ -993,79 +1026,95 @@ pub(crate) fn stream_response(
                     guard.complete(Some(err));
                     return;
                 }
-                Some(Ok(ev)) => {
-                    if ev.data == "[DONE]" {
-                        saw_done = true;
-                        if let (Some((cache, rc)), Some(chunks), Some(d)) = (store_to.clone(), collected.take(), guard.draft.as_ref()) {
-                            let entry = d.cache_entry(rc.ttl_s, None, chunks);
-                            tokio::spawn(async move { cache.put(rc.key, entry).await });
+                Some(Ok(ev)) => match translator.as_mut() {
+                    None => (Some(ev.data), Vec::new()),
+                    Some(tr) => {
+                        let out = tr.on_event(&ev.event, &ev.data);
+                        if let Some(message) = tr.error() {
+                            let err = GatewayError::new(ErrorKind::Upstream, message.to_string())
+                                .with_code("upstream_stream_error");
+                            yield Ok(error_event(&err.message, err.type_str()));
+                            guard.complete(Some(err));
+                            return;
                         }
-                        guard.upstream_done_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
-                        guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
-                        yield Ok(event_bytes("[DONE]"));
-                        continue;
+                        (None, out)
                     }
-                    let out = match inspect_chunk(&ev.data) {
-                        None => {
-                            if let Some(c) = collected.as_mut() {
-                                c.push(ev.data.clone());
-                            }
-                            Some(event_bytes(&ev.data))
-                        }
-                        Some(info) => {
-                            if let Some(d) = guard.draft.as_mut() {
-                                if info.has_token && d.record.ttft_ms.is_none() {
-                                    d.record.ttft_ms = Some(d.elapsed_ms());
-                                }
-                                if info.finish_reason.is_some() {
-                                    d.record.finish_reason = info.finish_reason.clone();
-                                }
-                            }
-                            if info.usage.is_some() {
-                                let mut chunk: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
-                                let parsed = chunk.get_mut("usage").map(normalize_openai_usage).unwrap_or_default();
-                                if let Some(d) = guard.draft.as_mut() {
-                                    d.set_usage(&parsed, deployment.price.as_ref());
-                                }
-                                if let Some(prior) = prior_usage {
-                                    // The client is billed for the whole workflow run.
-                                    let mut total = parsed.usage;
-                                    total.add(&prior);
-                                    chunk["usage"] = total.to_openai_json();
-                                }
-                                if let Some(o) = chunk.as_object_mut() {
-                                    o.insert("model".into(), Value::String(stream_group.clone()));
-                                }
-                                let text = chunk.to_string();
-                                let out = (!info.choices_empty || client_wants_usage).then(|| event_bytes(&text));
-                                if let Some(c) = collected.as_mut() {
-                                    c.push(text);
-                                }
-                                out
-                            } else if rename_model {
-                                // Chunks name the group the client asked for, as plain responses do.
-                                let mut chunk: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
-                                if let Some(o) = chunk.as_object_mut() {
-                                    o.insert("model".into(), Value::String(stream_group.clone()));
-                                }
-                                let text = chunk.to_string();
-                                let out = Some(event_bytes(&text));
-                                if let Some(c) = collected.as_mut() {
-                                    c.push(text);
-                                }
-                                out
-                            } else {
-                                if let Some(c) = collected.as_mut() {
-                                    c.push(ev.data.clone());
-                                }
-                                Some(event_bytes(&ev.data))
-                            }
-                        }
-                    };
+                },
+            };
+            guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
+            for data in relayed.into_iter().chain(translated) {
+                let t = Instant::now();
+                if data == "[DONE]" {
+                    saw_done = true;
+                    if let (Some((cache, rc)), Some(chunks), Some(d)) = (store_to.clone(), collected.take(), guard.draft.as_ref()) {
+                        let entry = d.cache_entry(rc.ttl_s, None, chunks);
+                        tokio::spawn(async move { cache.put(rc.key, entry).await });
+                    }
+                    guard.upstream_done_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
                     guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
-                    if let Some(b) = out {
-                        yield Ok(b);
+                    yield Ok(event_bytes("[DONE]"));
+                    continue;
+                }
+                let out = match inspect_chunk(&data) {
+                    None => {
+                        if let Some(c) = collected.as_mut() {
+                            c.push(data.clone());
+                        }
+                        Some(event_bytes(&data))
                     }
+                    Some(info) => {
+                        if let Some(d) = guard.draft.as_mut() {
+                            if info.has_token && d.record.ttft_ms.is_none() {
+                                d.record.ttft_ms = Some(d.elapsed_ms());
+                            }
+                            if info.finish_reason.is_some() {
+                                d.record.finish_reason = info.finish_reason.clone();
+                            }
+                        }
+                        if info.usage.is_some() {
+                            let mut chunk: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                            let parsed = chunk.get_mut("usage").map(normalize_openai_usage).unwrap_or_default();
+                            if let Some(d) = guard.draft.as_mut() {
+                                d.set_usage(&parsed, deployment.price.as_ref());
+                            }
+                            if let Some(prior) = prior_usage {
+                                // The client is billed for the whole workflow run.
+                                let mut total = parsed.usage;
+                                total.add(&prior);
+                                chunk["usage"] = total.to_openai_json();
+                            }
+                            if let Some(o) = chunk.as_object_mut() {
+                                o.insert("model".into(), Value::String(stream_group.clone()));
+                            }
+                            let text = chunk.to_string();
+                            let out = (!info.choices_empty || client_wants_usage).then(|| event_bytes(&text));
+                            if let Some(c) = collected.as_mut() {
+                                c.push(text);
+                            }
+                            out
+                        } else if rename_model {
+                            // Chunks name the group the client asked for, as plain responses do.
+                            let mut chunk: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                            if let Some(o) = chunk.as_object_mut() {
+                                o.insert("model".into(), Value::String(stream_group.clone()));
+                            }
+                            let text = chunk.to_string();
+                            let out = Some(event_bytes(&text));
+                            if let Some(c) = collected.as_mut() {
+                                c.push(text);
+                            }
+                            out
+                        } else {
+                            if let Some(c) = collected.as_mut() {
+                                c.push(data.clone());
+                            }
+                            Some(event_bytes(&data))
+                        }
+                    }
+                };
+                guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
+                if let Some(b) = out {
+                    yield Ok(b);
                 }
             }
         }
@@ -1085,6 +1134,7 @@ pub(crate) fn stream_response(
     let h = resp.headers_mut();
     h.insert("content-type", HeaderValue::from_static("text/event-stream"));
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
+    h.extend(max_tokens_headers);
     tag_response(
         h,
         &ResponseTags {

@@ -13,6 +13,7 @@ pub mod reload;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod upstream;
 pub mod workflow;
 
 pub use server::{App, RunningGateway, ServeError, ServeOptions, start, startup_summary};

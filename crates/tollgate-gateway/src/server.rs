@@ -137,6 +137,24 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
             .collect();
         lines.push(format!("  model {g}: {}", parts.join("; ")));
     }
+    for w in &live.config.workflows {
+        let steps: Vec<String> = w.steps.iter().map(|s| format!("{} {}", s.role, s.model)).collect();
+        let aliases = if w.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (also {})", w.aliases.join(", "))
+        };
+        lines.push(format!("  workflow {}{aliases}: {}", w.name, steps.join(" → ")));
+    }
+    let r = &live.config.router;
+    lines.push(format!(
+        "  router: {:?}, {} retries, cooldown after {} fails for {} s, {} fallback rule(s)",
+        r.strategy,
+        r.num_retries,
+        r.allowed_fails,
+        r.cooldown_time,
+        r.fallbacks.len() + r.context_window_fallbacks.len() + usize::from(!r.default_fallbacks.is_empty())
+    ));
     lines.push(match &live.cache {
         Some(c) => format!("  cache: {}", c.describe()),
         None => {

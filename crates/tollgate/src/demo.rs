@@ -57,6 +57,17 @@ model_list:
       api_base: {mock_base}
       api_key: demo-key
       timeout: 30
+router_settings:
+  num_retries: 0
+workflows:
+  cf-x-normal:
+    description: Plan with DeepSeek, code with Grok, review with Gemini
+    aliases: [cf-x]
+    output: combined
+    steps:
+      - {{role: planner, model: deepseek-v3.2, system: "You are a planning assistant. Break the task into clear steps."}}
+      - {{role: coder, model: grok-4.1-fast, fallbacks: [minimax-m2.1], temperature: 0.3, system: "You are a coding assistant. Write the code for the plan."}}
+      - {{role: reviewer, model: gemini-2.5-flash, system: "You are a code reviewer. Review the code against the task and plan."}}
 general_settings:
   master_key: {master_key}
 "#
@@ -108,13 +119,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "Task {task}: add input validation to the `parse_config` function in src/config.rs and cover it with tests. {}",
             "Context from the open editor follows. ".repeat(20 + task * 15)
         );
-        // Planner: DeepSeek with a long stable system prompt (provider prompt caching kicks in).
-        let plan = chat(
+        // Roo Code in its usual mode: DeepSeek with a long, stable system prompt (the provider's
+        // prompt cache kicks in from the second task on).
+        chat(
             &client,
             &base,
             &master_key,
             &session,
-            "planner",
             json!({
                 "model": "deepseek-v3.2",
                 "messages": [
@@ -126,57 +137,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         sent += 1;
-        // Coder: Grok, and MiniMax when Grok fails, as the seed's orchestrator meant to.
-        let coder_body = |model: &str| {
-            json!({
-                "model": model,
-                "messages": [
-                    {"role": "system", "content": "You are a coding assistant. Write the code for the plan."},
-                    {"role": "user", "content": format!("{ask}\n\nPlan:\n{plan}")},
-                ],
-                "temperature": 0.3,
-            })
-        };
-        let mut code = chat(
-            &client,
-            &base,
-            &master_key,
-            &session,
-            "coder",
-            coder_body("grok-4.1-fast"),
-            false,
-        )
-        .await;
-        sent += 1;
-        if code.is_err() {
-            code = chat(
-                &client,
-                &base,
-                &master_key,
-                &session,
-                "coder",
-                coder_body("minimax-m2.1"),
-                true,
-            )
-            .await;
-            sent += 1;
-        }
-        let code = code.unwrap_or_default();
-        // Reviewer: Gemini.
+        // The same task through the cf-x workflow: plan → code → review inside the gateway,
+        // Grok's failures falling back to MiniMax.
         chat(
             &client,
             &base,
             &master_key,
             &session,
-            "reviewer",
-            json!({
-                "model": "gemini-2.5-flash",
-                "messages": [
-                    {"role": "system", "content": "You are a code reviewer."},
-                    {"role": "user", "content": format!("{ask}\n\nPlan:\n{plan}\n\nCode:\n{code}")},
-                ],
-                "max_tokens": 400,
-            }),
+            json!({"model": "cf-x", "messages": [{"role": "user", "content": ask}], "max_tokens": 600}),
             task % 3 == 0,
         )
         .await?;
@@ -187,6 +155,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     mock.abort();
 
     let records: Vec<Record> = tollgate_store::read_sqlite(&data_dir)?.collect::<Result<_, _>>()?;
+    // Workflow runs have their own rollup records; the summary, like the report, counts steps.
+    let records: Vec<Record> = records.into_iter().filter(|r| !r.rollup).collect();
     print_summary(&records);
     println!(
         "\n{} records written to {} ({} dropped).",
@@ -227,7 +197,6 @@ async fn chat(
     base: &str,
     key: &str,
     session: &str,
-    step: &str,
     mut body: Value,
     stream: bool,
 ) -> anyhow::Result<String> {
@@ -240,8 +209,6 @@ async fn chat(
         .bearer_auth(key)
         .header("user-agent", "RooCode/1.0.4")
         .header("x-session-id", session)
-        .header("x-tollgate-workflow", "cf-x-normal")
-        .header("x-tollgate-step", step)
         .json(&body)
         .send()
         .await?;
