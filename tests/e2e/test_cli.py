@@ -9,8 +9,12 @@ import httpx
 
 from conftest import ALL_SECRETS, GROUPS, LITELLM_CONFIG, base_env, run_tollgate
 
+# drop_params is not acted on (tollgate passes fields through); num_retries and routing_strategy
+# are, so they must not be reported as ignored.
 IGNORED_SETTINGS = [
     "litellm_settings.drop_params",
+]
+ACTED_ON_SETTINGS = [
     "litellm_settings.num_retries",
     "router_settings.routing_strategy",
 ]
@@ -30,6 +34,8 @@ def test_check_warns_about_settings_it_does_not_act_on(tmp_path, mock):
     warnings = [l for l in r.stdout.splitlines() if l.startswith("warning: ")]
     for setting in IGNORED_SETTINGS:
         assert any(l.startswith(f"warning: {config}: {setting}: ") for l in warnings), (setting, out)
+    for setting in ACTED_ON_SETTINGS:
+        assert not any(f": {setting}: " in l for l in warnings), (setting, out)
     # What it will serve: every group with its upstream and price.
     for group, model in GROUPS.items():
         assert re.search(rf"^  model {re.escape(group)}: {re.escape(model)} via {re.escape(mock.api_base)} \(\$", r.stdout, re.M), out
