@@ -82,6 +82,14 @@ pub enum ConfigError {
     },
 }
 
+/// Where to put a `cache_control` marker: every message of a role, or the message at an index
+/// (negative counts from the end).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InjectionPoint {
+    pub role: Option<String>,
+    pub index: Option<i64>,
+}
+
 /// One entry of `model_list`: a deployment serving a model group.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeploymentConfig {
@@ -100,6 +108,9 @@ pub struct DeploymentConfig {
     pub weight: Option<f64>,
     /// Headers sent upstream with every request (`litellm_params.extra_headers`).
     pub extra_headers: BTreeMap<String, String>,
+    /// LiteLLM's `cache_control_injection_points`: messages that get an Anthropic-style
+    /// `cache_control` marker, so a long stable prefix is cached by the provider.
+    pub cache_control_injection_points: Vec<InjectionPoint>,
     /// Per-deployment prices and limits from `litellm_params` and `model_info`.
     pub price_override: Price,
     pub model_info: ModelInfoConfig,
@@ -611,6 +622,7 @@ fn read_model_list(
             stream_timeout: None,
             weight: None,
             extra_headers: BTreeMap::new(),
+            cache_control_injection_points: Vec::new(),
             price_override: Price::default(),
             model_info: ModelInfoConfig::default(),
             index: i,
@@ -633,6 +645,23 @@ fn read_model_list(
                     for (hk, hv) in h {
                         let s = hv.as_str().map(str::to_string).unwrap_or_else(|| hv.to_string());
                         d.extra_headers.insert(hk.clone(), s);
+                    }
+                }
+                "cache_control_injection_points" => {
+                    let Value::Array(points) = v else {
+                        return Err(invalid(file, &p, "expected a list like [{location: message, role: system}]".into()));
+                    };
+                    for (i, pt) in points.iter().enumerate() {
+                        let role = pt.get("role").and_then(Value::as_str).map(str::to_string);
+                        let index = pt.get("index").and_then(Value::as_i64);
+                        if pt.get("location").and_then(Value::as_str) != Some("message") || (role.is_none() && index.is_none()) {
+                            return Err(invalid(
+                                file,
+                                &format!("{p}[{i}]"),
+                                "expected `{location: message, role: system}` or `{location: message, index: -1}`".into(),
+                            ));
+                        }
+                        d.cache_control_injection_points.push(InjectionPoint { role, index });
                     }
                 }
                 _ if set_price_field(&mut d.price_override, k, v) => {}

@@ -559,7 +559,17 @@ pub(crate) async fn route_request(
                 }
                 let pre_ms = draft.elapsed_ms();
                 d.stats.started();
-                match send_once(app, &d, endpoint, body, stream).await {
+                // Provider prompt caching markers are per deployment, so they go on a copy.
+                let marked;
+                let to_send: &Map<String, Value> = if d.config.cache_control_injection_points.is_empty() {
+                    body
+                } else {
+                    let mut b = body.clone();
+                    crate::prompt_cache::inject(&mut b, &d.config.cache_control_injection_points);
+                    marked = b;
+                    &marked
+                };
+                match send_once(app, &d, endpoint, to_send, stream).await {
                     Ok((sent, at)) => {
                         // `started` was counted above; the draft's finish reports the outcome.
                         draft.use_deployment(&d);

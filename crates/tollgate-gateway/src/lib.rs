@@ -9,6 +9,7 @@ pub mod cache;
 pub mod chat;
 pub mod edge;
 pub mod metrics;
+pub mod prompt_cache;
 pub mod reload;
 pub mod router;
 pub mod server;

@@ -625,3 +625,21 @@ async fn refuses_weak_master_keys_unless_insecure_dev() {
     assert_eq!(r.status(), 401);
     gw.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn cache_control_injection_points_mark_the_system_prompt_upstream() {
+    let (up, seen) = capture_upstream().await;
+    let yaml = config(up, "").replace(
+        "api_key: upstream-secret-key-123\n      timeout: 2",
+        "api_key: upstream-secret-key-123\n      cache_control_injection_points: [{location: message, role: system}]",
+    );
+    let g = gateway(&yaml).await;
+    let body = json!({"model": "deepseek-v3.2", "messages": [
+        {"role": "system", "content": "A long, stable system prompt."},
+        {"role": "user", "content": "hi"}]});
+    assert_eq!(g.post("/v1/chat/completions", body).await.status(), 200);
+    let sent = seen.lock().unwrap()[0].1.clone();
+    assert_eq!(sent["messages"][0]["content"][0]["cache_control"]["type"], "ephemeral");
+    assert_eq!(sent["messages"][1]["content"], "hi");
+    g.records().await;
+}
