@@ -171,6 +171,34 @@ async fn plain_step(
     }
 }
 
+/// A plain step bounded by the step's own `timeout`, when it has one.
+async fn timed_step(
+    app: &Arc<App>,
+    live: &LiveState,
+    step: &StepConfig,
+    body: Map<String, Value>,
+    draft: Draft,
+) -> Result<(StepResult, Usage, Option<f64>), GatewayError> {
+    let Some(secs) = step.timeout else {
+        return plain_step(app, live, step, body, draft).await;
+    };
+    // The step's attempts are recorded as they end; a step cut short leaves its record
+    // unwritten, so the run's record (a failure naming the step) is the trace of it.
+    match tokio::time::timeout(
+        std::time::Duration::from_secs_f64(secs),
+        plain_step(app, live, step, body, draft),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(GatewayError::new(
+            ErrorKind::Timeout,
+            format!("the step took longer than its timeout of {secs} s"),
+        )
+        .with_code("workflow_step_timeout")),
+    }
+}
+
 /// The run's own record: the totals of its steps, marked as a rollup.
 fn write_run_record(
     app: &App,
@@ -258,7 +286,7 @@ pub(crate) async fn run(
     for (i, step) in wf.steps.iter().enumerate() {
         let sbody = step_body(&body, &wf, step, &outputs);
         let draft = run.step(&wf.name, &step.role, i);
-        match plain_step(&app, &live, step, sbody, draft).await {
+        match timed_step(&app, &live, step, sbody, draft).await {
             Err(e) => {
                 let err = step_error(&wf, step, &e);
                 let latency = run.elapsed_ms();
@@ -339,7 +367,7 @@ fn stream_run(
                 yield Ok(chunk(&id, &wf.name, json!({"content": format!("> {} ({}) working…\n\n", step.role, step.model)}), None));
             }
             if i + 1 < n {
-                match plain_step(&app, &live, step, sbody, draft).await {
+                match timed_step(&app, &live, step, sbody, draft).await {
                     Err(e) => {
                         let err = step_error(&wf, step, &e);
                         yield Ok(error_event(&err.message, err.type_str()));

@@ -426,3 +426,25 @@ async fn client_tools_surface_as_tool_calls_from_the_coder() {
         "the run stops at the tool call: {roles:?}"
     );
 }
+
+#[tokio::test]
+async fn a_step_that_fails_after_its_fallbacks_ends_the_run_with_an_error_naming_it() {
+    let mock = start_mock(&["grok-4-1-fast-reasoning=1.0:500", "MiniMax-M2.1=1.0:timeout"]).await;
+    let yaml = workflow_config(mock, true).replace(
+        "fallbacks: [minimax-m2.1], system: You code., temperature: 0.3}",
+        "fallbacks: [minimax-m2.1], system: You code., temperature: 0.3, timeout: 1}",
+    );
+    let g = gateway(&yaml).await;
+    let r = g.chat(ask("cf-x")).await;
+    assert_eq!(r.status(), 504);
+    let v: Value = r.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("step `coder`") && msg.contains("timeout"), "{msg}");
+    let records = g.records().await;
+    let run = records.iter().find(|r| r.rollup).unwrap();
+    assert_eq!(run.status, RecordStatus::Failure);
+    assert!(
+        !records.iter().any(|r| r.step_role.as_deref() == Some("reviewer")),
+        "the run stopped at the coder"
+    );
+}
