@@ -5,7 +5,10 @@
 //! - `http/direct_mock_plain`: straight to the mock (the baseline),
 //! - `http/gateway_plain`: the same request through the gateway,
 //! - `http/direct_mock_stream`, `http/gateway_stream`: a streamed request (with usage) read to
-//!   `[DONE]`, straight to the mock and through the gateway.
+//!   `[DONE]`, straight to the mock and through the gateway,
+//! - `http/gateway_plain_cache_hit`: the plain request answered from the gateway's memory cache.
+//!   The cache runs `mode: default_off`, so only this benchmark's requests (which send
+//!   `cache: {use-cache: true}`) use it and the others measure the uncached path.
 //!
 //! The gateway runs as `tollgate serve` would: master key checked, every request priced and
 //! recorded to SQLite and JSONL in a temp data dir.
@@ -32,7 +35,7 @@ const MODEL: &str = "deepseek-v3.2";
 
 fn config_yaml(mock_base: &str) -> String {
     format!(
-        "model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: deepseek/deepseek-v3.2\n      api_base: {mock_base}\n      api_key: bench-upstream-key\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
+        "model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: deepseek/deepseek-v3.2\n      api_base: {mock_base}\n      api_key: bench-upstream-key\nlitellm_settings:\n  cache: true\n  cache_params: {{type: local, mode: default_off}}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
     )
 }
 
@@ -171,16 +174,39 @@ fn http_benches(c: &mut Criterion) {
     let rig = Rig::start();
     let plain_body = serde_json::to_vec(&chat_body(1024, false)).expect("encode");
     let stream_body = serde_json::to_vec(&chat_body(1024, true)).expect("encode");
+    let mut cached = chat_body(1024, false);
+    cached["cache"] = json!({"use-cache": true});
+    let cached_body = serde_json::to_vec(&cached).expect("encode");
     // Warm the connection pools (client → mock, client → gateway, gateway → mock) and report
     // what one exchange looks like.
     let (resp_plain, direct_stream, resp_stream) = rig.rt.block_on(async {
         plain(&rig.client, &rig.mock_url, &plain_body).await;
+        // Fills the cache entry the cache-hit benchmark reads.
+        plain(&rig.client, &rig.gateway_url, &cached_body).await;
         (
             plain(&rig.client, &rig.gateway_url, &plain_body).await,
             streamed(&rig.client, &rig.mock_url, &stream_body).await,
             streamed(&rig.client, &rig.gateway_url, &stream_body).await,
         )
     });
+    // The cache-hit benchmark must measure hits, not misses.
+    let cache_state = rig.rt.block_on(async {
+        let r = rig
+            .client
+            .post(&rig.gateway_url)
+            .bearer_auth(MASTER_KEY)
+            .header("content-type", "application/json")
+            .body(cached_body.clone())
+            .send()
+            .await
+            .expect("send");
+        r.headers()
+            .get("x-tollgate-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    });
+    assert_eq!(cache_state, "hit", "the cache-hit benchmark would not hit the cache");
     let events = rig.rt.block_on(async {
         let text = rig
             .client
@@ -218,6 +244,10 @@ fn http_benches(c: &mut Criterion) {
     g.bench_function("gateway_plain", |b| {
         b.to_async(&rig.rt)
             .iter(|| plain(&rig.client, &rig.gateway_url, &plain_body))
+    });
+    g.bench_function("gateway_plain_cache_hit", |b| {
+        b.to_async(&rig.rt)
+            .iter(|| plain(&rig.client, &rig.gateway_url, &cached_body))
     });
     g.bench_function("direct_mock_stream", |b| {
         b.to_async(&rig.rt)
