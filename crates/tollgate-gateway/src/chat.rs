@@ -906,7 +906,7 @@ struct StreamGuard {
     sent: Instant,
     upstream_done_ms: Option<f64>,
     gateway_ms: f64,
-    on_done: Option<Box<dyn FnOnce(&Record) + Send>>,
+    on_done: Option<OnDone>,
 }
 
 impl StreamGuard {
@@ -943,6 +943,9 @@ impl Drop for StreamGuard {
     }
 }
 
+/// Told the finished record of a streamed request (a workflow writes its run record from it).
+pub(crate) type OnDone = Box<dyn FnOnce(&Record) + Send>;
+
 /// What a workflow adds around the stream of its last step.
 #[derive(Default)]
 pub(crate) struct StreamExtras {
@@ -953,8 +956,7 @@ pub(crate) struct StreamExtras {
     /// Usage of earlier steps, added to the usage chunk the client sees.
     pub prior_usage: Option<tollgate_core::Usage>,
     /// Called with the step's finished record, so the workflow can write its run record.
-    #[allow(clippy::type_complexity)]
-    pub on_done: Option<Box<dyn FnOnce(&Record) + Send>>,
+    pub on_done: Option<OnDone>,
 }
 
 #[allow(clippy::too_many_arguments)]
