@@ -17,7 +17,6 @@ use serde_json::{Map, Value, json};
 use tollgate_core::routing::{StepConfig, WorkflowConfig, WorkflowOutput};
 use tollgate_core::{ErrorKind, GatewayError, Record, RecordStatus, Usage};
 use tollgate_providers::sse::{error_event, event_bytes};
-use tollgate_providers::usage::normalize_openai_usage;
 
 use crate::chat::{Draft, Endpoint, Failure, Sent, StreamExtras, route_request, stream_response};
 use crate::edge::{ApiError, ResponseTags, tag_response};
@@ -136,12 +135,14 @@ async fn plain_step(
         }
         Ok((d, Sent::Plain(bytes), sent, _)) => {
             let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
-            let mut v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let parsed = v
-                .get_mut("usage")
-                .filter(|u| u.is_object())
-                .map(normalize_openai_usage)
-                .unwrap_or_default();
+            // Every wire format (OpenAI family, Gemini, Anthropic) comes back in OpenAI's shape.
+            let (v, parsed) = match crate::upstream::read_plain(&d, &bytes, &d.model_group) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    draft.finish(e.status, Some(upstream_ms), Some(&e));
+                    return Err(e);
+                }
+            };
             draft.set_usage(&parsed, d.price.as_ref());
             let msg = v.pointer("/choices/0/message").cloned().unwrap_or(Value::Null);
             let result = StepResult {

@@ -448,3 +448,32 @@ async fn a_step_that_fails_after_its_fallbacks_ends_the_run_with_an_error_naming
         "the run stopped at the coder"
     );
 }
+
+#[tokio::test]
+async fn a_workflow_over_native_anthropic_and_gemini_steps_reads_their_answers() {
+    let mock = start_mock(&[]).await;
+    let yaml = format!(
+        "model_list:\n{}{}workflows:\n  cf-x-premium:\n    steps:\n      - {{role: planner, model: claude}}\n      - {{role: coder, model: claude}}\n      - {{role: reviewer, model: gemini}}\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("claude", "anthropic/claude-sonnet-4-5", mock),
+        model("gemini", "gemini/gemini-2.5-flash", mock),
+    );
+    let g = gateway(&yaml).await;
+    let v: Value = g.chat(ask("cf-x-premium")).await.json().await.unwrap();
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    for section in content.split("## ").filter(|s| !s.is_empty()) {
+        let (_, body) = section.split_once('\n').unwrap();
+        assert!(!body.trim().is_empty(), "every step answered: {content}");
+    }
+    let records = g.records().await;
+    let steps: Vec<&Record> = records.iter().filter(|r| r.step_role.is_some() && !r.rollup).collect();
+    assert_eq!(steps.len(), 3);
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.status == RecordStatus::Success && s.prompt_tokens > 0 && s.completion_tokens > 0)
+    );
+    assert_eq!(
+        v["usage"]["prompt_tokens"].as_u64(),
+        Some(steps.iter().map(|s| s.prompt_tokens).sum())
+    );
+}

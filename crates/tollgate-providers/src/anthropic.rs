@@ -321,6 +321,31 @@ pub fn build_request(
         }
         _ => false,
     };
+    if thinking {
+        // Anthropic refuses these beside thinking; they are left out and reported as dropped.
+        if out.get("temperature").and_then(Value::as_f64).is_some_and(|t| t != 1.0) {
+            out.remove("temperature");
+            dropped.push("temperature (not allowed with thinking)".to_string());
+        }
+        if out.get("top_p").and_then(Value::as_f64).is_some_and(|p| p < 0.95) {
+            out.remove("top_p");
+            dropped.push("top_p (below 0.95 is not allowed with thinking)".to_string());
+        }
+        if out.remove("top_k").is_some() {
+            dropped.push("top_k (not allowed with thinking)".to_string());
+        }
+        if let Some(c) = &mut tool_choice
+            && matches!(c.get("type").and_then(Value::as_str), Some("any" | "tool"))
+        {
+            // Only `auto` and `none` may be combined with thinking.
+            let keep_parallel = c.get("disable_parallel_tool_use").cloned();
+            *c = json!({"type": "auto"});
+            if let Some(p) = keep_parallel {
+                c["disable_parallel_tool_use"] = p;
+            }
+            dropped.push("tool_choice (a forced tool is not allowed with thinking; sent as auto)".to_string());
+        }
+    }
     if let Some(schema) = body.get("response_format").and_then(openai::json_schema_of) {
         let schema = schema.cloned().unwrap_or_else(|| json!({"type": "object"}));
         let only_tool = tools.is_empty();
