@@ -71,6 +71,8 @@ pub struct Record {
     pub completion_tokens: u64,
     pub reasoning_tokens: u64,
     pub cached_tokens: u64,
+    /// The provider reported its prompt-cache reads (even 0); false when it said nothing.
+    pub cached_tokens_reported: bool,
     pub cache_creation_tokens: u64,
     /// `None` when the model has no price: never a silent $0.
     pub cost_usd: Option<f64>,

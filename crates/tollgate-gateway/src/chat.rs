@@ -208,6 +208,7 @@ impl Draft {
         self.record.set_usage(&parsed.usage);
         self.record.set_cost(price.and_then(|p| p.cost(&parsed.usage)));
         self.record.reported_cost_usd = parsed.reported_cost_usd;
+        self.record.cached_tokens_reported = parsed.cache_reported;
     }
 
     /// What a cache hit on this answer will replay and account.

@@ -54,6 +54,9 @@ use tollgate_core::Usage;
 pub struct ParsedUsage {
     pub usage: Usage,
     pub reported_cost_usd: Option<f64>,
+    /// The provider said how many prompt tokens came from its cache (even 0). Without it a
+    /// report cannot tell "no caching" from "caching not reported".
+    pub cache_reported: bool,
 }
 
 fn uint(v: &Value, path: &[&str]) -> Option<u64> {
@@ -87,6 +90,10 @@ pub fn parse_openai_usage(u: &Value) -> ParsedUsage {
     ParsedUsage {
         usage: Usage::from_openai(prompt, completion, cached, cache_write, reasoning),
         reported_cost_usd: u.get("cost").and_then(Value::as_f64),
+        cache_reported: u
+            .pointer("/prompt_tokens_details/cached_tokens")
+            .is_some_and(|c| !c.is_null())
+            || u.get("prompt_cache_hit_tokens").is_some_and(|c| !c.is_null()),
     }
 }
 
@@ -118,6 +125,7 @@ pub fn parse_gemini_usage(m: &Value) -> ParsedUsage {
     ParsedUsage {
         usage: Usage::from_openai(prompt, candidates + thoughts, cached, 0, thoughts),
         reported_cost_usd: None,
+        cache_reported: m.get("cachedContentTokenCount").is_some(),
     }
 }
 
@@ -135,6 +143,7 @@ pub fn parse_anthropic_usage(u: &Value, thinking_chars: u64) -> ParsedUsage {
             reasoning,
         },
         reported_cost_usd: None,
+        cache_reported: u.get("cache_read_input_tokens").is_some(),
     }
 }
 
@@ -166,6 +175,18 @@ mod tests {
             }
         );
         assert_eq!(p.reported_cost_usd, None);
+    }
+
+    #[test]
+    fn a_reported_zero_is_not_the_same_as_nothing_reported() {
+        assert!(
+            parse_openai_usage(&json!({"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": 0}}))
+                .cache_reported
+        );
+        assert!(parse_openai_usage(&json!({"prompt_tokens": 5, "prompt_cache_hit_tokens": 0})).cache_reported);
+        assert!(!parse_openai_usage(&json!({"prompt_tokens": 5, "completion_tokens": 1})).cache_reported);
+        assert!(parse_anthropic_usage(&json!({"input_tokens": 5, "cache_read_input_tokens": 0}), 0).cache_reported);
+        assert!(!parse_gemini_usage(&json!({"promptTokenCount": 5})).cache_reported);
     }
 
     #[test]

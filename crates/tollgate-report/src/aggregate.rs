@@ -344,6 +344,8 @@ struct ModelAcc {
     recomputed_vs_logged: (u64, f64, f64),
     provider_prompt: u64,
     provider_cached: u64,
+    /// Some request of this model carried the provider's cache count (even 0).
+    provider_cache_reported: bool,
     provider_prompt_sizes: Vec<f64>,
     unpriced: u64,
     unpriced_tokens: u64,
@@ -692,6 +694,7 @@ impl<'o> Acc<'o> {
             m.latencies.push(r.latency_ms);
             m.provider_prompt += r.prompt_tokens;
             m.provider_cached += r.cached_tokens;
+            m.provider_cache_reported |= r.cached_tokens_reported || r.cached_tokens > 0;
             m.provider_prompt_sizes.push(r.prompt_tokens as f64);
             if let Some(t) = r.ttft_ms.filter(|_| r.stream) {
                 m.ttft.push(t);
@@ -827,7 +830,7 @@ impl<'o> Acc<'o> {
                 provider_cache: ProviderCache {
                     prompt_tokens: m.provider_prompt,
                     cached_tokens: m.provider_cached,
-                    share: (m.provider_cached > 0 && m.provider_prompt > 0)
+                    share: (m.provider_cache_reported && m.provider_prompt > 0)
                         .then(|| m.provider_cached as f64 / m.provider_prompt as f64),
                 },
                 unpriced_requests: m.unpriced,

@@ -250,7 +250,9 @@ fn ms_between(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<f64>
 /// Fills token fields and both costs. A response-cache hit cost nothing upstream; what it would
 /// have cost is its saving.
 fn account(r: &mut Record, usage: Option<&UsageObj>, prices: &PriceTable, reported_saved: Option<f64>) {
-    let cached = usage.and_then(UsageObj::cached).unwrap_or(0);
+    let cached_reported = usage.and_then(UsageObj::cached);
+    r.cached_tokens_reported = cached_reported.is_some();
+    let cached = cached_reported.unwrap_or(0);
     let creation = usage.and_then(UsageObj::cache_creation).unwrap_or(0);
     let reasoning = usage.and_then(UsageObj::reasoning).unwrap_or(0);
     let u = Usage::from_openai(r.prompt_tokens, r.completion_tokens, cached, creation, reasoning);
