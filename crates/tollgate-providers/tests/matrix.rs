@@ -59,6 +59,7 @@ fn check(model: &str, case: &Case) {
     let streamed = ParsedUsage {
         usage: t.usage().usage,
         reported_cost_usd: None,
+        cache_reported: t.usage().cache_reported,
     };
     assert_eq!(
         streamed.usage, plain.usage,
