@@ -254,6 +254,20 @@ def run_oha(oha, url, body_path, key, seconds, rate, conns):
     }
 
 
+def settle(pids, limit_s=15.0):
+    """Waits until the servers are idle (under 10 % of a core over 0.3 s), so a backlog left by an
+    overloaded run (LiteLLM keeps working on requests the client gave up on) does not land in
+    the next measurement. Returns the seconds waited."""
+    t0 = time.monotonic()
+    all_pids = [p for root in pids for p in tree(root)]
+    while time.monotonic() - t0 < limit_s:
+        c0 = cpu_ticks(all_pids)
+        time.sleep(0.3)
+        if (cpu_ticks(all_pids) - c0) / CLK_TCK / 0.3 < 0.10:
+            break
+    return time.monotonic() - t0
+
+
 def conns_for(rate):
     # Enough connections that the schedule, not the pool, limits the rate (open loop): oha's
     # latency correction times each request from its scheduled start.
@@ -300,7 +314,7 @@ def report_bench(args, out_dir):
     tg_cmd = [args.tollgate, "report", path, "--format", "json", "--no-progress"]
     dk_cmd = [args.python, os.path.join(os.path.dirname(__file__), "duckdb_summary.py"), path]
     # Warm the page cache once for both, then alternate so drift hits both equally.
-    timed(["cat", path])
+    subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=False)
     tg, dk = [], []
     tg_out = dk_out = b""
     for _ in range(args.report_repeats):
@@ -334,7 +348,7 @@ def report_bench(args, out_dir):
         "duckdb": {k: med(dk, k) for k in ("wall_s", "cpu_s", "max_rss_mb")}
         | {"runs": [x["wall_s"] for x in dk], "query_s": dkj["query_s"]},
         "check": check,
-        "tg_cmd": " ".join(["tollgate"] + tg_cmd[1:]).replace(os.path.dirname(out_dir) + "/", ""),
+        "tg_cmd": " ".join(["tollgate"] + tg_cmd[1:]).replace(os.path.dirname(os.path.dirname(out_dir)) + "/", ""),
     }
 
 
@@ -497,7 +511,7 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
         f"`deepseek/deepseek-v3.2` at the mock, `general_settings.master_key`.\n"
         f"- **Load**: `oha -z {seconds}s -q RATE --latency-correction -c 64|128` (open loop: requests are sent on a "
         "fixed schedule and each latency is timed from its *scheduled* start, so a stalled server cannot hide "
-        "queueing); **saturation** = closed loop `oha -z {seconds}s -c 64` without `-q`. Before the runs each target gets a "
+        f"queueing); **saturation** = closed loop `oha -z {seconds}s -c 64` without `-q`. Before the runs each target gets a "
         "warm-up. At each rate the three targets run back to back (direct, tollgate, LiteLLM).\n"
         "- **Bodies**: chat requests of ~1 KB and ~16 KB (a system prompt plus a user turn), plain and streamed "
         "(`stream_options.include_usage`). Latency is to the end of the response body (the whole stream).\n"
@@ -583,12 +597,13 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
         o.append("Both agree on the summary (tollgate's `logged_cost_usd` is LiteLLM's `response_cost`, summed):\n")
         o.append("| model_group | requests (DuckDB / tollgate) | prompt tokens | completion tokens | cost USD |")
         o.append("|---|---|---|---|---|")
+        n = lambda v: "–" if v is None else f"{v:,}"  # noqa: E731
         for c in rb["check"]:
             cost_t = c["tollgate_logged_cost"]
             cost_t = "–" if cost_t is None else f"{cost_t:.4f}"
             o.append(
-                f"| {c['model']} | {c['duckdb_requests']:,} / {c['tollgate_requests']} | {c['duckdb_prompt']:,} / {c['tollgate_prompt']} | "
-                f"{c['duckdb_completion']:,} / {c['tollgate_completion']} | {c['duckdb_cost']:.4f} / {cost_t} |"
+                f"| {c['model']} | {c['duckdb_requests']:,} / {n(c['tollgate_requests'])} | {c['duckdb_prompt']:,} / {n(c['tollgate_prompt'])} | "
+                f"{c['duckdb_completion']:,} / {n(c['tollgate_completion'])} | {c['duckdb_cost']:.4f} / {cost_t} |"
             )
         o.append("")
 
@@ -665,7 +680,10 @@ def main():
     ap.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
     ap.add_argument("--skip-load", action="store_true", help="only the report benchmark")
     ap.add_argument("--skip-report", action="store_true")
+    ap.add_argument("--render-only", action="store_true", help="rewrite BENCHMARKS.md from out-dir/results.json (e.g. after editing notes.md)")
     args = ap.parse_args()
+    for k in ("tollgate", "oha", "litellm", "python"):
+        setattr(args, k, os.path.abspath(getattr(args, k)))
     args.versions = dict(kv.split("=", 1) for kv in args.versions.split(",") if "=" in kv)
     global RATES, KINDS
     if args.quick:
@@ -676,6 +694,11 @@ def main():
     seconds = int(args.seconds)
     out = os.path.abspath(args.out_dir)
     os.makedirs(out, exist_ok=True)
+    if args.render_only:
+        with open(os.path.join(out, "results.json")) as f:
+            saved = json.load(f)
+        render(args, saved)
+        return 0
     info = machine_info(args)
     load_before = open("/proc/loadavg").read().split()[:3]
     t_start = time.monotonic()
@@ -740,6 +763,8 @@ def main():
             wait_ready(f"{bases['tollgate']}/health/liveliness", tg.proc)
             log("tollgate ready; waiting for LiteLLM")
             wait_ready(f"{bases['litellm']}/health/liveliness", ll.proc)
+            # The first worker answers before the second has finished importing; let both come up.
+            time.sleep(15)
             pids = {"direct": servers[0].pid, "tollgate": tg.pid, "litellm": ll.pid}
             # Sanity: every target answers both kinds of body.
             for target, base in bases.items():
@@ -749,8 +774,11 @@ def main():
                     if status != 200 or (name.startswith("stream") and b"[DONE]" not in body):
                         raise RuntimeError(f"{target} {name}: HTTP {status}: {body[:300]!r}")
             log("all targets answer; warming up")
+            # LiteLLM is warmed gently (a heavier warm-up leaves it a backlog that lands in the first runs).
             for target, base in bases.items():
-                run_oha(args.oha, f"{base}/v1/chat/completions", bodies[next(iter(bodies))], key, 2, 200, 32)
+                rate = 30 if target == "litellm" else 300
+                run_oha(args.oha, f"{base}/v1/chat/completions", bodies[next(iter(bodies))], key, 4, rate, 32)
+            settle(pids.values())
 
             for name in bodies:
                 litellm_limit = None
@@ -778,7 +806,9 @@ def main():
                             litellm_limit = r["achieved"]
                         results.append(row)
                         log(f"{name} {rate or 'sat'} {target}: achieved {r['achieved']:.0f}/s p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} errors {r['errors']} rss {row['rss_mb']:.1f} MB cpu {row['cpu']:.0f}%")
-                        time.sleep(0.5)
+                        waited = settle(pids.values())
+                        if waited > 2:
+                            log(f"waited {waited:.1f} s for the servers to go idle")
             direct = {(r["kind"], r["offered"]): r for r in results if r["target"] == "direct"}
             for r in results:
                 d = direct.get((r["kind"], r["offered"]))
@@ -797,17 +827,36 @@ def main():
         rb = report_bench(args, out)
     elapsed = time.monotonic() - t_start
     load_after = open("/proc/loadavg").read().split()[:3]
+    prev_path = os.path.join(out, "results.json")
+    if args.skip_load and os.path.exists(prev_path):
+        # Only the report was rerun: keep the load results of the last full run.
+        with open(prev_path) as f:
+            prev = json.load(f)
+        results, hist, elapsed_load = prev["results"], prev["hist"], prev["load_s"]
+        info, load_before, seconds = prev["info"], prev["load_before"].split(), prev["seconds"]
+        elapsed = prev["elapsed_s"] - (prev["report"] or {}).get("elapsed_s", 0) + (time.monotonic() - t_start)
+    saved = {
+        "info": info, "results": results, "hist": hist, "report": rb, "load_s": elapsed_load, "elapsed_s": elapsed,
+        "load_before": " ".join(load_before), "load_after": " ".join(load_after), "seconds": seconds,
+    }
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"info": info, "results": results, "hist": hist, "report": rb, "load_s": elapsed_load}, f, indent=1)
-    svg_path = os.path.join(os.path.dirname(os.path.abspath(args.markdown)), "bench", "added-latency.svg")
-    if results:
-        svg_chart(results, svg_path)
-    write_markdown(args, info, results, " ".join(load_before), " ".join(load_after), rb, hist, seconds, elapsed,
-                   os.path.relpath(svg_path, os.path.dirname(os.path.abspath(args.markdown))))
-    for row in targets(results, rb):
-        log(" | ".join(row))
+        json.dump(saved, f, indent=1)
+    render(args, saved)
     log(f"wrote {args.markdown} in {elapsed / 60:.1f} min")
     return 0
+
+
+def render(args, saved):
+    results, rb = saved["results"], saved["report"]
+    # JSON turns the saturation rate (None) into null and keeps it None; nothing else to restore.
+    svg_path = os.path.join(os.path.dirname(os.path.abspath(args.markdown)), "bench", "added-latency.svg")
+    if results:
+        os.makedirs(os.path.dirname(svg_path), exist_ok=True)
+        svg_chart(results, svg_path)
+    write_markdown(args, saved["info"], results, saved["load_before"], saved["load_after"], rb, saved["hist"],
+                   saved["seconds"], saved["elapsed_s"], os.path.relpath(svg_path, os.path.dirname(os.path.abspath(args.markdown))))
+    for row in targets(results, rb):
+        log(" | ".join(row))
 
 
 if __name__ == "__main__":
