@@ -3,6 +3,11 @@
 
 mod demo;
 
+/// A profile at saturation showed the system allocator at ~12% of the gateway's CPU (many small,
+/// short-lived JSON values per request); mimalloc's thread-local free lists fit that pattern.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
