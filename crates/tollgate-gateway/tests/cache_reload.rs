@@ -3,21 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tollgate_core::config::ProcessEnv;
 use tollgate_core::{CacheState, Record};
-use tollgate_gateway::{LiveState, RunningGateway, ServeOptions};
 
-const KEY: &str = "sk-test-0123456789abcdef";
+mod common;
+use common::{Gw, KEY, gateway, gateway_at};
 
 async fn start_mock() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(tollgate_mock::serve(l, tollgate_mock::MockConfig::default()));
-    addr
+    common::start_mock(&[]).await
 }
 
 async fn upstream_calls(mock: SocketAddr) -> u64 {
@@ -52,39 +48,6 @@ general_settings:
     )
 }
 
-struct Gw {
-    gw: RunningGateway,
-    base: String,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
-async fn gateway_at(config_path: &Path, dir: tempfile::TempDir, watch: bool) -> Gw {
-    let cfg = tollgate_core::config::load(config_path, &ProcessEnv).unwrap();
-    let live = LiveState::build(cfg, 1, None, &ProcessEnv).unwrap();
-    let opts = ServeOptions {
-        port: 0,
-        data_dir: dir.path().join("data"),
-        watch_config: watch,
-        ..ServeOptions::default()
-    };
-    let gw = tollgate_gateway::start(live, opts).await.unwrap();
-    let base = format!("http://{}", gw.addr);
-    Gw {
-        gw,
-        base,
-        dir,
-        http: reqwest::Client::new(),
-    }
-}
-
-async fn gateway(yaml: &str) -> Gw {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    gateway_at(&path, dir, false).await
-}
-
 impl Gw {
     async fn send(&self, body: &Value, headers: &[(&str, &str)]) -> (String, reqwest::header::HeaderMap, String) {
         let mut req = self
@@ -104,14 +67,6 @@ impl Gw {
 
     async fn state_of(&self, body: &Value) -> String {
         self.send(body, &[]).await.0
-    }
-
-    async fn records(self) -> Vec<Record> {
-        self.gw.shutdown().await.unwrap();
-        tollgate_store::read_sqlite(&self.dir.path().join("data"))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect()
     }
 }
 

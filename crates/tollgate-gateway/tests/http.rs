@@ -10,26 +10,14 @@ use axum::body::Body;
 use axum::response::Response;
 use serde_json::{Value, json};
 use tollgate_core::{Record, RecordStatus};
-use tollgate_gateway::{LiveState, RunningGateway, ServeOptions};
+use tollgate_gateway::{LiveState, ServeOptions};
 
-const KEY: &str = "sk-test-0123456789abcdef";
+mod common;
+use common::{KEY, gateway};
 
 /// The mock, with failures injected for the upstream models the error tests route to.
 async fn start_mock() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let failures = ["rate-limited=1.0:429", "broken=1.0:500", "hangs=1.0:timeout"]
-        .iter()
-        .map(|r| tollgate_mock::parse_fail_rule(r).unwrap())
-        .collect();
-    tokio::spawn(tollgate_mock::serve(
-        l,
-        tollgate_mock::MockConfig {
-            failures,
-            ..Default::default()
-        },
-    ));
-    addr
+    common::start_mock(&["rate-limited=1.0:429", "broken=1.0:500", "hangs=1.0:timeout"]).await
 }
 
 fn config(upstream: SocketAddr, extra: &str) -> String {
@@ -68,63 +56,6 @@ general_settings:
   master_key: {KEY}
 {extra}"#
     )
-}
-
-struct Gw {
-    gw: RunningGateway,
-    base: String,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
-async fn gateway(yaml: &str) -> Gw {
-    let dir = tempfile::tempdir().unwrap();
-    let env = BTreeMap::new();
-    let cfg = tollgate_core::config::parse(yaml, &dir.path().join("config.yaml"), &env).unwrap();
-    let live = LiveState::build(cfg, 7, None, &env).unwrap();
-    let opts = ServeOptions {
-        port: 0,
-        data_dir: dir.path().join("data"),
-        log_jsonl: Some(dir.path().join("records.jsonl")),
-        ..ServeOptions::default()
-    };
-    let gw = tollgate_gateway::start(live, opts).await.unwrap();
-    let base = format!("http://{}", gw.addr);
-    Gw {
-        gw,
-        base,
-        dir,
-        http: reqwest::Client::new(),
-    }
-}
-
-impl Gw {
-    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Stops the gateway (which writes every record) and reads the records back from SQLite.
-    async fn records(self) -> (Vec<Record>, String) {
-        let summary = self.gw.shutdown().await.unwrap();
-        assert_eq!(summary.dropped, 0);
-        let records: Vec<Record> = tollgate_store::read_sqlite(&self.dir.path().join("data"))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        let jsonl = std::fs::read_to_string(self.dir.path().join("records.jsonl")).unwrap();
-        assert_eq!(
-            jsonl.lines().count(),
-            records.len(),
-            "JSONL and SQLite hold the same records"
-        );
-        (records, jsonl)
-    }
 }
 
 fn chat(model: &str, content: &str) -> Value {
@@ -171,7 +102,7 @@ async fn plain_chat_is_priced_at_list_prices_and_tagged() {
         "header {header_cost} vs {expected}"
     );
 
-    let (records, jsonl) = g.records().await;
+    let (records, jsonl) = g.records_and_jsonl().await;
     assert_eq!(records.len(), 1);
     let r = &records[0];
     assert_eq!(r.request_id, rid);
@@ -194,7 +125,7 @@ async fn plain_chat_is_priced_at_list_prices_and_tagged() {
         "buckets add up to the total"
     );
     assert!((r.cost_reasoning_usd.unwrap() - reasoning as f64 * 0.40e-6).abs() < 1e-15);
-    assert_eq!(r.config_version, Some(7));
+    assert_eq!(r.config_version, Some(1));
     assert!(r.upstream_ms.is_some() && r.overhead_ms.is_some());
     assert_eq!(r.prompt_sha256.as_ref().map(String::len), Some(64));
     assert!(
@@ -221,7 +152,7 @@ async fn repeated_prefix_reports_provider_cache_reads_priced_at_the_cache_rate()
         Some(cached),
         "DeepSeek's own field survives"
     );
-    let (records, _) = g.records().await;
+    let (records, _) = g.records_and_jsonl().await;
     let r = records.iter().find(|r| r.cached_tokens > 0).unwrap();
     assert!((r.cost_cache_read_usd.unwrap() - r.cached_tokens as f64 * 0.028e-6).abs() < 1e-15);
 }
@@ -281,7 +212,7 @@ async fn streamed_usage_equals_plain_usage_and_is_recorded() {
     assert_eq!(with_usage, 0, "{events:?}");
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
 
-    let (records, _) = g.records().await;
+    let (records, _) = g.records_and_jsonl().await;
     assert_eq!(records.len(), 3);
     let streams: Vec<&Record> = records.iter().filter(|r| r.stream).collect();
     assert_eq!(streams.len(), 2);
@@ -381,7 +312,7 @@ async fn errors_use_openai_shape_and_status() {
     let r = g.post("/v1/chat/completions", json!({"model": "gpt-mini"})).await;
     assert_eq!(r.status(), 400, "messages are required");
 
-    let (records, _) = g.records().await;
+    let (records, _) = g.records_and_jsonl().await;
     let failures: Vec<(u16, &str)> = records
         .iter()
         .filter(|r| r.status == RecordStatus::Failure)
@@ -417,7 +348,7 @@ async fn unpriced_models_are_flagged_never_zero() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-tollgate-cost-usd"], "unpriced");
     assert!(r.headers().get("x-litellm-response-cost").is_none());
-    let (records, _) = g.records().await;
+    let (records, _) = g.records_and_jsonl().await;
     assert!(records[0].unpriced);
     assert_eq!(records[0].cost_usd, None);
     assert!(records[0].prompt_tokens > 0);
@@ -442,7 +373,7 @@ async fn sessions_come_from_header_body_or_metadata() {
     let mut c = chat("gpt-mini", "c");
     c["metadata"] = json!({"session_id": "s-meta"});
     g.post("/v1/chat/completions", c).await;
-    let (records, _) = g.records().await;
+    let (records, _) = g.records_and_jsonl().await;
     let mut sessions: Vec<String> = records.iter().filter_map(|r| r.session_id.clone()).collect();
     sessions.sort();
     assert_eq!(sessions, vec!["s-body", "s-header", "s-meta"]);
@@ -501,7 +432,7 @@ async fn unknown_fields_pass_through_and_gateway_fields_do_not() {
     assert!(sent.get("metadata").is_none() && sent.get("litellm_session_id").is_none());
     assert_eq!(headers["authorization"], "Bearer upstream-secret-key-123");
     assert_eq!(headers["x-team"], "blue");
-    g.records().await;
+    g.records_and_jsonl().await;
 }
 
 #[tokio::test]
@@ -516,7 +447,7 @@ async fn a_stream_that_breaks_midway_ends_with_an_error_event() {
     assert!(last["error"]["message"].as_str().unwrap().contains("before [DONE]"));
     // The gateway asked the upstream for usage even though the client did not.
     assert_eq!(seen.lock().unwrap()[0].1["stream_options"]["include_usage"], true);
-    let (records, _) = g.records().await;
+    let (records, _) = g.records_and_jsonl().await;
     assert_eq!(records[0].status, RecordStatus::Failure);
     assert_eq!(records[0].error_type.as_deref(), Some("upstream_error"));
 }
@@ -566,7 +497,7 @@ async fn models_info_health_and_embeddings() {
         .await
         .unwrap();
     assert_eq!(ready["status"], "healthy");
-    assert_eq!(ready["config_version"], 7);
+    assert_eq!(ready["config_version"], 1);
     assert!(ready["config_error"].is_null());
     assert_eq!(ready["cache"]["state"], "off");
 
@@ -576,7 +507,7 @@ async fn models_info_health_and_embeddings() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
-    let (records, _) = g.records().await;
+    let (records, _) = g.records_and_jsonl().await;
     let e = records.iter().find(|r| r.model_group == "embed").unwrap();
     assert!(e.prompt_tokens > 0);
     assert!((e.cost_usd.unwrap() - e.prompt_tokens as f64 * 2e-8).abs() < 1e-15);
@@ -641,5 +572,5 @@ async fn cache_control_injection_points_mark_the_system_prompt_upstream() {
     let sent = seen.lock().unwrap()[0].1.clone();
     assert_eq!(sent["messages"][0]["content"][0]["cache_control"]["type"], "ephemeral");
     assert_eq!(sent["messages"][1]["content"], "hi");
-    g.records().await;
+    g.records_and_jsonl().await;
 }

@@ -7,26 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tollgate_core::{Record, RecordStatus};
-use tollgate_gateway::{LiveState, RunningGateway, ServeOptions};
 
-const KEY: &str = "sk-test-0123456789abcdef";
-
-async fn start_mock(rules: &[&str]) -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let failures = rules
-        .iter()
-        .map(|r| tollgate_mock::parse_fail_rule(r).unwrap())
-        .collect();
-    tokio::spawn(tollgate_mock::serve(
-        l,
-        tollgate_mock::MockConfig {
-            failures,
-            ..Default::default()
-        },
-    ));
-    addr
-}
+mod common;
+use common::{KEY, gateway, start_mock};
 
 /// An upstream that always answers 400 "maximum context length", like a provider whose context
 /// window the prompt exceeds.
@@ -47,54 +30,6 @@ fn model(name: &str, upstream: &str, mock: SocketAddr) -> String {
     format!(
         "  - model_name: {name}\n    litellm_params:\n      model: {upstream}\n      api_base: http://{mock}/v1\n      api_key: k\n      input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n"
     )
-}
-
-struct Gw {
-    gw: RunningGateway,
-    base: String,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
-async fn gateway(yaml: &str) -> Gw {
-    let dir = tempfile::tempdir().unwrap();
-    let env = BTreeMap::new();
-    let cfg = tollgate_core::config::parse(yaml, &dir.path().join("config.yaml"), &env).unwrap();
-    let live = LiveState::build(cfg, 1, None, &env).unwrap();
-    let opts = ServeOptions {
-        port: 0,
-        data_dir: dir.path().join("data"),
-        watch_config: false,
-        ..ServeOptions::default()
-    };
-    let gw = tollgate_gateway::start(live, opts).await.unwrap();
-    let base = format!("http://{}", gw.addr);
-    Gw {
-        gw,
-        base,
-        dir,
-        http: reqwest::Client::new(),
-    }
-}
-
-impl Gw {
-    async fn chat(&self, body: Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}/v1/chat/completions", self.base))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn records(self) -> Vec<Record> {
-        self.gw.shutdown().await.unwrap();
-        tollgate_store::read_sqlite(&self.dir.path().join("data"))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect()
-    }
 }
 
 fn ask(model: &str) -> Value {

@@ -1,0 +1,106 @@
+//! What the gateway's HTTP tests share: the mock as upstream, a gateway on a config written to a
+//! temp dir, and reading back the records it wrote.
+
+// Each test crate uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde_json::Value;
+use tollgate_core::Record;
+use tollgate_core::config::ProcessEnv;
+use tollgate_gateway::{LiveState, RunningGateway, ServeOptions};
+
+pub const KEY: &str = "sk-test-0123456789abcdef";
+
+/// `tollgate mock` on a free port, failing as the rules say (`MODEL=RATE[:STATUS|:timeout]`).
+pub async fn start_mock(rules: &[&str]) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let failures = rules
+        .iter()
+        .map(|r| tollgate_mock::parse_fail_rule(r).unwrap())
+        .collect();
+    tokio::spawn(tollgate_mock::serve(
+        l,
+        tollgate_mock::MockConfig {
+            failures,
+            ..Default::default()
+        },
+    ));
+    addr
+}
+
+pub struct Gw {
+    pub gw: RunningGateway,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+/// A gateway on `yaml`, written to `config.yaml` in a temp dir (so reloads can edit it), recording
+/// to SQLite and JSONL there. Config version 1; the file is not watched.
+pub async fn gateway(yaml: &str) -> Gw {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    gateway_at(&path, dir, false).await
+}
+
+pub async fn gateway_at(config_path: &Path, dir: tempfile::TempDir, watch: bool) -> Gw {
+    let cfg = tollgate_core::config::load(config_path, &ProcessEnv).unwrap();
+    let live = LiveState::build(cfg, 1, None, &ProcessEnv).unwrap();
+    let opts = ServeOptions {
+        port: 0,
+        data_dir: dir.path().join("data"),
+        log_jsonl: Some(dir.path().join("records.jsonl")),
+        watch_config: watch,
+        ..ServeOptions::default()
+    };
+    let gw = tollgate_gateway::start(live, opts).await.unwrap();
+    let base = format!("http://{}", gw.addr);
+    Gw {
+        gw,
+        base,
+        dir,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Gw {
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn chat(&self, body: Value) -> reqwest::Response {
+        self.post("/v1/chat/completions", body).await
+    }
+
+    /// Stops the gateway (which writes every record), then reads SQLite and the JSONL text.
+    pub async fn records_and_jsonl(self) -> (Vec<Record>, String) {
+        let summary = self.gw.shutdown().await.unwrap();
+        assert_eq!(summary.dropped, 0);
+        let records: Vec<Record> = tollgate_store::read_sqlite(&self.dir.path().join("data"))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let jsonl = std::fs::read_to_string(self.dir.path().join("records.jsonl")).unwrap_or_default();
+        assert_eq!(
+            jsonl.lines().count(),
+            records.len(),
+            "JSONL and SQLite hold the same records"
+        );
+        (records, jsonl)
+    }
+
+    pub async fn records(self) -> Vec<Record> {
+        self.records_and_jsonl().await.0
+    }
+}
