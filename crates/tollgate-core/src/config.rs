@@ -946,7 +946,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn invalid(file: &str, path: &str, message: String) -> ConfigError {
+pub(crate) fn invalid(file: &str, path: &str, message: String) -> ConfigError {
     ConfigError::Invalid {
         file: file.to_string(),
         path: path.to_string(),
@@ -954,7 +954,7 @@ fn invalid(file: &str, path: &str, message: String) -> ConfigError {
     }
 }
 
-fn warn(path: &str, message: &str) -> ConfigWarning {
+pub(crate) fn warn(path: &str, message: &str) -> ConfigWarning {
     ConfigWarning {
         path: path.to_string(),
         message: message.to_string(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigError, ConfigWarning};
+use crate::config::{ConfigError, ConfigWarning, invalid, warn};
 
 /// How a deployment is chosen within a model group (LiteLLM's `routing_strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,21 +64,6 @@ impl RouterSettings {
     /// Resolves an alias to its group (a group name resolves to itself).
     pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
         self.model_group_alias.get(name).map(String::as_str).unwrap_or(name)
-    }
-}
-
-fn invalid(file: &str, path: &str, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        file: file.to_string(),
-        path: path.to_string(),
-        message,
-    }
-}
-
-fn warn(path: &str, message: &str) -> ConfigWarning {
-    ConfigWarning {
-        path: path.to_string(),
-        message: message.to_string(),
     }
 }
 
