@@ -251,15 +251,7 @@ async fn no_cache_configured_means_off_everywhere() {
     let yaml = config(mock, "{type: local}").replace("  cache: true\n", "");
     let g = gateway(&yaml).await;
     assert_eq!(g.state_of(&chat("x")).await, "off");
-    let ready: Value = g
-        .http
-        .get(format!("{}/health/readiness", g.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = g.readiness().await;
     assert_eq!(ready["cache"]["state"], "off");
     g.records().await;
 }
@@ -319,15 +311,7 @@ async fn wait_healthy(g: &Gw) {
     for _ in 0..100 {
         // Any request triggers the lazy connect; readiness reports when it is up.
         let _ = g.send(&chat("warm-up"), &[("cache-control", "no-store")]).await;
-        let ready: Value = g
-            .http
-            .get(format!("{}/health/readiness", g.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready: Value = g.readiness().await;
         if ready["cache"]["healthy"] == true {
             return;
         }
@@ -385,15 +369,7 @@ async fn redis_killed_mid_test_degrades_to_bypass_never_to_errors() {
         states.push(g.state_of(&chat(&format!("after the crash {i}"))).await);
     }
     assert!(states.iter().all(|s| s == "bypass"), "{states:?}");
-    let ready: Value = g
-        .http
-        .get(format!("{}/health/readiness", g.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = g.readiness().await;
     assert_eq!(ready["status"], "degraded");
     assert_eq!(ready["cache"]["healthy"], false);
     assert!(ready["cache"]["errors"].as_u64().unwrap() >= 5);
@@ -433,17 +409,6 @@ async fn group_names(g: &Gw) -> Vec<String> {
         .iter()
         .map(|m| m["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-async fn readiness(g: &Gw) -> Value {
-    g.http
-        .get(format!("{}/health/readiness", g.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -490,14 +455,14 @@ async fn file_edits_reload_under_load_without_a_failed_request_and_broken_edits_
     }
     assert!(reloaded, "the file edit was picked up");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let version = readiness(&g).await["config_version"].as_u64().unwrap();
+    let version = g.readiness().await["config_version"].as_u64().unwrap();
     assert_eq!(version, 2, "one save, one reload");
 
     // A broken edit: the last good config keeps serving, readiness shows why.
     std::fs::write(&path, "model_list:\n  - model_name: [unclosed\n").unwrap();
     let mut ready = Value::Null;
     for _ in 0..100 {
-        ready = readiness(&g).await;
+        ready = g.readiness().await;
         if !ready["config_error"].is_null() {
             break;
         }
@@ -529,12 +494,12 @@ async fn file_edits_reload_under_load_without_a_failed_request_and_broken_edits_
     // Fixing the file clears the error.
     std::fs::write(g.dir.path().join("config.yaml"), two_groups(mock, false)).unwrap();
     for _ in 0..100 {
-        if readiness(&g).await["config_error"].is_null() {
+        if g.readiness().await["config_error"].is_null() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(readiness(&g).await["config_error"].is_null());
+    assert!(g.readiness().await["config_error"].is_null());
     let records = g.records().await;
     let versions: std::collections::BTreeSet<u64> = records.iter().filter_map(|r| r.config_version).collect();
     assert!(

@@ -487,15 +487,7 @@ async fn models_info_health_and_embeddings() {
         .await
         .unwrap();
     assert_eq!(live, json!("I'm alive!"));
-    let ready: Value = g
-        .http
-        .get(format!("{}/health/readiness", g.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = g.readiness().await;
     assert_eq!(ready["status"], "healthy");
     assert_eq!(ready["config_version"], 1);
     assert!(ready["config_error"].is_null());

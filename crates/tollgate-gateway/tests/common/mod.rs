@@ -79,6 +79,17 @@ impl Gw {
             .unwrap()
     }
 
+    pub async fn readiness(&self) -> Value {
+        self.http
+            .get(format!("{}/health/readiness", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn chat(&self, body: Value) -> reqwest::Response {
         self.post("/v1/chat/completions", body).await
     }
