@@ -612,14 +612,14 @@ fn texts(d: &FindingData, model: &str, l: Lang) -> (String, String, String, Stri
                     "The gateway's response cache is off".into(),
                     format!("{} of {} requests ran with no response cache configured.{repeat_txt}", n(*off_records), n(*total)),
                     "tollgate's config has no enabled `cache` section.".into(),
-                    "Enable the response cache in tollgate's config (`cache:` section, with a TTL) and reload; repeated prompts are then answered without a provider call.".into(),
+                    "Enable the response cache in tollgate's config, in LiteLLM's syntax: `litellm_settings: {cache: true, cache_params: {type: local, ttl: 600}}` (or `type: redis`); tollgate reloads on save and repeated prompts are then answered without a provider call.".into(),
                 )
             } else {
                 (
                     "Gateway yanıt önbelleği kapalı".into(),
                     format!("{} isteğin {} tanesi yanıt önbelleği olmadan çalıştı.{repeat_txt}", n(*total), n(*off_records)),
                     "tollgate yapılandırmasında etkin bir `cache` bölümü yok.".into(),
-                    "tollgate yapılandırmasında yanıt önbelleğini aç (`cache:` bölümü, TTL ile) ve yeniden yükle; tekrar eden promptlar sağlayıcıya gitmeden yanıtlanır.".into(),
+                    "tollgate yapılandırmasında yanıt önbelleğini LiteLLM sözdizimiyle aç: `litellm_settings: {cache: true, cache_params: {type: local, ttl: 600}}` (ya da `type: redis`); tollgate kaydedince yeniden yükler ve tekrar eden promptlar sağlayıcıya gitmeden yanıtlanır.".into(),
                 )
             }
         }
