@@ -1148,6 +1148,9 @@ general_settings:
             &e,
         )
         .unwrap();
+        // The Redis password is a secret: it never shows in what `check` and /admin/config print.
+        assert!(!serde_json::to_string(&c.cache).unwrap().contains(":pw@"));
+        assert!(!format!("{:?}", c.cache).contains(":pw@"));
         let cache = c.cache.unwrap();
         assert_eq!(
             cache.backend,
@@ -1159,7 +1162,6 @@ general_settings:
         assert_eq!(cache.ttl, 30.0);
         assert!(!cache.default_on);
         assert!(cache.allows("completion") && !cache.allows("embedding"));
-        assert!(!c.effective.to_string().contains(":pw@"));
         let local = parse(
             "litellm_settings:\n  cache: true\n  cache_params: {type: local}\n",
             Path::new("c.yaml"),

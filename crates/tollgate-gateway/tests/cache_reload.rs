@@ -392,25 +392,6 @@ fn two_groups(mock: SocketAddr, third: bool) -> String {
     y
 }
 
-async fn group_names(g: &Gw) -> Vec<String> {
-    let v: Value = g
-        .http
-        .get(format!("{}/v1/models", g.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn file_edits_reload_under_load_without_a_failed_request_and_broken_edits_keep_serving() {
     let mock = start_mock().await;
@@ -447,7 +428,7 @@ async fn file_edits_reload_under_load_without_a_failed_request_and_broken_edits_
     std::fs::write(&path, two_groups(mock, true)).unwrap();
     let mut reloaded = false;
     for _ in 0..100 {
-        if group_names(&g).await.contains(&"added-later".to_string()) {
+        if g.model_ids().await.contains(&"added-later".to_string()) {
             reloaded = true;
             break;
         }
@@ -475,7 +456,7 @@ async fn file_edits_reload_under_load_without_a_failed_request_and_broken_edits_
     );
     assert_eq!(ready["status"], "degraded");
     assert_eq!(ready["config_version"], version);
-    assert!(group_names(&g).await.contains(&"added-later".to_string()));
+    assert!(g.model_ids().await.contains(&"added-later".to_string()));
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;

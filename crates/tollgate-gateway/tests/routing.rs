@@ -112,17 +112,8 @@ async fn fallbacks_default_fallbacks_and_aliases() {
     let r = g.chat(ask("nice")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-tollgate-model-group"), "good");
-    let models: Value = g
-        .http
-        .get(format!("{}/v1/models", g.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "nice"));
+    let ids = g.model_ids().await;
+    assert!(ids.iter().any(|m| m == "nice"));
     let records = g.records().await;
     let failures: Vec<&str> = records
         .iter()
@@ -205,8 +196,7 @@ async fn a_stream_that_fails_before_its_first_byte_falls_back() {
     g.records().await;
 }
 
-fn workflow_config(mock: SocketAddr, grok_fails: bool) -> String {
-    let _ = grok_fails;
+fn workflow_config(mock: SocketAddr) -> String {
     format!(
         "model_list:\n{}{}{}{}workflows:\n  cf-x-normal:\n    description: plan, code, review\n    aliases: [cf-x]\n    output: combined\n    steps:\n      - {{role: planner, model: deepseek-v3.2, system: You plan.}}\n      - {{role: coder, model: grok-4.1-fast, fallbacks: [minimax-m2.1], system: You code., temperature: 0.3}}\n      - {{role: reviewer, model: gemini-2.5-flash, system: You review.}}\ngeneral_settings:\n  master_key: {KEY}\n",
         model("deepseek-v3.2", "deepseek/deepseek-v3.2", mock),
@@ -219,24 +209,12 @@ fn workflow_config(mock: SocketAddr, grok_fails: bool) -> String {
 #[tokio::test]
 async fn a_workflow_runs_as_one_model_with_a_failing_step_falling_back() {
     let mock = start_mock(&["grok-4-1-fast-reasoning=1.0:500"]).await;
-    let g = gateway(&workflow_config(mock, true)).await;
-    let models: Value = g
-        .http
-        .get(format!("{}/v1/models", g.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert!(ids.contains(&"cf-x-normal") && ids.contains(&"cf-x"), "{ids:?}");
+    let g = gateway(&workflow_config(mock)).await;
+    let ids = g.model_ids().await;
+    assert!(
+        ids.iter().any(|i| i == "cf-x-normal") && ids.iter().any(|i| i == "cf-x"),
+        "{ids:?}"
+    );
 
     let r = g.chat(ask("cf-x")).await;
     assert_eq!(r.status(), 200);
@@ -299,7 +277,7 @@ async fn a_workflow_runs_as_one_model_with_a_failing_step_falling_back() {
 #[tokio::test]
 async fn a_streamed_workflow_shows_progress_and_ends_with_the_whole_runs_usage() {
     let mock = start_mock(&[]).await;
-    let g = gateway(&workflow_config(mock, false)).await;
+    let g = gateway(&workflow_config(mock)).await;
     let mut body = ask("cf-x-normal");
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
@@ -342,7 +320,7 @@ async fn a_streamed_workflow_shows_progress_and_ends_with_the_whole_runs_usage()
 #[tokio::test]
 async fn client_tools_surface_as_tool_calls_from_the_coder() {
     let mock = start_mock(&[]).await;
-    let g = gateway(&workflow_config(mock, false)).await;
+    let g = gateway(&workflow_config(mock)).await;
     let body = json!({
         "model": "cf-x",
         "messages": [{"role": "user", "content": "Use the tool to read the file first"}],
@@ -365,7 +343,7 @@ async fn client_tools_surface_as_tool_calls_from_the_coder() {
 #[tokio::test]
 async fn a_step_that_fails_after_its_fallbacks_ends_the_run_with_an_error_naming_it() {
     let mock = start_mock(&["grok-4-1-fast-reasoning=1.0:500", "MiniMax-M2.1=1.0:timeout"]).await;
-    let yaml = workflow_config(mock, true).replace(
+    let yaml = workflow_config(mock).replace(
         "fallbacks: [minimax-m2.1], system: You code., temperature: 0.3}",
         "fallbacks: [minimax-m2.1], system: You code., temperature: 0.3, timeout: 1}",
     );

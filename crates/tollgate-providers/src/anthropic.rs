@@ -130,17 +130,7 @@ fn blocks_of(content: &Value, out: &mut Vec<Value>) -> Result<(), TranslateError
 }
 
 fn push_turn(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    if let Some(last) = messages.last_mut()
-        && last.get("role").and_then(Value::as_str) == Some(role)
-        && let Some(Value::Array(existing)) = last.get_mut("content")
-    {
-        existing.extend(blocks);
-        return;
-    }
-    messages.push(json!({"role": role, "content": blocks}));
+    crate::translate::push_turn(messages, role, "content", blocks);
 }
 
 /// A message-level `cache_control` (LiteLLM accepts it there) marks the message's last block.

@@ -105,19 +105,8 @@ fn media_part(url: &str, mime: Option<&str>) -> Value {
     }
 }
 
-/// Appends parts to the last turn if it has the same role, else starts a turn.
 fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    if parts.is_empty() {
-        return;
-    }
-    if let Some(last) = contents.last_mut()
-        && last.get("role").and_then(Value::as_str) == Some(role)
-        && let Some(Value::Array(existing)) = last.get_mut("parts")
-    {
-        existing.extend(parts);
-        return;
-    }
-    contents.push(json!({"role": role, "parts": parts}));
+    crate::translate::push_turn(contents, role, "parts", parts);
 }
 
 fn contents_of(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {

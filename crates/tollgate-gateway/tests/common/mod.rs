@@ -90,6 +90,26 @@ impl Gw {
             .unwrap()
     }
 
+    /// The names `/v1/models` lists.
+    pub async fn model_ids(&self) -> Vec<String> {
+        let v: Value = self
+            .http
+            .get(format!("{}/v1/models", self.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub async fn chat(&self, body: Value) -> reqwest::Response {
         self.post("/v1/chat/completions", body).await
     }
