@@ -1,6 +1,42 @@
 //! The gateway's error vocabulary, mapped once at the HTTP edge to OpenAI's error JSON.
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// Whose fault a failure is. One classification, used by the router (only a deployment's own
+/// faults cool it down, trigger retries and fallbacks), by records and by the report: a client's
+/// malformed body or its cancelled stream must never take a model down for everyone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// The request itself was wrong (bad body, unknown model, too large) or the client left.
+    Client,
+    /// The deployment failed: timeouts, connection errors, 5xx, 429, and 401/403/404 from the
+    /// provider (a bad configured key or a model the provider does not have).
+    Deployment,
+    /// The gateway itself failed (a bug, or a resource of its own such as the record store).
+    Gateway,
+}
+
+impl Fault {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fault::Client => "client",
+            Fault::Deployment => "deployment",
+            Fault::Gateway => "gateway",
+        }
+    }
+
+    /// The fault of an HTTP error status a provider answered with. Statuses that say the request
+    /// was malformed are the client's; everything else (rate limits, server errors, and auth or
+    /// not-found answers about the gateway's own key and model name) is the deployment's.
+    pub fn of_upstream_status(status: u16) -> Fault {
+        match status {
+            400 | 413 | 415 | 422 => Fault::Client,
+            _ => Fault::Deployment,
+        }
+    }
+}
 
 /// What went wrong, in OpenAI's `type` terms, with the HTTP status it maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +61,8 @@ pub struct GatewayError {
     /// OpenAI's `code` field (`model_not_found`, `invalid_api_key`, …).
     pub code: Option<String>,
     pub param: Option<String>,
+    /// Whose fault it is; `None` means the default for `kind` (see [`GatewayError::fault`]).
+    pub fault: Option<Fault>,
 }
 
 impl GatewayError {
@@ -45,7 +83,30 @@ impl GatewayError {
             message: message.into(),
             code: None,
             param: None,
+            fault: None,
         }
+    }
+
+    /// Marks whose fault this is when the kind alone does not tell (an upstream's 400 is the
+    /// client's, an upstream's 401 the deployment's).
+    pub fn with_fault(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// Whose fault this error is: as marked, else by kind. Errors the gateway raises about a
+    /// request before it reaches a provider are the client's; upstream errors and timeouts the
+    /// deployment's; internal errors the gateway's.
+    pub fn fault(&self) -> Fault {
+        self.fault.unwrap_or(match self.kind {
+            ErrorKind::InvalidRequest
+            | ErrorKind::Authentication
+            | ErrorKind::NotFound
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::RateLimited => Fault::Client,
+            ErrorKind::Upstream | ErrorKind::Timeout => Fault::Deployment,
+            ErrorKind::Internal => Fault::Gateway,
+        })
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
@@ -100,5 +161,21 @@ mod tests {
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["code"], "model_not_found");
         assert_eq!(v["error"]["message"], "no such model");
+    }
+
+    #[test]
+    fn faults_follow_kind_unless_marked() {
+        assert_eq!(GatewayError::new(ErrorKind::InvalidRequest, "x").fault(), Fault::Client);
+        assert_eq!(GatewayError::new(ErrorKind::Timeout, "x").fault(), Fault::Deployment);
+        assert_eq!(GatewayError::new(ErrorKind::Upstream, "x").fault(), Fault::Deployment);
+        assert_eq!(GatewayError::new(ErrorKind::Internal, "x").fault(), Fault::Gateway);
+        let provider_auth = GatewayError::new(ErrorKind::Authentication, "bad key").with_fault(Fault::Deployment);
+        assert_eq!(provider_auth.fault(), Fault::Deployment);
+        for s in [400, 413, 422] {
+            assert_eq!(Fault::of_upstream_status(s), Fault::Client, "{s}");
+        }
+        for s in [401, 403, 404, 408, 429, 500, 502, 503, 504] {
+            assert_eq!(Fault::of_upstream_status(s), Fault::Deployment, "{s}");
+        }
     }
 }

@@ -8,7 +8,7 @@ pub mod record;
 pub mod routing;
 pub mod usage;
 
-pub use error::{ErrorKind, GatewayError};
+pub use error::{ErrorKind, Fault, GatewayError};
 pub use price::{Cost, Price, PriceTable};
 pub use record::{CacheState, Record, RecordStatus};
 pub use usage::Usage;

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Fault;
 use crate::price::Cost;
 use crate::usage::Usage;
 
@@ -94,6 +95,12 @@ pub struct Record {
     pub config_version: Option<u64>,
     pub error_type: Option<String>,
     pub error_message: Option<String>,
+    /// Whose fault a failure was (client, deployment, gateway); `None` on success and in
+    /// imported logs that do not say.
+    pub fault: Option<Fault>,
+    /// The token counts were estimated by the gateway (a stream that broke or was cancelled
+    /// before the provider reported usage), not reported by the provider.
+    pub usage_estimated: bool,
     pub prompt_sha256: Option<String>,
     pub finish_reason: Option<String>,
     /// Requested `max_tokens` / `max_completion_tokens`, for truncation findings.

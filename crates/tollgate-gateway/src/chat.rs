@@ -22,7 +22,7 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tollgate_core::record::prompt_sha256;
-use tollgate_core::{CacheState, Cost, ErrorKind, GatewayError, Record, RecordStatus};
+use tollgate_core::{CacheState, Cost, ErrorKind, Fault, GatewayError, Record, RecordStatus};
 use tollgate_providers::sse::{error_event, event_bytes, inspect_chunk};
 use tollgate_providers::translate::StreamTranslator;
 use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
@@ -31,6 +31,9 @@ use crate::cache::{CachedEntry, Lookup, RequestCache, ResponseCache, request_con
 use crate::edge::{ApiError, ResponseTags, authorize, tag_response};
 use crate::server::App;
 use crate::state::{Deployment, LiveState, Target};
+
+/// Bytes per token when a token count must be estimated (see `estimate_input_tokens`).
+const BYTES_PER_TOKEN: u64 = 3;
 
 /// Body fields that configure the gateway (LiteLLM's names) and must not reach the provider.
 const GATEWAY_ONLY_FIELDS: &[&str] = &[
@@ -84,12 +87,21 @@ pub(crate) struct Draft {
     failed_upstream_ms: f64,
     /// max_tokens hygiene: the client's values and the clamp applied for the chosen deployment.
     max_tokens: crate::upstream::MaxTokens,
+    /// Estimated prompt tokens (streams only): what a stream that breaks before the provider
+    /// reports usage is accounted with.
+    pub(crate) input_estimate: u64,
 }
 
 impl Draft {
     fn new(app: Arc<App>, live: &LiveState, headers: &HeaderMap) -> Self {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        // Client-chosen strings go into every record: bounded, so one client cannot bloat the store.
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| bounded(v, MAX_CLIENT_STRING).to_string())
+        };
         let record = Record {
             trace_id: header("x-tollgate-trace-id").unwrap_or_else(|| request_id.clone()),
             request_id,
@@ -111,6 +123,7 @@ impl Draft {
             attempts: 0,
             failed_upstream_ms: 0.0,
             max_tokens: Default::default(),
+            input_estimate: 0,
         }
     }
 
@@ -146,6 +159,7 @@ impl Draft {
             attempts: 0,
             failed_upstream_ms: 0.0,
             max_tokens: Default::default(),
+            input_estimate: 0,
         }
     }
 
@@ -160,10 +174,10 @@ impl Draft {
                 .get("litellm_session_id")
                 .or_else(|| body.get("metadata").and_then(|m| m.get("session_id")))
                 .and_then(Value::as_str)
-                .map(str::to_string);
+                .map(|s| bounded(s, MAX_CLIENT_STRING).to_string());
         }
         if let Some(t) = body.get("litellm_trace_id").and_then(Value::as_str) {
-            self.record.trace_id = t.to_string();
+            self.record.trace_id = bounded(t, MAX_CLIENT_STRING).to_string();
         }
         self.record.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         self.record.max_tokens = body
@@ -171,6 +185,9 @@ impl Draft {
             .or_else(|| body.get("max_tokens"))
             .and_then(Value::as_u64);
         self.record.prompt_sha256 = Some(fingerprint(&self.record.model_group, body));
+        if self.record.stream {
+            self.input_estimate = tollgate_providers::context_window::estimate_input_tokens(body);
+        }
     }
 
     fn use_deployment(&mut self, d: &Arc<Deployment>) {
@@ -194,13 +211,18 @@ impl Draft {
         r.http_status = f.error.status;
         r.error_type = Some(f.error.type_str().to_string());
         r.error_message = Some(f.error.message.clone());
+        r.fault = Some(f.error.fault());
         r.end_time = Utc::now();
         r.latency_ms = self.elapsed_ms();
         r.upstream_ms = Some(f.upstream_ms);
         r.overhead_ms = Some((r.latency_ms - f.upstream_ms).max(0.0));
         r.set_cost(Some(Cost::default()));
-        d.stats
-            .finished(false, r.latency_ms, 0, &self.app.live.load().config.router);
+        d.stats.finished(
+            Some(f.error.fault()),
+            r.latency_ms,
+            0,
+            &self.app.live.load().config.router,
+        );
         self.app.writer.submit(r);
     }
 
@@ -241,15 +263,21 @@ impl Draft {
             self.record.status = RecordStatus::Failure;
             self.record.error_type = Some(e.type_str().to_string());
             self.record.error_message = Some(e.message.clone());
+            self.record.fault = Some(e.fault());
         }
         if self.record.cost_usd.is_none() && self.record.status == RecordStatus::Success && !self.record.unpriced {
             self.record.unpriced = true;
         }
         if let Some(d) = self.deployment.take() {
-            let ok = self.record.status == RecordStatus::Success;
+            // A failure with no error (a workflow marking a step failed) is counted as the
+            // deployment's: it answered, but not usably.
+            let failure = match self.record.status {
+                RecordStatus::Success => None,
+                RecordStatus::Failure => Some(self.record.fault.unwrap_or(Fault::Deployment)),
+            };
             let tokens = self.record.total_tokens();
             d.stats
-                .finished(ok, latency, tokens, &self.app.live.load().config.router);
+                .finished(failure, latency, tokens, &self.app.live.load().config.router);
         }
         self.app
             .metrics
@@ -335,7 +363,23 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         }
     };
     let group_name = match body.get("model") {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) if s.len() <= MAX_CLIENT_STRING => s.clone(),
+        // No configured name is this long; echoing it would put kilobytes into the error and
+        // the record.
+        Some(Value::String(s)) => {
+            return draft.fail(
+                GatewayError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "model `{}…` ({} bytes) is not served by this gateway; ask GET /v1/models for the names",
+                        bounded(s, 40),
+                        s.len()
+                    ),
+                )
+                .with_code("model_not_found")
+                .with_param("model"),
+            );
+        }
         _ => {
             return draft.fail(
                 GatewayError::new(
@@ -357,15 +401,11 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
             .with_param("messages"),
         );
     }
-    let group = match live.target(&group_name) {
-        Some(Target::Group(g)) => Some(g),
-        Some(Target::Workflow(wf)) if endpoint == Endpoint::Chat => {
-            draft.record.workflow = Some(wf.name.clone());
-            return crate::workflow::run(app.clone(), live.clone(), wf, draft.into_run(), body).await;
-        }
-        _ => None,
+    let target = match live.target(&group_name) {
+        Some(Target::Workflow(_)) if endpoint != Endpoint::Chat => None,
+        t => t,
     };
-    let Some(group) = group else {
+    let Some(target) = target else {
         let known = live.model_names().join(", ");
         return draft.fail(
             GatewayError::new(
@@ -375,6 +415,29 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
             .with_code("model_not_found")
             .with_param("model"),
         );
+    };
+    // Every provider refuses an empty conversation; answering here saves a round trip and keeps
+    // the refusal from looking like a deployment's failure.
+    if endpoint == Endpoint::Chat
+        && body
+            .get("messages")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+    {
+        return draft.fail(
+            GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "`messages` is empty: a chat request needs at least one message",
+            )
+            .with_param("messages"),
+        );
+    }
+    let group = match target {
+        Target::Group(g) => g,
+        Target::Workflow(wf) => {
+            draft.record.workflow = Some(wf.name.clone());
+            return crate::workflow::run(app.clone(), live.clone(), wf, draft.into_run(), body).await;
+        }
     };
     let stream = endpoint == Endpoint::Chat && draft.record.stream;
     let client_wants_usage = !stream
@@ -580,7 +643,7 @@ pub(crate) async fn route_request(
                     Err(f) => {
                         draft.attempt_failed(&d, attempt, &f);
                         context_window = crate::router::is_context_window_error(f.error.status, &f.error.message);
-                        let again = crate::router::retryable(f.error.status);
+                        let again = crate::router::retryable(&f.error);
                         let wait = crate::router::backoff(retry, settings, f.retry_after());
                         // The record of the request names the last group tried.
                         draft.record.model_group = d.model_group.clone();
@@ -599,7 +662,7 @@ pub(crate) async fn route_request(
         }
         let retryable_end = last
             .as_ref()
-            .is_some_and(|f| crate::router::retryable(f.error.status) || f.error.status == 503);
+            .is_some_and(|f| crate::router::retryable(&f.error) || f.error.status == 503);
         if context_window {
             chain.extend(crate::router::fallbacks(live, &gname, true));
         } else if !extended && retryable_end {
@@ -845,15 +908,35 @@ fn transport_error(d: &Deployment, e: &reqwest::Error) -> GatewayError {
     .with_code("upstream_unreachable")
 }
 
+/// An error and its causes, each said once: reqwest and hyper often repeat their cause in their
+/// own message, which would print "connection refused" two or three times.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         cur = c.source();
     }
     s
+}
+
+/// Longest client-chosen string (model name, session or trace id, user agent) kept as given.
+const MAX_CLIENT_STRING: usize = 256;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn bounded(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// A non-2xx answer from the provider: its status is passed through, its error message kept
@@ -882,6 +965,7 @@ async fn upstream_status(d: &Deployment, resp: reqwest::Response, sent: Instant)
     let provider = d.route.provider.prefix();
     let err = GatewayError::new(kind, format!("{provider} returned HTTP {status}: {message}"))
         .with_status(status)
+        .with_fault(Fault::of_upstream_status(status))
         .with_code(
             parsed
                 .as_ref()
@@ -908,11 +992,44 @@ struct StreamGuard {
     upstream_done_ms: Option<f64>,
     gateway_ms: f64,
     on_done: Option<OnDone>,
+    /// Text and reasoning bytes relayed so far, for the estimate of a stream that ends early.
+    text_bytes: usize,
+    reasoning_bytes: usize,
+    /// Prices the estimate.
+    deployment: Arc<Deployment>,
 }
 
 impl StreamGuard {
+    /// A stream that ended before the provider reported usage is still billed by the provider
+    /// for what it generated: account what was relayed, marked as an estimate (the same
+    /// bytes-per-token heuristic as the max_tokens clamp).
+    fn estimate_usage(&self, draft: &mut Draft) {
+        let r = &draft.record;
+        if r.prompt_tokens > 0 || r.completion_tokens > 0 {
+            return;
+        }
+        let usage = tollgate_core::Usage {
+            input: draft.input_estimate,
+            output: (self.text_bytes as u64).div_ceil(BYTES_PER_TOKEN),
+            reasoning: (self.reasoning_bytes as u64).div_ceil(BYTES_PER_TOKEN),
+            ..Default::default()
+        };
+        if usage.input + usage.output + usage.reasoning == 0 {
+            return;
+        }
+        let parsed = ParsedUsage {
+            usage,
+            ..Default::default()
+        };
+        draft.set_usage(&parsed, self.deployment.price.as_ref());
+        draft.record.usage_estimated = true;
+    }
+
     fn complete(&mut self, error: Option<GatewayError>) {
         if let Some(mut draft) = self.draft.take() {
+            if error.is_some() {
+                self.estimate_usage(&mut draft);
+            }
             let upstream_ms = self
                 .upstream_done_ms
                 .unwrap_or_else(|| self.sent.elapsed().as_secs_f64() * 1000.0);
@@ -938,7 +1055,8 @@ impl Drop for StreamGuard {
         if self.draft.is_some() {
             let e = GatewayError::new(ErrorKind::InvalidRequest, "client closed the stream before it ended")
                 .with_status(499)
-                .with_code("client_closed_request");
+                .with_code("client_closed_request")
+                .with_fault(Fault::Client);
             self.complete(Some(e));
         }
     }
@@ -1011,6 +1129,9 @@ pub(crate) fn stream_response(
         upstream_done_ms: None,
         gateway_ms: pre_ms,
         on_done: extras.on_done,
+        text_bytes: 0,
+        reasoning_bytes: 0,
+        deployment: deployment.clone(),
     };
     let mut events = events;
     let stream_timeout = deployment.timeout;
@@ -1031,7 +1152,7 @@ pub(crate) fn stream_response(
                 Ok(n) => n,
                 Err(_) => {
                     let e = timeout_error(&deployment, stream_timeout);
-                    yield Ok::<Bytes, std::io::Error>(error_event(&e.message, e.type_str()));
+                    yield Ok::<Bytes, std::io::Error>(error_event(&e.to_json()));
                     guard.complete(Some(e));
                     return;
                 }
@@ -1053,7 +1174,7 @@ pub(crate) fn stream_response(
                         ErrorKind::Upstream,
                         format!("{} stream broke midway: {e}", deployment.route.provider.prefix()),
                     ).with_code("upstream_stream_broken");
-                    yield Ok(error_event(&err.message, err.type_str()));
+                    yield Ok(error_event(&err.to_json()));
                     guard.complete(Some(err));
                     return;
                 }
@@ -1064,7 +1185,7 @@ pub(crate) fn stream_response(
                         if let Some(message) = tr.error() {
                             let err = GatewayError::new(ErrorKind::Upstream, message.to_string())
                                 .with_code("upstream_stream_error");
-                            yield Ok(error_event(&err.message, err.type_str()));
+                            yield Ok(error_event(&err.to_json()));
                             guard.complete(Some(err));
                             return;
                         }
@@ -1094,6 +1215,8 @@ pub(crate) fn stream_response(
                         Some(event_bytes(&data))
                     }
                     Some(info) => {
+                        guard.text_bytes += info.text_bytes;
+                        guard.reasoning_bytes += info.reasoning_bytes;
                         if let Some(d) = guard.draft.as_mut() {
                             if info.has_token && d.record.ttft_ms.is_none() {
                                 d.record.ttft_ms = Some(d.elapsed_ms());
@@ -1157,7 +1280,7 @@ pub(crate) fn stream_response(
                 ErrorKind::Upstream,
                 format!("{} closed the stream before [DONE]", deployment.route.provider.prefix()),
             ).with_code("upstream_stream_truncated");
-            yield Ok(error_event(&err.message, err.type_str()));
+            yield Ok(error_event(&err.to_json()));
             guard.complete(Some(err));
         }
     };
@@ -1198,5 +1321,40 @@ mod tests {
         assert_eq!(fingerprint("g", &a), fingerprint("g", &b));
         assert_ne!(fingerprint("g", &a), fingerprint("g", &c));
         assert_ne!(fingerprint("g", &a), fingerprint("h", &a));
+    }
+
+    #[test]
+    fn bounded_cuts_at_a_char_boundary() {
+        assert_eq!(bounded("abc", 5), "abc");
+        assert_eq!(bounded("abcdef", 3), "abc");
+        // "é" is two bytes: a cut in its middle backs off to before it.
+        assert_eq!(bounded("aé", 2), "a");
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn error_chain_says_each_cause_once() {
+        let e = Layer(
+            "error sending request: connection refused",
+            Some(Box::new(Layer(
+                "client error (Connect)",
+                Some(Box::new(Layer("connection refused", None))),
+            ))),
+        );
+        let text = error_chain(&e);
+        assert_eq!(text.matches("connection refused").count(), 1, "{text}");
+        assert!(text.contains("client error (Connect)"), "{text}");
     }
 }

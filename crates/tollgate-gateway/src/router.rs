@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tollgate_core::routing::{RouterSettings, Strategy};
+use tollgate_core::{Fault, GatewayError};
 
 use crate::state::{Deployment, LiveState, ModelGroup};
 
@@ -83,31 +84,38 @@ impl DeploymentStats {
         }
     }
 
-    /// Called once per started request when it ends.
-    pub fn finished(&self, ok: bool, latency_ms: f64, tokens: u64, settings: &RouterSettings) {
+    /// Called once per started request when it ends: `None` on success, else whose fault the
+    /// failure was. Only the deployment's own faults count toward `allowed_fails`: a client's
+    /// malformed body or cancelled stream says nothing about the deployment's health.
+    pub fn finished(&self, failure: Option<Fault>, latency_ms: f64, tokens: u64, settings: &RouterSettings) {
         let _ = self
             .in_flight
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
         let Ok(mut w) = self.window.lock() else { return };
         w.roll(now_ms());
         w.tokens += tokens;
-        if ok {
-            let sample = (latency_ms * 1000.0) as u64;
-            let old = self.latency_us.load(Ordering::Relaxed);
-            // An average that forgets: recent latency matters, one outlier does not dominate.
-            let new = if old == 0 { sample } else { (old * 4 + sample) / 5 };
-            self.latency_us.store(new.max(1), Ordering::Relaxed);
-        } else {
-            w.fails += 1;
-            if w.fails > settings.allowed_fails {
-                let until = now_ms() + (settings.cooldown_time * 1000.0) as u64;
-                self.cooldown_until_ms.store(until, Ordering::Relaxed);
-                w.fails = 0;
-                tracing::warn!(
-                    "deployment cooling down for {} s after repeated failures",
-                    settings.cooldown_time
-                );
+        match failure {
+            None => {
+                let sample = (latency_ms * 1000.0) as u64;
+                let old = self.latency_us.load(Ordering::Relaxed);
+                // An average that forgets: recent latency matters, one outlier does not dominate.
+                let new = if old == 0 { sample } else { (old * 4 + sample) / 5 };
+                self.latency_us.store(new.max(1), Ordering::Relaxed);
             }
+            Some(Fault::Deployment) => {
+                w.fails += 1;
+                if w.fails > settings.allowed_fails {
+                    // Saturating: a huge `cooldown_time` must mean "long", never wrap to "over".
+                    let until = now_ms().saturating_add((settings.cooldown_time * 1000.0) as u64);
+                    self.cooldown_until_ms.store(until, Ordering::Relaxed);
+                    w.fails = 0;
+                    tracing::warn!(
+                        "deployment cooling down for {} s after repeated failures",
+                        settings.cooldown_time
+                    );
+                }
+            }
+            Some(Fault::Client | Fault::Gateway) => {}
         }
     }
 }
@@ -160,9 +168,10 @@ pub fn pick(group: &ModelGroup, settings: &RouterSettings) -> Option<std::sync::
     Some(chosen.clone())
 }
 
-/// Failures worth another try on the same group: rate limits, server errors, timeouts.
-pub fn retryable(status: u16) -> bool {
-    matches!(status, 408 | 409 | 425 | 429 | 500..=599)
+/// Failures worth another try on the same group: rate limits, server errors, timeouts. A
+/// client's fault is never retried or sent to a fallback: the same request fails the same way.
+pub fn retryable(e: &GatewayError) -> bool {
+    e.fault() == Fault::Deployment && matches!(e.status, 408 | 409 | 425 | 429 | 500..=599)
 }
 
 /// A provider saying the prompt does not fit: `context_window_fallbacks` apply.
@@ -243,11 +252,54 @@ mod tests {
 
     #[test]
     fn retryable_statuses() {
+        let upstream = |s: u16| {
+            GatewayError::new(tollgate_core::ErrorKind::Upstream, "x")
+                .with_status(s)
+                .with_fault(Fault::of_upstream_status(s))
+        };
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(retryable(s), "{s}");
+            assert!(retryable(&upstream(s)), "{s}");
         }
         for s in [400, 401, 403, 404, 422] {
-            assert!(!retryable(s), "{s}");
+            assert!(!retryable(&upstream(s)), "{s}");
         }
+        // A 5xx the gateway reports about the client (e.g. a client that left) is not retried.
+        let client = GatewayError::new(tollgate_core::ErrorKind::Upstream, "x")
+            .with_status(502)
+            .with_fault(Fault::Client);
+        assert!(!retryable(&client));
+    }
+
+    #[test]
+    fn only_deployment_faults_cool_a_deployment_down() {
+        let s = RouterSettings {
+            allowed_fails: 1,
+            cooldown_time: 60.0,
+            ..RouterSettings::default()
+        };
+        let stats = DeploymentStats::default();
+        for _ in 0..10 {
+            stats.started();
+            stats.finished(Some(Fault::Client), 1.0, 0, &s);
+        }
+        assert!(!stats.cooling_down(), "client faults must not cool a deployment down");
+        for _ in 0..2 {
+            stats.started();
+            stats.finished(Some(Fault::Deployment), 1.0, 0, &s);
+        }
+        assert!(stats.cooling_down());
+    }
+
+    #[test]
+    fn a_huge_cooldown_time_does_not_wrap_around() {
+        let s = RouterSettings {
+            allowed_fails: 0,
+            cooldown_time: 1e308,
+            ..RouterSettings::default()
+        };
+        let stats = DeploymentStats::default();
+        stats.started();
+        stats.finished(Some(Fault::Deployment), 1.0, 0, &s);
+        assert!(stats.cooling_down());
     }
 }

@@ -359,9 +359,9 @@ mod tests {
         }
         // latency-based prefers the faster one once both are measured.
         settings.strategy = tollgate_core::routing::Strategy::LatencyBasedRouting;
-        g.deployments[0].stats.finished(true, 900.0, 10, &settings);
+        g.deployments[0].stats.finished(None, 900.0, 10, &settings);
         g.deployments[1].stats.started();
-        g.deployments[1].stats.finished(true, 50.0, 10, &settings);
+        g.deployments[1].stats.finished(None, 50.0, 10, &settings);
         assert!(Arc::ptr_eq(
             &crate::router::pick(g, &settings).unwrap(),
             &g.deployments[1]
@@ -369,7 +369,7 @@ mod tests {
         // usage-based prefers fewer tokens this minute.
         settings.strategy = tollgate_core::routing::Strategy::UsageBasedRouting;
         g.deployments[1].stats.started();
-        g.deployments[1].stats.finished(true, 50.0, 5000, &settings);
+        g.deployments[1].stats.finished(None, 50.0, 5000, &settings);
         assert!(Arc::ptr_eq(
             &crate::router::pick(g, &settings).unwrap(),
             &g.deployments[0]
@@ -378,7 +378,9 @@ mod tests {
         settings.allowed_fails = 1;
         for _ in 0..2 {
             g.deployments[0].stats.started();
-            g.deployments[0].stats.finished(false, 1.0, 0, &settings);
+            g.deployments[0]
+                .stats
+                .finished(Some(tollgate_core::Fault::Deployment), 1.0, 0, &settings);
         }
         assert!(g.deployments[0].stats.cooling_down());
         for _ in 0..10 {

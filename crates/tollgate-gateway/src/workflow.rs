@@ -371,7 +371,7 @@ fn stream_run(
                 match timed_step(&app, &live, step, sbody, draft).await {
                     Err(e) => {
                         let err = step_error(&wf, step, &e);
-                        yield Ok(error_event(&err.message, err.type_str()));
+                        yield Ok(error_event(&err.to_json()));
                         write_run_record(&app, run.record.clone(), &total, cost, Some(&err), run.elapsed_ms());
                         return;
                     }
@@ -404,7 +404,7 @@ fn stream_run(
                 Err(f) => {
                     let err = step_error(&wf, step, &f.error);
                     draft.finish(f.error.status, Some(f.upstream_ms), Some(&f.error));
-                    yield Ok(error_event(&err.message, err.type_str()));
+                    yield Ok(error_event(&err.to_json()));
                     write_run_record(&app, run.record.clone(), &total, cost, Some(&err), run.elapsed_ms());
                     return;
                 }

@@ -12,6 +12,13 @@ pub enum FailMode {
     Status(u16),
     /// Accept the request and never answer (until a long sleep ends), like a hung upstream.
     Timeout,
+    /// Answer 200 with a body that is not the provider's format (truncated JSON; for streams,
+    /// one valid event, then events that are not JSON, and no end).
+    Garbage,
+    /// Send part of the answer, then abort the connection (a reset mid-body or mid-stream).
+    Reset,
+    /// Send part of the answer, then go silent with the connection open (a stalled upstream).
+    Stall,
 }
 
 impl fmt::Display for FailMode {
@@ -19,11 +26,14 @@ impl fmt::Display for FailMode {
         match self {
             FailMode::Status(status) => write!(f, "{status}"),
             FailMode::Timeout => f.write_str("timeout"),
+            FailMode::Garbage => f.write_str("garbage"),
+            FailMode::Reset => f.write_str("reset"),
+            FailMode::Stall => f.write_str("stall"),
         }
     }
 }
 
-/// `MODEL=RATE[:STATUS|:timeout]`: fail this share of the model's requests.
+/// `MODEL=RATE[:STATUS|:timeout|:garbage|:reset|:stall]`: fail this share of the model's requests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailRule {
     /// A model name as requested, its name after a provider prefix, or `*` for every model.
@@ -33,7 +43,8 @@ pub struct FailRule {
     pub mode: FailMode,
 }
 
-const RULE_HELP: &str = "expected MODEL=RATE[:STATUS|:timeout] with RATE from 0 to 1, e.g. gpt-4o-mini=0.5:429";
+const RULE_HELP: &str =
+    "expected MODEL=RATE[:STATUS|:timeout|:garbage|:reset|:stall] with RATE from 0 to 1, e.g. gpt-4o-mini=0.5:429";
 
 /// Parses `MODEL=RATE`, `MODEL=RATE:STATUS` or `MODEL=RATE:timeout`. The status defaults to 500.
 pub fn parse_fail_rule(s: &str) -> Result<FailRule, String> {
@@ -56,12 +67,12 @@ pub fn parse_fail_rule(s: &str) -> Result<FailRule, String> {
     }
     let mode = match mode {
         None => FailMode::Status(500),
-        Some(m) if m.eq_ignore_ascii_case("timeout") => FailMode::Timeout,
+        Some(m) if let Some(mode) = named_mode(m) => mode,
         Some(m) => match m.parse::<u16>() {
             Ok(status) if (400..=599).contains(&status) => FailMode::Status(status),
             _ => {
                 return Err(format!(
-                    "`{s}`: `{m}` is neither an HTTP error status (400-599) nor `timeout`"
+                    "`{s}`: `{m}` is neither an HTTP error status (400-599) nor timeout, garbage, reset or stall"
                 ));
             }
         },
@@ -73,11 +84,23 @@ pub fn parse_fail_rule(s: &str) -> Result<FailRule, String> {
     })
 }
 
-/// Parses the `x-mock-fail` header's value: a status (`500`, `429`) or `timeout`.
+fn named_mode(m: &str) -> Option<FailMode> {
+    [
+        ("timeout", FailMode::Timeout),
+        ("garbage", FailMode::Garbage),
+        ("reset", FailMode::Reset),
+        ("stall", FailMode::Stall),
+    ]
+    .into_iter()
+    .find(|(name, _)| m.eq_ignore_ascii_case(name))
+    .map(|(_, mode)| mode)
+}
+
+/// Parses the `x-mock-fail` header's value: a status (`500`, `429`) or a named mode.
 pub(crate) fn parse_fail_header(value: &str) -> Option<FailMode> {
     let value = value.trim();
-    if value.eq_ignore_ascii_case("timeout") {
-        return Some(FailMode::Timeout);
+    if let Some(mode) = named_mode(value) {
+        return Some(mode);
     }
     value
         .parse::<u16>()
@@ -125,6 +148,9 @@ mod tests {
         );
         assert_eq!(parse_fail_rule("x=0.5:429").unwrap().mode, FailMode::Status(429));
         assert_eq!(parse_fail_rule("x=0.25:timeout").unwrap().mode, FailMode::Timeout);
+        assert_eq!(parse_fail_rule("x=1:garbage").unwrap().mode, FailMode::Garbage);
+        assert_eq!(parse_fail_rule("x=1:reset").unwrap().mode, FailMode::Reset);
+        assert_eq!(parse_fail_rule("x=1:stall").unwrap().mode, FailMode::Stall);
         assert_eq!(parse_fail_rule("ollama/llama3:8b=1").unwrap().model, "ollama/llama3:8b");
     }
 

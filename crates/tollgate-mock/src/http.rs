@@ -192,18 +192,19 @@ async fn gemini(state: &MockState, headers: &HeaderMap, model: &str, stream: boo
             );
         }
     };
-    if let Some(failure) = before_answer(state, headers, model).await {
-        return failure;
-    }
+    let sabotage = match before_answer(state, headers, model).await {
+        Ok(s) => s,
+        Err(failure) => return failure,
+    };
     let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
     if stream {
         match native::render_gemini_stream(&answer, model, include_thoughts) {
-            Ok(frames) => sse_response(frames, state.config.chunk_delay_ms),
+            Ok(frames) => sse_response(state, frames, sabotage),
             Err(e) => internal_error(&e.to_string()),
         }
     } else {
         match native::render_gemini(&answer, model, include_thoughts) {
-            Ok(body) => json_response(body),
+            Ok(body) => answer_response(state, body, sabotage),
             Err(e) => internal_error(&e.to_string()),
         }
     }
@@ -241,18 +242,19 @@ async fn anthropic(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Respo
             );
         }
     };
-    if let Some(failure) = before_answer(state, headers, &req.model).await {
-        return failure;
-    }
+    let sabotage = match before_answer(state, headers, &req.model).await {
+        Ok(s) => s,
+        Err(failure) => return failure,
+    };
     let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
     if stream {
         match native::render_anthropic_stream(&answer, &req.model, caching) {
-            Ok(frames) => sse_response(frames, state.config.chunk_delay_ms),
+            Ok(frames) => sse_response(state, frames, sabotage),
             Err(e) => internal_error(&e.to_string()),
         }
     } else {
         match native::render_anthropic(&answer, &req.model, caching) {
-            Ok(body) => json_response(body),
+            Ok(body) => answer_response(state, body, sabotage),
             Err(e) => internal_error(&e.to_string()),
         }
     }
@@ -266,9 +268,9 @@ fn invalid_json(e: &serde_json::Error) -> Response {
     )
 }
 
-/// Counts the request, then applies the delay and any failure due. `Some` is the response to send
-/// instead of an answer.
-async fn before_answer(state: &MockState, headers: &HeaderMap, model: &str) -> Option<Response> {
+/// Counts the request, then applies the delay and any failure due. `Err` is the response to send
+/// instead of an answer; `Ok(Some(..))` a fault to apply to the answer's body as it is sent.
+async fn before_answer(state: &MockState, headers: &HeaderMap, model: &str) -> Result<Option<FailMode>, Response> {
     let n = state.count(model);
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let failure = header("x-mock-fail")
@@ -280,26 +282,18 @@ async fn before_answer(state: &MockState, headers: &HeaderMap, model: &str) -> O
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
-    match failure? {
-        FailMode::Timeout => {
-            let stopped = async {
-                match state.server_stopped.clone() {
-                    // `changed` fails once the sender is dropped, i.e. the server stopped.
-                    Some(mut rx) => while rx.changed().await.is_ok() {},
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(HANG) => {}
-                () = stopped => {}
-            }
-            Some(openai_error(
+    match failure {
+        None => Ok(None),
+        Some(mode @ (FailMode::Garbage | FailMode::Reset | FailMode::Stall)) => Ok(Some(mode)),
+        Some(FailMode::Timeout) => {
+            hang(state).await;
+            Err(openai_error(
                 StatusCode::GATEWAY_TIMEOUT,
                 "timeout",
                 "mock injected timeout",
             ))
         }
-        FailMode::Status(status) => {
+        Some(FailMode::Status(status)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let kind = match status.as_u16() {
                 429 => "rate_limit_error",
@@ -312,9 +306,48 @@ async fn before_answer(state: &MockState, headers: &HeaderMap, model: &str) -> O
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Some(response)
+            Err(response)
         }
     }
+}
+
+/// Waits like a hung upstream: for a long time, or until the server stops.
+async fn hang(state: &MockState) {
+    hang_until(state.server_stopped.clone()).await;
+}
+
+async fn hang_until(server_stopped: Option<watch::Receiver<()>>) {
+    let stopped = async {
+        match server_stopped {
+            // `changed` fails once the sender is dropped, i.e. the server stopped.
+            Some(mut rx) => while rx.changed().await.is_ok() {},
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep(HANG) => {}
+        () = stopped => {}
+    }
+}
+
+/// The body of a broken answer: `head` is sent, then the connection is reset or stalls.
+fn broken_body(state: &MockState, head: Bytes, mode: FailMode) -> Body {
+    let stopped = state.server_stopped.clone();
+    let tail = async move {
+        if mode == FailMode::Stall {
+            hang_until(stopped).await;
+        } else {
+            // Give the head time to reach the client, so the reset comes mid-body as it would
+            // from a crashing provider, not before the first byte.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        // An error from the body stream makes the server abort the connection mid-body.
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "mock injected reset",
+        ))
+    };
+    Body::from_stream(futures::stream::iter([Ok(head)]).chain(futures::stream::once(tail)))
 }
 
 async fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -322,19 +355,20 @@ async fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
         Ok(req) => req,
         Err(e) => return invalid_json(&e),
     };
-    if let Some(failure) = before_answer(state, headers, &req.model).await {
-        return failure;
-    }
+    let sabotage = match before_answer(state, headers, &req.model).await {
+        Ok(s) => s,
+        Err(failure) => return failure,
+    };
     let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
     let created = unix_now();
     if req.is_stream() {
         match render_stream(&answer, &req.model, created, req.include_usage()) {
-            Ok(frames) => sse_response(frames, state.config.chunk_delay_ms),
+            Ok(frames) => sse_response(state, frames, sabotage),
             Err(e) => internal_error(&e.to_string()),
         }
     } else {
         match render_completion(&answer, &req.model, created) {
-            Ok(body) => json_response(body),
+            Ok(body) => answer_response(state, body, sabotage),
             Err(e) => internal_error(&e.to_string()),
         }
     }
@@ -345,11 +379,12 @@ async fn embed(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response 
         Ok(req) => req,
         Err(e) => return invalid_json(&e),
     };
-    if let Some(failure) = before_answer(state, headers, &req.model).await {
-        return failure;
-    }
+    let sabotage = match before_answer(state, headers, &req.model).await {
+        Ok(s) => s,
+        Err(failure) => return failure,
+    };
     match embeddings::render(&req) {
-        Ok(body) => json_response(body),
+        Ok(body) => answer_response(state, body, sabotage),
         Err(message) => openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
     }
 }
@@ -378,8 +413,43 @@ fn json_response(body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn sse_response(frames: Vec<Bytes>, chunk_delay_ms: u64) -> Response {
-    let body = if chunk_delay_ms == 0 {
+/// A plain answer, or the broken version of it that `sabotage` asks for.
+fn answer_response(state: &MockState, body: Vec<u8>, sabotage: Option<FailMode>) -> Response {
+    match sabotage {
+        None => json_response(body),
+        Some(FailMode::Garbage) => {
+            // Valid JSON cut short: what a provider's crashed worker or a proxy's error page gives.
+            let cut = body.len() / 2;
+            json_response(body.get(..cut).unwrap_or_default().to_vec())
+        }
+        Some(mode) => {
+            let cut = body.len() / 2;
+            let head = Bytes::from(body.get(..cut).unwrap_or_default().to_vec());
+            (
+                [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                broken_body(state, head, mode),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn sse_response(state: &MockState, frames: Vec<Bytes>, sabotage: Option<FailMode>) -> Response {
+    let chunk_delay_ms = state.config.chunk_delay_ms;
+    let body = if let Some(mode) = sabotage {
+        // Half the events (at least one), then the fault; never `[DONE]`.
+        let keep = (frames.len() / 2).max(1);
+        let mut head: Vec<Bytes> = frames.into_iter().take(keep).collect();
+        if mode == FailMode::Garbage {
+            head.push(Bytes::from_static(
+                b"data: {\"id\": \"chatcmpl-garbage\", \"choices\": [\n\n",
+            ));
+            head.push(Bytes::from_static(b"data: <html>502 Bad Gateway</html>\n\n"));
+            Body::from(head.concat())
+        } else {
+            broken_body(state, Bytes::from(head.concat()), mode)
+        }
+    } else if chunk_delay_ms == 0 {
         // One buffer, one write: about four times the throughput of a body chunk per frame
         // (measured over loopback), and clients must cope with any split of an SSE stream anyway.
         Body::from(frames.concat())

@@ -13,6 +13,11 @@ pub struct ChunkInfo {
     /// Some delta carries content, reasoning or a tool call: the first such chunk is the first token.
     pub has_token: bool,
     pub finish_reason: Option<String>,
+    /// Bytes of visible text and tool-call arguments in the deltas: what a broken stream's
+    /// output is estimated from when the provider never reported usage.
+    pub text_bytes: usize,
+    /// Bytes of reasoning text in the deltas.
+    pub reasoning_bytes: usize,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +48,23 @@ struct DeltaPeek {
     tool_calls: Option<Value>,
 }
 
+/// Bytes of text in a delta field: a string, or the strings nested in it (tool-call arguments).
+fn text_len(v: &Option<Value>) -> usize {
+    fn walk(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => a.iter().map(walk).sum(),
+            Value::Object(o) => o
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "id" | "type" | "index"))
+                .map(|(_, v)| walk(v))
+                .sum(),
+            _ => 0,
+        }
+    }
+    v.as_ref().map_or(0, walk)
+}
+
 fn non_empty(v: &Option<Value>) -> bool {
     match v {
         None | Some(Value::Null) => false,
@@ -68,6 +90,10 @@ pub fn inspect_chunk(data: &str) -> Option<ChunkInfo> {
         {
             info.has_token = true;
         }
+        if let Some(d) = &c.delta {
+            info.text_bytes += text_len(&d.content) + text_len(&d.tool_calls);
+            info.reasoning_bytes += text_len(&d.reasoning_content) + text_len(&d.reasoning);
+        }
         if c.finish_reason.is_some() {
             info.finish_reason = c.finish_reason;
         }
@@ -86,9 +112,8 @@ pub fn event_bytes(data: &str) -> bytes::Bytes {
 
 /// An OpenAI-shaped error event, sent when a stream breaks midway so clients never mistake a
 /// truncated answer for a complete one.
-pub fn error_event(message: &str, kind: &str) -> bytes::Bytes {
-    let v = serde_json::json!({"error": {"message": message, "type": kind, "code": null}});
-    event_bytes(&v.to_string())
+pub fn error_event(error: &serde_json::Value) -> bytes::Bytes {
+    event_bytes(&error.to_string())
 }
 
 #[cfg(test)]
@@ -117,6 +142,17 @@ mod tests {
         assert!(!i.has_token);
         let i = inspect_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#).unwrap();
         assert_eq!(i.finish_reason.as_deref(), Some("length"));
+    }
+
+    #[test]
+    fn text_and_reasoning_bytes_are_counted_for_estimates() {
+        let i = inspect_chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":"héllo","reasoning_content":"abc","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}}]}"#,
+        )
+        .unwrap();
+        // "héllo" is 6 bytes; the tool call counts its name (1) and arguments (7), not ids.
+        assert_eq!(i.text_bytes, 6 + 1 + 7);
+        assert_eq!(i.reasoning_bytes, 3);
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub const KEY: &str = "sk-test-0123456789abcdef";
 
 /// `tollgate mock` on a free port, failing as the rules say (`MODEL=RATE[:STATUS|:timeout]`).
 pub async fn start_mock(rules: &[&str]) -> SocketAddr {
+    start_mock_with(rules, tollgate_mock::MockConfig::default()).await
+}
+
+/// `tollgate mock` with its other settings (delays) too.
+pub async fn start_mock_with(rules: &[&str], config: tollgate_mock::MockConfig) -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let failures = rules
@@ -24,12 +29,29 @@ pub async fn start_mock(rules: &[&str]) -> SocketAddr {
         .collect();
     tokio::spawn(tollgate_mock::serve(
         l,
-        tollgate_mock::MockConfig {
-            failures,
-            ..Default::default()
-        },
+        tollgate_mock::MockConfig { failures, ..config },
     ));
     addr
+}
+
+/// Polls until `done` holds, failing the test with `what` after `deadline`. Tests wait for
+/// asynchronous effects this way instead of sleeping a fixed time.
+pub async fn eventually<F, Fut>(what: &str, deadline: std::time::Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        if done().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 pub struct Gw {
@@ -133,5 +155,14 @@ impl Gw {
 
     pub async fn records(self) -> Vec<Record> {
         self.records_and_jsonl().await.0
+    }
+
+    /// The records written to the JSONL file so far (the writer batches, so poll for them).
+    pub fn jsonl_so_far(&self) -> Vec<Record> {
+        std::fs::read_to_string(self.dir.path().join("records.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 }
