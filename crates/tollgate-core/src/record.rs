@@ -242,7 +242,11 @@ mod tests {
     }
 
     #[test]
-    fn sha_is_hex() {
-        assert_eq!(prompt_sha256(b"abc").len(), 64);
+    fn sha_is_lowercase_hex_of_sha256() {
+        // FIPS 180-2's test vector for "abc".
+        assert_eq!(
+            prompt_sha256(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -621,7 +621,8 @@ pub(crate) async fn route_request(
                 if endpoint == Endpoint::Chat {
                     draft.max_tokens.fit(body, &d);
                 }
-                let pre_ms = draft.elapsed_ms();
+                // The gateway's time before this attempt: failed attempts and backoff excluded.
+                let pre_ms = draft.elapsed_ms() - draft.failed_upstream_ms;
                 d.stats.started();
                 // Provider prompt caching markers are per deployment, so they go on a copy.
                 let marked;
@@ -810,7 +811,8 @@ fn plain_response(
         // Storing must not delay the answer (Redis is a network round trip).
         tokio::spawn(async move { cache.put(rc.key, entry).await });
     }
-    let overhead = (draft.elapsed_ms() - upstream_ms).max(0.0);
+    // Failed attempts and their backoff were waiting on providers too.
+    let overhead = (draft.elapsed_ms() - upstream_ms - draft.failed_upstream_ms).max(0.0);
     let mut resp = (StatusCode::OK, [("content-type", "application/json")], out).into_response();
     tag_response(
         resp.headers_mut(),

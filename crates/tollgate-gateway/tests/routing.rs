@@ -47,13 +47,20 @@ fn header(r: &reqwest::Response, name: &str) -> String {
 async fn retries_with_backoff_record_every_attempt_under_one_trace() {
     // `flaky` fails every other request, starting with the first.
     let mock = start_mock(&["flaky=0.5:500"]).await;
+    // `retry_after: 0.3`: the first backoff is 0.3 s with jitter down to half of it.
     let yaml = format!(
-        "model_list:\n{}router_settings:\n  num_retries: 2\ngeneral_settings:\n  master_key: {KEY}\n",
+        "model_list:\n{}router_settings:\n  num_retries: 2\n  retry_after: 0.3\ngeneral_settings:\n  master_key: {KEY}\n",
         model("flaky", "openai/flaky", mock)
     );
     let g = gateway(&yaml).await;
+    let t = Instant::now();
     let r = g.chat(ask("flaky")).await;
     assert_eq!(r.status(), 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(150),
+        "the retry waited its backoff: {:?}",
+        t.elapsed()
+    );
     assert_eq!(header(&r, "x-tollgate-attempts"), "2");
     assert_eq!(header(&r, "x-litellm-attempted-retries"), "1");
     assert_eq!(header(&r, "x-litellm-attempted-fallbacks"), "0");
@@ -67,6 +74,98 @@ async fn retries_with_backoff_record_every_attempt_under_one_trace() {
     assert_eq!(failed.model_group, "flaky");
     assert_eq!(failed.trace_id, ok.trace_id);
     assert_eq!(ok.request_id, rid);
+    // The backoff is the provider's time, not the gateway's: the answer's overhead excludes it.
+    assert!(ok.latency_ms >= 150.0, "{ok:?}");
+    assert!(ok.overhead_ms.unwrap() <= ok.latency_ms - 150.0, "{ok:?}");
+}
+
+#[tokio::test]
+async fn overhead_excludes_upstream_wait_failed_attempts_and_backoff() {
+    // Every answer takes 200 ms; the first attempt fails after its 200 ms, then 0.2 s of backoff
+    // (at least 0.1 s with jitter), then the second attempt takes 200 ms.
+    let mock = common::start_mock_with(
+        &["slow=0.5:500"],
+        tollgate_mock::MockConfig {
+            delay_ms: 200,
+            ..Default::default()
+        },
+    )
+    .await;
+    let yaml = format!(
+        "model_list:\n{}router_settings:\n  num_retries: 1\n  retry_after: 0.2\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("slow", "openai/slow", mock)
+    );
+    let g = gateway(&yaml).await;
+    let r = g.chat(ask("slow")).await;
+    assert_eq!(r.status(), 200);
+    let header_overhead: f64 = header(&r, "x-tollgate-overhead-ms").parse().unwrap();
+    // The same for a stream (the schedule fails its first attempt too).
+    let mut body = ask("slow");
+    body["stream"] = json!(true);
+    let r = g.chat(body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-tollgate-attempts"), "2");
+    let stream_header_overhead: f64 = header(&r, "x-tollgate-overhead-ms").parse().unwrap();
+    assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    assert!(stream_header_overhead < 100.0, "{stream_header_overhead}");
+    let records = g.records().await;
+    let streamed = records
+        .iter()
+        .find(|r| r.status == RecordStatus::Success && r.stream)
+        .unwrap();
+    assert!(streamed.overhead_ms.unwrap() < 100.0, "{streamed:?}");
+    let ok = records
+        .iter()
+        .find(|r| r.status == RecordStatus::Success && !r.stream)
+        .unwrap();
+    let (latency, upstream, overhead) = (ok.latency_ms, ok.upstream_ms.unwrap(), ok.overhead_ms.unwrap());
+    assert!(latency >= 500.0, "{ok:?}");
+    assert!(upstream >= 200.0, "the successful attempt's own wait: {ok:?}");
+    // What is neither the answer's wait nor overhead is the failed attempt and the backoff.
+    assert!(latency - upstream - overhead >= 300.0, "{ok:?}");
+    // Had any of the waiting been counted, overhead would be at least 100 ms.
+    assert!(overhead < 100.0 && header_overhead < 100.0, "{ok:?}");
+}
+
+/// The minute the router's rpm/tpm windows are in.
+fn minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60
+}
+
+#[tokio::test]
+async fn per_deployment_rpm_and_tpm_limits_are_enforced() {
+    let mock = start_mock(&[]).await;
+    let yaml = format!(
+        "model_list:\n{}      rpm: 2\n{}      tpm: 1\nrouter_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("two-a-minute", "openai/two", mock),
+        model("one-token", "openai/one", mock),
+    );
+    let g = gateway(&yaml).await;
+    // The windows are calendar minutes: a run that straddles a minute boundary is repeated.
+    let mut checked = false;
+    for _ in 0..3 {
+        let start = minute();
+        let mut rpm = Vec::new();
+        for _ in 0..3 {
+            rpm.push(g.chat(ask("two-a-minute")).await.status().as_u16());
+        }
+        let mut tpm = Vec::new();
+        for _ in 0..2 {
+            tpm.push(g.chat(ask("one-token")).await.status().as_u16());
+        }
+        if minute() == start {
+            assert_eq!(rpm, [200, 200, 503], "the third request in a minute is over rpm: 2");
+            assert_eq!(tpm, [200, 503], "the first answer used up tpm: 1");
+            checked = true;
+            break;
+        }
+    }
+    assert!(checked, "three runs straddled a minute boundary");
+    g.records().await;
 }
 
 #[tokio::test]
@@ -151,12 +250,9 @@ async fn failing_deployments_cool_down_and_recover() {
     yaml.push_str(&model("pool", "openai/dead-end", mock));
     yaml.push_str(&model("pool", "openai/healthy", mock));
     yaml.push_str(&format!(
-        "router_settings:\n  num_retries: 3\n  allowed_fails: 0\n  cooldown_time: 1\ngeneral_settings:\n  master_key: {KEY}\n"
+        "router_settings:\n  num_retries: 3\n  allowed_fails: 0\n  cooldown_time: 3\ngeneral_settings:\n  master_key: {KEY}\n"
     ));
     let g = gateway(&yaml).await;
-    for _ in 0..10 {
-        assert_eq!(g.chat(ask("pool")).await.status(), 200);
-    }
     let stats = |m: SocketAddr| async move {
         let v: BTreeMap<String, u64> = reqwest::get(format!("http://{m}/mock/stats"))
             .await
@@ -166,13 +262,30 @@ async fn failing_deployments_cool_down_and_recover() {
             .unwrap();
         v.get("dead-end").copied().unwrap_or(0)
     };
-    // After its first failure the dead deployment cooled down: at most one request reached it.
-    assert_eq!(stats(mock).await, 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    for _ in 0..20 {
+    // The shuffle picks either deployment; send until the dead one has been tried (the chance
+    // of 200 misses in a row is 2^-200). Retries hide its failure from the client.
+    let mut sent = 0;
+    while stats(mock).await == 0 {
+        assert_eq!(g.chat(ask("pool")).await.status(), 200);
+        sent += 1;
+        assert!(sent < 200, "the dead deployment was never picked");
+    }
+    // After its first failure it cools down for 3 s: nothing more reaches it meanwhile.
+    for _ in 0..10 {
         assert_eq!(g.chat(ask("pool")).await.status(), 200);
     }
-    assert_eq!(stats(mock).await, 2, "after the cooldown it is tried again, once");
+    assert_eq!(stats(mock).await, 1);
+    // After the cooldown it is tried again.
+    common::eventually(
+        "the dead deployment is tried again after its cooldown",
+        Duration::from_secs(15),
+        || async {
+            assert_eq!(g.chat(ask("pool")).await.status(), 200);
+            stats(mock).await >= 2
+        },
+    )
+    .await;
+    assert_eq!(stats(mock).await, 2, "once, then it cools down again");
     let records = g.records().await;
     assert_eq!(records.iter().filter(|r| r.status == RecordStatus::Failure).count(), 2);
 }
