@@ -65,7 +65,9 @@ def test_plain_chat(client, group):
     assert h["x-tollgate-model-group"] == group
     assert h["x-litellm-model-group"] == group
     assert h["x-tollgate-cache"] == "off"
-    assert float(h["x-tollgate-overhead-ms"]) >= 0.0
+    # The gateway's own time: positive (a clamped or missing figure would be 0) and a small
+    # part of the request (the mock answers within milliseconds, so this is loose).
+    assert 0.0 < float(h["x-tollgate-overhead-ms"]) < 1000.0
     cost = float(h["x-tollgate-cost-usd"])
     assert float(h["x-litellm-response-cost"]) == pytest.approx(cost, abs=1e-10)
     # The header carries 10 decimals.

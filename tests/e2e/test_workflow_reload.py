@@ -2,6 +2,7 @@
 running gateway reloads its config on SIGHUP under load without failing a request."""
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -75,9 +76,20 @@ def test_sdk_streams_cf_x_with_the_whole_runs_usage(start_gateway, mock):
     assert models == {"cf-x-normal"}
     assert "## Planner" in text and "## Reviewer" in text
     assert usage is not None and usage.prompt_tokens > 0
-    # The run's usage covers all three steps: more than the reviewer step alone.
-    plain = client.chat.completions.create(model="gemini-2.5-flash", messages=TASK)
-    assert usage.prompt_tokens > plain.usage.prompt_tokens
+    # The run's usage is the sum of its steps' usage, each step as recorded (not just the last
+    # step, whose prompt already holds the earlier steps' output).
+    assert gw.stop() == 0
+    records = [
+        json.loads(line) for line in gw.jsonl_path.read_text().splitlines() if line.strip()
+    ]
+    steps = [
+        r for r in records
+        if r.get("workflow") == "cf-x-normal" and not r["rollup"] and r["status"] == "success"
+    ]
+    assert sorted(r["step_role"] for r in steps) == ["coder", "planner", "reviewer"], steps
+    assert usage.prompt_tokens == sum(r["prompt_tokens"] for r in steps)
+    assert usage.completion_tokens == sum(r["completion_tokens"] for r in steps)
+    assert usage.prompt_tokens > max(r["prompt_tokens"] for r in steps)
 
 
 def test_sighup_reloads_under_load_without_a_failed_request(start_gateway, mock):
