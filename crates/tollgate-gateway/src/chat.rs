@@ -1137,6 +1137,11 @@ pub(crate) fn stream_response(
     };
     let mut events = events;
     let stream_timeout = deployment.timeout;
+    let mut cut = guard
+        .draft
+        .as_ref()
+        .map(|d| d.app.cut_streams.clone())
+        .unwrap_or_else(|| tokio::sync::watch::channel(false).1);
     let body_stream = async_stream::stream! {
         for b in prelude {
             yield Ok::<Bytes, std::io::Error>(b);
@@ -1150,9 +1155,26 @@ pub(crate) fn stream_response(
                 break;
             }
             let remaining = stream_timeout.saturating_sub(sent.elapsed());
-            let next = match tokio::time::timeout(remaining, events.next()).await {
-                Ok(n) => n,
-                Err(_) => {
+            let waited = tokio::select! {
+                // The shutdown grace period is over: end the stream truthfully and record it.
+                _ = cut.wait_for(|cut| *cut) => None,
+                n = tokio::time::timeout(remaining, events.next()) => Some(n),
+            };
+            let next = match waited {
+                None => {
+                    let e = GatewayError::new(
+                        ErrorKind::Upstream,
+                        "the gateway is shutting down and its grace period is over; retry the request",
+                    )
+                    .with_status(503)
+                    .with_code("gateway_shutting_down")
+                    .with_fault(Fault::Gateway);
+                    yield Ok::<Bytes, std::io::Error>(error_event(&e.to_json()));
+                    guard.complete(Some(e));
+                    return;
+                }
+                Some(Ok(n)) => n,
+                Some(Err(_)) => {
                     let e = timeout_error(&deployment, stream_timeout);
                     yield Ok::<Bytes, std::io::Error>(error_event(&e.to_json()));
                     guard.complete(Some(e));

@@ -39,6 +39,9 @@ pub struct App {
     pub reload_lock: std::sync::Mutex<()>,
     /// The overhead histogram and counters served on `GET /metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Turns true when the shutdown grace period is over: streams still running end with an
+    /// error event and write their record before the store closes.
+    pub cut_streams: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How to run the gateway (the `serve` command's flags).
@@ -55,6 +58,9 @@ pub struct ServeOptions {
     pub prices_path: Option<PathBuf>,
     /// Reload when the config file (or an included one) changes.
     pub watch_config: bool,
+    /// How long in-flight requests may run after a shutdown begins; streams still running then
+    /// are ended with an error event (and recorded).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServeOptions {
@@ -68,6 +74,7 @@ impl Default for ServeOptions {
             record_capacity: 65_536,
             prices_path: None,
             watch_config: true,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -91,6 +98,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     pub app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
+    cut_streams: tokio::sync::watch::Sender<bool>,
+    shutdown_grace: Duration,
     server: tokio::task::JoinHandle<()>,
     writer: WriterHandle,
     _watcher: Option<crate::reload::ConfigWatcher>,
@@ -102,8 +111,18 @@ impl RunningGateway {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        // In-flight streams hold their own records; give them a bounded time to end.
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.server).await;
+        // In-flight requests finish within the grace period; streams still running after it are
+        // told to end (an error event to the client, their record to the writer) and given a
+        // moment to do so, so that no record is lost to the closing store.
+        if tokio::time::timeout(self.shutdown_grace, &mut self.server)
+            .await
+            .is_err()
+        {
+            let _ = self.cut_streams.send(true);
+            if tokio::time::timeout(STREAM_CUT_WAIT, &mut self.server).await.is_err() {
+                tracing::warn!("some connections were still open {STREAM_CUT_WAIT:?} after streams were cut");
+            }
+        }
         drop(self.app);
         self.writer.shutdown().await
     }
@@ -184,6 +203,9 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
     lines
 }
 
+/// How long cut streams get to send their error event and hand over their record.
+const STREAM_CUT_WAIT: Duration = Duration::from_secs(2);
+
 /// Binds, starts the writer and serves until [`RunningGateway::shutdown`].
 pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway, ServeError> {
     let auth_enabled = match master_key_problem(live.config.master_key.as_ref()) {
@@ -216,6 +238,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
     for line in startup_summary(&live, &local.to_string(), &opts, auth_enabled) {
         eprintln!("{line}");
     }
+    let (cut_tx, cut_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         live: ArcSwap::from_pointee(live),
         http,
@@ -226,6 +249,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         config_error: std::sync::Mutex::new(None),
         reload_lock: std::sync::Mutex::new(()),
         metrics: crate::metrics::Metrics::new()?,
+        cut_streams: cut_rx,
     });
     let watcher = if opts.watch_config {
         match crate::reload::watch(app.clone()) {
@@ -260,6 +284,8 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         addr: local,
         app,
         stop: Some(stop_tx),
+        cut_streams: cut_tx,
+        shutdown_grace: opts.shutdown_grace,
         server,
         writer: writer_handle,
         _watcher: watcher,

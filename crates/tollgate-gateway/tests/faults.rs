@@ -11,7 +11,7 @@ use tollgate_core::{Fault, Record, RecordStatus};
 use tollgate_mock::MockConfig;
 
 mod common;
-use common::{KEY, eventually, gateway, start_mock, start_mock_with};
+use common::{KEY, eventually, gateway, gateway_opts, start_mock, start_mock_with};
 
 fn model(name: &str, mock: SocketAddr, extra: &str) -> String {
     format!(
@@ -284,4 +284,54 @@ async fn an_unreachable_upstream_says_each_cause_once() {
     assert_eq!(v["error"]["code"], "upstream_unreachable");
     assert_eq!(message.matches("connection refused").count(), 1, "{message}");
     g.records().await;
+}
+
+#[tokio::test]
+async fn a_stream_still_running_when_the_shutdown_grace_ends_is_ended_truthfully_and_recorded() {
+    // 200 ms between chunks: the answer takes seconds, far past the 300 ms grace period.
+    let mock = start_mock_with(
+        &[],
+        MockConfig {
+            chunk_delay_ms: 200,
+            ..Default::default()
+        },
+    )
+    .await;
+    let g = gateway_opts(&config(&[model("m", mock, "")], ""), |o| {
+        o.shutdown_grace = Duration::from_millis(300)
+    })
+    .await;
+    let r = g.chat(ask_stream("m")).await;
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("Mock answer") {
+        seen.extend_from_slice(&body.next().await.unwrap().unwrap());
+    }
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(chunk)) = body.next().await {
+            seen.extend_from_slice(&chunk);
+        }
+        String::from_utf8(seen).unwrap()
+    });
+    let dir = g.dir.path().to_path_buf();
+    let summary = g.gw.shutdown().await.unwrap();
+    let text = reader.await.unwrap();
+    assert!(
+        text.contains("gateway_shutting_down"),
+        "an error event, not a silent cut: {text}"
+    );
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert_eq!((summary.written, summary.dropped), (1, 0), "{summary:?}");
+    let records: Vec<Record> = tollgate_store::read_sqlite(&dir.join("data"))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(
+        (r.status, r.http_status, r.fault),
+        (RecordStatus::Failure, 503, Some(Fault::Gateway))
+    );
+    assert!(r.usage_estimated && r.completion_tokens > 0, "{r:?}");
 }

@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 pub fn detect(manifest_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, bool)> {
     let ci = env("TOLLGATE_CI").is_some_and(|v| !v.is_empty() && v != "0");
     let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
-    let on_path = |bin: &str| {
-        env("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(bin).is_file()))
-    };
+    let on_path =
+        |bin: &str| env("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(bin).is_file()));
     vec![
         ("tollgate_redis", ci || set("TOLLGATE_TEST_REDIS_URL")),
         ("tollgate_postgres", ci || set("TOLLGATE_TEST_POSTGRES_URL")),

@@ -71,6 +71,10 @@ struct ServeArgs {
     /// Do not reload when the config file changes (SIGHUP and POST /admin/reload still do).
     #[arg(long)]
     no_watch: bool,
+    /// Seconds in-flight requests may run after SIGTERM/SIGINT; streams still running then end
+    /// with an error event and are recorded.
+    #[arg(long, default_value_t = 30.0)]
+    shutdown_grace: f64,
 }
 
 #[derive(Args)]
@@ -160,6 +164,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         insecure_dev: args.insecure_dev,
         prices_path: args.prices.clone(),
         watch_config: !args.no_watch,
+        shutdown_grace: std::time::Duration::try_from_secs_f64(args.shutdown_grace).map_err(|_| {
+            anyhow::anyhow!(
+                "--shutdown-grace {}: expected a number of seconds, 0 or more (e.g. 30)",
+                args.shutdown_grace
+            )
+        })?,
         ..ServeOptions::default()
     };
     let gw = tollgate_gateway::start(live, opts).await?;

@@ -71,15 +71,28 @@ pub async fn gateway(yaml: &str) -> Gw {
 }
 
 pub async fn gateway_at(config_path: &Path, dir: tempfile::TempDir, watch: bool) -> Gw {
+    gateway_with(config_path, dir, |o| o.watch_config = watch).await
+}
+
+/// A gateway on `yaml` with its serve options adjusted by `adjust`.
+pub async fn gateway_opts(yaml: &str, adjust: impl FnOnce(&mut ServeOptions)) -> Gw {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    gateway_with(&path, dir, adjust).await
+}
+
+async fn gateway_with(config_path: &Path, dir: tempfile::TempDir, adjust: impl FnOnce(&mut ServeOptions)) -> Gw {
     let cfg = tollgate_core::config::load(config_path, &ProcessEnv).unwrap();
     let live = LiveState::build(cfg, 1, None, &ProcessEnv).unwrap();
-    let opts = ServeOptions {
+    let mut opts = ServeOptions {
         port: 0,
         data_dir: dir.path().join("data"),
         log_jsonl: Some(dir.path().join("records.jsonl")),
-        watch_config: watch,
+        watch_config: false,
         ..ServeOptions::default()
     };
+    adjust(&mut opts);
     let gw = tollgate_gateway::start(live, opts).await.unwrap();
     let base = format!("http://{}", gw.addr);
     Gw {
