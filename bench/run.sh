@@ -10,7 +10,6 @@
 # Only loopback is used; LiteLLM is told not to fetch its price map or send telemetry.
 set -euo pipefail
 
-OHA_VERSION=1.16.0
 LITELLM_VERSION=1.108.7
 DUCKDB_VERSION=1.5.6
 
@@ -20,14 +19,8 @@ cd "$ROOT"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# 1. oha, pinned, built from crates.io into bench/.tools (its own target dir: no lock on the
-#    workspace's).
-OHA="$BENCH_DIR/.tools/bin/oha"
-if ! { [ -x "$OHA" ] && "$OHA" --version 2>/dev/null | grep -q " $OHA_VERSION"; }; then
-    log "installing oha $OHA_VERSION (cargo install --locked)"
-    cargo install oha --version "$OHA_VERSION" --locked --root "$BENCH_DIR/.tools" \
-        --target-dir "$BENCH_DIR/.tools/build"
-fi
+# 1. oha, pinned (bench/oha.sh).
+source "$BENCH_DIR/oha.sh"
 
 # 2. LiteLLM (proxy extras) and DuckDB, pinned, in their own venv.
 PY="$BENCH_DIR/.venv/bin/python"

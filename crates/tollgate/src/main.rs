@@ -95,7 +95,7 @@ struct MockArgs {
     /// Delay before every answer (for streams: before the first byte).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
-    /// Inject failures: MODEL=RATE, MODEL=RATE:STATUS or MODEL=RATE:timeout (repeatable),
+    /// Inject failures: MODEL=RATE, MODEL=RATE:STATUS or MODEL=RATE:MODE with MODE timeout, garbage, reset or stall (repeatable),
     /// e.g. --fail grok-4-1-fast-reasoning=1.0 --fail deepseek-v3.2=0.5:429
     #[arg(long = "fail", value_name = "MODEL=RATE")]
     fail: Vec<String>,
