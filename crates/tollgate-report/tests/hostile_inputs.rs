@@ -285,3 +285,80 @@ fn implausible_tollgate_records_are_rejected() {
     assert_eq!(records, vec![good]);
     assert_eq!((s[0].corrupt_lines, s[0].implausible_rows), (2, 2));
 }
+
+#[test]
+fn a_csv_line_of_spaces_is_blank() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = std::fs::read_to_string(fixture("spend_logs.csv")).unwrap();
+    let mut lines: Vec<&str> = csv.lines().collect();
+    lines.insert(3, " \t ");
+    let path = write(dir.path(), "spaces.csv", &(lines.join("\n") + "\n"));
+    let (records, s) = import_one(&path).unwrap();
+    assert_eq!(records.len(), 5);
+    assert_eq!(s[0].corrupt_lines, 0, "{:?}", s[0].corrupt);
+
+    // A row that is not a record is named by its line, with LF or CRLF line ends.
+    lines.insert(5, "bogus-row");
+    for (name, end) in [("lf.csv", "\n"), ("crlf.csv", "\r\n")] {
+        let path = write(dir.path(), name, &(lines.join(end) + end));
+        let (records, s) = import_one(&path).unwrap();
+        assert_eq!(records.len(), 5);
+        assert_eq!(
+            s[0].corrupt.iter().map(|c| c.line).collect::<Vec<_>>(),
+            vec![6],
+            "{name}"
+        );
+    }
+}
+
+/// Hands out `data` up to `limit` bytes, then fails like a dying disk.
+struct FailAfter {
+    data: std::io::Cursor<Vec<u8>>,
+    limit: u64,
+}
+
+impl std::io::Read for FailAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.limit - self.data.position();
+        if left == 0 {
+            return Err(std::io::Error::other("input/output error"));
+        }
+        let n = buf.len().min(left as usize);
+        std::io::Read::read(&mut self.data, &mut buf[..n])
+    }
+}
+
+#[test]
+fn a_csv_row_cut_by_a_read_error_is_not_a_record() {
+    let csv = std::fs::read(fixture("spend_logs.csv")).unwrap();
+    // Cut inside the third data row, two characters into its start time: the cell `20` would
+    // read as epoch second 20.
+    let text = String::from_utf8(csv.clone()).unwrap();
+    let row3 = text.match_indices('\n').nth(2).unwrap().0 + 1;
+    let cut = row3 + text[row3..].find(",2026-").unwrap() + 3;
+    let prices = PriceTable::builtin();
+    let importer = Importer {
+        prices: &prices,
+        on_bytes: None,
+    };
+    let mut records = Vec::new();
+    let reader = FailAfter {
+        data: std::io::Cursor::new(csv),
+        limit: cut as u64,
+    };
+    let s = importer
+        .import_reader("spend.csv", Box::new(reader), &mut |r| {
+            records.push(r);
+            true
+        })
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(s.corrupt_lines, 1);
+    assert_eq!(s.corrupt[0].line, 4);
+    assert!(s.corrupt[0].error.contains("cut short"), "{:?}", s.corrupt);
+    let warning = s.warning.unwrap();
+    assert!(
+        warning.contains("input/output error") && warning.contains("2 records"),
+        "{warning}"
+    );
+}

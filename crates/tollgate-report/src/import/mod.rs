@@ -324,7 +324,7 @@ impl Importer<'_> {
             on_bytes: self.on_bytes,
         };
         let (reader, gzip) = decompress(counted).map_err(io_err(name))?;
-        let fault = Rc::new(RefCell::new(None));
+        let fault = FaultCell::default();
         let mut reader = StopAtFault {
             inner: reader,
             fault: Rc::clone(&fault),
@@ -332,7 +332,7 @@ impl Importer<'_> {
         let sniffed = sniff(&mut reader).map_err(io_err(name))?;
         // Nothing recognisable before a read error: the error is the news, not the format.
         if matches!(sniffed.detected, None | Some(Detected::Empty))
-            && let Some(e) = fault.borrow_mut().take()
+            && let Some(e) = fault.borrow_mut().error.take()
         {
             return Err(ReportError::Io {
                 path: name.to_string(),
@@ -365,11 +365,11 @@ impl Importer<'_> {
         match detected {
             Detected::JsonLines(kind) => self.read_lines(&mut buffered, kind, first_line, &mut summary, sink),
             Detected::JsonArray(kind) => self.read_array(buffered, kind, first_line, &mut summary, sink),
-            Detected::SpendLogsCsv => self.read_csv(buffered, first_line, &mut summary, sink),
+            Detected::SpendLogsCsv => self.read_csv(buffered, first_line, &fault, &mut summary, sink),
             Detected::Empty | Detected::TollgateSqlite | Detected::Postgres => Ok(()),
         }
         .map_err(io_err(name))?;
-        if let Some(e) = fault.borrow_mut().take() {
+        if let Some(e) = fault.borrow_mut().error.take() {
             summary.warning = Some(if gzip {
                 format!(
                     "the gzip stream ends early or is damaged ({e}); the {} records before that point are counted",
@@ -509,9 +509,18 @@ impl Importer<'_> {
         &self,
         reader: impl Read,
         first_line: u64,
+        fault: &FaultCell,
         summary: &mut InputSummary,
         sink: &mut dyn FnMut(Record) -> bool,
     ) -> std::io::Result<()> {
+        let lines = Rc::new(RefCell::new(LineIndex::default()));
+        let reader = Newlines {
+            inner: reader,
+            index: Rc::clone(&lines),
+        };
+        // The line a row starts on, from its byte offset (the csv crate's own line count is one
+        // short for CRLF files, which LiteLLM's export writes).
+        let line_of = |byte: u64| first_line + 1 + lines.borrow_mut().newlines_through(byte);
         let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
         let headers = match csv.headers() {
             Ok(h) => h.clone(),
@@ -522,12 +531,17 @@ impl Importer<'_> {
         };
         let mut chunk = Vec::new();
         let mut row = csv::StringRecord::new();
-        let mut n = first_line + 1; // the header's line
+        // The newest row is held back until the next one: a fault may have cut it short.
+        let mut newest: Option<(u64, Vec<u8>)> = None;
         loop {
             match csv.read_record(&mut row) {
                 Ok(false) => break,
                 Ok(true) => {
-                    n = row.position().map_or(n + 1, |p| first_line + p.line());
+                    // A line of spaces is a blank line, not a row without a request id.
+                    if row.iter().all(|v| v.trim().is_empty()) {
+                        continue;
+                    }
+                    let line = line_of(row.position().map_or(0, |p| p.byte()));
                     // Re-encode as one JSON object so the JSON path reads it; empty cells are absent.
                     let mut obj = serde_json::Map::new();
                     for (h, v) in headers.iter().zip(row.iter()) {
@@ -535,19 +549,28 @@ impl Importer<'_> {
                             obj.insert(h.to_string(), serde_json::Value::String(v.to_string()));
                         }
                     }
-                    chunk.push((n, serde_json::to_vec(&obj).unwrap_or_default()));
+                    chunk.extend(newest.replace((line, serde_json::to_vec(&obj).unwrap_or_default())));
                 }
                 // The reader ends at a fault (see `StopAtFault`); were one to get here, retrying
                 // would only repeat it.
                 Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => break,
                 Err(e) => {
-                    n += 1;
-                    summary.reject(n, &RowError::Unreadable(e.to_string()));
+                    chunk.extend(newest.take());
+                    let line = e.position().map_or(first_line + 1, |p| line_of(p.byte()));
+                    summary.reject(line, &RowError::Unreadable(e.to_string()));
                 }
             }
             if chunk.len() >= CHUNK_LINES && !self.flush(RowKind::LitellmSpendLogs, &mut chunk, summary, sink) {
                 return Ok(());
             }
+        }
+        // A CSV row cut by a fault still parses, with its last cell cut (`2026-01-01` read as
+        // `20`, a time in 1970): a row the fault ended mid-line is not a record.
+        match newest {
+            Some((line, _)) if fault.borrow().cut_mid_line() => {
+                summary.reject(line, &RowError::Unreadable("row cut short where the input ends".into()));
+            }
+            last => chunk.extend(last),
         }
         self.flush(RowKind::LitellmSpendLogs, &mut chunk, summary, sink);
         Ok(())
@@ -561,6 +584,51 @@ fn reason(e: &ReportError) -> String {
         ReportError::Sqlite { message, .. } => message.clone(),
         ReportError::UnknownFormat { expected, .. } => format!("not read: expected {expected}"),
         other => other.to_string(),
+    }
+}
+
+/// Where the newlines are, so a byte offset can be turned into a line number. Offsets are asked
+/// for in increasing order, so only the newlines read ahead of the last answer are kept.
+#[derive(Default)]
+struct LineIndex {
+    /// Offsets of newlines seen but not yet counted.
+    pending: VecDeque<u64>,
+    /// Newlines before the last offset asked for.
+    counted: u64,
+    /// Bytes seen so far.
+    offset: u64,
+}
+
+impl LineIndex {
+    /// Newlines at or before `byte`: "at" because the csv crate starts a record after a CRLF
+    /// at the LF.
+    fn newlines_through(&mut self, byte: u64) -> u64 {
+        while self.pending.front().is_some_and(|n| *n <= byte) {
+            self.pending.pop_front();
+            self.counted += 1;
+        }
+        self.counted
+    }
+}
+
+/// Passes bytes through, noting where the newlines are.
+struct Newlines<R> {
+    inner: R,
+    index: Rc<RefCell<LineIndex>>,
+}
+
+impl<R: Read> Read for Newlines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut index = self.index.borrow_mut();
+        let start = index.offset;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                index.pending.push_back(start + i as u64);
+            }
+        }
+        index.offset += n as u64;
+        Ok(n)
     }
 }
 
@@ -579,7 +647,23 @@ fn nothing_before_fault(e: std::io::Error, gzip: bool) -> std::io::Error {
 /// input's warning.
 struct StopAtFault<R> {
     inner: R,
-    fault: Rc<RefCell<Option<std::io::Error>>>,
+    fault: FaultCell,
+}
+
+/// Shared between a [`StopAtFault`] and the code that reads through it.
+type FaultCell = Rc<RefCell<Fault>>;
+
+#[derive(Default)]
+struct Fault {
+    error: Option<std::io::Error>,
+    /// The last byte handed on, to tell whether the fault cut a line.
+    last_byte: Option<u8>,
+}
+
+impl Fault {
+    fn cut_mid_line(&self) -> bool {
+        self.error.is_some() && self.last_byte.is_some_and(|b| b != b'\n')
+    }
 }
 
 impl<R: BufRead> Read for StopAtFault<R> {
@@ -594,15 +678,22 @@ impl<R: BufRead> Read for StopAtFault<R> {
 
 impl<R: BufRead> BufRead for StopAtFault<R> {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        if self.fault.borrow().is_some() {
+        if self.fault.borrow().error.is_some() {
             return Ok(&[]);
         }
         match self.inner.fill_buf() {
-            Ok(bytes) => Ok(bytes),
+            Ok(bytes) => {
+                // The inner reader refills only once all it handed on was consumed, so at a
+                // fault this is the last byte of the input.
+                if let Some(b) = bytes.last() {
+                    self.fault.borrow_mut().last_byte = Some(*b);
+                }
+                Ok(bytes)
+            }
             // Retried by every std reader; not a fault.
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                *self.fault.borrow_mut() = Some(e);
+                self.fault.borrow_mut().error = Some(e);
                 Ok(&[])
             }
         }
@@ -685,13 +776,13 @@ fn sniff_path(path: &Path) -> Result<Option<Detected>, ReportError> {
     }
     let file = File::open(path).map_err(io_err(&name))?;
     let (reader, gzip) = decompress(file).map_err(io_err(&name))?;
-    let fault = Rc::new(RefCell::new(None));
+    let fault = FaultCell::default();
     let mut reader = StopAtFault {
         inner: reader,
         fault: Rc::clone(&fault),
     };
     let detected = sniff(&mut reader).map_err(io_err(&name))?.detected;
-    match (detected, fault.borrow_mut().take()) {
+    match (detected, fault.borrow_mut().error.take()) {
         // Damaged before anything recognisable: a warning, not "not a log".
         (None | Some(Detected::Empty), Some(e)) => Err(ReportError::Io {
             path: name,
