@@ -263,3 +263,25 @@ fn demo_runs_offline_and_its_records_feed_the_report() {
     assert_eq!(r["requests"]["total"], summary);
     assert_eq!(r["inputs"][0]["corrupt_lines"], 0);
 }
+
+#[test]
+fn report_reads_a_pipe_given_by_path() {
+    // `tollgate report <(zcat logs.gz)` hands over a pipe by path; checking it for SQLite's magic
+    // bytes must not eat the start of the stream.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["report", "--format", "json", "--no-progress", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the tollgate binary");
+    let bytes = std::fs::read(fixture("payload.jsonl")).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["requests"]["total"], PAYLOAD_REQUESTS);
+    assert_eq!(r["inputs"][0]["corrupt_lines"], 0);
+}
