@@ -362,3 +362,46 @@ fn a_csv_row_cut_by_a_read_error_is_not_a_record() {
         "{warning}"
     );
 }
+
+#[test]
+fn a_damaged_sqlite_page_keeps_the_rows_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let (writer, handle) = tollgate_store::RecordWriter::start(tollgate_store::StoreConfig {
+        data_dir: data_dir.clone(),
+        jsonl: None,
+        capacity: 4096,
+    })
+    .unwrap();
+    let n = 2000;
+    for i in 0..n {
+        writer.submit(rec(&format!("tg-{i:05}"), "g", "deepseek/deepseek-v3.2", 1000, 100));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    assert_eq!(rt.block_on(handle.shutdown()).unwrap().written, n);
+    let db = data_dir.join(tollgate_store::DB_FILE_NAME);
+    // Fold the WAL into the file, then damage the last leaf page of the records table (page type
+    // 0x0D) that is not the first page.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
+        .unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+    let leaf = (1..bytes.len() / page)
+        .rev()
+        .find(|p| bytes[p * page] == 0x0D)
+        .expect("a table leaf page");
+    bytes[leaf * page..(leaf + 1) * page].fill(0xA5);
+    std::fs::write(&db, &bytes).unwrap();
+
+    let (records, s) = import_one(&db).unwrap();
+    assert!(
+        !records.is_empty() && records.len() < n as usize,
+        "{} records",
+        records.len()
+    );
+    assert_eq!(s[0].records as usize, records.len());
+    let warning = s[0].warning.as_deref().expect("a warning");
+    assert!(warning.contains("malformed"), "{warning}");
+}

@@ -63,7 +63,20 @@ pub fn import_sqlite(
         .prepare("SELECT rowid, json FROM records ORDER BY rowid")
         .map_err(err)?;
     let mut rows = stmt.query([]).map_err(err)?;
-    while let Some(row) = rows.next().map_err(err)? {
+    loop {
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            // A damaged page part-way through: what came before it stands, as for a cut gzip.
+            Err(e) if summary.records > 0 || summary.corrupt_lines > 0 => {
+                summary.warning = Some(format!(
+                    "reading stopped at an error ({e}); the {} records before it are counted",
+                    summary.records
+                ));
+                break;
+            }
+            Err(e) => return Err(err(e)),
+        };
         let rowid: i64 = row.get(0).map_err(err)?;
         let parsed = row
             .get::<_, String>(1)
