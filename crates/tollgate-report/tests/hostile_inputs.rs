@@ -90,6 +90,7 @@ fn a_truncated_first_line_is_counted_and_the_rest_read() {
     assert_eq!(records.len(), 4);
     assert_eq!(s[0].corrupt_lines, 1);
     assert_eq!(s[0].corrupt[0].line, 1, "{:?}", s[0].corrupt);
+    assert!(s[0].corrupt[0].error.contains("cut short"), "{:?}", s[0].corrupt);
 }
 
 #[test]
@@ -221,10 +222,12 @@ fn implausible_litellm_values_are_rejected() {
     assert!(r.cost.total_usd < 1.0, "total cost {}", r.cost.total_usd);
     // The report says how many rows were rejected, and why.
     let md = tollgate_report::render(&r, tollgate_report::Format::Md, tollgate_report::Lang::En);
-    assert!(md.contains("3 rows rejected for implausible values"), "{md}");
+    assert!(md.contains("Rows rejected for implausible values"), "{md}");
+    assert!(md.contains("$10,000 for one request): 3."), "{md}");
     assert!(md.contains("implausible prompt_tokens"), "{md}");
     let tr = tollgate_report::render(&r, tollgate_report::Format::Md, tollgate_report::Lang::Tr);
-    assert!(tr.contains("3 satır olanaksız değerler nedeniyle reddedildi"), "{tr}");
+    assert!(tr.contains("Olanaksız değerler nedeniyle reddedilen satırlar"), "{tr}");
+    assert!(tr.contains("10.000 $ üstü): 3."), "{tr}");
 
     // SpendLogs: the same through `spend` and the token columns, as JSON lines and as CSV.
     let rows: Vec<String> = std::fs::read_to_string(fixture("spend_logs.jsonl"))

@@ -42,7 +42,8 @@ pub fn tokens(field: &str, value: Option<f64>) -> Result<Option<u64>, RowError> 
     let Some(v) = value else { return Ok(None) };
     if !(0.0..=MAX_TOKENS as f64).contains(&v) {
         return Err(RowError::Implausible(format!(
-            "implausible {field} {v}: a request has 0 to {MAX_TOKENS} tokens"
+            "implausible {field} {}: a request has 0 to {MAX_TOKENS} tokens",
+            shown(v)
         )));
     }
     // Some exports write counts as floats (`"12.0"`); the fraction carries no meaning.
@@ -54,10 +55,20 @@ pub fn cost(field: &str, value: Option<f64>) -> Result<Option<f64>, RowError> {
     let Some(v) = value else { return Ok(None) };
     if !(0.0..=MAX_COST_USD).contains(&v) {
         return Err(RowError::Implausible(format!(
-            "implausible {field} {v}: a request costs $0 to ${MAX_COST_USD}"
+            "implausible {field} {}: a request costs $0 to ${MAX_COST_USD}",
+            shown(v)
         )));
     }
     Ok(Some(v))
+}
+
+/// A number as written in a message: `1e308`, not 309 digits.
+fn shown(v: f64) -> String {
+    if v.abs() < 1e15 {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// Every token and cost field of a finished record, whatever produced it (a LiteLLM row, a
@@ -116,5 +127,12 @@ mod tests {
         r.reported_cost_usd = Some(-1.0);
         let e = check_record(&r).unwrap_err().to_string();
         assert!(e.contains("reported_cost_usd"), "{e}");
+        let e = tokens("prompt_tokens", Some(1e308)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "implausible prompt_tokens 1e308: a request has 0 to 1000000000 tokens"
+        );
+        let e = cost("spend", Some(-1e300)).unwrap_err().to_string();
+        assert!(e.starts_with("implausible spend -1e300:"), "{e}");
     }
 }

@@ -397,8 +397,12 @@ impl Importer<'_> {
         let parsed: Vec<(u64, Result<Record, RowError>)> = chunk
             .par_iter()
             .map(|(n, bytes)| {
-                let r = if is_comment(trim_ascii(bytes)) {
-                    Err(RowError::Unreadable("comment line".into()))
+                let t = trim_ascii(bytes);
+                // Say what the line is rather than where JSON parsing gave up on it.
+                let r = if is_comment(t)
+                    || (!t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_err())
+                {
+                    Err(RowError::Unreadable(unreadable_reason(t)))
                 } else {
                     kind.convert(bytes, prices)
                 };

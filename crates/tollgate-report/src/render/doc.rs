@@ -172,11 +172,15 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
         let implausible: u64 = r.inputs.iter().map(|i| i.implausible_rows).sum();
         if implausible > 0 {
             d.push(Block::P(format!(
-                "{} {}",
+                "{}: {}. {}",
+                l.pick(
+                    "Rows rejected for implausible values (negative, not finite, over 1,000,000,000 tokens or $10,000 for one request)",
+                    "Olanaksız değerler nedeniyle reddedilen satırlar (negatif, sonlu olmayan, tek istek için 1.000.000.000 token ya da 10.000 $ üstü)"
+                ),
                 l.int(implausible),
                 l.pick(
-                    "rows rejected for implausible values (negative, not finite, over 1,000,000,000 tokens or $10,000 for one request); they are among the corrupt lines above.",
-                    "satır olanaksız değerler nedeniyle reddedildi (negatif, sonlu olmayan, tek istek için 1.000.000.000 token ya da 10.000 $ üstü); yukarıdaki bozuk satırlar arasındadır."
+                    "They are among the corrupt lines above.",
+                    "Yukarıdaki bozuk satırlar arasındadırlar."
                 )
             )));
         }
