@@ -285,3 +285,29 @@ fn report_reads_a_pipe_given_by_path() {
     assert_eq!(r["requests"]["total"], PAYLOAD_REQUESTS);
     assert_eq!(r["inputs"][0]["corrupt_lines"], 0);
 }
+
+#[test]
+fn report_reads_past_blank_lines_comments_and_a_cut_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = std::fs::read_to_string(fixture("payload.jsonl")).unwrap();
+    let lines: Vec<&str> = payload.lines().collect();
+    // 60 blank lines, a comment, then a log copied from the middle of its first record.
+    let text = format!(
+        "{}# copied from the server\n{}\n{}\n",
+        "\n".repeat(60),
+        &lines[0][lines[0].len() / 2..],
+        lines[1..].join("\n")
+    );
+    let path = dir.path().join("copied.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let r = report_json(&[path.to_str().unwrap()]);
+    assert_eq!(r["requests"]["total"], PAYLOAD_REQUESTS - 1);
+    assert_eq!(r["inputs"][0]["corrupt_lines"], 2);
+    let lines: Vec<u64> = r["inputs"][0]["corrupt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![61, 62], "numbered as in the file");
+}
