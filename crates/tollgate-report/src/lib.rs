@@ -198,10 +198,18 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
     report.inputs = summaries;
     for s in &report.inputs {
         if let Some(f) = &s.format {
+            let implausible = if s.implausible_rows > 0 {
+                format!(", {} of them with implausible values", s.implausible_rows)
+            } else {
+                String::new()
+            };
             eprintln!(
-                "{}: {} ({} records, {} corrupt lines)",
+                "{}: {} ({} records, {} corrupt lines{implausible})",
                 s.input, f, s.records, s.corrupt_lines
             );
+        }
+        if let Some(w) = &s.warning {
+            eprintln!("warning: {}: {w}", s.input);
         }
     }
 

@@ -175,34 +175,48 @@ fn tollgate_jsonl_and_dedupe() {
     assert_eq!(r.duplicates, 1);
 }
 
+/// Writes records the way the gateway does: through `tollgate-store`'s bounded writer, into a
+/// data directory (SQLite) and a JSONL file.
+fn write_with_the_store(data_dir: &std::path::Path, jsonl: &std::path::Path, records: &[Record]) {
+    let (writer, handle) = tollgate_store::RecordWriter::start(tollgate_store::StoreConfig {
+        data_dir: data_dir.to_path_buf(),
+        jsonl: Some(jsonl.to_path_buf()),
+        capacity: 64,
+    })
+    .unwrap();
+    for r in records {
+        writer.submit(r.clone());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let summary = rt.block_on(handle.shutdown()).unwrap();
+    assert_eq!(summary.written, records.len() as u64);
+}
+
 #[test]
 fn tollgate_sqlite_store_and_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tollgate.sqlite");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE records (id INTEGER PRIMARY KEY, json TEXT NOT NULL); PRAGMA user_version = 1;",
-        )
+    let data_dir = dir.path().join("tollgate-data");
+    let jsonl = dir.path().join("records.jsonl");
+    write_with_the_store(&data_dir, &jsonl, &tollgate_records());
+    let db = data_dir.join(tollgate_store::DB_FILE_NAME);
+    // One row the writer would never write, to show corrupt rows are counted by row id.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("INSERT INTO records (json) VALUES ('{not json')", [])
         .unwrap();
-        for r in tollgate_records() {
-            conn.execute(
-                "INSERT INTO records (json) VALUES (?1)",
-                [serde_json::to_string(&r).unwrap()],
-            )
-            .unwrap();
-        }
-        conn.execute("INSERT INTO records (json) VALUES ('{not json')", [])
-            .unwrap();
-    }
+
     let (records, s) = import(std::slice::from_ref(&db));
     assert_eq!(s[0].format.as_deref(), Some("tollgate SQLite store"));
     assert_eq!(records, tollgate_records());
     assert_eq!(s[0].corrupt_lines, 1);
     assert_eq!(s[0].corrupt[0].line, 3, "row id of the bad row");
     // The data directory itself.
-    let (records, _) = import(&[dir.path().to_path_buf()]);
-    assert_eq!(records.len(), 2);
+    let (records, _) = import(&[data_dir]);
+    assert_eq!(records, tollgate_records());
+    // The writer's JSONL holds the same records.
+    let (records, s) = import(&[jsonl]);
+    assert_eq!(s[0].format.as_deref(), Some("tollgate records (JSON lines)"));
+    assert_eq!(records, tollgate_records());
 }
 
 #[test]

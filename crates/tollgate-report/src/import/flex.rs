@@ -21,6 +21,12 @@ pub fn f64_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
     Ok(value_f64(&scalar(d)?).filter(|x| x.is_finite()))
 }
 
+/// Any number as read, negative or not finite included, so the caller can reject it by name
+/// (see `bounds`) instead of it silently becoming "absent".
+pub fn num_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(value_f64(&scalar(d)?))
+}
+
 pub fn u64_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(value_f64(&scalar(d)?)
         .filter(|x| x.is_finite() && *x >= 0.0)

@@ -15,38 +15,51 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tollgate_core::{CacheState, Cost, PriceTable, Record, RecordStatus, Usage};
 
+use super::bounds::{self, RowError};
 use super::flex;
 
 /// The `usage` object as LiteLLM logs it (OpenAI convention plus Anthropic's cache fields).
+/// Counts are read as any number so that [`UsageObj::checked`] can reject impossible ones.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct UsageObj {
-    #[serde(deserialize_with = "flex::u64_opt")]
-    prompt_tokens: Option<u64>,
-    #[serde(deserialize_with = "flex::u64_opt")]
-    completion_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    prompt_tokens: Option<f64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    completion_tokens: Option<f64>,
     completion_tokens_details: Option<CompletionDetails>,
     prompt_tokens_details: Option<PromptDetails>,
-    #[serde(deserialize_with = "flex::u64_opt")]
-    cache_read_input_tokens: Option<u64>,
-    #[serde(deserialize_with = "flex::u64_opt")]
-    cache_creation_input_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    cache_read_input_tokens: Option<f64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    cache_creation_input_tokens: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct CompletionDetails {
-    #[serde(deserialize_with = "flex::u64_opt")]
-    reasoning_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    reasoning_tokens: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PromptDetails {
-    #[serde(deserialize_with = "flex::u64_opt")]
-    cached_tokens: Option<u64>,
-    #[serde(deserialize_with = "flex::u64_opt")]
-    cache_creation_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    cached_tokens: Option<f64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    cache_creation_tokens: Option<f64>,
+}
+
+/// A usage object's counts, each within [`bounds`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Tokens {
+    prompt: Option<u64>,
+    completion: Option<u64>,
+    reasoning: Option<u64>,
+    /// Cache reads: OpenAI's `cached_tokens` or Anthropic's `cache_read_input_tokens`.
+    cached: Option<u64>,
+    cache_creation: Option<u64>,
 }
 
 impl UsageObj {
@@ -62,20 +75,25 @@ impl UsageObj {
         }
         serde_json::from_str(text).ok()
     }
-    fn reasoning(&self) -> Option<u64> {
-        self.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens)
-    }
-    fn cached(&self) -> Option<u64> {
-        self.prompt_tokens_details
-            .as_ref()
-            .and_then(|d| d.cached_tokens)
-            .or(self.cache_read_input_tokens)
-    }
-    fn cache_creation(&self) -> Option<u64> {
-        self.cache_creation_input_tokens.or_else(|| {
-            self.prompt_tokens_details
-                .as_ref()
-                .and_then(|d| d.cache_creation_tokens)
+
+    fn checked(&self) -> Result<Tokens, RowError> {
+        let prompt = self.prompt_tokens_details.as_ref();
+        Ok(Tokens {
+            prompt: bounds::tokens("prompt_tokens", self.prompt_tokens)?,
+            completion: bounds::tokens("completion_tokens", self.completion_tokens)?,
+            reasoning: bounds::tokens(
+                "reasoning_tokens",
+                self.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens),
+            )?,
+            cached: bounds::tokens(
+                "cached_tokens",
+                prompt.and_then(|d| d.cached_tokens).or(self.cache_read_input_tokens),
+            )?,
+            cache_creation: bounds::tokens(
+                "cache_creation_tokens",
+                self.cache_creation_input_tokens
+                    .or_else(|| prompt.and_then(|d| d.cache_creation_tokens)),
+            )?,
         })
     }
 }
@@ -169,7 +187,7 @@ struct Payload<'a> {
     status: Option<String>,
     #[serde(deserialize_with = "flex::string_opt")]
     custom_llm_provider: Option<String>,
-    #[serde(deserialize_with = "flex::f64_opt")]
+    #[serde(deserialize_with = "flex::num_opt")]
     saved_cache_cost: Option<f64>,
     #[serde(deserialize_with = "flex::time_opt")]
     startTime: Option<DateTime<Utc>>,
@@ -185,12 +203,12 @@ struct Payload<'a> {
     metadata: Option<PayloadMeta<'a>>,
     #[serde(deserialize_with = "flex::string_opt")]
     cache_key: Option<String>,
-    #[serde(deserialize_with = "flex::f64_opt")]
+    #[serde(deserialize_with = "flex::num_opt")]
     response_cost: Option<f64>,
-    #[serde(deserialize_with = "flex::u64_opt")]
-    prompt_tokens: Option<u64>,
-    #[serde(deserialize_with = "flex::u64_opt")]
-    completion_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    prompt_tokens: Option<f64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    completion_tokens: Option<f64>,
     #[serde(deserialize_with = "flex::string_opt")]
     api_base: Option<String>,
     #[serde(deserialize_with = "flex::string_opt")]
@@ -249,12 +267,12 @@ fn ms_between(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<f64>
 
 /// Fills token fields and both costs. A response-cache hit cost nothing upstream; what it would
 /// have cost is its saving.
-fn account(r: &mut Record, usage: Option<&UsageObj>, prices: &PriceTable, reported_saved: Option<f64>) {
-    let cached_reported = usage.and_then(UsageObj::cached);
+fn account(r: &mut Record, usage: Option<&Tokens>, prices: &PriceTable, reported_saved: Option<f64>) {
+    let cached_reported = usage.and_then(|u| u.cached);
     r.cached_tokens_reported = cached_reported.is_some();
     let cached = cached_reported.unwrap_or(0);
-    let creation = usage.and_then(UsageObj::cache_creation).unwrap_or(0);
-    let reasoning = usage.and_then(UsageObj::reasoning).unwrap_or(0);
+    let creation = usage.and_then(|u| u.cache_creation).unwrap_or(0);
+    let reasoning = usage.and_then(|u| u.reasoning).unwrap_or(0);
     let u = Usage::from_openai(r.prompt_tokens, r.completion_tokens, cached, creation, reasoning);
     r.set_usage(&u);
     let price = prices
@@ -283,7 +301,7 @@ fn status_of(s: Option<&str>, error: bool) -> RecordStatus {
     }
 }
 
-pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, String> {
+pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
     let p: Payload = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     let meta = p.metadata.unwrap_or_default();
     let req_meta = meta.requester_metadata.unwrap_or_default();
@@ -295,7 +313,9 @@ pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, Str
         .unwrap_or_default();
     let usage = UsageObj::from_raw(meta.usage_object)
         .filter(|u| u.prompt_tokens.is_some() || u.completion_tokens.is_some())
-        .or_else(|| UsageObj::from_raw(response.usage));
+        .or_else(|| UsageObj::from_raw(response.usage))
+        .map(|u| u.checked())
+        .transpose()?;
     let params = p.model_parameters.unwrap_or_default();
     let hidden = p.hidden_params.unwrap_or_default();
     let err = p.error_information.unwrap_or_default();
@@ -352,16 +372,15 @@ pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, Str
         // The payload leaves `cache_key` empty on a miss whether or not a cache exists.
         _ => CacheState::Unknown,
     };
-    r.prompt_tokens = p
-        .prompt_tokens
-        .or(usage.as_ref().and_then(|u| u.prompt_tokens))
+    r.prompt_tokens = bounds::tokens("prompt_tokens", p.prompt_tokens)?
+        .or(usage.and_then(|u| u.prompt))
         .unwrap_or(0);
-    r.completion_tokens = p
-        .completion_tokens
-        .or(usage.as_ref().and_then(|u| u.completion_tokens))
+    r.completion_tokens = bounds::tokens("completion_tokens", p.completion_tokens)?
+        .or(usage.and_then(|u| u.completion))
         .unwrap_or(0);
-    r.reported_cost_usd = p.response_cost;
-    account(&mut r, usage.as_ref(), prices, p.saved_cache_cost);
+    r.reported_cost_usd = bounds::cost("response_cost", p.response_cost)?;
+    let saved = bounds::cost("saved_cache_cost", p.saved_cache_cost)?;
+    account(&mut r, usage.as_ref(), prices, saved);
     r.user_agent = p
         .user_agent
         .clone()
@@ -377,6 +396,7 @@ pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, Str
     r.max_tokens = params.max_completion_tokens.or(params.max_tokens);
     r.workflow = header(&headers, "x-tollgate-workflow");
     apply_step_tag(&mut r, header(&headers, "x-tollgate-step"));
+    bounds::check_record(&r)?;
     Ok(r)
 }
 
@@ -423,12 +443,12 @@ struct SpendRow<'a> {
     metadata: Option<&'a RawValue>,
     #[serde(deserialize_with = "flex::string_opt")]
     cache_key: Option<String>,
-    #[serde(deserialize_with = "flex::f64_opt")]
+    #[serde(deserialize_with = "flex::num_opt")]
     spend: Option<f64>,
-    #[serde(deserialize_with = "flex::u64_opt")]
-    prompt_tokens: Option<u64>,
-    #[serde(deserialize_with = "flex::u64_opt")]
-    completion_tokens: Option<u64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    prompt_tokens: Option<f64>,
+    #[serde(deserialize_with = "flex::num_opt")]
+    completion_tokens: Option<f64>,
     #[serde(borrow)]
     request_tags: Option<&'a RawValue>,
     #[serde(deserialize_with = "flex::string_opt")]
@@ -457,7 +477,7 @@ fn json_text(raw: Option<&RawValue>) -> Option<String> {
     }
 }
 
-pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, String> {
+pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
     let row: SpendRow = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     let meta_text = json_text(row.metadata).unwrap_or_default();
     let meta: SpendMeta = if meta_text.trim_start().starts_with('{') {
@@ -465,8 +485,13 @@ pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, St
     } else {
         SpendMeta::default()
     };
-    let usage = UsageObj::from_raw(meta.usage_object).or_else(|| UsageObj::from_raw(meta.additional_usage_values));
-    let extra = UsageObj::from_raw(meta.additional_usage_values);
+    let usage = UsageObj::from_raw(meta.usage_object)
+        .or_else(|| UsageObj::from_raw(meta.additional_usage_values))
+        .map(|u| u.checked())
+        .transpose()?;
+    let extra = UsageObj::from_raw(meta.additional_usage_values)
+        .map(|u| u.checked())
+        .transpose()?;
     let err = meta.error_information.unwrap_or_default();
     // A cache hit's `request_id` is the cached response's id (sometimes suffixed `_cache_hit…`);
     // only `litellm_call_id` is unique.
@@ -518,36 +543,21 @@ pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, St
         (_, Some(k)) if !k.trim().is_empty() => CacheState::Miss,
         _ => CacheState::Unknown,
     };
-    r.prompt_tokens = row
-        .prompt_tokens
-        .or(usage.as_ref().and_then(|u| u.prompt_tokens))
+    r.prompt_tokens = bounds::tokens("prompt_tokens", row.prompt_tokens)?
+        .or(usage.and_then(|u| u.prompt))
         .unwrap_or(0);
-    r.completion_tokens = row
-        .completion_tokens
-        .or(usage.as_ref().and_then(|u| u.completion_tokens))
+    r.completion_tokens = bounds::tokens("completion_tokens", row.completion_tokens)?
+        .or(usage.and_then(|u| u.completion))
         .unwrap_or(0);
-    r.reported_cost_usd = row.spend;
-    let merged = UsageObj {
-        prompt_tokens: None,
-        completion_tokens: None,
-        completion_tokens_details: Some(CompletionDetails {
-            reasoning_tokens: usage
-                .as_ref()
-                .and_then(UsageObj::reasoning)
-                .or(extra.as_ref().and_then(UsageObj::reasoning)),
-        }),
-        prompt_tokens_details: Some(PromptDetails {
-            cached_tokens: usage
-                .as_ref()
-                .and_then(UsageObj::cached)
-                .or(extra.as_ref().and_then(UsageObj::cached)),
-            cache_creation_tokens: None,
-        }),
-        cache_read_input_tokens: None,
-        cache_creation_input_tokens: usage
-            .as_ref()
-            .and_then(UsageObj::cache_creation)
-            .or(extra.as_ref().and_then(UsageObj::cache_creation)),
+    r.reported_cost_usd = bounds::cost("spend", row.spend)?;
+    let merged = Tokens {
+        prompt: None,
+        completion: None,
+        reasoning: usage.and_then(|u| u.reasoning).or(extra.and_then(|u| u.reasoning)),
+        cached: usage.and_then(|u| u.cached).or(extra.and_then(|u| u.cached)),
+        cache_creation: usage
+            .and_then(|u| u.cache_creation)
+            .or(extra.and_then(|u| u.cache_creation)),
     };
     account(&mut r, Some(&merged), prices, None);
     r.user_agent = meta
@@ -563,6 +573,7 @@ pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, St
     let headers = [meta.requester_custom_headers.as_ref()];
     r.workflow = header(&headers, "x-tollgate-workflow");
     apply_step_tag(&mut r, header(&headers, "x-tollgate-step"));
+    bounds::check_record(&r)?;
     Ok(r)
 }
 

@@ -4,15 +4,25 @@
 //!
 //! Lines are read sequentially and parsed in parallel chunks (rayon), then handed on in input
 //! order, so memory stays bounded by one chunk whatever the file size.
+//!
+//! Hostile or damaged inputs cost only what is damaged: a line that cannot be read (truncated,
+//! a comment, an implausible value, see [`bounds`]) is counted with its number and reason; a
+//! read that fails part-way (a truncated gzip, a disk error) keeps every line before the fault
+//! and becomes a warning; inside a directory, an entry that cannot be read at all (a symlink
+//! loop, a permission, a file of another kind) is a warning and the other files are read.
 
+pub mod bounds;
 pub mod flex;
 pub mod litellm;
 pub mod postgres_source;
 pub mod tollgate;
 
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use flate2::read::MultiGzDecoder;
 use rayon::prelude::*;
@@ -21,6 +31,7 @@ use serde_json::value::RawValue;
 use tollgate_core::{PriceTable, Record};
 
 use crate::ReportError;
+use bounds::RowError;
 
 /// What a row is, whatever the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,7 +51,7 @@ impl RowKind {
         }
     }
 
-    fn convert(self, bytes: &[u8], prices: &PriceTable) -> Result<Record, String> {
+    fn convert(self, bytes: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
         match self {
             RowKind::Tollgate => tollgate::record_from_json(bytes, prices),
             RowKind::LitellmPayload => litellm::payload_to_record(bytes, prices),
@@ -124,13 +135,62 @@ pub struct CorruptLine {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InputSummary {
     pub input: String,
-    /// `None` for a file skipped inside a directory because its format is not a log.
+    /// `None` for a file skipped inside a directory because its format is not a log, or because
+    /// it could not be read at all (then `warning` says why).
     pub format: Option<String>,
     pub records: u64,
     pub corrupt_lines: u64,
     /// The first few corrupt lines, with their numbers.
     pub corrupt: Vec<CorruptLine>,
     pub gzip: bool,
+    /// Of `corrupt_lines`, the rows rejected for a value no request has (see [`bounds`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub implausible_rows: u64,
+    /// Why the input was not read to its end (a truncated gzip, a read error) or not at all (a
+    /// symlink loop, a permission); what was read before is counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl InputSummary {
+    pub fn new(input: &str, format: Option<String>, gzip: bool) -> InputSummary {
+        InputSummary {
+            input: input.to_string(),
+            format,
+            records: 0,
+            corrupt_lines: 0,
+            corrupt: vec![],
+            gzip,
+            implausible_rows: 0,
+            warning: None,
+        }
+    }
+
+    /// An input that could not be read, kept in the summary so the report says so.
+    fn unreadable(input: &str, warning: String) -> InputSummary {
+        InputSummary {
+            warning: Some(warning),
+            ..InputSummary::new(input, None, false)
+        }
+    }
+
+    /// Counts a row that is not a record, keeping the first few with their numbers.
+    pub fn reject(&mut self, line: u64, error: &RowError) {
+        self.corrupt_lines += 1;
+        if matches!(error, RowError::Implausible(_)) {
+            self.implausible_rows += 1;
+        }
+        if self.corrupt.len() < MAX_CORRUPT_KEPT {
+            self.corrupt.push(CorruptLine {
+                line,
+                error: error.to_string(),
+            });
+        }
+    }
 }
 
 const MAX_CORRUPT_KEPT: usize = 20;
@@ -185,25 +245,24 @@ impl Importer<'_> {
         Ok(vec![self.import_file(path, true, sink)?])
     }
 
+    /// Every file under `dir`. Only `dir` itself failing is an error: a file or entry inside it
+    /// that cannot be read is a warning in its summary, and the other files are read.
     fn import_dir(&self, dir: &Path, sink: &mut dyn FnMut(Record) -> bool) -> Result<Vec<InputSummary>, ReportError> {
-        let mut files = Vec::new();
-        collect_files(dir, &mut files).map_err(io_err(&dir.display().to_string()))?;
+        let mut listing = Listing::default();
+        listing.collect(dir).map_err(io_err(&dir.display().to_string()))?;
         // Detect first, then read in a stable order: richest kind first, then by name.
         let mut detected = Vec::new();
-        let mut out = Vec::new();
-        for f in files {
+        let mut out: Vec<InputSummary> = listing
+            .problems
+            .into_iter()
+            .map(|(p, why)| InputSummary::unreadable(&p.display().to_string(), why))
+            .collect();
+        for f in listing.files {
             let name = f.display().to_string();
             match sniff_path(&f) {
                 Ok(Some(d)) => detected.push((d, f)),
-                Ok(None) => out.push(InputSummary {
-                    input: name,
-                    format: None,
-                    records: 0,
-                    corrupt_lines: 0,
-                    corrupt: vec![],
-                    gzip: false,
-                }),
-                Err(e) => return Err(e),
+                Ok(None) => out.push(InputSummary::new(&name, None, false)),
+                Err(e) => out.push(InputSummary::unreadable(&name, reason(&e))),
             }
         }
         detected.sort_by_key(|(d, f)| {
@@ -217,7 +276,10 @@ impl Importer<'_> {
         });
         let mut read = Vec::new();
         for (_, f) in detected {
-            read.push(self.import_file(&f, false, sink)?);
+            match self.import_file(&f, false, sink) {
+                Ok(s) => read.push(s),
+                Err(e) => read.push(InputSummary::unreadable(&f.display().to_string(), reason(&e))),
+            }
         }
         read.extend(out);
         Ok(read)
@@ -240,10 +302,13 @@ impl Importer<'_> {
         sink: &mut dyn FnMut(Record) -> bool,
     ) -> Result<InputSummary, ReportError> {
         let name = path.display().to_string();
-        if is_sqlite(path).map_err(io_err(&name))? {
+        let file = File::open(path).map_err(io_err(&name))?;
+        // Only a regular file can be opened twice from its start: the SQLite check would eat the
+        // first bytes of a pipe (`tollgate report <(zcat logs.gz)`).
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        if regular && is_sqlite(path).map_err(io_err(&name))? {
             return tollgate::import_sqlite(path, self.prices, sink);
         }
-        let file = File::open(path).map_err(io_err(&name))?;
         self.import_stream(&name, Box::new(file), explicit, sink)
     }
 
@@ -258,24 +323,30 @@ impl Importer<'_> {
             inner: raw,
             on_bytes: self.on_bytes,
         };
-        let (mut reader, gzip) = decompress(counted).map_err(io_err(name))?;
-        let mut head = Vec::new();
-        let detected = sniff(&mut reader, &mut head).map_err(io_err(name))?;
-        let Some(detected) = detected else {
+        let (reader, gzip) = decompress(counted).map_err(io_err(name))?;
+        let fault = FaultCell::default();
+        let mut reader = StopAtFault {
+            inner: reader,
+            fault: Rc::clone(&fault),
+        };
+        let sniffed = sniff(&mut reader).map_err(io_err(name))?;
+        // Nothing recognisable before a read error: the error is the news, not the format.
+        if matches!(sniffed.detected, None | Some(Detected::Empty))
+            && let Some(e) = fault.borrow_mut().error.take()
+        {
+            return Err(ReportError::Io {
+                path: name.to_string(),
+                source: nothing_before_fault(e, gzip),
+            });
+        }
+        let Some(detected) = sniffed.detected else {
             return if explicit {
                 Err(ReportError::UnknownFormat {
                     path: name.to_string(),
                     expected: EXPECTED.to_string(),
                 })
             } else {
-                Ok(InputSummary {
-                    input: name.into(),
-                    format: None,
-                    records: 0,
-                    corrupt_lines: 0,
-                    corrupt: vec![],
-                    gzip,
-                })
+                Ok(InputSummary::new(name, None, gzip))
             };
         };
         if matches!(detected, Detected::TollgateSqlite | Detected::Postgres) {
@@ -284,44 +355,56 @@ impl Importer<'_> {
                 expected: "a SQLite store given by its path (not on stdin, not gzipped)".into(),
             });
         }
-        let mut summary = InputSummary {
-            input: name.to_string(),
-            format: Some(detected.describe()),
-            records: 0,
-            corrupt_lines: 0,
-            corrupt: vec![],
-            gzip,
-        };
-        let rest = std::io::Cursor::new(head).chain(reader);
+        let mut summary = InputSummary::new(name, Some(detected.describe()), gzip);
+        for (line, why) in sniffed.skipped {
+            summary.reject(line, &RowError::Unreadable(why));
+        }
+        let first_line = sniffed.lines_before;
+        let rest = std::io::Cursor::new(sniffed.head).chain(reader);
         let mut buffered = BufReader::with_capacity(1 << 20, rest);
         match detected {
-            Detected::JsonLines(kind) => self.read_lines(&mut buffered, kind, &mut summary, sink),
-            Detected::JsonArray(kind) => self.read_array(buffered, kind, &mut summary, sink),
-            Detected::SpendLogsCsv => self.read_csv(buffered, &mut summary, sink),
+            Detected::JsonLines(kind) => self.read_lines(&mut buffered, kind, first_line, &mut summary, sink),
+            Detected::JsonArray(kind) => self.read_array(buffered, kind, first_line, &mut summary, sink),
+            Detected::SpendLogsCsv => self.read_csv(buffered, first_line, &fault, &mut summary, sink),
             Detected::Empty | Detected::TollgateSqlite | Detected::Postgres => Ok(()),
         }
         .map_err(io_err(name))?;
+        if let Some(e) = fault.borrow_mut().error.take() {
+            summary.warning = Some(if gzip {
+                format!(
+                    "the gzip stream ends early or is damaged ({e}); the {} records before that point are counted",
+                    summary.records
+                )
+            } else {
+                format!(
+                    "reading stopped at an error ({e}); the {} records before it are counted",
+                    summary.records
+                )
+            });
+        }
         Ok(summary)
     }
 
     /// Parses a chunk in parallel, then emits in order. Returns false when the sink stopped.
     fn flush(
         &self,
-        kind: Option<RowKind>,
+        kind: RowKind,
         chunk: &mut Vec<(u64, Vec<u8>)>,
         summary: &mut InputSummary,
         sink: &mut dyn FnMut(Record) -> bool,
     ) -> bool {
         let prices = self.prices;
-        let parsed: Vec<(u64, Result<Record, String>)> = chunk
+        let parsed: Vec<(u64, Result<Record, RowError>)> = chunk
             .par_iter()
             .map(|(n, bytes)| {
-                let kind = kind.or_else(|| classify(bytes));
-                let r = match kind {
-                    Some(k) => k.convert(bytes, prices),
-                    None => Err(serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-                        .err()
-                        .map_or_else(|| "not a record of this file's kind".to_string(), |e| e.to_string())),
+                let t = trim_ascii(bytes);
+                // Say what the line is rather than where JSON parsing gave up on it.
+                let r = if is_comment(t)
+                    || (!t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_err())
+                {
+                    Err(RowError::Unreadable(unreadable_reason(t)))
+                } else {
+                    kind.convert(bytes, prices)
                 };
                 (*n, r)
             })
@@ -335,27 +418,24 @@ impl Importer<'_> {
                         return false;
                     }
                 }
-                Err(error) => {
-                    summary.corrupt_lines += 1;
-                    if summary.corrupt.len() < MAX_CORRUPT_KEPT {
-                        summary.corrupt.push(CorruptLine { line, error });
-                    }
-                }
+                Err(error) => summary.reject(line, &error),
             }
         }
         true
     }
 
+    /// JSON lines; `first_line` lines of the file came before the reader's start.
     fn read_lines(
         &self,
         reader: &mut dyn BufRead,
         kind: RowKind,
+        first_line: u64,
         summary: &mut InputSummary,
         sink: &mut dyn FnMut(Record) -> bool,
     ) -> std::io::Result<()> {
         let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(CHUNK_LINES);
         let mut bytes = 0usize;
-        let mut line_no = 0u64;
+        let mut line_no = first_line;
         loop {
             let mut buf = Vec::new();
             let n = reader.read_until(b'\n', &mut buf)?;
@@ -370,12 +450,12 @@ impl Importer<'_> {
             chunk.push((line_no, buf));
             if (chunk.len() >= CHUNK_LINES || bytes >= CHUNK_BYTES) && {
                 bytes = 0;
-                !self.flush(Some(kind), &mut chunk, summary, sink)
+                !self.flush(kind, &mut chunk, summary, sink)
             } {
                 return Ok(());
             }
         }
-        self.flush(Some(kind), &mut chunk, summary, sink);
+        self.flush(kind, &mut chunk, summary, sink);
         Ok(())
     }
 
@@ -383,6 +463,7 @@ impl Importer<'_> {
         &self,
         reader: impl Read,
         kind: RowKind,
+        first_line: u64,
         summary: &mut InputSummary,
         sink: &mut dyn FnMut(Record) -> bool,
     ) -> std::io::Result<()> {
@@ -405,15 +486,12 @@ impl Importer<'_> {
                     n += 1;
                     chunk.push((n, el.get().as_bytes().to_vec()));
                     if chunk.len() >= CHUNK_LINES
-                        && !self
-                            .importer
-                            .flush(Some(self.kind), &mut chunk, self.summary, self.sink)
+                        && !self.importer.flush(self.kind, &mut chunk, self.summary, self.sink)
                     {
                         return Ok(());
                     }
                 }
-                self.importer
-                    .flush(Some(self.kind), &mut chunk, self.summary, self.sink);
+                self.importer.flush(self.kind, &mut chunk, self.summary, self.sink);
                 Ok(())
             }
         }
@@ -426,11 +504,7 @@ impl Importer<'_> {
         });
         if let Err(e) = result {
             // A truncated or malformed array: count it, keep what was read.
-            summary.corrupt_lines += 1;
-            summary.corrupt.push(CorruptLine {
-                line: e.line() as u64,
-                error: e.to_string(),
-            });
+            summary.reject(first_line + e.line() as u64, &RowError::Unreadable(e.to_string()));
         }
         Ok(())
     }
@@ -438,19 +512,40 @@ impl Importer<'_> {
     fn read_csv(
         &self,
         reader: impl Read,
+        first_line: u64,
+        fault: &FaultCell,
         summary: &mut InputSummary,
         sink: &mut dyn FnMut(Record) -> bool,
     ) -> std::io::Result<()> {
+        let lines = Rc::new(RefCell::new(LineIndex::default()));
+        let reader = Newlines {
+            inner: reader,
+            index: Rc::clone(&lines),
+        };
+        // The line a row starts on, from its byte offset (the csv crate's own line count is one
+        // short for CRLF files, which LiteLLM's export writes).
+        let line_of = |byte: u64| first_line + 1 + lines.borrow_mut().newlines_through(byte);
         let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-        let headers = csv.headers().map_err(std::io::Error::other)?.clone();
+        let headers = match csv.headers() {
+            Ok(h) => h.clone(),
+            Err(e) => {
+                summary.reject(first_line + 1, &RowError::Unreadable(format!("CSV header: {e}")));
+                return Ok(());
+            }
+        };
         let mut chunk = Vec::new();
         let mut row = csv::StringRecord::new();
-        let mut n = 1u64; // the header is line 1
+        // The newest row is held back until the next one: a fault may have cut it short.
+        let mut newest: Option<(u64, Vec<u8>)> = None;
         loop {
             match csv.read_record(&mut row) {
                 Ok(false) => break,
                 Ok(true) => {
-                    n = row.position().map_or(n + 1, |p| p.line());
+                    // A line of spaces is a blank line, not a row without a request id.
+                    if row.iter().all(|v| v.trim().is_empty()) {
+                        continue;
+                    }
+                    let line = line_of(row.position().map_or(0, |p| p.byte()));
                     // Re-encode as one JSON object so the JSON path reads it; empty cells are absent.
                     let mut obj = serde_json::Map::new();
                     for (h, v) in headers.iter().zip(row.iter()) {
@@ -458,46 +553,217 @@ impl Importer<'_> {
                             obj.insert(h.to_string(), serde_json::Value::String(v.to_string()));
                         }
                     }
-                    chunk.push((n, serde_json::to_vec(&obj).unwrap_or_default()));
+                    chunk.extend(newest.replace((line, serde_json::to_vec(&obj).unwrap_or_default())));
                 }
+                // The reader ends at a fault (see `StopAtFault`); were one to get here, retrying
+                // would only repeat it.
+                Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => break,
                 Err(e) => {
-                    n += 1;
-                    summary.corrupt_lines += 1;
-                    if summary.corrupt.len() < MAX_CORRUPT_KEPT {
-                        summary.corrupt.push(CorruptLine {
-                            line: n,
-                            error: e.to_string(),
-                        });
-                    }
+                    chunk.extend(newest.take());
+                    let line = e.position().map_or(first_line + 1, |p| line_of(p.byte()));
+                    summary.reject(line, &RowError::Unreadable(e.to_string()));
                 }
             }
-            if chunk.len() >= CHUNK_LINES && !self.flush(Some(RowKind::LitellmSpendLogs), &mut chunk, summary, sink) {
+            if chunk.len() >= CHUNK_LINES && !self.flush(RowKind::LitellmSpendLogs, &mut chunk, summary, sink) {
                 return Ok(());
             }
         }
-        self.flush(Some(RowKind::LitellmSpendLogs), &mut chunk, summary, sink);
+        // A CSV row cut by a fault still parses, with its last cell cut (`2026-01-01` read as
+        // `20`, a time in 1970): a row the fault ended mid-line is not a record.
+        match newest {
+            Some((line, _)) if fault.borrow().cut_mid_line() => {
+                summary.reject(line, &RowError::Unreadable("row cut short where the input ends".into()));
+            }
+            last => chunk.extend(last),
+        }
+        self.flush(RowKind::LitellmSpendLogs, &mut chunk, summary, sink);
         Ok(())
     }
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.starts_with('.') || name.ends_with("-wal") || name.ends_with("-shm") || name.ends_with("-journal") {
-            continue;
+/// An error as a warning about an input whose name the summary already gives.
+fn reason(e: &ReportError) -> String {
+    match e {
+        ReportError::Io { source, .. } => source.to_string(),
+        ReportError::Sqlite { message, .. } => message.clone(),
+        ReportError::UnknownFormat { expected, .. } => format!("not read: expected {expected}"),
+        other => other.to_string(),
+    }
+}
+
+/// Where the newlines are, so a byte offset can be turned into a line number. Offsets are asked
+/// for in increasing order, so only the newlines read ahead of the last answer are kept.
+#[derive(Default)]
+struct LineIndex {
+    /// Offsets of newlines seen but not yet counted.
+    pending: VecDeque<u64>,
+    /// Newlines before the last offset asked for.
+    counted: u64,
+    /// Bytes seen so far.
+    offset: u64,
+}
+
+impl LineIndex {
+    /// Newlines at or before `byte`: "at" because the csv crate starts a record after a CRLF
+    /// at the LF.
+    fn newlines_through(&mut self, byte: u64) -> u64 {
+        while self.pending.front().is_some_and(|n| *n <= byte) {
+            self.pending.pop_front();
+            self.counted += 1;
         }
-        if p.is_dir() {
-            collect_files(&p, out)?;
-        } else {
-            out.push(p);
+        self.counted
+    }
+}
+
+/// Passes bytes through, noting where the newlines are.
+struct Newlines<R> {
+    inner: R,
+    index: Rc<RefCell<LineIndex>>,
+}
+
+impl<R: Read> Read for Newlines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut index = self.index.borrow_mut();
+        let start = index.offset;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                index.pending.push_back(start + i as u64);
+            }
+        }
+        index.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// A read error that came before any recognisable line.
+fn nothing_before_fault(e: std::io::Error, gzip: bool) -> std::io::Error {
+    let what = if gzip {
+        "the gzip stream ends early or is damaged"
+    } else {
+        "reading failed"
+    };
+    std::io::Error::new(e.kind(), format!("{what} ({e}) before the first complete record"))
+}
+
+/// Ends the input at the first read error instead of failing, and keeps the error: a truncated
+/// gzip or a failing disk still yields every line before the fault, and the fault becomes the
+/// input's warning.
+struct StopAtFault<R> {
+    inner: R,
+    fault: FaultCell,
+}
+
+/// Shared between a [`StopAtFault`] and the code that reads through it.
+type FaultCell = Rc<RefCell<Fault>>;
+
+#[derive(Default)]
+struct Fault {
+    error: Option<std::io::Error>,
+    /// The last byte handed on, to tell whether the fault cut a line.
+    last_byte: Option<u8>,
+}
+
+impl Fault {
+    fn cut_mid_line(&self) -> bool {
+        self.error.is_some() && self.last_byte.is_some_and(|b| b != b'\n')
+    }
+}
+
+impl<R: BufRead> Read for StopAtFault<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for StopAtFault<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.fault.borrow().error.is_some() {
+            return Ok(&[]);
+        }
+        match self.inner.fill_buf() {
+            Ok(bytes) => {
+                // The inner reader refills only once all it handed on was consumed, so at a
+                // fault this is the last byte of the input.
+                if let Some(b) = bytes.last() {
+                    self.fault.borrow_mut().last_byte = Some(*b);
+                }
+                Ok(bytes)
+            }
+            // Retried by every std reader; not a fault.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.fault.borrow_mut().error = Some(e);
+                Ok(&[])
+            }
         }
     }
-    Ok(())
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+    }
+}
+
+/// The files under a directory, depth first in name order, and the entries that could not be
+/// read. A directory reached a second time (a symlink loop, or two links to one directory) is
+/// read once.
+#[derive(Default)]
+struct Listing {
+    files: Vec<PathBuf>,
+    problems: Vec<(PathBuf, String)>,
+    visited: HashSet<PathBuf>,
+}
+
+impl Listing {
+    /// Fails only when `dir` itself cannot be listed.
+    fn collect(&mut self, dir: &Path) -> std::io::Result<()> {
+        let canonical = std::fs::canonicalize(dir)?;
+        if !self.visited.insert(canonical.clone()) {
+            self.problems.push((
+                dir.to_path_buf(),
+                format!(
+                    "skipped: a symlink loop back to {}, which is already read",
+                    canonical.display()
+                ),
+            ));
+            return Ok(());
+        }
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            match entry {
+                Ok(e) => entries.push(e.path()),
+                Err(e) => self
+                    .problems
+                    .push((dir.to_path_buf(), format!("an entry cannot be listed: {e}"))),
+            }
+        }
+        entries.sort();
+        for p in entries {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with('.') || name.ends_with("-wal") || name.ends_with("-shm") || name.ends_with("-journal") {
+                continue;
+            }
+            // Follows symlinks: a loop or a dangling link is an error here, named with the entry.
+            match std::fs::metadata(&p) {
+                Err(e) => self.problems.push((p, e.to_string())),
+                Ok(m) if m.is_dir() => {
+                    if let Err(e) = self.collect(&p) {
+                        self.problems.push((p, e.to_string()));
+                    }
+                }
+                Ok(m) if m.is_file() => self.files.push(p),
+                Ok(_) => self.problems.push((
+                    p,
+                    "skipped: not a regular file (a pipe or device could block the report forever)".into(),
+                )),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn is_sqlite(path: &Path) -> std::io::Result<bool> {
@@ -513,10 +779,22 @@ fn sniff_path(path: &Path) -> Result<Option<Detected>, ReportError> {
         return Ok(Some(Detected::TollgateSqlite));
     }
     let file = File::open(path).map_err(io_err(&name))?;
-    let (mut reader, _) = decompress(file).map_err(io_err(&name))?;
-    let mut head = Vec::new();
-    // A file that is neither text nor gzip (an image, a binary) is simply not a log.
-    Ok(sniff(&mut reader, &mut head).ok().flatten())
+    let (reader, gzip) = decompress(file).map_err(io_err(&name))?;
+    let fault = FaultCell::default();
+    let mut reader = StopAtFault {
+        inner: reader,
+        fault: Rc::clone(&fault),
+    };
+    let detected = sniff(&mut reader).map_err(io_err(&name))?.detected;
+    match (detected, fault.borrow_mut().error.take()) {
+        // Damaged before anything recognisable: a warning, not "not a log".
+        (None | Some(Detected::Empty), Some(e)) => Err(ReportError::Io {
+            path: name,
+            source: nothing_before_fault(e, gzip),
+        }),
+        // A file that is neither text nor gzip (an image, a binary) is simply not a log.
+        (detected, _) => Ok(detected),
+    }
 }
 
 fn decompress<'a, R: Read + 'a>(raw: R) -> std::io::Result<(Box<dyn BufRead + 'a>, bool)> {
@@ -529,51 +807,122 @@ fn decompress<'a, R: Read + 'a>(raw: R) -> std::io::Result<(Box<dyn BufRead + 'a
     })
 }
 
-/// Reads the first lines into `head` and decides what the input is.
-fn sniff(reader: &mut dyn BufRead, head: &mut Vec<u8>) -> std::io::Result<Option<Detected>> {
-    const MAX_PROBE_LINES: usize = 50;
-    let mut first_line: Option<(usize, usize)> = None;
-    for _ in 0..MAX_PROBE_LINES {
-        let start = head.len();
-        let n = reader.read_until(b'\n', head)?;
-        if n == 0 {
-            break;
-        }
-        let line = &head[start..];
-        let trimmed = trim_ascii(line);
+/// What detection found, and what it read to find it.
+struct Sniffed {
+    detected: Option<Detected>,
+    /// The input from its first line of data on, as far as detection read it; replayed before
+    /// the rest.
+    head: Vec<u8>,
+    /// Lines before `head` (blank or unreadable), so later line numbers stay those of the file.
+    lines_before: u64,
+    /// The unreadable lines among them (a line cut short, a comment), by number, with why.
+    skipped: Vec<(u64, String)>,
+}
+
+/// Unreadable lines looked past before deciding an input is not a log. Blank lines do not count,
+/// however many there are.
+const MAX_PROBE_LINES: usize = 50;
+/// Bytes read while detecting, so a large binary file is not read whole.
+const MAX_PROBE_BYTES: u64 = 64 << 20;
+
+/// Reads until the first line that shows what the input is, skipping blank lines and looking
+/// past unreadable ones (a first line copied mid-record, comments), which are kept in `skipped`
+/// so they are counted as corrupt rather than dropped.
+fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
+    let mut out = Sniffed {
+        detected: None,
+        head: Vec::new(),
+        lines_before: 0,
+        skipped: Vec::new(),
+    };
+    let mut budget = MAX_PROBE_BYTES;
+    // Lines an array probe read past a `[` line that was not an array after all.
+    let mut pending: VecDeque<Vec<u8>> = VecDeque::new();
+    loop {
+        let from_reader = pending.is_empty();
+        let line = match pending.pop_front() {
+            Some(l) => l,
+            None => {
+                let mut l = Vec::new();
+                let n = (&mut *reader).take(budget).read_until(b'\n', &mut l)?;
+                if n == 0 {
+                    break;
+                }
+                budget = budget.saturating_sub(n as u64);
+                l
+            }
+        };
+        let trimmed = trim_ascii(&line);
         if trimmed.is_empty() {
+            out.lines_before += 1;
             continue;
         }
-        if first_line.is_none() {
-            first_line = Some((start, head.len()));
-            if trimmed.starts_with(b"[") {
-                return Ok(sniff_array(reader, head, start));
-            }
-            if !trimmed.starts_with(b"{") {
-                let text = String::from_utf8_lossy(trimmed);
-                let lower = text.to_ascii_lowercase();
-                let is_csv = lower.contains(',')
-                    && lower.split(',').any(|h| h.trim_matches('"') == "request_id")
-                    && (lower.contains("spend") || lower.contains("starttime"));
-                return Ok(is_csv.then_some(Detected::SpendLogsCsv));
-            }
+        if trimmed.contains(&0) {
+            // Not text.
+            return Ok(out);
         }
-        if let Some(kind) = classify(trimmed) {
-            return Ok(Some(Detected::JsonLines(kind)));
+        if trimmed.starts_with(b"[") && from_reader {
+            let mut probe = line.clone();
+            if let Some(d) = sniff_array(reader, &mut probe, &mut budget) {
+                out.detected = Some(d);
+                out.head = probe;
+                return Ok(out);
+            }
+            for l in probe[line.len()..].split_inclusive(|b| *b == b'\n') {
+                pending.push_back(l.to_vec());
+            }
+        } else if trimmed.starts_with(b"{") {
+            if let Some(kind) = classify(trimmed) {
+                out.detected = Some(Detected::JsonLines(kind));
+                out.head = line;
+                return Ok(out);
+            }
+        } else if is_spendlogs_csv_header(trimmed) {
+            out.detected = Some(Detected::SpendLogsCsv);
+            out.head = line;
+            return Ok(out);
+        }
+        out.lines_before += 1;
+        out.skipped.push((out.lines_before, unreadable_reason(trimmed)));
+        if out.skipped.len() >= MAX_PROBE_LINES || budget == 0 {
+            return Ok(out);
         }
     }
-    Ok(if first_line.is_none() {
-        Some(Detected::Empty)
+    if out.skipped.is_empty() {
+        out.detected = Some(Detected::Empty);
+    }
+    Ok(out)
+}
+
+fn is_spendlogs_csv_header(line: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(line).to_ascii_lowercase();
+    lower.contains(',')
+        && lower.split(',').any(|h| h.trim_matches('"') == "request_id")
+        && (lower.contains("spend") || lower.contains("starttime"))
+}
+
+fn is_comment(trimmed: &[u8]) -> bool {
+    trimmed.starts_with(b"#") || trimmed.starts_with(b"//")
+}
+
+/// Why a line that is not a row is not one, for the corrupt-line list.
+fn unreadable_reason(trimmed: &[u8]) -> String {
+    if is_comment(trimmed) {
+        "comment line".into()
+    } else if trimmed.starts_with(b"{") || trimmed.starts_with(b"[") {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(trimmed) {
+            Err(e) => e.to_string(),
+            Ok(_) => "JSON, but not a log row of a known kind".into(),
+        }
     } else {
-        None
-    })
+        "not JSON (a line cut short, or text that is not a log)".into()
+    }
 }
 
 /// A JSON array: reads on until the first element is complete and classifies it.
-fn sniff_array(reader: &mut dyn BufRead, head: &mut Vec<u8>, start: usize) -> Option<Detected> {
-    const MAX_PROBE_BYTES: usize = 64 << 20;
+fn sniff_array(reader: &mut dyn BufRead, head: &mut Vec<u8>, budget: &mut u64) -> Option<Detected> {
     loop {
-        let text = trim_ascii(&head[start..]);
+        let text = trim_ascii(head);
         let body = trim_ascii(text.strip_prefix(b"[").unwrap_or(text));
         if body.starts_with(b"]") {
             return Some(Detected::Empty);
@@ -585,12 +934,9 @@ fn sniff_array(reader: &mut dyn BufRead, head: &mut Vec<u8>, start: usize) -> Op
             Some(Err(e)) if !e.is_eof() => return None,
             _ => {}
         }
-        if head.len() > MAX_PROBE_BYTES {
-            return None;
-        }
-        match reader.read_until(b'\n', head) {
+        match (&mut *reader).take(*budget).read_until(b'\n', head) {
             Ok(0) | Err(_) => return None,
-            Ok(_) => {}
+            Ok(n) => *budget = budget.saturating_sub(n as u64),
         }
     }
 }

@@ -7,7 +7,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 use tollgate_core::{PriceTable, Record};
 
-use super::{CorruptLine, Detected, InputSummary, MAX_CORRUPT_KEPT, RowKind};
+use super::{Detected, InputSummary, RowKind};
 use crate::ReportError;
 
 /// Reads the table at `url` (a `postgres://` URL; `?options=-csearch_path%3D…` picks a schema).
@@ -29,14 +29,7 @@ pub fn import_postgres(
                  ORDER BY t."startTime""#;
     let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&since, &until];
     let mut rows = tx.query_raw(sql, params).map_err(err)?;
-    let mut summary = InputSummary {
-        input: redact(url),
-        format: Some(Detected::Postgres.describe()),
-        records: 0,
-        corrupt_lines: 0,
-        corrupt: vec![],
-        gzip: false,
-    };
+    let mut summary = InputSummary::new(&redact(url), Some(Detected::Postgres.describe()), false);
     let mut n = 0u64;
     while let Some(row) = rows.next().map_err(err)? {
         n += 1;
@@ -48,12 +41,7 @@ pub fn import_postgres(
                     break;
                 }
             }
-            Err(error) => {
-                summary.corrupt_lines += 1;
-                if summary.corrupt.len() < MAX_CORRUPT_KEPT {
-                    summary.corrupt.push(CorruptLine { line: n, error });
-                }
-            }
+            Err(error) => summary.reject(n, &error),
         }
     }
     drop(rows);

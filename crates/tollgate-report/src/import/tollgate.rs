@@ -6,11 +6,14 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 use tollgate_core::{PriceTable, Record};
 
-use super::{CorruptLine, Detected, InputSummary, MAX_CORRUPT_KEPT};
+use super::bounds::{self, RowError};
+use super::{Detected, InputSummary};
 use crate::ReportError;
 
-pub fn record_from_json(bytes: &[u8], prices: &PriceTable) -> Result<Record, String> {
+pub fn record_from_json(bytes: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
     let mut r: Record = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    // Before anything adds counts up: `u64::MAX` tokens would overflow the sum.
+    bounds::check_record(&r)?;
     if r.source.is_empty() {
         r.source = "tollgate".into();
     }
@@ -24,6 +27,8 @@ pub fn record_from_json(bytes: &[u8], prices: &PriceTable) -> Result<Record, Str
             let cost = p.cost(&r.usage());
             r.set_cost(cost);
         }
+        // The price just turned the counts into a cost: that too must be plausible.
+        bounds::check_record(&r)?;
     }
     Ok(r)
 }
@@ -53,23 +58,29 @@ pub fn import_sqlite(
             expected: "a tollgate SQLite store with a `records` table (column `json`)".into(),
         });
     }
-    let mut summary = InputSummary {
-        input: name.clone(),
-        format: Some(Detected::TollgateSqlite.describe()),
-        records: 0,
-        corrupt_lines: 0,
-        corrupt: vec![],
-        gzip: false,
-    };
+    let mut summary = InputSummary::new(&name, Some(Detected::TollgateSqlite.describe()), false);
     let mut stmt = conn
         .prepare("SELECT rowid, json FROM records ORDER BY rowid")
         .map_err(err)?;
     let mut rows = stmt.query([]).map_err(err)?;
-    while let Some(row) = rows.next().map_err(err)? {
+    loop {
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            // A damaged page part-way through: what came before it stands, as for a cut gzip.
+            Err(e) if summary.records > 0 || summary.corrupt_lines > 0 => {
+                summary.warning = Some(format!(
+                    "reading stopped at an error ({e}); the {} records before it are counted",
+                    summary.records
+                ));
+                break;
+            }
+            Err(e) => return Err(err(e)),
+        };
         let rowid: i64 = row.get(0).map_err(err)?;
         let parsed = row
             .get::<_, String>(1)
-            .map_err(|e| e.to_string())
+            .map_err(|e| RowError::Unreadable(e.to_string()))
             .and_then(|json| record_from_json(json.as_bytes(), prices));
         match parsed {
             Ok(rec) => {
@@ -78,15 +89,7 @@ pub fn import_sqlite(
                     break;
                 }
             }
-            Err(error) => {
-                summary.corrupt_lines += 1;
-                if summary.corrupt.len() < MAX_CORRUPT_KEPT {
-                    summary.corrupt.push(CorruptLine {
-                        line: rowid.max(0) as u64,
-                        error,
-                    });
-                }
-            }
+            Err(error) => summary.reject(rowid.max(0) as u64, &error),
         }
     }
     Ok(summary)

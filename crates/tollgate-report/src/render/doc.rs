@@ -125,9 +125,14 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
             .map(|i| {
                 vec![
                     format!("`{}`{}", i.input, if i.gzip { " (gzip)" } else { "" }),
-                    i.format
-                        .clone()
-                        .unwrap_or_else(|| l.pick("skipped: not a log", "atlandı: log değil").into()),
+                    i.format.clone().unwrap_or_else(|| {
+                        if i.warning.is_some() {
+                            l.pick("unreadable: see the warnings", "okunamadı: uyarılara bakın")
+                        } else {
+                            l.pick("skipped: not a log", "atlandı: log değil")
+                        }
+                        .into()
+                    }),
                     l.int(i.records),
                     l.int(i.corrupt_lines),
                 ]
@@ -163,6 +168,36 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
                 l.pick("Corrupt lines (skipped):", "Bozuk satırlar (atlandı):").into(),
             ));
             d.push(Block::Bullets(corrupt));
+        }
+        let implausible: u64 = r.inputs.iter().map(|i| i.implausible_rows).sum();
+        if implausible > 0 {
+            d.push(Block::P(format!(
+                "{}: {}. {}",
+                l.pick(
+                    "Rows rejected for implausible values (negative, not finite, over 1,000,000,000 tokens or $10,000 for one request)",
+                    "Olanaksız değerler nedeniyle reddedilen satırlar (negatif, sonlu olmayan, tek istek için 1.000.000.000 token ya da 10.000 $ üstü)"
+                ),
+                l.int(implausible),
+                l.pick(
+                    "They are among the corrupt lines above.",
+                    "Yukarıdaki bozuk satırlar arasındadırlar."
+                )
+            )));
+        }
+        let warnings: Vec<String> = r
+            .inputs
+            .iter()
+            .filter_map(|i| i.warning.as_ref().map(|w| format!("`{}`: {}", i.input, w)))
+            .collect();
+        if !warnings.is_empty() {
+            d.push(Block::P(
+                l.pick(
+                    "Warnings (inputs not read to their end):",
+                    "Uyarılar (sonuna kadar okunamayan girdiler):",
+                )
+                .into(),
+            ));
+            d.push(Block::Bullets(warnings));
         }
     }
     if r.duplicates > 0 || r.filtered_out > 0 {
