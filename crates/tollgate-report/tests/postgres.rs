@@ -7,11 +7,12 @@ use common::*;
 use tollgate_core::{CacheState, PriceTable, Record};
 
 #[test]
+#[cfg_attr(
+    not(tollgate_postgres),
+    ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
 fn spendlogs_from_postgres() {
-    let Ok(url) = std::env::var("TOLLGATE_TEST_POSTGRES_URL") else {
-        println!("skipping: TOLLGATE_TEST_POSTGRES_URL not set");
-        return;
-    };
+    let url = std::env::var("TOLLGATE_TEST_POSTGRES_URL").expect("TOLLGATE_TEST_POSTGRES_URL");
     let schema = format!("tollgate_report_test_{}", std::process::id());
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     admin

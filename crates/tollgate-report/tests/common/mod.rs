@@ -11,17 +11,14 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-/// The shared LiteLLM corpus beside the repository, if present.
-pub fn corpus(folder: &str) -> Option<PathBuf> {
+/// A folder of the shared LiteLLM corpus beside the repository. Tests that call this are
+/// ignored (with the reason) where the corpus is missing, and run, failing here, in CI.
+pub fn corpus(folder: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/corpus/litellm")
         .join(folder);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        println!("skipping: corpus {} not found", p.display());
-        None
-    }
+    assert!(p.is_dir(), "the LiteLLM corpus folder {} is missing", p.display());
+    p
 }
 
 /// Imports inputs (files or directories) into records, with their summaries.
