@@ -121,6 +121,10 @@ pub struct ErrorExample {
     pub request_id: String,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
     /// The model group: what the client asked for.
@@ -129,6 +133,10 @@ pub struct ModelReport {
     pub requests: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// Failures that were the client's fault (a malformed request, a client that left): they
+    /// say nothing about the model's health. Left out of the JSON when zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub client_failed: u64,
     pub cache_hits: u64,
     pub streamed: u64,
     pub prompt_tokens: u64,
@@ -331,6 +339,7 @@ struct ModelAcc {
     requests: u64,
     succeeded: u64,
     failed: u64,
+    client_failed: u64,
     hits: u64,
     streamed: u64,
     prompt: u64,
@@ -674,6 +683,9 @@ impl<'o> Acc<'o> {
             m.succeeded += 1;
         } else {
             m.failed += 1;
+            if r.fault == Some(tollgate_core::Fault::Client) {
+                m.client_failed += 1;
+            }
             push_id(&mut m.failure_ids, &r.request_id);
             let msg = r
                 .error_message
@@ -814,6 +826,7 @@ impl<'o> Acc<'o> {
                 requests: m.requests,
                 succeeded: m.succeeded,
                 failed: m.failed,
+                client_failed: m.client_failed,
                 cache_hits: m.hits,
                 streamed: m.streamed,
                 prompt_tokens: m.prompt,

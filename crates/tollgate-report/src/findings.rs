@@ -370,7 +370,9 @@ pub fn detect(report: &Report, ev: &Evidence, lang: Lang) -> Vec<Finding> {
             ));
         }
         let first_error = m.errors.first().map(|e| e.message.clone()).unwrap_or_default();
-        if m.succeeded == 0 && m.failed >= MIN_FAILURES_ALWAYS {
+        // A model is failing when its deployments fail; requests the clients got wrong (or left)
+        // would fail anywhere.
+        if m.succeeded == 0 && m.failed - m.client_failed >= MIN_FAILURES_ALWAYS {
             out.push(Finding::new(
                 Severity::Critical,
                 Some(&m.model),

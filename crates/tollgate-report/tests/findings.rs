@@ -159,6 +159,25 @@ fn model_always_failing_and_high_error_rate() {
     let r = build(rs[..22].to_vec());
     assert!(!has(&r, "model_always_failing"));
 
+    // Failures that were the clients' fault (malformed bodies, hung-up streams) do not make a
+    // model "always failing": the same requests would fail anywhere.
+    let mut rs = clean(20);
+    for i in 0..4 {
+        let mut r = failed(
+            &format!("bad-{i}"),
+            "grok-4.1-fast",
+            "xai/grok-4-1-fast-reasoning",
+            "400 bad max_tokens",
+        );
+        r.http_status = 400;
+        r.fault = Some(tollgate_core::Fault::Client);
+        rs.push(r);
+    }
+    let r = build(rs);
+    assert!(!has(&r, "model_always_failing"), "{:?}", ids(&r));
+    let grok = r.models.iter().find(|m| m.model == "grok-4.1-fast").unwrap();
+    assert_eq!((grok.failed, grok.client_failed), (4, 4));
+
     // Some failures among successes: high_error_rate.
     let mut rs = clean(18);
     rs.push(failed("f1", "deepseek-v3.2", DS, "429 rate limited"));
