@@ -110,7 +110,8 @@ impl LiveState {
         for d in &config.deployments {
             let base = format!("model_list[{}].litellm_params", d.index);
             let r = route(&d.model, d.api_base.as_deref()).map_err(|e| StateError {
-                file: file.clone(),
+                // `file:line:column` of the model string, where the fix goes.
+                file: config.where_is(&format!("{base}.model")),
                 path: format!("{base}.model"),
                 message: e.to_string(),
             })?;
