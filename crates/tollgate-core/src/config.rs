@@ -1176,7 +1176,7 @@ pub(crate) fn seconds_up_to(v: &Value, path: &str, file: &str, max: f64) -> Resu
             invalid(
                 file,
                 path,
-                format!("expected a positive number of seconds, at most {max}"),
+                format!("expected a positive number of seconds, at most {max}, found {v}"),
             )
         })
 }

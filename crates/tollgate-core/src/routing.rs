@@ -125,7 +125,7 @@ fn number(v: &Value, path: &str, file: &str, max: f64) -> Result<f64, ConfigErro
     v.as_f64()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
         .filter(|n| n.is_finite() && (0.0..=max).contains(n))
-        .ok_or_else(|| invalid(file, path, format!("expected a number from 0 to {max}")))
+        .ok_or_else(|| invalid(file, path, format!("expected a number from 0 to {max}, found {v}")))
 }
 
 /// Ceilings of the routing numbers (see [`number`]).
