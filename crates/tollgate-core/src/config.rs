@@ -653,7 +653,13 @@ fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
         return Ok(Value::Object(Map::new()));
     }
     serde_norway::from_str::<Value>(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        // Some refusals come without a position (a second document); find one, so every
+        // syntax error names a line.
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .or_else(|| crate::source_map::trouble_spot(text).map(|p| (p.line, p.column)))
+            .unwrap_or((1, 1));
         ConfigError::Syntax {
             path: path.display().to_string(),
             line,
@@ -1307,6 +1313,11 @@ general_settings:
         assert!(msg.starts_with("conf.yaml:"), "{msg}");
         match err {
             ConfigError::Syntax { line, .. } => assert!(line >= 2, "{msg}"),
+            other => panic!("expected a syntax error, got {other}"),
+        }
+        // The YAML reader gives no position for a second document; one is found anyway.
+        match parse("a: 1\n---\nb: 2\n", Path::new("conf.yaml"), &env(&[])).unwrap_err() {
+            ConfigError::Syntax { line, .. } => assert_eq!(line, 2),
             other => panic!("expected a syntax error, got {other}"),
         }
     }

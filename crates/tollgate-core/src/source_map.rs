@@ -75,6 +75,39 @@ impl SourceMap {
     }
 }
 
+/// Where text that the YAML reader refused without a position goes wrong: the event parser's
+/// own error, else the start of a second document (the reader takes one document only).
+pub fn trouble_spot(text: &str) -> Option<Position> {
+    #[derive(Default)]
+    struct Documents {
+        seen: usize,
+        second: Option<Position>,
+    }
+    impl MarkedEventReceiver for Documents {
+        fn on_event(&mut self, ev: Event, mark: Marker) {
+            if ev == Event::DocumentStart {
+                self.seen += 1;
+                if self.seen == 2 && self.second.is_none() {
+                    self.second = Some(position(mark));
+                }
+            }
+        }
+    }
+    let mut d = Documents::default();
+    match Parser::new_from_str(text).load(&mut d, true) {
+        Err(e) => Some(position(*e.marker())),
+        Ok(()) => d.second,
+    }
+}
+
+/// The marker's line is counted from 1 and its column from 0.
+fn position(mark: Marker) -> Position {
+    Position {
+        line: mark.line().max(1),
+        column: mark.col() + 1,
+    }
+}
+
 enum Frame {
     Mapping {
         path: String,
@@ -185,11 +218,7 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        // The marker's line is counted from 1 and its column from 0.
-        let pos = Position {
-            line: mark.line(),
-            column: mark.col() + 1,
-        };
+        let pos = position(mark);
         match ev {
             Event::Scalar(s, ..) => self.node(Node::Scalar(s), pos),
             Event::Alias(_) => self.node(Node::Alias, pos),
