@@ -96,3 +96,20 @@ fn check_refuses_silent_mistakes_with_file_line_and_column() {
         assert!(c.out.contains(&want), "want `{want}` in:\n{}", c.out);
     }
 }
+
+#[test]
+fn check_warnings_name_the_line_they_are_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml").display().to_string();
+    let c = check(
+        dir.path(),
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, input_cost_per_token: 1e-6, output_cost_per_token: 1e-6}\nlitellm_settings:\n  callbacks: [x]\n",
+    );
+    assert_eq!(c.code, Some(1), "{}", c.out);
+    assert!(
+        c.out
+            .contains(&format!("warning: {file}:5:3: litellm_settings.callbacks:")),
+        "{}",
+        c.out
+    );
+}
