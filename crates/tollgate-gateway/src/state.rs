@@ -87,14 +87,13 @@ impl LiveState {
         extra_prices: Option<PriceTable>,
         env: &dyn Env,
     ) -> Result<Self, StateError> {
-        let file = config.path.display().to_string();
         let mut prices = PriceTable::builtin();
         if let Some(p) = extra_prices {
             prices.merge(p);
         }
         if let Some(path) = &config.prices_file {
             let table = PriceTable::load_file(path).map_err(|e| StateError {
-                file: file.clone(),
+                file: config.where_is("tollgate_settings.prices_file"),
                 path: "tollgate_settings.prices_file".into(),
                 message: e.to_string(),
             })?;
@@ -177,7 +176,7 @@ impl LiveState {
         let cache = match &config.cache {
             Some(settings) => Some(Arc::new(ResponseCache::new(settings.clone()).map_err(|e| {
                 StateError {
-                    file: file.clone(),
+                    file: config.where_is("litellm_settings.cache_params"),
                     path: "litellm_settings.cache_params".into(),
                     message: e.to_string(),
                 }

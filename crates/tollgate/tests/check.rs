@@ -89,6 +89,10 @@ fn check_refuses_silent_mistakes_with_file_line_and_column() {
             "model_list:\n  - model_name: m\n    litellm_params:\n      model: bedrock/claude\n".to_string(),
             format!("{file}:4:14: model_list[0].litellm_params.model:"),
         ),
+        (
+            "model_list: []\ntollgate_settings:\n  prices_file: nope.json\n".to_string(),
+            format!("{file}:3:16: tollgate_settings.prices_file:"),
+        ),
     ];
     for (yaml, want) in cases {
         let c = check(dir.path(), &yaml);
