@@ -191,8 +191,9 @@ fn masked_headers<S: serde::Serializer>(h: &BTreeMap<String, String>, s: S) -> R
     s.collect_map(h.iter().map(|(k, v)| (k, Secret::new(v.clone()).redacted())))
 }
 
-/// One entry of `model_list`: a deployment serving a model group.
-#[derive(Debug, Clone, Serialize)]
+/// One entry of `model_list`: a deployment serving a model group. `Debug` and `Serialize` mask
+/// the credentials `api_base` and `extra_headers` may carry.
+#[derive(Clone, Serialize)]
 pub struct DeploymentConfig {
     /// The model group clients ask for (`model_name`).
     pub model_name: String,
@@ -221,6 +222,32 @@ pub struct DeploymentConfig {
     pub model_info: ModelInfoConfig,
     /// Index in the merged `model_list`, for messages.
     pub index: usize,
+}
+
+impl fmt::Debug for DeploymentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: BTreeMap<&String, String> = self
+            .extra_headers
+            .iter()
+            .map(|(k, v)| (k, Secret::new(v.clone()).redacted()))
+            .collect();
+        f.debug_struct("DeploymentConfig")
+            .field("model_name", &self.model_name)
+            .field("model", &self.model)
+            .field("api_base", &self.api_base.as_deref().map(redact::url))
+            .field("api_key", &self.api_key)
+            .field("rpm", &self.rpm)
+            .field("tpm", &self.tpm)
+            .field("timeout", &self.timeout)
+            .field("stream_timeout", &self.stream_timeout)
+            .field("weight", &self.weight)
+            .field("extra_headers", &headers)
+            .field("cache_control_injection_points", &self.cache_control_injection_points)
+            .field("price_override", &self.price_override)
+            .field("model_info", &self.model_info)
+            .field("index", &self.index)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -1694,7 +1721,7 @@ general_settings:
             c.effective,
             serde_json::to_string(&c.deployments).unwrap(),
             serde_json::to_string(&c.cache).unwrap()
-        );
+        ) + &format!("{:?}", c.deployments);
         for secret in [
             "hunter2",
             "sk-query-secret",

@@ -59,8 +59,9 @@ pub enum ProviderError {
     NeedsApiBase { provider: &'static str },
 }
 
-/// Where and how to call one deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Where and how to call one deployment. Its `Debug` and `Serialize` show the URLs masked, so a
+/// route printed in a log or a listing never carries the credentials an `api_base` may hold.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
     pub provider: Provider,
     /// The model name the upstream expects (prefix removed).
@@ -69,10 +70,30 @@ pub struct Route {
     /// records, messages and listings show. The request URLs below keep the real credentials.
     pub api_base: String,
     /// Where a plain chat request goes.
+    #[serde(serialize_with = "masked")]
     pub chat_url: String,
     /// Where a streamed chat request goes (Gemini streams from another method than it answers).
+    #[serde(serialize_with = "masked")]
     pub stream_url: String,
+    #[serde(serialize_with = "masked")]
     pub embeddings_url: String,
+}
+
+fn masked<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact::url(url))
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("provider", &self.provider)
+            .field("upstream_model", &self.upstream_model)
+            .field("api_base", &self.api_base)
+            .field("chat_url", &redact::url(&self.chat_url))
+            .field("stream_url", &redact::url(&self.stream_url))
+            .field("embeddings_url", &redact::url(&self.embeddings_url))
+            .finish()
+    }
 }
 
 impl Provider {
@@ -363,6 +384,8 @@ mod tests {
     fn the_shown_api_base_never_carries_credentials() {
         let r = route("openai/m", Some("http://u:hunter2@h:1/v1?api-key=sk-q")).unwrap();
         assert_eq!(r.api_base, "http://u:***@h:1/v1?api-key=***");
+        let shown = format!("{r:?} {}", serde_json::to_string(&r).unwrap());
+        assert!(!shown.contains("hunter2") && !shown.contains("sk-q"), "{shown}");
         let r = route("openai/m", Some("http://h:1/v1/")).unwrap();
         assert_eq!(r.api_base, "http://h:1/v1");
     }
