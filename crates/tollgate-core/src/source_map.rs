@@ -67,6 +67,11 @@ impl SourceMap {
         }
     }
 
+    /// True when nothing was mapped (empty text, or text only the YAML reader accepts).
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
     /// Number of items of the list at `path` (0 when absent).
     pub fn list_len(&self, path: &str) -> usize {
         (0..)
