@@ -88,6 +88,28 @@ pub enum ConfigError {
     },
 }
 
+/// Text the source map's reader refuses (it is stricter than the YAML reader on odd flow
+/// indentation) still must not merge duplicate keys silently: the YAML reader's own tree refuses
+/// them, with a position but without the path.
+fn refuse_duplicates_unmapped(file: &str, text: &str) -> Result<(), ConfigError> {
+    match serde_norway::from_str::<serde_norway::Value>(text) {
+        Err(e) if e.to_string().contains("duplicate entry") => {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unzip();
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                path: "(a mapping)".to_string(),
+                message: format!(
+                    "{e}: a key is written twice in the same mapping; YAML keeps only the last one, so the first would be \
+                     silently ignored. Merge the two into one"
+                ),
+                line,
+                column,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn at(line: Option<usize>, column: Option<usize>) -> String {
     match (line, column) {
         (Some(l), Some(c)) => format!(":{l}:{c}"),
@@ -167,6 +189,9 @@ impl Sources {
             line: Some(d.at.line),
             column: Some(d.at.column),
         })?;
+        if map.is_empty() && !text.trim().is_empty() {
+            refuse_duplicates_unmapped(file, text)?;
+        }
         self.files.push((file.to_string(), map));
         Ok(())
     }
@@ -1578,6 +1603,16 @@ general_settings:
             "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      api_key: k1\n      api_key: k2\n",
         );
         assert_eq!((path.as_str(), line), ("model_list[0].litellm_params.api_key", Some(6)));
+    }
+
+    #[test]
+    fn a_duplicate_is_refused_even_where_positions_cannot_be_mapped() {
+        // Flow content continued with too little indentation: the YAML reader accepts it, the
+        // position mapper does not.
+        let odd = "model_list:\n  - model_name: a\n    litellm_params: {model:\n openai/x}\nmodel_list: []\n";
+        assert!(crate::source_map::SourceMap::build(odd).is_ok_and(|m| m.is_empty()));
+        let (_, line, _, shown) = invalid_at(odd);
+        assert!(line.is_some() && shown.contains("written twice"), "{shown}");
     }
 
     #[test]
