@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::price::Price;
+use crate::redact;
+use crate::source_map::{Position, SourceMap};
 
 /// A secret from the config (API or master key). Never printed, logged or serialised in clear.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,12 +76,125 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    #[error("{file}: {path}: {message}")]
+    /// A value that cannot be served; `line`/`column` are those of the offending node when the
+    /// file could be mapped (see [`crate::source_map`]).
+    #[error("{file}{}: {path}: {message}", at(*.line, *.column))]
     Invalid {
         file: String,
         path: String,
         message: String,
+        line: Option<usize>,
+        column: Option<usize>,
     },
+}
+
+/// Text the source map's reader refuses (it is stricter than the YAML reader on odd flow
+/// indentation) still must not merge duplicate keys silently: the YAML reader's own tree refuses
+/// them, with a position but without the path.
+fn refuse_duplicates_unmapped(file: &str, text: &str) -> Result<(), ConfigError> {
+    match serde_norway::from_str::<serde_norway::Value>(text) {
+        Err(e) if e.to_string().contains("duplicate entry") => {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unzip();
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                path: "(a mapping)".to_string(),
+                message: format!(
+                    "{e}: a key is written twice in the same mapping; YAML keeps only the last one, so the first would be \
+                     silently ignored. Merge the two into one"
+                ),
+                line,
+                column,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// The position maps of the config file and its includes, in merge order.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    files: Vec<(String, SourceMap)>,
+}
+
+impl Sources {
+    /// The file and position of a YAML path of the merged config (`model_list` indices count
+    /// across files in merge order), preferring `file` for other paths.
+    pub fn locate(&self, path: &str, file: &str) -> Option<(String, Position)> {
+        if let Some(rest) = path.strip_prefix("model_list[")
+            && let Some((n, tail)) = rest.split_once(']')
+            && let Ok(mut i) = n.parse::<usize>()
+        {
+            for (f, map) in &self.files {
+                let len = map.list_len("model_list");
+                if i < len {
+                    return map.nearest(&format!("model_list[{i}]{tail}")).map(|p| (f.clone(), p));
+                }
+                i -= len;
+            }
+            return None;
+        }
+        let preferred = self.files.iter().filter(|(f, _)| f == file);
+        let others = self.files.iter().filter(|(f, _)| f != file);
+        preferred
+            .chain(others)
+            .find_map(|(f, map)| map.nearest(path).map(|p| (f.clone(), p)))
+    }
+
+    /// Adds the position of an error's path, when the error has none yet.
+    fn place(&self, e: ConfigError) -> ConfigError {
+        match e {
+            ConfigError::Invalid {
+                file,
+                path,
+                message,
+                line: None,
+                column: None,
+            } => match self.locate(&path, &file) {
+                Some((f, pos)) => ConfigError::Invalid {
+                    file: f,
+                    path,
+                    message,
+                    line: Some(pos.line),
+                    column: Some(pos.column),
+                },
+                None => ConfigError::Invalid {
+                    file,
+                    path,
+                    message,
+                    line: None,
+                    column: None,
+                },
+            },
+            other => other,
+        }
+    }
+
+    fn add(&mut self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let map = SourceMap::build(text).map_err(|d| ConfigError::Invalid {
+            file: file.to_string(),
+            path: d.path.clone(),
+            message: format!(
+                "written twice in the same mapping (first at line {}); YAML keeps only the last one, so the first would be \
+                 silently ignored. Merge the two into one",
+                d.first.line
+            ),
+            line: Some(d.at.line),
+            column: Some(d.at.column),
+        })?;
+        if map.is_empty() && !text.trim().is_empty() {
+            refuse_duplicates_unmapped(file, text)?;
+        }
+        self.files.push((file.to_string(), map));
+        Ok(())
+    }
 }
 
 /// Where to put a `cache_control` marker: every message of a role, or the message at an index
@@ -90,13 +205,27 @@ pub struct InjectionPoint {
     pub index: Option<i64>,
 }
 
-/// One entry of `model_list`: a deployment serving a model group.
-#[derive(Debug, Clone, Serialize)]
+fn masked_url<S: serde::Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => s.serialize_some(&redact::url(u)),
+        None => s.serialize_none(),
+    }
+}
+
+fn masked_headers<S: serde::Serializer>(h: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(h.iter().map(|(k, v)| (k, Secret::new(v.clone()).redacted())))
+}
+
+/// One entry of `model_list`: a deployment serving a model group. `Debug` and `Serialize` mask
+/// the credentials `api_base` and `extra_headers` may carry.
+#[derive(Clone, Serialize)]
 pub struct DeploymentConfig {
     /// The model group clients ask for (`model_name`).
     pub model_name: String,
     /// LiteLLM's model string with its provider prefix (`deepseek/deepseek-v3.2`).
     pub model: String,
+    /// As written (the real URL, credentials included); serialised masked.
+    #[serde(serialize_with = "masked_url")]
     pub api_base: Option<String>,
     pub api_key: Option<Secret>,
     pub rpm: Option<u64>,
@@ -106,7 +235,9 @@ pub struct DeploymentConfig {
     /// Seconds until the first byte of a stream.
     pub stream_timeout: Option<f64>,
     pub weight: Option<f64>,
-    /// Headers sent upstream with every request (`litellm_params.extra_headers`).
+    /// Headers sent upstream with every request (`litellm_params.extra_headers`); serialised
+    /// with their values masked.
+    #[serde(serialize_with = "masked_headers")]
     pub extra_headers: BTreeMap<String, String>,
     /// LiteLLM's `cache_control_injection_points`: messages that get an Anthropic-style
     /// `cache_control` marker, so a long stable prefix is cached by the provider.
@@ -116,6 +247,32 @@ pub struct DeploymentConfig {
     pub model_info: ModelInfoConfig,
     /// Index in the merged `model_list`, for messages.
     pub index: usize,
+}
+
+impl fmt::Debug for DeploymentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: BTreeMap<&String, String> = self
+            .extra_headers
+            .iter()
+            .map(|(k, v)| (k, Secret::new(v.clone()).redacted()))
+            .collect();
+        f.debug_struct("DeploymentConfig")
+            .field("model_name", &self.model_name)
+            .field("model", &self.model)
+            .field("api_base", &self.api_base.as_deref().map(redact::url))
+            .field("api_key", &self.api_key)
+            .field("rpm", &self.rpm)
+            .field("tpm", &self.tpm)
+            .field("timeout", &self.timeout)
+            .field("stream_timeout", &self.stream_timeout)
+            .field("weight", &self.weight)
+            .field("extra_headers", &headers)
+            .field("cache_control_injection_points", &self.cache_control_injection_points)
+            .field("price_override", &self.price_override)
+            .field("model_info", &self.model_info)
+            .field("index", &self.index)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -159,6 +316,16 @@ impl CacheSettings {
     }
 }
 
+/// Longest timeout or cooldown, seconds (a day): longer is a typo, and `1e308` overflowed the
+/// cooldown clock so that it never applied.
+pub(crate) const MAX_SECONDS: f64 = 86_400.0;
+/// Longest cache entry life, seconds (a year).
+const MAX_CACHE_TTL_S: f64 = 365.0 * 86_400.0;
+/// Largest accepted request body, MB (1 TiB): the limit is kept as bytes in a `usize`.
+const MAX_REQUEST_SIZE_MB: f64 = 1_048_576.0;
+/// No model costs a dollar per token; a bigger price is a unit mistake.
+const MAX_PRICE_PER_TOKEN: f64 = 1.0;
+
 /// LiteLLM's in-memory default; an entry lives ten minutes unless `ttl` says otherwise.
 const DEFAULT_CACHE_TTL_S: f64 = 600.0;
 const DEFAULT_MEMORY_ENTRIES: u64 = 10_000;
@@ -188,9 +355,22 @@ pub struct GatewayConfig {
     pub warnings: Vec<ConfigWarning>,
     /// The whole config after includes and `os.environ/` resolution, secrets redacted.
     pub effective: Value,
+    /// Where each setting was written, for messages found after loading.
+    #[serde(skip)]
+    pub sources: Sources,
 }
 
 impl GatewayConfig {
+    /// `file:line:column` of a YAML path of this config (`file` alone when it cannot be mapped),
+    /// for errors found after loading (an unknown provider prefix, a price file).
+    pub fn where_is(&self, path: &str) -> String {
+        let file = self.path.display().to_string();
+        match self.sources.locate(path, &file) {
+            Some((f, p)) => format!("{f}:{}:{}", p.line, p.column),
+            None => file,
+        }
+    }
+
     pub fn model_groups(&self) -> Vec<&str> {
         let mut groups: Vec<&str> = Vec::new();
         for d in &self.deployments {
@@ -289,9 +469,22 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<GatewayConfig, ConfigError> {
 }
 
 /// Parses config text; `path` names the file in messages and anchors relative `include`s.
+/// A semantic error names the file, line and column of the offending node.
 pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, ConfigError> {
+    let mut sources = Sources::default();
+    match parse_mapped(text, path, env, &mut sources) {
+        Ok(mut c) => {
+            c.sources = sources;
+            Ok(c)
+        }
+        Err(e) => Err(sources.place(e)),
+    }
+}
+
+fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -> Result<GatewayConfig, ConfigError> {
     let mut root = parse_yaml(text, path)?;
     let file = path.display().to_string();
+    sources.add(&file, text)?;
     let mut warnings = Vec::new();
     let mut files = vec![path.to_path_buf()];
 
@@ -320,6 +513,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
                 source,
             })?;
             let inc = parse_yaml(&inc_text, &inc_path)?;
+            sources.add(&inc_path.display().to_string(), &inc_text)?;
             files.push(inc_path.clone());
             merge_include(&mut root, inc, &file, &inc_path.display().to_string())?;
         }
@@ -395,8 +589,14 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
             "max_request_size_mb" => {
                 max_request_size_mb = v
                     .as_f64()
-                    .filter(|n| *n > 0.0)
-                    .ok_or_else(|| invalid(&file, &p, "expected a positive number of megabytes".into()))?;
+                    .filter(|n| *n > 0.0 && *n <= MAX_REQUEST_SIZE_MB)
+                    .ok_or_else(|| {
+                        invalid(
+                            &file,
+                            &p,
+                            format!("expected a positive number of megabytes, at most {MAX_REQUEST_SIZE_MB}"),
+                        )
+                    })?;
             }
             "cache" | "cache_params" | "redis_url" | "redis_host" | "redis_port" | "redis_password" => {
                 warnings.push(warn(
@@ -419,10 +619,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
     for (k, v) in &litellm {
         let p = format!("litellm_settings.{k}");
         match k.as_str() {
-            "request_timeout" => {
-                request_timeout =
-                    Some(v.as_f64().ok_or_else(|| invalid(&file, &p, "expected a number of seconds".into()))?)
-            }
+            "request_timeout" => request_timeout = Some(seconds(v, &p, &file)?),
             "cache" => match v {
                 Value::Bool(b) => cache_requested = *b,
                 Value::Object(_) => warnings.push(warn(
@@ -499,6 +696,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
         workflows,
         warnings,
         effective,
+        sources: Sources::default(),
     })
 }
 
@@ -507,7 +705,13 @@ fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
         return Ok(Value::Object(Map::new()));
     }
     serde_norway::from_str::<Value>(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        // Some refusals come without a position (a second document); find one, so every
+        // syntax error names a line.
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .or_else(|| crate::source_map::trouble_spot(text).map(|p| (p.line, p.column)))
+            .unwrap_or((1, 1));
         ConfigError::Syntax {
             path: path.display().to_string(),
             line,
@@ -631,13 +835,24 @@ fn read_model_list(
             let p = format!("{pp}.{k}");
             match k.as_str() {
                 "model" => {}
-                "api_base" | "base_url" => d.api_base = opt_string(v, &p, file)?,
+                "api_base" | "base_url" => {
+                    d.api_base = opt_string(v, &p, file)?;
+                    if let Some(b) = &d.api_base {
+                        check_api_base(b, &d.model_name, &p, file)?;
+                    }
+                }
                 "api_key" => d.api_key = opt_string(v, &p, file)?.map(Secret::new),
                 "rpm" => d.rpm = Some(uint(v, &p, file)?),
                 "tpm" => d.tpm = Some(uint(v, &p, file)?),
                 "timeout" => d.timeout = Some(seconds(v, &p, file)?),
                 "stream_timeout" => d.stream_timeout = Some(seconds(v, &p, file)?),
-                "weight" => d.weight = Some(v.as_f64().ok_or_else(|| invalid(file, &p, "expected a number".into()))?),
+                "weight" => {
+                    d.weight = Some(
+                        v.as_f64()
+                            .filter(|w| w.is_finite() && *w >= 0.0)
+                            .ok_or_else(|| invalid(file, &p, "expected a non-negative number".into()))?,
+                    )
+                }
                 "extra_headers" => {
                     let Value::Object(h) = v else {
                         return Err(invalid(file, &p, "expected a mapping of header names to values".into()));
@@ -664,7 +879,7 @@ fn read_model_list(
                         d.cache_control_injection_points.push(InjectionPoint { role, index });
                     }
                 }
-                _ if set_price_field(&mut d.price_override, k, v) => {}
+                _ if set_price_field(&mut d.price_override, k, v, &p, file)? => {}
                 _ => warnings.push(warn(
                     &p,
                     "not acted on yet: this litellm_params key is not sent upstream (pass it in the request body instead)",
@@ -682,7 +897,7 @@ fn read_model_list(
                         }
                         _ => {
                             // Prices and limits in model_info override the table like litellm_params'.
-                            set_price_field(&mut d.price_override, k, v);
+                            set_price_field(&mut d.price_override, k, v, &format!("{base}.model_info.{k}"), file)?;
                             d.model_info.extra.insert(k.clone(), v.clone());
                         }
                     }
@@ -747,9 +962,16 @@ fn read_cache(
             "host" => host = opt_string(v, &p, file)?,
             "port" => port = opt_string(v, &p, file)?,
             "password" => password = opt_string(v, &p, file)?,
-            "url" | "redis_url" => url = opt_string(v, &p, file)?,
+            "url" | "redis_url" => {
+                url = opt_string(v, &p, file)?;
+                if let Some(u) = &url {
+                    check_redis_url(u, &p, file)?;
+                }
+            }
             "namespace" => settings.namespace = opt_string(v, &p, file)?,
-            "ttl" | "default_in_memory_ttl" | "default_in_redis_ttl" => settings.ttl = seconds(v, &p, file)?,
+            "ttl" | "default_in_memory_ttl" | "default_in_redis_ttl" => {
+                settings.ttl = seconds_up_to(v, &p, file, MAX_CACHE_TTL_S)?
+            }
             "max_size_in_memory" => max_entries = uint(v, &p, file)?.max(1),
             "mode" => match v.as_str() {
                 Some("default_on") => settings.default_on = true,
@@ -826,9 +1048,41 @@ fn read_cache(
     Ok(Some(settings))
 }
 
-fn set_price_field(price: &mut Price, key: &str, v: &Value) -> bool {
+fn check_redis_url(u: &str, path: &str, file: &str) -> Result<(), ConfigError> {
+    let ok = url::Url::parse(u.trim()).is_ok_and(|p| {
+        matches!(
+            p.scheme(),
+            "redis" | "rediss" | "unix" | "redis+unix" | "valkey" | "valkeys"
+        )
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            file,
+            path,
+            format!(
+                "`{}` is not a Redis URL; write it as redis://[:password@]host:6379/ (or rediss:// for TLS)",
+                redact::url(u)
+            ),
+        ))
+    }
+}
+
+fn set_price_field(price: &mut Price, key: &str, v: &Value, path: &str, file: &str) -> Result<bool, ConfigError> {
     let f = v.as_f64();
     let u = v.as_u64();
+    // A negative or astronomical price makes every cost (and every report total) meaningless.
+    if key.contains("cost")
+        && let Some(x) = f
+        && !(x.is_finite() && (0.0..=MAX_PRICE_PER_TOKEN).contains(&x))
+    {
+        return Err(invalid(
+            file,
+            path,
+            format!("expected a price in USD per token between 0 and {MAX_PRICE_PER_TOKEN}, found {x}"),
+        ));
+    }
     match key {
         "input_cost_per_token" => price.input_cost_per_token = f,
         "output_cost_per_token" => price.output_cost_per_token = f,
@@ -838,9 +1092,38 @@ fn set_price_field(price: &mut Price, key: &str, v: &Value) -> bool {
         "max_input_tokens" => price.max_input_tokens = u,
         "max_output_tokens" => price.max_output_tokens = u,
         "max_tokens" => price.max_tokens = u,
-        _ => return false,
+        _ => return Ok(false),
     }
-    true
+    Ok(true)
+}
+
+/// An `api_base` must be an http(s) URL with a host: anything else fails on every request, so it
+/// fails at load instead. The value is shown masked (it may carry credentials).
+fn check_api_base(base: &str, model_name: &str, path: &str, file: &str) -> Result<(), ConfigError> {
+    let b = base.trim();
+    if b.is_empty() {
+        return Ok(());
+    }
+    let problem = match url::Url::parse(b) {
+        Err(e) => Some(format!("is not a URL ({e})")),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
+            "uses `{}:`; upstreams are called over http or https",
+            u.scheme()
+        )),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("has no host".to_string()),
+        Ok(_) => None,
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(invalid(
+            file,
+            path,
+            format!(
+                "api_base `{}` of model `{model_name}` {p}; write it as http://host:port/v1 or https://host/v1",
+                redact::url(b)
+            ),
+        )),
+    }
 }
 
 fn section(top: &Map<String, Value>, name: &str, file: &str) -> Result<Map<String, Value>, ConfigError> {
@@ -888,10 +1171,19 @@ fn resolve_env(v: &mut Value, path: &str, env: &dyn Env, warnings: &mut Vec<Conf
     }
 }
 
-/// Hides every value whose key names a secret.
+/// Hides every value whose key names a secret, every header value (`extra_headers` carry
+/// `Authorization` and vendor keys under any name), and credentials inside URLs anywhere.
 fn redact(v: &mut Value, key: &str) {
     match v {
         Value::String(s) if is_secret_key(key) => *s = Secret::new(s.clone()).redacted(),
+        Value::String(s) if s.contains("://") => *s = redact::text(s),
+        Value::Object(m) if key == "extra_headers" || key == "headers" => {
+            for item in m.values_mut() {
+                *item = Value::String(
+                    Secret::new(item.as_str().map_or_else(|| item.to_string(), str::to_string)).redacted(),
+                );
+            }
+        }
         Value::Array(items) => items.iter_mut().for_each(|i| redact(i, key)),
         Value::Object(m) => {
             for (k, item) in m.iter_mut() {
@@ -929,10 +1221,22 @@ fn uint(v: &Value, path: &str, file: &str) -> Result<u64, ConfigError> {
 }
 
 fn seconds(v: &Value, path: &str, file: &str) -> Result<f64, ConfigError> {
+    seconds_up_to(v, path, file, MAX_SECONDS)
+}
+
+/// A positive, finite number of seconds up to `max`: durations are built from these, and a
+/// `1e308` or `.inf` would overflow (or panic) where the clock arithmetic uses them.
+pub(crate) fn seconds_up_to(v: &Value, path: &str, file: &str, max: f64) -> Result<f64, ConfigError> {
     v.as_f64()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        .filter(|s| *s > 0.0)
-        .ok_or_else(|| invalid(file, path, "expected a positive number of seconds".into()))
+        .filter(|s| *s > 0.0 && *s <= max)
+        .ok_or_else(|| {
+            invalid(
+                file,
+                path,
+                format!("expected a positive number of seconds, at most {max}, found {v}"),
+            )
+        })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -951,6 +1255,8 @@ pub(crate) fn invalid(file: &str, path: &str, message: String) -> ConfigError {
         file: file.to_string(),
         path: path.to_string(),
         message,
+        line: None,
+        column: None,
     }
 }
 
@@ -1059,6 +1365,11 @@ general_settings:
         assert!(msg.starts_with("conf.yaml:"), "{msg}");
         match err {
             ConfigError::Syntax { line, .. } => assert!(line >= 2, "{msg}"),
+            other => panic!("expected a syntax error, got {other}"),
+        }
+        // The YAML reader gives no position for a second document; one is found anyway.
+        match parse("a: 1\n---\nb: 2\n", Path::new("conf.yaml"), &env(&[])).unwrap_err() {
+            ConfigError::Syntax { line, .. } => assert_eq!(line, 2),
             other => panic!("expected a syntax error, got {other}"),
         }
     }
@@ -1260,6 +1571,208 @@ general_settings:
         assert_eq!(c.model_groups(), vec!["a", "b"]);
         assert_eq!(c.files, vec![main.clone(), dir.join("more.yaml")]);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn invalid_at(yaml: &str) -> (String, Option<usize>, Option<usize>, String) {
+        match parse(yaml, Path::new("c.yaml"), &env(&[])) {
+            Err(e @ ConfigError::Invalid { .. }) => {
+                let shown = e.to_string();
+                let ConfigError::Invalid { path, line, column, .. } = e else {
+                    unreachable!()
+                };
+                (path, line, column, shown)
+            }
+            Err(other) => panic!("expected an invalid config, got {other}"),
+            Ok(_) => panic!("expected an invalid config, it loaded:\n{yaml}"),
+        }
+    }
+
+    #[test]
+    fn a_top_level_key_written_twice_is_an_error_at_its_second_place() {
+        let yaml = "model_list:\n  - {model_name: a, litellm_params: {model: openai/x}}\ngeneral_settings: {}\nmodel_list:\n  - {model_name: b, litellm_params: {model: openai/y}}\n";
+        let (path, line, column, shown) = invalid_at(yaml);
+        assert_eq!(
+            (path.as_str(), line, column),
+            ("model_list", Some(4), Some(1)),
+            "{shown}"
+        );
+        assert!(shown.starts_with("c.yaml:4:1: model_list:"), "{shown}");
+        assert!(shown.contains("first at line 1"), "{shown}");
+        // Nested too: the second api_key would silently win.
+        let (path, line, ..) = invalid_at(
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      api_key: k1\n      api_key: k2\n",
+        );
+        assert_eq!((path.as_str(), line), ("model_list[0].litellm_params.api_key", Some(6)));
+    }
+
+    #[test]
+    fn a_duplicate_is_refused_even_where_positions_cannot_be_mapped() {
+        // Flow content continued with too little indentation: the YAML reader accepts it, the
+        // position mapper does not.
+        let odd = "model_list:\n  - model_name: a\n    litellm_params: {model:\n openai/x}\nmodel_list: []\n";
+        assert!(crate::source_map::SourceMap::build(odd).is_ok_and(|m| m.is_empty()));
+        let (_, line, _, shown) = invalid_at(odd);
+        assert!(line.is_some() && shown.contains("written twice"), "{shown}");
+    }
+
+    #[test]
+    fn routing_numbers_must_be_finite_and_sane() {
+        for (key, value) in [
+            ("cooldown_time", "1e308"),
+            ("cooldown_time", ".inf"),
+            ("cooldown_time", ".nan"),
+            ("cooldown_time", "-1"),
+            ("retry_after", "1e308"),
+            ("num_retries", "1e9"),
+            ("allowed_fails", "1e308"),
+            ("max_fallbacks", "1e12"),
+        ] {
+            let yaml = format!("model_list: []\nrouter_settings:\n  {key}: {value}\n");
+            let (path, line, column, shown) = invalid_at(&yaml);
+            assert_eq!(path, format!("router_settings.{key}"), "{shown}");
+            assert_eq!((line, column), (Some(3), Some(key.len() + 5)), "{shown}");
+            assert!(
+                shown.starts_with(&format!("c.yaml:3:{}: router_settings.{key}:", key.len() + 5)),
+                "{shown}"
+            );
+        }
+        let ok = parse(
+            "router_settings: {cooldown_time: 86400, num_retries: 3}\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!((ok.router.cooldown_time, ok.router.num_retries), (86400.0, 3));
+    }
+
+    #[test]
+    fn durations_that_would_overflow_are_refused_where_written() {
+        let cases = [
+            (
+                "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, timeout: 1e308}\n",
+                "model_list[0].litellm_params.timeout",
+            ),
+            (
+                "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, stream_timeout: .inf}\n",
+                "model_list[0].litellm_params.stream_timeout",
+            ),
+            (
+                "litellm_settings: {request_timeout: -5}\n",
+                "litellm_settings.request_timeout",
+            ),
+            (
+                "litellm_settings: {cache: true, cache_params: {type: local, ttl: 1e308}}\n",
+                "litellm_settings.cache_params.ttl",
+            ),
+            (
+                "model_list:\n  - {model_name: a, litellm_params: {model: openai/x}}\nworkflows:\n  w:\n    steps: [{role: p, model: a, timeout: 1e308}]\n",
+                "workflows.w.steps[0].timeout",
+            ),
+            (
+                "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, input_cost_per_token: -1}\n",
+                "model_list[0].litellm_params.input_cost_per_token",
+            ),
+            (
+                "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, weight: .nan}\n",
+                "model_list[0].litellm_params.weight",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let (path, line, _, shown) = invalid_at(yaml);
+            assert_eq!(path, want, "{shown}");
+            assert!(line.is_some(), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_broken_api_base_is_refused_naming_model_path_and_line() {
+        for base in [
+            "'ht!tp://bad url'",
+            "'http://bad url/v1'",
+            "ftp://files/v1",
+            "'http://'",
+        ] {
+            let yaml = format!(
+                "model_list:\n  - model_name: mine\n    litellm_params:\n      model: openai/x\n      api_base: {base}\n"
+            );
+            let (path, line, column, shown) = invalid_at(&yaml);
+            assert_eq!(path, "model_list[0].litellm_params.api_base", "{shown}");
+            assert_eq!((line, column), (Some(5), Some(17)), "{shown}");
+            assert!(shown.contains("`mine`"), "{shown}");
+        }
+        // The message shows the URL masked: it may carry credentials.
+        let (.., shown) = invalid_at(
+            "model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, api_base: 'gopher://u:hunter2@h/?key=sk-zz'}\n",
+        );
+        assert!(!shown.contains("hunter2") && !shown.contains("sk-zz"), "{shown}");
+        for good in ["http://127.0.0.1:9/v1", "https://u:p@gpu-box:8000/v1?api-key=x"] {
+            let yaml = format!(
+                "model_list:\n  - {{model_name: m, litellm_params: {{model: openai/x, api_base: '{good}'}}}}\n"
+            );
+            assert!(parse(&yaml, Path::new("c.yaml"), &env(&[])).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn semantic_errors_carry_the_line_and_column_of_their_node() {
+        let (path, line, column, shown) = invalid_at(
+            "general_settings: {}\nmodel_list:\n  - model_name: a\n    litellm_params: {api_base: 'http://x'}\n",
+        );
+        // The missing key is reported where its mapping is.
+        assert_eq!(path, "model_list[0].litellm_params.model");
+        assert_eq!((line, column), (Some(4), Some(5)), "{shown}");
+        let (_, line, column, shown) = invalid_at("router_settings:\n  routing_strategy: fastest\n");
+        assert_eq!((line, column), (Some(2), Some(21)), "{shown}");
+    }
+
+    #[test]
+    fn errors_in_an_included_file_name_that_file_and_its_line() {
+        let dir = std::env::temp_dir().join(format!("tollgate-inc-loc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("more.yaml"),
+            "model_list:\n  - model_name: b\n    litellm_params: {model: groq/llama, timeout: 1e308}\n",
+        )
+        .unwrap();
+        let main = dir.join("config.yaml");
+        std::fs::write(
+            &main,
+            "include: [more.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n",
+        )
+        .unwrap();
+        let err = load(&main, &env(&[])).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).ok();
+        let want = format!("{}:3:", dir.join("more.yaml").display());
+        assert!(err.starts_with(&want), "{err}");
+        assert!(err.contains("model_list[1].litellm_params.timeout"), "{err}");
+    }
+
+    #[test]
+    fn urls_and_headers_are_masked_in_what_check_and_admin_config_show() {
+        let yaml = "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/x\n      api_base: http://user:hunter2@h:1/v1?api-key=sk-query-secret\n      extra_headers: {X-Vendor-Auth: vendor-header-secret, Authorization: Bearer sk-bearer-secret}\nlitellm_settings:\n  cache: true\n  cache_params: {type: redis, url: 'redis://:redis-pass-secret@10.0.0.5:6379/0'}\n";
+        let c = parse(yaml, Path::new("c.yaml"), &env(&[])).unwrap();
+        let shown = format!(
+            "{}\n{}\n{}",
+            c.effective,
+            serde_json::to_string(&c.deployments).unwrap(),
+            serde_json::to_string(&c.cache).unwrap()
+        ) + &format!("{:?}", c.deployments);
+        for secret in [
+            "hunter2",
+            "sk-query-secret",
+            "vendor-header-secret",
+            "sk-bearer-secret",
+            "redis-pass-secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // Still useful: where it goes is visible.
+        assert!(shown.contains("http://user:***@h:1/v1?api-key=***"), "{shown}");
+        // The real values are kept for sending.
+        assert_eq!(
+            c.deployments[0].api_base.as_deref(),
+            Some("http://user:hunter2@h:1/v1?api-key=sk-query-secret")
+        );
     }
 
     #[test]

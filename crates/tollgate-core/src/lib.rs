@@ -5,7 +5,9 @@ pub mod config;
 pub mod error;
 pub mod price;
 pub mod record;
+pub mod redact;
 pub mod routing;
+pub mod source_map;
 pub mod usage;
 
 pub use error::{ErrorKind, Fault, GatewayError};

@@ -118,12 +118,22 @@ fn names(v: &Value, path: &str, file: &str) -> Result<Vec<String>, ConfigError> 
     }
 }
 
-fn number(v: &Value, path: &str, file: &str) -> Result<f64, ConfigError> {
+/// A finite number from 0 to `max`. Each routing number has a ceiling: `cooldown_time: 1e308`
+/// overflowed the cooldown clock (so the cooldown never applied), `retry_after: 1e308` panicked
+/// when turned into a duration, and `num_retries: 1e9` would retry for ever.
+fn number(v: &Value, path: &str, file: &str, max: f64) -> Result<f64, ConfigError> {
     v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .filter(|n| *n >= 0.0)
-        .ok_or_else(|| invalid(file, path, "expected a non-negative number".into()))
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|n| n.is_finite() && (0.0..=max).contains(n))
+        .ok_or_else(|| invalid(file, path, format!("expected a number from 0 to {max}, found {v}")))
 }
+
+/// Ceilings of the routing numbers (see [`number`]).
+const MAX_RETRIES: f64 = 100.0;
+const MAX_ALLOWED_FAILS: f64 = 1_000_000.0;
+const MAX_FALLBACKS: f64 = 100.0;
+/// Backoff between retries is capped at 10 s by the router anyway; an hour is plainly a typo.
+const MAX_RETRY_AFTER_S: f64 = 3_600.0;
 
 /// Reads one routing key; `false` when the key is not a routing key.
 fn read_key(s: &mut RouterSettings, k: &str, v: &Value, path: &str, file: &str) -> Result<bool, ConfigError> {
@@ -145,14 +155,14 @@ fn read_key(s: &mut RouterSettings, k: &str, v: &Value, path: &str, file: &str) 
                 }
             }
         }
-        "num_retries" => s.num_retries = number(v, path, file)? as u32,
-        "retry_after" => s.retry_after = number(v, path, file)?,
-        "allowed_fails" => s.allowed_fails = number(v, path, file)? as u32,
-        "cooldown_time" => s.cooldown_time = number(v, path, file)?,
+        "num_retries" => s.num_retries = number(v, path, file, MAX_RETRIES)? as u32,
+        "retry_after" => s.retry_after = number(v, path, file, MAX_RETRY_AFTER_S)?,
+        "allowed_fails" => s.allowed_fails = number(v, path, file, MAX_ALLOWED_FAILS)? as u32,
+        "cooldown_time" => s.cooldown_time = number(v, path, file, crate::config::MAX_SECONDS)?,
         "fallbacks" => s.fallbacks = fallback_map(v, path, file)?,
         "context_window_fallbacks" => s.context_window_fallbacks = fallback_map(v, path, file)?,
         "default_fallbacks" => s.default_fallbacks = names(v, path, file)?,
-        "max_fallbacks" => s.max_fallbacks = number(v, path, file)? as usize,
+        "max_fallbacks" => s.max_fallbacks = number(v, path, file, MAX_FALLBACKS)? as usize,
         "model_group_alias" => {
             let Value::Object(m) = v else {
                 return Err(invalid(file, path, "expected a mapping of alias to model group".into()));
@@ -382,7 +392,15 @@ pub fn read_workflows(
                 max_tokens: st.get("max_tokens").and_then(Value::as_u64),
                 reasoning_effort: get("reasoning_effort"),
                 fallbacks,
-                timeout: st.get("timeout").and_then(Value::as_f64),
+                timeout: match st.get("timeout") {
+                    None | Some(Value::Null) => None,
+                    Some(t) => Some(crate::config::seconds_up_to(
+                        t,
+                        &format!("{sp}.timeout"),
+                        file,
+                        crate::config::MAX_SECONDS,
+                    )?),
+                },
             });
         }
         let tool_step = text("tool_step").unwrap_or_else(|| {

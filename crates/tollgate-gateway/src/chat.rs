@@ -22,6 +22,7 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tollgate_core::record::prompt_sha256;
+use tollgate_core::redact;
 use tollgate_core::{CacheState, Cost, ErrorKind, Fault, GatewayError, Record, RecordStatus};
 use tollgate_providers::sse::{error_event, event_bytes, inspect_chunk};
 use tollgate_providers::translate::StreamTranslator;
@@ -552,7 +553,9 @@ pub(crate) struct Failure {
 impl Failure {
     fn retry_after(&self) -> Option<Duration> {
         let secs: f64 = self.retry_after.as_ref()?.to_str().ok()?.trim().parse().ok()?;
-        Some(Duration::from_secs_f64(secs.max(0.0)))
+        // The header is the upstream's to write: `inf` or `1e308` must not panic the request
+        // (`from_secs_f64` would); the backoff caps whatever is asked anyway.
+        Duration::try_from_secs_f64(secs.max(0.0)).ok()
     }
 }
 
@@ -755,10 +758,11 @@ async fn send_once(
                 return Err(fail(
                     GatewayError::new(
                         ErrorKind::Upstream,
-                        format!(
+                        // The HTTP client's message embeds the URL, credentials and all.
+                        redact::text(&format!(
                             "{} stream failed before its first event: {e}",
                             d.route.provider.prefix()
-                        ),
+                        )),
                     )
                     .with_code("upstream_stream_broken"),
                 ));
@@ -898,13 +902,15 @@ fn transport_error(d: &Deployment, e: &reqwest::Error) -> GatewayError {
     if e.is_timeout() {
         return timeout_error(d, d.timeout);
     }
+    // `api_base` is shown masked; the HTTP client's own message embeds the full URL, so it is
+    // masked too before it reaches the client and the record.
     GatewayError::new(
         ErrorKind::Upstream,
         format!(
             "cannot reach {} at {}: {}",
             d.route.provider.prefix(),
             d.route.api_base,
-            error_chain(e)
+            redact::text(&error_chain(e))
         ),
     )
     .with_code("upstream_unreachable")
@@ -965,6 +971,8 @@ async fn upstream_status(d: &Deployment, resp: reqwest::Response, sent: Instant)
         _ => ErrorKind::Upstream,
     };
     let provider = d.route.provider.prefix();
+    // An upstream (or a proxy in front of it) may echo the URL it was called with.
+    let message = redact::text(&message);
     let err = GatewayError::new(kind, format!("{provider} returned HTTP {status}: {message}"))
         .with_status(status)
         .with_fault(Fault::of_upstream_status(status))
@@ -1196,7 +1204,7 @@ pub(crate) fn stream_response(
                 Some(Err(e)) => {
                     let err = GatewayError::new(
                         ErrorKind::Upstream,
-                        format!("{} stream broke midway: {e}", deployment.route.provider.prefix()),
+                        redact::text(&format!("{} stream broke midway: {e}", deployment.route.provider.prefix())),
                     ).with_code("upstream_stream_broken");
                     yield Ok(error_event(&err.to_json()));
                     guard.complete(Some(err));
@@ -1380,5 +1388,19 @@ mod tests {
         let text = error_chain(&e);
         assert_eq!(text.matches("connection refused").count(), 1, "{text}");
         assert!(text.contains("client error (Connect)"), "{text}");
+    }
+
+    #[test]
+    fn a_hostile_retry_after_does_not_panic() {
+        let failure = |v: &'static str| Failure {
+            error: GatewayError::new(ErrorKind::Upstream, "x"),
+            retry_after: Some(HeaderValue::from_static(v)),
+            upstream_ms: 0.0,
+        };
+        assert_eq!(failure("2").retry_after(), Some(Duration::from_secs(2)));
+        for v in ["1e308", "inf", "-inf", "NaN", "-5"] {
+            let wait = failure(v).retry_after();
+            assert!(wait.is_none() || wait == Some(Duration::ZERO), "{v}: {wait:?}");
+        }
     }
 }

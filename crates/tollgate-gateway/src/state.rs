@@ -87,14 +87,13 @@ impl LiveState {
         extra_prices: Option<PriceTable>,
         env: &dyn Env,
     ) -> Result<Self, StateError> {
-        let file = config.path.display().to_string();
         let mut prices = PriceTable::builtin();
         if let Some(p) = extra_prices {
             prices.merge(p);
         }
         if let Some(path) = &config.prices_file {
             let table = PriceTable::load_file(path).map_err(|e| StateError {
-                file: file.clone(),
+                file: config.where_is("tollgate_settings.prices_file"),
                 path: "tollgate_settings.prices_file".into(),
                 message: e.to_string(),
             })?;
@@ -110,7 +109,8 @@ impl LiveState {
         for d in &config.deployments {
             let base = format!("model_list[{}].litellm_params", d.index);
             let r = route(&d.model, d.api_base.as_deref()).map_err(|e| StateError {
-                file: file.clone(),
+                // `file:line:column` of the model string, where the fix goes.
+                file: config.where_is(&format!("{base}.model")),
                 path: format!("{base}.model"),
                 message: e.to_string(),
             })?;
@@ -176,7 +176,7 @@ impl LiveState {
         let cache = match &config.cache {
             Some(settings) => Some(Arc::new(ResponseCache::new(settings.clone()).map_err(|e| {
                 StateError {
-                    file: file.clone(),
+                    file: config.where_is("litellm_settings.cache_params"),
                     path: "litellm_settings.cache_params".into(),
                     message: e.to_string(),
                 }

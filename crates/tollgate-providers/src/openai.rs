@@ -77,6 +77,20 @@ pub fn build_request(
 /// Reads a plain response and rewrites its usage into OpenAI's convention.
 pub fn translate_response(bytes: &[u8]) -> Result<(Value, ParsedUsage), String> {
     let mut value: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    // A 200 whose body is JSON but not an object (`[]`, `42`) is no chat.completion: relayed, it
+    // would reach the client as a success it cannot read, and be recorded as one.
+    if !value.is_object() {
+        return Err(format!(
+            "expected a chat.completion object, found {}",
+            match value {
+                Value::Array(_) => "a list",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "true/false",
+                _ => "null",
+            }
+        ));
+    }
     let parsed = value
         .get_mut("usage")
         .filter(|u| u.is_object())
@@ -266,6 +280,15 @@ pub(crate) fn message(content: &str, reasoning: &str, tool_calls: Vec<Value>, ex
 mod tests {
     use super::*;
     use crate::provider::route;
+
+    #[test]
+    fn a_json_answer_that_is_not_an_object_is_an_upstream_format_error() {
+        for body in ["[]", "42", "\"ok\"", "null", "true"] {
+            let e = translate_response(body.as_bytes()).unwrap_err();
+            assert!(e.contains("chat.completion"), "{body}: {e}");
+        }
+        assert!(translate_response(br#"{"choices":[]}"#).is_ok());
+    }
 
     #[test]
     fn overlay_rewrites_model_and_forces_usage_only() {

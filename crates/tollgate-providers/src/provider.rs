@@ -4,6 +4,7 @@
 //! at every `match` that must learn it.
 
 use serde::Serialize;
+use tollgate_core::redact;
 
 /// A provider: where it lives, how it authenticates, and which [`WireFormat`] its body speaks.
 ///
@@ -58,19 +59,41 @@ pub enum ProviderError {
     NeedsApiBase { provider: &'static str },
 }
 
-/// Where and how to call one deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Where and how to call one deployment. Its `Debug` and `Serialize` show the URLs masked, so a
+/// route printed in a log or a listing never carries the credentials an `api_base` may hold.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
     pub provider: Provider,
     /// The model name the upstream expects (prefix removed).
     pub upstream_model: String,
-    /// Base URL without a trailing slash.
+    /// Base URL without a trailing slash, credentials masked (`user:***@`, `?api-key=***`): what
+    /// records, messages and listings show. The request URLs below keep the real credentials.
     pub api_base: String,
     /// Where a plain chat request goes.
+    #[serde(serialize_with = "masked")]
     pub chat_url: String,
     /// Where a streamed chat request goes (Gemini streams from another method than it answers).
+    #[serde(serialize_with = "masked")]
     pub stream_url: String,
+    #[serde(serialize_with = "masked")]
     pub embeddings_url: String,
+}
+
+fn masked<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact::url(url))
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("provider", &self.provider)
+            .field("upstream_model", &self.upstream_model)
+            .field("api_base", &self.api_base)
+            .field("chat_url", &redact::url(&self.chat_url))
+            .field("stream_url", &redact::url(&self.stream_url))
+            .field("embeddings_url", &redact::url(&self.embeddings_url))
+            .finish()
+    }
 }
 
 impl Provider {
@@ -210,14 +233,27 @@ pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError
             model: model.to_string(),
         });
     }
-    let base = match api_base {
-        Some(b) if !b.trim().is_empty() => b.trim().trim_end_matches('/').to_string(),
-        _ => provider
-            .default_api_base()
-            .ok_or(ProviderError::NeedsApiBase {
-                provider: provider.prefix(),
-            })?
-            .to_string(),
+    let written = match api_base {
+        Some(b) if !b.trim().is_empty() => b.trim(),
+        _ => provider.default_api_base().ok_or(ProviderError::NeedsApiBase {
+            provider: provider.prefix(),
+        })?,
+    };
+    // A query (`?api-key=…`) and fragment stay at the end of every URL: paths are appended to
+    // the base's path, never after its query.
+    let (path_part, query) = match written.split_once('?') {
+        Some((p, q)) => (p, Some(q.split_once('#').map_or(q, |(q, _)| q))),
+        None => (written.split_once('#').map_or(written, |(p, _)| p), None),
+    };
+    let base = path_part.trim_end_matches('/').to_string();
+    let with_query = |url: String| -> String {
+        match query.filter(|q| !q.is_empty()) {
+            None => url,
+            Some(q) => match url.split_once('?') {
+                Some((u, own)) => format!("{u}?{q}&{own}"),
+                None => format!("{url}?{q}"),
+            },
+        }
     };
     // Ollama's OpenAI-compatible API lives under /v1 of the server LiteLLM users point at.
     let openai_base = if provider == Provider::OllamaChat && !base.ends_with("/v1") {
@@ -236,13 +272,17 @@ pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError
             (url.clone(), url, format!("{base}/v1/embeddings"))
         }
     };
+    let shown_base = match query.filter(|q| !q.is_empty()) {
+        Some(q) => redact::url(&format!("{base}?{q}")),
+        None => redact::url(&base),
+    };
     Ok(Route {
         provider,
         upstream_model: upstream_model.to_string(),
-        chat_url,
-        stream_url,
-        embeddings_url,
-        api_base: base,
+        chat_url: with_query(chat_url),
+        stream_url: with_query(stream_url),
+        embeddings_url: with_query(embeddings_url),
+        api_base: shown_base,
     })
 }
 
@@ -323,6 +363,31 @@ mod tests {
         ));
         let r = route("hosted_vllm/m", Some("http://gpu:8000/v1")).unwrap();
         assert_eq!(r.chat_url, "http://gpu:8000/v1/chat/completions");
+    }
+
+    #[test]
+    fn a_query_in_api_base_stays_at_the_end_of_every_url() {
+        let r = route("openai/m", Some("http://u:pw@h:1/v1/?api-key=sk-q")).unwrap();
+        assert_eq!(r.chat_url, "http://u:pw@h:1/v1/chat/completions?api-key=sk-q");
+        assert_eq!(r.embeddings_url, "http://u:pw@h:1/v1/embeddings?api-key=sk-q");
+        let r = route("gemini/g", Some("http://h:1/v1beta?key=sk-q")).unwrap();
+        assert_eq!(r.chat_url, "http://h:1/v1beta/models/g:generateContent?key=sk-q");
+        assert_eq!(
+            r.stream_url,
+            "http://h:1/v1beta/models/g:streamGenerateContent?key=sk-q&alt=sse"
+        );
+        let r = route("anthropic/c", Some("http://h:1/v1?x=1")).unwrap();
+        assert_eq!(r.chat_url, "http://h:1/v1/messages?x=1");
+    }
+
+    #[test]
+    fn the_shown_api_base_never_carries_credentials() {
+        let r = route("openai/m", Some("http://u:hunter2@h:1/v1?api-key=sk-q")).unwrap();
+        assert_eq!(r.api_base, "http://u:***@h:1/v1?api-key=***");
+        let shown = format!("{r:?} {}", serde_json::to_string(&r).unwrap());
+        assert!(!shown.contains("hunter2") && !shown.contains("sk-q"), "{shown}");
+        let r = route("openai/m", Some("http://h:1/v1/")).unwrap();
+        assert_eq!(r.api_base, "http://h:1/v1");
     }
 
     #[test]

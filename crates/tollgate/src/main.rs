@@ -154,7 +154,7 @@ fn load_state(config_path: &std::path::Path, prices: Option<&PathBuf>) -> anyhow
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let live = load_state(&args.config, args.prices.as_ref())?;
     for w in live.all_warnings() {
-        eprintln!("warning: {}: {w}", args.config.display());
+        eprintln!("warning: {}: {w}", live.config.where_is(&w.path));
     }
     let opts = ServeOptions {
         host: args.host,
@@ -264,7 +264,11 @@ fn check(args: &CheckArgs) -> ExitCode {
     {
         println!("{line}");
     }
-    let mut warnings: Vec<String> = live.all_warnings().map(|w| format!("{path}: {w}")).collect();
+    // `file:line:column` where the path is written, so an editor jumps to it.
+    let mut warnings: Vec<String> = live
+        .all_warnings()
+        .map(|w| format!("{}: {w}", live.config.where_is(&w.path)))
+        .collect();
     if let Some(problem) = master_key_problem(live.config.master_key.as_ref()) {
         warnings.push(format!("{path}: general_settings.master_key: {problem}"));
     }
