@@ -157,3 +157,64 @@ impl SinkHealth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what the fmt subscriber prints.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_failure_storm_logs_one_line_and_the_recovery_one_more() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let health = SinkHealth::new(SinkKind::Sqlite, Path::new("/data/tollgate.sqlite"));
+        tracing::subscriber::with_default(subscriber, || {
+            // A full disk fails every batch: ~100 a second.
+            for _ in 0..2_000 {
+                health.write_failed("database or disk is full", 256, 1_000);
+            }
+            let status = health.status();
+            assert_eq!(status.write_errors, 2_000);
+            assert_eq!(status.last_error.as_deref(), Some("database or disk is full"));
+            health.wrote(256);
+            assert_eq!(health.status().last_error, None, "healthy after one success");
+            // A new streak is news again.
+            health.write_failed("disk I/O error", 256, 256);
+        });
+        let lines = out.lines();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(lines[0].contains("cannot write records") && lines[0].contains("database or disk is full"));
+        assert!(lines[1].contains("record writes work again") && lines[1].contains("failed_attempts=2000"));
+        assert!(lines[2].contains("cannot write records") && lines[2].contains("disk I/O error"));
+    }
+}
