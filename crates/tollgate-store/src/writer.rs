@@ -594,6 +594,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sync_commit_is_pending_until_the_writer_has_committed_the_record() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+
+        let dir = TestDir::new("sync-commit");
+        let mut cfg = config(&dir, false, 16);
+        cfg.durability = RecordDurability::Sync;
+        let (writer, handle) = RecordWriter::start(cfg).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+
+        let release = writer.hold();
+        let mut commit = Box::pin(writer.submit(record(1)).wait());
+        // The writer is parked, so nothing can have been committed: the wait must not be over.
+        assert!(commit.as_mut().poll(&mut cx).is_pending());
+        assert!(read_all_sqlite(&dir.0.join("data")).is_empty());
+        drop(release);
+        commit.await.unwrap();
+        // Done means stored: another connection sees it at once.
+        assert_eq!(read_all_sqlite(&dir.0.join("data")), vec![record(1)]);
+
+        // Buffered: the wait is over at once, before the writer has seen the record.
+        writer.set_durability(RecordDurability::Buffered);
+        let release = writer.hold();
+        let mut commit = Box::pin(writer.submit(record(2)).wait());
+        assert!(matches!(commit.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        drop(release);
+        assert_eq!(handle.shutdown().await.unwrap(), all_written(2, false));
+    }
+
+    #[tokio::test]
     async fn shutdown_drains_every_accepted_record() {
         let dir = TestDir::new("drain");
         let (writer, handle) = RecordWriter::start(config(&dir, true, 10_000)).unwrap();
