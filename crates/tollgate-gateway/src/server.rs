@@ -162,19 +162,17 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
         }
     });
     lines.push(format!(
-        "  store: sqlite {}{}, durability {}",
+        "  store: sqlite {}{}",
         opts.data_dir.join(tollgate_store::DB_FILE_NAME).display(),
         opts.log_jsonl
             .as_ref()
             .map(|p| format!(" + jsonl {}", p.display()))
-            .unwrap_or_default(),
-        match live.config.record_durability {
-            RecordDurability::Buffered => {
-                "buffered (records are written within ~10 ms, off the request path; a kill -9 can lose those ms; `tollgate_settings.record_durability: sync` waits for the commit)"
-            }
-            RecordDurability::Sync => "sync (each response waits until its record is committed to SQLite)",
-        }
+            .unwrap_or_default()
     ));
+    lines.push(match live.config.record_durability {
+        RecordDurability::Buffered => "  record durability: buffered (records are written within ~10 ms, off the request path; a kill -9 can lose those ms; `tollgate_settings.record_durability: sync` makes answers wait for the commit)".to_string(),
+        RecordDurability::Sync => "  record durability: sync (each answer waits until its record is committed and fsynced to SQLite)".to_string(),
+    });
     lines.push(if auth_enabled {
         "  auth: master key required (Authorization: Bearer or x-api-key)".to_string()
     } else {

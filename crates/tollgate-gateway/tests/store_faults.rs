@@ -188,6 +188,17 @@ async fn sync_durability_commits_each_record_before_the_answer_ends() {
     assert_eq!(reload.status(), 200);
     assert_eq!(g.gw.app.writer.durability(), RecordDurability::Sync);
     assert_eq!(g.readiness().await["store"]["durability"], "sync");
+    // What `tollgate check` and the startup summary say about it.
+    let summary = tollgate_gateway::startup_summary(
+        &g.gw.app.live.load(),
+        "127.0.0.1:0",
+        &tollgate_gateway::ServeOptions::default(),
+        true,
+    );
+    assert!(
+        summary.iter().any(|l| l.starts_with("  record durability: sync (")),
+        "{summary:#?}"
+    );
 
     let data = g.dir.path().join("data");
     let stored = |data: &Path| tollgate_store::read_sqlite(data).unwrap().count();

@@ -39,8 +39,9 @@ const LINGER: Duration = Duration::from_millis(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// While a sink waits for its retry, the queue is still polled this often.
-const RETRY_POLL: Duration = Duration::from_millis(50);
+/// While a sink waits for its retry, the queue is polled this often instead of blocked on, so
+/// `sync` submitters wait at most this much longer while the *other* sink is failing.
+const RETRY_POLL: Duration = Duration::from_millis(5);
 
 /// Answers a `sync` submission: `Ok` once its record is committed to SQLite, or why not.
 pub(crate) type Ack = oneshot::Sender<Result<(), String>>;
@@ -224,13 +225,8 @@ impl<T: Target> Lane<T> {
             }
             row.answer(Err(self.last_error.clone().unwrap_or_default()));
         }
+        // Logged by `add_failed` once, then in the failure summary lines.
         health.add_failed(n as u64);
-        tracing::error!(
-            sink = health.kind().as_str(),
-            path = %health.path().display(),
-            records = n,
-            "gave up on records this sink could not store; they are missing from it"
-        );
     }
 }
 

@@ -79,20 +79,21 @@ impl SinkHealth {
         }
     }
 
-    pub(crate) fn kind(&self) -> SinkKind {
-        self.kind
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub(crate) fn set_pending(&self, n: usize) {
         self.pending.store(n as u64, Ordering::Relaxed);
     }
 
+    /// Records this sink gave up on. Only the first give-up is logged: a long outage gives up
+    /// records with every batch, and the failure summary lines carry the running count.
     pub(crate) fn add_failed(&self, n: u64) {
-        self.failed.fetch_add(n, Ordering::Relaxed);
+        if self.failed.fetch_add(n, Ordering::Relaxed) == 0 && n > 0 {
+            tracing::error!(
+                sink = self.kind.as_str(),
+                path = %self.path.display(),
+                records = n,
+                "giving up on records this sink could not store (its retry buffer is full, or the writer is stopping); they will be missing from it"
+            );
+        }
     }
 
     /// A write of `n` records succeeded; logs the recovery if the sink was failing.

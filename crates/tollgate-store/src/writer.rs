@@ -77,15 +77,16 @@ pub struct WriteSummary {
 
 impl std::fmt::Display for WriteSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // "failed" are write errors, "dropped" were refused at a full queue.
         write!(
             f,
-            "{} records written, {} failed (write errors), {} dropped (queue full); sqlite: {} written, {} failed",
+            "{} records written, {} failed, {} dropped (sqlite: {} written, {} failed",
             self.written, self.failed, self.dropped, self.sqlite.written, self.sqlite.failed
         )?;
         if let Some(j) = self.jsonl {
             write!(f, "; jsonl: {} written, {} failed", j.written, j.failed)?;
         }
-        Ok(())
+        f.write_str(")")
     }
 }
 

@@ -167,8 +167,10 @@ async fn a_sink_still_failing_at_shutdown_reports_its_records_as_failed() {
         }
     );
     let line = summary.to_string();
-    assert!(line.contains("20 failed (write errors)"), "{line}");
-    assert!(line.contains("jsonl: 0 written, 20 failed"), "{line}");
+    assert_eq!(
+        line,
+        "0 records written, 20 failed, 0 dropped (sqlite: 20 written, 0 failed; jsonl: 0 written, 20 failed)"
+    );
     let problem = writer.status().problem().unwrap_or_default();
     assert!(
         problem.contains("jsonl sink"),
