@@ -105,6 +105,7 @@ def test_startup_prints_groups_cache_store_and_auth(gateway):
     assert any(l.startswith("  cache: off") for l in lines), err
     store = [l for l in lines if l.startswith("  store: ")]
     assert store == [f"  store: sqlite {gateway.data_dir / 'tollgate.sqlite'} + jsonl {gateway.jsonl_path}"], err
+    assert any(l.startswith("  record durability: buffered (") for l in lines), err
     assert any(l.startswith("  auth: master key required") for l in lines), err
     # Settings it does not act on are named at startup too.
     for setting in IGNORED_SETTINGS:

@@ -331,6 +331,28 @@ const DEFAULT_CACHE_TTL_S: f64 = 600.0;
 const DEFAULT_MEMORY_ENTRIES: u64 = 10_000;
 
 /// The parts of the config tollgate acts on, plus every warning about the rest.
+/// `tollgate_settings.record_durability`: when a request's record counts as kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordDurability {
+    /// Records are written in batches off the request path; a `kill -9` can lose the last
+    /// ~10 ms of them. The default: a response never waits for the disk.
+    #[default]
+    Buffered,
+    /// A response is sent only after its record is committed (and fsynced) to SQLite;
+    /// concurrent requests share one commit.
+    Sync,
+}
+
+impl RecordDurability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordDurability::Buffered => "buffered",
+            RecordDurability::Sync => "sync",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayConfig {
     pub path: PathBuf,
@@ -346,6 +368,8 @@ pub struct GatewayConfig {
     pub store_prompts: bool,
     /// `tollgate_settings.prices_file`: a LiteLLM-format price map to add to the built-in table.
     pub prices_file: Option<PathBuf>,
+    /// `tollgate_settings.record_durability`.
+    pub record_durability: RecordDurability,
     /// `litellm_settings.cache` as written.
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
@@ -655,6 +679,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let tollgate = section(&top, "tollgate_settings", &file)?;
     let mut store_prompts = false;
     let mut prices_file = None;
+    let mut record_durability = RecordDurability::default();
     for (k, v) in &tollgate {
         let p = format!("tollgate_settings.{k}");
         match k.as_str() {
@@ -669,7 +694,23 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                     prices_file = Some(base.join(s));
                 }
             }
-            _ => warnings.push(warn(&p, "unknown tollgate setting (known: store_prompts, prices_file)")),
+            "record_durability" => {
+                record_durability = match v.as_str() {
+                    Some("buffered") => RecordDurability::Buffered,
+                    Some("sync") => RecordDurability::Sync,
+                    _ => {
+                        return Err(invalid(
+                            &file,
+                            &p,
+                            format!("expected `buffered` (the default) or `sync`, got {v}"),
+                        ));
+                    }
+                }
+            }
+            _ => warnings.push(warn(
+                &p,
+                "unknown tollgate setting (known: store_prompts, prices_file, record_durability)",
+            )),
         }
     }
 
@@ -690,6 +731,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         request_timeout,
         store_prompts,
         prices_file,
+        record_durability,
         cache_requested,
         cache,
         router,
@@ -1790,5 +1832,28 @@ general_settings:
         );
         assert!(master_key_problem(Some(&Secret::new("sk-8f3a9c2e71d04b5f9e6a"))).is_none());
         assert!(!format!("{:?}", Secret::new("sk-8f3a9c2e71d04b5f9e6a")).contains("9c2e"));
+    }
+
+    #[test]
+    fn record_durability_defaults_to_buffered_and_rejects_unknown_modes() {
+        let none = env(&[]);
+        let c = parse("model_list: []\n", Path::new("c.yaml"), &none).unwrap();
+        assert_eq!(c.record_durability, RecordDurability::Buffered);
+        let c = parse(
+            "tollgate_settings:\n  record_durability: sync\n",
+            Path::new("c.yaml"),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(c.record_durability, RecordDurability::Sync);
+        let err = parse(
+            "tollgate_settings:\n  record_durability: fsync\n",
+            Path::new("c.yaml"),
+            &none,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("tollgate_settings.record_durability"), "{err}");
+        assert!(err.contains("`buffered`") && err.contains("`sync`"), "{err}");
     }
 }

@@ -27,6 +27,7 @@ use tollgate_core::{CacheState, Cost, ErrorKind, Fault, GatewayError, Record, Re
 use tollgate_providers::sse::{error_event, event_bytes, inspect_chunk};
 use tollgate_providers::translate::StreamTranslator;
 use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
+use tollgate_store::{Commit, RecordDurability};
 
 use crate::cache::{CachedEntry, Lookup, RequestCache, ResponseCache, request_controls};
 use crate::edge::{ApiError, ResponseTags, authorize, tag_response};
@@ -224,7 +225,7 @@ impl Draft {
             0,
             &self.app.live.load().config.router,
         );
-        self.app.writer.submit(r);
+        let _ = self.app.writer.submit(r);
     }
 
     pub(crate) fn set_usage(&mut self, parsed: &ParsedUsage, price: Option<&tollgate_core::Price>) {
@@ -250,8 +251,9 @@ impl Draft {
     }
 
     /// Closes the record and hands it to the writer. `upstream_ms` is time spent waiting on the
-    /// provider; everything else is the gateway's overhead.
-    pub(crate) fn finish(mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) {
+    /// provider; everything else is the gateway's overhead. The returned commit matters only in
+    /// `sync` durability: the final record of an answer is awaited with [`committed`].
+    pub(crate) fn finish(mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) -> Commit {
         let latency = self.elapsed_ms();
         self.record.end_time = Utc::now();
         self.record.latency_ms = latency;
@@ -283,7 +285,7 @@ impl Draft {
         self.app
             .metrics
             .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
-        self.app.writer.submit(self.record);
+        self.app.writer.submit(self.record)
     }
 
     /// Records a request that failed before reaching an upstream, and answers it.
@@ -291,8 +293,17 @@ impl Draft {
         let status = e.status;
         let mut resp = ApiError(e.clone()).into_response();
         set_id_headers(resp.headers_mut(), &self.record.request_id, &self.record.model_group);
-        self.finish(status, None, Some(&e));
+        let _ = self.finish(status, None, Some(&e));
         resp
+    }
+}
+
+/// `record_durability: sync`: the answer waits here until its record is committed to SQLite
+/// (at once in `buffered` mode). If SQLite refuses it, the answer still goes out (the provider
+/// has been paid for it); the record stays queued for a retry and readiness shows the failure.
+async fn committed(commit: Commit) {
+    if let Err(e) = commit.wait().await {
+        tracing::debug!("answering before the record is committed: {e}");
     }
 }
 
@@ -501,12 +512,12 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
             if let Some(ra) = f.retry_after {
                 resp.headers_mut().insert("retry-after", ra);
             }
-            draft.finish(status, Some(f.upstream_ms), Some(&f.error));
+            committed(draft.finish(status, Some(f.upstream_ms), Some(&f.error))).await;
             resp
         }
         Ok((deployment, Sent::Plain(bytes), sent, _)) => {
             let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
-            plain_response(draft, &deployment, bytes, upstream_ms, store_to)
+            plain_response(draft, &deployment, bytes, upstream_ms, store_to).await
         }
         Ok((deployment, Sent::Stream(events), sent, pre_ms)) => stream_response(
             draft,
@@ -780,7 +791,7 @@ async fn send_once(
     }
 }
 
-fn plain_response(
+async fn plain_response(
     mut draft: Draft,
     deployment: &Deployment,
     bytes: Bytes,
@@ -794,7 +805,7 @@ fn plain_response(
             let status = err.status;
             let mut resp = ApiError(err.clone()).into_response();
             set_id_headers(resp.headers_mut(), &draft.record.request_id, &draft.record.model_group);
-            draft.finish(status, Some(upstream_ms), Some(&err));
+            committed(draft.finish(status, Some(upstream_ms), Some(&err))).await;
             return resp;
         }
     };
@@ -829,7 +840,7 @@ fn plain_response(
         },
     );
     draft.max_tokens.tag(resp.headers_mut());
-    draft.finish(200, Some(upstream_ms), None);
+    committed(draft.finish(200, Some(upstream_ms), None)).await;
     resp
 }
 
@@ -881,7 +892,7 @@ fn cache_hit(mut draft: Draft, entry: &CachedEntry, key: &str, client_wants_usag
     {
         h.insert("x-tollgate-cache-saved-usd", v);
     }
-    draft.finish(200, Some(0.0), None);
+    let _ = draft.finish(200, Some(0.0), None);
     resp
 }
 
@@ -1035,7 +1046,8 @@ impl StreamGuard {
         draft.record.usage_estimated = true;
     }
 
-    fn complete(&mut self, error: Option<GatewayError>) {
+    /// Records the stream; `None` if it was recorded already.
+    fn complete(&mut self, error: Option<GatewayError>) -> Option<Commit> {
         if let Some(mut draft) = self.draft.take() {
             if error.is_some() {
                 self.estimate_usage(&mut draft);
@@ -1055,7 +1067,9 @@ impl StreamGuard {
                 r.latency_ms = draft.elapsed_ms();
                 done(&r);
             }
-            draft.finish(status, Some(upstream_ms), error.as_ref());
+            Some(draft.finish(status, Some(upstream_ms), error.as_ref()))
+        } else {
+            None
         }
     }
 }
@@ -1067,7 +1081,7 @@ impl Drop for StreamGuard {
                 .with_status(499)
                 .with_code("client_closed_request")
                 .with_fault(Fault::Client);
-            self.complete(Some(e));
+            let _ = self.complete(Some(e));
         }
     }
 }
@@ -1133,6 +1147,7 @@ pub(crate) fn stream_response(
     let rename_model = translator.is_none() && deployment.route.upstream_model != group;
     let mut max_tokens_headers = HeaderMap::new();
     draft.max_tokens.tag(&mut max_tokens_headers);
+    let sync_records = draft.app.writer.durability() == RecordDurability::Sync;
     let mut guard = StreamGuard {
         draft: Some(draft),
         sent,
@@ -1236,6 +1251,15 @@ pub(crate) fn stream_response(
                     }
                     guard.upstream_done_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
                     guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
+                    if sync_records {
+                        // The stream is complete: its record is committed before the client
+                        // sees the end (nothing follows [DONE] in any provider's stream).
+                        if let Some(commit) = guard.complete(None) {
+                            committed(commit).await;
+                        }
+                        yield Ok(event_bytes("[DONE]"));
+                        return;
+                    }
                     yield Ok(event_bytes("[DONE]"));
                     continue;
                 }

@@ -5,7 +5,7 @@
 //! Observing is a few relaxed atomic adds on a pre-resolved histogram, so it stays on the hot
 //! path; building the text happens only when something scrapes.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tollgate_store::RecordWriter;
 
 /// Bucket bounds in seconds: 10 µs to 1 s. Dense below 1 ms, where a healthy gateway lives, so
@@ -30,6 +30,13 @@ pub struct Metrics {
     requests: IntCounter,
     records_written: IntGauge,
     records_dropped: IntGauge,
+    records_failed: IntGauge,
+    /// Per sink (`sink="sqlite"|"jsonl"`); read from the writer at scrape time, hence gauges
+    /// that only ever grow (the `_total` ones) or go up and down (`pending`).
+    sink_written: IntGaugeVec,
+    sink_failed: IntGaugeVec,
+    sink_write_failures: IntGaugeVec,
+    sink_pending: IntGaugeVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +73,29 @@ impl Metrics {
             "tollgate_records_dropped_total",
             "Records dropped because the writer's queue was full.",
         )?;
+        let records_failed = IntGauge::new(
+            "tollgate_records_failed_total",
+            "Records missing for good from at least one sink because of write errors.",
+        )?;
+        let per_sink = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["sink"]);
+        let sink_written = per_sink("tollgate_records_sink_written_total", "Records a sink stored.")?;
+        let sink_failed = per_sink(
+            "tollgate_records_sink_failed_total",
+            "Records a sink gave up on after write errors (its retry buffer overflowed, or shutdown came first).",
+        )?;
+        let sink_write_failures = per_sink(
+            "tollgate_records_write_failures_total",
+            "Failed write attempts per sink (disk full, permissions); alert on any increase.",
+        )?;
+        let sink_pending = per_sink(
+            "tollgate_records_retry_pending",
+            "Records a failing sink keeps in memory for its next retry.",
+        )?;
+        registry.register(Box::new(records_failed.clone()))?;
+        registry.register(Box::new(sink_written.clone()))?;
+        registry.register(Box::new(sink_failed.clone()))?;
+        registry.register(Box::new(sink_write_failures.clone()))?;
+        registry.register(Box::new(sink_pending.clone()))?;
         registry.register(Box::new(overhead.clone()))?;
         registry.register(Box::new(upstream.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -80,6 +110,11 @@ impl Metrics {
             requests,
             records_written,
             records_dropped,
+            records_failed,
+            sink_written,
+            sink_failed,
+            sink_write_failures,
+            sink_pending,
         })
     }
 
@@ -103,10 +138,25 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self, writer: &RecordWriter) -> String {
         // Read at scrape time: the writer keeps its own counters.
-        self.records_written
-            .set(i64::try_from(writer.written()).unwrap_or(i64::MAX));
-        self.records_dropped
-            .set(i64::try_from(writer.dropped()).unwrap_or(i64::MAX));
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let store = writer.status();
+        self.records_written.set(gauge(store.written));
+        self.records_dropped.set(gauge(store.dropped));
+        self.records_failed.set(gauge(store.failed));
+        for s in &store.sinks {
+            let label = [s.kind.as_str()];
+            for (vec, n) in [
+                (&self.sink_written, s.written),
+                (&self.sink_failed, s.failed),
+                (&self.sink_write_failures, s.write_errors),
+                (&self.sink_pending, s.pending),
+            ] {
+                match vec.get_metric_with_label_values(&label) {
+                    Ok(g) => g.set(gauge(n)),
+                    Err(e) => tracing::debug!("cannot set a sink metric: {e}"),
+                }
+            }
+        }
         let mut out = Vec::with_capacity(8 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!("cannot encode metrics: {e}");

@@ -1,4 +1,5 @@
-//! Config reload: by file watch, SIGHUP (the binary) or `POST /admin/reload`.
+//! Config reload: by file watch, SIGHUP (the binary; it also reopens the JSONL file) or
+//! `POST /admin/reload`.
 //!
 //! The new config is loaded and the whole live state built and validated before one atomic swap.
 //! A request holds the snapshot it started with, so in-flight requests finish on their config; an
@@ -32,6 +33,8 @@ impl App {
             Ok(next) => {
                 let v = next.version;
                 let groups = next.group_order.len();
+                // Applies to records submitted from now on; the writer switches its fsync setting.
+                self.writer.set_durability(next.config.record_durability);
                 self.live.store(Arc::new(next));
                 if let Ok(mut e) = self.config_error.lock() {
                     *e = None;
@@ -53,6 +56,12 @@ impl App {
                 Err(msg)
             }
         }
+    }
+
+    /// SIGHUP, as daemons do: reopen the JSONL file (after logrotate moved it) and reload the config.
+    pub fn hangup(&self) -> Result<u64, String> {
+        self.writer.reopen_jsonl();
+        self.reload()
     }
 
     fn build_next(&self, old: &LiveState) -> Result<LiveState, String> {

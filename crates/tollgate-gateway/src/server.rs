@@ -16,7 +16,7 @@ use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tollgate_core::config::master_key_problem;
+use tollgate_core::config::{RecordDurability, master_key_problem};
 use tollgate_store::{RecordWriter, StoreConfig, WriteSummary, WriterHandle};
 
 use crate::chat::{Endpoint, handle};
@@ -188,6 +188,10 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
             .map(|p| format!(" + jsonl {}", p.display()))
             .unwrap_or_default()
     ));
+    lines.push(match live.config.record_durability {
+        RecordDurability::Buffered => "  record durability: buffered (records are written within ~10 ms, off the request path; a kill -9 can lose those ms; `tollgate_settings.record_durability: sync` makes answers wait for the commit)".to_string(),
+        RecordDurability::Sync => "  record durability: sync (each answer waits until its record is committed and fsynced to SQLite)".to_string(),
+    });
     lines.push(if auth_enabled {
         "  auth: master key required (Authorization: Bearer or x-api-key)".to_string()
     } else {
@@ -218,6 +222,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         data_dir: opts.data_dir.clone(),
         jsonl: opts.log_jsonl.clone(),
         capacity: opts.record_capacity,
+        durability: live.config.record_durability,
     };
     let (writer, writer_handle) = RecordWriter::start(store.clone())?;
     let http = reqwest::Client::builder()
@@ -371,8 +376,27 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
             "last_error": c.last_error(),
         }),
     };
-    // Still serving in both cases, so 200: degraded says what needs attention.
-    let healthy = config_error.is_none() && live.cache.as_ref().is_none_or(|c| c.healthy());
+    let store = app.writer.status();
+    let store_error = store.problem();
+    // Still serving in every case, so 200: degraded says what needs attention.
+    let healthy = config_error.is_none() && live.cache.as_ref().is_none_or(|c| c.healthy()) && store_error.is_none();
+    let sinks: serde_json::Map<String, serde_json::Value> = store
+        .sinks
+        .iter()
+        .map(|s| {
+            (
+                s.kind.as_str().to_string(),
+                json!({
+                    "path": s.path.display().to_string(),
+                    "written": s.written,
+                    "failed": s.failed,
+                    "write_errors": s.write_errors,
+                    "pending_retry": s.pending,
+                    "last_error": s.last_error,
+                }),
+            )
+        })
+        .collect();
     axum::Json(json!({
         "status": if healthy { "healthy" } else { "degraded" },
         "config_version": live.version,
@@ -385,8 +409,12 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
         "store": {
             "sqlite": app.store.data_dir.join(tollgate_store::DB_FILE_NAME).display().to_string(),
             "jsonl": app.store.jsonl.as_ref().map(|p| p.display().to_string()),
-            "records_written": app.writer.written(),
-            "records_dropped": app.writer.dropped(),
+            "durability": store.durability.as_str(),
+            "records_written": store.written,
+            "records_failed": store.failed,
+            "records_dropped": store.dropped,
+            "error": store_error,
+            "sinks": sinks,
         },
         "tollgate_version": env!("CARGO_PKG_VERSION"),
     }))

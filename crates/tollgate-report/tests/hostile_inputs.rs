@@ -374,6 +374,7 @@ fn a_damaged_sqlite_page_keeps_the_rows_before_it() {
         data_dir: data_dir.clone(),
         jsonl: None,
         capacity: 4096,
+        durability: Default::default(),
     })
     .unwrap();
     let n = 2000;

@@ -182,6 +182,7 @@ fn write_with_the_store(data_dir: &std::path::Path, jsonl: &std::path::Path, rec
         data_dir: data_dir.to_path_buf(),
         jsonl: Some(jsonl.to_path_buf()),
         capacity: 64,
+        durability: Default::default(),
     })
     .unwrap();
     for r in records {

@@ -412,6 +412,7 @@ proptest! {
             data_dir: data_dir.clone(),
             jsonl: None,
             capacity: 64,
+            durability: Default::default(),
         })
         .unwrap();
         for (i, r) in rows.iter().enumerate() {

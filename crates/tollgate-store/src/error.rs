@@ -41,4 +41,11 @@ pub enum StoreError {
 
     #[error("the record writer thread stopped before draining its queue; records may be missing")]
     WriterGone,
+
+    #[error("the record queue is full, so the record was dropped; raise the store capacity or use a faster disk")]
+    QueueFull,
+
+    /// `sync` durability: SQLite did not commit the record. It stays in memory and is retried.
+    #[error("the record is not committed to SQLite yet ({0}); it is kept in memory and retried")]
+    NotCommitted(String),
 }

@@ -4,19 +4,26 @@
 //! The gateway hands records to a [`RecordWriter`], which never blocks the request path: records
 //! go into a bounded channel, a full channel is counted as a drop instead of slowing clients down,
 //! and a writer thread drains the channel in batches into SQLite (WAL mode, the embedded default)
-//! and, optionally, a JSONL file. [`WriterHandle::shutdown`] drains everything accepted before it
-//! returns, so a graceful shutdown loses nothing.
+//! and, optionally, a JSONL file. A sink that fails keeps its records in a bounded retry buffer
+//! and catches up when it works again; each sink's health is visible in [`RecordWriter::status`].
+//! [`WriterHandle::shutdown`] drains everything accepted before it returns and says, per sink,
+//! what was written and what failed. In `sync` durability, [`RecordWriter::submit`] returns a
+//! [`Commit`] that resolves once the record is committed to SQLite (many requests share one commit).
 //!
 //! Each SQLite row keeps the full record as JSON next to a few indexed columns, so the readers
 //! ([`read_sqlite`], [`read_jsonl`]) rebuild records from that JSON and new `Record` fields need no
 //! migration.
 
+mod drain;
 mod error;
+mod health;
 mod jsonl;
 mod sqlite;
 mod writer;
 
 pub use error::StoreError;
+pub use health::{SinkKind, SinkStatus};
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
 pub use sqlite::{DB_FILE_NAME, SCHEMA_VERSION, SqliteRecords, is_tollgate_sqlite, read_sqlite, resolve_db_path};
-pub use writer::{RecordWriter, StoreConfig, WriteSummary, WriterHandle};
+pub use tollgate_core::config::RecordDurability;
+pub use writer::{Commit, RecordWriter, SinkTotals, StoreConfig, StoreStatus, WriteSummary, WriterHandle};

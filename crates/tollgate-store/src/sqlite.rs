@@ -99,10 +99,19 @@ fn status_str(status: RecordStatus) -> &'static str {
     }
 }
 
-/// Inserts one batch in one transaction: one fsync-free commit per batch is what makes the writer
-/// keep up with thousands of requests per second. Each record comes with its JSON, serialised once
-/// for both sinks.
-pub(crate) fn insert_batch(conn: &mut Connection, rows: &[(&Record, String)]) -> rusqlite::Result<()> {
+/// `synchronous=FULL` makes each commit wait for the WAL's fsync (`sync` durability: a committed
+/// record survives a power loss); `NORMAL`, the default, leaves flushing to checkpoints.
+pub(crate) fn set_fsync_per_commit(conn: &Connection, on: bool) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", if on { "FULL" } else { "NORMAL" })
+}
+
+/// Inserts one batch in one transaction: one commit per batch is what makes the writer keep up
+/// with thousands of requests per second. Each record comes with its JSON, serialised once for
+/// both sinks. A failed batch is rolled back whole, so retrying it cannot store a record twice.
+pub(crate) fn insert_batch<'a>(
+    conn: &mut Connection,
+    rows: impl IntoIterator<Item = (&'a Record, &'a str)>,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(INSERT)?;

@@ -1,30 +1,23 @@
 //! The bounded record writer: records leave the request path through a channel and are written
-//! in batches by a dedicated thread.
+//! in batches by a dedicated thread (see `drain.rs` for what happens when a sink fails).
 //!
 //! A dedicated std thread (not a tokio task) owns the SQLite connection because rusqlite is
 //! blocking; keeping it off the runtime means a slow disk can never stall request handling.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
 
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 use tollgate_core::Record;
+use tollgate_core::config::RecordDurability;
 
+use crate::drain::{self, Message, Shared, Sinks};
 use crate::error::StoreError;
+use crate::health::{SinkHealth, SinkKind, SinkStatus};
+use crate::jsonl::JsonlAppender;
 use crate::sqlite::{self, DB_FILE_NAME};
-
-/// Records per transaction. Large enough to amortise the commit, small enough that a burst is
-/// visible to readers within milliseconds.
-const BATCH: usize = 256;
-
-/// How long the writer waits for more records after the first of a batch. Bounds how stale the
-/// store can be (readers see a record at most this much later) and caps wake-ups at ~100/s.
-const LINGER: Duration = Duration::from_millis(10);
 
 /// Minimum time between two "records dropped" warnings, so a saturated writer does not also
 /// flood the log.
@@ -38,50 +31,125 @@ pub struct StoreConfig {
     /// Also append every record as one JSON line to this file.
     pub jsonl: Option<PathBuf>,
     /// Records that may wait for the writer; beyond this, new records are dropped and counted.
+    /// Each failing sink also keeps up to this many records in memory for its retries.
     pub capacity: usize,
-}
-
-enum Message {
-    /// Boxed: a `Record` is several hundred bytes and the channel sizes every slot for its largest
-    /// message; a pointer keeps an idle, high-capacity queue small.
-    Record(Box<Record>),
-    /// Sent by [`WriterHandle::shutdown`]: stop accepting, write what is queued, then finish.
-    Close,
-}
-
-/// Counters shared between the submitting side and the writer thread.
-struct Counters {
-    dropped: AtomicU64,
-    written: AtomicU64,
-    failed: AtomicU64,
-    /// Milliseconds since `epoch` of the last drop warning, plus one (0 means never).
-    last_drop_warning: AtomicU64,
-    epoch: Instant,
+    /// When a record counts as kept; can be changed later with [`RecordWriter::set_durability`].
+    pub durability: RecordDurability,
 }
 
 /// The submitting side: cheap to clone, one per request handler if need be.
 #[derive(Clone)]
 pub struct RecordWriter {
     tx: mpsc::Sender<Message>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
 }
 
 /// Owns the writer thread; [`WriterHandle::shutdown`] drains it.
 pub struct WriterHandle {
     tx: mpsc::Sender<Message>,
-    done: oneshot::Receiver<WriteSummary>,
-    counters: Arc<Counters>,
+    done: oneshot::Receiver<()>,
+    shared: Arc<Shared>,
 }
 
-/// What the writer did over its life, as returned by [`WriterHandle::shutdown`].
+/// One sink's totals in a [`WriteSummary`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkTotals {
+    /// Records this sink stored.
+    pub written: u64,
+    /// Records this sink never stored because of write errors.
+    pub failed: u64,
+}
+
+/// What the writer did over its life, as returned by [`WriterHandle::shutdown`]. Every accepted
+/// record is either `written` or `failed`, in total and per sink; `dropped` ones were never accepted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteSummary {
     /// Records stored in every configured sink.
     pub written: u64,
-    /// Records accepted but rejected by a sink (disk full, permissions); each failure is logged.
+    /// Records accepted but missing from at least one sink (disk full, permissions).
     pub failed: u64,
     /// Records refused because the queue was full or the writer had shut down.
     pub dropped: u64,
+    pub sqlite: SinkTotals,
+    /// `None` without a JSONL sink.
+    pub jsonl: Option<SinkTotals>,
+}
+
+impl std::fmt::Display for WriteSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // "failed" are write errors, "dropped" were refused at a full queue.
+        write!(
+            f,
+            "{} records written, {} failed, {} dropped (sqlite: {} written, {} failed",
+            self.written, self.failed, self.dropped, self.sqlite.written, self.sqlite.failed
+        )?;
+        if let Some(j) = self.jsonl {
+            write!(f, "; jsonl: {} written, {} failed", j.written, j.failed)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The writer's state right now, for readiness and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStatus {
+    pub durability: RecordDurability,
+    /// Records stored in every sink.
+    pub written: u64,
+    /// Records missing from at least one sink for good.
+    pub failed: u64,
+    /// Records refused at the queue.
+    pub dropped: u64,
+    /// SQLite first, then JSONL if configured.
+    pub sinks: Vec<SinkStatus>,
+}
+
+impl StoreStatus {
+    /// Why the store is degraded: every sink whose last write failed, with its error. `None` when
+    /// the last write of every sink succeeded.
+    pub fn problem(&self) -> Option<String> {
+        let failing: Vec<String> = self
+            .sinks
+            .iter()
+            .filter_map(|s| {
+                s.last_error.as_ref().map(|e| {
+                    format!(
+                        "{} sink {} is failing ({e}); {} records wait in memory for a retry",
+                        s.kind.as_str(),
+                        s.path.display(),
+                        s.pending
+                    )
+                })
+            })
+            .collect();
+        (!failing.is_empty()).then(|| failing.join("; "))
+    }
+}
+
+/// The answer to one submission; see [`Commit::wait`].
+/// Buffered mode's commits are ready at once, so dropping one is fine; in `sync` mode the caller
+/// awaits it before answering.
+pub struct Commit(CommitState);
+
+enum CommitState {
+    Done(Result<(), StoreError>),
+    Waiting(oneshot::Receiver<Result<(), String>>),
+}
+
+impl Commit {
+    /// Resolves when the durability mode's promise holds: at once in `buffered` mode (the record
+    /// is queued), after the SQLite commit of the record's batch in `sync` mode. An error means the
+    /// record was dropped (queue full) or SQLite refused it (it is kept in memory and retried).
+    pub async fn wait(self) -> Result<(), StoreError> {
+        match self.0 {
+            CommitState::Done(result) => result,
+            CommitState::Waiting(rx) => match rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(reason)) => Err(StoreError::NotCommitted(reason)),
+                Err(_) => Err(StoreError::WriterGone),
+            },
+        }
+    }
 }
 
 impl RecordWriter {
@@ -95,26 +163,32 @@ impl RecordWriter {
         let db_path = config.data_dir.join(DB_FILE_NAME);
         let conn = sqlite::open_for_writing(&db_path)?;
         let jsonl = match &config.jsonl {
-            Some(path) => Some(JsonlSink::open(path)?),
+            Some(path) => Some(JsonlAppender::open(path)?),
             None => None,
         };
 
-        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let capacity = config.capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
         let (done_tx, done) = oneshot::channel();
-        let counters = Arc::new(Counters {
+        let shared = Arc::new(Shared {
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            durability: AtomicU8::new(drain::durability_code(config.durability)),
+            reopen_jsonl: AtomicBool::new(false),
+            sqlite: SinkHealth::new(SinkKind::Sqlite, &db_path),
+            jsonl: config.jsonl.as_deref().map(|p| SinkHealth::new(SinkKind::Jsonl, p)),
             last_drop_warning: AtomicU64::new(0),
             epoch: Instant::now(),
         });
-        let sinks = Sinks { db_path, conn, jsonl };
-        let thread_counters = Arc::clone(&counters);
+        let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("tollgate-record-writer".into())
             .spawn(move || {
-                drain(rx, sinks, &thread_counters);
-                let _ = done_tx.send(summary(&thread_counters));
+                // The retry buffers hold `Rc`s, so the sinks are built on this thread.
+                let sinks = Sinks::new(conn, jsonl, capacity);
+                drain::run(rx, sinks, &thread_shared);
+                let _ = done_tx.send(());
             })
             .map_err(|source| StoreError::Io {
                 path: config.data_dir.clone(),
@@ -123,29 +197,42 @@ impl RecordWriter {
 
         let writer = RecordWriter {
             tx: tx.clone(),
-            counters: Arc::clone(&counters),
+            shared: Arc::clone(&shared),
         };
-        Ok((writer, WriterHandle { tx, done, counters }))
+        Ok((writer, WriterHandle { tx, done, shared }))
     }
 
     /// Queues a record without ever waiting. When the queue is full (the disk cannot keep up) the
-    /// record is dropped and counted: losing a log line is better than slowing every client.
-    pub fn submit(&self, record: Record) {
-        if self.tx.try_send(Message::Record(Box::new(record))).is_err() {
-            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    /// record is dropped and counted: losing a log line is better than slowing every client. In
+    /// `sync` durability the returned [`Commit`] resolves once the record is in SQLite.
+    pub fn submit(&self, record: Record) -> Commit {
+        let sync = self.durability() == RecordDurability::Sync;
+        let (ack, waiting) = if sync {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        if self.tx.try_send(Message::Record(Box::new(record), ack)).is_err() {
+            let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             self.warn_drop(dropped);
+            return Commit(CommitState::Done(Err(StoreError::QueueFull)));
         }
+        Commit(match waiting {
+            Some(rx) => CommitState::Waiting(rx),
+            None => CommitState::Done(Ok(())),
+        })
     }
 
     fn warn_drop(&self, dropped: u64) {
-        let now = self.counters.epoch.elapsed().as_millis() as u64 + 1;
-        let last = self.counters.last_drop_warning.load(Ordering::Relaxed);
+        let now = self.shared.epoch.elapsed().as_millis() as u64 + 1;
+        let last = self.shared.last_drop_warning.load(Ordering::Relaxed);
         if last != 0 && now.saturating_sub(last) < DROP_WARN_INTERVAL_MS {
             return;
         }
         // Only the thread that wins the swap logs, so concurrent drops give one warning.
         if self
-            .counters
+            .shared
             .last_drop_warning
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
@@ -157,19 +244,74 @@ impl RecordWriter {
         }
     }
 
+    /// Opens the JSONL file again at its path, for log rotation (SIGHUP). The writer also notices
+    /// a moved or deleted file by itself before each batch.
+    pub fn reopen_jsonl(&self) {
+        self.shared.reopen_jsonl.store(true, Ordering::Relaxed);
+        // Wakes an idle writer; a full queue means it is busy and sees the flag before its next batch.
+        let _ = self.tx.try_send(Message::Reopen);
+    }
+
+    /// Switches durability for records submitted from now on (a config reload).
+    pub fn set_durability(&self, durability: RecordDurability) {
+        self.shared
+            .durability
+            .store(drain::durability_code(durability), Ordering::Relaxed);
+    }
+
+    pub fn durability(&self) -> RecordDurability {
+        drain::durability_from_code(self.shared.durability.load(Ordering::Relaxed))
+    }
+
     /// Records refused so far (queue full or writer shut down).
     pub fn dropped(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Records stored in every sink so far.
     pub fn written(&self) -> u64 {
-        self.counters.written.load(Ordering::Relaxed)
+        self.shared.written.load(Ordering::Relaxed)
     }
 
-    /// Records a sink rejected so far.
+    /// Records missing for good from at least one sink so far.
     pub fn failed(&self) -> u64 {
-        self.counters.failed.load(Ordering::Relaxed)
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Counters and per-sink health, for readiness and `/metrics`.
+    pub fn status(&self) -> StoreStatus {
+        status(&self.shared)
+    }
+
+    /// Tests: parks the writer thread until the returned sender is dropped or sent to; returns
+    /// once the thread is parked, so the queue is empty and nothing drains it.
+    #[cfg(test)]
+    pub(crate) fn hold(&self) -> std::sync::mpsc::Sender<()> {
+        let (parked_tx, parked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel();
+        if self
+            .tx
+            .try_send(Message::Hold {
+                parked: parked_tx,
+                release: release_rx,
+            })
+            .is_ok()
+        {
+            let _ = parked_rx.recv();
+        }
+        release_tx
+    }
+}
+
+fn status(shared: &Shared) -> StoreStatus {
+    let mut sinks = vec![shared.sqlite.status()];
+    sinks.extend(shared.jsonl.as_ref().map(SinkHealth::status));
+    StoreStatus {
+        durability: drain::durability_from_code(shared.durability.load(Ordering::Relaxed)),
+        written: shared.written.load(Ordering::Relaxed),
+        failed: shared.failed.load(Ordering::Relaxed),
+        dropped: shared.dropped.load(Ordering::Relaxed),
+        sinks,
     }
 }
 
@@ -178,159 +320,57 @@ impl std::fmt::Debug for RecordWriter {
         f.debug_struct("RecordWriter")
             .field("queued", &(self.tx.max_capacity() - self.tx.capacity()))
             .field("written", &self.written())
+            .field("failed", &self.failed())
             .field("dropped", &self.dropped())
             .finish()
     }
 }
 
 impl WriterHandle {
-    /// Stops accepting records, writes every record accepted before, and returns the totals.
-    /// Submissions racing with shutdown are either written or counted as dropped, never lost
-    /// silently.
+    /// Stops accepting records, writes every record accepted before (a failing sink gets one last
+    /// try), and returns the totals. Submissions racing with shutdown are either written or
+    /// counted as dropped, never lost silently.
     pub async fn shutdown(self) -> Result<WriteSummary, StoreError> {
         // `send` (not `try_send`) so a full queue delays shutdown rather than skipping it; the
         // writer is draining, so space appears.
         self.tx.send(Message::Close).await.map_err(|_| StoreError::WriterGone)?;
         drop(self.tx);
-        self.done.await.map_err(|_| StoreError::WriterGone)
+        self.done.await.map_err(|_| StoreError::WriterGone)?;
+        Ok(summary(&self.shared))
     }
 
     pub fn dropped(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     pub fn written(&self) -> u64 {
-        self.counters.written.load(Ordering::Relaxed)
+        self.shared.written.load(Ordering::Relaxed)
     }
 }
 
-fn summary(counters: &Counters) -> WriteSummary {
+fn summary(shared: &Shared) -> WriteSummary {
+    let totals = |h: &SinkHealth| {
+        let s = h.status();
+        SinkTotals {
+            written: s.written,
+            failed: s.failed,
+        }
+    };
     WriteSummary {
-        written: counters.written.load(Ordering::Relaxed),
-        failed: counters.failed.load(Ordering::Relaxed),
-        dropped: counters.dropped.load(Ordering::Relaxed),
-    }
-}
-
-struct JsonlSink {
-    path: PathBuf,
-    out: BufWriter<File>,
-}
-
-impl JsonlSink {
-    fn open(path: &Path) -> Result<Self, StoreError> {
-        let io_err = |source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io_err)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io_err)?;
-        Ok(JsonlSink {
-            path: path.to_path_buf(),
-            out: BufWriter::new(file),
-        })
-    }
-
-    fn append(&mut self, rows: &[(&Record, String)]) -> std::io::Result<()> {
-        for (_, line) in rows {
-            self.out.write_all(line.as_bytes())?;
-            self.out.write_all(b"\n")?;
-        }
-        // Flush per batch so `tail -f` and a crash both see whole batches.
-        self.out.flush()
-    }
-}
-
-struct Sinks {
-    db_path: PathBuf,
-    conn: Connection,
-    jsonl: Option<JsonlSink>,
-}
-
-impl Sinks {
-    fn write(&mut self, batch: &[Record], counters: &Counters) {
-        // Serialise once; SQLite's `json` column and the JSONL line are the same text.
-        let mut rows: Vec<(&Record, String)> = Vec::with_capacity(batch.len());
-        for record in batch {
-            match serde_json::to_string(record) {
-                Ok(json) => rows.push((record, json)),
-                Err(e) => {
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(request_id = %record.request_id, error = %e, "cannot serialise record");
-                }
-            }
-        }
-        let n = rows.len() as u64;
-
-        let mut ok = true;
-        if let Err(e) = sqlite::insert_batch(&mut self.conn, &rows) {
-            ok = false;
-            tracing::error!(path = %self.db_path.display(), error = %e, records = n, "cannot write records to SQLite");
-        }
-        if let Some(sink) = &mut self.jsonl
-            && let Err(e) = sink.append(&rows)
-        {
-            ok = false;
-            tracing::error!(path = %sink.path.display(), error = %e, records = n, "cannot append records to JSONL");
-        }
-        let counter = if ok { &counters.written } else { &counters.failed };
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// The writer thread's loop: block for one record, take whatever else is queued, linger briefly
-/// for more (up to a batch), write, repeat. Ends once the channel is closed and empty.
-fn drain(mut rx: mpsc::Receiver<Message>, mut sinks: Sinks, counters: &Counters) {
-    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
-    let mut closing = false;
-    loop {
-        match rx.blocking_recv() {
-            None => break,
-            Some(Message::Record(record)) => batch.push(*record),
-            // Closing the receiver refuses new sends but keeps what is queued for us to drain.
-            Some(Message::Close) => {
-                rx.close();
-                closing = true;
-            }
-        }
-        take_queued(&mut rx, &mut batch, &mut closing);
-        // At moderate rates records arrive one at a time, so without a linger every request
-        // costs its own SQLite transaction, JSONL flush and cross-thread wake-up. While the
-        // thread sleeps, submitters push without waking anyone. Shutdown does not wait.
-        if !closing && !batch.is_empty() && batch.len() < BATCH {
-            std::thread::sleep(LINGER);
-            take_queued(&mut rx, &mut batch, &mut closing);
-        }
-        if !batch.is_empty() {
-            sinks.write(&batch, counters);
-            batch.clear();
-        }
-    }
-}
-
-/// Moves what is already queued into `batch`, without waiting, up to [`BATCH`].
-fn take_queued(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Record>, closing: &mut bool) {
-    while batch.len() < BATCH {
-        match rx.try_recv() {
-            Ok(Message::Record(record)) => batch.push(*record),
-            Ok(Message::Close) => {
-                rx.close();
-                *closing = true;
-            }
-            Err(_) => break,
-        }
+        written: shared.written.load(Ordering::Relaxed),
+        failed: shared.failed.load(Ordering::Relaxed),
+        dropped: shared.dropped.load(Ordering::Relaxed),
+        sqlite: totals(&shared.sqlite),
+        jsonl: shared.jsonl.as_ref().map(totals),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::time::Duration;
+
+    use rusqlite::Connection;
 
     use chrono::DateTime;
     use tollgate_core::{CacheState, RecordStatus};
@@ -399,6 +439,19 @@ mod tests {
             data_dir: dir.0.join("data"),
             jsonl: jsonl.then(|| dir.0.join("logs/records.jsonl")),
             capacity,
+            durability: RecordDurability::Buffered,
+        }
+    }
+
+    /// Every accepted record written to every sink, none failed or dropped.
+    fn all_written(n: u64, jsonl: bool) -> WriteSummary {
+        let each = SinkTotals { written: n, failed: 0 };
+        WriteSummary {
+            written: n,
+            failed: 0,
+            dropped: 0,
+            sqlite: each,
+            jsonl: jsonl.then_some(each),
         }
     }
 
@@ -425,14 +478,7 @@ mod tests {
         assert_eq!(read_all_sqlite(&dir.0.join("data")), expected);
 
         let summary = handle.shutdown().await.unwrap();
-        assert_eq!(
-            summary,
-            WriteSummary {
-                written: 2_500,
-                failed: 0,
-                dropped: 0
-            }
-        );
+        assert_eq!(summary, all_written(2_500, true));
 
         // A data dir and the file itself both work.
         assert_eq!(read_all_sqlite(&dir.0.join("data")), expected);
@@ -513,39 +559,69 @@ mod tests {
         let dir = TestDir::new("drops");
         let (writer, handle) = RecordWriter::start(config(&dir, false, 4)).unwrap();
 
-        // Stall the writer: another connection holds the write lock, so the writer's first batch
-        // waits in SQLite's busy handler while the queue fills behind it.
-        let blocker = Connection::open(dir.0.join("data").join(DB_FILE_NAME)).unwrap();
-        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        writer.submit(record(0));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-
-        let started = Instant::now();
-        for i in 1..=10 {
-            writer.submit(record(i));
+        // Park the writer thread: from here on nothing drains the queue until `release`.
+        let release = writer.hold();
+        for i in 0..10 {
+            // Returns at once even though nobody is taking records: a full queue is a drop,
+            // never a wait (this test would hang otherwise).
+            let commit = writer.submit(record(i));
+            let outcome = commit.wait().await;
+            if i < 4 {
+                assert!(outcome.is_ok(), "record {i} fits in the queue");
+            } else {
+                assert!(matches!(outcome, Err(StoreError::QueueFull)), "record {i}: {outcome:?}");
+            }
         }
-        assert!(started.elapsed() < Duration::from_millis(100), "submit must not wait");
         assert_eq!(writer.dropped(), 6, "4 fit in the queue, 6 are dropped");
 
-        blocker.execute_batch("COMMIT").unwrap();
+        drop(release);
         let summary = handle.shutdown().await.unwrap();
         assert_eq!(
             summary,
             WriteSummary {
-                written: 5,
-                failed: 0,
-                dropped: 6
+                dropped: 6,
+                ..all_written(4, false)
             }
         );
         let ids: Vec<String> = read_all_sqlite(&dir.0.join("data"))
             .into_iter()
             .map(|r| r.request_id)
             .collect();
-        assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3", "req-4"]);
+        assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3"]);
 
         // After shutdown, submissions are refused and counted, not lost silently.
-        writer.submit(record(99));
+        let _ = writer.submit(record(99));
         assert_eq!(writer.dropped(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_sync_commit_is_pending_until_the_writer_has_committed_the_record() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+
+        let dir = TestDir::new("sync-commit");
+        let mut cfg = config(&dir, false, 16);
+        cfg.durability = RecordDurability::Sync;
+        let (writer, handle) = RecordWriter::start(cfg).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+
+        let release = writer.hold();
+        let mut commit = Box::pin(writer.submit(record(1)).wait());
+        // The writer is parked, so nothing can have been committed: the wait must not be over.
+        assert!(commit.as_mut().poll(&mut cx).is_pending());
+        assert!(read_all_sqlite(&dir.0.join("data")).is_empty());
+        drop(release);
+        commit.await.unwrap();
+        // Done means stored: another connection sees it at once.
+        assert_eq!(read_all_sqlite(&dir.0.join("data")), vec![record(1)]);
+
+        // Buffered: the wait is over at once, before the writer has seen the record.
+        writer.set_durability(RecordDurability::Buffered);
+        let release = writer.hold();
+        let mut commit = Box::pin(writer.submit(record(2)).wait());
+        assert!(matches!(commit.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        drop(release);
+        assert_eq!(handle.shutdown().await.unwrap(), all_written(2, false));
     }
 
     #[tokio::test]
@@ -557,14 +633,7 @@ mod tests {
         }
         // No waiting: shutdown itself must wait for the queue to empty.
         let summary = handle.shutdown().await.unwrap();
-        assert_eq!(
-            summary,
-            WriteSummary {
-                written: 10_000,
-                failed: 0,
-                dropped: 0
-            }
-        );
+        assert_eq!(summary, all_written(10_000, true));
         assert_eq!(read_sqlite(&dir.0.join("data")).unwrap().count(), 10_000);
         assert_eq!(read_jsonl(&dir.0.join("logs/records.jsonl")).unwrap().count(), 10_000);
     }

@@ -176,14 +176,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     wait_for_stop(&gw).await;
     eprintln!("shutting down: finishing in-flight requests and writing records…");
     let summary = gw.shutdown().await?;
-    eprintln!(
-        "stopped: {} records written, {} failed, {} dropped",
-        summary.written, summary.failed, summary.dropped
-    );
+    eprintln!("stopped: {summary}");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves until SIGINT/SIGTERM; SIGHUP reloads the config (as nginx and most daemons do).
+/// Serves until SIGINT/SIGTERM; SIGHUP reopens the JSONL file and reloads the config (as nginx and
+/// most daemons do).
 async fn wait_for_stop(gw: &tollgate_gateway::RunningGateway) {
     #[cfg(unix)]
     {
@@ -197,7 +195,7 @@ async fn wait_for_stop(gw: &tollgate_gateway::RunningGateway) {
                     _ = hup.recv() => {
                         let app = gw.app.clone();
                         // The outcome is printed by reload itself.
-                        let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+                        let _ = tokio::task::spawn_blocking(move || app.hangup()).await;
                     }
                 }
             }

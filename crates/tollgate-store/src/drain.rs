@@ -1,0 +1,436 @@
+//! The writer thread: takes records off the queue in batches and keeps SQLite and JSONL in step.
+//!
+//! Each sink is a [`Lane`] with its own retry buffer. A batch a sink cannot write (disk full,
+//! permissions, a locked database) stays in that sink's buffer, in order, and is retried with
+//! backoff while new records queue behind it; once the sink works again it catches up and both
+//! sinks hold the same records. The buffer is bounded: when it overflows, or the writer shuts down
+//! with records still waiting, those records are given up and counted as failed for that sink,
+//! so the shutdown summary and `/metrics` say exactly how far the sinks diverged. The request path
+//! never waits for any of this.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tollgate_core::Record;
+use tollgate_core::config::RecordDurability;
+
+use crate::health::SinkHealth;
+use crate::jsonl::JsonlAppender;
+use crate::sqlite;
+
+/// Records per transaction taken from the queue. Large enough to amortise the commit, small
+/// enough that a burst is visible to readers within milliseconds.
+pub(crate) const BATCH: usize = 256;
+
+/// Records per transaction when a sink catches up on its retry buffer.
+const CATCH_UP_CHUNK: usize = 4 * BATCH;
+
+/// How long the writer waits for more records after the first of a batch (`buffered` only).
+/// Bounds how stale the store can be and caps wake-ups at ~100/s; `sync` does not linger, its
+/// batches are the records that queued during the previous commit (group commit).
+const LINGER: Duration = Duration::from_millis(10);
+
+/// First retry delay after a failed write; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// While a sink waits for its retry, the queue is polled this often instead of blocked on, so
+/// `sync` submitters wait at most this much longer while the *other* sink is failing.
+const RETRY_POLL: Duration = Duration::from_millis(5);
+
+/// Answers a `sync` submission: `Ok` once its record is committed to SQLite, or why not.
+pub(crate) type Ack = oneshot::Sender<Result<(), String>>;
+
+pub(crate) enum Message {
+    /// Boxed: a `Record` is several hundred bytes and the channel sizes every slot for its largest
+    /// message; a pointer keeps an idle, high-capacity queue small.
+    Record(Box<Record>, Option<Ack>),
+    /// Reopen the JSONL file at its path (SIGHUP after a log rotation).
+    Reopen,
+    /// Sent by shutdown: stop accepting, write what is queued, then finish.
+    Close,
+    /// Tests: park the writer thread (it says so on `parked`) until `release` fires or closes.
+    #[cfg(test)]
+    Hold {
+        parked: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    },
+}
+
+/// What the submitting side and the writer thread share.
+pub(crate) struct Shared {
+    /// Refused at the queue (full, or the writer shut down).
+    pub dropped: AtomicU64,
+    /// Stored in every sink.
+    pub written: AtomicU64,
+    /// Missing from at least one sink for good.
+    pub failed: AtomicU64,
+    pub durability: AtomicU8,
+    pub reopen_jsonl: AtomicBool,
+    pub sqlite: SinkHealth,
+    pub jsonl: Option<SinkHealth>,
+    /// Milliseconds since `epoch` of the last drop warning, plus one (0 means never).
+    pub last_drop_warning: AtomicU64,
+    pub epoch: Instant,
+}
+
+pub(crate) fn durability_code(d: RecordDurability) -> u8 {
+    match d {
+        RecordDurability::Buffered => 0,
+        RecordDurability::Sync => 1,
+    }
+}
+
+pub(crate) fn durability_from_code(c: u8) -> RecordDurability {
+    if c == 1 {
+        RecordDurability::Sync
+    } else {
+        RecordDurability::Buffered
+    }
+}
+
+/// One accepted record on its way through the sinks. Shared (`Rc`) by the lanes' buffers.
+struct Row {
+    record: Record,
+    /// Serialised once; SQLite's `json` column and the JSONL line are the same text.
+    json: String,
+    /// Sinks that have not stored it yet.
+    owed: Cell<u8>,
+    /// Some sink gave up on it.
+    lost: Cell<bool>,
+    ack: RefCell<Option<Ack>>,
+}
+
+impl Row {
+    fn answer(&self, result: Result<(), String>) {
+        if let Some(ack) = self.ack.borrow_mut().take() {
+            // The request may have gone (client left); nobody to tell then.
+            let _ = ack.send(result);
+        }
+    }
+}
+
+/// A place records are written to.
+trait Target {
+    fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String>;
+}
+
+struct SqliteTarget {
+    conn: Connection,
+}
+
+impl Target for SqliteTarget {
+    fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String> {
+        sqlite::insert_batch(&mut self.conn, rows.iter().map(|r| (&r.record, r.json.as_str())))
+            .map_err(|e| e.to_string())
+    }
+}
+
+struct JsonlTarget {
+    file: JsonlAppender,
+    /// Reused for every batch: the lines are written with one `write` call.
+    buf: Vec<u8>,
+}
+
+impl Target for JsonlTarget {
+    fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String> {
+        self.file.follow_path().map_err(|e| e.to_string())?;
+        self.buf.clear();
+        for r in rows {
+            self.buf.extend_from_slice(r.json.as_bytes());
+            self.buf.push(b'\n');
+        }
+        self.file.append(&self.buf).map_err(|e| e.to_string())
+    }
+}
+
+/// One sink, its retry buffer and its backoff.
+struct Lane<T> {
+    target: T,
+    backlog: VecDeque<Rc<Row>>,
+    /// Records the buffer may hold; beyond that the oldest are given up.
+    limit: usize,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    last_error: Option<String>,
+}
+
+impl<T: Target> Lane<T> {
+    fn new(target: T, limit: usize) -> Self {
+        Lane {
+            target,
+            backlog: VecDeque::new(),
+            limit: limit.max(BATCH),
+            retry_at: None,
+            backoff: MIN_BACKOFF,
+            last_error: None,
+        }
+    }
+
+    /// Writes what waits, oldest first, unless a retry is not due yet (`force` ignores that).
+    /// With `acks`, a row's submitter is answered once the row is stored.
+    fn flush(&mut self, health: &SinkHealth, shared: &Shared, force: bool, acks: bool) {
+        if self.backlog.is_empty() || (!force && self.retry_at.is_some_and(|t| Instant::now() < t)) {
+            return;
+        }
+        while !self.backlog.is_empty() {
+            let n = self.backlog.len().min(CATCH_UP_CHUNK);
+            let chunk = &self.backlog.make_contiguous()[..n];
+            match self.target.write(chunk) {
+                Ok(()) => {
+                    for row in self.backlog.drain(..n) {
+                        let owed = row.owed.get().saturating_sub(1);
+                        row.owed.set(owed);
+                        if owed == 0 && !row.lost.get() {
+                            shared.written.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if acks {
+                            row.answer(Ok(()));
+                        }
+                    }
+                    health.wrote(n as u64);
+                    self.retry_at = None;
+                    self.backoff = MIN_BACKOFF;
+                    self.last_error = None;
+                }
+                Err(e) => {
+                    health.write_failed(&e, n, self.backlog.len());
+                    self.last_error = Some(e);
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Gives up the oldest rows beyond the limit.
+    fn trim(&mut self, health: &SinkHealth, shared: &Shared) {
+        let excess = self.backlog.len().saturating_sub(self.limit);
+        self.give_up(excess, health, shared);
+    }
+
+    fn give_up(&mut self, n: usize, health: &SinkHealth, shared: &Shared) {
+        if n == 0 {
+            return;
+        }
+        for row in self.backlog.drain(..n) {
+            if !row.lost.replace(true) {
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            row.answer(Err(self.last_error.clone().unwrap_or_default()));
+        }
+        // Logged by `add_failed` once, then in the failure summary lines.
+        health.add_failed(n as u64);
+    }
+}
+
+/// Every sink of one writer.
+pub(crate) struct Sinks {
+    sqlite: Lane<SqliteTarget>,
+    jsonl: Option<Lane<JsonlTarget>>,
+    durability: u8,
+}
+
+impl Sinks {
+    pub(crate) fn new(conn: Connection, jsonl: Option<JsonlAppender>, retry_limit: usize) -> Self {
+        Sinks {
+            sqlite: Lane::new(SqliteTarget { conn }, retry_limit),
+            jsonl: jsonl.map(|file| Lane::new(JsonlTarget { file, buf: Vec::new() }, retry_limit)),
+            // Applied on the first batch (the connection starts at NORMAL).
+            durability: durability_code(RecordDurability::Buffered),
+        }
+    }
+
+    /// The earliest moment a failing sink wants its retry.
+    fn next_retry(&self) -> Option<Instant> {
+        let lanes = [
+            (!self.sqlite.backlog.is_empty())
+                .then_some(self.sqlite.retry_at)
+                .flatten(),
+            self.jsonl
+                .as_ref()
+                .filter(|l| !l.backlog.is_empty())
+                .and_then(|l| l.retry_at),
+        ];
+        lanes.into_iter().flatten().min()
+    }
+
+    fn apply_durability(&mut self, shared: &Shared) {
+        let wanted = shared.durability.load(Ordering::Relaxed);
+        if wanted == self.durability {
+            return;
+        }
+        match sqlite::set_fsync_per_commit(&self.sqlite.target.conn, wanted == 1) {
+            Ok(()) => self.durability = wanted,
+            Err(e) => tracing::error!(error = %e, "cannot change SQLite's synchronous setting"),
+        }
+    }
+
+    fn reopen_jsonl(&mut self, shared: &Shared) {
+        shared.reopen_jsonl.store(false, Ordering::Relaxed);
+        if let Some(lane) = &mut self.jsonl {
+            match lane.target.file.reopen() {
+                Ok(()) => tracing::info!(path = %lane.target.file.path().display(), "JSONL file reopened"),
+                Err(e) => tracing::error!(error = %e, "cannot reopen the JSONL file; still writing to the old one"),
+            }
+        }
+    }
+
+    /// Takes a batch through every sink; `closing` makes a failing sink try once more now.
+    fn write(&mut self, batch: &mut Vec<(Box<Record>, Option<Ack>)>, shared: &Shared, closing: bool) {
+        if shared.reopen_jsonl.load(Ordering::Relaxed) {
+            self.reopen_jsonl(shared);
+        }
+        self.apply_durability(shared);
+        let sinks = 1 + u8::from(self.jsonl.is_some());
+        let mut rows: Vec<Rc<Row>> = Vec::with_capacity(batch.len());
+        for (record, ack) in batch.drain(..) {
+            match serde_json::to_string(&record) {
+                Ok(json) => rows.push(Rc::new(Row {
+                    record: *record,
+                    json,
+                    owed: Cell::new(sinks),
+                    lost: Cell::new(false),
+                    ack: RefCell::new(ack),
+                })),
+                Err(e) => {
+                    // Cannot happen for a `Record` (all its fields serialise); counted if it does.
+                    tracing::error!(request_id = %record.request_id, error = %e, "cannot serialise record");
+                    shared.failed.fetch_add(1, Ordering::Relaxed);
+                    shared.sqlite.add_failed(1);
+                    if let Some(h) = &shared.jsonl {
+                        h.add_failed(1);
+                    }
+                    if let Some(ack) = ack {
+                        let _ = ack.send(Err(e.to_string()));
+                    }
+                }
+            }
+        }
+
+        self.sqlite.backlog.extend(rows.iter().cloned());
+        self.sqlite.flush(&shared.sqlite, shared, closing, true);
+        self.sqlite.trim(&shared.sqlite, shared);
+        shared.sqlite.set_pending(self.sqlite.backlog.len());
+        // Rows SQLite has not committed yet (failing, or waiting for a retry): their submitters
+        // are told now rather than after the outage; the rows stay buffered for the retry.
+        let reason = self
+            .sqlite
+            .last_error
+            .as_deref()
+            .unwrap_or("the SQLite sink is failing");
+        for row in &rows {
+            row.answer(Err(reason.to_string()));
+        }
+
+        if let (Some(lane), Some(health)) = (&mut self.jsonl, &shared.jsonl) {
+            lane.backlog.extend(rows);
+            lane.flush(health, shared, closing, false);
+            lane.trim(health, shared);
+            health.set_pending(lane.backlog.len());
+        }
+    }
+
+    /// Shutdown: one last try for whatever waits, then whatever still waits is given up.
+    fn finish(&mut self, shared: &Shared) {
+        let mut none = Vec::new();
+        self.write(&mut none, shared, true);
+        let n = self.sqlite.backlog.len();
+        self.sqlite.give_up(n, &shared.sqlite, shared);
+        shared.sqlite.set_pending(0);
+        if let (Some(lane), Some(health)) = (&mut self.jsonl, &shared.jsonl) {
+            let n = lane.backlog.len();
+            lane.give_up(n, health, shared);
+            health.set_pending(0);
+        }
+    }
+}
+
+type Batch = Vec<(Box<Record>, Option<Ack>)>;
+
+/// The writer thread's loop: wait for a record (or a due retry), take whatever else is queued,
+/// linger briefly for more in `buffered` mode, write, repeat. Ends once the queue is closed and
+/// empty, after a last attempt for anything a failing sink still holds.
+pub(crate) fn run(mut rx: mpsc::Receiver<Message>, mut sinks: Sinks, shared: &Shared) {
+    let mut batch: Batch = Vec::with_capacity(BATCH);
+    let mut closing = false;
+    loop {
+        match sinks.next_retry() {
+            None => match rx.blocking_recv() {
+                None => break,
+                Some(m) => accept(m, &mut rx, &mut sinks, shared, &mut batch, &mut closing),
+            },
+            // A failing sink needs its retries even when no record arrives, so poll the queue
+            // instead of blocking on it.
+            Some(retry_at) => match rx.try_recv() {
+                Ok(m) => accept(m, &mut rx, &mut sinks, shared, &mut batch, &mut closing),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let wait = retry_at.saturating_duration_since(Instant::now());
+                    if !wait.is_zero() {
+                        std::thread::sleep(wait.min(RETRY_POLL));
+                        continue;
+                    }
+                }
+            },
+        }
+        take_queued(&mut rx, &mut sinks, shared, &mut batch, &mut closing);
+        // At moderate rates records arrive one at a time, so without a linger every request
+        // costs its own SQLite transaction, JSONL write and cross-thread wake-up. While the
+        // thread sleeps, submitters push without waking anyone. Shutdown does not wait, and
+        // `sync` does not either: its submitters are waiting for the commit.
+        let buffered = shared.durability.load(Ordering::Relaxed) == durability_code(RecordDurability::Buffered);
+        if buffered && !closing && !batch.is_empty() && batch.len() < BATCH {
+            std::thread::sleep(LINGER);
+            take_queued(&mut rx, &mut sinks, shared, &mut batch, &mut closing);
+        }
+        sinks.write(&mut batch, shared, closing);
+    }
+    sinks.finish(shared);
+}
+
+fn accept(
+    message: Message,
+    rx: &mut mpsc::Receiver<Message>,
+    sinks: &mut Sinks,
+    shared: &Shared,
+    batch: &mut Batch,
+    closing: &mut bool,
+) {
+    match message {
+        Message::Record(record, ack) => batch.push((record, ack)),
+        Message::Reopen => sinks.reopen_jsonl(shared),
+        // Closing the receiver refuses new sends but keeps what is queued for us to drain.
+        Message::Close => {
+            rx.close();
+            *closing = true;
+        }
+        #[cfg(test)]
+        Message::Hold { parked, release } => {
+            let _ = parked.send(());
+            let _ = release.recv();
+        }
+    }
+}
+
+/// Moves records already waiting in the queue into `batch`, without waiting, up to [`BATCH`].
+fn take_queued(
+    rx: &mut mpsc::Receiver<Message>,
+    sinks: &mut Sinks,
+    shared: &Shared,
+    batch: &mut Batch,
+    closing: &mut bool,
+) {
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(m) => accept(m, rx, sinks, shared, batch, closing),
+            Err(_) => break,
+        }
+    }
+}
