@@ -179,6 +179,8 @@ pub struct GatewayConfig {
     pub store_prompts: bool,
     /// `tollgate_settings.prices_file`: a LiteLLM-format price map to add to the built-in table.
     pub prices_file: Option<PathBuf>,
+    /// `tollgate_settings` timeouts and caps of the HTTP server itself.
+    pub server: ServerLimits,
     /// `litellm_settings.cache` as written.
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
@@ -200,6 +202,68 @@ impl GatewayConfig {
         }
         groups
     }
+}
+
+/// How long and how much the HTTP server gives one client before it stops waiting. Without these,
+/// a client that sends half a header block, or one byte of a large body, holds a connection (and a
+/// file descriptor) forever; enough of them and real requests fail with "Too many open files".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerLimits {
+    /// `header_read_timeout`, seconds: from a new connection (or the first byte of a next request)
+    /// to the end of its header block.
+    pub header_read_timeout_s: f64,
+    /// `body_read_timeout`, seconds: from the end of the headers to the end of the body.
+    pub body_read_timeout_s: f64,
+    /// `keepalive_timeout`, seconds: how long an idle connection is kept between requests
+    /// (LiteLLM's `--keepalive_timeout`).
+    pub keepalive_timeout_s: f64,
+    /// `max_connections`: open client connections; `None` derives it from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// `max_inflight_request_mb`: request bodies held in memory at once, over all requests.
+    pub max_inflight_request_mb: f64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout_s: 10.0,
+            body_read_timeout_s: 30.0,
+            keepalive_timeout_s: 75.0,
+            max_connections: None,
+            max_inflight_request_mb: 256.0,
+        }
+    }
+}
+
+/// The `tollgate_settings` keys [`ServerLimits`] reads.
+const SERVER_LIMIT_KEYS: [&str; 5] = [
+    "header_read_timeout",
+    "body_read_timeout",
+    "keepalive_timeout",
+    "max_connections",
+    "max_inflight_request_mb",
+];
+
+fn read_server_limit(limits: &mut ServerLimits, key: &str, v: &Value, path: &str, file: &str) -> Result<(), ConfigError> {
+    let positive = |what: &str| {
+        v.as_f64()
+            .filter(|n| *n > 0.0 && n.is_finite())
+            .ok_or_else(|| invalid(file, path, format!("expected a positive number of {what}")))
+    };
+    match key {
+        "header_read_timeout" => limits.header_read_timeout_s = positive("seconds")?,
+        "body_read_timeout" => limits.body_read_timeout_s = positive("seconds")?,
+        "keepalive_timeout" => limits.keepalive_timeout_s = positive("seconds")?,
+        "max_inflight_request_mb" => limits.max_inflight_request_mb = positive("megabytes")?,
+        _ => {
+            let n = v
+                .as_u64()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| invalid(file, path, "expected a positive whole number of connections".into()))?;
+            limits.max_connections = Some(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+    }
+    Ok(())
 }
 
 /// Reads the process environment; a trait so tests can supply their own.
@@ -458,6 +522,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
     let tollgate = section(&top, "tollgate_settings", &file)?;
     let mut store_prompts = false;
     let mut prices_file = None;
+    let mut server = ServerLimits::default();
     for (k, v) in &tollgate {
         let p = format!("tollgate_settings.{k}");
         match k.as_str() {
@@ -472,7 +537,14 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
                     prices_file = Some(base.join(s));
                 }
             }
-            _ => warnings.push(warn(&p, "unknown tollgate setting (known: store_prompts, prices_file)")),
+            k if SERVER_LIMIT_KEYS.contains(&k) => read_server_limit(&mut server, k, v, &p, &file)?,
+            _ => warnings.push(warn(
+                &p,
+                &format!(
+                    "unknown tollgate setting (known: store_prompts, prices_file, {})",
+                    SERVER_LIMIT_KEYS.join(", ")
+                ),
+            )),
         }
     }
 
@@ -493,6 +565,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<GatewayConfig, Co
         request_timeout,
         store_prompts,
         prices_file,
+        server,
         cache_requested,
         cache,
         router,
@@ -1027,6 +1100,35 @@ general_settings:
         let shown = c.effective.to_string();
         assert!(!shown.contains("sk-ds"), "{shown}");
         assert!(!shown.contains("abcdefghijklmnopqrstuvwxyz"), "{shown}");
+    }
+
+    #[test]
+    fn server_limits_have_safe_defaults_and_read_tollgate_settings() {
+        let c = parse("model_list: []\n", Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(c.server, ServerLimits::default());
+        assert_eq!(c.server.header_read_timeout_s, 10.0);
+        let text = "tollgate_settings:\n  header_read_timeout: 0.3\n  body_read_timeout: 2\n  keepalive_timeout: 5\n  max_connections: 7\n  max_inflight_request_mb: 64\n";
+        let c = parse(text, Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(
+            c.server,
+            ServerLimits {
+                header_read_timeout_s: 0.3,
+                body_read_timeout_s: 2.0,
+                keepalive_timeout_s: 5.0,
+                max_connections: Some(7),
+                max_inflight_request_mb: 64.0,
+            }
+        );
+        assert!(c.warnings.iter().all(|w| !w.path.starts_with("tollgate_settings")));
+        let bad = parse(
+            "tollgate_settings:\n  max_connections: -3\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("tollgate_settings.max_connections"), "{bad}");
+        assert!(bad.contains("positive whole number"), "{bad}");
     }
 
     #[test]
