@@ -244,7 +244,13 @@ const SERVER_LIMIT_KEYS: [&str; 5] = [
     "max_inflight_request_mb",
 ];
 
-fn read_server_limit(limits: &mut ServerLimits, key: &str, v: &Value, path: &str, file: &str) -> Result<(), ConfigError> {
+fn read_server_limit(
+    limits: &mut ServerLimits,
+    key: &str,
+    v: &Value,
+    path: &str,
+    file: &str,
+) -> Result<(), ConfigError> {
     let positive = |what: &str| {
         v.as_f64()
             .filter(|n| *n > 0.0 && n.is_finite())

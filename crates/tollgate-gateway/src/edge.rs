@@ -73,7 +73,10 @@ impl BodyBudget {
                 .with_status(503)
                 .with_code("server_busy"));
             }
-            match self.used.compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => {
                     return Ok(BodyLease {
                         budget: self.clone(),
@@ -136,6 +139,16 @@ pub async fn read_body(
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > rules.max_bytes) {
         return Err(too_large(rules));
+    }
+    // A body the whole budget cannot hold would get 503 forever: say what to change instead.
+    if declared.is_some_and(|n| n > rules.inflight_budget) {
+        return Err(GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            format!(
+                "request body is larger than all the request bodies the gateway holds at once ({} MB, tollgate_settings.max_inflight_request_mb)",
+                rules.inflight_budget / (1024 * 1024)
+            ),
+        ));
     }
     let mut lease = budget.reserve(declared.unwrap_or(0), rules.inflight_budget)?;
     let read = async {
