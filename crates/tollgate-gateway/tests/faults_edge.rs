@@ -3,12 +3,14 @@
 //! requests hyper itself refuses. Timeouts are configured short; every wait polls with a
 //! generous deadline, so a slow machine makes a test slower, never wrong.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 mod common;
 use common::{Gw, KEY, gateway};
@@ -296,4 +298,67 @@ async fn bodies_over_the_in_flight_budget_wait_their_turn_with_503() {
     // The first client leaves: its reservation is given back.
     drop(first);
     eventually("the reservation is released", || budget.used() == 0).await;
+}
+
+/// An upstream that answers only when told to, and says when a request has arrived.
+async fn held_upstream() -> (std::net::SocketAddr, Arc<Notify>, Arc<Notify>) {
+    let arrived = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (a, r) = (arrived.clone(), release.clone());
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let (a, r) = (a.clone(), r.clone());
+            async move {
+                a.notify_one();
+                r.notified().await;
+                axum::Json(serde_json::json!({"id": "c", "object": "chat.completion", "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}))
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (addr, arrived, release)
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_and_lets_in_flight_requests_finish() {
+    let (upstream, arrived, release) = held_upstream().await;
+    let gw = gateway(&format!(
+        "model_list:\n  - model_name: held\n    litellm_params: {{model: openai/held, api_base: \"http://{upstream}/v1\"}}\n\
+         general_settings:\n  master_key: {KEY}\n"
+    ))
+    .await;
+    // An idle kept-alive connection…
+    let mut idle = connect(&gw).await;
+    idle.write_all(b"GET /health/liveliness HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut idle).await.0, 200);
+    // …and a request waiting on its upstream.
+    let http = gw.http.clone();
+    let url = format!("{}/v1/chat/completions", gw.base);
+    let request = tokio::spawn(async move {
+        http.post(url)
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({"model": "held", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::timeout(DEADLINE, arrived.notified()).await.unwrap();
+    let stopping = tokio::spawn(gw.records());
+    // The idle connection is closed at once (its 75 s keep-alive is not waited for)…
+    read_until_closed(&mut idle).await;
+    assert!(!stopping.is_finished(), "shutdown waits for the request in flight");
+    // …and the request in flight is answered and recorded before shutdown returns.
+    release.notify_one();
+    let resp = request.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let records = tokio::time::timeout(DEADLINE, stopping).await.unwrap().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].model_group, "held");
 }
