@@ -212,7 +212,8 @@ pub struct ServerLimits {
     /// `header_read_timeout`, seconds: from a new connection (or the first byte of a next request)
     /// to the end of its header block.
     pub header_read_timeout_s: f64,
-    /// `body_read_timeout`, seconds: from the end of the headers to the end of the body.
+    /// `body_read_timeout`, seconds: the longest a request body may stop arriving (a gap, not a
+    /// total, so large bodies on slow links are not cut off).
     pub body_read_timeout_s: f64,
     /// `keepalive_timeout`, seconds: how long an idle connection is kept between requests
     /// (LiteLLM's `--keepalive_timeout`).
@@ -235,6 +236,10 @@ impl Default for ServerLimits {
     }
 }
 
+/// A day: longer server timeouts are typos, and would not fit the timers.
+const MAX_SERVER_TIMEOUT_S: f64 = 86_400.0;
+const MAX_CONNECTIONS_SETTING: u64 = 1_000_000;
+
 /// The `tollgate_settings` keys [`ServerLimits`] reads.
 const SERVER_LIMIT_KEYS: [&str; 5] = [
     "header_read_timeout",
@@ -251,21 +256,32 @@ fn read_server_limit(
     path: &str,
     file: &str,
 ) -> Result<(), ConfigError> {
-    let positive = |what: &str| {
-        v.as_f64()
-            .filter(|n| *n > 0.0 && n.is_finite())
-            .ok_or_else(|| invalid(file, path, format!("expected a positive number of {what}")))
+    // Upper bounds keep the values usable as durations and semaphore sizes (and catch typos).
+    let positive = |what: &str, max: f64| {
+        v.as_f64().filter(|n| *n > 0.0 && *n <= max).ok_or_else(|| {
+            invalid(
+                file,
+                path,
+                format!("expected a positive number of {what}, at most {max}"),
+            )
+        })
     };
     match key {
-        "header_read_timeout" => limits.header_read_timeout_s = positive("seconds")?,
-        "body_read_timeout" => limits.body_read_timeout_s = positive("seconds")?,
-        "keepalive_timeout" => limits.keepalive_timeout_s = positive("seconds")?,
-        "max_inflight_request_mb" => limits.max_inflight_request_mb = positive("megabytes")?,
+        "header_read_timeout" => limits.header_read_timeout_s = positive("seconds", MAX_SERVER_TIMEOUT_S)?,
+        "body_read_timeout" => limits.body_read_timeout_s = positive("seconds", MAX_SERVER_TIMEOUT_S)?,
+        "keepalive_timeout" => limits.keepalive_timeout_s = positive("seconds", MAX_SERVER_TIMEOUT_S)?,
+        "max_inflight_request_mb" => limits.max_inflight_request_mb = positive("megabytes", 1024.0 * 1024.0)?,
         _ => {
             let n = v
                 .as_u64()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| invalid(file, path, "expected a positive whole number of connections".into()))?;
+                .filter(|n| (1..=MAX_CONNECTIONS_SETTING).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        file,
+                        path,
+                        format!("expected a whole number of connections from 1 to {MAX_CONNECTIONS_SETTING}"),
+                    )
+                })?;
             limits.max_connections = Some(usize::try_from(n).unwrap_or(usize::MAX));
         }
     }
@@ -1134,7 +1150,15 @@ general_settings:
         .unwrap_err()
         .to_string();
         assert!(bad.contains("tollgate_settings.max_connections"), "{bad}");
-        assert!(bad.contains("positive whole number"), "{bad}");
+        assert!(bad.contains("from 1 to 1000000"), "{bad}");
+        let bad = parse(
+            "tollgate_settings:\n  header_read_timeout: 1e300\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("tollgate_settings.header_read_timeout"), "{bad}");
     }
 
     #[test]

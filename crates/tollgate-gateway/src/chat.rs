@@ -309,7 +309,7 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
 
     let rules = crate::edge::BodyRules {
         max_bytes: live.max_body_bytes,
-        timeout: Duration::from_secs_f64(live.config.server.body_read_timeout_s),
+        timeout: crate::listener::seconds(live.config.server.body_read_timeout_s),
         inflight_budget: (live.config.server.max_inflight_request_mb * 1024.0 * 1024.0) as usize,
     };
     // The lease keeps this request's share of the in-flight body budget until it is answered.

@@ -39,7 +39,7 @@ impl IntoResponse for ApiError {
 pub struct BodyRules {
     /// `general_settings.max_request_size_mb`, in bytes.
     pub max_bytes: usize,
-    /// `tollgate_settings.body_read_timeout`: from the end of the headers to the end of the body.
+    /// `tollgate_settings.body_read_timeout`: the longest wait for the next piece of the body.
     pub timeout: Duration,
     /// `tollgate_settings.max_inflight_request_mb`, in bytes: bodies held at once, all requests.
     pub inflight_budget: usize,
@@ -125,7 +125,8 @@ fn too_large(rules: &BodyRules) -> GatewayError {
 
 /// Reads a request body into one buffer: of the declared size when there is a `Content-Length`
 /// (refused at once when it is over the limit, before a byte is read), else grown as chunks
-/// arrive. The whole body must arrive within `rules.timeout` (408 otherwise), and its bytes are
+/// arrive. The body must keep arriving, with no gap longer than `rules.timeout` (408 otherwise;
+/// a total would cut off large bodies on slow links), and its bytes are
 /// counted against the in-flight budget (503 when it is spent) until the lease is dropped.
 pub async fn read_body(
     body: Body,
@@ -151,43 +152,51 @@ pub async fn read_body(
         ));
     }
     let mut lease = budget.reserve(declared.unwrap_or(0), rules.inflight_budget)?;
-    let read = async {
-        let mut body = body;
-        let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0));
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                GatewayError::new(ErrorKind::InvalidRequest, format!("cannot read the request body: {e}"))
-                    .with_code("body_read_failed")
-            })?;
-            let Ok(data) = frame.into_data() else {
-                continue; // trailers carry nothing tollgate reads
-            };
-            let len = buf.len() + data.len();
-            if len > rules.max_bytes {
-                return Err(too_large(rules));
-            }
-            if len > lease.bytes {
-                // Chunked (or lying) bodies: reserve what arrives, in steps so a byte-by-byte
-                // body does not take the budget's lock per byte.
-                lease.grow((len - lease.bytes).max(64 * 1024), rules.inflight_budget)?;
-            }
-            buf.extend_from_slice(&data);
+    let mut body = body;
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0));
+    loop {
+        // A gap, not a total: a large body on a slow link keeps going as long as it moves.
+        let frame = match tokio::time::timeout(rules.timeout, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return Err(body_timeout(rules, buf.len(), declared)),
+        };
+        let frame = frame.map_err(|e| {
+            GatewayError::new(ErrorKind::InvalidRequest, format!("cannot read the request body: {e}"))
+                .with_code("body_read_failed")
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing tollgate reads
+        };
+        if buf.is_empty() && declared == Some(data.len()) {
+            // The whole body in one piece (the usual small request): no copy.
+            return Ok((data, lease));
         }
-        Ok(Bytes::from(buf))
-    };
-    match tokio::time::timeout(rules.timeout, read).await {
-        Ok(Ok(bytes)) => Ok((bytes, lease)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(GatewayError::new(
-            ErrorKind::Timeout,
-            format!(
-                "the request body did not arrive within {} s (tollgate_settings.body_read_timeout)",
-                rules.timeout.as_secs_f64()
-            ),
-        )
-        .with_status(408)
-        .with_code("body_read_timeout")),
+        let len = buf.len() + data.len();
+        if len > rules.max_bytes {
+            return Err(too_large(rules));
+        }
+        if len > lease.bytes {
+            // Chunked bodies: reserve what arrives, in steps so a body sent byte by byte does
+            // not touch the shared counter per byte.
+            lease.grow((len - lease.bytes).max(64 * 1024), rules.inflight_budget)?;
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok((Bytes::from(buf), lease))
+}
+
+fn body_timeout(rules: &BodyRules, got: usize, declared: Option<usize>) -> GatewayError {
+    let of = declared.map(|n| format!(" of {n}")).unwrap_or_default();
+    GatewayError::new(
+        ErrorKind::Timeout,
+        format!(
+            "the request body stopped arriving: nothing for {} s after {got}{of} bytes (tollgate_settings.body_read_timeout)",
+            rules.timeout.as_secs_f64()
+        ),
+    )
+    .with_status(408)
+    .with_code("body_read_timeout")
 }
 
 /// Checks `Authorization: Bearer` or `x-api-key` against the master key. `None` key means

@@ -59,10 +59,17 @@ pub struct ConnectionTimeouts {
 impl From<&ServerLimits> for ConnectionTimeouts {
     fn from(l: &ServerLimits) -> Self {
         ConnectionTimeouts {
-            header_read: Duration::from_secs_f64(l.header_read_timeout_s),
-            keepalive: Duration::from_secs_f64(l.keepalive_timeout_s),
+            header_read: seconds(l.header_read_timeout_s),
+            keepalive: seconds(l.keepalive_timeout_s),
         }
     }
+}
+
+/// A config duration; the loader keeps them within a day, so the fallback is only a guard.
+pub fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s)
+        .unwrap_or(Duration::from_secs(86_400))
+        .min(Duration::from_secs(86_400))
 }
 
 /// The connection cap in force and where it came from (printed at startup and by `check`).
@@ -79,7 +86,7 @@ impl ConnectionCap {
     pub fn resolve(limits: &ServerLimits) -> ConnectionCap {
         if let Some(max) = limits.max_connections {
             return ConnectionCap {
-                max,
+                max: max.clamp(1, 1_000_000),
                 source: "tollgate_settings.max_connections".into(),
             };
         }

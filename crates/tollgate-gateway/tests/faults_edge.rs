@@ -362,3 +362,20 @@ async fn shutdown_closes_idle_connections_and_lets_in_flight_requests_finish() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].model_group, "held");
 }
+
+#[tokio::test]
+async fn a_slow_but_steady_body_is_not_cut_off() {
+    // The body timeout bounds the gap between pieces, not the whole upload: here the body takes
+    // about 2.4 s in all against a 2 s timeout, with pauses of 0.3 s (a seventh of it).
+    let gw = gateway_with("  body_read_timeout: 2\n").await;
+    let body = serde_json::json!({"model": "gpt-mini", "messages": [{"role": "user", "content": "x".repeat(4000)}]})
+        .to_string()
+        .into_bytes();
+    let mut s = post_declared(&gw, body.len(), "").await;
+    for piece in body.chunks(body.len().div_ceil(8)) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (status, _, body) = read_response(&mut s).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
