@@ -184,7 +184,7 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
     let limits = &live.config.server;
     let cap = crate::listener::ConnectionCap::resolve(limits);
     lines.push(format!(
-        "  limits: headers within {} s, body within {} s, idle keep-alive {} s, {} connections ({}), {} MB of request bodies in flight",
+        "  limits: headers within {} s, body pauses up to {} s, idle keep-alive {} s, {} connections ({}), {} MB of request bodies in flight",
         limits.header_read_timeout_s,
         limits.body_read_timeout_s,
         limits.keepalive_timeout_s,

@@ -379,3 +379,21 @@ async fn a_slow_but_steady_body_is_not_cut_off() {
     let (status, _, body) = read_response(&mut s).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 }
+
+#[tokio::test]
+async fn the_limits_in_force_are_one_line_of_the_startup_summary() {
+    let gw = gateway_with("  header_read_timeout: 5\n  max_connections: 300\n").await;
+    let lines = tollgate_gateway::startup_summary(
+        &gw.gw.app.live.load(),
+        "x",
+        &tollgate_gateway::ServeOptions::default(),
+        true,
+    );
+    let limits: Vec<&String> = lines.iter().filter(|l| l.trim_start().starts_with("limits:")).collect();
+    assert_eq!(limits.len(), 1, "{lines:#?}");
+    let l = limits[0];
+    assert!(l.contains("headers within 5 s"), "{l}");
+    assert!(l.contains("idle keep-alive 75 s"), "{l}");
+    assert!(l.contains("300 connections (tollgate_settings.max_connections)"), "{l}");
+    assert!(l.contains("256 MB of request bodies in flight"), "{l}");
+}
