@@ -370,6 +370,8 @@ pub struct GatewayConfig {
     pub prices_file: Option<PathBuf>,
     /// `tollgate_settings.record_durability`.
     pub record_durability: RecordDurability,
+    /// `tollgate_settings` timeouts and caps of the HTTP server itself.
+    pub server: ServerLimits,
     /// `litellm_settings.cache` as written.
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
@@ -404,6 +406,90 @@ impl GatewayConfig {
         }
         groups
     }
+}
+
+/// How long and how much the HTTP server gives one client before it stops waiting. Without these,
+/// a client that sends half a header block, or one byte of a large body, holds a connection (and a
+/// file descriptor) forever; enough of them and real requests fail with "Too many open files".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerLimits {
+    /// `header_read_timeout`, seconds: from a new connection (or the first byte of a next request)
+    /// to the end of its header block.
+    pub header_read_timeout_s: f64,
+    /// `body_read_timeout`, seconds: the longest a request body may stop arriving (a gap, not a
+    /// total, so large bodies on slow links are not cut off).
+    pub body_read_timeout_s: f64,
+    /// `keepalive_timeout`, seconds: how long an idle connection is kept between requests
+    /// (LiteLLM's `--keepalive_timeout`).
+    pub keepalive_timeout_s: f64,
+    /// `max_connections`: open client connections; `None` derives it from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// `max_inflight_request_mb`: request bodies held in memory at once, over all requests.
+    pub max_inflight_request_mb: f64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout_s: 10.0,
+            body_read_timeout_s: 30.0,
+            keepalive_timeout_s: 75.0,
+            max_connections: None,
+            max_inflight_request_mb: 256.0,
+        }
+    }
+}
+
+/// A day: longer server timeouts are typos, and would not fit the timers.
+const MAX_SERVER_TIMEOUT_S: f64 = 86_400.0;
+const MAX_CONNECTIONS_SETTING: u64 = 1_000_000;
+
+/// The `tollgate_settings` keys [`ServerLimits`] reads.
+const SERVER_LIMIT_KEYS: [&str; 5] = [
+    "header_read_timeout",
+    "body_read_timeout",
+    "keepalive_timeout",
+    "max_connections",
+    "max_inflight_request_mb",
+];
+
+fn read_server_limit(
+    limits: &mut ServerLimits,
+    key: &str,
+    v: &Value,
+    path: &str,
+    file: &str,
+) -> Result<(), ConfigError> {
+    // Upper bounds keep the values usable as durations and semaphore sizes (and catch typos).
+    let positive = |what: &str, max: f64| {
+        v.as_f64().filter(|n| *n > 0.0 && *n <= max).ok_or_else(|| {
+            invalid(
+                file,
+                path,
+                format!("expected a positive number of {what}, at most {max}"),
+            )
+        })
+    };
+    match key {
+        "header_read_timeout" => limits.header_read_timeout_s = positive("seconds", MAX_SERVER_TIMEOUT_S)?,
+        "body_read_timeout" => limits.body_read_timeout_s = positive("seconds", MAX_SERVER_TIMEOUT_S)?,
+        "keepalive_timeout" => limits.keepalive_timeout_s = positive("seconds", MAX_SERVER_TIMEOUT_S)?,
+        "max_inflight_request_mb" => limits.max_inflight_request_mb = positive("megabytes", 1024.0 * 1024.0)?,
+        _ => {
+            let n = v
+                .as_u64()
+                .filter(|n| (1..=MAX_CONNECTIONS_SETTING).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        file,
+                        path,
+                        format!("expected a whole number of connections from 1 to {MAX_CONNECTIONS_SETTING}"),
+                    )
+                })?;
+            limits.max_connections = Some(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+    }
+    Ok(())
 }
 
 /// Reads the process environment; a trait so tests can supply their own.
@@ -680,6 +766,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut store_prompts = false;
     let mut prices_file = None;
     let mut record_durability = RecordDurability::default();
+    let mut server = ServerLimits::default();
     for (k, v) in &tollgate {
         let p = format!("tollgate_settings.{k}");
         match k.as_str() {
@@ -707,9 +794,13 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                     }
                 }
             }
+            k if SERVER_LIMIT_KEYS.contains(&k) => read_server_limit(&mut server, k, v, &p, &file)?,
             _ => warnings.push(warn(
                 &p,
-                "unknown tollgate setting (known: store_prompts, prices_file, record_durability)",
+                &format!(
+                    "unknown tollgate setting (known: store_prompts, prices_file, record_durability, {})",
+                    SERVER_LIMIT_KEYS.join(", ")
+                ),
             )),
         }
     }
@@ -732,6 +823,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         store_prompts,
         prices_file,
         record_durability,
+        server,
         cache_requested,
         cache,
         router,
@@ -1375,6 +1467,43 @@ general_settings:
         let shown = c.effective.to_string();
         assert!(!shown.contains("sk-ds"), "{shown}");
         assert!(!shown.contains("abcdefghijklmnopqrstuvwxyz"), "{shown}");
+    }
+
+    #[test]
+    fn server_limits_have_safe_defaults_and_read_tollgate_settings() {
+        let c = parse("model_list: []\n", Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(c.server, ServerLimits::default());
+        assert_eq!(c.server.header_read_timeout_s, 10.0);
+        let text = "tollgate_settings:\n  header_read_timeout: 0.3\n  body_read_timeout: 2\n  keepalive_timeout: 5\n  max_connections: 7\n  max_inflight_request_mb: 64\n";
+        let c = parse(text, Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(
+            c.server,
+            ServerLimits {
+                header_read_timeout_s: 0.3,
+                body_read_timeout_s: 2.0,
+                keepalive_timeout_s: 5.0,
+                max_connections: Some(7),
+                max_inflight_request_mb: 64.0,
+            }
+        );
+        assert!(c.warnings.iter().all(|w| !w.path.starts_with("tollgate_settings")));
+        let bad = parse(
+            "tollgate_settings:\n  max_connections: -3\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("tollgate_settings.max_connections"), "{bad}");
+        assert!(bad.contains("from 1 to 1000000"), "{bad}");
+        let bad = parse(
+            "tollgate_settings:\n  header_read_timeout: 1e300\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("tollgate_settings.header_read_timeout"), "{bad}");
     }
 
     #[test]

@@ -347,19 +347,20 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
     let mut draft = Draft::new(app.clone(), &live, &headers);
     draft.record.key_alias = key_alias;
 
-    let bytes = match axum::body::to_bytes(body, live.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
-            return draft.fail(GatewayError::new(
-                ErrorKind::PayloadTooLarge,
-                format!(
-                    "request body is larger than the gateway's limit of {} MB (general_settings.max_request_size_mb)",
-                    live.config.max_request_size_mb
-                ),
-            ));
-        }
+    let rules = crate::edge::BodyRules {
+        max_bytes: live.max_body_bytes,
+        timeout: crate::listener::seconds(live.config.server.body_read_timeout_s),
+        inflight_budget: (live.config.server.max_inflight_request_mb * 1024.0 * 1024.0) as usize,
     };
-    let mut body: Map<String, Value> = match serde_json::from_slice(&bytes) {
+    // The lease keeps this request's share of the in-flight body budget until it is answered.
+    let (bytes, _body_lease) = match crate::edge::read_body(body, &headers, &rules, &app.body_budget).await {
+        Ok(b) => b,
+        Err(e) => return draft.fail(e),
+    };
+    let parsed = serde_json::from_slice(&bytes);
+    // The parsed map is all that is needed from here on; the raw bytes are not kept beside it.
+    drop(bytes);
+    let mut body: Map<String, Value> = match parsed {
         Ok(Value::Object(m)) => m,
         Ok(_) => {
             return draft.fail(GatewayError::new(

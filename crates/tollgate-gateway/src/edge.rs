@@ -1,8 +1,15 @@
-//! The HTTP edge: OpenAI's error JSON, authentication and the response headers every client and
-//! dashboard reads. Errors from every stage are mapped here, once.
+//! The HTTP edge: OpenAI's error JSON, authentication, reading request bodies within bounds, and
+//! the response headers every client and dashboard reads. Errors from every stage are mapped
+//! here, once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use tollgate_core::config::Secret;
 use tollgate_core::{ErrorKind, GatewayError};
 
@@ -25,6 +32,171 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// The bounds one body is read within (from the live config).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules {
+    /// `general_settings.max_request_size_mb`, in bytes.
+    pub max_bytes: usize,
+    /// `tollgate_settings.body_read_timeout`: the longest wait for the next piece of the body.
+    pub timeout: Duration,
+    /// `tollgate_settings.max_inflight_request_mb`, in bytes: bodies held at once, all requests.
+    pub inflight_budget: usize,
+}
+
+/// Request-body bytes held in memory right now, over all requests. Without a bound, ten
+/// concurrent bodies just under the size limit cost gigabytes.
+#[derive(Debug, Default)]
+pub struct BodyBudget {
+    used: AtomicUsize,
+}
+
+impl BodyBudget {
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn reserve(self: &Arc<Self>, n: usize, budget: usize) -> Result<BodyLease, GatewayError> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = used.saturating_add(n);
+            if next > budget {
+                return Err(GatewayError::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "the gateway is already holding {} MB of request bodies (tollgate_settings.max_inflight_request_mb is {} MB); retry shortly",
+                        used / (1024 * 1024),
+                        budget / (1024 * 1024)
+                    ),
+                )
+                .with_status(503)
+                .with_code("server_busy"));
+            }
+            match self
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Ok(BodyLease {
+                        budget: self.clone(),
+                        bytes: n,
+                    });
+                }
+                Err(now) => used = now,
+            }
+        }
+    }
+}
+
+/// A share of the [`BodyBudget`], given back when dropped (keep it while the request's body, in
+/// any form, is in memory).
+#[derive(Debug)]
+pub struct BodyLease {
+    budget: Arc<BodyBudget>,
+    bytes: usize,
+}
+
+impl BodyLease {
+    fn grow(&mut self, n: usize, budget: usize) -> Result<(), GatewayError> {
+        let mut more = self.budget.reserve(n, budget)?;
+        self.bytes += more.bytes;
+        // Now part of this lease: `more` must not give it back too.
+        more.bytes = 0;
+        Ok(())
+    }
+}
+
+impl Drop for BodyLease {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+fn too_large(rules: &BodyRules) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::PayloadTooLarge,
+        format!(
+            "request body is larger than the gateway's limit of {} MB (general_settings.max_request_size_mb)",
+            rules.max_bytes as f64 / (1024.0 * 1024.0)
+        ),
+    )
+}
+
+/// Reads a request body into one buffer: of the declared size when there is a `Content-Length`
+/// (refused at once when it is over the limit, before a byte is read), else grown as chunks
+/// arrive. The body must keep arriving, with no gap longer than `rules.timeout` (408 otherwise;
+/// a total would cut off large bodies on slow links), and its bytes are
+/// counted against the in-flight budget (503 when it is spent) until the lease is dropped.
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    rules: &BodyRules,
+    budget: &Arc<BodyBudget>,
+) -> Result<(Bytes, BodyLease), GatewayError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > rules.max_bytes) {
+        return Err(too_large(rules));
+    }
+    // A body the whole budget cannot hold would get 503 forever: say what to change instead.
+    if declared.is_some_and(|n| n > rules.inflight_budget) {
+        return Err(GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            format!(
+                "request body is larger than all the request bodies the gateway holds at once ({} MB, tollgate_settings.max_inflight_request_mb)",
+                rules.inflight_budget / (1024 * 1024)
+            ),
+        ));
+    }
+    let mut lease = budget.reserve(declared.unwrap_or(0), rules.inflight_budget)?;
+    let mut body = body;
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0));
+    loop {
+        // A gap, not a total: a large body on a slow link keeps going as long as it moves.
+        let frame = match tokio::time::timeout(rules.timeout, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return Err(body_timeout(rules, buf.len(), declared)),
+        };
+        let frame = frame.map_err(|e| {
+            GatewayError::new(ErrorKind::InvalidRequest, format!("cannot read the request body: {e}"))
+                .with_code("body_read_failed")
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing tollgate reads
+        };
+        if buf.is_empty() && declared == Some(data.len()) {
+            // The whole body in one piece (the usual small request): no copy.
+            return Ok((data, lease));
+        }
+        let len = buf.len() + data.len();
+        if len > rules.max_bytes {
+            return Err(too_large(rules));
+        }
+        if len > lease.bytes {
+            // Chunked bodies: reserve what arrives, in steps so a body sent byte by byte does
+            // not touch the shared counter per byte.
+            lease.grow((len - lease.bytes).max(64 * 1024), rules.inflight_budget)?;
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((Bytes::from(buf), lease))
+}
+
+fn body_timeout(rules: &BodyRules, got: usize, declared: Option<usize>) -> GatewayError {
+    let of = declared.map(|n| format!(" of {n}")).unwrap_or_default();
+    GatewayError::new(
+        ErrorKind::Timeout,
+        format!(
+            "the request body stopped arriving: nothing for {} s after {got}{of} bytes (tollgate_settings.body_read_timeout)",
+            rules.timeout.as_secs_f64()
+        ),
+    )
+    .with_status(408)
+    .with_code("body_read_timeout")
 }
 
 /// Checks `Authorization: Bearer` or `x-api-key` against the master key. `None` key means

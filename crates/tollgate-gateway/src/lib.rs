@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod chat;
 pub mod edge;
+pub mod listener;
 pub mod metrics;
 pub mod prompt_cache;
 pub mod reload;

@@ -12,7 +12,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -42,6 +41,8 @@ pub struct App {
     /// Turns true when the shutdown grace period is over: streams still running end with an
     /// error event and write their record before the store closes.
     pub cut_streams: tokio::sync::watch::Receiver<bool>,
+    /// Request bodies held in memory, over all requests (`tollgate_settings.max_inflight_request_mb`).
+    pub body_budget: Arc<crate::edge::BodyBudget>,
 }
 
 /// How to run the gateway (the `serve` command's flags).
@@ -102,10 +103,16 @@ pub struct RunningGateway {
     shutdown_grace: Duration,
     server: tokio::task::JoinHandle<()>,
     writer: WriterHandle,
+    connections: Arc<crate::listener::ConnectionStats>,
     _watcher: Option<crate::reload::ConfigWatcher>,
 }
 
 impl RunningGateway {
+    /// Counters about client connections (open, accepted, closed by a timeout, cap reached).
+    pub fn connections(&self) -> &crate::listener::ConnectionStats {
+        &self.connections
+    }
+
     /// Stops accepting, lets in-flight requests finish, then writes every accepted record.
     pub async fn shutdown(mut self) -> Result<WriteSummary, tollgate_store::StoreError> {
         if let Some(stop) = self.stop.take() {
@@ -197,6 +204,17 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
     } else {
         "  auth: OFF (--insecure-dev): anyone who reaches this port can use your provider keys".to_string()
     });
+    let limits = &live.config.server;
+    let cap = crate::listener::ConnectionCap::resolve(limits);
+    lines.push(format!(
+        "  limits: headers within {} s, body pauses up to {} s, idle keep-alive {} s, {} connections ({}), {} MB of request bodies in flight",
+        limits.header_read_timeout_s,
+        limits.body_read_timeout_s,
+        limits.keepalive_timeout_s,
+        cap.max,
+        cap.source,
+        limits.max_inflight_request_mb
+    ));
     let n = live.all_warnings().count();
     if n > 0 {
         lines.push(format!(
@@ -255,6 +273,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         reload_lock: std::sync::Mutex::new(()),
         metrics: crate::metrics::Metrics::new()?,
         cut_streams: cut_rx,
+        body_budget: Arc::default(),
     });
     let watcher = if opts.watch_config {
         match crate::reload::watch(app.clone()) {
@@ -269,22 +288,20 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let router = router(app.clone());
-    // Small SSE chunks must not wait on Nagle's algorithm: that would add tens of ms per chunk.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    let server = tokio::spawn(async move {
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!("server stopped: {e}");
-        }
-    });
+    // The cap is fixed for the life of the listener; the timeouts follow reloads (new connections).
+    let cap = crate::listener::ConnectionCap::resolve(&app.live.load().config.server).max;
+    let connections = Arc::new(crate::listener::ConnectionStats::default());
+    let app_for_timeouts = app.clone();
+    let server = tokio::spawn(crate::listener::serve(
+        listener,
+        router,
+        cap,
+        move || crate::listener::ConnectionTimeouts::from(&app_for_timeouts.live.load().config.server),
+        connections.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     Ok(RunningGateway {
         addr: local,
         app,
@@ -293,6 +310,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         shutdown_grace: opts.shutdown_grace,
         server,
         writer: writer_handle,
+        connections,
         _watcher: watcher,
     })
 }
@@ -314,6 +332,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/reload", post(admin_reload))
         .route("/admin/config", get(admin_config))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // The body limit is enforced per request from the live config, with OpenAI's error shape.
         .layer(DefaultBodyLimit::disable())
         .with_state(app)
@@ -462,6 +481,19 @@ async fn not_found(uri: axum::http::Uri) -> Response {
             format!("no route {}: tollgate serves /v1/chat/completions, /v1/embeddings, /v1/models, /v1/model/info and /health/*", uri.path()),
         )
         .with_code("not_found"),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    // axum adds the route's `Allow` header to this answer.
+    ApiError(
+        tollgate_core::GatewayError::new(
+            tollgate_core::ErrorKind::InvalidRequest,
+            format!("method {method} is not allowed on {}", uri.path()),
+        )
+        .with_status(405)
+        .with_code("method_not_allowed"),
     )
     .into_response()
 }
