@@ -319,10 +319,11 @@ async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
 /// Prometheus scrape endpoint. Unauthenticated like the health routes (and LiteLLM's default):
 /// it carries counts and timings only, no keys, prompts or model names.
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        app.metrics.render(&app.writer),
-    )
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], {
+        let live = app.live.load();
+        let breakers: Vec<&crate::breaker::Breaker> = live.cache.iter().filter_map(|c| c.breaker()).collect();
+        app.metrics.render(&app.writer, &breakers)
+    })
 }
 
 async fn liveliness() -> impl IntoResponse {
@@ -343,6 +344,16 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
             "misses": c.stats.misses.load(std::sync::atomic::Ordering::Relaxed),
             "errors": c.stats.errors.load(std::sync::atomic::Ordering::Relaxed),
             "last_error": c.last_error(),
+            "redis": c.redis_circuit().map(|s| json!({
+                "state": s.state.as_str(),
+                "since": chrono::DateTime::<chrono::Utc>::from(s.since).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "consecutive_failures": s.consecutive_failures,
+                "connected": c.connected(),
+                "attempted": s.attempted,
+                "failed": s.failed,
+                "skipped": s.skipped,
+                "probes": s.probes,
+            })),
         }),
     };
     // Still serving in both cases, so 200: degraded says what needs attention.
