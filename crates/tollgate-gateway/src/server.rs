@@ -343,6 +343,7 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
             "hits": c.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
             "misses": c.stats.misses.load(std::sync::atomic::Ordering::Relaxed),
             "errors": c.stats.errors.load(std::sync::atomic::Ordering::Relaxed),
+            "stores": c.stats.stores.load(std::sync::atomic::Ordering::Relaxed),
             "last_error": c.last_error(),
             "redis": c.redis_circuit().map(|s| json!({
                 "state": s.state.as_str(),
