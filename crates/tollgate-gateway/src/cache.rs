@@ -119,8 +119,11 @@ pub struct CacheStats {
     pub misses: AtomicU64,
     /// Lookups or stores that did not happen because the backend failed or its circuit was open.
     pub errors: AtomicU64,
-    /// Stores that reached the backend (so tests and readiness can tell a store has landed).
+    /// Answers stored (kept by the backend).
     pub stores: AtomicU64,
+    /// Stores handed to [`ResponseCache::store_later`] and not finished yet: with `stores`, tells
+    /// when every answer already sent has landed in the cache.
+    pub stores_pending: AtomicU64,
 }
 
 pub enum Lookup {
@@ -253,6 +256,18 @@ impl ResponseCache {
                 Lookup::Miss
             }
         }
+    }
+
+    /// Stores off the request path: storing must not delay the answer (Redis is a network round
+    /// trip). Counted as pending from the moment it is handed over, before the client has the
+    /// answer, so a caller that sees no pending stores knows the answer is in the cache.
+    pub fn store_later(self: &Arc<Self>, key: String, entry: CachedEntry) {
+        self.stats.stores_pending.fetch_add(1, Ordering::Relaxed);
+        let cache = self.clone();
+        tokio::spawn(async move {
+            cache.put(key, entry).await;
+            cache.stats.stores_pending.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     pub async fn put(&self, key: String, entry: CachedEntry) {

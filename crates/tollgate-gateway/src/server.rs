@@ -344,6 +344,7 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
             "misses": c.stats.misses.load(std::sync::atomic::Ordering::Relaxed),
             "errors": c.stats.errors.load(std::sync::atomic::Ordering::Relaxed),
             "stores": c.stats.stores.load(std::sync::atomic::Ordering::Relaxed),
+            "stores_pending": c.stats.stores_pending.load(std::sync::atomic::Ordering::Relaxed),
             "last_error": c.last_error(),
             "redis": c.redis_circuit().map(|s| json!({
                 "state": s.state.as_str(),
