@@ -402,7 +402,7 @@ impl Breaker {
                 "{name} circuit still open: {skipped} operations skipped so far, last error: {error}; next try in {} ms",
                 retry_in.as_millis()
             ),
-            Some(Event::Closed { outage, skipped }) => tracing::warn!(
+            Some(Event::Closed { outage, skipped }) => tracing::info!(
                 "{name} circuit closed: {name} answers again after {} ms ({skipped} operations skipped meanwhile)",
                 outage.as_millis()
             ),
