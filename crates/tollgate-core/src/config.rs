@@ -325,6 +325,31 @@ const MAX_CACHE_TTL_S: f64 = 365.0 * 86_400.0;
 const MAX_REQUEST_SIZE_MB: f64 = 1_048_576.0;
 /// No model costs a dollar per token; a bigger price is a unit mistake.
 const MAX_PRICE_PER_TOKEN: f64 = 1.0;
+/// `tollgate_settings.redis`: how tollgate treats Redis as a dependency it can live without.
+/// LiteLLM has no such settings (its Redis client only has `socket_timeout`), so they are
+/// tollgate's own. Not cache-specific: whatever else uses Redis is guarded the same way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RedisGuard {
+    /// Consecutive failed or timed-out operations that open the circuit (Redis is then skipped).
+    pub failure_threshold: u32,
+    /// Seconds the circuit stays open before one probe operation is let through.
+    pub retry_after: f64,
+    /// The wait doubles after each failed probe, up to this many seconds.
+    pub max_retry_after: f64,
+    /// Seconds one operation (connecting included) may take before it counts as a failure.
+    pub operation_timeout: f64,
+}
+
+impl Default for RedisGuard {
+    fn default() -> Self {
+        RedisGuard {
+            failure_threshold: 3,
+            retry_after: 1.0,
+            max_retry_after: 30.0,
+            operation_timeout: 0.25,
+        }
+    }
+}
 
 /// LiteLLM's in-memory default; an entry lives ten minutes unless `ttl` says otherwise.
 const DEFAULT_CACHE_TTL_S: f64 = 600.0;
@@ -376,6 +401,8 @@ pub struct GatewayConfig {
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
     pub cache: Option<CacheSettings>,
+    /// `tollgate_settings.redis`: the circuit breaker around every Redis operation.
+    pub redis: RedisGuard,
     pub router: crate::routing::RouterSettings,
     pub workflows: Vec<crate::routing::WorkflowConfig>,
     pub warnings: Vec<ConfigWarning>,
@@ -767,6 +794,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut prices_file = None;
     let mut record_durability = RecordDurability::default();
     let mut server = ServerLimits::default();
+    let mut redis = RedisGuard::default();
     for (k, v) in &tollgate {
         let p = format!("tollgate_settings.{k}");
         match k.as_str() {
@@ -795,10 +823,11 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                 }
             }
             k if SERVER_LIMIT_KEYS.contains(&k) => read_server_limit(&mut server, k, v, &p, &file)?,
+            "redis" => redis = read_redis_guard(v, &p, &file, &mut warnings)?,
             _ => warnings.push(warn(
                 &p,
                 &format!(
-                    "unknown tollgate setting (known: store_prompts, prices_file, record_durability, {})",
+                    "unknown tollgate setting (known: store_prompts, prices_file, record_durability, redis, {})",
                     SERVER_LIMIT_KEYS.join(", ")
                 ),
             )),
@@ -826,6 +855,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         server,
         cache_requested,
         cache,
+        redis,
         router,
         workflows,
         warnings,
@@ -1201,6 +1231,54 @@ fn check_redis_url(u: &str, path: &str, file: &str) -> Result<(), ConfigError> {
             ),
         ))
     }
+}
+
+fn read_redis_guard(
+    v: &Value,
+    path: &str,
+    file: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<RedisGuard, ConfigError> {
+    let mut guard = RedisGuard::default();
+    let Value::Object(m) = v else {
+        return Err(invalid(
+            file,
+            path,
+            format!(
+                "expected a mapping such as {{failure_threshold: 3, retry_after: 1, max_retry_after: 30, operation_timeout: 0.25}}, found {}",
+                kind(v)
+            ),
+        ));
+    };
+    for (k, v) in m {
+        let p = format!("{path}.{k}");
+        match k.as_str() {
+            "failure_threshold" => {
+                guard.failure_threshold = u32::try_from(uint(v, &p, file)?)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid(file, &p, "expected a whole number from 1 up".into()))?
+            }
+            "retry_after" => guard.retry_after = seconds(v, &p, file)?,
+            "max_retry_after" => guard.max_retry_after = seconds(v, &p, file)?,
+            "operation_timeout" => guard.operation_timeout = seconds(v, &p, file)?,
+            _ => warnings.push(warn(
+                &p,
+                "unknown Redis setting (known: failure_threshold, retry_after, max_retry_after, operation_timeout)",
+            )),
+        }
+    }
+    if guard.max_retry_after < guard.retry_after {
+        return Err(invalid(
+            file,
+            &format!("{path}.max_retry_after"),
+            format!(
+                "is below retry_after ({} s); the wait only grows from retry_after, so make max_retry_after at least that",
+                guard.retry_after
+            ),
+        ));
+    }
+    Ok(guard)
 }
 
 fn set_price_field(price: &mut Price, key: &str, v: &Value, path: &str, file: &str) -> Result<bool, ConfigError> {
@@ -1654,6 +1732,53 @@ general_settings:
         .unwrap();
         assert!(matches!(local.backend, CacheBackend::Local { .. }));
         assert!(local.default_on);
+    }
+
+    #[test]
+    fn redis_guard_defaults_and_tollgate_settings() {
+        let base = "litellm_settings:\n  cache: true\n  cache_params: {type: redis, host: r}\n";
+        let c = parse(base, Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(c.redis, RedisGuard::default());
+        let c = parse(
+            &format!("{base}tollgate_settings:\n  redis: {{failure_threshold: 5, retry_after: 0.5, max_retry_after: 8, operation_timeout: 0.1, jitter: 1}}\n"),
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.redis,
+            RedisGuard {
+                failure_threshold: 5,
+                retry_after: 0.5,
+                max_retry_after: 8.0,
+                operation_timeout: 0.1
+            }
+        );
+        assert!(c.warnings.iter().any(|w| w.path == "tollgate_settings.redis.jitter"));
+        for (bad, path) in [
+            (
+                "redis: {failure_threshold: 0}",
+                "tollgate_settings.redis.failure_threshold",
+            ),
+            (
+                "redis: {retry_after: 10, max_retry_after: 2}",
+                "tollgate_settings.redis.max_retry_after",
+            ),
+            (
+                "redis: {operation_timeout: -1}",
+                "tollgate_settings.redis.operation_timeout",
+            ),
+            ("redis: 3", "tollgate_settings.redis"),
+        ] {
+            let err = parse(
+                &format!("{base}tollgate_settings:\n  {bad}\n"),
+                Path::new("c.yaml"),
+                &env(&[]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(path), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! The cache is never a reason for a request to fail: a Redis that is down or slow turns lookups
 //! into bypasses (counted, and shown in `/health/readiness`), and the request goes upstream.
+//! Every Redis operation goes through a [`Breaker`], so an outage costs a few operation timeouts
+//! and then nothing: while the circuit is open, Redis is skipped without a round trip.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,17 +12,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use axum::http::HeaderMap;
+use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tollgate_core::Usage;
-use tollgate_core::config::{CacheBackend, CacheSettings};
+use tollgate_core::config::{CacheBackend, CacheSettings, RedisGuard};
 
-/// A Redis round trip slower than this is treated as Redis being down for this request.
-const REDIS_OP_TIMEOUT: Duration = Duration::from_millis(250);
-/// How often a request may trigger a reconnect attempt while Redis is unreachable.
-const RECONNECT_EVERY: Duration = Duration::from_secs(1);
-/// Redis errors younger than this mark the gateway `degraded` in readiness.
-const DEGRADED_FOR: Duration = Duration::from_secs(30);
+use crate::breaker::{Breaker, BreakerError, BreakerSnapshot, CircuitState};
 
 /// A stored answer, replayable as JSON or as the SSE stream it came from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,8 +117,13 @@ pub fn request_controls(
 pub struct CacheStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
-    /// Lookups or stores skipped because the backend failed.
+    /// Lookups or stores that did not happen because the backend failed or its circuit was open.
     pub errors: AtomicU64,
+    /// Answers stored (kept by the backend).
+    pub stores: AtomicU64,
+    /// Stores handed to [`ResponseCache::store_later`] and not finished yet: with `stores`, tells
+    /// when every answer already sent has landed in the cache.
+    pub stores_pending: AtomicU64,
 }
 
 pub enum Lookup {
@@ -147,16 +150,16 @@ impl std::fmt::Debug for ResponseCache {
 
 enum Store {
     Memory(moka::future::Cache<String, Arc<CachedEntry>>),
-    Redis(RedisStore),
+    Redis(Arc<RedisStore>),
 }
 
 struct RedisStore {
     client: redis::Client,
-    /// Shared with the background connect task, which fills it.
-    conn: Arc<ArcSwapOption<redis::aio::ConnectionManager>>,
-    last_attempt: std::sync::Mutex<Option<Instant>>,
-    /// Cleared when a connection is (re)established, so readiness recovers with Redis.
-    last_error: Arc<std::sync::Mutex<Option<(Instant, String)>>>,
+    /// One multiplexed connection shared by every request; empty until the first operation
+    /// connects, and emptied again when an operation on it fails.
+    conn: ArcSwapOption<MultiplexedConnection>,
+    connecting: tokio::sync::Mutex<()>,
+    breaker: Breaker,
 }
 
 /// Entries expire after their own TTL (a request may set a shorter or longer one than the config).
@@ -174,8 +177,9 @@ pub struct CacheError(String);
 
 impl ResponseCache {
     /// Builds the backend without connecting: Redis connects on first use, so a Redis that is
-    /// down at startup delays nothing and fails nothing.
-    pub fn new(settings: CacheSettings) -> Result<Self, CacheError> {
+    /// down at startup delays nothing and fails nothing. `guard` is the circuit breaker's
+    /// settings (`tollgate_settings.redis`).
+    pub fn new(settings: CacheSettings, guard: &RedisGuard) -> Result<Self, CacheError> {
         let store = match &settings.backend {
             CacheBackend::Local { max_entries } => Store::Memory(
                 moka::future::Cache::builder()
@@ -185,25 +189,38 @@ impl ResponseCache {
             ),
             CacheBackend::Redis { url } => {
                 let client = redis::Client::open(url.expose()).map_err(|e| CacheError(e.to_string()))?;
-                let store = RedisStore {
-                    client,
-                    conn: Arc::new(ArcSwapOption::empty()),
-                    last_attempt: std::sync::Mutex::new(Some(Instant::now())),
-                    last_error: Arc::new(std::sync::Mutex::new(None)),
-                };
-                // Connect now when there is a runtime to do it on, so the first requests find
-                // the connection up; without one, the first request starts it.
-                if tokio::runtime::Handle::try_current().is_ok() {
-                    store.spawn_connect();
-                }
-                Store::Redis(store)
+                Store::Redis(Arc::new(RedisStore::new(client, Breaker::new("redis", guard.into()))))
             }
         };
-        Ok(ResponseCache {
+        let cache = ResponseCache {
             settings,
             stats: CacheStats::default(),
             store,
-        })
+        };
+        cache.warm_up();
+        Ok(cache)
+    }
+
+    /// Connects now when there is a runtime to do it on, so the first requests find the
+    /// connection up; without one, the first request connects. Through the breaker like any
+    /// operation: a Redis that is down at startup counts one failure.
+    fn warm_up(&self) {
+        let Store::Redis(r) = &self.store else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let r = r.clone();
+        tokio::spawn(async move {
+            let _ = r.breaker.call(r.connection()).await;
+        });
+    }
+
+    /// The Redis circuit breaker's state; `None` for the memory cache.
+    pub fn breaker(&self) -> Option<&Breaker> {
+        match &self.store {
+            Store::Memory(_) => None,
+            Store::Redis(r) => Some(&r.breaker),
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -216,9 +233,16 @@ impl ResponseCache {
     pub async fn get(&self, rc: &RequestCache) -> Lookup {
         let entry = match &self.store {
             Store::Memory(m) => m.get(&rc.key).await,
-            Store::Redis(r) => match r.get(&rc.key, &self.stats).await {
+            Store::Redis(r) => match r.get(&rc.key).await {
                 Ok(e) => e.map(Arc::new),
-                Err(()) => return Lookup::Unavailable,
+                Err(e) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    // Skips are silent here: the breaker logs the outage, rate-limited.
+                    if !matches!(e, BreakerError::Open) {
+                        tracing::debug!("response cache bypassed: Redis GET: {e}");
+                    }
+                    return Lookup::Unavailable;
+                }
             },
         };
         let fresh = entry.filter(|e| rc.max_age_s.is_none_or(|max| e.age_s() <= max) && e.age_s() <= e.ttl_s);
@@ -234,37 +258,57 @@ impl ResponseCache {
         }
     }
 
+    /// Stores off the request path: storing must not delay the answer (Redis is a network round
+    /// trip). Counted as pending from the moment it is handed over, before the client has the
+    /// answer, so a caller that sees no pending stores knows the answer is in the cache.
+    pub fn store_later(self: &Arc<Self>, key: String, entry: CachedEntry) {
+        self.stats.stores_pending.fetch_add(1, Ordering::Relaxed);
+        let cache = self.clone();
+        tokio::spawn(async move {
+            cache.put(key, entry).await;
+            cache.stats.stores_pending.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
     pub async fn put(&self, key: String, entry: CachedEntry) {
         match &self.store {
             Store::Memory(m) => m.insert(key, Arc::new(entry)).await,
-            Store::Redis(r) => r.put(key, &entry, &self.stats).await,
-        }
-    }
-
-    /// True while the backend works (always for memory).
-    pub fn healthy(&self) -> bool {
-        match &self.store {
-            Store::Memory(_) => true,
             Store::Redis(r) => {
-                let recent_error = r
-                    .last_error
-                    .lock()
-                    .ok()
-                    .and_then(|e| e.as_ref().map(|(at, _)| at.elapsed() < DEGRADED_FOR))
-                    .unwrap_or(false);
-                r.conn.load().is_some() && !recent_error
+                if let Err(e) = r.put(&key, &entry).await {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    if !matches!(e, BreakerError::Open) {
+                        tracing::debug!("response cache not stored: Redis SET: {e}");
+                    }
+                    return;
+                }
             }
         }
+        self.stats.stores.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// True while the backend works (always for memory): for Redis, the circuit is closed and
+    /// the last operation did not fail.
+    pub fn healthy(&self) -> bool {
+        self.breaker().is_none_or(|b| {
+            let s = b.snapshot();
+            s.state == CircuitState::Closed && s.consecutive_failures == 0
+        })
     }
 
     pub fn last_error(&self) -> Option<String> {
+        self.breaker().and_then(|b| b.snapshot().last_error)
+    }
+
+    /// The Redis circuit for readiness; `None` for the memory cache.
+    pub fn redis_circuit(&self) -> Option<BreakerSnapshot> {
+        self.breaker().map(Breaker::snapshot)
+    }
+
+    /// Whether a Redis connection is open right now (false for memory).
+    pub fn connected(&self) -> bool {
         match &self.store {
-            Store::Memory(_) => None,
-            Store::Redis(r) => r
-                .last_error
-                .lock()
-                .ok()
-                .and_then(|e| e.as_ref().map(|(_, m)| m.clone())),
+            Store::Memory(_) => false,
+            Store::Redis(r) => r.conn.load().is_some(),
         }
     }
 
@@ -288,96 +332,71 @@ impl ResponseCache {
 }
 
 impl RedisStore {
-    /// The live connection, or `None` (and a reconnect in the background at most once a second).
-    fn connection(&self) -> Option<redis::aio::ConnectionManager> {
+    fn new(client: redis::Client, breaker: Breaker) -> Self {
+        RedisStore {
+            client,
+            conn: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+            breaker,
+        }
+    }
+
+    /// The live connection, connecting first when there is none. Connects are serialized: a
+    /// caller that waited for another's connect uses its result. Runs inside the breaker, so
+    /// the connect shares the operation's timeout and a refused or hung connect is a failure.
+    async fn connection(&self) -> redis::RedisResult<Arc<MultiplexedConnection>> {
         if let Some(c) = self.conn.load_full() {
-            return Some((*c).clone());
+            return Ok(c);
         }
-        let due = match self.last_attempt.lock() {
-            Ok(mut last) => {
-                let due = last.is_none_or(|t| t.elapsed() >= RECONNECT_EVERY);
-                if due {
-                    *last = Some(Instant::now());
+        let _connecting = self.connecting.lock().await;
+        if let Some(c) = self.conn.load_full() {
+            return Ok(c);
+        }
+        let budget = Some(self.breaker.operation_timeout());
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(budget)
+            .set_response_timeout(budget);
+        let conn = Arc::new(self.client.get_multiplexed_async_connection_with_config(&cfg).await?);
+        self.conn.store(Some(conn.clone()));
+        Ok(conn)
+    }
+
+    /// Runs one command through the breaker. A command that fails drops its connection (unless
+    /// another caller already replaced it), so the next admitted operation starts afresh: a
+    /// connection to a Redis that was restarted or hung is worth nothing.
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BreakerError<redis::RedisError>> {
+        let used: std::sync::Mutex<Option<Arc<MultiplexedConnection>>> = std::sync::Mutex::new(None);
+        let outcome = self
+            .breaker
+            .call(async {
+                let conn = self.connection().await?;
+                if let Ok(mut u) = used.lock() {
+                    *u = Some(conn.clone());
                 }
-                due
-            }
-            Err(_) => false,
-        };
-        if due {
-            self.spawn_connect();
+                let mut c = (*conn).clone();
+                cmd.query_async::<T>(&mut c).await
+            })
+            .await;
+        if matches!(outcome, Err(BreakerError::Failed(_) | BreakerError::TimedOut(_)))
+            && let Some(conn) = used.lock().ok().and_then(|mut u| u.take())
+        {
+            self.conn.compare_and_swap(&Some(conn), None);
         }
-        None
+        outcome
     }
 
-    fn spawn_connect(&self) {
-        let client = self.client.clone();
-        let slot = self.conn.clone();
-        let last_error = self.last_error.clone();
-        tokio::spawn(async move {
-            let cfg = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(REDIS_OP_TIMEOUT));
-            match tokio::time::timeout(
-                Duration::from_secs(2),
-                redis::aio::ConnectionManager::new_with_config(client, cfg),
-            )
-            .await
-            {
-                Ok(Ok(conn)) => {
-                    slot.store(Some(Arc::new(conn)));
-                    if let Ok(mut e) = last_error.lock() {
-                        *e = None;
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!("response cache: cannot connect to Redis: {e}"),
-                Err(_) => tracing::warn!("response cache: Redis connect timed out"),
-            }
-        });
+    async fn get(&self, key: &str) -> Result<Option<CachedEntry>, BreakerError<redis::RedisError>> {
+        let bytes: Option<Vec<u8>> = self.run(redis::cmd("GET").arg(key)).await?;
+        // An entry that no longer parses (another version wrote it) is a miss.
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
-    fn failed(&self, stats: &CacheStats, what: &str) {
-        stats.errors.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut e) = self.last_error.lock() {
-            *e = Some((Instant::now(), what.to_string()));
-        }
-        tracing::warn!("response cache bypassed: {what}");
-    }
-
-    async fn get(&self, key: &str, stats: &CacheStats) -> Result<Option<CachedEntry>, ()> {
-        let Some(mut conn) = self.connection() else {
-            self.failed(stats, "Redis is not connected");
-            return Err(());
+    async fn put(&self, key: &str, entry: &CachedEntry) -> Result<(), BreakerError<redis::RedisError>> {
+        let Ok(bytes) = serde_json::to_vec(entry) else {
+            return Ok(());
         };
-        let cmd = redis::cmd("GET").arg(key).to_owned();
-        let fut = cmd.query_async::<Option<Vec<u8>>>(&mut conn);
-        match tokio::time::timeout(REDIS_OP_TIMEOUT, fut).await {
-            // An entry that no longer parses (another version wrote it) is a miss.
-            Ok(Ok(Some(bytes))) => Ok(serde_json::from_slice(&bytes).ok()),
-            Ok(Ok(None)) => Ok(None),
-            Ok(Err(e)) => {
-                self.failed(stats, &format!("Redis GET failed: {e}"));
-                Err(())
-            }
-            Err(_) => {
-                self.failed(stats, "Redis GET timed out");
-                Err(())
-            }
-        }
-    }
-
-    async fn put(&self, key: String, entry: &CachedEntry, stats: &CacheStats) {
-        let Some(mut conn) = self.connection() else {
-            self.failed(stats, "Redis is not connected");
-            return;
-        };
-        let Ok(bytes) = serde_json::to_vec(entry) else { return };
         let ttl_ms = (entry.ttl_s * 1000.0).max(1.0) as u64;
-        let cmd = redis::cmd("SET").arg(&key).arg(bytes).arg("PX").arg(ttl_ms).to_owned();
-        let fut = cmd.query_async::<()>(&mut conn);
-        match tokio::time::timeout(REDIS_OP_TIMEOUT, fut).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => self.failed(stats, &format!("Redis SET failed: {e}")),
-            Err(_) => self.failed(stats, "Redis SET timed out"),
-        }
+        self.run(redis::cmd("SET").arg(key).arg(bytes).arg("PX").arg(ttl_ms))
+            .await
     }
 }

@@ -825,7 +825,7 @@ async fn plain_response(
     {
         let entry = draft.cache_entry(rc.ttl_s, Some(body), Vec::new());
         // Storing must not delay the answer (Redis is a network round trip).
-        tokio::spawn(async move { cache.put(rc.key, entry).await });
+        cache.store_later(rc.key, entry);
     }
     // Failed attempts and their backoff were waiting on providers too.
     let overhead = (draft.elapsed_ms() - upstream_ms - draft.failed_upstream_ms).max(0.0);
@@ -1248,7 +1248,7 @@ pub(crate) fn stream_response(
                     saw_done = true;
                     if let (Some((cache, rc)), Some(chunks), Some(d)) = (store_to.clone(), collected.take(), guard.draft.as_ref()) {
                         let entry = d.cache_entry(rc.ttl_s, None, chunks);
-                        tokio::spawn(async move { cache.put(rc.key, entry).await });
+                        cache.store_later(rc.key, entry);
                     }
                     guard.upstream_done_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
                     guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;

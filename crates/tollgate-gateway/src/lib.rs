@@ -5,6 +5,7 @@
 //! swappable view of the config, `edge` the HTTP-facing details (auth, errors, headers), and
 //! `server` the routes and lifecycle.
 
+pub mod breaker;
 pub mod cache;
 pub mod chat;
 pub mod edge;

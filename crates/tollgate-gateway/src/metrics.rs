@@ -8,6 +8,8 @@
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tollgate_store::RecordWriter;
 
+use crate::breaker::{Breaker, CircuitState};
+
 /// Bucket bounds in seconds: 10 µs to 1 s. Dense below 1 ms, where a healthy gateway lives, so
 /// p50/p99 of the overhead can be read from the buckets without a per-request log.
 const OVERHEAD_BUCKETS: &[f64] = &[
@@ -37,6 +39,8 @@ pub struct Metrics {
     sink_failed: IntGaugeVec,
     sink_write_failures: IntGaugeVec,
     sink_pending: IntGaugeVec,
+    circuit_state: IntGaugeVec,
+    dependency_ops: IntGaugeVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,22 @@ impl Metrics {
         registry.register(Box::new(sink_failed.clone()))?;
         registry.register(Box::new(sink_write_failures.clone()))?;
         registry.register(Box::new(sink_pending.clone()))?;
+        let circuit_state = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_dependency_circuit_state",
+                "1 for the state the dependency's circuit breaker is in (closed, open, half_open), 0 for the others.",
+            ),
+            &["dependency", "state"],
+        )?;
+        let dependency_ops = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_dependency_operations_total",
+                "Operations on a dependency: attempted (a real round trip, probes included), failed (of those), skipped (the circuit was open: no round trip).",
+            ),
+            &["dependency", "result"],
+        )?;
+        registry.register(Box::new(circuit_state.clone()))?;
+        registry.register(Box::new(dependency_ops.clone()))?;
         registry.register(Box::new(overhead.clone()))?;
         registry.register(Box::new(upstream.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -115,6 +135,8 @@ impl Metrics {
             sink_failed,
             sink_write_failures,
             sink_pending,
+            circuit_state,
+            dependency_ops,
         })
     }
 
@@ -135,8 +157,28 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self, writer: &RecordWriter) -> String {
+    /// The Prometheus text exposition (format 0.0.4). `breakers`: the circuits of the live
+    /// config (a reload may have removed or replaced one, so they are read afresh each scrape).
+    pub fn render(&self, writer: &RecordWriter, breakers: &[&Breaker]) -> String {
+        self.circuit_state.reset();
+        self.dependency_ops.reset();
+        for b in breakers {
+            let snap = b.snapshot();
+            for state in [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen] {
+                self.circuit_state
+                    .with_label_values(&[b.name(), state.as_str()])
+                    .set(i64::from(snap.state == state));
+            }
+            for (result, n) in [
+                ("attempted", snap.attempted),
+                ("failed", snap.failed),
+                ("skipped", snap.skipped),
+            ] {
+                self.dependency_ops
+                    .with_label_values(&[b.name(), result])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
         // Read at scrape time: the writer keeps its own counters.
         let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let store = writer.status();

@@ -369,10 +369,11 @@ async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
 /// Prometheus scrape endpoint. Unauthenticated like the health routes (and LiteLLM's default):
 /// it carries counts and timings only, no keys, prompts or model names.
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        app.metrics.render(&app.writer),
-    )
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], {
+        let live = app.live.load();
+        let breakers: Vec<&crate::breaker::Breaker> = live.cache.iter().filter_map(|c| c.breaker()).collect();
+        app.metrics.render(&app.writer, &breakers)
+    })
 }
 
 async fn liveliness() -> impl IntoResponse {
@@ -392,7 +393,19 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
             "hits": c.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
             "misses": c.stats.misses.load(std::sync::atomic::Ordering::Relaxed),
             "errors": c.stats.errors.load(std::sync::atomic::Ordering::Relaxed),
+            "stores": c.stats.stores.load(std::sync::atomic::Ordering::Relaxed),
+            "stores_pending": c.stats.stores_pending.load(std::sync::atomic::Ordering::Relaxed),
             "last_error": c.last_error(),
+            "redis": c.redis_circuit().map(|s| json!({
+                "state": s.state.as_str(),
+                "since": chrono::DateTime::<chrono::Utc>::from(s.since).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "consecutive_failures": s.consecutive_failures,
+                "connected": c.connected(),
+                "attempted": s.attempted,
+                "failed": s.failed,
+                "skipped": s.skipped,
+                "probes": s.probes,
+            })),
         }),
     };
     let store = app.writer.status();

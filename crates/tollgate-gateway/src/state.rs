@@ -174,13 +174,13 @@ impl LiveState {
         }
         let max_body_bytes = (config.max_request_size_mb * 1024.0 * 1024.0) as usize;
         let cache = match &config.cache {
-            Some(settings) => Some(Arc::new(ResponseCache::new(settings.clone()).map_err(|e| {
-                StateError {
+            Some(settings) => Some(Arc::new(ResponseCache::new(settings.clone(), &config.redis).map_err(
+                |e| StateError {
                     file: config.where_is("litellm_settings.cache_params"),
                     path: "litellm_settings.cache_params".into(),
                     message: e.to_string(),
-                }
-            })?)),
+                },
+            )?)),
             None => None,
         };
         Ok(LiveState {
@@ -195,10 +195,13 @@ impl LiveState {
         })
     }
 
-    /// Keeps the previous state's cache (and its entries) when the new config leaves the cache
-    /// settings unchanged, so a reload does not empty it.
+    /// Keeps the previous state's cache (and its entries, and its Redis circuit) when the new
+    /// config leaves the cache and Redis settings unchanged, so a reload does not empty it.
     pub fn inherit_cache(&mut self, previous: &LiveState) {
-        if self.config.cache.is_some() && self.config.cache == previous.config.cache {
+        if self.config.cache.is_some()
+            && self.config.cache == previous.config.cache
+            && self.config.redis == previous.config.redis
+        {
             self.cache = previous.cache.clone();
         }
     }

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tollgate_core::{CacheState, Record};
 
 mod common;
+use common::redis::{RedisProcess, redis_url};
 use common::{Gw, KEY, gateway, gateway_at};
 
 async fn start_mock() -> SocketAddr {
@@ -68,6 +69,47 @@ impl Gw {
     async fn state_of(&self, body: &Value) -> String {
         self.send(body, &[]).await.0
     }
+
+    /// (answers stored so far, stores handed over and not finished) from readiness.
+    async fn stores(&self) -> (u64, u64) {
+        let r = self.readiness().await;
+        let n = |k: &str| r["cache"][k].as_u64().unwrap();
+        (n("stores"), n("stores_pending"))
+    }
+
+    /// Sends `body` (with `headers`), asserts a miss, then waits with a deadline until its answer
+    /// is stored: the store runs off the request path, so a lookup right after the response
+    /// could otherwise race it. The store is handed over before the response ends, so once
+    /// nothing is pending, it has landed.
+    async fn miss_then_stored(&self, body: &Value, headers: &[(&str, &str)]) -> (reqwest::header::HeaderMap, String) {
+        let (before, _) = self.stores().await;
+        let (state, h, text) = self.send(body, headers).await;
+        assert_eq!(state, "miss");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (stored, pending) = self.stores().await;
+            if stored > before && pending == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the answer was never stored");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (h, text)
+    }
+
+    /// Sends `body` (with `headers`) until it is not a hit, with a deadline: for entries that
+    /// must expire (TTL, `s-maxage`, `max-age`). Returns the state that ended the wait.
+    async fn until_not_hit(&self, body: &Value, headers: &[(&str, &str)]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let state = self.send(body, headers).await.0;
+            if state != "hit" {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "the entry never expired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 fn chat(content: &str) -> Value {
@@ -84,9 +126,9 @@ async fn plain_hits_replay_the_answer_cost_nothing_and_record_the_saving() {
     let mock = start_mock().await;
     let g = gateway(&config(mock, "{type: local}")).await;
     let body = chat("What is a monad?");
-    let (s1, _, first) = g.send(&body, &[]).await;
+    let (_, first) = g.miss_then_stored(&body, &[]).await;
     let (s2, h2, second) = g.send(&body, &[]).await;
-    assert_eq!((s1.as_str(), s2.as_str()), ("miss", "hit"));
+    assert_eq!(s2, "hit");
     assert_eq!(first, second, "a hit replays the stored answer");
     assert!(
         h2["x-litellm-cache-key"]
@@ -135,9 +177,9 @@ async fn streamed_answers_are_cached_and_replayed_as_sse_with_usage() {
     let mut body = chat("Stream me a haiku about caches");
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let (s1, _, first) = g.send(&body, &[]).await;
+    let (_, first) = g.miss_then_stored(&body, &[]).await;
     let (s2, h2, second) = g.send(&body, &[]).await;
-    assert_eq!((s1.as_str(), s2.as_str()), ("miss", "hit"));
+    assert_eq!(s2, "hit");
     assert_eq!(h2["content-type"], "text/event-stream");
     assert!(second.ends_with("data: [DONE]\n\n"));
     let (a, b) = (sse_payloads(&first), sse_payloads(&second));
@@ -168,17 +210,20 @@ async fn streamed_answers_are_cached_and_replayed_as_sse_with_usage() {
 #[tokio::test]
 async fn entries_expire_after_their_ttl() {
     let mock = start_mock().await;
-    let g = gateway(&config(mock, "{type: local, ttl: 1}")).await;
+    let g = gateway(&config(mock, "{type: local, ttl: 2}")).await;
     let body = chat("ttl test");
-    assert_eq!(g.state_of(&body).await, "miss");
+    // A per-request ttl overrides the config's: stored at the same time, it outlives it.
+    let long = with_cache(chat("long ttl"), json!({"ttl": 600}));
+    g.miss_then_stored(&long, &[]).await;
+    g.miss_then_stored(&body, &[]).await;
     assert_eq!(g.state_of(&body).await, "hit");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(g.state_of(&body).await, "miss");
-    // A per-request ttl overrides the config's.
-    let long = with_cache(chat("long ttl"), json!({"ttl": 60}));
-    g.state_of(&long).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(g.state_of(&long).await, "hit");
+    // Polled rather than slept: expiry is checked, not the clock.
+    assert_eq!(g.until_not_hit(&body, &[]).await, "miss");
+    assert_eq!(
+        g.state_of(&long).await,
+        "hit",
+        "the per-request ttl outlived the config's"
+    );
     g.records().await;
 }
 
@@ -192,7 +237,7 @@ async fn per_request_controls_and_cache_control_headers() {
         g.state_of(&with_cache(body.clone(), json!({"no-store": true}))).await,
         "miss"
     );
-    assert_eq!(g.state_of(&body).await, "miss");
+    g.miss_then_stored(&body, &[]).await;
     assert_eq!(g.state_of(&body).await, "hit");
     // no-cache: skips the lookup (bypass), goes upstream.
     let before = upstream_calls(mock).await;
@@ -201,10 +246,10 @@ async fn per_request_controls_and_cache_control_headers() {
         "bypass"
     );
     assert_eq!(upstream_calls(mock).await, before + 1);
-    // s-maxage: only entries younger than that.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // s-maxage: only entries younger than that (the entry's own ttl is 600 s).
     assert_eq!(
-        g.state_of(&with_cache(body.clone(), json!({"s-maxage": 1}))).await,
+        g.until_not_hit(&with_cache(body.clone(), json!({"s-maxage": 1})), &[])
+            .await,
         "miss"
     );
     assert_eq!(
@@ -212,11 +257,8 @@ async fn per_request_controls_and_cache_control_headers() {
         "hit"
     );
     // namespace: another namespace is another cache.
-    assert_eq!(
-        g.state_of(&with_cache(body.clone(), json!({"namespace": "team-b"})))
-            .await,
-        "miss"
-    );
+    g.miss_then_stored(&with_cache(body.clone(), json!({"namespace": "team-b"})), &[])
+        .await;
     assert_eq!(
         g.state_of(&with_cache(body.clone(), json!({"namespace": "team-b"})))
             .await,
@@ -226,9 +268,8 @@ async fn per_request_controls_and_cache_control_headers() {
     assert_eq!(g.send(&body, &[("cache-control", "no-cache")]).await.0, "bypass");
     let fresh = chat("header no-store");
     assert_eq!(g.send(&fresh, &[("cache-control", "no-store")]).await.0, "miss");
-    assert_eq!(g.state_of(&fresh).await, "miss");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(g.send(&fresh, &[("cache-control", "max-age=1")]).await.0, "miss");
+    g.miss_then_stored(&fresh, &[]).await;
+    assert_eq!(g.until_not_hit(&fresh, &[("cache-control", "max-age=1")]).await, "miss");
     g.records().await;
 }
 
@@ -240,7 +281,7 @@ async fn default_off_mode_caches_only_requests_that_ask() {
     assert_eq!(g.state_of(&body).await, "bypass");
     assert_eq!(g.state_of(&body).await, "bypass");
     let opt_in = with_cache(body, json!({"use-cache": true}));
-    assert_eq!(g.state_of(&opt_in).await, "miss");
+    g.miss_then_stored(&opt_in, &[]).await;
     assert_eq!(g.state_of(&opt_in).await, "hit");
     g.records().await;
 }
@@ -256,19 +297,13 @@ async fn no_cache_configured_means_off_everywhere() {
     g.records().await;
 }
 
-fn redis_url() -> Option<String> {
-    match std::env::var("TOLLGATE_TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("skipping: TOLLGATE_TEST_REDIS_URL not set (CI sets it; e.g. redis://127.0.0.1:6379/)");
-            None
-        }
-    }
-}
-
 #[tokio::test]
+#[cfg_attr(
+    not(tollgate_redis),
+    ignore = "needs Redis: set TOLLGATE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/)"
+)]
 async fn two_gateways_share_one_redis() {
-    let Some(url) = redis_url() else { return };
+    let url = redis_url();
     let mock = start_mock().await;
     // A namespace of its own, so reruns and other tests never see this run's entries.
     let ns = format!("test-{}-{}", std::process::id(), chrono_like_nanos());
@@ -282,17 +317,12 @@ async fn two_gateways_share_one_redis() {
     // The first lookup may run before the lazy connection is up (a bypass); wait for it.
     wait_healthy(&a).await;
     wait_healthy(&b).await;
-    assert_eq!(a.state_of(&body).await, "miss");
-    // Stores are off the request path; give the SET a moment.
-    let mut state = String::new();
-    for _ in 0..50 {
-        state = b.state_of(&body).await;
-        if state == "hit" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(state, "hit", "gateway B answers from what gateway A stored");
+    a.miss_then_stored(&body, &[]).await;
+    assert_eq!(
+        b.state_of(&body).await,
+        "hit",
+        "gateway B answers from what gateway A stored"
+    );
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     assert_eq!(b.state_of(&streamed).await, "miss");
@@ -320,38 +350,14 @@ async fn wait_healthy(g: &Gw) {
     panic!("the cache never connected to Redis");
 }
 
-/// A Redis of the test's own, so it can be killed without disturbing anything else.
-fn spawn_redis() -> Option<(std::process::Child, u16)> {
-    redis_url()?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn();
-    match child {
-        Ok(c) => Some((c, port)),
-        Err(e) => {
-            eprintln!("skipping: cannot start redis-server ({e})");
-            None
-        }
-    }
-}
-
 #[tokio::test]
+#[cfg_attr(
+    not(tollgate_redis_server),
+    ignore = "needs redis-server on PATH (the test starts its own)"
+)]
 async fn redis_killed_mid_test_degrades_to_bypass_never_to_errors() {
-    let Some((mut redis, port)) = spawn_redis() else { return };
+    let mut redis = RedisProcess::start();
+    let port = redis.port;
     let mock = start_mock().await;
     let g = gateway(&config(
         mock,
@@ -360,9 +366,8 @@ async fn redis_killed_mid_test_degrades_to_bypass_never_to_errors() {
     .await;
     wait_healthy(&g).await;
     let body = chat("before the crash");
-    assert_eq!(g.state_of(&body).await, "miss");
-    redis.kill().unwrap();
-    redis.wait().unwrap();
+    g.miss_then_stored(&body, &[]).await;
+    redis.kill();
     let mut states = Vec::new();
     for i in 0..5 {
         // `send` asserts 200: the cache never turns into an error.
@@ -400,7 +405,7 @@ async fn file_edits_reload_under_load_without_a_failed_request_and_broken_edits_
     std::fs::write(&path, two_groups(mock, false)).unwrap();
     let g = gateway_at(&path, dir, true).await;
     // Warm the cache so the reload's carry-over of entries is visible.
-    assert_eq!(g.state_of(&chat("kept across reloads")).await, "miss");
+    g.miss_then_stored(&chat("kept across reloads"), &[]).await;
 
     // Load: 4 clients sending distinct requests until told to stop.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
