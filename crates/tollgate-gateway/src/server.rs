@@ -1,7 +1,7 @@
 //! The server: routes, the shared [`App`], startup summary and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -381,9 +381,52 @@ async fn liveliness() -> impl IntoResponse {
     axum::Json("I'm alive!")
 }
 
-async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
+/// Readiness is open to health checkers, so without the master key it does not say where
+/// files live: paths are cut to their file names, in the fields and in error texts.
+struct PathView {
+    detail: bool,
+    dirs: Vec<String>,
+}
+
+impl PathView {
+    fn new(detail: bool, paths: &[&Path]) -> PathView {
+        let mut dirs: Vec<String> = paths
+            .iter()
+            .filter_map(|p| p.parent())
+            .map(|d| d.display().to_string())
+            .filter(|d| !d.is_empty() && d != "/")
+            .collect();
+        // Longest first, so a directory inside another is cut whole.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
+        PathView { detail, dirs }
+    }
+
+    fn path(&self, p: &Path) -> String {
+        if self.detail {
+            return p.display().to_string();
+        }
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+
+    fn text(&self, s: Option<String>) -> Option<String> {
+        let mut s = s?;
+        if !self.detail {
+            for d in &self.dirs {
+                s = s.replace(&format!("{d}/"), "");
+            }
+        }
+        Some(s)
+    }
+}
+
+async fn readiness(State(app): State<Arc<App>>, headers: HeaderMap) -> impl IntoResponse {
     let live = app.live.load();
-    let config_error = app.config_error.lock().ok().and_then(|e| e.clone());
+    let sqlite_path = app.store.data_dir.join(tollgate_store::DB_FILE_NAME);
+    let mut known: Vec<&Path> = vec![&live.config.path, &sqlite_path];
+    known.extend(app.store.jsonl.as_deref());
+    let view = PathView::new(check_auth(&app, &headers).is_ok(), &known);
+    let config_error = view.text(app.config_error.lock().ok().and_then(|e| e.clone()));
     let cache = match &live.cache {
         None => json!({"state": "off"}),
         Some(c) => json!({
@@ -419,12 +462,12 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
             (
                 s.kind.as_str().to_string(),
                 json!({
-                    "path": s.path.display().to_string(),
+                    "path": view.path(&s.path),
                     "written": s.written,
                     "failed": s.failed,
                     "write_errors": s.write_errors,
                     "pending_retry": s.pending,
-                    "last_error": s.last_error,
+                    "last_error": view.text(s.last_error.clone()),
                 }),
             )
         })
@@ -432,20 +475,20 @@ async fn readiness(State(app): State<Arc<App>>) -> impl IntoResponse {
     axum::Json(json!({
         "status": if healthy { "healthy" } else { "degraded" },
         "config_version": live.version,
-        "config_path": live.config.path.display().to_string(),
+        "config_path": view.path(&live.config.path),
         "config_error": config_error,
         "config_warnings": live.all_warnings().count(),
         "model_groups": live.group_order.len(),
         "cache": cache,
         "auth": if app.auth_enabled { "master_key" } else { "off" },
         "store": {
-            "sqlite": app.store.data_dir.join(tollgate_store::DB_FILE_NAME).display().to_string(),
-            "jsonl": app.store.jsonl.as_ref().map(|p| p.display().to_string()),
+            "sqlite": view.path(&sqlite_path),
+            "jsonl": app.store.jsonl.as_deref().map(|p| view.path(p)),
             "durability": store.durability.as_str(),
             "records_written": store.written,
             "records_failed": store.failed,
             "records_dropped": store.dropped,
-            "error": store_error,
+            "error": view.text(store_error),
             "sinks": sinks,
         },
         "tollgate_version": env!("CARGO_PKG_VERSION"),

@@ -335,3 +335,30 @@ async fn a_stream_still_running_when_the_shutdown_grace_ends_is_ended_truthfully
     );
     assert!(r.usage_estimated && r.completion_tokens > 0, "{r:?}");
 }
+
+#[tokio::test]
+async fn readiness_shows_where_files_live_only_to_the_master_key() {
+    let mock = start_mock(&[]).await;
+    let g = gateway(&config(&[model("m", mock, "")], "")).await;
+    let dir = g.dir.path().display().to_string();
+    let open: Value = g.readiness().await;
+    let text = open.to_string();
+    assert!(
+        !text.contains(&dir),
+        "absolute paths reached an unauthenticated caller: {text}"
+    );
+    assert_eq!(open["config_path"], "config.yaml");
+    assert_eq!(open["store"]["sqlite"], "tollgate.sqlite");
+    let full: Value = g
+        .http
+        .get(format!("{}/health/readiness", g.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(full["config_path"].as_str().unwrap().starts_with(&dir), "{full}");
+    g.records().await;
+}
