@@ -2,8 +2,9 @@
 # The one test command: every Rust test (unit, integration, benches in test mode) and the
 # end-to-end suite that drives tollgate with the official `openai` Python SDK.
 #
-# Tests that need Redis or Postgres read TOLLGATE_TEST_REDIS_URL / TOLLGATE_TEST_POSTGRES_URL and
-# skip with a printed reason when they are unset (a laptop without the services); .ci/run sets them.
+# Tests that need Redis, Postgres, redis-server or the shared corpus are listed as ignored, with
+# the reason, when those are missing (a laptop without the services; see crates/tollgate-testenv).
+# .ci/run sets TOLLGATE_CI=1 and the service URLs, so in CI a missing dependency fails instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
