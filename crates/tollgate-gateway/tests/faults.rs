@@ -97,16 +97,23 @@ async fn client_mistakes_never_cool_a_deployment_down() {
     );
 }
 
-/// Opens a stream, reads until the first words of the answer and hangs up.
-async fn cancel_after_first_words(g: &common::Gw, model: &str) {
+type Body = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// Opens a stream and reads until the first words of the answer: what was read, and the rest.
+async fn stream_until_first_words(g: &common::Gw, model: &str) -> (Vec<u8>, Body) {
     let r = g.chat(ask_stream(model)).await;
     assert_eq!(r.status(), 200);
-    let mut body = r.bytes_stream();
+    let mut body: Body = Box::pin(r.bytes_stream());
     let mut seen = Vec::new();
     while !String::from_utf8_lossy(&seen).contains("Mock answer") {
         seen.extend_from_slice(&body.next().await.unwrap().unwrap());
     }
-    drop(body);
+    (seen, body)
+}
+
+/// Opens a stream, reads until the first words of the answer and hangs up.
+async fn cancel_after_first_words(g: &common::Gw, model: &str) {
+    drop(stream_until_first_words(g, model).await);
 }
 
 #[tokio::test]
@@ -301,13 +308,7 @@ async fn a_stream_still_running_when_the_shutdown_grace_ends_is_ended_truthfully
         o.shutdown_grace = Duration::from_millis(300)
     })
     .await;
-    let r = g.chat(ask_stream("m")).await;
-    assert_eq!(r.status(), 200);
-    let mut body = r.bytes_stream();
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("Mock answer") {
-        seen.extend_from_slice(&body.next().await.unwrap().unwrap());
-    }
+    let (mut seen, mut body) = stream_until_first_words(&g, "m").await;
     let reader = tokio::spawn(async move {
         while let Some(Ok(chunk)) = body.next().await {
             seen.extend_from_slice(&chunk);
@@ -349,16 +350,7 @@ async fn readiness_shows_where_files_live_only_to_the_master_key() {
     );
     assert_eq!(open["config_path"], "config.yaml");
     assert_eq!(open["store"]["sqlite"], "tollgate.sqlite");
-    let full: Value = g
-        .http
-        .get(format!("{}/health/readiness", g.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let full: Value = serde_json::from_str(&g.get_text("/health/readiness", true).await).unwrap();
     assert!(full["config_path"].as_str().unwrap().starts_with(&dir), "{full}");
     g.records().await;
 }

@@ -60,14 +60,7 @@ impl Gw {
     }
 
     async fn metrics_text(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.get_text("/metrics", false).await
     }
 
     async fn redis_ops(&self) -> Ops {

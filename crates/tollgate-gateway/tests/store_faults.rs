@@ -32,14 +32,7 @@ async fn gateway_with(yaml: &str, jsonl_setup: impl FnOnce(&Path)) -> Gw {
 }
 
 async fn metrics(g: &Gw) -> String {
-    g.http
-        .get(format!("{}/metrics", g.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    g.get_text("/metrics", false).await
 }
 
 /// The value of the sample named exactly `series` (name plus labels).

@@ -76,16 +76,7 @@ async fn credentials_in_urls_never_reach_clients_records_or_listings() {
     assert_no_secret("the streamed error", &r.text().await.unwrap());
 
     for path in ["/admin/config", "/v1/model/info"] {
-        let text = g
-            .http
-            .get(format!("{}{path}", g.base))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = g.get_text(path, true).await;
         assert!(text.contains("127.0.0.1:9"), "{path} still lists the upstream: {text}");
         assert_no_secret(path, &text);
     }

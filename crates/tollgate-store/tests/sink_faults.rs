@@ -67,11 +67,21 @@ fn ids(range: std::ops::Range<u64>) -> Vec<String> {
     range.map(|i| format!("req-{i}")).collect()
 }
 
+/// Says why a test cannot run here. In CI (`TOLLGATE_CI` set) that is a failure: CI machines
+/// must have what the fault tests need.
+fn skip(reason: &str) {
+    assert!(
+        std::env::var_os("TOLLGATE_CI").is_none(),
+        "CI must run this test, but: {reason}"
+    );
+    eprintln!("skipped: {reason}");
+}
+
 /// A JSONL path that is a symlink to `/dev/full`, where every write fails with ENOSPC: a real
 /// disk-full error for the JSONL sink. `None` (and the test skips) where `/dev/full` is missing.
 fn jsonl_on_dev_full(dir: &Path) -> Option<PathBuf> {
     if !Path::new("/dev/full").exists() {
-        eprintln!("skipped: no /dev/full on this system");
+        skip("no /dev/full on this system");
         return None;
     }
     let path = dir.join("records.jsonl");
@@ -325,7 +335,9 @@ where
     let size = size.to_string();
     let outcome = std::thread::spawn(move || {
         if let Err(why) = private_tmpfs(&dir, &size) {
-            eprintln!("skipped: cannot mount a private tmpfs ({why}); run as root with CAP_SYS_ADMIN");
+            skip(&format!(
+                "cannot mount a private tmpfs ({why}); run as root with CAP_SYS_ADMIN"
+            ));
             return false;
         }
         // The writer thread the test starts is spawned from this thread, so it shares the

@@ -116,29 +116,22 @@ impl Gw {
             .unwrap()
     }
 
+    /// `GET path`, with the master key when `as_admin`, as text.
+    pub async fn get_text(&self, path: &str, as_admin: bool) -> String {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if as_admin {
+            req = req.bearer_auth(KEY);
+        }
+        req.send().await.unwrap().text().await.unwrap()
+    }
+
     pub async fn readiness(&self) -> Value {
-        self.http
-            .get(format!("{}/health/readiness", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        serde_json::from_str(&self.get_text("/health/readiness", false).await).unwrap()
     }
 
     /// The names `/v1/models` lists.
     pub async fn model_ids(&self) -> Vec<String> {
-        let v: Value = self
-            .http
-            .get(format!("{}/v1/models", self.base))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = serde_json::from_str(&self.get_text("/v1/models", true).await).unwrap();
         v["data"]
             .as_array()
             .unwrap()
