@@ -92,6 +92,31 @@ pub(crate) struct Draft {
     /// Estimated prompt tokens (streams only): what a stream that breaks before the provider
     /// reports usage is accounted with.
     pub(crate) input_estimate: u64,
+    /// The record has been handed to the writer.
+    closed: bool,
+    /// Why the request ended if its handler is dropped before it answers; by default the
+    /// client closed the connection.
+    abandoned_because: Option<GatewayError>,
+}
+
+impl Drop for Draft {
+    /// A request whose handler is dropped before it answered: the client closed the connection
+    /// (the server drops the handlers of closed connections) while the gateway waited on the
+    /// provider. It is recorded like a stream the client left, so every request has its record.
+    fn drop(&mut self) {
+        if !self.closed {
+            let e = self.abandoned_because.take().unwrap_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    "client closed the connection before the answer",
+                )
+                .with_status(499)
+                .with_code("client_closed_request")
+                .with_fault(Fault::Client)
+            });
+            let _ = self.close(e.status, None, Some(&e));
+        }
+    }
 }
 
 impl Draft {
@@ -126,11 +151,15 @@ impl Draft {
             failed_upstream_ms: 0.0,
             max_tokens: Default::default(),
             input_estimate: 0,
+            closed: false,
+            abandoned_because: None,
         }
     }
 
-    /// The request as a workflow run (its steps become child drafts).
-    pub(crate) fn into_run(self) -> Draft {
+    /// The request as a workflow run (its steps become child drafts). The run's own record is
+    /// a rollup the workflow writes from its steps' totals, so this draft never closes itself.
+    pub(crate) fn into_run(mut self) -> Draft {
+        self.closed = true;
         self
     }
 
@@ -162,7 +191,15 @@ impl Draft {
             failed_upstream_ms: 0.0,
             max_tokens: Default::default(),
             input_estimate: 0,
+            closed: false,
+            abandoned_because: None,
         }
+    }
+
+    /// What the record says if this request is dropped before it answers (e.g. cut short by a
+    /// workflow step's timeout).
+    pub(crate) fn abandon_as(&mut self, e: GatewayError) {
+        self.abandoned_because = Some(e);
     }
 
     pub(crate) fn elapsed_ms(&self) -> f64 {
@@ -254,6 +291,11 @@ impl Draft {
     /// provider; everything else is the gateway's overhead. The returned commit matters only in
     /// `sync` durability: the final record of an answer is awaited with [`committed`].
     pub(crate) fn finish(mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) -> Commit {
+        self.close(status, upstream_ms, error)
+    }
+
+    fn close(&mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) -> Commit {
+        self.closed = true;
         let latency = self.elapsed_ms();
         self.record.end_time = Utc::now();
         self.record.latency_ms = latency;
@@ -285,7 +327,7 @@ impl Draft {
         self.app
             .metrics
             .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
-        self.app.writer.submit(self.record)
+        self.app.writer.submit(std::mem::take(&mut self.record))
     }
 
     /// Records a request that failed before reaching an upstream, and answers it.

@@ -178,13 +178,18 @@ async fn timed_step(
     live: &LiveState,
     step: &StepConfig,
     body: Map<String, Value>,
-    draft: Draft,
+    mut draft: Draft,
 ) -> Result<(StepResult, Usage, Option<f64>), GatewayError> {
     let Some(secs) = step.timeout else {
         return plain_step(app, live, step, body, draft).await;
     };
-    // The step's attempts are recorded as they end; a step cut short leaves its record
-    // unwritten, so the run's record (a failure naming the step) is the trace of it.
+    let timed_out = GatewayError::new(
+        ErrorKind::Timeout,
+        format!("the step took longer than its timeout of {secs} s"),
+    )
+    .with_code("workflow_step_timeout");
+    // A step cut short is recorded with this error when its draft is dropped.
+    draft.abandon_as(timed_out.clone());
     match tokio::time::timeout(
         std::time::Duration::from_secs_f64(secs),
         plain_step(app, live, step, body, draft),
@@ -192,11 +197,7 @@ async fn timed_step(
     .await
     {
         Ok(r) => r,
-        Err(_) => Err(GatewayError::new(
-            ErrorKind::Timeout,
-            format!("the step took longer than its timeout of {secs} s"),
-        )
-        .with_code("workflow_step_timeout")),
+        Err(_) => Err(timed_out),
     }
 }
 

@@ -354,3 +354,37 @@ async fn readiness_shows_where_files_live_only_to_the_master_key() {
     assert!(full["config_path"].as_str().unwrap().starts_with(&dir), "{full}");
     g.records().await;
 }
+
+#[tokio::test]
+async fn a_plain_request_whose_client_leaves_is_recorded_once() {
+    let mock = start_mock_with(
+        &[],
+        MockConfig {
+            delay_ms: 400,
+            ..Default::default()
+        },
+    )
+    .await;
+    let g = gateway(&config(&[model("m", mock, "")], "")).await;
+    // The client gives up while the gateway waits on the provider.
+    let r = g
+        .http
+        .post(format!("{}/v1/chat/completions", g.base))
+        .bearer_auth(KEY)
+        .timeout(Duration::from_millis(100))
+        .json(&ask("m"))
+        .send()
+        .await;
+    assert!(r.is_err_and(|e| e.is_timeout()));
+    eventually("the abandoned request recorded", Duration::from_secs(10), || async {
+        !g.jsonl_so_far().is_empty()
+    })
+    .await;
+    let records = g.records().await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(
+        (r.http_status, r.fault, r.status),
+        (499, Some(Fault::Client), RecordStatus::Failure)
+    );
+}
