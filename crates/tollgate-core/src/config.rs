@@ -1848,21 +1848,26 @@ general_settings:
         );
     }
 
-    #[test]
-    fn includes_append_model_lists() {
-        let dir = std::env::temp_dir().join(format!("tollgate-inc-{}", std::process::id()));
+    /// A `config.yaml` that includes `more.yaml` (holding `more`) in a fresh temp dir named by `tag`.
+    fn config_with_include(tag: &str, more: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("tollgate-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("more.yaml"),
-            "model_list:\n  - model_name: b\n    litellm_params: {model: groq/llama}\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("more.yaml"), more).unwrap();
         let main = dir.join("config.yaml");
         std::fs::write(
             &main,
             "include: [more.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n",
         )
         .unwrap();
+        (dir, main)
+    }
+
+    #[test]
+    fn includes_append_model_lists() {
+        let (dir, main) = config_with_include(
+            "inc",
+            "model_list:\n  - model_name: b\n    litellm_params: {model: groq/llama}\n",
+        );
         let c = load(&main, &env(&[])).unwrap();
         assert_eq!(c.model_groups(), vec!["a", "b"]);
         assert_eq!(c.files, vec![main.clone(), dir.join("more.yaml")]);
@@ -2023,19 +2028,10 @@ general_settings:
 
     #[test]
     fn errors_in_an_included_file_name_that_file_and_its_line() {
-        let dir = std::env::temp_dir().join(format!("tollgate-inc-loc-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("more.yaml"),
+        let (dir, main) = config_with_include(
+            "inc-loc",
             "model_list:\n  - model_name: b\n    litellm_params: {model: groq/llama, timeout: 1e308}\n",
-        )
-        .unwrap();
-        let main = dir.join("config.yaml");
-        std::fs::write(
-            &main,
-            "include: [more.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n",
-        )
-        .unwrap();
+        );
         let err = load(&main, &env(&[])).unwrap_err().to_string();
         std::fs::remove_dir_all(&dir).ok();
         let want = format!("{}:3:", dir.join("more.yaml").display());
