@@ -681,6 +681,9 @@ pub(crate) async fn route_request(
                 // The gateway's time before this attempt: failed attempts and backoff excluded.
                 let pre_ms = draft.elapsed_ms() - draft.failed_upstream_ms;
                 d.stats.started();
+                // Held by the draft while the attempt is in flight, so a request dropped meanwhile
+                // (its client left) still tells the deployment it ended.
+                draft.deployment = Some(d.clone());
                 // Provider prompt caching markers are per deployment, so they go on a copy.
                 let marked;
                 let to_send: &Map<String, Value> = if d.config.cache_control_injection_points.is_empty() {
@@ -699,6 +702,8 @@ pub(crate) async fn route_request(
                         return (Ok((d, sent, at, pre_ms)), tries);
                     }
                     Err(f) => {
+                        // The attempt's own record tells the deployment how it went.
+                        draft.deployment = None;
                         draft.attempt_failed(&d, attempt, &f);
                         context_window = crate::router::is_context_window_error(f.error.status, &f.error.message);
                         let again = crate::router::retryable(&f.error);

@@ -380,6 +380,8 @@ async fn a_plain_request_whose_client_leaves_is_recorded_once() {
         !g.jsonl_so_far().is_empty()
     })
     .await;
+    let in_flight = g.gw.app.live.load().groups["m"].deployments[0].stats.in_flight();
+    assert_eq!(in_flight, 0, "the abandoned attempt no longer counts as in flight");
     let records = g.records().await;
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
