@@ -18,13 +18,16 @@
 //! `cargo test --benches`) it does a small smoke run. Scenarios needing `redis-server` are skipped
 //! with a note when it cannot be started.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
+
+#[path = "../tests/common/redis.rs"]
+#[allow(dead_code)]
+mod redis;
+use redis::RedisProcess;
 use serde_json::json;
 
 const MASTER_KEY: &str = "sk-bench-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c2e";
@@ -115,55 +118,6 @@ async fn measure(http: &reqwest::Client, base: &str, label: &str, n: u64) -> His
     h
 }
 
-struct Redis(Child, u16);
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .ok()?;
-        let r = Redis(child, port);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                let mut buf = [0u8; 7];
-                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() {
-                    return Some(r);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").args([sig, &self.0.id().to_string()]).status();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn run(n: u64, smoke: bool) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let mock = l.local_addr().expect("addr");
@@ -176,25 +130,25 @@ async fn run(n: u64, smoke: bool) {
     measure(&http, &g.base, "no cache", n).await;
     let _ = g.gw.shutdown().await;
 
-    match Redis::start() {
-        None => println!("redis-server cannot be started: Redis scenarios skipped"),
-        Some(mut redis) => {
-            let g = gateway(&config(mock, Some(redis.1))).await;
-            measure(&http, &g.base, "warm-up", warm).await;
-            measure(&http, &g.base, "redis up", n).await;
-            let _ = redis.0.kill();
-            let _ = redis.0.wait();
-            measure(&http, &g.base, "redis killed", n).await;
-            let _ = g.gw.shutdown().await;
-        }
-    }
-    if let Some(redis) = Redis::start() {
-        let g = gateway(&config(mock, Some(redis.1))).await;
+    // The same redis-server helper the fault tests use (tests/common/redis.rs).
+    if cfg!(tollgate_redis_server) {
+        let mut redis = RedisProcess::start();
+        let g = gateway(&config(mock, Some(redis.port))).await;
         measure(&http, &g.base, "warm-up", warm).await;
-        redis.signal("-STOP");
+        measure(&http, &g.base, "redis up", n).await;
+        redis.kill();
+        measure(&http, &g.base, "redis killed", n).await;
+        let _ = g.gw.shutdown().await;
+
+        let redis = RedisProcess::start();
+        let g = gateway(&config(mock, Some(redis.port))).await;
+        measure(&http, &g.base, "warm-up", warm).await;
+        redis.freeze();
         measure(&http, &g.base, "redis frozen", n).await;
         let _ = g.gw.shutdown().await;
-        redis.signal("-CONT");
+        redis.thaw();
+    } else {
+        println!("redis-server is not on PATH: Redis scenarios skipped");
     }
 
     let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
