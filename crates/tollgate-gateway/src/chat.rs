@@ -202,6 +202,12 @@ impl Draft {
         self.abandoned_because = Some(e);
     }
 
+    /// The gateway's own share of `elapsed_ms`: what is left after the wait on the answering
+    /// upstream (`upstream_ms`) and on failed attempts and their backoff.
+    fn gateway_ms(&self, elapsed_ms: f64, upstream_ms: f64) -> f64 {
+        (elapsed_ms - upstream_ms - self.failed_upstream_ms).max(0.0)
+    }
+
     pub(crate) fn elapsed_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
     }
@@ -254,7 +260,8 @@ impl Draft {
         r.end_time = Utc::now();
         r.latency_ms = self.elapsed_ms();
         r.upstream_ms = Some(f.upstream_ms);
-        r.overhead_ms = Some((r.latency_ms - f.upstream_ms).max(0.0));
+        // This attempt's wait is in `failed_upstream_ms` already, with earlier ones and backoff.
+        r.overhead_ms = Some(self.gateway_ms(r.latency_ms, 0.0));
         r.set_cost(Some(Cost::default()));
         d.stats.finished(
             Some(f.error.fault()),
@@ -302,7 +309,7 @@ impl Draft {
         self.record.http_status = status;
         self.record.upstream_ms = upstream_ms;
         if self.record.overhead_ms.is_none() {
-            self.record.overhead_ms = upstream_ms.map(|u| (latency - u - self.failed_upstream_ms).max(0.0));
+            self.record.overhead_ms = upstream_ms.map(|u| self.gateway_ms(latency, u));
         }
         if let Some(e) = error {
             self.record.status = RecordStatus::Failure;
@@ -679,7 +686,7 @@ pub(crate) async fn route_request(
                     draft.max_tokens.fit(body, &d);
                 }
                 // The gateway's time before this attempt: failed attempts and backoff excluded.
-                let pre_ms = draft.elapsed_ms() - draft.failed_upstream_ms;
+                let pre_ms = draft.gateway_ms(draft.elapsed_ms(), 0.0);
                 d.stats.started();
                 // Held by the draft while the attempt is in flight, so a request dropped meanwhile
                 // (its client left) still tells the deployment it ended.
@@ -875,7 +882,7 @@ async fn plain_response(
         cache.store_later(rc.key, entry);
     }
     // Failed attempts and their backoff were waiting on providers too.
-    let overhead = (draft.elapsed_ms() - upstream_ms - draft.failed_upstream_ms).max(0.0);
+    let overhead = draft.gateway_ms(draft.elapsed_ms(), upstream_ms);
     let mut resp = (StatusCode::OK, [("content-type", "application/json")], out).into_response();
     tag_response(
         resp.headers_mut(),
