@@ -127,6 +127,29 @@ async fn overhead_excludes_upstream_wait_failed_attempts_and_backoff() {
     assert!(overhead < 100.0 && header_overhead < 100.0, "{ok:?}");
 }
 
+#[tokio::test]
+async fn a_failed_attempts_overhead_excludes_earlier_attempts_and_backoff() {
+    let mock = common::start_mock_with(
+        &["down=1.0:500"],
+        tollgate_mock::MockConfig {
+            delay_ms: 200,
+            ..Default::default()
+        },
+    )
+    .await;
+    let yaml = format!(
+        "model_list:\n{}router_settings:\n  num_retries: 1\n  retry_after: 0.2\ngeneral_settings:\n  master_key: {KEY}\n",
+        model("down", "openai/down", mock)
+    );
+    let g = gateway(&yaml).await;
+    assert_eq!(g.chat(ask("down")).await.status(), 500);
+    let records = g.records().await;
+    let second = records.iter().find(|r| r.attempt == Some(2)).unwrap();
+    // Its latency holds the first attempt (200 ms), the backoff and its own 200 ms wait.
+    assert!(second.latency_ms >= 500.0, "{second:?}");
+    assert!(second.overhead_ms.unwrap() < 100.0, "{second:?}");
+}
+
 /// The minute the router's rpm/tpm windows are in.
 fn minute() -> u64 {
     std::time::SystemTime::now()
