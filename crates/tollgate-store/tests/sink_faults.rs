@@ -208,8 +208,11 @@ async fn the_retry_buffer_is_bounded_and_what_overflows_is_counted() {
             let _ = writer.submit(record(submitted));
             submitted += 1;
         }
+        // Both sinks have seen every record: SQLite wrote it, JSONL kept it for a retry or gave
+        // it up (the JSONL attempt follows the SQLite write, so waiting on SQLite alone races).
         until(&writer, "the round to be taken", |s| {
-            sink(s, SinkKind::Sqlite).written == submitted
+            let j = sink(s, SinkKind::Jsonl);
+            sink(s, SinkKind::Sqlite).written == submitted && j.pending + j.failed == submitted
         })
         .await;
         let j = writer.status();
