@@ -14,7 +14,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tollgate_core::PriceTable;
 use tollgate_core::config::{self, ProcessEnv, master_key_problem};
 
-use crate::server::App;
+use crate::app::App;
 use crate::state::LiveState;
 
 /// Editors write a file in several steps (truncate, write, rename); wait for them to settle.

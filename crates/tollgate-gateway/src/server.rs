@@ -1,4 +1,4 @@
-//! The server: routes, the shared [`App`], startup summary and graceful shutdown.
+//! The server: routes, startup summary and graceful shutdown around the shared [`App`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,32 +18,11 @@ use tokio::sync::oneshot;
 use tollgate_core::config::{RecordDurability, master_key_problem};
 use tollgate_store::{RecordWriter, StoreConfig, WriteSummary, WriterHandle};
 
-use crate::chat::{Endpoint, handle};
+use crate::app::App;
 use crate::edge::{ApiError, authorize};
+use crate::pipeline::endpoint::Endpoint;
+use crate::pipeline::handle;
 use crate::state::LiveState;
-
-/// Everything the handlers share. The live state is swapped whole; the rest lives as long as
-/// the server.
-pub struct App {
-    pub live: ArcSwap<LiveState>,
-    pub http: reqwest::Client,
-    pub writer: RecordWriter,
-    /// False only with `--insecure-dev` and no usable master key.
-    pub auth_enabled: bool,
-    pub store: StoreConfig,
-    /// `--prices`, read again on every reload.
-    pub prices_path: Option<PathBuf>,
-    /// Why the last reload failed, until one succeeds.
-    pub config_error: std::sync::Mutex<Option<String>>,
-    pub reload_lock: std::sync::Mutex<()>,
-    /// The overhead histogram and counters served on `GET /metrics`.
-    pub metrics: crate::metrics::Metrics,
-    /// Turns true when the shutdown grace period is over: streams still running end with an
-    /// error event and write their record before the store closes.
-    pub cut_streams: tokio::sync::watch::Receiver<bool>,
-    /// Request bodies held in memory, over all requests (`tollgate_settings.max_inflight_request_mb`).
-    pub body_budget: Arc<crate::edge::BodyBudget>,
-}
 
 /// How to run the gateway (the `serve` command's flags).
 #[derive(Debug, Clone)]
@@ -339,11 +318,11 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    handle(app, Endpoint::Chat, headers, body).await
+    handle(app, Endpoint::CHAT, headers, body).await
 }
 
 async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    handle(app, Endpoint::Embeddings, headers, body).await
+    handle(app, Endpoint::EMBEDDINGS, headers, body).await
 }
 
 fn check_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {

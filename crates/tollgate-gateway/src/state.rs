@@ -13,9 +13,8 @@ use tollgate_core::routing::WorkflowConfig;
 use tollgate_core::{Price, PriceTable};
 use tollgate_providers::provider::{Provider, Route, route};
 
-use crate::router::DeploymentStats;
-
 use crate::cache::ResponseCache;
+use crate::deployment_stats::DeploymentStats;
 
 /// Upstream timeout when neither the deployment nor `litellm_settings.request_timeout` sets one
 /// (LiteLLM's default is 6000 s; ten minutes is long enough for reasoning models and short

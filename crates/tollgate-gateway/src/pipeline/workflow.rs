@@ -18,9 +18,12 @@ use tollgate_core::routing::{StepConfig, WorkflowConfig, WorkflowOutput};
 use tollgate_core::{ErrorKind, GatewayError, Record, RecordStatus, Usage};
 use tollgate_providers::sse::{error_event, event_bytes};
 
-use crate::chat::{Draft, Endpoint, Failure, Sent, StreamExtras, route_request, stream_response};
+use crate::app::App;
 use crate::edge::{ApiError, ResponseTags, tag_response};
-use crate::server::App;
+use crate::pipeline::draft::Draft;
+use crate::pipeline::endpoint::Endpoint;
+use crate::pipeline::route::{Failure, Sent, route_request};
+use crate::pipeline::stream::{self, StreamExtras};
 use crate::state::LiveState;
 
 /// What one finished (plain) step produced.
@@ -106,7 +109,7 @@ async fn route_step(
     let mut last = None;
     for model in std::iter::once(&step.model).chain(step.fallbacks.iter()) {
         let group = live.config.router.resolve(model).to_string();
-        let (routed, _) = route_request(app, live, Endpoint::Chat, body, stream, draft, &group).await;
+        let (routed, _) = route_request(app, live, Endpoint::CHAT, body, stream, draft, &group).await;
         match routed {
             Ok(ok) => return Ok(ok),
             Err(f) => last = Some(f),
@@ -430,7 +433,7 @@ fn stream_run(
                             write_run_record(&app2, run_record, &usage, add_cost(prior_cost, step.cost_usd), err.as_ref(), latency);
                         })),
                     };
-                    let inner = stream_response(draft, d, events, sent, pre_ms, wants_usage, None, extras);
+                    let inner = stream::respond(draft, d, events, sent, pre_ms, wants_usage, None, extras);
                     let mut data = inner.into_body().into_data_stream();
                     while let Some(b) = data.next().await {
                         match b {

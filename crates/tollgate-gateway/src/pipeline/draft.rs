@@ -1,0 +1,365 @@
+//! Stage 8, account and record: what is known about a request as it passes the stages, and the
+//! one [`Record`] it becomes. Every request that got past authentication leaves a record,
+//! also when its client leaves early (the draft records itself when dropped).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Map, Value};
+use tollgate_core::record::prompt_sha256;
+use tollgate_core::{CacheState, ErrorKind, Fault, GatewayError, Record, RecordStatus};
+use tollgate_providers::usage::ParsedUsage;
+use tollgate_store::Commit;
+
+use crate::app::App;
+use crate::cache::CachedEntry;
+use crate::edge::ApiError;
+use crate::state::{Deployment, LiveState};
+
+/// Longest client-chosen string (model name, session or trace id, user agent) kept as given.
+pub(crate) const MAX_CLIENT_STRING: usize = 256;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub(crate) fn bounded(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Fields that decide the answer; their hash finds exact repeats without storing prompts.
+const ANSWER_FIELDS: &[&str] = &[
+    "messages",
+    "input",
+    "tools",
+    "tool_choice",
+    "functions",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "response_format",
+    "seed",
+    "stop",
+    "n",
+    "reasoning_effort",
+    "thinking",
+    "frequency_penalty",
+    "presence_penalty",
+];
+
+/// Hex SHA-256 over the model group and the answer-deciding fields, streamed into the hasher so
+/// large prompts are not copied.
+fn fingerprint(group: &str, body: &Map<String, Value>) -> String {
+    let mut sel = Map::new();
+    sel.insert("model".into(), Value::String(group.to_string()));
+    let mut canonical = serde_json::to_vec(&sel).unwrap_or_default();
+    for k in ANSWER_FIELDS {
+        if let Some(v) = body.get(*k) {
+            canonical.extend_from_slice(k.as_bytes());
+            canonical.push(b'=');
+            // Serialising a Value cannot fail.
+            let _ = serde_json::to_writer(&mut canonical, v);
+            canonical.push(b'\n');
+        }
+    }
+    prompt_sha256(&canonical)
+}
+
+/// What is known about a request before the upstream answers; becomes its [`Record`].
+pub(crate) struct Draft {
+    pub(crate) app: Arc<App>,
+    pub(crate) started: Instant,
+    pub(crate) record: Record,
+    /// The deployment this request went to; told how it went when the record is finished.
+    pub(crate) deployment: Option<Arc<Deployment>>,
+    /// Upstream attempts so far, across retries and fallbacks (numbers each attempt's record).
+    pub(crate) attempts: u32,
+    /// Time spent on failed attempts and their backoff: the providers' time, not overhead.
+    pub(crate) failed_upstream_ms: f64,
+    /// max_tokens hygiene: the client's values and the clamp applied for the chosen deployment.
+    pub(crate) max_tokens: crate::upstream::MaxTokens,
+    /// Estimated prompt tokens (streams only): what a stream that breaks before the provider
+    /// reports usage is accounted with.
+    pub(crate) input_estimate: u64,
+    /// The record has been handed to the writer.
+    pub(crate) closed: bool,
+    /// Why the request ended if its handler is dropped before it answers; by default the
+    /// client closed the connection.
+    pub(crate) abandoned_because: Option<GatewayError>,
+}
+
+impl Drop for Draft {
+    /// A request whose handler is dropped before it answered: the client closed the connection
+    /// (the server drops the handlers of closed connections) while the gateway waited on the
+    /// provider. It is recorded like a stream the client left, so every request has its record.
+    fn drop(&mut self) {
+        if !self.closed {
+            let e = self.abandoned_because.take().unwrap_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    "client closed the connection before the answer",
+                )
+                .with_status(499)
+                .with_code("client_closed_request")
+                .with_fault(Fault::Client)
+            });
+            let _ = self.close(e.status, None, Some(&e));
+        }
+    }
+}
+
+impl Draft {
+    pub(crate) fn new(app: Arc<App>, live: &LiveState, headers: &HeaderMap) -> Self {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        // Client-chosen strings go into every record: bounded, so one client cannot bloat the store.
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| bounded(v, MAX_CLIENT_STRING).to_string())
+        };
+        let record = Record {
+            trace_id: header("x-tollgate-trace-id").unwrap_or_else(|| request_id.clone()),
+            request_id,
+            session_id: header("x-session-id"),
+            start_time: Utc::now(),
+            user_agent: header("user-agent"),
+            config_version: Some(live.version),
+            cache: CacheState::Off,
+            workflow: header("x-tollgate-workflow"),
+            step_role: header("x-tollgate-step"),
+            source: "tollgate".into(),
+            ..Record::default()
+        };
+        Draft {
+            app,
+            started: Instant::now(),
+            record,
+            deployment: None,
+            attempts: 0,
+            failed_upstream_ms: 0.0,
+            max_tokens: Default::default(),
+            input_estimate: 0,
+            closed: false,
+            abandoned_because: None,
+        }
+    }
+
+    /// The request as a workflow run (its steps become child drafts). The run's own record is
+    /// a rollup the workflow writes from its steps' totals, so this draft never closes itself.
+    pub(crate) fn into_run(mut self) -> Draft {
+        self.closed = true;
+        self
+    }
+
+    /// A step of a workflow run: its own request id, the run's trace and client details.
+    pub(crate) fn step(&self, workflow: &str, role: &str, index: usize) -> Draft {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let record = Record {
+            request_id,
+            trace_id: self.record.request_id.clone(),
+            session_id: self.record.session_id.clone(),
+            start_time: Utc::now(),
+            user_agent: self.record.user_agent.clone(),
+            key_alias: self.record.key_alias.clone(),
+            config_version: self.record.config_version,
+            prompt_sha256: self.record.prompt_sha256.clone(),
+            stream: false,
+            workflow: Some(workflow.to_string()),
+            step_role: Some(role.to_string()),
+            step_index: Some(index as u32),
+            source: "tollgate".into(),
+            ..Record::default()
+        };
+        Draft {
+            app: self.app.clone(),
+            started: Instant::now(),
+            record,
+            deployment: None,
+            attempts: 0,
+            failed_upstream_ms: 0.0,
+            max_tokens: Default::default(),
+            input_estimate: 0,
+            closed: false,
+            abandoned_because: None,
+        }
+    }
+
+    /// What the record says if this request is dropped before it answers (e.g. cut short by a
+    /// workflow step's timeout).
+    pub(crate) fn abandon_as(&mut self, e: GatewayError) {
+        self.abandoned_because = Some(e);
+    }
+
+    /// The gateway's own share of `elapsed_ms`: what is left after the wait on the answering
+    /// upstream (`upstream_ms`) and on failed attempts and their backoff.
+    pub(crate) fn gateway_ms(&self, elapsed_ms: f64, upstream_ms: f64) -> f64 {
+        (elapsed_ms - upstream_ms - self.failed_upstream_ms).max(0.0)
+    }
+
+    pub(crate) fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Fills the per-request fields the body carries.
+    pub(crate) fn read_body(&mut self, body: &Map<String, Value>) {
+        if self.record.session_id.is_none() {
+            self.record.session_id = body
+                .get("litellm_session_id")
+                .or_else(|| body.get("metadata").and_then(|m| m.get("session_id")))
+                .and_then(Value::as_str)
+                .map(|s| bounded(s, MAX_CLIENT_STRING).to_string());
+        }
+        if let Some(t) = body.get("litellm_trace_id").and_then(Value::as_str) {
+            self.record.trace_id = bounded(t, MAX_CLIENT_STRING).to_string();
+        }
+        self.record.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        self.record.max_tokens = body
+            .get("max_completion_tokens")
+            .or_else(|| body.get("max_tokens"))
+            .and_then(Value::as_u64);
+        self.record.prompt_sha256 = Some(fingerprint(&self.record.model_group, body));
+        if self.record.stream {
+            self.input_estimate = tollgate_providers::context_window::estimate_input_tokens(body);
+        }
+    }
+
+    pub(crate) fn use_deployment(&mut self, d: &Arc<Deployment>) {
+        self.record.model_group = d.model_group.clone();
+        self.record.model = d.model.clone();
+        self.record.provider = d.route.provider.prefix().to_string();
+        self.record.api_base = Some(d.route.api_base.clone());
+        self.deployment = Some(d.clone());
+    }
+
+    pub(crate) fn set_usage(&mut self, parsed: &ParsedUsage, price: Option<&tollgate_core::Price>) {
+        self.record.set_usage(&parsed.usage);
+        self.record.set_cost(price.and_then(|p| p.cost(&parsed.usage)));
+        self.record.reported_cost_usd = parsed.reported_cost_usd;
+        self.record.cached_tokens_reported = parsed.cache_reported;
+    }
+
+    /// What a cache hit on this answer will replay and account.
+    pub(crate) fn cache_entry(&self, ttl_s: f64, body: Option<String>, chunks: Vec<String>) -> CachedEntry {
+        CachedEntry {
+            stored_at_ms: self.record.start_time.timestamp_millis().max(0) as u64,
+            ttl_s,
+            body,
+            chunks,
+            usage: self.record.usage(),
+            cost_usd: self.record.cost_usd,
+            model: self.record.model.clone(),
+            provider: self.record.provider.clone(),
+            finish_reason: self.record.finish_reason.clone(),
+        }
+    }
+
+    /// Closes the record and hands it to the writer. `upstream_ms` is time spent waiting on the
+    /// provider; everything else is the gateway's overhead. The returned commit matters only in
+    /// `sync` durability: the final record of an answer is awaited with [`committed`].
+    pub(crate) fn finish(mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) -> Commit {
+        self.close(status, upstream_ms, error)
+    }
+
+    pub(crate) fn close(&mut self, status: u16, upstream_ms: Option<f64>, error: Option<&GatewayError>) -> Commit {
+        self.closed = true;
+        let latency = self.elapsed_ms();
+        self.record.end_time = Utc::now();
+        self.record.latency_ms = latency;
+        self.record.http_status = status;
+        self.record.upstream_ms = upstream_ms;
+        if self.record.overhead_ms.is_none() {
+            self.record.overhead_ms = upstream_ms.map(|u| self.gateway_ms(latency, u));
+        }
+        if let Some(e) = error {
+            self.record.status = RecordStatus::Failure;
+            self.record.error_type = Some(e.type_str().to_string());
+            self.record.error_message = Some(e.message.clone());
+            self.record.fault = Some(e.fault());
+        }
+        if self.record.cost_usd.is_none() && self.record.status == RecordStatus::Success && !self.record.unpriced {
+            self.record.unpriced = true;
+        }
+        if let Some(d) = self.deployment.take() {
+            // A failure with no error (a workflow marking a step failed) is counted as the
+            // deployment's: it answered, but not usably.
+            let failure = match self.record.status {
+                RecordStatus::Success => None,
+                RecordStatus::Failure => Some(self.record.fault.unwrap_or(Fault::Deployment)),
+            };
+            let tokens = self.record.total_tokens();
+            d.stats
+                .finished(failure, latency, tokens, &self.app.live.load().config.router);
+        }
+        self.app
+            .metrics
+            .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
+        self.app.writer.submit(std::mem::take(&mut self.record))
+    }
+
+    /// Records a request that failed before reaching an upstream, and answers it.
+    pub(crate) fn fail(self, e: GatewayError) -> Response {
+        let status = e.status;
+        let mut resp = ApiError(e.clone()).into_response();
+        set_id_headers(resp.headers_mut(), &self.record.request_id, &self.record.model_group);
+        let _ = self.finish(status, None, Some(&e));
+        resp
+    }
+}
+
+/// `record_durability: sync`: the answer waits here until its record is committed to SQLite
+/// (at once in `buffered` mode). If SQLite refuses it, the answer still goes out (the provider
+/// has been paid for it); the record stays queued for a retry and readiness shows the failure.
+pub(crate) async fn committed(commit: Commit) {
+    if let Err(e) = commit.wait().await {
+        tracing::debug!("answering before the record is committed: {e}");
+    }
+}
+
+pub(crate) fn set_id_headers(h: &mut HeaderMap, request_id: &str, group: &str) {
+    for (k, v) in [
+        ("x-tollgate-request-id", request_id),
+        ("x-litellm-call-id", request_id),
+        ("x-tollgate-model-group", group),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_user_and_stream_but_not_messages() {
+        let a: Map<String, Value> = serde_json::from_str(
+            r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"stream":true,"user":"u1"}"#,
+        )
+        .unwrap();
+        let b: Map<String, Value> =
+            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"user":"u2"}"#).unwrap();
+        let c: Map<String, Value> =
+            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"ho"}]}"#).unwrap();
+        assert_eq!(fingerprint("g", &a), fingerprint("g", &b));
+        assert_ne!(fingerprint("g", &a), fingerprint("g", &c));
+        assert_ne!(fingerprint("g", &a), fingerprint("h", &a));
+    }
+
+    #[test]
+    fn bounded_cuts_at_a_char_boundary() {
+        assert_eq!(bounded("abc", 5), "abc");
+        assert_eq!(bounded("abcdef", 3), "abc");
+        // "é" is two bytes: a cut in its middle backs off to before it.
+        assert_eq!(bounded("aé", 2), "a");
+    }
+}

@@ -1,0 +1,94 @@
+//! The request path, written down once. [`handle`] is the list of stages every request on an
+//! OpenAI-style endpoint goes through, in order; each stage is a module with a narrow input and
+//! output that answers early with an OpenAI-shaped error:
+//!
+//! 1. [`authenticate`] — who is calling (401; unauthenticated traffic leaves no record)
+//! 2. [`admit`] — whether the caller may send this now (keys, budgets and limits go here)
+//! 3. [`parse`] — read the body within its limits (413/408) and parse it, keeping every field (400)
+//! 4. [`resolve`] — the model group or workflow `model` names (404 listing the known names)
+//! 5. [`lookup`] — the response cache, before any deployment is chosen
+//! 6. [`route`] — attempts, retries and fallbacks over the group's deployments
+//! 7. respond — [`plain`], [`stream`], or [`replay`] for a cache hit; [`workflow`] runs its
+//!    steps through stages 6–7
+//! 8. [`draft`] — account and record: usage priced per bucket, one record per attempt and per
+//!    request, handed to the writer off the request path
+//!
+//! Endpoints ([`endpoint`]) are configurations of these stages, not copies of them.
+
+pub(crate) mod admit;
+pub(crate) mod authenticate;
+pub(crate) mod draft;
+pub mod endpoint;
+pub(crate) mod lookup;
+pub(crate) mod parse;
+pub(crate) mod plain;
+pub(crate) mod replay;
+pub(crate) mod resolve;
+pub(crate) mod route;
+pub(crate) mod stream;
+pub(crate) mod workflow;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::App;
+use crate::edge::ApiError;
+use crate::state::Target;
+use draft::Draft;
+use endpoint::Endpoint;
+use lookup::Looked;
+use route::Sent;
+
+pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    let live = app.live.load_full();
+    let caller = match authenticate::caller(&app, &live, &headers) {
+        Ok(c) => c,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let mut draft = Draft::new(app.clone(), &live, &headers);
+    draft.record.key_alias = caller.key_alias.clone();
+    if let Err(e) = admit::admit(&caller, &live) {
+        return draft.fail(e);
+    }
+    let request = match parse::read(&app, &live, endpoint, &headers, body, &mut draft).await {
+        Ok(r) => r,
+        Err(e) => return draft.fail(e),
+    };
+    let group = match resolve::target(&live, endpoint, &request) {
+        Err(e) => return draft.fail(e),
+        Ok(Target::Group(g)) => g.name.clone(),
+        Ok(Target::Workflow(wf)) => {
+            draft.record.workflow = Some(wf.name.clone());
+            return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body).await;
+        }
+    };
+    let store_to = match lookup::lookup(&live, endpoint, &request, &headers, &mut draft).await {
+        Looked::Hit(entry, key) => return replay::cache_hit(draft, &entry, &key, request.client_wants_usage),
+        Looked::Miss(store_to) => store_to,
+    };
+    let (stream, client_wants_usage) = (request.stream, request.client_wants_usage);
+    let mut body = route::upstream_body(request.body, stream);
+    let (outcome, tries) = route::route_request(&app, &live, endpoint, &mut body, stream, &mut draft, &group).await;
+    let mut resp = match outcome {
+        Err(f) => route::answer_failure(draft, f).await,
+        Ok((deployment, Sent::Plain(bytes), sent, _)) => {
+            let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
+            plain::respond(draft, &deployment, bytes, upstream_ms, store_to).await
+        }
+        Ok((deployment, Sent::Stream(events), sent, pre_ms)) => stream::respond(
+            draft,
+            deployment,
+            events,
+            sent,
+            pre_ms,
+            client_wants_usage,
+            store_to,
+            stream::StreamExtras::default(),
+        ),
+    };
+    tries.tag(resp.headers_mut());
+    resp
+}

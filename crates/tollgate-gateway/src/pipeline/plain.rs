@@ -1,0 +1,68 @@
+//! Stage 7 for a whole answer: the provider's body read back as OpenAI's, usage priced per
+//! bucket, the group's name put back, the answer stored in the response cache when asked, and
+//! the record closed.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::cache::{RequestCache, ResponseCache};
+use crate::edge::{ApiError, ResponseTags, tag_response};
+use crate::pipeline::draft::{Draft, committed, set_id_headers};
+use crate::state::Deployment;
+
+pub async fn respond(
+    mut draft: Draft,
+    deployment: &Deployment,
+    bytes: Bytes,
+    upstream_ms: f64,
+    store_to: Option<(Arc<ResponseCache>, RequestCache)>,
+) -> Response {
+    // The provider's answer as OpenAI's, usage in buckets, response hygiene applied.
+    let (mut value, parsed) = match crate::upstream::read_plain(deployment, &bytes, &draft.record.model_group) {
+        Ok(v) => v,
+        Err(err) => {
+            let status = err.status;
+            let mut resp = ApiError(err.clone()).into_response();
+            set_id_headers(resp.headers_mut(), &draft.record.request_id, &draft.record.model_group);
+            committed(draft.finish(status, Some(upstream_ms), Some(&err))).await;
+            return resp;
+        }
+    };
+    draft.set_usage(&parsed, deployment.price.as_ref());
+    draft.record.finish_reason = value
+        .pointer("/choices/0/finish_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    // Clients see the group name they asked for, as with LiteLLM.
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("model".into(), Value::String(draft.record.model_group.clone()));
+    }
+    let out = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
+    if let Some((cache, rc)) = store_to
+        && let Ok(body) = String::from_utf8(out.clone())
+    {
+        let entry = draft.cache_entry(rc.ttl_s, Some(body), Vec::new());
+        // Storing must not delay the answer (Redis is a network round trip).
+        cache.store_later(rc.key, entry);
+    }
+    // Failed attempts and their backoff were waiting on providers too.
+    let overhead = draft.gateway_ms(draft.elapsed_ms(), upstream_ms);
+    let mut resp = (StatusCode::OK, [("content-type", "application/json")], out).into_response();
+    tag_response(
+        resp.headers_mut(),
+        &ResponseTags {
+            request_id: &draft.record.request_id,
+            model_group: &draft.record.model_group,
+            cost_usd: draft.record.cost_usd,
+            overhead_ms: overhead,
+            cache: draft.record.cache.as_str(),
+        },
+    );
+    draft.max_tokens.tag(resp.headers_mut());
+    committed(draft.finish(200, Some(upstream_ms), None)).await;
+    resp
+}
