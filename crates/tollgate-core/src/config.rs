@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+// The error types live in `config_error` so that `routing` can use them without importing this
+// module; re-exported here, where callers have always found them.
+pub use crate::config_error::{ConfigError, ConfigWarning};
+use crate::config_error::{invalid, warn};
+use crate::config_seconds::{MAX_SECONDS, seconds_up_to};
 use crate::price::Price;
 use crate::redact;
 use crate::source_map::{Position, SourceMap};
@@ -51,43 +56,6 @@ impl Serialize for Secret {
     }
 }
 
-/// A problem that does not stop the config from loading.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConfigWarning {
-    /// YAML path, e.g. `litellm_settings.callbacks` or `model_list[2].litellm_params.api_key`.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("{path}:{line}:{column}: YAML syntax error: {message}")]
-    Syntax {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    /// A value that cannot be served; `line`/`column` are those of the offending node when the
-    /// file could be mapped (see [`crate::source_map`]).
-    #[error("{file}{}: {path}: {message}", at(*.line, *.column))]
-    Invalid {
-        file: String,
-        path: String,
-        message: String,
-        line: Option<usize>,
-        column: Option<usize>,
-    },
-}
-
 /// Text the source map's reader refuses (it is stricter than the YAML reader on odd flow
 /// indentation) still must not merge duplicate keys silently: the YAML reader's own tree refuses
 /// them, with a position but without the path.
@@ -107,14 +75,6 @@ fn refuse_duplicates_unmapped(file: &str, text: &str) -> Result<(), ConfigError>
             })
         }
         _ => Ok(()),
-    }
-}
-
-fn at(line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!(":{l}:{c}"),
-        (Some(l), None) => format!(":{l}"),
-        _ => String::new(),
     }
 }
 
@@ -316,9 +276,6 @@ impl CacheSettings {
     }
 }
 
-/// Longest timeout or cooldown, seconds (a day): longer is a typo, and `1e308` overflowed the
-/// cooldown clock so that it never applied.
-pub(crate) const MAX_SECONDS: f64 = 86_400.0;
 /// Longest cache entry life, seconds (a year).
 const MAX_CACHE_TTL_S: f64 = 365.0 * 86_400.0;
 /// Largest accepted request body, MB (1 TiB): the limit is kept as bytes in a `usize`.
@@ -1436,21 +1393,6 @@ fn seconds(v: &Value, path: &str, file: &str) -> Result<f64, ConfigError> {
     seconds_up_to(v, path, file, MAX_SECONDS)
 }
 
-/// A positive, finite number of seconds up to `max`: durations are built from these, and a
-/// `1e308` or `.inf` would overflow (or panic) where the clock arithmetic uses them.
-pub(crate) fn seconds_up_to(v: &Value, path: &str, file: &str, max: f64) -> Result<f64, ConfigError> {
-    v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        .filter(|s| *s > 0.0 && *s <= max)
-        .ok_or_else(|| {
-            invalid(
-                file,
-                path,
-                format!("expected a positive number of seconds, at most {max}, found {v}"),
-            )
-        })
-}
-
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing",
@@ -1459,23 +1401,6 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
-    }
-}
-
-pub(crate) fn invalid(file: &str, path: &str, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        file: file.to_string(),
-        path: path.to_string(),
-        message,
-        line: None,
-        column: None,
-    }
-}
-
-pub(crate) fn warn(path: &str, message: &str) -> ConfigWarning {
-    ConfigWarning {
-        path: path.to_string(),
-        message: message.to_string(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! [`Record`], and the error type every crate maps into OpenAI's error shape.
 
 pub mod config;
+mod config_error;
+mod config_seconds;
 pub mod error;
 pub mod price;
 pub mod record;

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigError, ConfigWarning, invalid, warn};
+use crate::config_error::{ConfigError, ConfigWarning, invalid, warn};
+use crate::config_seconds::{MAX_SECONDS, seconds_up_to};
 
 /// How a deployment is chosen within a model group (LiteLLM's `routing_strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -158,7 +159,7 @@ fn read_key(s: &mut RouterSettings, k: &str, v: &Value, path: &str, file: &str) 
         "num_retries" => s.num_retries = number(v, path, file, MAX_RETRIES)? as u32,
         "retry_after" => s.retry_after = number(v, path, file, MAX_RETRY_AFTER_S)?,
         "allowed_fails" => s.allowed_fails = number(v, path, file, MAX_ALLOWED_FAILS)? as u32,
-        "cooldown_time" => s.cooldown_time = number(v, path, file, crate::config::MAX_SECONDS)?,
+        "cooldown_time" => s.cooldown_time = number(v, path, file, MAX_SECONDS)?,
         "fallbacks" => s.fallbacks = fallback_map(v, path, file)?,
         "context_window_fallbacks" => s.context_window_fallbacks = fallback_map(v, path, file)?,
         "default_fallbacks" => s.default_fallbacks = names(v, path, file)?,
@@ -394,12 +395,7 @@ pub fn read_workflows(
                 fallbacks,
                 timeout: match st.get("timeout") {
                     None | Some(Value::Null) => None,
-                    Some(t) => Some(crate::config::seconds_up_to(
-                        t,
-                        &format!("{sp}.timeout"),
-                        file,
-                        crate::config::MAX_SECONDS,
-                    )?),
+                    Some(t) => Some(seconds_up_to(t, &format!("{sp}.timeout"), file, MAX_SECONDS)?),
                 },
             });
         }

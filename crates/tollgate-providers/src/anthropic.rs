@@ -23,8 +23,8 @@ use serde_json::{Map, Value, json};
 
 use crate::openai::{self, arguments_object, parse_data_url};
 use crate::provider::Route;
-use crate::translate::{TranslateError, UpstreamRequest};
 use crate::usage::{ParsedUsage, parse_anthropic_usage};
+use crate::wire::{TranslateError, UpstreamRequest};
 
 pub const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` when the client sets none; Anthropic requires one.
@@ -130,7 +130,7 @@ fn blocks_of(content: &Value, out: &mut Vec<Value>) -> Result<(), TranslateError
 }
 
 fn push_turn(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
-    crate::translate::push_turn(messages, role, "content", blocks);
+    crate::turns::push_turn(messages, role, "content", blocks);
 }
 
 /// A message-level `cache_control` (LiteLLM accepts it there) marks the message's last block.

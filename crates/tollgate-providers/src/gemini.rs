@@ -18,8 +18,8 @@ use serde_json::{Map, Value, json};
 
 use crate::openai::{self, arguments_object, media_type_of_url, parse_data_url, tool_name_for};
 use crate::provider::Route;
-use crate::translate::{TranslateError, UpstreamRequest};
 use crate::usage::{ParsedUsage, parse_gemini_usage};
+use crate::wire::{TranslateError, UpstreamRequest};
 
 /// OpenAI fields Gemini has no place for.
 const DROPPED: &[&str] = &[
@@ -106,7 +106,7 @@ fn media_part(url: &str, mime: Option<&str>) -> Value {
 }
 
 fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    crate::translate::push_turn(contents, role, "parts", parts);
+    crate::turns::push_turn(contents, role, "parts", parts);
 }
 
 fn contents_of(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {

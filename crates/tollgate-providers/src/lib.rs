@@ -13,7 +13,10 @@ pub mod openai;
 pub mod provider;
 pub mod sse;
 pub mod translate;
+mod turns;
 pub mod usage;
+mod wire;
 
 pub use provider::{Provider, ProviderError, Route, WireFormat};
-pub use translate::{StreamTranslator, TranslateError, UpstreamRequest, build_request, translate_response};
+pub use translate::{StreamTranslator, build_request, translate_response};
+pub use wire::{TranslateError, UpstreamRequest};

@@ -8,8 +8,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use crate::provider::Route;
-use crate::translate::{TranslateError, UpstreamRequest};
 use crate::usage::{ParsedUsage, normalize_openai_usage};
+use crate::wire::{TranslateError, UpstreamRequest};
 
 /// The client's body with `model` replaced and, for streams, `stream_options.include_usage`
 /// forced on, written without copying the rest.

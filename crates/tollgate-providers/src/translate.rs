@@ -20,28 +20,9 @@ use serde_json::{Map, Value};
 
 use crate::provider::{Route, WireFormat};
 use crate::usage::ParsedUsage;
+// Re-exported so `tollgate_providers::translate::{TranslateError, UpstreamRequest}` keep naming them.
+pub use crate::wire::{TranslateError, UpstreamRequest};
 use crate::{anthropic, gemini, hygiene, openai};
-
-/// An HTTP request ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamRequest {
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// OpenAI fields the provider has no equivalent for, left out of the body (logged by the
-    /// gateway, so nothing disappears unseen).
-    pub dropped: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TranslateError {
-    /// The client's request cannot be expressed for this provider.
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// The provider answered with something that is not its documented format.
-    #[error("{provider} answered with something tollgate cannot read: {message}")]
-    UpstreamFormat { provider: &'static str, message: String },
-}
 
 /// The upstream request for one chat call to `route`.
 pub fn build_request(
@@ -134,25 +115,4 @@ impl StreamTranslator {
             StreamTranslator::Anthropic(s) => s.error.as_deref(),
         }
     }
-}
-
-/// Appends items to the last turn when it has the same role, else starts a turn. Both native
-/// formats require alternating roles, so consecutive OpenAI messages of one role (a tool result
-/// after another, a system note) become one turn; `field` is `content` (Anthropic) or `parts`
-/// (Gemini).
-pub(crate) fn push_turn(turns: &mut Vec<Value>, role: &str, field: &str, items: Vec<Value>) {
-    if items.is_empty() {
-        return;
-    }
-    if let Some(last) = turns.last_mut()
-        && last.get("role").and_then(Value::as_str) == Some(role)
-        && let Some(Value::Array(existing)) = last.get_mut(field)
-    {
-        existing.extend(items);
-        return;
-    }
-    let mut turn = Map::new();
-    turn.insert("role".into(), Value::String(role.to_string()));
-    turn.insert(field.into(), Value::Array(items));
-    turns.push(Value::Object(turn));
 }

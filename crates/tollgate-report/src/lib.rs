@@ -9,10 +9,12 @@
 //! the aggregating thread over a bounded channel, so both cores work and memory stays bounded.
 
 pub mod aggregate;
+mod finding;
 pub mod findings;
 pub mod i18n;
 pub mod import;
 pub mod render;
+mod report;
 pub mod stats;
 
 use std::io::{IsTerminal, Write};
@@ -21,11 +23,12 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use tollgate_core::{PriceTable, Record};
 
-pub use aggregate::{Report, ReportOptions, build_report};
-pub use findings::{Finding, Severity};
+pub use aggregate::{ReportOptions, build_report};
+pub use finding::{Finding, Severity};
 pub use i18n::Lang;
 pub use import::InputSummary;
 pub use render::{Format, render};
+pub use report::Report;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

@@ -1,9 +1,9 @@
 //! The report as a document: headings, paragraphs, tables and charts, in one language. The
 //! markdown, HTML and terminal renderers only lay this out, so the three say the same thing.
 
-use crate::aggregate::{Report, TokenDistribution};
-use crate::findings::Severity;
+use crate::finding::Severity;
 use crate::i18n::Lang;
+use crate::report::{Report, TokenDistribution};
 use crate::stats::PERCENTILE_METHOD;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -569,7 +569,7 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
             .collect(),
     ));
     d.push(Block::Chart(Chart::LatencyPerModel));
-    let req_rows = |v: &[crate::aggregate::RequestRef]| -> Vec<Vec<String>> {
+    let req_rows = |v: &[crate::report::RequestRef]| -> Vec<Vec<String>> {
         v.iter()
             .map(|x| {
                 vec![

@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::doc::{Block, Chart};
-use crate::aggregate::Report;
 use crate::i18n::Lang;
+use crate::report::Report;
 
 const CSS: &str = "
 body{font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2330;background:#f6f7f9;margin:0}

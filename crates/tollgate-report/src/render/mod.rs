@@ -7,8 +7,8 @@ pub mod terminal;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::Report;
 use crate::i18n::Lang;
+use crate::report::Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -1,0 +1,300 @@
+//! The report itself: what [`build_report`](crate::build_report) fills in and every renderer
+//! reads. Its serde form is the `--format json` schema. Kept apart from the aggregation so the
+//! findings, which read a finished report, and the aggregation, which calls them, point one way.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::finding::Finding;
+use crate::import::InputSummary;
+use crate::stats::Summary;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole report. Its serde form is the `--format json` schema (see `docs/report-schema.md`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub inputs: Vec<InputSummary>,
+    /// Records dropped because their request id was already seen.
+    pub duplicates: u64,
+    /// Records outside `--since`/`--until`/`--model`.
+    pub filtered_out: u64,
+    /// Where the records came from: `tollgate`, `litellm-payload`, `litellm-spendlogs`.
+    pub sources: Vec<String>,
+    pub period: Period,
+    pub requests: Requests,
+    pub cost: CostTotals,
+    pub models: Vec<ModelReport>,
+    pub clients: Vec<NamedCount>,
+    pub sessions: Sessions,
+    pub cache: CacheReport,
+    pub reasoning: ReasoningReport,
+    pub tokens: TokenReport,
+    pub latency: LatencyReport,
+    pub overhead_ms: Option<Overhead>,
+    pub timeline: Timeline,
+    pub workflows: Vec<WorkflowReport>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Period {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Requests {
+    pub total: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// succeeded / total; null when there are no requests.
+    pub success_rate: Option<f64>,
+    pub streamed: u64,
+    pub cache_hits: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CostTotals {
+    /// Recomputed from the price table where the model is priced, else as logged.
+    pub total_usd: f64,
+    /// Sum of the cost the logs reported (LiteLLM's `response_cost`/`spend`); null if none did.
+    pub logged_usd: Option<f64>,
+    /// Over requests that have both: recomputed − logged.
+    pub difference_usd: Option<f64>,
+    pub reasoning_usd: f64,
+    pub saved_usd: f64,
+    pub unpriced_models: Vec<String>,
+    pub unpriced_requests: u64,
+}
+
+/// min/avg/p50/p95/p99/max (and count), nearest-rank.
+pub type LatencyStats = Summary;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProviderCache {
+    /// Prompt tokens of requests that reached the provider (cache hits excluded).
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
+    /// cached / prompt; null ("n/a") when the provider reported no cached tokens at all.
+    pub share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorExample {
+    pub message: String,
+    pub count: u64,
+    pub request_id: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    /// The model group: what the client asked for.
+    pub model: String,
+    pub upstream_models: Vec<String>,
+    pub requests: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Failures that were the client's fault (a malformed request, a client that left): they
+    /// say nothing about the model's health. Left out of the JSON when zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub client_failed: u64,
+    pub cache_hits: u64,
+    pub streamed: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub cost_usd: f64,
+    pub reasoning_cost_usd: f64,
+    pub logged_cost_usd: Option<f64>,
+    pub cost_per_1k_tokens: Option<f64>,
+    /// Share of the report's total cost.
+    pub cost_share: Option<f64>,
+    /// reasoning / completion tokens.
+    pub reasoning_share: Option<f64>,
+    pub provider_cache: ProviderCache,
+    pub unpriced_requests: u64,
+    /// Successful requests that reached the provider (cache hits excluded).
+    pub latency_ms: Option<LatencyStats>,
+    /// Streams only.
+    pub ttft_ms: Option<LatencyStats>,
+    pub truncated: u64,
+    pub errors: Vec<ErrorExample>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedCount {
+    pub name: String,
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionPattern {
+    /// Model groups in call order; a failed call is marked `✗`.
+    pub steps: Vec<String>,
+    pub sessions: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Sessions {
+    pub total: u64,
+    pub requests_with_session: u64,
+    pub avg_requests: Option<f64>,
+    pub max_requests: u64,
+    pub with_failures: u64,
+    pub patterns: Vec<SessionPattern>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CacheCounts {
+    pub off: u64,
+    pub miss: u64,
+    pub hit: u64,
+    pub bypass: u64,
+    pub unknown: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CacheReport {
+    /// `on`, `off`, `mixed` (both seen in the window) or `unknown` (the logs do not say).
+    pub state: String,
+    /// true/false, or null when unknown.
+    pub enabled: Option<bool>,
+    pub records: CacheCounts,
+    pub hits: u64,
+    /// hits / successful requests, when the cache is on.
+    pub hit_rate: Option<f64>,
+    pub saved_usd: f64,
+    /// Successful requests that repeated an earlier prompt exactly and still went to the provider.
+    pub repeat_requests: u64,
+    /// What those repeats cost: what a working response cache would have saved.
+    pub potential_savings_usd: f64,
+    pub repeats_streamed: u64,
+    pub repeat_examples: Vec<String>,
+    /// Requests whose prompt could be fingerprinted (the logs kept the messages).
+    pub fingerprinted: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReasoningRow {
+    pub request_id: String,
+    pub model: String,
+    pub reasoning_tokens: u64,
+    pub completion_tokens: u64,
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReasoningReport {
+    pub top: Vec<ReasoningRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenBucket {
+    pub label: String,
+    /// Inclusive lower bound, exclusive upper bound (null: no upper bound).
+    pub lower: u64,
+    pub upper: Option<u64>,
+    pub requests: u64,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TokenDistribution {
+    pub buckets: Vec<TokenBucket>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TokenReport {
+    pub prompt: TokenDistribution,
+    pub completion: TokenDistribution,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRef {
+    pub request_id: String,
+    pub model: String,
+    pub start: DateTime<Utc>,
+    pub latency_ms: f64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LatencyReport {
+    pub percentile_method: String,
+    pub fastest: Vec<RequestRef>,
+    pub slowest: Vec<RequestRef>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overhead {
+    pub samples: u64,
+    pub avg: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub max: f64,
+    pub max_request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimePoint {
+    pub start: DateTime<Utc>,
+    pub requests: u64,
+    pub failed: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeline {
+    pub bucket_ms: i64,
+    pub points: Vec<TimePoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub index: Option<u32>,
+    pub role: String,
+    pub calls: u64,
+    pub failed: u64,
+    pub runs: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+    pub latency_ms: Option<LatencyStats>,
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingStep {
+    pub role: String,
+    pub index: Option<u32>,
+    /// Runs in which the step did not appear (or, for `always_failed`, failed).
+    pub runs: u64,
+    /// `never_ran`, `skipped` (absent from runs that reached a later step) or `always_failed`.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowReport {
+    pub name: String,
+    pub runs: u64,
+    pub runs_failed: u64,
+    pub steps: Vec<StepReport>,
+    pub missing_steps: Vec<MissingStep>,
+}
