@@ -14,7 +14,7 @@ use arc_swap::ArcSwapOption;
 use axum::http::HeaderMap;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tollgate_core::Usage;
 use tollgate_core::config::{CacheBackend, CacheSettings, RedisGuard};
 
@@ -63,20 +63,20 @@ pub struct RequestCache {
     pub max_age_s: Option<f64>,
 }
 
-/// LiteLLM's per-request controls (`"cache": {"no-cache": true, …}` in the body) and HTTP's
+/// LiteLLM's per-request controls (`cache_field`: `"cache": {"no-cache": true, …}` in the body) and HTTP's
 /// `Cache-Control` request header. `None`: the cache is skipped for this request (bypass).
 pub fn request_controls(
     settings: &CacheSettings,
     call_type: &str,
     fingerprint: &str,
     stream: bool,
-    body: &Map<String, Value>,
+    cache_field: Option<&Value>,
     headers: &HeaderMap,
 ) -> Option<RequestCache> {
     if !settings.allows(call_type) {
         return None;
     }
-    let ctl = body.get("cache").and_then(Value::as_object);
+    let ctl = cache_field.and_then(Value::as_object);
     let flag = |name: &str| ctl.and_then(|c| c.get(name)).and_then(Value::as_bool).unwrap_or(false);
     let num = |name: &str| ctl.and_then(|c| c.get(name)).and_then(Value::as_f64);
     if !settings.default_on && !flag("use-cache") {

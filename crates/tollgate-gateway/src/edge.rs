@@ -245,28 +245,26 @@ pub struct ResponseTags<'a> {
 }
 
 pub fn tag_response(headers: &mut HeaderMap, t: &ResponseTags<'_>) {
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
+    // Each value is checked once and shared by the header pair that carries it.
+    let mut put = |names: &[&'static str], value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            for name in names {
+                headers.insert(HeaderName::from_static(name), v.clone());
+            }
         }
     };
-    put("x-tollgate-request-id", t.request_id.to_string());
-    put("x-litellm-call-id", t.request_id.to_string());
-    put("x-tollgate-model-group", t.model_group.to_string());
-    put("x-litellm-model-group", t.model_group.to_string());
-    let overhead = format!("{:.3}", t.overhead_ms);
-    put("x-tollgate-overhead-ms", overhead.clone());
-    put("x-litellm-overhead-duration-ms", overhead);
-    put("x-tollgate-cache", t.cache.to_string());
-    // An unpriced model gets no cost header rather than a misleading 0.
-    let cost = t
-        .cost_usd
-        .map(|c| format!("{c:.10}"))
-        .unwrap_or_else(|| "unpriced".to_string());
-    if t.cost_usd.is_some() {
-        put("x-litellm-response-cost", cost.clone());
+    put(&["x-tollgate-request-id", "x-litellm-call-id"], t.request_id);
+    put(&["x-tollgate-model-group", "x-litellm-model-group"], t.model_group);
+    put(
+        &["x-tollgate-overhead-ms", "x-litellm-overhead-duration-ms"],
+        &format!("{:.3}", t.overhead_ms),
+    );
+    put(&["x-tollgate-cache"], t.cache);
+    match t.cost_usd {
+        Some(c) => put(&["x-tollgate-cost-usd", "x-litellm-response-cost"], &format!("{c:.10}")),
+        // An unpriced model gets no cost header rather than a misleading 0.
+        None => put(&["x-tollgate-cost-usd"], "unpriced"),
     }
-    put("x-tollgate-cost-usd", cost);
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! `server` the routes and lifecycle.
 
 pub mod app;
+pub mod body;
 pub mod breaker;
 pub mod cache;
 pub mod deployment_stats;

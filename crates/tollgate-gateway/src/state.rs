@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tollgate_core::config::{ConfigWarning, DeploymentConfig, Env, GatewayConfig, Secret};
 use tollgate_core::routing::WorkflowConfig;
-use tollgate_core::{Price, PriceTable};
+use tollgate_core::{Price, PriceTable, redact};
 use tollgate_providers::provider::{Provider, Route, route};
 
 use crate::cache::ResponseCache;
@@ -28,6 +28,8 @@ pub struct Deployment {
     /// LiteLLM's model string (`deepseek/deepseek-v3.2`), what records call `model`.
     pub model: String,
     pub route: Route,
+    /// The route's URLs parsed once, at load, instead of on every request.
+    pub urls: UpstreamUrls,
     pub api_key: Option<Secret>,
     pub extra_headers: Vec<(String, String)>,
     pub timeout: Duration,
@@ -40,6 +42,37 @@ pub struct Deployment {
     pub config: DeploymentConfig,
     /// In-flight count, latency, minute windows and cooldown, for the router.
     pub stats: DeploymentStats,
+}
+
+/// A deployment's upstream URLs, parsed.
+#[derive(Debug, Clone)]
+pub struct UpstreamUrls {
+    pub chat: reqwest::Url,
+    pub stream: reqwest::Url,
+    pub embeddings: reqwest::Url,
+}
+
+impl UpstreamUrls {
+    fn parse(r: &Route) -> Result<UpstreamUrls, String> {
+        let parse =
+            |s: &str| reqwest::Url::parse(s).map_err(|e| format!("`{}` is not a usable URL: {e}", redact::url(s)));
+        Ok(UpstreamUrls {
+            chat: parse(&r.chat_url)?,
+            stream: parse(&r.stream_url)?,
+            embeddings: parse(&r.embeddings_url)?,
+        })
+    }
+
+    /// The parsed form of `url` when it is one of the route's (it always is today); otherwise
+    /// parsed now.
+    pub fn resolve(&self, url: &str) -> Result<reqwest::Url, String> {
+        for u in [&self.chat, &self.stream, &self.embeddings] {
+            if u.as_str() == url {
+                return Ok(u.clone());
+            }
+        }
+        reqwest::Url::parse(url).map_err(|e| format!("`{}` is not a usable URL: {e}", redact::url(url)))
+    }
 }
 
 /// A model group: what clients name in `model`.
@@ -149,6 +182,11 @@ impl LiveState {
                 max_input_tokens: price.max_input_tokens,
                 max_output_tokens: price.max_output(),
                 price: priced.then_some(price),
+                urls: UpstreamUrls::parse(&r).map_err(|message| StateError {
+                    file: config.where_is(&format!("{base}.api_base")),
+                    path: format!("{base}.api_base"),
+                    message,
+                })?,
                 route: r,
                 api_key,
                 extra_headers: d.extra_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),

@@ -6,12 +6,16 @@
 //! golden-tested, in `tollgate-providers`.
 
 use axum::http::{HeaderMap, HeaderValue};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tollgate_core::{ErrorKind, GatewayError};
-use tollgate_providers::context_window::{Clamp, clamp_max_tokens};
+use tollgate_providers::context_window::{Clamp, clamp_limit, estimate_input_tokens_raw};
+use tollgate_providers::openai::{self, Relayed};
+use tollgate_providers::provider::WireFormat;
 use tollgate_providers::translate::{self, TranslateError, UpstreamRequest};
 use tollgate_providers::usage::ParsedUsage;
 
+use crate::body::RequestBody;
 use crate::state::Deployment;
 
 /// The response header that says a request's max_tokens was clamped: `<original>-><new>`.
@@ -24,26 +28,31 @@ const MAX_FIELDS: [&str; 2] = ["max_completion_tokens", "max_tokens"];
 /// one's limit.
 #[derive(Debug, Default)]
 pub struct MaxTokens {
-    requested: Option<[Option<Value>; 2]>,
+    requested: Option<[Option<Box<RawValue>>; 2]>,
     pub clamp: Option<Clamp>,
 }
 
 impl MaxTokens {
     /// Clamps `body`'s max tokens to fit deployment `d` (estimated input + max tokens within its
     /// context window, max tokens within its output limit).
-    pub fn fit(&mut self, body: &mut Map<String, Value>, d: &Deployment) {
+    pub fn fit(&mut self, body: &mut RequestBody, d: &Deployment) {
         match &self.requested {
-            None => self.requested = Some(MAX_FIELDS.map(|f| body.get(f).cloned())),
+            None => {
+                self.requested =
+                    Some(MAX_FIELDS.map(|f| body.raw(f).and_then(|r| RawValue::from_string(r.to_string()).ok())))
+            }
             Some(requested) => {
                 for (f, v) in MAX_FIELDS.iter().zip(requested) {
                     match v {
-                        Some(v) => body.insert(f.to_string(), v.clone()),
-                        None => body.remove(*f),
+                        Some(v) => body.set_raw(f, v.clone()),
+                        None => {
+                            body.remove(f);
+                        }
                     };
                 }
             }
         }
-        self.clamp = clamp_max_tokens(body, d.max_input_tokens, d.max_output_tokens);
+        self.clamp = clamp(body, d.max_input_tokens, d.max_output_tokens);
         if let Some(c) = self.clamp {
             tracing::info!(
                 model = %d.model,
@@ -64,6 +73,21 @@ impl MaxTokens {
     }
 }
 
+/// `tollgate_providers::context_window::clamp_max_tokens` on the raw body: the input is
+/// estimated from the fields' text without building them into values.
+fn clamp(body: &mut RequestBody, context_window: Option<u64>, max_output: Option<u64>) -> Option<Clamp> {
+    let (field, from) = MAX_FIELDS.into_iter().find_map(|f| Some((f, body.get::<u64>(f)?)))?;
+    let limit = clamp_limit(from, context_window, max_output, || {
+        estimate_input_tokens_raw(body.raw("messages"), body.raw("tools"), body.raw("response_format"))
+    })?;
+    for f in MAX_FIELDS {
+        if body.get::<u64>(f).is_some_and(|v| v > limit) {
+            body.set(f, &limit);
+        }
+    }
+    Some(Clamp { field, from, to: limit })
+}
+
 fn translate_error(d: &Deployment, e: TranslateError) -> GatewayError {
     match e {
         TranslateError::InvalidRequest(m) => GatewayError::new(
@@ -77,14 +101,24 @@ fn translate_error(d: &Deployment, e: TranslateError) -> GatewayError {
 }
 
 /// The upstream chat request for deployment `d` (the deployment's `extra_headers` are added by
-/// the caller, after these).
-pub fn build(d: &Deployment, body: &Map<String, Value>, stream: bool) -> Result<UpstreamRequest, GatewayError> {
+/// the caller, after these). OpenAI-family deployments get the body as it is held (`model` and
+/// stream options already set by the route stage); the others get it translated.
+pub fn build(d: &Deployment, body: &RequestBody, stream: bool) -> Result<UpstreamRequest, GatewayError> {
     let key = d.api_key.as_ref().map(|k| k.expose());
-    let req = translate::build_request(&d.route, key, body, stream).map_err(|e| translate_error(d, e))?;
+    if d.route.provider.wire_format() == WireFormat::OpenAi {
+        return Ok(openai::request_with_body(&d.route, key, body.to_vec(), stream));
+    }
+    let req = translate::build_request(&d.route, key, &body.to_map(), stream).map_err(|e| translate_error(d, e))?;
     if !req.dropped.is_empty() {
         tracing::debug!(model = %d.model, dropped = ?req.dropped, "fields the provider has no equivalent for were left out");
     }
     Ok(req)
+}
+
+/// A plain answer from `d` as the client gets it (bytes of an OpenAI `chat.completion` naming
+/// `group`), with its usage and finish reason.
+pub fn relay_plain(d: &Deployment, bytes: &[u8], group: &str) -> Result<Relayed, GatewayError> {
+    translate::relay_response(&d.route, bytes, group).map_err(|e| translate_error(d, e))
 }
 
 /// A plain answer from `d` as an OpenAI `chat.completion`, and its usage.

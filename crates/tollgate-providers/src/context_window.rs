@@ -7,6 +7,7 @@
 //! high and a clamped request fits. A request whose input alone fills the window is left as it
 //! is: the provider's own error then says the prompt is too long, which is the real problem.
 
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Per-message framing tokens (role markers and separators).
@@ -27,18 +28,21 @@ impl Clamp {
     }
 }
 
+/// Images are priced by size, not by their base64 text; a data URL would swamp the estimate, so
+/// media parts count a flat amount.
+const MEDIA_BYTES: u64 = 3 * 1000;
+
+fn is_media_key(k: &str) -> bool {
+    matches!(k, "image_url" | "input_audio" | "file")
+}
+
 fn text_bytes(v: &Value) -> u64 {
     match v {
         Value::String(s) => s.len() as u64,
         Value::Array(a) => a.iter().map(text_bytes).sum(),
         Value::Object(o) => o
             .iter()
-            // Images are priced by size, not by their base64 text; a data URL would swamp the
-            // estimate, so media parts count a flat amount.
-            .map(|(k, v)| match k.as_str() {
-                "image_url" | "input_audio" | "file" => 3 * 1000,
-                _ => text_bytes(v),
-            })
+            .map(|(k, v)| if is_media_key(k) { MEDIA_BYTES } else { text_bytes(v) })
             .sum(),
         _ => 0,
     }
@@ -67,9 +71,26 @@ pub fn clamp_max_tokens(
         .into_iter()
         .find(|f| body.get(*f).is_some_and(Value::is_u64))?;
     let from = body.get(field).and_then(Value::as_u64)?;
+    let limit = clamp_limit(from, context_window, max_output, || estimate_input_tokens(body))?;
+    for f in ["max_completion_tokens", "max_tokens"] {
+        if body.get(f).and_then(Value::as_u64).is_some_and(|v| v > limit) {
+            body.insert(f.to_string(), limit.into());
+        }
+    }
+    Some(Clamp { field, from, to: limit })
+}
+
+/// The max tokens a request asking for `from` may have: `None` when `from` fits (or nothing can
+/// be done), else the limit. `input` (estimated input tokens) is asked only when a window is known.
+pub fn clamp_limit(
+    from: u64,
+    context_window: Option<u64>,
+    max_output: Option<u64>,
+    input: impl FnOnce() -> u64,
+) -> Option<u64> {
     let mut limit = max_output.unwrap_or(u64::MAX);
     if let Some(window) = context_window {
-        let input = estimate_input_tokens(body);
+        let input = input();
         if input >= window {
             return None;
         }
@@ -78,12 +99,120 @@ pub fn clamp_max_tokens(
     if from <= limit || limit == 0 {
         return None;
     }
-    for f in ["max_completion_tokens", "max_tokens"] {
-        if body.get(f).and_then(Value::as_u64).is_some_and(|v| v > limit) {
-            body.insert(f.to_string(), limit.into());
+    Some(limit)
+}
+
+/// [`estimate_input_tokens`] from the fields' raw JSON text, without building them into values
+/// (the same count: strings' lengths, media parts a flat amount, framing per message).
+pub fn estimate_input_tokens_raw(messages: Option<&str>, tools: Option<&str>, response_format: Option<&str>) -> u64 {
+    let mut framing = 0;
+    let mut bytes = 0;
+    if let Some(m) = messages {
+        match serde_json::from_str::<Vec<TextBytes>>(m) {
+            Ok(list) => {
+                framing = list.len() as u64 * PER_MESSAGE;
+                bytes += list.iter().map(|t| t.0).sum::<u64>();
+            }
+            Err(_) => bytes += text_bytes_raw(m),
         }
     }
-    Some(Clamp { field, from, to: limit })
+    bytes += tools.map_or(0, text_bytes_raw) + response_format.map_or(0, text_bytes_raw);
+    bytes.div_ceil(3) + framing
+}
+
+fn text_bytes_raw(raw: &str) -> u64 {
+    serde_json::from_str::<TextBytes>(raw).map_or(0, |t| t.0)
+}
+
+/// The text bytes of a JSON value, counted as it is read (see `text_bytes`).
+struct TextBytes(u64);
+
+impl<'de> Deserialize<'de> for TextBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextBytesVisitor)
+    }
+}
+
+struct TextBytesVisitor;
+
+impl<'de> Visitor<'de> for TextBytesVisitor {
+    type Value = TextBytes;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<TextBytes, E> {
+        Ok(TextBytes(s.len() as u64))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextBytes, E> {
+        Ok(TextBytes(0))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextBytes, E> {
+        Ok(TextBytes(0))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextBytes, E> {
+        Ok(TextBytes(0))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextBytes, E> {
+        Ok(TextBytes(0))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<TextBytes, E> {
+        Ok(TextBytes(0))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextBytes, A::Error> {
+        let mut n = 0;
+        while let Some(t) = seq.next_element::<TextBytes>()? {
+            n += t.0;
+        }
+        Ok(TextBytes(n))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextBytes, A::Error> {
+        let mut n = 0;
+        while let Some(key) = map.next_key::<KeyKind>()? {
+            n += match key {
+                KeyKind::Media => {
+                    map.next_value::<de::IgnoredAny>()?;
+                    MEDIA_BYTES
+                }
+                KeyKind::Other => map.next_value::<TextBytes>()?.0,
+            };
+        }
+        Ok(TextBytes(n))
+    }
+}
+
+/// Whether an object key names a media part (read without allocating the key).
+enum KeyKind {
+    Media,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for KeyKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<KeyKind, E> {
+                Ok(if is_media_key(s) {
+                    KeyKind::Media
+                } else {
+                    KeyKind::Other
+                })
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
 }
 
 #[cfg(test)]
@@ -137,5 +266,30 @@ mod tests {
             {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{}", "A".repeat(90000))}}]}]}));
         // "user" + "image_url" + a flat 3000 bytes for the image, + framing.
         assert_eq!(estimate_input_tokens(&b), (4 + 9 + 3000u64).div_ceil(3) + 4);
+    }
+
+    #[test]
+    fn the_raw_estimate_is_the_value_estimate() {
+        let bodies = [
+            json!({"messages": [{"role": "user", "content": "x".repeat(300)}], "max_tokens": 1000}),
+            json!({"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "text", "text": "caf\u{e9} \"quoted\" ünïcode"}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{}"}}]}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}}}}),
+            json!({"messages": "not a list", "tools": 5}),
+            json!({}),
+        ];
+        for v in bodies {
+            let b = body(v);
+            let raw = |k: &str| b.get(k).map(|v| v.to_string());
+            let (m, t, r) = (raw("messages"), raw("tools"), raw("response_format"));
+            assert_eq!(
+                estimate_input_tokens_raw(m.as_deref(), t.as_deref(), r.as_deref()),
+                estimate_input_tokens(&b),
+                "{b:?}"
+            );
+        }
     }
 }

@@ -102,6 +102,19 @@ fn markup_id(i: usize, m: &Markup) -> String {
 }
 
 /// Repairs each choice of an OpenAI `chat.completion` in place.
+/// Whether [`repair_response`] would change a message with this content (`None`: absent or
+/// null; `Some(None)`: not a string) and, when `has_calls`, non-empty `tool_calls`.
+pub fn message_needs_repair(content: Option<Option<&str>>, has_calls: bool) -> bool {
+    if has_calls {
+        return false;
+    }
+    match content {
+        None => true,
+        Some(None) => false,
+        Some(Some(text)) => parse_deepseek(text).is_some() || parse_hermes(text).is_some(),
+    }
+}
+
 pub fn repair_response(v: &mut Value) {
     let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) else {
         return;

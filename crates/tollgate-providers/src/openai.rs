@@ -4,7 +4,11 @@
 //! Requests of the OpenAI family are serialised straight from the client's map with `model`
 //! and `stream_options` overlaid, so a large prompt is never cloned.
 
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::provider::Route;
@@ -58,20 +62,107 @@ pub fn build_request(
         stream,
     };
     let bytes = serde_json::to_vec(&overlay).map_err(|e| TranslateError::InvalidRequest(e.to_string()))?;
+    Ok(request_with_body(route, api_key, bytes, stream))
+}
+
+/// An OpenAI-family chat request whose body the caller has written already, with `model` set to
+/// the route's upstream model and, for a stream, `stream_options.include_usage` on (the gateway
+/// does so without re-serialising the client's messages).
+pub fn request_with_body(route: &Route, api_key: Option<&str>, body: Vec<u8>, stream: bool) -> UpstreamRequest {
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
     if let Some(k) = api_key {
         headers.push(("authorization".to_string(), format!("Bearer {k}")));
     }
-    Ok(UpstreamRequest {
+    UpstreamRequest {
         url: if stream {
             route.stream_url.clone()
         } else {
             route.chat_url.clone()
         },
         headers,
-        body: bytes,
+        body,
         dropped: Vec::new(),
+    }
+}
+
+/// A plain response relayed as bytes.
+#[derive(Debug)]
+pub struct Relayed {
+    pub body: Vec<u8>,
+    pub usage: ParsedUsage,
+    pub finish_reason: Option<String>,
+}
+
+/// The common case of [`translate_response`] without building the answer into values: a
+/// `chat.completion` whose messages need no repair is relayed with only `model` (set to
+/// `group`) and `usage` (OpenAI's convention) rewritten; the choices pass as the provider wrote
+/// them. `None` when that does not apply (not an object, a message to repair, …): the caller
+/// takes the general path, which also says what is wrong.
+pub fn relay_response(bytes: &[u8], group: &str) -> Option<Relayed> {
+    let mut fields: BTreeMap<&str, &RawValue> = serde_json::from_slice(bytes).ok()?;
+    let mut finish_reason = None;
+    if let Some(choices) = fields.get("choices") {
+        let choices: Vec<ChoiceView> = serde_json::from_str(choices.get()).ok()?;
+        finish_reason = choices
+            .first()
+            .and_then(|c| c.finish_reason.as_deref().map(str::to_string));
+        for message in choices.iter().filter_map(|c| c.message.as_ref()) {
+            let has_calls = message
+                .tool_calls
+                .is_some_and(|c| c.get().starts_with('[') && !c.get()[1..].trim_start().starts_with(']'));
+            let text: Option<String>;
+            let content = match message.content.map(RawValue::get) {
+                None => None,
+                // Markup starts with `<`; a text without one (spelled plainly or escaped) has none,
+                // and is not unescaped just to look.
+                Some(raw) if raw.starts_with('"') && (raw.contains('<') || raw.contains("\\u003")) => {
+                    text = serde_json::from_str(raw).ok();
+                    Some(Some(text.as_deref()?))
+                }
+                Some(raw) if raw.starts_with('"') => Some(Some("")),
+                Some(_) => Some(None),
+            };
+            if crate::hygiene::message_needs_repair(content, has_calls) {
+                return None;
+            }
+        }
+    }
+    let usage_raw;
+    let mut usage = ParsedUsage::default();
+    if let Some(u) = fields.get("usage") {
+        let mut u: Value = serde_json::from_str(u.get()).ok()?;
+        if u.is_object() {
+            usage = normalize_openai_usage(&mut u);
+            usage_raw = serde_json::value::to_raw_value(&u).ok()?;
+            fields.insert("usage", &usage_raw);
+        }
+    }
+    let model = serde_json::value::to_raw_value(group).ok()?;
+    fields.insert("model", &model);
+    let body = serde_json::to_vec(&fields).ok()?;
+    Some(Relayed {
+        body,
+        usage,
+        finish_reason,
     })
+}
+
+/// What the relay looks at in a choice; the rest passes through unread.
+#[derive(Deserialize)]
+struct ChoiceView<'a> {
+    #[serde(borrow, default)]
+    message: Option<MessageView<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct MessageView<'a> {
+    /// `None` when absent or null.
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_calls: Option<&'a RawValue>,
 }
 
 /// Reads a plain response and rewrites its usage into OpenAI's convention.
@@ -315,5 +406,44 @@ mod tests {
         assert_eq!(parse_data_url("data:image/png;base64,AAA"), Some(("image/png", "AAA")));
         assert_eq!(parse_data_url("https://x/y.png"), None);
         assert_eq!(media_type_of_url("https://x/y.PNG?s=1"), "image/png");
+    }
+
+    #[test]
+    fn relaying_without_values_gives_what_the_general_path_gives() {
+        let route = crate::provider::route("deepseek/deepseek-chat", Some("http://127.0.0.1:1/v1")).unwrap();
+        let general = |bytes: &[u8]| {
+            let (mut v, usage) = crate::translate::translate_response(&route, bytes, "g").unwrap();
+            v["model"] = json!("g");
+            (v, usage)
+        };
+        let answers = [
+            json!({"id": "c1", "object": "chat.completion", "model": "deepseek-chat", "created": 1,
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "line\nwith \"quotes\""}}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+                          "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36,
+                          "completion_tokens_details": {"reasoning_tokens": 5}}}),
+            json!({"id": "c2", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]}),
+            json!({"id": "c3", "choices": []}),
+        ];
+        for a in answers {
+            let bytes = serde_json::to_vec(&a).unwrap();
+            let relayed = relay_response(&bytes, "g").expect("relayed without values");
+            let (v, usage) = general(&bytes);
+            assert_eq!(serde_json::from_slice::<Value>(&relayed.body).unwrap(), v);
+            assert_eq!(relayed.usage.usage, usage.usage);
+            assert_eq!(
+                relayed.finish_reason.as_deref(),
+                v.pointer("/choices/0/finish_reason").and_then(Value::as_str)
+            );
+        }
+        // What the repair would change, and what is no chat.completion, take the general path.
+        for a in [
+            json!({"choices": [{"message": {"role": "assistant", "content": null}}]}),
+            json!({"choices": [{"message": {"role": "assistant", "content": "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>"}}]}),
+            json!([1, 2]),
+        ] {
+            assert!(relay_response(&serde_json::to_vec(&a).unwrap(), "g").is_none(), "{a}");
+        }
     }
 }

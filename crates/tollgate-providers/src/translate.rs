@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::provider::{Route, WireFormat};
 use crate::usage::ParsedUsage;
 // Re-exported so `tollgate_providers::translate::{TranslateError, UpstreamRequest}` keep naming them.
+use crate::openai::Relayed;
 pub use crate::wire::{TranslateError, UpstreamRequest};
 use crate::{anthropic, gemini, hygiene, openai};
 
@@ -54,6 +55,32 @@ pub fn translate_response(route: &Route, bytes: &[u8], group: &str) -> Result<(V
     };
     hygiene::repair_response(&mut value);
     Ok((value, usage))
+}
+
+/// A plain upstream response as the client gets it: OpenAI's `chat.completion` with `model` set
+/// to `group`, as bytes, with its usage and first finish reason. OpenAI-family answers that need
+/// no repair are relayed without being built into values ([`openai::relay_response`]).
+pub fn relay_response(route: &Route, bytes: &[u8], group: &str) -> Result<Relayed, TranslateError> {
+    if route.provider.wire_format() == WireFormat::OpenAi
+        && let Some(relayed) = openai::relay_response(bytes, group)
+    {
+        return Ok(relayed);
+    }
+    let (mut value, usage) = translate_response(route, bytes, group)?;
+    let finish_reason = value
+        .pointer("/choices/0/finish_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("model".into(), Value::String(group.to_string()));
+    }
+    // Serialising a value tree cannot fail.
+    let body = serde_json::to_vec(&value).unwrap_or_default();
+    Ok(Relayed {
+        body,
+        usage,
+        finish_reason,
+    })
 }
 
 /// Turns one provider's SSE events into OpenAI `chat.completion.chunk` payloads, ending with a

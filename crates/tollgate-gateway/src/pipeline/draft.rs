@@ -8,13 +8,14 @@ use std::time::Instant;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tollgate_core::record::prompt_sha256;
 use tollgate_core::{CacheState, ErrorKind, Fault, GatewayError, Record, RecordStatus};
 use tollgate_providers::usage::ParsedUsage;
 use tollgate_store::Commit;
 
 use crate::app::App;
+use crate::body::{RequestBody, compact_into};
 use crate::cache::CachedEntry;
 use crate::edge::ApiError;
 use crate::state::{Deployment, LiveState};
@@ -55,18 +56,20 @@ const ANSWER_FIELDS: &[&str] = &[
     "presence_penalty",
 ];
 
-/// Hex SHA-256 over the model group and the answer-deciding fields, streamed into the hasher so
-/// large prompts are not copied.
-fn fingerprint(group: &str, body: &Map<String, Value>) -> String {
-    let mut sel = Map::new();
-    sel.insert("model".into(), Value::String(group.to_string()));
-    let mut canonical = serde_json::to_vec(&sel).unwrap_or_default();
+/// Hex SHA-256 over the model group and the answer-deciding fields as the client wrote them,
+/// whitespace between tokens left out (so two spellings of one request match). Computed once
+/// per request, from the raw text: nothing is parsed or copied into values for it.
+pub(crate) fn fingerprint(group: &str, body: &RequestBody) -> String {
+    let mut canonical = Vec::with_capacity(256);
+    // The group as a JSON object, so a group name cannot run into the first field.
+    canonical.extend_from_slice(b"{\"model\":");
+    let _ = serde_json::to_writer(&mut canonical, group);
+    canonical.push(b'}');
     for k in ANSWER_FIELDS {
-        if let Some(v) = body.get(*k) {
+        if let Some(raw) = body.raw(k) {
             canonical.extend_from_slice(k.as_bytes());
             canonical.push(b'=');
-            // Serialising a Value cannot fail.
-            let _ = serde_json::to_writer(&mut canonical, v);
+            compact_into(&mut canonical, raw);
             canonical.push(b'\n');
         }
     }
@@ -210,25 +213,33 @@ impl Draft {
     }
 
     /// Fills the per-request fields the body carries.
-    pub(crate) fn read_body(&mut self, body: &Map<String, Value>) {
+    pub(crate) fn read_body(&mut self, body: &RequestBody) {
         if self.record.session_id.is_none() {
-            self.record.session_id = body
-                .get("litellm_session_id")
-                .or_else(|| body.get("metadata").and_then(|m| m.get("session_id")))
-                .and_then(Value::as_str)
-                .map(|s| bounded(s, MAX_CLIENT_STRING).to_string());
+            // A `litellm_session_id` of another type hides the metadata's, as before.
+            let session = if body.contains("litellm_session_id") {
+                body.get::<String>("litellm_session_id")
+            } else {
+                body.get::<Value>("metadata")
+                    .and_then(|m| m.get("session_id").and_then(Value::as_str).map(str::to_string))
+            };
+            self.record.session_id = session.map(|s| bounded(&s, MAX_CLIENT_STRING).to_string());
         }
-        if let Some(t) = body.get("litellm_trace_id").and_then(Value::as_str) {
-            self.record.trace_id = bounded(t, MAX_CLIENT_STRING).to_string();
+        if let Some(t) = body.get::<String>("litellm_trace_id") {
+            self.record.trace_id = bounded(&t, MAX_CLIENT_STRING).to_string();
         }
-        self.record.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        self.record.max_tokens = body
-            .get("max_completion_tokens")
-            .or_else(|| body.get("max_tokens"))
-            .and_then(Value::as_u64);
+        self.record.stream = body.get::<bool>("stream").unwrap_or(false);
+        self.record.max_tokens = if body.contains("max_completion_tokens") {
+            body.get::<u64>("max_completion_tokens")
+        } else {
+            body.get::<u64>("max_tokens")
+        };
         self.record.prompt_sha256 = Some(fingerprint(&self.record.model_group, body));
         if self.record.stream {
-            self.input_estimate = tollgate_providers::context_window::estimate_input_tokens(body);
+            self.input_estimate = tollgate_providers::context_window::estimate_input_tokens_raw(
+                body.raw("messages"),
+                body.raw("tools"),
+                body.raw("response_format"),
+            );
         }
     }
 
@@ -342,17 +353,25 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_user_and_stream_but_not_messages() {
-        let a: Map<String, Value> = serde_json::from_str(
-            r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"stream":true,"user":"u1"}"#,
-        )
-        .unwrap();
-        let b: Map<String, Value> =
-            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"user":"u2"}"#).unwrap();
-        let c: Map<String, Value> =
-            serde_json::from_str(r#"{"model":"g","messages":[{"role":"user","content":"ho"}]}"#).unwrap();
+        let body = |s: &str| RequestBody::parse(s.as_bytes()).unwrap();
+        let a = body(r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"stream":true,"user":"u1"}"#);
+        let b = body(r#"{"model":"g","messages":[{"role":"user","content":"hi"}],"user":"u2"}"#);
+        let c = body(r#"{"model":"g","messages":[{"role":"user","content":"ho"}]}"#);
         assert_eq!(fingerprint("g", &a), fingerprint("g", &b));
         assert_ne!(fingerprint("g", &a), fingerprint("g", &c));
         assert_ne!(fingerprint("g", &a), fingerprint("h", &a));
+    }
+
+    #[test]
+    fn fingerprint_ignores_whitespace_between_tokens_but_not_inside_strings() {
+        let body = |s: &str| RequestBody::parse(s.as_bytes()).unwrap();
+        let compact = body(r#"{"model":"g","messages":[{"role":"user","content":"hi there"}],"temperature":0.5}"#);
+        let spaced = body(
+            "{\"model\": \"g\",\n \"temperature\": 0.5, \"messages\": [ {\"role\": \"user\", \"content\": \"hi there\"} ]}",
+        );
+        let inner = body(r#"{"model":"g","messages":[{"role":"user","content":"hi  there"}],"temperature":0.5}"#);
+        assert_eq!(fingerprint("g", &compact), fingerprint("g", &spaced));
+        assert_ne!(fingerprint("g", &compact), fingerprint("g", &inner));
     }
 
     #[test]

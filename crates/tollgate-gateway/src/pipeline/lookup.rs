@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
+use serde_json::Value;
 use tollgate_core::CacheState;
 
 use crate::cache::{CachedEntry, Lookup, RequestCache, ResponseCache, request_controls};
@@ -38,7 +39,7 @@ pub async fn lookup(
         endpoint.call_type,
         &fingerprint,
         request.stream,
-        &request.body,
+        request.body.get::<Value>("cache").as_ref(),
         headers,
     ) else {
         draft.record.cache = CacheState::Bypass;

@@ -62,7 +62,7 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         Ok(Target::Group(g)) => g.name.clone(),
         Ok(Target::Workflow(wf)) => {
             draft.record.workflow = Some(wf.name.clone());
-            return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body).await;
+            return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body.to_map()).await;
         }
     };
     let store_to = match lookup::lookup(&live, endpoint, &request, &headers, &mut draft).await {

@@ -1,13 +1,14 @@
 //! Stage 3, read and parse: the body read within `max_request_size_mb` (413) and the in-flight
-//! body budget, parsed as a JSON object keeping every field (400), `model` taken and the
+//! body budget, parsed as a JSON object keeping every field as the client's text (400), `model` taken and the
 //! request's own details (session, trace, stream, max tokens, fingerprint) put on the draft.
 
 use axum::body::Body;
 use axum::http::HeaderMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError};
 
 use crate::app::App;
+use crate::body::RequestBody;
 use crate::edge::{BodyLease, BodyRules, read_body};
 use crate::pipeline::draft::{Draft, MAX_CLIENT_STRING, bounded};
 use crate::pipeline::endpoint::Endpoint;
@@ -17,7 +18,7 @@ use crate::state::LiveState;
 pub struct Request {
     /// What the client named in `model`.
     pub model: String,
-    pub body: Map<String, Value>,
+    pub body: RequestBody,
     /// A streamed answer was asked for (and the endpoint streams).
     pub stream: bool,
     /// The client asked for the usage chunk at the end of a stream (plain answers always carry
@@ -41,41 +42,26 @@ pub async fn read(
         inflight_budget: (live.config.server.max_inflight_request_mb * 1024.0 * 1024.0) as usize,
     };
     let (bytes, lease) = read_body(body, headers, &rules, &app.body_budget).await?;
-    let parsed = serde_json::from_slice(&bytes);
-    // The parsed map is all that is needed from here on; the raw bytes are not kept beside it.
+    let body = RequestBody::parse(&bytes)?;
+    // The fields hold their own copy of the text; the read buffer is not kept beside them.
     drop(bytes);
-    let body: Map<String, Value> = match parsed {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => {
-            return Err(GatewayError::new(
-                ErrorKind::InvalidRequest,
-                "request body must be a JSON object",
-            ));
-        }
-        Err(e) => {
-            return Err(GatewayError::new(
-                ErrorKind::InvalidRequest,
-                format!("request body is not valid JSON: {e}"),
-            ));
-        }
-    };
-    let model = match body.get("model") {
-        Some(Value::String(s)) if s.len() <= MAX_CLIENT_STRING => s.clone(),
+    let model = match body.get::<String>("model") {
+        Some(s) if s.len() <= MAX_CLIENT_STRING => s,
         // No configured name is this long; echoing it would put kilobytes into the error and
         // the record.
-        Some(Value::String(s)) => {
+        Some(s) => {
             return Err(GatewayError::new(
                 ErrorKind::NotFound,
                 format!(
                     "model `{}…` ({} bytes) is not served by this gateway; ask GET /v1/models for the names",
-                    bounded(s, 40),
+                    bounded(&s, 40),
                     s.len()
                 ),
             )
             .with_code("model_not_found")
             .with_param("model"));
         }
-        _ => {
+        None => {
             return Err(GatewayError::new(
                 ErrorKind::InvalidRequest,
                 "missing `model`: name one of the gateway's models",
@@ -85,7 +71,7 @@ pub async fn read(
     };
     draft.record.model_group = model.clone();
     draft.read_body(&body);
-    if endpoint.needs_messages && !matches!(body.get("messages"), Some(Value::Array(_))) {
+    if endpoint.needs_messages && body.array("messages").is_none() {
         return Err(GatewayError::new(
             ErrorKind::InvalidRequest,
             "missing `messages`: a chat request needs a list of messages",
@@ -95,9 +81,8 @@ pub async fn read(
     let stream = endpoint.streams && draft.record.stream;
     let client_wants_usage = !stream
         || body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
+            .get::<Value>("stream_options")
+            .and_then(|o| o.get("include_usage").and_then(Value::as_bool))
             .unwrap_or(false);
     Ok(Request {
         model,

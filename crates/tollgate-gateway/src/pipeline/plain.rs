@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use crate::cache::{RequestCache, ResponseCache};
 use crate::edge::{ApiError, ResponseTags, tag_response};
@@ -21,9 +20,10 @@ pub async fn respond(
     upstream_ms: f64,
     store_to: Option<(Arc<ResponseCache>, RequestCache)>,
 ) -> Response {
-    // The provider's answer as OpenAI's, usage in buckets, response hygiene applied.
-    let (mut value, parsed) = match crate::upstream::read_plain(deployment, &bytes, &draft.record.model_group) {
-        Ok(v) => v,
+    // The provider's answer as OpenAI's, naming the group the client asked for (as with
+    // LiteLLM), usage in buckets, response hygiene applied.
+    let relayed = match crate::upstream::relay_plain(deployment, &bytes, &draft.record.model_group) {
+        Ok(r) => r,
         Err(err) => {
             let status = err.status;
             let mut resp = ApiError(err.clone()).into_response();
@@ -32,16 +32,9 @@ pub async fn respond(
             return resp;
         }
     };
-    draft.set_usage(&parsed, deployment.price.as_ref());
-    draft.record.finish_reason = value
-        .pointer("/choices/0/finish_reason")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    // Clients see the group name they asked for, as with LiteLLM.
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("model".into(), Value::String(draft.record.model_group.clone()));
-    }
-    let out = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
+    draft.set_usage(&relayed.usage, deployment.price.as_ref());
+    draft.record.finish_reason = relayed.finish_reason;
+    let out = relayed.body;
     if let Some((cache, rc)) = store_to
         && let Ok(body) = String::from_utf8(out.clone())
     {

@@ -1,9 +1,9 @@
 //! Stage 4, resolve: what the client's `model` names on this endpoint — a model group or a
 //! workflow — or 404 listing the known names.
 
-use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError};
 
+use crate::body::ArrayShape;
 use crate::pipeline::endpoint::Endpoint;
 use crate::pipeline::parse::Request;
 use crate::state::{LiveState, Target};
@@ -27,13 +27,7 @@ pub fn target<'a>(live: &'a LiveState, endpoint: Endpoint, request: &Request) ->
     };
     // Every provider refuses an empty conversation; answering here saves a round trip and keeps
     // the refusal from looking like a deployment's failure.
-    if endpoint.needs_messages
-        && request
-            .body
-            .get("messages")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-    {
+    if endpoint.needs_messages && request.body.array("messages") == Some(ArrayShape::Empty) {
         return Err(GatewayError::new(
             ErrorKind::InvalidRequest,
             "`messages` is empty: a chat request needs at least one message",

@@ -16,6 +16,7 @@ use tollgate_core::redact;
 use tollgate_core::{Cost, ErrorKind, Fault, GatewayError, RecordStatus};
 
 use crate::app::App;
+use crate::body::RequestBody;
 use crate::edge::ApiError;
 use crate::pipeline::draft::{Draft, committed, set_id_headers};
 use crate::pipeline::endpoint::{Endpoint, Wire};
@@ -36,17 +37,17 @@ const GATEWAY_ONLY_FIELDS: &[&str] = &[
 /// The body the deployments are sent: the client's, without the fields that configure the
 /// gateway, and asking a stream for its usage (needed for the record whether or not the client
 /// asked; the extra chunk is removed again for clients that did not ask).
-pub fn upstream_body(mut body: Map<String, Value>, stream: bool) -> Map<String, Value> {
+pub fn upstream_body(mut body: RequestBody, stream: bool) -> RequestBody {
     for k in GATEWAY_ONLY_FIELDS {
-        body.remove(*k);
+        body.remove(k);
     }
     if stream {
-        let opts = body
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(o) = opts {
-            o.insert("include_usage".into(), Value::Bool(true));
-        }
+        let mut opts = match body.get::<Value>("stream_options") {
+            Some(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
+        opts.insert("include_usage".into(), Value::Bool(true));
+        body.set("stream_options", &opts);
     }
     body
 }
@@ -152,7 +153,7 @@ pub(crate) async fn route_request(
     app: &Arc<App>,
     live: &LiveState,
     endpoint: Endpoint,
-    body: &mut Map<String, Value>,
+    body: &mut RequestBody,
     stream: bool,
     draft: &mut Draft,
     group: &str,
@@ -190,7 +191,7 @@ pub(crate) async fn route_request(
                 if retry > 0 {
                     tries.retries += 1;
                 }
-                body.insert("model".into(), Value::String(d.route.upstream_model.clone()));
+                body.set("model", &d.route.upstream_model);
                 if endpoint.wire == Wire::Chat {
                     draft.max_tokens.fit(body, &d);
                 }
@@ -202,12 +203,12 @@ pub(crate) async fn route_request(
                 draft.deployment = Some(d.clone());
                 // Provider prompt caching markers are per deployment, so they go on a copy.
                 let marked;
-                let to_send: &Map<String, Value> = if d.config.cache_control_injection_points.is_empty() {
+                let to_send: &RequestBody = if d.config.cache_control_injection_points.is_empty() {
                     body
                 } else {
-                    let mut b = body.clone();
+                    let mut b = body.to_map();
                     crate::prompt_cache::inject(&mut b, &d.config.cache_control_injection_points);
-                    marked = b;
+                    marked = RequestBody::from_map(&b);
                     &marked
                 };
                 match send_once(app, &d, endpoint, to_send, stream).await {
@@ -265,7 +266,7 @@ async fn send_once(
     app: &Arc<App>,
     d: &Deployment,
     endpoint: Endpoint,
-    body: &Map<String, Value>,
+    body: &RequestBody,
     stream: bool,
 ) -> Result<(Sent, Instant), Failure> {
     let sent = Instant::now();
@@ -278,24 +279,22 @@ async fn send_once(
         // Chat speaks the deployment's wire format (OpenAI's, Gemini's, Anthropic's).
         Wire::Chat => {
             let up = crate::upstream::build(d, body, stream).map_err(fail)?;
-            let mut req = app.http.post(up.url).body(up.body);
+            let url = d
+                .urls
+                .resolve(&up.url)
+                .map_err(|m| fail(GatewayError::new(ErrorKind::Internal, m)))?;
+            let mut req = app.http.post(url).body(up.body);
             for (k, v) in &up.headers {
                 req = req.header(k, v);
             }
             req
         }
         Wire::Embeddings => {
-            let upstream_body = serde_json::to_vec(body).map_err(|e| {
-                fail(GatewayError::new(
-                    ErrorKind::Internal,
-                    format!("cannot encode request: {e}"),
-                ))
-            })?;
             let mut req = app
                 .http
-                .post(&d.route.embeddings_url)
+                .post(d.urls.embeddings.clone())
                 .header("content-type", "application/json")
-                .body(upstream_body);
+                .body(body.to_vec());
             if let Some(k) = &d.api_key {
                 req = req.bearer_auth(k.expose());
             }

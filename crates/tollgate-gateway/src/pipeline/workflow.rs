@@ -19,6 +19,7 @@ use tollgate_core::{ErrorKind, GatewayError, Record, RecordStatus, Usage};
 use tollgate_providers::sse::{error_event, event_bytes};
 
 use crate::app::App;
+use crate::body::RequestBody;
 use crate::edge::{ApiError, ResponseTags, tag_response};
 use crate::pipeline::draft::Draft;
 use crate::pipeline::endpoint::Endpoint;
@@ -102,14 +103,15 @@ async fn route_step(
     app: &Arc<App>,
     live: &LiveState,
     step: &StepConfig,
-    body: &mut Map<String, Value>,
+    body: &Map<String, Value>,
     stream: bool,
     draft: &mut Draft,
 ) -> Result<(Arc<crate::state::Deployment>, Sent, std::time::Instant, f64), Failure> {
+    let mut body = RequestBody::from_map(body);
     let mut last = None;
     for model in std::iter::once(&step.model).chain(step.fallbacks.iter()) {
         let group = live.config.router.resolve(model).to_string();
-        let (routed, _) = route_request(app, live, Endpoint::CHAT, body, stream, draft, &group).await;
+        let (routed, _) = route_request(app, live, Endpoint::CHAT, &mut body, stream, draft, &group).await;
         match routed {
             Ok(ok) => return Ok(ok),
             Err(f) => last = Some(f),
@@ -127,10 +129,10 @@ async fn plain_step(
     app: &Arc<App>,
     live: &LiveState,
     step: &StepConfig,
-    mut body: Map<String, Value>,
+    body: Map<String, Value>,
     mut draft: Draft,
 ) -> Result<(StepResult, Usage, Option<f64>), GatewayError> {
-    match route_step(app, live, step, &mut body, false, &mut draft).await {
+    match route_step(app, live, step, &body, false, &mut draft).await {
         Err(f) => {
             let e = f.error.clone();
             draft.finish(f.error.status, Some(f.upstream_ms), Some(&f.error));
@@ -404,7 +406,7 @@ fn stream_run(
             // The last step streams live through the ordinary stream relay.
             sbody.insert("stream".into(), Value::Bool(true));
             sbody.insert("stream_options".into(), json!({"include_usage": true}));
-            match route_step(&app, &live, step, &mut sbody, true, &mut draft).await {
+            match route_step(&app, &live, step, &sbody, true, &mut draft).await {
                 Err(f) => {
                     let err = step_error(&wf, step, &f.error);
                     draft.finish(f.error.status, Some(f.upstream_ms), Some(&f.error));

@@ -1,0 +1,216 @@
+//! A request body as the gateway keeps it: its top-level fields, each held as the raw JSON text
+//! the client sent.
+//!
+//! The stages read the few small fields they act on (`model`, `stream`, the max tokens, the
+//! cache controls) by parsing just those. The large ones (`messages`, `tools`) go to OpenAI-family
+//! providers as the client's own bytes: never built into a tree of values and written back out,
+//! which was the largest share of the gateway's own CPU per request. Translating to another wire
+//! format, a workflow's steps and prompt-cache markers ask for the whole tree ([`RequestBody::to_map`]).
+//!
+//! Fields are kept sorted by name, as the value tree kept them before, so what the provider
+//! receives is unchanged; a repeated field keeps its last value, as before.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tollgate_core::{ErrorKind, GatewayError};
+
+#[derive(Debug, Clone, Default)]
+pub struct RequestBody {
+    fields: BTreeMap<String, Box<RawValue>>,
+}
+
+impl RequestBody {
+    /// Parses a client's body: a JSON object, or 400 saying what is wrong.
+    pub fn parse(bytes: &[u8]) -> Result<RequestBody, GatewayError> {
+        match serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(bytes) {
+            Ok(fields) => Ok(RequestBody { fields }),
+            // Said as the value parser says it (its messages are what clients have seen so far):
+            // valid JSON that is not an object, or the syntax error.
+            Err(_) => Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => GatewayError::new(ErrorKind::InvalidRequest, "request body must be a JSON object"),
+                Err(e) => GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("request body is not valid JSON: {e}"),
+                ),
+            }),
+        }
+    }
+
+    /// A body from a value tree (workflow steps build theirs that way).
+    pub fn from_map(map: &Map<String, Value>) -> RequestBody {
+        let fields = map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), serde_json::value::to_raw_value(v).ok()?)))
+            .collect();
+        RequestBody { fields }
+    }
+
+    /// The whole body as a value tree, for the stages that rewrite its content.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.fields
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), serde_json::from_str(v.get()).ok()?)))
+            .collect()
+    }
+
+    /// The field's raw JSON text.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(|v| v.get())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.fields.contains_key(name)
+    }
+
+    /// The field read as `T`; `None` when it is absent or not a `T` (as `Value::as_str` and its
+    /// kin answer for a value of another type).
+    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        serde_json::from_str(self.raw(name)?).ok()
+    }
+
+    /// Whether the field is a JSON array, and whether that array is empty.
+    pub fn array(&self, name: &str) -> Option<ArrayShape> {
+        let raw = self.raw(name)?.trim_start();
+        let inner = raw.strip_prefix('[')?;
+        Some(if inner.trim_start().starts_with(']') {
+            ArrayShape::Empty
+        } else {
+            ArrayShape::NonEmpty
+        })
+    }
+
+    /// Sets a field to `value`.
+    pub fn set(&mut self, name: &str, value: &impl Serialize) {
+        // Serialising the gateway's own values (strings, numbers, small objects) cannot fail.
+        if let Ok(raw) = serde_json::value::to_raw_value(value) {
+            self.set_raw(name, raw);
+        }
+    }
+
+    pub fn set_raw(&mut self, name: &str, raw: Box<RawValue>) {
+        match self.fields.get_mut(name) {
+            Some(slot) => *slot = raw,
+            None => {
+                self.fields.insert(name.to_string(), raw);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Box<RawValue>> {
+        self.fields.remove(name)
+    }
+
+    /// The body as JSON bytes, the fields' text as it is held.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let len = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>()
+            + 2;
+        let mut out = Vec::with_capacity(len);
+        out.push(b'{');
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // A key needs JSON escaping; writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, k);
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrayShape {
+    Empty,
+    NonEmpty,
+}
+
+/// `raw` JSON text without the whitespace between its tokens (strings are kept as written), so
+/// that two clients' spellings of the same value compare equal.
+pub fn compact_into(out: &mut Vec<u8>, raw: &str) {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\n' | b'\r' | b'\t' => i += 1,
+            b'"' => {
+                // Copy the string through its closing quote, jumping between quotes and escapes.
+                let start = i;
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        None => {
+                            i = bytes.len();
+                            break;
+                        }
+                        Some(n) if bytes[i + n] == b'\\' => i += n + 2,
+                        Some(n) => {
+                            i += n + 1;
+                            break;
+                        }
+                    }
+                }
+                let end = i.min(bytes.len());
+                out.extend_from_slice(&bytes[start..end]);
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_say_what_the_value_parser_said() {
+        assert!(
+            RequestBody::parse(b"[1,2]")
+                .unwrap_err()
+                .message
+                .contains("must be a JSON object")
+        );
+        let e = RequestBody::parse(b"{\"model\": ").unwrap_err();
+        assert!(
+            e.message.starts_with("request body is not valid JSON: EOF"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn fields_round_trip_sorted_with_the_last_repeat_winning() {
+        let b = RequestBody::parse(br#"{"z": 1, "model": "a", "messages": [ {"role": "user"} ], "z": 2}"#).unwrap();
+        assert_eq!(
+            String::from_utf8(b.to_vec()).unwrap(),
+            r#"{"messages":[ {"role": "user"} ],"model":"a","z":2}"#
+        );
+        let v: Value = serde_json::from_slice(&b.to_vec()).unwrap();
+        assert_eq!(Value::Object(b.to_map()), v);
+        assert_eq!(b.get::<String>("model").as_deref(), Some("a"));
+        assert_eq!(b.get::<String>("z"), None);
+        assert_eq!(b.array("messages"), Some(ArrayShape::NonEmpty));
+        let e = RequestBody::parse(br#"{"messages": [ ] }"#).unwrap();
+        assert_eq!(e.array("messages"), Some(ArrayShape::Empty));
+        assert_eq!(e.array("model"), None);
+    }
+
+    #[test]
+    fn compact_drops_whitespace_between_tokens_only() {
+        let mut out = Vec::new();
+        compact_into(&mut out, "{ \"a b\" : [1, \"x\\\" y\" ,\n true] }");
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a b":[1,"x\" y",true]}"#);
+    }
+}
