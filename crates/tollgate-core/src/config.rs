@@ -410,6 +410,10 @@ pub struct ServerLimits {
     pub max_connections: Option<usize>,
     /// `max_inflight_request_mb`: request bodies held in memory at once, over all requests.
     pub max_inflight_request_mb: f64,
+    /// `general_settings.global_max_parallel_requests` (LiteLLM's key, hence not under
+    /// `tollgate_settings`): requests in flight at once, over all endpoints; past it new requests
+    /// are refused at once with 429 instead of queueing. `None`: no cap.
+    pub max_parallel_requests: Option<u64>,
 }
 
 impl Default for ServerLimits {
@@ -420,6 +424,7 @@ impl Default for ServerLimits {
             keepalive_timeout_s: 75.0,
             max_connections: None,
             max_inflight_request_mb: 256.0,
+            max_parallel_requests: None,
         }
     }
 }
@@ -427,6 +432,26 @@ impl Default for ServerLimits {
 /// A day: longer server timeouts are typos, and would not fit the timers.
 const MAX_SERVER_TIMEOUT_S: f64 = 86_400.0;
 const MAX_CONNECTIONS_SETTING: u64 = 1_000_000;
+/// More requests in flight than this is a typo (each one holds a connection or stream).
+const MAX_PARALLEL_REQUESTS_SETTING: u64 = 1_000_000;
+
+/// `general_settings.global_max_parallel_requests`: a whole number of requests from 1 up. A
+/// string of digits is accepted because `os.environ/` references resolve to strings.
+fn read_parallel_requests(v: &Value, path: &str, file: &str) -> Result<u64, ConfigError> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|n| (1..=MAX_PARALLEL_REQUESTS_SETTING).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                file,
+                path,
+                format!(
+                    "expected a whole number of requests from 1 to {MAX_PARALLEL_REQUESTS_SETTING}, found {v}; \
+                     write e.g. `global_max_parallel_requests: 100`, or remove the key for no cap"
+                ),
+            )
+        })
+}
 
 /// The `tollgate_settings` keys [`ServerLimits`] reads.
 const SERVER_LIMIT_KEYS: [&str; 5] = [
@@ -676,6 +701,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let general = section(&top, "general_settings", &file)?;
     let mut master_key = None;
     let mut max_request_size_mb = 32.0;
+    let mut max_parallel_requests = None;
     for (k, v) in &general {
         let p = format!("general_settings.{k}");
         match k.as_str() {
@@ -692,6 +718,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                         )
                     })?;
             }
+            "global_max_parallel_requests" => max_parallel_requests = Some(read_parallel_requests(v, &p, &file)?),
             "cache" | "cache_params" | "redis_url" | "redis_host" | "redis_port" | "redis_password" => {
                 warnings.push(warn(
                     &p,
@@ -750,7 +777,10 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut store_prompts = false;
     let mut prices_file = None;
     let mut record_durability = RecordDurability::default();
-    let mut server = ServerLimits::default();
+    let mut server = ServerLimits {
+        max_parallel_requests,
+        ..ServerLimits::default()
+    };
     let mut redis = RedisGuard::default();
     for (k, v) in &tollgate {
         let p = format!("tollgate_settings.{k}");
@@ -1487,6 +1517,7 @@ general_settings:
                 keepalive_timeout_s: 5.0,
                 max_connections: Some(7),
                 max_inflight_request_mb: 64.0,
+                max_parallel_requests: None,
             }
         );
         assert!(c.warnings.iter().all(|w| !w.path.starts_with("tollgate_settings")));
@@ -1507,6 +1538,52 @@ general_settings:
         .unwrap_err()
         .to_string();
         assert!(bad.contains("tollgate_settings.header_read_timeout"), "{bad}");
+    }
+
+    #[test]
+    fn global_max_parallel_requests_is_read_into_server_limits_and_refused_where_written() {
+        let c = parse("model_list: []\n", Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(c.server.max_parallel_requests, None, "no cap unless asked for");
+        for (written, cap) in [("2", 2), ("1", 1), ("'64'", 64), ("1000000", 1_000_000)] {
+            let c = parse(
+                &format!("general_settings:\n  global_max_parallel_requests: {written}\n"),
+                Path::new("c.yaml"),
+                &env(&[]),
+            )
+            .unwrap();
+            assert_eq!(c.server.max_parallel_requests, Some(cap), "{written}");
+            // Acted on, so no "has no effect" warning.
+            assert!(
+                c.warnings.iter().all(|w| !w.path.starts_with("general_settings")),
+                "{:?}",
+                c.warnings
+            );
+        }
+        // From the environment, as LiteLLM configs often write it.
+        let c = parse(
+            "general_settings:\n  global_max_parallel_requests: os.environ/MAX_PAR\n",
+            Path::new("c.yaml"),
+            &env(&[("MAX_PAR", "8")]),
+        )
+        .unwrap();
+        assert_eq!(c.server.max_parallel_requests, Some(8));
+        for bad in ["0", "-3", "1.5", "2.0", "many", "true", "null", "1000001", "[2]"] {
+            let shown = parse(
+                &format!("model_list: []\ngeneral_settings:\n  global_max_parallel_requests: {bad}\n"),
+                Path::new("c.yaml"),
+                &env(&[]),
+            )
+            .unwrap_err()
+            .to_string();
+            // file:line:column of the value (of the key for a list), then the setting's path.
+            assert!(shown.starts_with("c.yaml:3:"), "{bad}: {shown}");
+            assert!(
+                shown.contains(": general_settings.global_max_parallel_requests: expected"),
+                "{bad}: {shown}"
+            );
+            assert!(shown.contains("whole number of requests from 1"), "{bad}: {shown}");
+            assert!(shown.contains("remove the key for no cap"), "{bad}: {shown}");
+        }
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub struct GatewayError {
     pub param: Option<String>,
     /// Whose fault it is; `None` means the default for `kind` (see [`GatewayError::fault`]).
     pub fault: Option<Fault>,
+    /// Seconds a client should wait before trying again, sent as `Retry-After` (refusals the
+    /// gateway makes itself, such as a full concurrency cap; an upstream's own `Retry-After`
+    /// travels separately).
+    pub retry_after_s: Option<u64>,
 }
 
 impl GatewayError {
@@ -84,6 +88,7 @@ impl GatewayError {
             code: None,
             param: None,
             fault: None,
+            retry_after_s: None,
         }
     }
 
@@ -121,6 +126,12 @@ impl GatewayError {
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
+        self
+    }
+
+    /// Tells the client when to try again (`Retry-After`, in seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
         self
     }
 

@@ -31,4 +31,6 @@ pub struct App {
     pub cut_streams: tokio::sync::watch::Receiver<bool>,
     /// Request bodies held in memory, over all requests (`tollgate_settings.max_inflight_request_mb`).
     pub body_budget: Arc<crate::edge::BodyBudget>,
+    /// Requests in flight, over all endpoints (`general_settings.global_max_parallel_requests`).
+    pub in_flight: Arc<crate::in_flight::InFlight>,
 }

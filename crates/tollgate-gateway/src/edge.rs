@@ -30,6 +30,9 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));
         }
+        if let Some(secs) = self.0.retry_after_s {
+            resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
+        }
         resp
     }
 }

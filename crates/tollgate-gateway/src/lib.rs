@@ -11,6 +11,7 @@ pub mod breaker;
 pub mod cache;
 pub mod deployment_stats;
 pub mod edge;
+pub mod in_flight;
 pub mod listener;
 pub mod metrics;
 pub mod pipeline;

@@ -5,7 +5,9 @@
 //! Observing is a few relaxed atomic adds on a pre-resolved histogram, so it stays on the hot
 //! path; building the text happens only when something scrapes.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tollgate_store::RecordWriter;
 
 use crate::breaker::{Breaker, CircuitState};
@@ -30,6 +32,10 @@ pub struct Metrics {
     overhead_stream: Histogram,
     upstream: Histogram,
     requests: IntCounter,
+    /// Requests refused before any work, per `reason` (the refusal's error code).
+    refused: IntCounterVec,
+    /// Read from the gateway's in-flight count at scrape time.
+    in_flight: IntGauge,
     records_written: IntGauge,
     records_dropped: IntGauge,
     records_failed: IntGauge,
@@ -68,6 +74,19 @@ impl Metrics {
         let requests = IntCounter::new(
             "tollgate_requests_total",
             "Requests that produced a record (success or failure; unauthenticated ones are not counted).",
+        )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "tollgate_requests_refused_total",
+                "Requests refused at admission, by reason (global_max_parallel_requests: the gateway-wide cap on requests in flight was reached; answered 429).",
+            ),
+            &["reason"],
+        )?;
+        // Exported at 0 from the start, so a rate() over it works before the first refusal.
+        refused.with_label_values(&[crate::in_flight::CAP_SETTING]);
+        let in_flight = IntGauge::new(
+            "tollgate_requests_in_flight",
+            "Requests in flight in the gateway right now (streams until they end), over all endpoints.",
         )?;
         let records_written = IntGauge::new(
             "tollgate_records_written_total",
@@ -119,6 +138,8 @@ impl Metrics {
         registry.register(Box::new(overhead.clone()))?;
         registry.register(Box::new(upstream.clone()))?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(records_written.clone()))?;
         registry.register(Box::new(records_dropped.clone()))?;
         Ok(Metrics {
@@ -128,6 +149,8 @@ impl Metrics {
             overhead_stream: overhead.get_metric_with_label_values(&["true"])?,
             upstream,
             requests,
+            refused,
+            in_flight,
             records_written,
             records_dropped,
             records_failed,
@@ -157,9 +180,16 @@ impl Metrics {
         }
     }
 
+    /// Counts one request refused at admission; `reason` is the refusal's error code.
+    pub fn count_refusal(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
+
     /// The Prometheus text exposition (format 0.0.4). `breakers`: the circuits of the live
-    /// config (a reload may have removed or replaced one, so they are read afresh each scrape).
-    pub fn render(&self, writer: &RecordWriter, breakers: &[&Breaker]) -> String {
+    /// config (a reload may have removed or replaced one, so they are read afresh each scrape);
+    /// `in_flight`: requests in flight now.
+    pub fn render(&self, writer: &RecordWriter, breakers: &[&Breaker], in_flight: u64) -> String {
+        self.in_flight.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
         self.circuit_state.reset();
         self.dependency_ops.reset();
         for b in breakers {

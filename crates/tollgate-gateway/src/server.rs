@@ -185,8 +185,15 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
     });
     let limits = &live.config.server;
     let cap = crate::listener::ConnectionCap::resolve(limits);
+    // Only mentioned when set: without it the line reads as it always has.
+    let parallel = limits
+        .max_parallel_requests
+        .map(|max| {
+            format!(", at most {max} requests in flight (general_settings.global_max_parallel_requests; 429 beyond)")
+        })
+        .unwrap_or_default();
     lines.push(format!(
-        "  limits: headers within {} s, body pauses up to {} s, idle keep-alive {} s, {} connections ({}), {} MB of request bodies in flight",
+        "  limits: headers within {} s, body pauses up to {} s, idle keep-alive {} s, {} connections ({}), {} MB of request bodies in flight{parallel}",
         limits.header_read_timeout_s,
         limits.body_read_timeout_s,
         limits.keepalive_timeout_s,
@@ -253,6 +260,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         metrics: crate::metrics::Metrics::new()?,
         cut_streams: cut_rx,
         body_budget: Arc::default(),
+        in_flight: Arc::default(),
     });
     let watcher = if opts.watch_config {
         match crate::reload::watch(app.clone()) {
@@ -351,7 +359,7 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], {
         let live = app.live.load();
         let breakers: Vec<&crate::breaker::Breaker> = live.cache.iter().filter_map(|c| c.breaker()).collect();
-        app.metrics.render(&app.writer, &breakers)
+        app.metrics.render(&app.writer, &breakers, app.in_flight.requests())
     })
 }
 
@@ -460,6 +468,10 @@ async fn readiness(State(app): State<Arc<App>>, headers: HeaderMap) -> impl Into
         "model_groups": live.group_order.len(),
         "cache": cache,
         "auth": if app.auth_enabled { "master_key" } else { "off" },
+        "in_flight": {
+            "requests": app.in_flight.requests(),
+            "max": live.config.server.max_parallel_requests,
+        },
         "store": {
             "sqlite": view.path(&sqlite_path),
             "jsonl": app.store.jsonl.as_deref().map(|p| view.path(p)),

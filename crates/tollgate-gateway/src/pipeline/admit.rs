@@ -1,12 +1,70 @@
 //! Stage 2, admit: whether this caller may send a request now. The place where per-key model
-//! lists, budgets and rate limits are checked; the master key is always admitted.
+//! lists, budgets and rate limits are checked; the master key is always admitted. Today it
+//! enforces the gateway-wide concurrency cap, `general_settings.global_max_parallel_requests`.
 
-use tollgate_core::GatewayError;
+use tollgate_core::{ErrorKind, Fault, GatewayError};
 
+use crate::app::App;
+use crate::in_flight::{CAP_SETTING, InFlightSlot};
 use crate::pipeline::authenticate::Caller;
 use crate::state::LiveState;
 
+/// What `Retry-After` tells a client refused by the cap: requests finish in about that time, and
+/// clients that honour it spread their retries instead of hammering a full gateway.
+const CAP_RETRY_AFTER_S: u64 = 1;
+
+/// Leave to go on: holds what the request takes from shared limits (its in-flight slot) and
+/// gives it back when dropped. Kept on the request's draft, which lives until its record is
+/// closed: after the answer, at the end of a stream, or when the client leaves.
+#[derive(Debug)]
+pub struct Admission {
+    _slot: InFlightSlot,
+}
+
 /// `Ok` when the caller may go on; otherwise the refusal (403, 429 with `retry-after`, …).
-pub fn admit(_caller: &Caller, _live: &LiveState) -> Result<(), GatewayError> {
-    Ok(())
+pub fn admit(app: &App, _caller: &Caller, live: &LiveState) -> Result<Admission, GatewayError> {
+    // The cap is read from this request's snapshot, so a reload applies to new requests while
+    // the ones in flight keep their slots.
+    let max = live.config.server.max_parallel_requests;
+    match app.in_flight.enter(max) {
+        Some(slot) => Ok(Admission { _slot: slot }),
+        None => {
+            app.metrics.count_refusal(CAP_SETTING);
+            Err(over_global_cap(max.unwrap_or_default()))
+        }
+    }
+}
+
+/// 429 in OpenAI's shape. The gateway's fault, not the client's: this request was fine, the
+/// gateway is at the capacity it was configured for (and the client should retry, not fix it).
+fn over_global_cap(max: u64) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::RateLimited,
+        format!(
+            "the gateway is at its limit of {max} requests in flight (general_settings.global_max_parallel_requests: {max}); \
+             retry after {CAP_RETRY_AFTER_S} s, or raise the setting"
+        ),
+    )
+    .with_code(CAP_SETTING)
+    .with_fault(Fault::Gateway)
+    .with_retry_after(CAP_RETRY_AFTER_S)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_by_the_cap_is_a_429_naming_the_setting() {
+        let e = over_global_cap(2);
+        assert_eq!(
+            (e.status, e.type_str(), e.fault()),
+            (429, "rate_limit_error", Fault::Gateway)
+        );
+        assert_eq!(e.retry_after_s, Some(1));
+        let v = e.to_json();
+        assert_eq!(v["error"]["code"], "global_max_parallel_requests");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("global_max_parallel_requests: 2"), "{msg}");
+    }
 }

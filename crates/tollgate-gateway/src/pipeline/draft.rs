@@ -97,6 +97,9 @@ pub(crate) struct Draft {
     /// Why the request ended if its handler is dropped before it answers; by default the
     /// client closed the connection.
     pub(crate) abandoned_because: Option<GatewayError>,
+    /// The request's leave from stage 2 (its in-flight slot): held as long as the draft, so it
+    /// is given back when the record is closed, also for streams and dropped requests.
+    pub(crate) admission: Option<crate::pipeline::admit::Admission>,
 }
 
 impl Drop for Draft {
@@ -153,6 +156,7 @@ impl Draft {
             input_estimate: 0,
             closed: false,
             abandoned_because: None,
+            admission: None,
         }
     }
 
@@ -193,6 +197,7 @@ impl Draft {
             input_estimate: 0,
             closed: false,
             abandoned_because: None,
+            admission: None,
         }
     }
 

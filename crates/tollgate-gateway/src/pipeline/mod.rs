@@ -50,9 +50,10 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
     };
     let mut draft = Draft::new(app.clone(), &live, &headers);
     draft.record.key_alias = caller.key_alias.clone();
-    if let Err(e) = admit::admit(&caller, &live) {
-        return draft.fail(e);
-    }
+    draft.admission = match admit::admit(&app, &caller, &live) {
+        Ok(a) => Some(a),
+        Err(e) => return draft.fail(e),
+    };
     let request = match parse::read(&app, &live, endpoint, &headers, body, &mut draft).await {
         Ok(r) => r,
         Err(e) => return draft.fail(e),
