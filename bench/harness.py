@@ -25,6 +25,9 @@ import urllib.request
 RATES = [100, 500, 1000, 2000, 5000]
 KINDS = [("plain", 1024), ("plain", 16384), ("stream", 1024), ("stream", 16384)]
 MODEL = "deepseek-v3.2"
+# general_settings.global_max_parallel_requests for both gateways; the overload run sends more.
+CAP = 256
+OVERLOAD_CONNS = 512
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -463,7 +466,7 @@ def machine_info(args):
     }
 
 
-def write_markdown(args, info, results, load_before, load_after, rb, hist, seconds, elapsed_s, svg_rel):
+def write_markdown(args, info, results, load_before, load_after, rb, hist, seconds, elapsed_s, svg_rel, overload=None):
     by = {(r["kind"], r["offered"], r["target"]): r for r in results}
     o = []
     o.append("# Benchmarks: tollgate vs LiteLLM\n")
@@ -508,7 +511,7 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
         f"- **Upstream**: `tollgate mock` (zero delay; OpenAI wire format; a stream is 52 SSE events with usage). "
         f"**direct** = oha straight to the mock, the baseline for *added* latency.\n"
         f"- **Same config** for both gateways (`bench/out/config.yaml`): one model group `{MODEL}` → "
-        f"`deepseek/deepseek-v3.2` at the mock, `general_settings.master_key`.\n"
+        f"`deepseek/deepseek-v3.2` at the mock, `general_settings.master_key` and `global_max_parallel_requests: {CAP}` (tollgate's concurrency cap; LiteLLM reads the same key).\n"
         f"- **Load**: `oha -z {seconds}s -q RATE --latency-correction -c 64|128` (open loop: requests are sent on a "
         "fixed schedule and each latency is timed from its *scheduled* start, so a stalled server cannot hide "
         f"queueing); **saturation** = closed loop `oha -z {seconds}s -c 64` without `-q`. Before the runs each target gets a "
@@ -551,6 +554,21 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
                 )
         o.append("")
     o.append("RSS and CPU of the *direct* rows are the mock's (upstream) own; of gateway rows, the gateway's alone.\n")
+
+    if overload:
+        o.append("## Overload: more connections than the concurrency cap\n")
+        o.append(
+            f"Both gateways run with `general_settings.global_max_parallel_requests: {overload['cap']}`. Here tollgate alone gets "
+            f"16 KB streams from {overload['conns']} connections, closed loop (`oha -z {seconds:g}s -c {overload['conns']}`): "
+            "past the cap it answers 429 with `retry-after` at once instead of queueing, so memory stays bounded.\n"
+        )
+        o.append("| connections | cap | answered 200/s | refused (429) | other errors | p50 ms | p99 ms | peak RSS MB | CPU % |")
+        o.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        o.append(
+            f"| {overload['conns']} | {overload['cap']} | {overload['achieved']:,.0f} | {overload['refused']:,} | {overload['other_errors']:,} | "
+            f"{fmt_ms(overload['p50'])} | {fmt_ms(overload['p99'])} | {overload['rss_mb']:.1f} | {overload['cpu']:.0f} |"
+        )
+        o.append("")
 
     o.append("## tollgate's own overhead histogram (`GET /metrics`)\n")
     o.append(
@@ -610,7 +628,7 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
     o.append("## Targets\n")
     o.append("| target | measured | met? |")
     o.append("|---|---|---|")
-    for row in targets(results, rb):
+    for row in targets(results, rb, overload):
         o.append(f"| {row[0]} | {row[1]} | {row[2]} |")
     o.append("")
     notes = os.path.join(os.path.dirname(__file__), "notes.md")
@@ -621,7 +639,7 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
         f.write("\n".join(o))
 
 
-def targets(results, rb):
+def targets(results, rb, overload=None):
     by = {(r["kind"], r["offered"], r["target"]): r for r in results}
     rows = []
     tg = by.get(("plain-1k", 100, "tollgate"))
@@ -633,6 +651,12 @@ def targets(results, rb):
             f"tollgate {fmt_added(tg['added_p50'])} ms, LiteLLM {fmt_added(ll['added_p50'])} ms: {ratio:,.0f}×",
             "yes" if ratio >= 50 else "**no**",
         ))
+    if tg and tg.get("added_p50") is not None:
+        rows.append((
+            "added p50 at 100 req/s ≤ 0.30 ms (plain ~1 KB)",
+            f"{fmt_added(tg['added_p50'])} ms",
+            "yes" if tg["added_p50"] <= 0.30 else "**no**",
+        ))
     for kind in ("plain-1k", "plain-16k", "stream-1k", "stream-16k"):
         r = by.get((kind, 2000, "tollgate"))
         if r and r.get("added_p99") is not None:
@@ -641,17 +665,28 @@ def targets(results, rb):
                 f"{fmt_added(r['added_p99'])} ms",
                 "yes" if r["added_p99"] <= 1.0 else "**no**",
             ))
-    for kind in ("plain-1k", "stream-1k"):
+    for kind, floor in (("plain-1k", 12_000), ("stream-1k", 10_000)):
         r = by.get((kind, None, "tollgate"))
         if r:
             rows.append((
-                f"saturation ≥ 10,000 req/s ({kind}, through tollgate)",
+                f"saturation ≥ {floor:,} req/s ({kind}, through tollgate)",
                 f"{r['achieved']:,.0f} req/s (direct to the mock: {by.get((kind, None, 'direct'), {}).get('achieved', 0):,.0f})",
-                "yes" if r["achieved"] >= 10_000 else "**no**",
+                "yes" if r["achieved"] >= floor else "**no**",
             ))
+    r = by.get(("stream-16k", 2000, "tollgate"))
+    if r and r.get("rss_mb"):
+        rows.append(("peak RSS ≤ 50 MB at 2000 req/s (stream-16k)", f"{r['rss_mb']:.1f} MB", "yes" if r["rss_mb"] <= 50 else "**no**"))
+    past = [x for x in (by.get(("stream-16k", 5000, "tollgate")), by.get(("stream-16k", None, "tollgate"))) if x and x.get("rss_mb")]
+    peaks = [x["rss_mb"] for x in past] + ([overload["rss_mb"]] if overload else [])
+    if peaks:
+        rows.append((
+            "peak RSS ≤ 80 MB past saturation, concurrency cap on (stream-16k at 5000 req/s, saturation, overload)",
+            f"{max(peaks):.1f} MB",
+            "yes" if max(peaks) <= 80 else "**no**",
+        ))
     peak = max((r.get("rss_mb") or 0 for r in results if r["target"] == "tollgate"), default=None)
     if peak:
-        rows.append(("tollgate RSS ≤ 50 MB under load", f"peak {peak:.1f} MB over all runs", "yes" if peak <= 50 else "**no**"))
+        rows.append(("tollgate RSS under load, all runs", f"peak {peak:.1f} MB", "–"))
     if rb:
         ratio = rb["duckdb"]["wall_s"] / rb["tollgate"]["wall_s"]
         rows.append((
@@ -710,7 +745,7 @@ def main():
         f.write(
             f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: deepseek/deepseek-v3.2\n"
             f"      api_base: http://127.0.0.1:{mock_port}/v1\n      api_key: sk-upstream-not-used\n"
-            f"general_settings:\n  master_key: {key}\n"
+            f"general_settings:\n  master_key: {key}\n  global_max_parallel_requests: {CAP}\n"
         )
     bodies = {}
     for kind, size in KINDS:
@@ -721,6 +756,7 @@ def main():
         bodies[name] = p
 
     results, hist = [], []
+    overload = None
     servers = []
     try:
         if not args.skip_load:
@@ -809,6 +845,19 @@ def main():
                         waited = settle(pids.values())
                         if waited > 2:
                             log(f"waited {waited:.1f} s for the servers to go idle")
+            # Overload: more connections than the cap, closed loop, 16 KB streams. The cap answers
+            # the excess with 429 at once; memory stays bounded.
+            if "stream-16k" in bodies:
+                with Sampler({"tollgate": pids["tollgate"]}) as s:
+                    r = run_oha(args.oha, f"{bases['tollgate']}/v1/chat/completions", bodies["stream-16k"], key,
+                                seconds, None, OVERLOAD_CONNS)
+                overload = {"conns": OVERLOAD_CONNS, "cap": CAP, "achieved": r["achieved"], "ok": r["ok"],
+                            "refused": r["error_kinds"].get("HTTP 429", 0),
+                            "other_errors": r["errors"] - r["error_kinds"].get("HTTP 429", 0),
+                            "p50": r["p50"], "p99": r["p99"], "rss_mb": s.peak["tollgate"] / 1e6,
+                            "cpu": s.cpu["tollgate"]}
+                log(f"overload: {overload}")
+                settle(pids.values())
             direct = {(r["kind"], r["offered"]): r for r in results if r["target"] == "direct"}
             for r in results:
                 d = direct.get((r["kind"], r["offered"]))
@@ -833,10 +882,11 @@ def main():
         with open(prev_path) as f:
             prev = json.load(f)
         results, hist, elapsed_load = prev["results"], prev["hist"], prev["load_s"]
+        overload = prev.get("overload")
         info, load_before, seconds = prev["info"], prev["load_before"].split(), prev["seconds"]
         elapsed = prev["elapsed_s"] - (prev["report"] or {}).get("elapsed_s", 0) + (time.monotonic() - t_start)
     saved = {
-        "info": info, "results": results, "hist": hist, "report": rb, "load_s": elapsed_load, "elapsed_s": elapsed,
+        "info": info, "results": results, "hist": hist, "overload": overload, "report": rb, "load_s": elapsed_load, "elapsed_s": elapsed,
         "load_before": " ".join(load_before), "load_after": " ".join(load_after), "seconds": seconds,
     }
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -853,9 +903,11 @@ def render(args, saved):
     if results:
         os.makedirs(os.path.dirname(svg_path), exist_ok=True)
         svg_chart(results, svg_path)
+    overload = saved.get("overload")
     write_markdown(args, saved["info"], results, saved["load_before"], saved["load_after"], rb, saved["hist"],
-                   saved["seconds"], saved["elapsed_s"], os.path.relpath(svg_path, os.path.dirname(os.path.abspath(args.markdown))))
-    for row in targets(results, rb):
+                   saved["seconds"], saved["elapsed_s"], os.path.relpath(svg_path, os.path.dirname(os.path.abspath(args.markdown))),
+                   overload)
+    for row in targets(results, rb, overload):
         log(" | ".join(row))
 
 

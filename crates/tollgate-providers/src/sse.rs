@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// What the gateway needs to know about one `chat.completion.chunk`.
 #[derive(Debug, Default, PartialEq)]
@@ -21,35 +22,36 @@ pub struct ChunkInfo {
 }
 
 #[derive(Deserialize)]
-struct ChunkPeek {
+struct ChunkPeek<'a> {
     #[serde(default)]
     usage: Option<Value>,
-    #[serde(default)]
-    choices: Vec<ChoicePeek>,
+    #[serde(borrow, default)]
+    choices: Vec<ChoicePeek<'a>>,
 }
 
 #[derive(Deserialize)]
-struct ChoicePeek {
-    #[serde(default)]
-    delta: Option<DeltaPeek>,
+struct ChoicePeek<'a> {
+    #[serde(borrow, default)]
+    delta: Option<DeltaPeek<'a>>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
 
+/// The delta's fields as raw text: a chunk's text is measured without copying it out.
 #[derive(Deserialize)]
-struct DeltaPeek {
-    #[serde(default)]
-    content: Option<Value>,
-    #[serde(default)]
-    reasoning_content: Option<Value>,
-    #[serde(default)]
-    reasoning: Option<Value>,
-    #[serde(default)]
-    tool_calls: Option<Value>,
+struct DeltaPeek<'a> {
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reasoning: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_calls: Option<&'a RawValue>,
 }
 
 /// Bytes of text in a delta field: a string, or the strings nested in it (tool-call arguments).
-fn text_len(v: &Option<Value>) -> usize {
+fn text_len(v: Option<&RawValue>) -> usize {
     fn walk(v: &Value) -> usize {
         match v {
             Value::String(s) => s.len(),
@@ -62,15 +64,18 @@ fn text_len(v: &Option<Value>) -> usize {
             _ => 0,
         }
     }
-    v.as_ref().map_or(0, walk)
+    let Some(raw) = v.map(RawValue::get) else { return 0 };
+    match raw.as_bytes().first() {
+        // A string without escapes is its text between the quotes; one with escapes is unescaped.
+        Some(b'"') if !raw.contains('\\') => raw.len().saturating_sub(2),
+        Some(b'"') => serde_json::from_str::<String>(raw).map_or(0, |s| s.len()),
+        Some(b'[' | b'{') => serde_json::from_str::<Value>(raw).map_or(0, |v| walk(&v)),
+        _ => 0,
+    }
 }
 
-fn non_empty(v: &Option<Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(_) => true,
-    }
+fn non_empty(v: Option<&RawValue>) -> bool {
+    !matches!(v.map(RawValue::get), None | Some("null") | Some("\"\""))
 }
 
 /// Inspects one SSE `data:` payload. `None` for `[DONE]` or a payload that is not JSON (passed on as is).
@@ -83,16 +88,16 @@ pub fn inspect_chunk(data: &str) -> Option<ChunkInfo> {
     };
     for c in peek.choices {
         if let Some(d) = &c.delta
-            && (non_empty(&d.content)
-                || non_empty(&d.reasoning_content)
-                || non_empty(&d.reasoning)
-                || non_empty(&d.tool_calls))
+            && (non_empty(d.content)
+                || non_empty(d.reasoning_content)
+                || non_empty(d.reasoning)
+                || non_empty(d.tool_calls))
         {
             info.has_token = true;
         }
         if let Some(d) = &c.delta {
-            info.text_bytes += text_len(&d.content) + text_len(&d.tool_calls);
-            info.reasoning_bytes += text_len(&d.reasoning_content) + text_len(&d.reasoning);
+            info.text_bytes += text_len(d.content) + text_len(d.tool_calls);
+            info.reasoning_bytes += text_len(d.reasoning_content) + text_len(d.reasoning);
         }
         if c.finish_reason.is_some() {
             info.finish_reason = c.finish_reason;
@@ -153,6 +158,17 @@ mod tests {
         // "héllo" is 6 bytes; the tool call counts its name (1) and arguments (7), not ids.
         assert_eq!(i.text_bytes, 6 + 1 + 7);
         assert_eq!(i.reasoning_bytes, 3);
+    }
+
+    #[test]
+    fn escaped_text_counts_its_unescaped_bytes() {
+        let i = inspect_chunk(r#"{"choices":[{"delta":{"content":"a\nb\u00e9\"","reasoning":""}}]}"#).unwrap();
+        // a, newline, b, é (2 bytes), quote.
+        assert_eq!(i.text_bytes, 6);
+        assert_eq!(i.reasoning_bytes, 0);
+        assert!(i.has_token);
+        let empty = inspect_chunk(r#"{"choices":[{"delta":{"content":"","reasoning_content":null}}]}"#).unwrap();
+        assert!(!empty.has_token);
     }
 
     #[test]
