@@ -2,8 +2,8 @@
 //! deployment (translated to its wire format by `tollgate_providers::translate`), its plain
 //! answer read back as OpenAI's, and max_tokens hygiene.
 //!
-//! The request pipeline in `chat.rs` calls these; the translation itself lives, pure and
-//! golden-tested, in `tollgate-providers`.
+//! The route stage (`pipeline/route.rs`) and the plain responder call these; the translation
+//! itself lives, pure and golden-tested, in `tollgate-providers`.
 
 use axum::http::{HeaderMap, HeaderValue};
 use serde_json::Value;
