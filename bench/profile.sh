@@ -15,27 +15,8 @@ source "$BENCH_DIR/oha.sh"
 cargo build --release -p tollgate >&2
 BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/tollgate"
 OUT="$BENCH_DIR/out/profile"; rm -rf "$OUT"; mkdir -p "$OUT"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(free_port); TG_PORT=$(free_port); KEY="sk-profile-$(date +%s%N)"
-cat > "$OUT/config.yaml" <<YAML
-model_list:
-  - model_name: deepseek-v3.2
-    litellm_params:
-      model: deepseek/deepseek-v3.2
-      api_base: http://127.0.0.1:$MOCK_PORT/v1
-      api_key: sk-upstream-not-used
-general_settings:
-  master_key: $KEY
-YAML
-python3 - "$OUT/body.json" "$KIND" "$SIZE_KB" <<'PY'
-import json, sys
-path, kind, kb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-filler = ("You are a careful coding assistant. " * 1000)[: max(kb * 1024 - 300, 10)]
-body = {"model": "deepseek-v3.2", "messages": [{"role": "system", "content": filler}, {"role": "user", "content": "Write a haiku about gateways."}]}
-if kind == "stream":
-    body.update(stream=True, stream_options={"include_usage": True})
-open(path, "w").write(json.dumps(body))
-PY
+source "$BENCH_DIR/setup.sh"
+bench_setup "$OUT" "$KIND" "$SIZE_KB"
 "$BIN" mock --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 & MOCK=$!
 "$BIN" serve --config "$OUT/config.yaml" --port "$TG_PORT" --data-dir "$OUT/data" --log-jsonl "$OUT/records.jsonl" --no-watch >"$OUT/tollgate.log" 2>&1 & TG=$!
 trap 'kill $MOCK $TG 2>/dev/null || true' EXIT

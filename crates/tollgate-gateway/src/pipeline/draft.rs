@@ -145,6 +145,11 @@ impl Draft {
             source: "tollgate".into(),
             ..Record::default()
         };
+        Draft::starting(app, record)
+    }
+
+    /// A draft for `record`, starting now.
+    fn starting(app: Arc<App>, record: Record) -> Draft {
         Draft {
             app,
             started: Instant::now(),
@@ -186,19 +191,7 @@ impl Draft {
             source: "tollgate".into(),
             ..Record::default()
         };
-        Draft {
-            app: self.app.clone(),
-            started: Instant::now(),
-            record,
-            deployment: None,
-            attempts: 0,
-            failed_upstream_ms: 0.0,
-            max_tokens: Default::default(),
-            input_estimate: 0,
-            closed: false,
-            abandoned_because: None,
-            admission: None,
-        }
+        Draft::starting(self.app.clone(), record)
     }
 
     /// What the record says if this request is dropped before it answers (e.g. cut short by a
