@@ -21,6 +21,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod upstream;
+pub mod workers;
 
 pub use app::App;
 pub use server::{RunningGateway, ServeError, ServeOptions, start, startup_summary};

@@ -127,15 +127,18 @@ pub struct ConnectionStats {
 
 /// Accepts and serves until `stop` resolves, then lets every open connection finish its
 /// in-flight requests (idle ones close at once) and returns when all are closed.
+///
+/// `slots` holds one permit per connection that may be open (`cap` in all); several accept
+/// loops (one per serving worker) share it, so the cap is over all of them.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    slots: Arc<Semaphore>,
     cap: usize,
-    timeouts: impl Fn() -> ConnectionTimeouts + Send + Sync + 'static,
+    timeouts: Arc<dyn Fn() -> ConnectionTimeouts + Send + Sync>,
     stats: Arc<ConnectionStats>,
-    stop: impl Future<Output = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + 'static,
 ) {
-    let slots = Arc::new(Semaphore::new(cap));
     // Dropping the sender tells every connection to shut down gracefully.
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(stop);

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tollgate_core::config::{RecordDurability, master_key_problem};
 use tollgate_store::{RecordWriter, StoreConfig, WriteSummary, WriterHandle};
 
@@ -41,6 +41,9 @@ pub struct ServeOptions {
     /// How long in-flight requests may run after a shutdown begins; streams still running then
     /// are ended with an error event (and recorded).
     pub shutdown_grace: Duration,
+    /// Serving workers (threads with their own runtime and upstream pool); one per core by
+    /// default. 0 serves on the caller's runtime.
+    pub workers: usize,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +58,7 @@ impl Default for ServeOptions {
             prices_path: None,
             watch_config: true,
             shutdown_grace: Duration::from_secs(30),
+            workers: crate::workers::default_count(),
         }
     }
 }
@@ -77,7 +81,7 @@ pub enum ServeError {
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub app: Arc<App>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
     cut_streams: tokio::sync::watch::Sender<bool>,
     shutdown_grace: Duration,
     server: tokio::task::JoinHandle<()>,
@@ -94,9 +98,7 @@ impl RunningGateway {
 
     /// Stops accepting, lets in-flight requests finish, then writes every accepted record.
     pub async fn shutdown(mut self) -> Result<WriteSummary, tollgate_store::StoreError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
         // In-flight requests finish within the grace period; streams still running after it are
         // told to end (an error event to the client, their record to the writer) and given a
         // moment to do so, so that no record is lost to the closing store.
@@ -229,12 +231,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         durability: live.config.record_durability,
     };
     let (writer, writer_handle) = RecordWriter::start(store.clone())?;
-    let http = reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .build()?;
+    let http = crate::app::http_client()?;
     let addr = format!("{}:{}", opts.host, opts.port);
     let listener = TcpListener::bind(&addr).await.map_err(|source| ServeError::Bind {
         addr: addr.clone(),
@@ -273,26 +270,50 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
     } else {
         None
     };
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let router = router(app.clone());
     // The cap is fixed for the life of the listener; the timeouts follow reloads (new connections).
     let cap = crate::listener::ConnectionCap::resolve(&app.live.load().config.server).max;
     let connections = Arc::new(crate::listener::ConnectionStats::default());
     let app_for_timeouts = app.clone();
-    let server = tokio::spawn(crate::listener::serve(
-        listener,
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let serving = crate::workers::Serving {
         router,
+        slots: Arc::new(tokio::sync::Semaphore::new(cap)),
         cap,
-        move || crate::listener::ConnectionTimeouts::from(&app_for_timeouts.live.load().config.server),
-        connections.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+        timeouts: Arc::new(move || {
+            crate::listener::ConnectionTimeouts::from(&app_for_timeouts.live.load().config.server)
+        }),
+        stats: connections.clone(),
+        stop: stop_rx,
+    };
+    let server = if opts.workers == 0 {
+        tokio::spawn(async move {
+            let mut stop = serving.stop.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let s = serving;
+            crate::listener::serve(listener, s.router, s.slots, s.cap, s.timeouts, s.stats, stopped).await;
+        })
+    } else {
+        let listener = listener.into_std().map_err(|source| ServeError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let workers = crate::workers::start(listener, opts.workers, &serving).map_err(|source| ServeError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        tokio::spawn(async move {
+            for done in workers {
+                let _ = done.await;
+            }
+        })
+    };
     Ok(RunningGateway {
         addr: local,
         app,
-        stop: Some(stop_tx),
+        stop: stop_tx,
         cut_streams: cut_tx,
         shutdown_grace: opts.shutdown_grace,
         server,

@@ -75,6 +75,11 @@ struct ServeArgs {
     /// with an error event and are recorded.
     #[arg(long, default_value_t = 30.0)]
     shutdown_grace: f64,
+    /// Serving workers: threads that each accept and serve connections start to finish with
+    /// their own runtime and upstream pool. Default: one per core. 0 serves on the shared
+    /// multi-threaded runtime instead.
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 #[derive(Args)]
@@ -170,6 +175,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 args.shutdown_grace
             )
         })?,
+        workers: args.workers.unwrap_or_else(tollgate_gateway::workers::default_count),
         ..ServeOptions::default()
     };
     let gw = tollgate_gateway::start(live, opts).await?;

@@ -283,7 +283,7 @@ async fn send_once(
                 .urls
                 .resolve(&up.url)
                 .map_err(|m| fail(GatewayError::new(ErrorKind::Internal, m)))?;
-            let mut req = app.http.post(url).body(up.body);
+            let mut req = app.http().post(url).body(up.body);
             for (k, v) in &up.headers {
                 req = req.header(k, v);
             }
@@ -291,7 +291,7 @@ async fn send_once(
         }
         Wire::Embeddings => {
             let mut req = app
-                .http
+                .http()
                 .post(d.urls.embeddings.clone())
                 .header("content-type", "application/json")
                 .body(body.to_vec());
