@@ -9,7 +9,6 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tollgate_core::redact;
@@ -130,13 +129,8 @@ impl Failure {
     }
 }
 
-pub(crate) type Events = std::pin::Pin<
-    Box<
-        dyn futures::Stream<
-                Item = Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>,
-            > + Send,
-    >,
->;
+pub(crate) type Events =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<sse_parse::Event, sse_parse::Error<reqwest::Error>>> + Send>>;
 
 /// An upstream answer that will be relayed: a whole body, or a stream whose first event has
 /// arrived (so a stream that dies before its first byte can still fall back).
@@ -315,7 +309,7 @@ async fn send_once(
         return Err(upstream_status(d, resp, sent).await);
     }
     if stream {
-        let mut events: Events = Box::pin(resp.bytes_stream().eventsource());
+        let mut events: Events = Box::pin(sse_parse::EventStream::new(resp.bytes_stream()));
         let remaining = d.stream_timeout.saturating_sub(sent.elapsed());
         let first = match tokio::time::timeout(remaining, events.next()).await {
             Err(_) => return Err(fail(timeout_error(d, d.stream_timeout))),
