@@ -59,7 +59,12 @@ impl RequestBody {
 
     /// The field's raw JSON text.
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(|v| v.get())
+        self.raw_value(name).map(RawValue::get)
+    }
+
+    /// The field as held (to keep a copy without parsing it again).
+    pub fn raw_value(&self, name: &str) -> Option<&RawValue> {
+        self.fields.get(name).map(|v| &**v)
     }
 
     pub fn contains(&self, name: &str) -> bool {

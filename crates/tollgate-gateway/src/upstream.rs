@@ -37,10 +37,7 @@ impl MaxTokens {
     /// context window, max tokens within its output limit).
     pub fn fit(&mut self, body: &mut RequestBody, d: &Deployment) {
         match &self.requested {
-            None => {
-                self.requested =
-                    Some(MAX_FIELDS.map(|f| body.raw(f).and_then(|r| RawValue::from_string(r.to_string()).ok())))
-            }
+            None => self.requested = Some(MAX_FIELDS.map(|f| body.raw_value(f).map(RawValue::to_owned))),
             Some(requested) => {
                 for (f, v) in MAX_FIELDS.iter().zip(requested) {
                     match v {
