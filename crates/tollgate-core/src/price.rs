@@ -118,12 +118,38 @@ pub enum PriceError {
 }
 
 /// Prices by model name. Keys are matched case-insensitively; see [`PriceTable::lookup`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PriceTable {
     entries: HashMap<String, Price>,
+    /// What an OpenRouter `:free` variant costs: nothing, in every bucket.
+    free: Price,
+}
+
+/// OpenRouter serves some models at no charge under the id `vendor/model:free`; their price is a
+/// real $0, not an unknown one.
+fn free_price() -> Price {
+    Price {
+        input_cost_per_token: Some(0.0),
+        output_cost_per_token: Some(0.0),
+        cache_read_input_token_cost: Some(0.0),
+        cache_creation_input_token_cost: Some(0.0),
+        output_cost_per_reasoning_token: Some(0.0),
+        litellm_provider: Some("openrouter".into()),
+        mode: Some("chat".into()),
+        ..Price::default()
+    }
 }
 
 const BUILTIN: &str = include_str!("prices.json");
+
+impl Default for PriceTable {
+    fn default() -> Self {
+        PriceTable {
+            entries: HashMap::new(),
+            free: free_price(),
+        }
+    }
+}
 
 impl PriceTable {
     /// tollgate's own table, covering every model of the seed system and common neighbours.
@@ -204,13 +230,39 @@ impl PriceTable {
                 return Some(p);
             }
         }
-        self.entries.get(&format!("openai/{key}"))
+        if let Some(p) = self.entries.get(&format!("openai/{key}")) {
+            return Some(p);
+        }
+        // `openrouter/meta-llama/llama-3.3-70b-instruct:free`: an explicit entry wins (above);
+        // otherwise the `:free` tier of a vendor's model costs nothing.
+        (key.ends_with(":free") && key.contains('/')).then_some(&self.free)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openrouter_free_models_cost_nothing_and_are_priced() {
+        let t = PriceTable::builtin();
+        for m in [
+            "openrouter/meta-llama/llama-3.3-70b-instruct:free",
+            "meta-llama/llama-3.3-70b-instruct:free",
+            "OpenRouter/deepseek/deepseek-r1:free",
+        ] {
+            let p = t.lookup(m).unwrap_or_else(|| panic!("{m} not found"));
+            assert!(p.is_priced(), "{m}");
+            let usage = Usage {
+                input: 1000,
+                output: 500,
+                ..Usage::default()
+            };
+            assert_eq!(p.cost(&usage).map(|c| c.total()), Some(0.0), "{m}");
+        }
+        // Only OpenRouter-style `vendor/model:free` ids; a bare name is not guessed at.
+        assert!(t.lookup("mystery:free").is_none());
+    }
 
     #[test]
     fn builtin_table_parses_and_covers_the_seed_models() {

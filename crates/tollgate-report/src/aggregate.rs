@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use tollgate_core::{CacheState, PriceTable, Record, RecordStatus};
 
+use crate::expectations::ExpectedWorkflow;
+
 use crate::findings;
 use crate::i18n::Lang;
 // The report's types live in `report`; re-exported here, where they have always been public.
@@ -31,6 +33,21 @@ pub struct ReportOptions {
     pub lang: Lang,
     /// Steps each workflow is expected to run (from tollgate's config), by role, in order.
     pub expected_steps: BTreeMap<String, Vec<String>>,
+    /// Workflows from a config (`--config`): calls of a workflow's name that carry no workflow
+    /// tag (a LiteLLM log of a model name standing in for a pipeline) are counted as runs of it,
+    /// each as the step its upstream model answers.
+    pub workflows: Vec<ExpectedWorkflow>,
+}
+
+impl ReportOptions {
+    /// Adds a config's workflows: their steps become expected, their calls attributable.
+    pub fn expect_workflows(&mut self, workflows: Vec<ExpectedWorkflow>) {
+        for w in &workflows {
+            self.expected_steps
+                .insert(w.name.clone(), w.steps.iter().map(|s| s.role.clone()).collect());
+        }
+        self.workflows.extend(workflows);
+    }
 }
 
 impl Default for ReportOptions {
@@ -42,6 +59,7 @@ impl Default for ReportOptions {
             prices: PriceTable::builtin(),
             lang: Lang::En,
             expected_steps: BTreeMap::new(),
+            workflows: vec![],
         }
     }
 }
@@ -64,6 +82,9 @@ struct ModelAcc {
     reasoning_cost: f64,
     logged: Option<f64>,
     recomputed_vs_logged: (u64, f64, f64),
+    /// Requests the logger wrote at $0 although they used tokens and the price table prices
+    /// them: (requests, tokens, recomputed USD).
+    logged_as_free: (u64, u64, f64),
     provider_prompt: u64,
     provider_cached: u64,
     /// Some request of this model carried the provider's cache count (even 0).
@@ -379,10 +400,20 @@ impl<'o> Acc<'o> {
         m.reasoning_cost += r.cost_reasoning_usd.unwrap_or(0.0);
         if let Some(l) = r.reported_cost_usd {
             *m.logged.get_or_insert(0.0) += l;
-            if let (Some(c), false) = (r.cost_usd, hit) {
-                m.recomputed_vs_logged.0 += 1;
-                m.recomputed_vs_logged.1 += c;
-                m.recomputed_vs_logged.2 += l;
+            match (r.cost_usd, hit) {
+                // $0 logged for tokens that have a price: the logger had none (one cause, its own
+                // finding), not a difference in prices.
+                (Some(c), false) if l == 0.0 && c > 0.0 && r.total_tokens() > 0 => {
+                    m.logged_as_free.0 += 1;
+                    m.logged_as_free.1 += r.total_tokens();
+                    m.logged_as_free.2 += c;
+                }
+                (Some(c), false) => {
+                    m.recomputed_vs_logged.0 += 1;
+                    m.recomputed_vs_logged.1 += c;
+                    m.recomputed_vs_logged.2 += l;
+                }
+                _ => {}
             }
         }
         if r.cost_usd.is_none() || (r.unpriced && r.total_tokens() > 0) {
@@ -442,18 +473,34 @@ impl<'o> Acc<'o> {
         }
     }
 
+    /// A record of an untagged call to a configured workflow's name: (workflow, step index, role).
+    fn attribute_to_workflow(&self, r: &Record) -> Option<(String, Option<u32>, String)> {
+        let w = self.opts.workflows.iter().find(|w| w.is_called_as(&r.model_group))?;
+        Some(match w.step_answered_by(&r.model) {
+            Some((i, role)) => (w.name.clone(), Some(i), role.to_string()),
+            None => (w.name.clone(), None, "(untagged)".into()),
+        })
+    }
+
     fn add_workflow(&mut self, r: &Record, cost: f64) {
-        let Some(wf) = r.workflow.as_ref().filter(|w| !w.is_empty()) else {
-            return;
+        let (wf, step_index, role) = match r.workflow.as_ref().filter(|w| !w.is_empty()) {
+            Some(wf) => (
+                wf.clone(),
+                r.step_index,
+                r.step_role.clone().unwrap_or_else(|| "(untagged)".into()),
+            ),
+            None => match self.attribute_to_workflow(r) {
+                Some(a) => a,
+                None => return,
+            },
         };
         let run_id = if !r.trace_id.is_empty() {
             r.trace_id.clone()
         } else {
             r.session_id.clone().unwrap_or_else(|| r.request_id.clone())
         };
-        let role = r.step_role.clone().unwrap_or_else(|| "(untagged)".into());
-        let key = (r.step_index, role);
-        let w = self.workflows.entry(wf.clone()).or_default();
+        let key = (step_index, role);
+        let w = self.workflows.entry(wf).or_default();
         let run = w.runs.entry(run_id.clone()).or_default();
         run.0.insert(key.clone());
         let ok = r.status == RecordStatus::Success;
@@ -516,6 +563,9 @@ impl<'o> Acc<'o> {
             }
             if m.recomputed_vs_logged.0 > 0 {
                 *diff_total.get_or_insert(0.0) += m.recomputed_vs_logged.1 - m.recomputed_vs_logged.2;
+            }
+            if m.logged_as_free.0 > 0 {
+                *diff_total.get_or_insert(0.0) += m.logged_as_free.2;
             }
             if m.unpriced > 0 && m.unpriced_tokens > 0 {
                 unpriced_models.push(name.clone());
@@ -683,6 +733,7 @@ impl<'o> Acc<'o> {
                     unpriced_logged_zero: m.unpriced_logged_zero,
                     unpriced_tokens: m.unpriced_tokens,
                     recomputed_vs_logged: m.recomputed_vs_logged,
+                    logged_as_free: m.logged_as_free,
                     median_provider_prompt: stats::percentile(
                         &{
                             let mut v = m.provider_prompt_sizes.clone();
@@ -703,6 +754,24 @@ impl<'o> Acc<'o> {
                 .find_map(|name| self.opts.prices.lookup(name).and_then(|p| p.max_input_tokens));
             if let Some(limit) = limit {
                 evidence.max_input.insert(m.model.clone(), limit);
+            }
+            // The rates the report priced this model at, named by the id it found them under.
+            if let Some((name, p)) = m
+                .upstream_models
+                .iter()
+                .chain(std::iter::once(&m.model))
+                .find_map(|name| {
+                    self.opts
+                        .prices
+                        .lookup(name)
+                        .filter(|p| p.is_priced())
+                        .map(|p| (name, p))
+                })
+            {
+                evidence.rates.insert(
+                    m.model.clone(),
+                    (name.clone(), p.input_cost_per_token, p.output_cost_per_token),
+                );
             }
         }
         report.findings = findings::detect(&report, &evidence, self.opts.lang);
@@ -737,8 +806,18 @@ impl<'o> Acc<'o> {
                 examples.push(&r.example);
             }
         }
+        // No record told the cache state (payload logs name the cache only on a hit), nothing
+        // hit, and exact repeats kept reaching the provider: a working cache would have answered
+        // them, so the cache is off or not working. Said so, with the repeats as the evidence.
+        let inferred_off = state == "unknown" && c.hit == 0 && repeat_requests >= findings::MIN_REPEATS_CACHE_OFF;
+        let (state, enabled) = if inferred_off {
+            ("off", Some(false))
+        } else {
+            (state, enabled)
+        };
         CacheReport {
             state: state.into(),
+            inferred: inferred_off,
             enabled,
             records: c.clone(),
             hits: c.hit,

@@ -38,6 +38,16 @@ pub enum FindingData {
         repeats: u64,
         potential_usd: f64,
     },
+    /// No record says whether a cache was configured (payload logs carry `cache_key` only on
+    /// hits), but nothing ever hit and exact repeats kept reaching the provider: the cache is off
+    /// or not working. Same id as [`FindingData::CacheDisabled`]; the evidence differs.
+    CacheOffInferred {
+        requests: u64,
+        repeats: u64,
+        streamed: u64,
+        potential_usd: f64,
+        litellm: bool,
+    },
     CacheNoHits {
         requests: u64,
         litellm: bool,
@@ -71,6 +81,17 @@ pub enum FindingData {
         requests: u64,
         tokens: u64,
         upstream: String,
+    },
+    /// The logging gateway wrote `response_cost: 0` for requests that used tokens of a model the
+    /// price table prices: it had no price for it. Same id as [`FindingData::UnpricedModel`].
+    LoggedAsFree {
+        requests: u64,
+        tokens: u64,
+        upstream: String,
+        recomputed_usd: f64,
+        input_per_token: Option<f64>,
+        output_per_token: Option<f64>,
+        litellm: bool,
     },
     CostMismatch {
         requests: u64,
@@ -171,12 +192,14 @@ impl FindingData {
     pub fn id(&self) -> &'static str {
         match self {
             FindingData::CacheDisabled { .. } => "cache_disabled",
+            FindingData::CacheOffInferred { .. } => "cache_disabled",
             FindingData::CacheNoHits { .. } => "cache_no_hits",
             FindingData::CacheRepeatsMissed { .. } => "cache_repeats_missed",
             FindingData::ProviderCacheLow { .. } => "provider_cache_low",
             FindingData::ModelAlwaysFailing { .. } => "model_always_failing",
             FindingData::HighErrorRate { .. } => "high_error_rate",
             FindingData::UnpricedModel { .. } => "unpriced_model",
+            FindingData::LoggedAsFree { .. } => "unpriced_model",
             FindingData::CostMismatch { .. } => "cost_mismatch",
             FindingData::ReasoningHeavy { .. } => "reasoning_heavy",
             FindingData::SlowRequests { .. } => "slow_requests",
@@ -185,6 +208,22 @@ impl FindingData {
             FindingData::WorkflowStepMissing { .. } => "workflow_step_missing",
             FindingData::OversizedPrompts { .. } => "oversized_prompts",
         }
+    }
+}
+
+/// A per-token price as LiteLLM's setting writes it (`2.8e-7`).
+fn per_token(p: &Option<f64>) -> String {
+    p.map(|v| format!("{v:e}")).unwrap_or_else(|| "…".into())
+}
+
+/// A per-token price per 1M tokens (`$0.28`), without float noise.
+fn per_mtok(p: &Option<f64>) -> String {
+    match p {
+        Some(v) => {
+            let s = format!("{:.6}", v * 1e6);
+            format!("${}", s.trim_end_matches('0').trim_end_matches('.'))
+        }
+        None => "?".into(),
     }
 }
 
@@ -249,6 +288,66 @@ fn texts(d: &FindingData, model: &str, l: Lang) -> (String, String, String, Stri
                     format!("{} isteğin {} tanesi yanıt önbelleği olmadan çalıştı.{repeat_txt}", n(*total), n(*off_records)),
                     "tollgate yapılandırmasında etkin bir `cache` bölümü yok.".into(),
                     "tollgate yapılandırmasında yanıt önbelleğini LiteLLM sözdizimiyle aç: `litellm_settings: {cache: true, cache_params: {type: local, ttl: 600}}` (ya da `type: redis`); tollgate kaydedince yeniden yükler ve tekrar eden promptlar sağlayıcıya gitmeden yanıtlanır.".into(),
+                )
+            }
+        }
+        FindingData::CacheOffInferred {
+            requests,
+            repeats,
+            streamed,
+            potential_usd,
+            litellm,
+        } => {
+            let who = if *litellm { "LiteLLM" } else { "gateway" };
+            if en {
+                (
+                    format!(
+                        "The response cache is off (or not working){}",
+                        if *litellm { " in LiteLLM" } else { "" }
+                    ),
+                    format!(
+                        "0 cache hits in {} requests, yet {} of them repeated an earlier prompt exactly and still reached the provider ({} streamed), costing {}. A working cache answers such repeats itself. (These logs do not record whether a cache was configured: a StandardLoggingPayload names the cache only on a hit.)",
+                        n(*requests),
+                        n(*repeats),
+                        n(*streamed),
+                        usd(*potential_usd)
+                    ),
+                    if *litellm {
+                        "LiteLLM only caches when `cache: true` sits under `litellm_settings` when the proxy starts. A cache block under `general_settings`, or `cache:` written as a mapping, is ignored without a warning, so the proxy runs with no cache at all. (`cached_tokens` in the usage is the provider's prompt cache, a different thing.)".into()
+                    } else {
+                        format!(
+                            "The {who}'s response cache is not enabled, or every repeat bypassed it (e.g. `cache: {{no-cache: true}}` sent by the client)."
+                        )
+                    },
+                    if *litellm {
+                        "In config.yaml set `litellm_settings: {cache: true, cache_params: {type: redis, host: …, port: …, ttl: 600}}` (`type: local` for a single instance), restart once, send the same request twice and check that the second logs `cache_hit: true`. tollgate reads the same block and shows `cache: on` at startup and in `/health/readiness`.".into()
+                    } else {
+                        "Enable the response cache: `litellm_settings: {cache: true, cache_params: {type: local, ttl: 600}}` (or `type: redis`); tollgate reloads on save, and its startup line and `/health/readiness` say whether the cache is on.".into()
+                    },
+                )
+            } else {
+                (
+                    format!(
+                        "Yanıt önbelleği kapalı (ya da çalışmıyor){}",
+                        if *litellm { ": LiteLLM" } else { "" }
+                    ),
+                    format!(
+                        "{} istekte 0 cache hit; yine de {} istek önceki bir promptu birebir tekrarladı ve sağlayıcıya gitti (bunların {} tanesi stream), maliyetleri {}. Çalışan bir önbellek bu tekrarları kendisi yanıtlar. (Bu loglar önbelleğin yapılandırılıp yapılandırılmadığını yazmaz: StandardLoggingPayload önbelleği yalnızca hit'te anar.)",
+                        n(*requests),
+                        n(*repeats),
+                        n(*streamed),
+                        usd(*potential_usd)
+                    ),
+                    if *litellm {
+                        "LiteLLM yalnızca proxy başlarken `litellm_settings` altında `cache: true` varsa önbellek kullanır. `general_settings` altındaki bir cache bloğu ya da eşleme (mapping) olarak yazılmış `cache:` uyarı vermeden yok sayılır; proxy hiç önbelleksiz çalışır. (Kullanımdaki `cached_tokens` sağlayıcının prompt önbelleğidir, başka bir şeydir.)".into()
+                    } else {
+                        "Gateway'in yanıt önbelleği açık değil ya da her tekrar onu atladı (ör. istemcinin gönderdiği `cache: {no-cache: true}`).".into()
+                    },
+                    if *litellm {
+                        "config.yaml içinde `litellm_settings: {cache: true, cache_params: {type: redis, host: …, port: …, ttl: 600}}` ayarla (tek sunucu için `type: local`), bir kez yeniden başlat, aynı isteği iki kez gönder ve ikincisinin `cache_hit: true` kaydettiğini kontrol et. tollgate aynı bloğu okur ve başlangıçta ve `/health/readiness` içinde `cache: on` gösterir.".into()
+                    } else {
+                        "Yanıt önbelleğini aç: `litellm_settings: {cache: true, cache_params: {type: local, ttl: 600}}` (ya da `type: redis`); tollgate kaydedince yeniden yükler, başlangıç satırı ve `/health/readiness` önbelleğin açık olup olmadığını söyler.".into()
+                    },
                 )
             }
         }
@@ -417,6 +516,74 @@ fn texts(d: &FindingData, model: &str, l: Lang) -> (String, String, String, Stri
                     format!("{} istek {} token kullandı (upstream {upstream}); fiyat tablosunda fiyatı yok ve kaydedilen maliyet 0 ya da boş.", n(*requests), n(*tokens)),
                     "Model adı fiyat tablosunda yok (özel ad, takma ad ya da yeni model); maliyet takibi onu sessizce bedava sayıyor.".into(),
                     "Modelin fiyatlarını (`input_cost_per_token`, `output_cost_per_token`) fiyat tablosuna ekle (burada `--prices DOSYA`; LiteLLM yapılandırmasında `model_info`).".into(),
+                )
+            }
+        }
+        FindingData::LoggedAsFree {
+            requests,
+            tokens,
+            upstream,
+            recomputed_usd,
+            input_per_token,
+            output_per_token,
+            litellm,
+        } => {
+            let rate = |x: &Option<f64>| per_mtok(x);
+            let logger = if *litellm { "LiteLLM" } else { "The logging gateway" };
+            if en {
+                (
+                    format!("{model} is logged as free: the logger had no price for {upstream}"),
+                    format!(
+                        "{} requests used {} tokens and every one was logged with a cost of $0. At {upstream}'s prices ({} input, {} output per 1M tokens) they cost {}: the logged spend understates the real one by {}.",
+                        n(*requests),
+                        n(*tokens),
+                        rate(input_per_token),
+                        rate(output_per_token),
+                        usd(*recomputed_usd),
+                        usd(*recomputed_usd)
+                    ),
+                    format!(
+                        "{logger} found no price for {upstream} in its price map, so it logged $0 without a warning. Zero logged for requests that used tokens has no other cause."
+                    ),
+                    if *litellm {
+                        format!(
+                            "Give the deployment its price in LiteLLM's config.yaml: under the model's `litellm_params` (or `model_info`) set `input_cost_per_token` and `output_cost_per_token` (per token, e.g. {} and {}), then restart. tollgate already prices {upstream} and records its real cost.",
+                            per_token(input_per_token),
+                            per_token(output_per_token)
+                        )
+                    } else {
+                        format!(
+                            "Add the price for {upstream} to the logging gateway's price map (`input_cost_per_token`, `output_cost_per_token`). tollgate already prices it."
+                        )
+                    },
+                )
+            } else {
+                let logger = if *litellm { "LiteLLM" } else { "Log yazan gateway" };
+                (
+                    format!("{model} bedava olarak kaydedilmiş: log yazanın {upstream} için fiyatı yoktu"),
+                    format!(
+                        "{} istek {} token kullandı ve her biri $0 maliyetle kaydedildi. {upstream} fiyatlarıyla (1M token başına girdi {}, çıktı {}) maliyetleri {}: kaydedilen harcama gerçeğinden {} eksik.",
+                        n(*requests),
+                        n(*tokens),
+                        rate(input_per_token),
+                        rate(output_per_token),
+                        usd(*recomputed_usd),
+                        usd(*recomputed_usd)
+                    ),
+                    format!(
+                        "{logger} fiyat listesinde {upstream} için fiyat bulamadı ve uyarı vermeden $0 yazdı. Token kullanmış isteklerin $0 kaydedilmesinin başka bir nedeni yok."
+                    ),
+                    if *litellm {
+                        format!(
+                            "LiteLLM'in config.yaml dosyasında modelin `litellm_params` (ya da `model_info`) altına `input_cost_per_token` ve `output_cost_per_token` yaz (token başına, ör. {} ve {}), sonra yeniden başlat. tollgate {upstream} fiyatını zaten biliyor ve gerçek maliyeti kaydediyor.",
+                            per_token(input_per_token),
+                            per_token(output_per_token)
+                        )
+                    } else {
+                        format!(
+                            "{upstream} fiyatını log yazan gateway'in fiyat listesine ekle (`input_cost_per_token`, `output_cost_per_token`). tollgate onu zaten fiyatlandırıyor."
+                        )
+                    },
                 )
             }
         }

@@ -41,6 +41,10 @@ const SLOW_SHARE: f64 = 0.05;
 const OVERHEAD_P50_MS: f64 = 50.0;
 const OVERHEAD_P95_MS: f64 = 500.0;
 const COST_MISMATCH: f64 = 0.01;
+/// Requests logged at $0 before the logger is said to have no price (one could be a rounding).
+const MIN_LOGGED_AS_FREE: u64 = 2;
+/// Missed exact repeats, with no hit anywhere, before an unknown cache state is called off.
+pub const MIN_REPEATS_CACHE_OFF: u64 = 3;
 const TRUNCATED_SHARE: f64 = 0.05;
 const OVERSIZED_SHARE_OF_WINDOW: f64 = 0.8;
 
@@ -59,6 +63,8 @@ pub struct ModelEvidence {
     pub unpriced_tokens: u64,
     /// (requests, recomputed, logged) over requests with both.
     pub recomputed_vs_logged: (u64, f64, f64),
+    /// (requests, tokens, recomputed USD) logged at $0 although priced.
+    pub logged_as_free: (u64, u64, f64),
     pub median_provider_prompt: Option<f64>,
 }
 
@@ -66,6 +72,8 @@ pub struct ModelEvidence {
 pub struct Evidence {
     pub models: HashMap<String, ModelEvidence>,
     pub max_input: HashMap<String, u64>,
+    /// Per model group: the id its price was found under, and its input and output rates.
+    pub rates: HashMap<String, (String, Option<f64>, Option<f64>)>,
 }
 
 impl Evidence {
@@ -73,6 +81,7 @@ impl Evidence {
         Evidence {
             models: it.map(|(k, v)| (k.to_string(), v)).collect(),
             max_input: HashMap::new(),
+            rates: HashMap::new(),
         }
     }
 }
@@ -116,7 +125,22 @@ pub fn detect(report: &Report, ev: &Evidence, lang: Lang) -> Vec<Finding> {
     let c = &report.cache;
     let total = report.requests.total;
 
-    if c.state == "off" && total >= MIN_REQUESTS {
+    if c.state == "off" && c.inferred && total >= MIN_REQUESTS {
+        out.push(Finding::new(
+            Severity::Warning,
+            None,
+            Some(c.potential_savings_usd),
+            c.repeat_examples.clone(),
+            FindingData::CacheOffInferred {
+                requests: total,
+                repeats: c.repeat_requests,
+                streamed: c.repeats_streamed,
+                potential_usd: c.potential_savings_usd,
+                litellm,
+            },
+            lang,
+        ));
+    } else if c.state == "off" && total >= MIN_REQUESTS {
         let savings = (c.potential_savings_usd > 0.0).then_some(c.potential_savings_usd);
         out.push(Finding::new(
             Severity::Warning,
@@ -232,6 +256,30 @@ pub fn detect(report: &Report, ev: &Evidence, lang: Lang) -> Vec<Finding> {
                     requests: m.unpriced_requests,
                     tokens: e.unpriced_tokens,
                     upstream: m.upstream_models.join(", "),
+                },
+                lang,
+            ));
+        }
+        let (free_n, free_tokens, free_usd) = e.logged_as_free;
+        if free_n >= MIN_LOGGED_AS_FREE && free_usd > 0.0 {
+            let (priced_as, input, output) = ev
+                .rates
+                .get(&m.model)
+                .cloned()
+                .unwrap_or_else(|| (m.upstream_models.join(", "), None, None));
+            out.push(Finding::new(
+                Severity::Warning,
+                Some(&m.model),
+                None,
+                vec![],
+                FindingData::LoggedAsFree {
+                    requests: free_n,
+                    tokens: free_tokens,
+                    upstream: m.upstream_models.first().cloned().unwrap_or(priced_as),
+                    recomputed_usd: free_usd,
+                    input_per_token: input,
+                    output_per_token: output,
+                    litellm,
                 },
                 lang,
             ));

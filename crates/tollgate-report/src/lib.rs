@@ -9,6 +9,7 @@
 //! the aggregating thread over a bounded channel, so both cores work and memory stays bounded.
 
 pub mod aggregate;
+pub mod expectations;
 mod finding;
 pub mod findings;
 pub mod i18n;
@@ -83,6 +84,10 @@ pub struct ReportArgs {
     /// Extra prices in LiteLLM's model_prices_and_context_window.json format; they win over the built-ins.
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
+    /// A tollgate or LiteLLM config.yaml: its workflows' steps are expected in the logs (a step
+    /// that never ran is a finding) and its per-deployment prices and context windows are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -129,6 +134,15 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
     if let Some(p) = &args.prices {
         prices.merge(PriceTable::load_file(p)?);
     }
+    let facts = match &args.config {
+        Some(path) => Some(
+            expectations::ConfigFacts::load(path, &prices).map_err(|e| ReportError::Usage(format!("--config: {e}")))?,
+        ),
+        None => None,
+    };
+    if let Some(f) = &facts {
+        f.apply_prices(&mut prices);
+    }
     let mut inputs = args.inputs.clone();
     if let Some(dir) = &args.data_dir {
         inputs.push(dir.join("tollgate.sqlite").display().to_string());
@@ -141,7 +155,7 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
         }
         inputs.push("-".into());
     }
-    let opts = ReportOptions {
+    let mut opts = ReportOptions {
         since,
         until,
         models: args.models.clone(),
@@ -149,6 +163,9 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
         lang: args.lang,
         ..ReportOptions::default()
     };
+    if let Some(f) = facts {
+        opts.expect_workflows(f.workflows);
+    }
 
     let total_bytes: u64 = inputs
         .iter()

@@ -166,6 +166,9 @@ pub struct CacheCounts {
 pub struct CacheReport {
     /// `on`, `off`, `mixed` (both seen in the window) or `unknown` (the logs do not say).
     pub state: String,
+    /// `state` is inferred from the traffic (no hit anywhere, exact repeats still sent to the
+    /// provider) rather than read from the records.
+    pub inferred: bool,
     /// true/false, or null when unknown.
     pub enabled: Option<bool>,
     pub records: CacheCounts,

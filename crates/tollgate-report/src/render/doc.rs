@@ -280,6 +280,10 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
     d.push(Block::H2(l.pick("2. Cache", "2. Önbellek (Cache) Durumu").into()));
     let litellm = r.sources.iter().any(|s| s.starts_with("litellm"));
     let state_text = match (c.state.as_str(), litellm) {
+        ("off", _) if c.inferred => l.pick(
+            "Gateway response cache: **off (or not working)**. The logs do not record the cache's state, but no request hit it and exact repeats still reached the provider; a working cache answers those itself.",
+            "Gateway yanıt önbelleği: **kapalı (ya da çalışmıyor)**. Loglar önbelleğin durumunu yazmıyor, ama hiçbir istek ona isabet etmedi ve birebir tekrarlar yine sağlayıcıya gitti; çalışan bir önbellek bunları kendisi yanıtlar.",
+        ),
         ("off", true) => l.pick(
             "Gateway response cache: **off**. LiteLLM logged `cache_key = \"Cache OFF\"`, which it writes when its cache object is absent: `litellm_settings.cache: true` was not in effect.",
             "Gateway yanıt önbelleği: **kapalı**. LiteLLM `cache_key = \"Cache OFF\"` kaydetti; bunu önbellek nesnesi yokken yazar: `litellm_settings.cache: true` etkin değildi.",

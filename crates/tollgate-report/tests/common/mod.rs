@@ -23,11 +23,12 @@ pub fn corpus(folder: &str) -> PathBuf {
 
 /// Imports inputs (files or directories) into records, with their summaries.
 pub fn import(inputs: &[PathBuf]) -> (Vec<Record>, Vec<InputSummary>) {
-    let prices = PriceTable::builtin();
-    let importer = Importer {
-        prices: &prices,
-        on_bytes: None,
-    };
+    import_priced(inputs, &PriceTable::builtin())
+}
+
+/// As [`import`], pricing records with `prices`.
+pub fn import_priced(inputs: &[PathBuf], prices: &PriceTable) -> (Vec<Record>, Vec<InputSummary>) {
+    let importer = Importer { prices, on_bytes: None };
     let mut records = Vec::new();
     let mut summaries = Vec::new();
     for i in inputs {
