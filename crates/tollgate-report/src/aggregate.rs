@@ -80,6 +80,8 @@ struct ModelAcc {
     cache_creation: u64,
     cost: f64,
     reasoning_cost: f64,
+    cache_read_cost: f64,
+    cache_write_cost: f64,
     logged: Option<f64>,
     recomputed_vs_logged: (u64, f64, f64),
     /// Requests the logger wrote at $0 although they used tokens and the price table prices
@@ -165,7 +167,7 @@ struct Acc<'o> {
     completion_sizes: Vec<u64>,
     overhead: Vec<f64>,
     overhead_max: (f64, String),
-    timeline: Vec<(i64, bool, u64, u64, f64)>,
+    timeline: Vec<TimeSample>,
     workflows: BTreeMap<String, WorkflowAcc>,
 }
 
@@ -333,13 +335,15 @@ impl<'o> Acc<'o> {
                 }
             }
         }
-        self.timeline.push((
-            r.start_time.timestamp_millis(),
-            !ok,
-            r.prompt_tokens,
-            r.completion_tokens,
-            effective_cost,
-        ));
+        self.timeline.push(TimeSample {
+            at_ms: r.start_time.timestamp_millis(),
+            failed: !ok,
+            prompt: r.prompt_tokens,
+            completion: r.completion_tokens,
+            cost: effective_cost,
+            // The same latencies as the performance section: successes that reached the provider.
+            latency_ms: (ok && !hit).then_some(r.latency_ms),
+        });
         if let Some(o) = r.overhead_ms {
             self.overhead.push(o);
             if o > self.overhead_max.0 {
@@ -398,6 +402,8 @@ impl<'o> Acc<'o> {
         m.cache_creation += r.cache_creation_tokens;
         m.cost += effective_cost;
         m.reasoning_cost += r.cost_reasoning_usd.unwrap_or(0.0);
+        m.cache_read_cost += r.cost_cache_read_usd.unwrap_or(0.0);
+        m.cache_write_cost += r.cost_cache_write_usd.unwrap_or(0.0);
         if let Some(l) = r.reported_cost_usd {
             *m.logged.get_or_insert(0.0) += l;
             match (r.cost_usd, hit) {
@@ -599,6 +605,8 @@ impl<'o> Acc<'o> {
                 cache_creation_tokens: m.cache_creation,
                 cost_usd: m.cost,
                 reasoning_cost_usd: m.reasoning_cost,
+                cache_read_cost_usd: m.cache_read_cost,
+                cache_write_cost_usd: m.cache_write_cost,
                 logged_cost_usd: m.logged,
                 cost_per_1k_tokens: (tokens > 0 && m.cost > 0.0).then(|| m.cost / tokens as f64 * 1000.0),
                 cost_share: (total_cost > 0.0).then(|| m.cost / total_cost),
@@ -974,57 +982,73 @@ fn distribution(values: &mut [u64], bounds: &[(&str, u64, Option<u64>)]) -> Toke
     }
 }
 
-const BUCKET_WIDTHS_MS: [i64; 14] = [
-    100,
-    250,
-    500,
-    1_000,
-    5_000,
-    10_000,
-    30_000,
-    60_000,
-    300_000,
-    900_000,
-    3_600_000,
-    21_600_000,
-    86_400_000,
-    604_800_000,
-];
+/// One record's share of the over-time view.
+struct TimeSample {
+    at_ms: i64,
+    failed: bool,
+    prompt: u64,
+    completion: u64,
+    cost: f64,
+    latency_ms: Option<f64>,
+}
+
+/// Bucket widths of the over-time view: the narrowest that keeps a period within
+/// [`MAX_POINTS`] buckets, else a day (a month of logs is 30 rows).
+const BUCKET_WIDTHS_MS: [i64; 5] = [60_000, 300_000, 900_000, 3_600_000, 86_400_000];
 const MAX_POINTS: i64 = 48;
 
-fn timeline(points: &mut [(i64, bool, u64, u64, f64)]) -> Timeline {
-    if points.is_empty() {
+fn timeline(samples: &mut [TimeSample]) -> Timeline {
+    if samples.is_empty() {
         return Timeline::default();
     }
-    points.sort_by_key(|p| p.0);
-    let first = points[0].0;
-    let last = points[points.len() - 1].0;
+    samples.sort_by_key(|p| p.at_ms);
+    let first = samples[0].at_ms;
+    let last = samples[samples.len() - 1].at_ms;
     let width = BUCKET_WIDTHS_MS
         .iter()
         .copied()
         .find(|w| (last - first) / w < MAX_POINTS)
         .unwrap_or(BUCKET_WIDTHS_MS[BUCKET_WIDTHS_MS.len() - 1]);
+    // Buckets start on whole minutes, hours or days (UTC), so rows read as wall-clock times.
     let origin = first.div_euclid(width) * width;
-    let mut map: BTreeMap<i64, TimePoint> = BTreeMap::new();
-    for (t, failed, p, c, cost) in points.iter() {
-        let b = origin + (t - origin).div_euclid(width) * width;
-        let e = map.entry(b).or_insert_with(|| TimePoint {
-            start: DateTime::from_timestamp_millis(b).unwrap_or_default(),
-            requests: 0,
-            failed: 0,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            cost_usd: 0.0,
+    let mut map: BTreeMap<i64, (TimePoint, Vec<f64>)> = BTreeMap::new();
+    for p in samples.iter() {
+        let b = origin + (p.at_ms - origin).div_euclid(width) * width;
+        let (e, latencies) = map.entry(b).or_insert_with(|| {
+            (
+                TimePoint {
+                    start: DateTime::from_timestamp_millis(b).unwrap_or_default(),
+                    requests: 0,
+                    failed: 0,
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    cost_usd: 0.0,
+                    latency_p50_ms: None,
+                    latency_p95_ms: None,
+                },
+                Vec::new(),
+            )
         });
         e.requests += 1;
-        e.failed += u64::from(*failed);
-        e.prompt_tokens += p;
-        e.completion_tokens += c;
-        e.cost_usd += cost;
+        e.failed += u64::from(p.failed);
+        e.prompt_tokens += p.prompt;
+        e.completion_tokens += p.completion;
+        e.cost_usd += p.cost;
+        if let Some(l) = p.latency_ms {
+            latencies.push(l);
+        }
     }
     Timeline {
         bucket_ms: width,
-        points: map.into_values().collect(),
+        points: map
+            .into_values()
+            .map(|(mut p, mut lat)| {
+                lat.sort_by(f64::total_cmp);
+                p.latency_p50_ms = stats::percentile(&lat, 50.0);
+                p.latency_p95_ms = stats::percentile(&lat, 95.0);
+                p
+            })
+            .collect(),
     }
 }
 

@@ -114,6 +114,11 @@ pub struct ModelReport {
     pub cache_creation_tokens: u64,
     pub cost_usd: f64,
     pub reasoning_cost_usd: f64,
+    /// Cost of the prompt tokens read from the provider's prompt cache (their own, lower rate).
+    pub cache_read_cost_usd: f64,
+    /// Cost of the prompt tokens written to the provider's prompt cache (Anthropic bills them at
+    /// 1.25× input; most providers have no separate write rate).
+    pub cache_write_cost_usd: f64,
     pub logged_cost_usd: Option<f64>,
     pub cost_per_1k_tokens: Option<f64>,
     /// Share of the report's total cost.
@@ -261,6 +266,9 @@ pub struct TimePoint {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_usd: f64,
+    /// Of the bucket's successful requests that reached the provider.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

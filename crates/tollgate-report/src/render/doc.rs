@@ -8,6 +8,8 @@ use crate::stats::PERCENTILE_METHOD;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chart {
+    /// Requests and errors, cost, and latency per bucket of the over-time view.
+    OverTime,
     CostPerModel,
     LatencyPerModel,
     TokensOverTime,
@@ -275,6 +277,8 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
     ));
     d.push(Block::Bullets(bullets));
 
+    over_time(&mut d, r, l);
+
     // 2. Cache.
     let c = &r.cache;
     d.push(Block::H2(l.pick("2. Cache", "2. Önbellek (Cache) Durumu").into()));
@@ -350,17 +354,20 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
         .into(),
     ));
     d.push(Block::P(l.pick(
-        "`cached_tokens` are prompt tokens the provider served from its own prefix cache, billed at a lower rate. \"n/a\" means the provider reported none.",
-        "`cached_tokens`, sağlayıcının kendi önek önbelleğinden daha ucuza sunduğu prompt tokenlarıdır. \"yok\", sağlayıcının hiç bildirmediği anlamına gelir.",
+        "`cached_tokens` are prompt tokens the provider served from its own prefix cache, billed at a lower rate; cache writes are prompt tokens stored in that cache (Anthropic bills them at 1.25× the input rate). \"n/a\" means the provider reported none.",
+        "`cached_tokens`, sağlayıcının kendi önek önbelleğinden daha ucuza sunduğu prompt tokenlarıdır; cache yazımları o önbelleğe kaydedilen prompt tokenlarıdır (Anthropic bunları girdi fiyatının 1,25 katından faturalar). \"yok\", sağlayıcının hiç bildirmediği anlamına gelir.",
     ).into()));
     d.push(table(
         &[
             l.pick("Model", "Model"),
             l.pick("Prompt tokens", "Prompt token"),
-            l.pick("Cached tokens", "Önbellekli token"),
+            l.pick("Cache reads", "Cache okuma"),
             l.pick("Share", "Oran"),
+            l.pick("Read cost", "Okuma maliyeti"),
+            l.pick("Cache writes", "Cache yazma"),
+            l.pick("Write cost", "Yazma maliyeti"),
         ],
-        &[false, true, true, true],
+        &[false, true, true, true, true, true, true],
         r.models
             .iter()
             .map(|m| {
@@ -369,6 +376,9 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
                     l.int(m.provider_cache.prompt_tokens),
                     l.int(m.provider_cache.cached_tokens),
                     l.pct_opt(m.provider_cache.share),
+                    l.usd(m.cache_read_cost_usd),
+                    l.int(m.cache_creation_tokens),
+                    l.usd(m.cache_write_cost_usd),
                 ]
             })
             .collect(),
@@ -443,12 +453,13 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
             l.pick("Prompt", "Prompt"),
             l.pick("Completion", "Completion"),
             l.pick("Reasoning", "Reasoning"),
-            l.pick("Cached", "Önbellekli"),
+            l.pick("Cache read", "Cache okuma"),
+            l.pick("Cache write", "Cache yazma"),
             l.pick("Cost", "Maliyet"),
             l.pick("$/1K tokens", "$/1K token"),
             l.pick("Share", "Pay"),
         ],
-        &[false, true, true, true, true, true, true, true, true],
+        &[false, true, true, true, true, true, true, true, true, true],
         r.models
             .iter()
             .map(|m| {
@@ -459,6 +470,7 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
                     l.int(m.completion_tokens),
                     l.int(m.reasoning_tokens),
                     l.int(m.cached_tokens),
+                    l.int(m.cache_creation_tokens),
                     l.usd(m.cost_usd),
                     m.cost_per_1k_tokens.map_or_else(|| l.na().into(), |c| l.usd(c)),
                     l.pct_opt(m.cost_share),
@@ -939,4 +951,67 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
             .collect(),
     ));
     d
+}
+
+/// The over-time bucket in words ("hour", "saat").
+pub fn bucket_name(width_ms: i64, l: Lang) -> &'static str {
+    match width_ms {
+        w if w >= 86_400_000 => l.pick("day", "gün"),
+        w if w >= 3_600_000 => l.pick("hour", "saat"),
+        w if w >= 900_000 => l.pick("15 minutes", "15 dakika"),
+        w if w >= 300_000 => l.pick("5 minutes", "5 dakika"),
+        _ => l.pick("minute", "dakika"),
+    }
+}
+
+/// A bucket's start: the date alone for daily buckets, else date and time (UTC).
+pub fn bucket_start(t: &chrono::DateTime<chrono::Utc>, width_ms: i64) -> String {
+    if width_ms >= 86_400_000 {
+        t.format("%Y-%m-%d").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// Requests, errors, cost and latency per minute, hour or day (chosen from the period).
+fn over_time(d: &mut Vec<Block>, r: &Report, l: Lang) {
+    let tl = &r.timeline;
+    if tl.points.is_empty() {
+        return;
+    }
+    d.push(Block::H3(format!(
+        "{} ({} {}, UTC)",
+        l.pick("Over time", "Zaman içinde"),
+        l.pick("per", "her"),
+        bucket_name(tl.bucket_ms, l)
+    )));
+    d.push(table(
+        &[
+            l.pick("Start", "Başlangıç"),
+            l.pick("Requests", "İstek"),
+            l.pick("Failed", "Başarısız"),
+            l.pick("Error rate", "Hata oranı"),
+            l.pick("Tokens", "Token"),
+            l.pick("Cost", "Maliyet"),
+            "p50",
+            "p95",
+        ],
+        &[false, true, true, true, true, true, true, true],
+        tl.points
+            .iter()
+            .map(|p| {
+                vec![
+                    bucket_start(&p.start, tl.bucket_ms),
+                    l.int(p.requests),
+                    l.int(p.failed),
+                    l.pct(p.failed as f64 / p.requests.max(1) as f64),
+                    l.int(p.prompt_tokens + p.completion_tokens),
+                    l.usd(p.cost_usd),
+                    p.latency_p50_ms.map_or_else(|| l.na().into(), |x| l.ms(x)),
+                    p.latency_p95_ms.map_or_else(|| l.na().into(), |x| l.ms(x)),
+                ]
+            })
+            .collect(),
+    ));
+    d.push(Block::Chart(Chart::OverTime));
 }

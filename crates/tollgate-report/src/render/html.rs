@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::doc::{Block, Chart};
+use super::doc::{Block, Chart, bucket_name, bucket_start};
 use crate::i18n::Lang;
 use crate::report::Report;
 
@@ -154,6 +154,7 @@ fn chart(r: &Report, c: &Chart, lang: Lang) -> String {
         Chart::CostPerModel => cost_chart(r, lang),
         Chart::LatencyPerModel => latency_chart(r, lang),
         Chart::TokensOverTime => tokens_chart(r, lang),
+        Chart::OverTime => over_time_charts(r, lang),
     }
 }
 
@@ -318,4 +319,179 @@ fn tokens_chart(r: &Report, lang: Lang) -> String {
             lang.ms(r.timeline.bucket_ms as f64)
         ),
     )
+}
+
+/// One series of an over-time chart: its name, colour and value per bucket (`None`: no data).
+struct Series<'a> {
+    name: &'a str,
+    color: &'a str,
+    values: Vec<Option<f64>>,
+}
+
+/// A chart over the timeline's buckets: `series` drawn as stacked bars, or as lines with
+/// points when `lines` is set; x labels are the first and last bucket.
+fn time_chart(r: &Report, series: &[Series], lines: bool, fmt: &dyn Fn(f64) -> String, caption: &str) -> String {
+    let pts = &r.timeline.points;
+    let n = pts.len();
+    let max = (0..n)
+        .map(|i| {
+            let vals = series.iter().filter_map(|s| s.values[i]);
+            if lines { vals.fold(0.0, f64::max) } else { vals.sum() }
+        })
+        .fold(0.0, f64::max);
+    let max = if max > 0.0 { max } else { 1.0 };
+    let (h, plot_h, left) = (190.0, 140.0, 80.0);
+    let plot_w = W - left - 10.0;
+    let bw = plot_w / n as f64;
+    let y = |v: f64| 10.0 + plot_h - v / max * plot_h;
+    let mut s = format!("<svg role=\"img\" width=\"{W}\" height=\"{h}\" viewBox=\"0 0 {W} {h}\">");
+    let _ = write!(
+        s,
+        "<text x=\"{:.0}\" y=\"14\" text-anchor=\"end\">{}</text><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">0</text><line x1=\"{left:.0}\" y1=\"{:.0}\" x2=\"{:.0}\" y2=\"{:.0}\" stroke=\"#c7ccd4\"/>",
+        left - 6.0,
+        esc(&fmt(max)),
+        left - 6.0,
+        plot_h + 10.0,
+        plot_h + 10.0,
+        W - 10.0,
+        plot_h + 10.0
+    );
+    if lines {
+        for se in series {
+            let mut path = String::new();
+            for (i, v) in se.values.iter().enumerate() {
+                let Some(v) = v else { continue };
+                let x = left + (i as f64 + 0.5) * bw;
+                let _ = write!(path, "{}{x:.1},{:.1} ", if path.is_empty() { "M" } else { "L" }, y(*v));
+                let _ = write!(
+                    s,
+                    "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"><title>{}: {}</title></circle>",
+                    y(*v),
+                    se.color,
+                    esc(se.name),
+                    esc(&fmt(*v))
+                );
+            }
+            let _ = write!(
+                s,
+                "<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"/>",
+                path.trim_end(),
+                se.color
+            );
+        }
+    } else {
+        for i in 0..n {
+            let x = left + i as f64 * bw;
+            let mut base = 0.0;
+            for se in series {
+                let v = se.values[i].unwrap_or(0.0);
+                if v <= 0.0 {
+                    continue;
+                }
+                let _ = write!(
+                    s,
+                    "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
+                    y(base + v),
+                    (bw - 1.0).max(1.0),
+                    v / max * plot_h,
+                    se.color,
+                    esc(se.name),
+                    esc(&fmt(v))
+                );
+                base += v;
+            }
+        }
+    }
+    let width = r.timeline.bucket_ms;
+    let _ = write!(
+        s,
+        "<text x=\"{left:.0}\" y=\"{:.0}\">{}</text><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{}</text>",
+        plot_h + 28.0,
+        esc(&bucket_start(&pts[0].start, width)),
+        W - 10.0,
+        plot_h + 28.0,
+        esc(&bucket_start(&pts[n - 1].start, width))
+    );
+    let mut lx = left;
+    for se in series {
+        let _ = write!(
+            s,
+            "<rect x=\"{lx:.0}\" y=\"{:.0}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
+            plot_h + 36.0,
+            se.color,
+            lx + 14.0,
+            plot_h + 45.0,
+            esc(se.name)
+        );
+        lx += 24.0 + 7.5 * se.name.chars().count() as f64;
+    }
+    s.push_str("</svg>");
+    figure(s, caption)
+}
+
+/// Requests and errors, cost, and latency per bucket.
+fn over_time_charts(r: &Report, lang: Lang) -> String {
+    let pts = &r.timeline.points;
+    if pts.is_empty() {
+        return String::new();
+    }
+    let per = format!(
+        "{} {}",
+        lang.pick("per", "her"),
+        bucket_name(r.timeline.bucket_ms, lang)
+    );
+    let int = |v: f64| lang.int(v.round() as u64);
+    let usd = |v: f64| lang.usd(v);
+    let ms = |v: f64| lang.ms(v);
+    let mut out = time_chart(
+        r,
+        &[
+            Series {
+                name: lang.pick("succeeded", "başarılı"),
+                color: COLORS[0],
+                values: pts.iter().map(|p| Some((p.requests - p.failed) as f64)).collect(),
+            },
+            Series {
+                name: lang.pick("failed", "başarısız"),
+                color: COLORS[5],
+                values: pts.iter().map(|p| Some(p.failed as f64)).collect(),
+            },
+        ],
+        false,
+        &int,
+        &format!(
+            "{} ({per})",
+            lang.pick("Requests and errors over time", "Zamana göre istekler ve hatalar")
+        ),
+    );
+    out.push_str(&time_chart(
+        r,
+        &[Series {
+            name: lang.pick("cost", "maliyet"),
+            color: COLORS[2],
+            values: pts.iter().map(|p| Some(p.cost_usd)).collect(),
+        }],
+        false,
+        &usd,
+        &format!("{} ({per})", lang.pick("Cost over time", "Zamana göre maliyet")),
+    ));
+    out.push_str(&time_chart(
+        r,
+        &[
+            Series {
+                name: "p50",
+                color: COLORS[0],
+                values: pts.iter().map(|p| p.latency_p50_ms).collect(),
+            },
+            Series {
+                name: "p95",
+                color: COLORS[1],
+                values: pts.iter().map(|p| p.latency_p95_ms).collect(),
+            },
+        ],
+        true,
+        &ms,
+        &format!("{} ({per})", lang.pick("Latency over time", "Zamana göre gecikme")),
+    ));
+    out
 }
