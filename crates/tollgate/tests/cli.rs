@@ -311,3 +311,53 @@ fn report_reads_past_blank_lines_comments_and_a_cut_first_line() {
         .collect();
     assert_eq!(lines, vec![61, 62], "numbered as in the file");
 }
+
+#[test]
+fn report_config_expects_the_workflow_steps_and_uses_the_deployment_prices() {
+    let log = fixture("litellm_cache_off_payload.jsonl");
+    let config = fixture("cfx_workflow.yaml");
+    let with = report_json(&["--config", config.to_str().unwrap(), log.to_str().unwrap()]);
+    let without = report_json(&[log.to_str().unwrap()]);
+    let missing: Vec<String> = with["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["id"] == "workflow_step_missing")
+        .map(|f| f["data"]["role"].as_str().expect("role").to_string())
+        .collect();
+    assert_eq!(missing, ["coder", "reviewer"]);
+    assert_eq!(with["workflows"][0]["name"], "cf-x-normal");
+    assert!(without["workflows"].as_array().expect("workflows").is_empty());
+    let grok_cost = |r: &Value| {
+        r["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .find(|m| m["model"] == "grok-4.1-fast")
+            .and_then(|m| m["cost_usd"].as_f64())
+            .expect("grok cost")
+    };
+    assert!(
+        grok_cost(&with) > 3.0 * grok_cost(&without),
+        "the config's grok price is 5× the built-in"
+    );
+
+    // A config that does not load stops the report with the gateway's own message.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("config.yaml");
+    std::fs::write(
+        &bad,
+        "model_list:\n  - model_name: a\n    litellm_params: {model: [not, a, string]}\n",
+    )
+    .unwrap();
+    let out = tollgate(&[
+        "report",
+        "--no-progress",
+        "--config",
+        bad.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--config") && err.contains("config.yaml"), "{err}");
+}
