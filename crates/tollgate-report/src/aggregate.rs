@@ -993,8 +993,9 @@ struct TimeSample {
 }
 
 /// Bucket widths of the over-time view: the narrowest that keeps a period within
-/// [`MAX_POINTS`] buckets, else a day (a month of logs is 30 rows).
-const BUCKET_WIDTHS_MS: [i64; 5] = [60_000, 300_000, 900_000, 3_600_000, 86_400_000];
+/// [`MAX_POINTS`] buckets (minutes for a short log, hours for a day, days for a month), else a
+/// week.
+const BUCKET_WIDTHS_MS: [i64; 6] = [60_000, 300_000, 900_000, 3_600_000, 86_400_000, 604_800_000];
 const MAX_POINTS: i64 = 48;
 
 fn timeline(samples: &mut [TimeSample]) -> Timeline {
@@ -1037,6 +1038,27 @@ fn timeline(samples: &mut [TimeSample]) -> Timeline {
         if let Some(l) = p.latency_ms {
             latencies.push(l);
         }
+    }
+    // Quiet buckets are rows too: a gap in the traffic shows as a gap, not as adjacent bars.
+    let last_bucket = origin + (last - origin).div_euclid(width) * width;
+    let mut b = origin;
+    while b < last_bucket {
+        map.entry(b).or_insert_with(|| {
+            (
+                TimePoint {
+                    start: DateTime::from_timestamp_millis(b).unwrap_or_default(),
+                    requests: 0,
+                    failed: 0,
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    cost_usd: 0.0,
+                    latency_p50_ms: None,
+                    latency_p95_ms: None,
+                },
+                Vec::new(),
+            )
+        });
+        b += width;
     }
     Timeline {
         bucket_ms: width,

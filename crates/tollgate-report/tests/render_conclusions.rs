@@ -24,6 +24,9 @@ fn claude_with_cache_writes(n: usize) -> Vec<Record> {
             r.cached_tokens_reported = true;
             // As LiteLLM's payload logs: the response cache's state is not recorded.
             r.cache = tollgate_core::CacheState::Unknown;
+            // In the same minute as the LiteLLM fixture's requests.
+            r.start_time = Utc.with_ymd_and_hms(2026, 12, 6, 21, 11, 30).single().expect("time");
+            r.end_time = r.start_time + Duration::milliseconds(r.latency_ms as i64);
             r.set_cost(table.lookup(SONNET).and_then(|p| p.cost(&r.usage())));
             r
         })
@@ -177,6 +180,32 @@ fn the_over_time_view_is_per_hour_for_a_day_and_per_day_for_a_month() {
     assert_eq!((ten.requests, ten.failed), (6, 1));
     assert_eq!(ten.latency_p50_ms, Some(130.0));
     assert_eq!(ten.latency_p95_ms, Some(160.0));
+
+    // A quiet hour is a row of its own, so gaps in the traffic show.
+    let mut gap = spread(Duration::hours(2), Duration::minutes(20));
+    gap.extend(
+        spread(Duration::hours(2), Duration::minutes(20))
+            .into_iter()
+            .map(|mut r| {
+                r.request_id.push_str("-later");
+                r.start_time += Duration::hours(14);
+                r
+            }),
+    );
+    let gap = build_report(gap, &ReportOptions::default());
+    assert_eq!(gap.timeline.bucket_ms, 3_600_000);
+    let per_hour: Vec<u64> = gap.timeline.points.iter().map(|p| p.requests).collect();
+    let mut expected = vec![2, 3, 1];
+    expected.extend([0; 11]);
+    expected.extend([2, 3, 1]);
+    assert_eq!(per_hour, expected, "09:00 … 01:00, quiet from 12:00 to 22:00");
+    // Beyond 48 days, weeks.
+    let year = build_report(
+        spread(Duration::days(300), Duration::days(1)),
+        &ReportOptions::default(),
+    );
+    assert_eq!(year.timeline.bucket_ms, 604_800_000);
+    assert!(year.timeline.points.len() <= 44, "{}", year.timeline.points.len());
 
     let month = build_report(
         spread(Duration::days(40), Duration::hours(6)),

@@ -956,6 +956,7 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
 /// The over-time bucket in words ("hour", "saat").
 pub fn bucket_name(width_ms: i64, l: Lang) -> &'static str {
     match width_ms {
+        w if w >= 604_800_000 => l.pick("week", "hafta"),
         w if w >= 86_400_000 => l.pick("day", "gün"),
         w if w >= 3_600_000 => l.pick("hour", "saat"),
         w if w >= 900_000 => l.pick("15 minutes", "15 dakika"),
