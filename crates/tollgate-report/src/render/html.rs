@@ -432,7 +432,8 @@ fn time_chart(r: &Report, series: &[Series], lines: bool, fmt: &dyn Fn(f64) -> S
 /// Requests and errors, cost, and latency per bucket.
 fn over_time_charts(r: &Report, lang: Lang) -> String {
     let pts = &r.timeline.points;
-    if pts.is_empty() {
+    // One bucket is one bar: the table above says it all.
+    if pts.len() < 2 {
         return String::new();
     }
     let per = format!(
