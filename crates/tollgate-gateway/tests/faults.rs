@@ -154,6 +154,38 @@ async fn cancelled_streams_never_cool_a_deployment_down_and_are_billed_for_what_
 }
 
 #[tokio::test]
+async fn a_broken_stream_is_estimated_from_every_chunk_relayed_also_those_not_parsed() {
+    // Text-only chunks after the first token are relayed without being parsed; if the stream
+    // breaks, the estimate must still count all of them: 3 bytes a token, per bucket.
+    let mock = start_mock(&["resets=1.0:reset"]).await;
+    let g = gateway(&config(&[model("resets", mock, "")], "")).await;
+    let text = g.chat(ask_stream("resets")).await.text().await.unwrap();
+    let (mut content, mut reasoning, mut chunks) = (0u64, 0u64, 0);
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if v["object"] != "chat.completion.chunk" {
+            continue;
+        }
+        chunks += 1;
+        let d = &v["choices"][0]["delta"];
+        content += d["content"].as_str().map_or(0, |s| s.len() as u64);
+        reasoning += d["reasoning_content"].as_str().map_or(0, |s| s.len() as u64);
+    }
+    assert!(chunks >= 5 && content + reasoning > 0, "{text}");
+    let all = g.records().await;
+    let r = answered(&all)[0];
+    assert!(r.usage_estimated, "{r:?}");
+    assert_eq!(r.reasoning_tokens, reasoning.div_ceil(3), "{r:?}");
+    assert_eq!(
+        r.completion_tokens,
+        content.div_ceil(3) + reasoning.div_ceil(3),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_upstream_reset_mid_stream_ends_with_an_error_event_and_is_accounted() {
     let mock = start_mock(&["resets=1.0:reset"]).await;
     let g = gateway(&config(&[model("resets", mock, "")], "")).await;

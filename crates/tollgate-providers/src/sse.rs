@@ -106,6 +106,20 @@ pub fn inspect_chunk(data: &str) -> Option<ChunkInfo> {
     Some(info)
 }
 
+/// Whether an OpenAI-family chunk can carry nothing but text: every `"usage"` key it has is
+/// `null` and so is every `"finish_reason"`. Such a chunk (nearly every chunk of a long answer)
+/// matters to the gateway only for the size of its text, which is needed only if the stream ends
+/// without usage; it can be relayed without being parsed. Anything the patterns do not recognise
+/// (spaces after the colon, a non-null value) returns false and is inspected in full, so a wrong
+/// answer here can only cost time, never lose usage or a finish reason.
+pub fn carries_only_text(data: &str) -> bool {
+    use memchr::memmem;
+    let d = data.as_bytes();
+    let all_null =
+        |key: &[u8], key_null: &[u8]| memmem::find_iter(d, key).count() == memmem::find_iter(d, key_null).count();
+    all_null(b"\"usage\"", b"\"usage\":null") && all_null(b"\"finish_reason\"", b"\"finish_reason\":null")
+}
+
 /// One SSE event as sent to the client.
 pub fn event_bytes(data: &str) -> bytes::Bytes {
     let mut s = String::with_capacity(data.len() + 8);
@@ -124,6 +138,32 @@ pub fn error_event(error: &serde_json::Value) -> bytes::Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_chunks_with_null_usage_and_finish_reason_carry_only_text() {
+        let text = r#"{"id":"x","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}],"usage":null}"#;
+        assert!(carries_only_text(text));
+        assert!(carries_only_text(r#"{"choices":[{"delta":{"content":"hi"}}]}"#));
+        for inspected in [
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"usage":null}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+            // Spaced JSON is not recognised: inspected in full, never skipped.
+            r#"{"choices":[{"delta":{"content":"hi"},"finish_reason": null}]}"#,
+            // Two choices, one finished.
+            r#"{"choices":[{"finish_reason":null},{"finish_reason":"length"}]}"#,
+        ] {
+            assert!(!carries_only_text(inspected), "{inspected}");
+        }
+        // A key's name inside the text is escaped, so it is not taken for the key.
+        assert!(carries_only_text(
+            r#"{"choices":[{"delta":{"content":"the \"usage\" field"},"finish_reason":null}]}"#
+        ));
+        // Whatever it says, a chunk judged text-only has no usage and no finish reason.
+        for c in [text, r#"{"choices":[{"delta":{"content":"a"}}],"usage":null}"#] {
+            let i = inspect_chunk(c).expect("json");
+            assert!(i.usage.is_none() && i.finish_reason.is_none());
+        }
+    }
 
     #[test]
     fn usage_chunk_is_recognised() {

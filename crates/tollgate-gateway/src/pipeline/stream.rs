@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tollgate_core::redact;
 use tollgate_core::{ErrorKind, Fault, GatewayError, Record, RecordStatus};
-use tollgate_providers::sse::{error_event, event_bytes, inspect_chunk};
+use tollgate_providers::sse::{carries_only_text, error_event, event_bytes, inspect_chunk};
 use tollgate_providers::translate::StreamTranslator;
 use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
 use tollgate_store::{Commit, RecordDurability};
@@ -38,19 +38,53 @@ struct StreamGuard {
     /// Text and reasoning bytes relayed so far, for the estimate of a stream that ends early.
     text_bytes: usize,
     reasoning_bytes: usize,
+    /// Chunks relayed without being parsed (text only, see `carries_only_text`): measured only
+    /// if the stream ends before the provider reports usage.
+    unmeasured: Vec<String>,
+    unmeasured_bytes: usize,
     /// Prices the estimate.
     deployment: Arc<Deployment>,
 }
 
+/// Unmeasured chunks kept before they are measured anyway, so a very long answer's chunks are
+/// not all held until its end.
+const UNMEASURED_LIMIT: usize = 1 << 20;
+
 impl StreamGuard {
+    /// Keeps a chunk relayed unparsed, for an estimate that will most likely never be needed.
+    fn defer(&mut self, data: String) {
+        self.unmeasured_bytes += data.len();
+        self.unmeasured.push(data);
+        if self.unmeasured_bytes > UNMEASURED_LIMIT {
+            self.measure_deferred();
+        }
+    }
+
+    fn measure_deferred(&mut self) {
+        for data in self.unmeasured.drain(..) {
+            if let Some(info) = inspect_chunk(&data) {
+                self.text_bytes += info.text_bytes;
+                self.reasoning_bytes += info.reasoning_bytes;
+            }
+        }
+        self.unmeasured_bytes = 0;
+    }
+
+    /// The provider reported usage: no estimate will be made.
+    fn forget_deferred(&mut self) {
+        self.unmeasured.clear();
+        self.unmeasured_bytes = 0;
+    }
+
     /// A stream that ended before the provider reported usage is still billed by the provider
     /// for what it generated: account what was relayed, marked as an estimate (the same
     /// bytes-per-token heuristic as the max_tokens clamp).
-    fn estimate_usage(&self, draft: &mut Draft) {
+    fn estimate_usage(&mut self, draft: &mut Draft) {
         let r = &draft.record;
         if r.prompt_tokens > 0 || r.completion_tokens > 0 {
             return;
         }
+        self.measure_deferred();
         let usage = tollgate_core::Usage {
             input: draft.input_estimate,
             output: (self.text_bytes as u64).div_ceil(BYTES_PER_TOKEN),
@@ -178,6 +212,8 @@ pub(crate) fn respond(
         on_done: extras.on_done,
         text_bytes: 0,
         reasoning_bytes: 0,
+        unmeasured: Vec::new(),
+        unmeasured_bytes: 0,
         deployment: deployment.clone(),
     };
     let mut events = events;
@@ -285,6 +321,19 @@ pub(crate) fn respond(
                     yield Ok(event_bytes("[DONE]"));
                     continue;
                 }
+                // After the first token, a chunk of plain text (the bulk of a long answer)
+                // is relayed as is and measured only if the stream ends without usage.
+                let first_token_seen = guard.draft.as_ref().is_none_or(|d| d.record.ttft_ms.is_some());
+                if first_token_seen && !rename_model && carries_only_text(&data) {
+                    if let Some(c) = collected.as_mut() {
+                        c.push(data.clone());
+                    }
+                    let out = event_bytes(&data);
+                    guard.defer(data);
+                    guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
+                    yield Ok(out);
+                    continue;
+                }
                 let out = match inspect_chunk(&data) {
                     None => {
                         if let Some(c) = collected.as_mut() {
@@ -304,6 +353,7 @@ pub(crate) fn respond(
                             }
                         }
                         if info.usage.is_some() {
+                            guard.forget_deferred();
                             let mut chunk: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
                             let parsed = chunk.get_mut("usage").map(normalize_openai_usage).unwrap_or_default();
                             if let Some(d) = guard.draft.as_mut() {
