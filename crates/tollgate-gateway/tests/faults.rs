@@ -177,6 +177,11 @@ async fn a_broken_stream_is_estimated_from_every_chunk_relayed_also_those_not_pa
     let all = g.records().await;
     let r = answered(&all)[0];
     assert!(r.usage_estimated, "{r:?}");
+    let asked = ask_stream("resets");
+    let prompt =
+        tollgate_providers::context_window::estimate_input_tokens_raw(Some(&asked["messages"].to_string()), None, None);
+    assert!(prompt > 0);
+    assert_eq!(r.prompt_tokens, prompt, "{r:?}");
     assert_eq!(r.reasoning_tokens, reasoning.div_ceil(3), "{r:?}");
     assert_eq!(
         r.completion_tokens,

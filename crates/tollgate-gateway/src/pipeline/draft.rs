@@ -89,9 +89,10 @@ pub(crate) struct Draft {
     pub(crate) failed_upstream_ms: f64,
     /// max_tokens hygiene: the client's values and the clamp applied for the chosen deployment.
     pub(crate) max_tokens: crate::upstream::MaxTokens,
-    /// Estimated prompt tokens (streams only): what a stream that breaks before the provider
-    /// reports usage is accounted with.
-    pub(crate) input_estimate: u64,
+    /// The prompt's fields as sent (streams only): what a stream that breaks before the provider
+    /// reports usage is accounted with (`input_estimate`). Kept as text and estimated only then,
+    /// because nearly every stream ends with the provider's own usage.
+    pub(crate) input_text: Option<Box<InputText>>,
     /// The record has been handed to the writer.
     pub(crate) closed: bool,
     /// Why the request ended if its handler is dropped before it answers; by default the
@@ -122,7 +123,25 @@ impl Drop for Draft {
     }
 }
 
+/// The raw text of the request fields that make up the prompt.
+pub(crate) struct InputText {
+    messages: Option<String>,
+    tools: Option<String>,
+    response_format: Option<String>,
+}
+
 impl Draft {
+    /// Estimated prompt tokens of a stream (0 for other requests).
+    pub(crate) fn input_estimate(&self) -> u64 {
+        self.input_text.as_deref().map_or(0, |t| {
+            tollgate_providers::context_window::estimate_input_tokens_raw(
+                t.messages.as_deref(),
+                t.tools.as_deref(),
+                t.response_format.as_deref(),
+            )
+        })
+    }
+
     pub(crate) fn new(app: Arc<App>, live: &LiveState, headers: &HeaderMap) -> Self {
         let request_id = uuid::Uuid::new_v4().to_string();
         // Client-chosen strings go into every record: bounded, so one client cannot bloat the store.
@@ -158,7 +177,7 @@ impl Draft {
             attempts: 0,
             failed_upstream_ms: 0.0,
             max_tokens: Default::default(),
-            input_estimate: 0,
+            input_text: None,
             closed: false,
             abandoned_because: None,
             admission: None,
@@ -233,11 +252,11 @@ impl Draft {
         };
         self.record.prompt_sha256 = Some(fingerprint(&self.record.model_group, body));
         if self.record.stream {
-            self.input_estimate = tollgate_providers::context_window::estimate_input_tokens_raw(
-                body.raw("messages"),
-                body.raw("tools"),
-                body.raw("response_format"),
-            );
+            self.input_text = Some(Box::new(InputText {
+                messages: body.raw("messages").map(str::to_owned),
+                tools: body.raw("tools").map(str::to_owned),
+                response_format: body.raw("response_format").map(str::to_owned),
+            }));
         }
     }
 

@@ -86,7 +86,7 @@ impl StreamGuard {
         }
         self.measure_deferred();
         let usage = tollgate_core::Usage {
-            input: draft.input_estimate,
+            input: draft.input_estimate(),
             output: (self.text_bytes as u64).div_ceil(BYTES_PER_TOKEN),
             reasoning: (self.reasoning_bytes as u64).div_ceil(BYTES_PER_TOKEN),
             ..Default::default()
