@@ -113,11 +113,22 @@ pub fn inspect_chunk(data: &str) -> Option<ChunkInfo> {
 /// (spaces after the colon, a non-null value) returns false and is inspected in full, so a wrong
 /// answer here can only cost time, never lose usage or a finish reason.
 pub fn carries_only_text(data: &str) -> bool {
-    use memchr::memmem;
+    use std::sync::LazyLock;
+
+    use memchr::memmem::Finder;
+    // Built once: building a searcher costs more than searching a chunk.
+    static FINDERS: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+        [
+            Finder::new(b"\"usage\""),
+            Finder::new(b"\"usage\":null"),
+            Finder::new(b"\"finish_reason\""),
+            Finder::new(b"\"finish_reason\":null"),
+        ]
+    });
+    let [usage, usage_null, finish, finish_null] = &*FINDERS;
     let d = data.as_bytes();
-    let all_null =
-        |key: &[u8], key_null: &[u8]| memmem::find_iter(d, key).count() == memmem::find_iter(d, key_null).count();
-    all_null(b"\"usage\"", b"\"usage\":null") && all_null(b"\"finish_reason\"", b"\"finish_reason\":null")
+    let count = |f: &Finder| f.find_iter(d).count();
+    count(usage) == count(usage_null) && count(finish) == count(finish_null)
 }
 
 /// One SSE event as sent to the client.
