@@ -4,7 +4,7 @@
 use super::{Change, Comparison, FindingChange, FindingStatus, Unit, Verdict};
 use crate::finding::Severity;
 use crate::i18n::Lang;
-use crate::render::doc::{self, Block};
+use crate::render::doc::{self, Block, table, time};
 use crate::report::Report;
 
 /// The new report's document with the comparison after the title and inputs, before section 1.
@@ -13,14 +13,6 @@ pub(super) fn document(report: &Report, cmp: &Comparison, lang: Lang) -> Vec<Blo
     let at = d.iter().position(|b| matches!(b, Block::H2(_))).unwrap_or(d.len());
     d.splice(at..at, blocks(cmp, lang));
     d
-}
-
-fn table(head: &[&str], numeric: &[bool], rows: Vec<Vec<String>>) -> Block {
-    Block::Table {
-        head: head.iter().map(|s| s.to_string()).collect(),
-        rows,
-        numeric: numeric.to_vec(),
-    }
 }
 
 fn label(l: Lang, id: &str) -> String {
@@ -141,10 +133,6 @@ fn severities(l: Lang, f: &FindingChange) -> String {
         (_, Some(s)) | (Some(s), None) => severity(l, &s.severity),
         (None, None) => "–".into(),
     }
-}
-
-fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
 pub(super) fn blocks(c: &Comparison, l: Lang) -> Vec<Block> {
