@@ -276,6 +276,8 @@ pub struct StepConfig {
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,
     pub reasoning_effort: Option<String>,
+    /// Tried in order after `model` (and its retries) fails, instead of the router's `fallbacks`
+    /// for it; when empty, the router's apply.
     pub fallbacks: Vec<String>,
     pub timeout: Option<f64>,
 }

@@ -498,6 +498,98 @@ async fn a_step_that_fails_after_its_fallbacks_ends_the_run_with_an_error_naming
     );
 }
 
+/// Requests per upstream model that reached the mock.
+async fn mock_calls(mock: SocketAddr) -> BTreeMap<String, u64> {
+    reqwest::get(format!("http://{mock}/mock/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The router sends a failing Grok to DeepSeek; the coder step may name its own fallbacks.
+/// `coder-last` ends on the coder, so a stream reaches it live.
+fn step_over_router_config(mock: SocketAddr, coder_fallbacks: Option<&str>) -> String {
+    let list = coder_fallbacks
+        .map(|f| format!("fallbacks: [{f}], "))
+        .unwrap_or_default();
+    workflow_config(mock)
+        .replace("fallbacks: [minimax-m2.1], ", &list)
+        .replace(
+            "general_settings:",
+            &format!(
+                "  coder-last:\n    output: final\n    steps:\n      - {{role: planner, model: deepseek-v3.2}}\n      - {{role: coder, {list}model: grok-4.1-fast}}\nrouter_settings:\n  num_retries: 1\n  fallbacks: [{{grok-4.1-fast: [deepseek-v3.2]}}]\ngeneral_settings:"
+            ),
+        )
+}
+
+/// The coder's records per run, in call order: (model group, succeeded).
+fn coder_calls(records: &[Record]) -> Vec<Vec<(String, bool)>> {
+    let mut runs: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.step_role.as_deref() == Some("coder") && !r.rollup)
+    {
+        runs.entry(r.trace_id.as_str()).or_default().push(r);
+    }
+    runs.into_values()
+        .map(|mut calls| {
+            calls.sort_by_key(|r| r.attempt);
+            calls
+                .iter()
+                .map(|r| (r.model_group.clone(), r.status == RecordStatus::Success))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_steps_own_fallbacks_replace_the_routers_for_its_model() {
+    let mock = start_mock(&["grok-4-1-fast-reasoning=1.0:500"]).await;
+    let g = gateway(&step_over_router_config(mock, Some("minimax-m2.1"))).await;
+    let r = g.chat(ask("cf-x")).await;
+    assert_eq!(r.status(), 200);
+    let mut body = ask("coder-last");
+    body["stream"] = json!(true);
+    let r = g.chat(body).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    // Grok with its retry, then the step's MiniMax; the router's DeepSeek only as the planner.
+    let calls = mock_calls(mock).await;
+    assert_eq!(calls.get("grok-4-1-fast-reasoning"), Some(&4), "{calls:?}");
+    assert_eq!(calls.get("MiniMax-M2.1"), Some(&2), "{calls:?}");
+    assert_eq!(calls.get("deepseek-v3.2"), Some(&2), "{calls:?}");
+    let grok_then_minimax = vec![
+        ("grok-4.1-fast".to_string(), false),
+        ("grok-4.1-fast".to_string(), false),
+        ("minimax-m2.1".to_string(), true),
+    ];
+    let runs = coder_calls(&g.records().await);
+    assert_eq!(
+        runs,
+        vec![grok_then_minimax.clone(), grok_then_minimax],
+        "plain and streamed run"
+    );
+}
+
+#[tokio::test]
+async fn a_step_without_its_own_fallbacks_follows_the_router() {
+    let mock = start_mock(&["grok-4-1-fast-reasoning=1.0:500"]).await;
+    let g = gateway(&step_over_router_config(mock, None)).await;
+    assert_eq!(g.chat(ask("cf-x")).await.status(), 200);
+    let calls = mock_calls(mock).await;
+    assert_eq!(calls.get("MiniMax-M2.1"), None, "{calls:?}");
+    let runs = coder_calls(&g.records().await);
+    let grok_then_deepseek = vec![
+        ("grok-4.1-fast".to_string(), false),
+        ("grok-4.1-fast".to_string(), false),
+        ("deepseek-v3.2".to_string(), true),
+    ];
+    assert_eq!(runs, vec![grok_then_deepseek], "the router's grok → deepseek");
+}
+
 #[tokio::test]
 async fn a_workflow_over_native_anthropic_and_gemini_steps_reads_their_answers() {
     let mock = start_mock(&[]).await;

@@ -3,12 +3,14 @@
 //! Pipeline: inputs are detected by content and converted to [`Record`]s ([`import`]), folded
 //! into a [`Report`] by one pure function ([`build_report`]) that also derives the findings,
 //! then rendered as a terminal table, markdown, self-contained HTML or JSON ([`render()`]), in
-//! English or Turkish.
+//! English or Turkish. With `--baseline` a previous JSON report's figures are shown beside the
+//! new ones ([`baseline`]).
 //!
 //! Reading runs on its own thread (parsing chunks in parallel with rayon) and hands records to
 //! the aggregating thread over a bounded channel, so both cores work and memory stays bounded.
 
 pub mod aggregate;
+pub mod baseline;
 pub mod expectations;
 mod finding;
 pub mod findings;
@@ -41,6 +43,10 @@ pub enum ReportError {
     Sqlite { path: String, message: String },
     #[error("Postgres: {0} (the URL looks like postgres://user:password@host:5432/litellm)")]
     Postgres(String),
+    #[error(
+        "--baseline {path}: not a tollgate JSON report: {message}; give a file written by `tollgate report --format json`"
+    )]
+    Baseline { path: String, message: String },
     #[error("{0}")]
     Usage(String),
     #[error("cannot write {path}: {source}")]
@@ -88,6 +94,10 @@ pub struct ReportArgs {
     /// that never ran is a finding) and its per-deployment prices and context windows are used.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A previous `tollgate report --format json` output: every headline figure and finding is
+    /// shown as before → after with the change, to see whether a fix worked.
+    #[arg(long, value_name = "BEFORE.json")]
+    pub baseline: Option<PathBuf>,
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -130,6 +140,8 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
     let now = Utc::now();
     let since = args.since.as_deref().map(|s| parse_time_bound(s, now)).transpose()?;
     let until = args.until.as_deref().map(|s| parse_time_bound(s, now)).transpose()?;
+    // Read first: a wrong file should not cost the time of reading the logs.
+    let baseline = args.baseline.as_deref().map(baseline::Baseline::read).transpose()?;
     let mut prices = PriceTable::builtin();
     if let Some(p) = &args.prices {
         prices.merge(PriceTable::load_file(p)?);
@@ -241,7 +253,10 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
         } else {
             Format::Md
         });
-    let mut text = render(&report, format, args.lang);
+    let mut text = match &baseline {
+        Some(b) => baseline::render(&report, b, format, args.lang),
+        None => render(&report, format, args.lang),
+    };
     if !text.ends_with('\n') {
         text.push('\n');
     }

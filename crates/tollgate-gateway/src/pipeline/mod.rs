@@ -72,7 +72,17 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
     };
     let (stream, client_wants_usage) = (request.stream, request.client_wants_usage);
     let mut body = route::upstream_body(request.body, stream);
-    let (outcome, tries) = route::route_request(&app, &live, endpoint, &mut body, stream, &mut draft, &group).await;
+    let (outcome, tries) = route::route_request(
+        &app,
+        &live,
+        endpoint,
+        &mut body,
+        stream,
+        &mut draft,
+        &group,
+        route::Fallbacks::Router,
+    )
+    .await;
     let mut resp = match outcome {
         Err(f) => route::answer_failure(draft, f).await,
         Ok((deployment, Sent::Plain(bytes), sent, _)) => {

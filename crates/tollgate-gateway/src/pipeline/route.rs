@@ -141,8 +141,34 @@ pub(crate) enum Sent {
 
 type Routed = Result<(Arc<Deployment>, Sent, Instant, f64), Failure>;
 
-/// Sends the request to the group, retrying and falling back as `router_settings` say. Every
-/// failed attempt leaves a record; the returned deployment is already on `draft`.
+/// The groups a request moves on to when its group fails for the deployment's own reasons
+/// (after its retries). The caller hands this to the stage as data, so a more specific list (a
+/// workflow step's own `fallbacks`) is a configuration of the one routing loop, not a second
+/// loop wrapped around it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Fallbacks<'a> {
+    /// `router_settings.fallbacks` for the group, else `default_fallbacks`, at most `max_fallbacks`.
+    Router,
+    /// Exactly these groups, in order, each with its retries; the router's `fallbacks` and
+    /// `default_fallbacks` are not consulted.
+    Only(&'a [String]),
+}
+
+impl Fallbacks<'_> {
+    fn after(self, live: &LiveState, group: &str) -> Vec<String> {
+        match self {
+            Fallbacks::Router => crate::router::fallbacks(live, group, false),
+            Fallbacks::Only(groups) => groups.to_vec(),
+        }
+    }
+}
+
+/// Sends the request to the group, retrying as `router_settings` say and then falling back as
+/// `fallbacks` says. A prompt too long for a group goes to its `context_window_fallbacks`
+/// whichever list applies: that is a different trigger (a bigger window, not a healthy
+/// provider). Every failed attempt leaves a record; the returned deployment is already on
+/// `draft`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn route_request(
     app: &Arc<App>,
     live: &LiveState,
@@ -151,6 +177,7 @@ pub(crate) async fn route_request(
     stream: bool,
     draft: &mut Draft,
     group: &str,
+    fallbacks: Fallbacks<'_>,
 ) -> (Routed, Tries) {
     let settings = &live.config.router;
     let mut tries = Tries::default();
@@ -241,7 +268,7 @@ pub(crate) async fn route_request(
             chain.extend(crate::router::fallbacks(live, &gname, true));
         } else if !extended && retryable_end {
             extended = true;
-            chain.extend(crate::router::fallbacks(live, group, false));
+            chain.extend(fallbacks.after(live, group));
         } else if !retryable_end {
             break;
         }

@@ -2,7 +2,8 @@
 //! name that any OpenAI client calls, plain or streamed.
 //!
 //! Each step is an ordinary routed request (retries, fallbacks, one record per attempt) that sees
-//! the client's conversation plus the answers of the steps before it. All steps of a run share
+//! the client's conversation plus the answers of the steps before it. A step's own `fallbacks`
+//! replace the router's for its model; without them the router's apply. All steps of a run share
 //! its `trace_id`; the run itself gets one more record, marked `rollup` so totals skip it.
 //! The workflow never runs tools: when the client sent tools, the tool step may answer with
 //! `tool_calls`, which end the run and go back to the client as any model's would.
@@ -23,7 +24,7 @@ use crate::body::RequestBody;
 use crate::edge::{ApiError, ResponseTags, tag_response};
 use crate::pipeline::draft::Draft;
 use crate::pipeline::endpoint::Endpoint;
-use crate::pipeline::route::{Failure, Sent, route_request};
+use crate::pipeline::route::{Failure, Fallbacks, Sent, route_request};
 use crate::pipeline::stream::{self, StreamExtras};
 use crate::state::LiveState;
 
@@ -97,8 +98,19 @@ fn step_body(
     body
 }
 
-/// Routes one step: its model (with the router's retries and fallbacks), then the step's own
-/// fallbacks in order.
+/// Where a step goes when its model fails. A step's own `fallbacks` are the more specific
+/// setting, so they replace the router's for its model (as a request's own `fallbacks` do in
+/// LiteLLM): the step model with its retries, then exactly the step's list, in order. A step
+/// without a list falls back as the router says, like any request for its model.
+fn step_fallbacks(step: &StepConfig) -> Fallbacks<'_> {
+    if step.fallbacks.is_empty() {
+        Fallbacks::Router
+    } else {
+        Fallbacks::Only(&step.fallbacks)
+    }
+}
+
+/// Routes one step through the route stage, with the step's fallbacks.
 async fn route_step(
     app: &Arc<App>,
     live: &LiveState,
@@ -108,20 +120,19 @@ async fn route_step(
     draft: &mut Draft,
 ) -> Result<(Arc<crate::state::Deployment>, Sent, std::time::Instant, f64), Failure> {
     let mut body = RequestBody::from_map(body);
-    let mut last = None;
-    for model in std::iter::once(&step.model).chain(step.fallbacks.iter()) {
-        let group = live.config.router.resolve(model).to_string();
-        let (routed, _) = route_request(app, live, Endpoint::CHAT, &mut body, stream, draft, &group).await;
-        match routed {
-            Ok(ok) => return Ok(ok),
-            Err(f) => last = Some(f),
-        }
-    }
-    Err(last.unwrap_or_else(|| Failure {
-        error: GatewayError::new(ErrorKind::Internal, "workflow step has no model"),
-        retry_after: None,
-        upstream_ms: 0.0,
-    }))
+    let group = live.config.router.resolve(&step.model).to_string();
+    let (routed, _) = route_request(
+        app,
+        live,
+        Endpoint::CHAT,
+        &mut body,
+        stream,
+        draft,
+        &group,
+        step_fallbacks(step),
+    )
+    .await;
+    routed
 }
 
 /// Runs a plain step to completion and records it.

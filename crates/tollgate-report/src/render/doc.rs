@@ -32,7 +32,7 @@ pub enum Block {
     Chart(Chart),
 }
 
-fn table(head: &[&str], numeric: &[bool], rows: Vec<Vec<String>>) -> Block {
+pub(crate) fn table(head: &[&str], numeric: &[bool], rows: Vec<Vec<String>>) -> Block {
     Block::Table {
         head: head.iter().map(|s| s.to_string()).collect(),
         rows,
@@ -48,7 +48,7 @@ fn status(lang: Lang, ok: Option<bool>) -> String {
     }
 }
 
-fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+pub(crate) fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
