@@ -17,6 +17,7 @@ use tollgate_core::{CacheState, Cost, PriceTable, Record, RecordStatus, Usage};
 
 use super::bounds::{self, RowError};
 use super::flex;
+use super::scan::Members;
 
 /// The `usage` object as LiteLLM logs it (OpenAI convention plus Anthropic's cache fields).
 /// Counts are read as any number so that [`UsageObj::checked`] can reject impossible ones.
@@ -233,11 +234,14 @@ fn prompt_hash(model_group: &str, messages: &str) -> Option<String> {
     if matches!(m, "" | "{}" | "[]" | "null" | "\"\"" | "\"{}\"" | "\"[]\"") {
         return None;
     }
-    let mut bytes = Vec::with_capacity(model_group.len() + 1 + m.len());
-    bytes.extend_from_slice(model_group.as_bytes());
-    bytes.push(b'\n');
-    bytes.extend_from_slice(m.as_bytes());
-    Some(tollgate_core::record::prompt_sha256(&bytes))
+    // `tollgate_core::record::prompt_sha256` of the three pieces joined, without copying the
+    // prompt (tens of KB a line) to join them.
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(model_group.as_bytes());
+    h.update(b"\n");
+    h.update(m.as_bytes());
+    Some(hex::encode(h.finalize()))
 }
 
 fn header(headers: &[Option<&Headers>], name: &str) -> Option<String> {
@@ -301,8 +305,28 @@ fn status_of(s: Option<&str>, error: bool) -> RecordStatus {
     }
 }
 
+/// A `StandardLoggingPayload` line, read whole by serde_json.
 pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
     let p: Payload = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let messages = p.messages.map(RawValue::get);
+    payload_record(p, messages, prices)
+}
+
+/// The same record as [`payload_to_record`], without reading the prompt and the other bulk of
+/// the line (see [`scan`](super::scan)); a line the field-selective reader does not vouch for, or that does
+/// not deserialize, is read by [`payload_to_record`], so the result and any error are its own.
+pub fn payload_to_record_fast(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
+    let Ok(mut members) = Members::new(line, "messages") else {
+        return payload_to_record(line, prices);
+    };
+    match Payload::deserialize(&mut members) {
+        Ok(p) => payload_record(p, members.held(), prices),
+        Err(_) => payload_to_record(line, prices),
+    }
+}
+
+/// `messages` is passed apart: the fast reader keeps it as text instead of in `p`.
+fn payload_record(p: Payload, messages: Option<&str>, prices: &PriceTable) -> Result<Record, RowError> {
     let meta = p.metadata.unwrap_or_default();
     let req_meta = meta.requester_metadata.unwrap_or_default();
     let headers = [req_meta.headers.as_ref(), meta.requester_custom_headers.as_ref()];
@@ -391,7 +415,7 @@ pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, Row
         r.error_type = err.error_class.clone();
         r.error_message = error_message;
     }
-    r.prompt_sha256 = p.messages.and_then(|m| prompt_hash(&r.model_group, m.get()));
+    r.prompt_sha256 = messages.and_then(|m| prompt_hash(&r.model_group, m));
     r.finish_reason = response.choices.first().and_then(|c| c.finish_reason.clone());
     r.max_tokens = params.max_completion_tokens.or(params.max_tokens);
     r.workflow = header(&headers, "x-tollgate-workflow");
@@ -585,4 +609,32 @@ fn user_agent_from_tags(raw: Option<&RawValue>) -> Option<String> {
         .filter_map(|t| t.strip_prefix("User-Agent: "))
         .max_by_key(|t| t.len())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_hash_is_the_core_fingerprint() {
+        let m = r#"[{"role": "user", "content": "hi"}]"#;
+        assert_eq!(
+            prompt_hash("deepseek-v3.2", &format!(" {m}\n")),
+            Some(tollgate_core::record::prompt_sha256(format!("deepseek-v3.2\n{m}").as_bytes()))
+        );
+        assert_eq!(prompt_hash("g", "[]"), None);
+    }
+
+    /// The fixture's lines take the fast path (a refusal would still give the right record, only
+    /// slowly, so this is checked apart).
+    #[test]
+    fn real_payload_lines_are_read_field_by_field() {
+        let text = include_str!("../../tests/fixtures/payload.jsonl");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let mut members = Members::new(line.as_bytes(), "messages").unwrap();
+            let p = Payload::deserialize(&mut members).unwrap();
+            assert!(p.litellm_call_id.is_some() && p.metadata.is_some());
+            assert!(members.held().is_some());
+        }
+    }
 }

@@ -13,14 +13,16 @@
 
 pub mod bounds;
 pub mod flex;
+mod lines;
 pub mod litellm;
 pub mod postgres_source;
+pub mod scan;
 pub mod tollgate;
 
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -54,7 +56,7 @@ impl RowKind {
     fn convert(self, bytes: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
         match self {
             RowKind::Tollgate => tollgate::record_from_json(bytes, prices),
-            RowKind::LitellmPayload => litellm::payload_to_record(bytes, prices),
+            RowKind::LitellmPayload => litellm::payload_to_record_fast(bytes, prices),
             RowKind::LitellmSpendLogs => litellm::spendlog_to_record(bytes, prices),
         }
     }
@@ -195,7 +197,6 @@ impl InputSummary {
 
 const MAX_CORRUPT_KEPT: usize = 20;
 const CHUNK_LINES: usize = 2048;
-const CHUNK_BYTES: usize = 16 << 20;
 
 pub const EXPECTED: &str = "tollgate records (JSON lines, tollgate.sqlite or a --data-dir), LiteLLM \
 StandardLoggingPayload JSON lines, or LiteLLM_SpendLogs rows (JSON lines, the JSON array from /spend/logs, \
@@ -309,7 +310,55 @@ impl Importer<'_> {
         if regular && is_sqlite(path).map_err(io_err(&name))? {
             return tollgate::import_sqlite(path, self.prices, sink);
         }
+        if regular {
+            if let Some(summary) = self.import_lines_file(&name, &file, sink) {
+                return Ok(summary);
+            }
+            (&file).rewind().map_err(io_err(&name))?;
+        }
         self.import_stream(&name, Box::new(file), explicit, sink)
+    }
+
+    /// A regular, uncompressed file of JSON lines, read by the workers themselves (see
+    /// [`lines`]). `None` for anything else, and for a file whose start cannot be read, which the
+    /// streaming reader then reads from its start and reports on as usual.
+    fn import_lines_file(
+        &self,
+        name: &str,
+        file: &File,
+        sink: &mut dyn FnMut(Record) -> bool,
+    ) -> Option<InputSummary> {
+        let end = file.metadata().ok()?.len();
+        let mut magic = [0u8; 2];
+        if lines::read_at(file, &mut magic, 0).ok()? < 2 || magic == [0x1f, 0x8b] {
+            return None;
+        }
+        let mut head = BufReader::new(PositionalReader { file, at: 0 });
+        let sniffed = sniff(&mut head).ok()?;
+        let (Some(Detected::JsonLines(kind)), Some(start)) = (sniffed.detected.as_ref(), sniffed.head_at) else {
+            return None;
+        };
+        let mut summary = InputSummary::new(name, sniffed.detected.as_ref().map(Detected::describe), false);
+        for (line, why) in sniffed.skipped {
+            summary.reject(line, &RowError::Unreadable(why));
+        }
+        let fault = lines::read_file(
+            file,
+            (start, end),
+            *kind,
+            sniffed.lines_before,
+            self.prices,
+            self.on_bytes,
+            &mut summary,
+            sink,
+        );
+        if let Some(e) = fault {
+            summary.warning = Some(format!(
+                "reading stopped at an error ({e}); the {} records before it are counted",
+                summary.records
+            ));
+        }
+        Some(summary)
     }
 
     fn import_stream(
@@ -396,18 +445,7 @@ impl Importer<'_> {
         let prices = self.prices;
         let parsed: Vec<(u64, Result<Record, RowError>)> = chunk
             .par_iter()
-            .map(|(n, bytes)| {
-                let t = trim_ascii(bytes);
-                // Say what the line is rather than where JSON parsing gave up on it.
-                let r = if is_comment(t)
-                    || (!t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_err())
-                {
-                    Err(RowError::Unreadable(unreadable_reason(t)))
-                } else {
-                    kind.convert(bytes, prices)
-                };
-                (*n, r)
-            })
+            .map(|(n, bytes)| (*n, parse_row(kind, bytes, prices)))
             .collect();
         chunk.clear();
         for (line, r) in parsed {
@@ -433,30 +471,7 @@ impl Importer<'_> {
         summary: &mut InputSummary,
         sink: &mut dyn FnMut(Record) -> bool,
     ) -> std::io::Result<()> {
-        let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(CHUNK_LINES);
-        let mut bytes = 0usize;
-        let mut line_no = first_line;
-        loop {
-            let mut buf = Vec::new();
-            let n = reader.read_until(b'\n', &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            bytes += buf.len();
-            chunk.push((line_no, buf));
-            if (chunk.len() >= CHUNK_LINES || bytes >= CHUNK_BYTES) && {
-                bytes = 0;
-                !self.flush(kind, &mut chunk, summary, sink)
-            } {
-                return Ok(());
-            }
-        }
-        self.flush(kind, &mut chunk, summary, sink);
-        Ok(())
+        lines::read_stream(reader, kind, first_line, self.prices, summary, sink)
     }
 
     fn read_array(
@@ -578,6 +593,32 @@ impl Importer<'_> {
         }
         self.flush(RowKind::LitellmSpendLogs, &mut chunk, summary, sink);
         Ok(())
+    }
+}
+
+/// One row's bytes (a line with its newline, an array element, a CSV row as JSON) as a record.
+fn parse_row(kind: RowKind, bytes: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
+    let t = trim_ascii(bytes);
+    // Say what the line is rather than where JSON parsing gave up on it.
+    if is_comment(t) || (!t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_err()) {
+        Err(RowError::Unreadable(unreadable_reason(t)))
+    } else {
+        kind.convert(bytes, prices)
+    }
+}
+
+/// Reads a file from an offset without moving the file's own position, so the file can still be
+/// handed to the streaming reader from its start.
+struct PositionalReader<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = lines::read_at(self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 
@@ -817,6 +858,9 @@ struct Sniffed {
     lines_before: u64,
     /// The unreadable lines among them (a line cut short, a comment), by number, with why.
     skipped: Vec<(u64, String)>,
+    /// Bytes of the input before `head`, when `head` is one line read straight from the input
+    /// (not replayed after a failed array probe): where a reader of the file itself starts.
+    head_at: Option<u64>,
 }
 
 /// Unreadable lines looked past before deciding an input is not a log. Blank lines do not count,
@@ -834,8 +878,11 @@ fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
         head: Vec::new(),
         lines_before: 0,
         skipped: Vec::new(),
+        head_at: None,
     };
     let mut budget = MAX_PROBE_BYTES;
+    // Bytes taken from the reader line by line, before the line in hand.
+    let mut consumed = 0u64;
     // Lines an array probe read past a `[` line that was not an array after all.
     let mut pending: VecDeque<Vec<u8>> = VecDeque::new();
     loop {
@@ -849,9 +896,11 @@ fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
                     break;
                 }
                 budget = budget.saturating_sub(n as u64);
+                consumed += n as u64;
                 l
             }
         };
+        let line_at = from_reader.then(|| consumed - line.len() as u64);
         let trimmed = trim_ascii(&line);
         if trimmed.is_empty() {
             out.lines_before += 1;
@@ -863,7 +912,10 @@ fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
         }
         if trimmed.starts_with(b"[") && from_reader {
             let mut probe = line.clone();
-            if let Some(d) = sniff_array(reader, &mut probe, &mut budget) {
+            let probed = probe.len();
+            let found = sniff_array(reader, &mut probe, &mut budget);
+            consumed += (probe.len() - probed) as u64;
+            if let Some(d) = found {
                 out.detected = Some(d);
                 out.head = probe;
                 return Ok(out);
@@ -875,6 +927,7 @@ fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
             if let Some(kind) = classify(trimmed) {
                 out.detected = Some(Detected::JsonLines(kind));
                 out.head = line;
+                out.head_at = line_at;
                 return Ok(out);
             }
         } else if is_spendlogs_csv_header(trimmed) {
