@@ -715,7 +715,7 @@ def splice_report(markdown, rb):
     """--report-only: replace the report section and its Targets row in an existing BENCHMARKS.md."""
     with open(markdown) as f:
         text = f.read()
-    section = "\n".join(report_section(rb))
+    section = "\n".join(report_section(rb)) + "\n"
     start = text.find("## Report: ")
     if start < 0:
         raise RuntimeError(f"{markdown} has no report section to replace; run bench/run.sh in full once")

@@ -52,7 +52,12 @@ fn lines_of(path: &Path) -> Vec<Vec<u8>> {
 fn same(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
     let full = payload_to_record(line, prices);
     let fast = payload_to_record_fast(line, prices);
-    assert_eq!(fast, full, "line: {}", String::from_utf8_lossy(&line[..line.len().min(300)]));
+    assert_eq!(
+        fast,
+        full,
+        "line: {}",
+        String::from_utf8_lossy(&line[..line.len().min(300)])
+    );
     full
 }
 
@@ -68,7 +73,10 @@ fn every_line_reads_the_same() {
             records += 1;
         }
     }
-    assert!(records >= 5 && hashed > 0, "{records} records, {hashed} with a prompt hash");
+    assert!(
+        records >= 5 && hashed > 0,
+        "{records} records, {hashed} with a prompt hash"
+    );
 }
 
 /// Damaged lines: cut anywhere, a byte changed, a control byte or bad UTF-8 inserted, keys
@@ -83,7 +91,9 @@ fn damaged_lines_read_the_same() {
         cases.push(line[..cut].to_vec());
     }
     for at in (1..line.len() - 2).step_by(53) {
-        for b in [b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'x', b'\t', 0x01, 0xff, b' '] {
+        for b in [
+            b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'x', b'\t', 0x01, 0xff, b' ',
+        ] {
             let mut l = line.clone();
             l[at] = b;
             cases.push(l);
@@ -91,7 +101,10 @@ fn damaged_lines_read_the_same() {
     }
     let text = String::from_utf8(line.clone()).unwrap();
     for (from, to) in [
-        ("\"litellm_call_id\":", "\"litellm_call_id\": \"dup\", \"litellm_call_id\":"),
+        (
+            "\"litellm_call_id\":",
+            "\"litellm_call_id\": \"dup\", \"litellm_call_id\":",
+        ),
         ("\"messages\":", "\"messages\": null, \"messages\":"),
         ("\"messages\":", "\"mess\\u0061ges\":"),
         ("\"model\":", "\"m\\u006fdel\":"),

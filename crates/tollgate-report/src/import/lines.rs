@@ -108,7 +108,11 @@ fn parse_range(
         // Up to the range's end in pieces, then only enough to finish the last line.
         let want = if pos < to { (to - pos) as usize } else { TAIL_STEP };
         let want = want.min(buf.len() - len).min((end - pos.min(end)) as usize);
-        let got = if want == 0 { 0 } else { read_at_retrying(file, &mut buf[len..len + want], pos)? };
+        let got = if want == 0 {
+            0
+        } else {
+            read_at_retrying(file, &mut buf[len..len + want], pos)?
+        };
         if got == 0 {
             // The end: a last line without a newline is still a line.
             if let Some(a) = at.filter(|a| *a < len && base + (*a as u64) < to) {
@@ -252,6 +256,85 @@ pub fn read_file(
     fault
 }
 
+/// The lines that start in `data[from..to]`, whole; `start` is where the data begins.
+fn owned_lines(data: &[u8], start: usize, from: usize, to: usize) -> &[u8] {
+    // A line starts after a newline; the byte before the range says whether one starts at `from`.
+    let first = if from == start {
+        from
+    } else {
+        match memchr::memchr(b'\n', &data[from - 1..to - 1]) {
+            Some(i) => from + i,
+            None => return &[],
+        }
+    };
+    let last = memchr::memchr(b'\n', &data[to - 1..]).map_or(data.len(), |i| to + i);
+    &data[first..last]
+}
+
+/// What [`read_mapped`] gets to say that the pages before a byte offset are done with.
+pub type Release<'a> = &'a dyn Fn(usize);
+
+/// Reads a memory-mapped file's lines from byte `start` (line `first_line` + 1) to its end,
+/// without copying them. `release(n)` is called once the lines before byte `n` are handed on,
+/// so the caller can drop those pages from the process (the page cache keeps them).
+#[allow(clippy::too_many_arguments)]
+pub fn read_mapped(
+    data: &[u8],
+    start: usize,
+    kind: RowKind,
+    first_line: u64,
+    prices: &PriceTable,
+    on_bytes: Option<&(dyn Fn(u64) + Sync)>,
+    release: Release<'_>,
+    summary: &mut InputSummary,
+    sink: &mut dyn FnMut(Record) -> bool,
+) {
+    let end = data.len();
+    let mut ranges = (start..end)
+        .step_by(RANGE as usize)
+        .map(|from| (from, (from + RANGE as usize).min(end)));
+    let mut out = Emitter {
+        line: first_line,
+        summary,
+        sink,
+    };
+    rayon::in_place_scope(|scope| {
+        let mut pending: VecDeque<(usize, mpsc::Receiver<Parsed>)> = VecDeque::new();
+        let mut go_on = true;
+        loop {
+            while go_on && pending.len() < in_flight() {
+                let Some((from, to)) = ranges.next() else { break };
+                let (tx, rx) = mpsc::channel();
+                scope.spawn(move |_| {
+                    let (lines, rows) = parse_block(kind, owned_lines(data, start, from, to), prices);
+                    let _ = tx.send(Parsed {
+                        lines,
+                        bytes: (to - from) as u64,
+                        rows,
+                        buf: Vec::new(),
+                    });
+                });
+                pending.push_back((to, rx));
+            }
+            let Some((to, rx)) = pending.pop_front() else { break };
+            if !go_on {
+                continue;
+            }
+            match rx.recv() {
+                Ok(mut parsed) => {
+                    go_on = out.emit(&mut parsed);
+                    if let Some(f) = on_bytes {
+                        f(parsed.bytes);
+                    }
+                    // The next range reads from the byte before its start.
+                    release(to - 1);
+                }
+                Err(_) => go_on = false,
+            }
+        }
+    });
+}
+
 /// Reads a stream's lines (line `first_line` + 1 on) to its end; the reader ends the stream at a
 /// fault itself (see `StopAtFault`).
 pub fn read_stream(
@@ -373,15 +456,34 @@ mod tests {
                         let to = (from + step).min(text.len() as u64);
                         let mut buf = vec![b'x'; buf_len];
                         let end = text.len() as u64;
-                        let (k, r) = parse_range(&file, (start, from, to, end), &mut buf, RowKind::Tollgate, &prices).unwrap();
+                        let (k, r) =
+                            parse_range(&file, (start, from, to, end), &mut buf, RowKind::Tollgate, &prices).unwrap();
                         rows.extend(r.into_iter().map(|(i, e)| (n + i, e)));
                         n += k;
                         from = to;
                     }
-                    assert_eq!((n, lines(&rows)), (want.0, lines(&want.1)), "start {start} step {step} buf {buf_len}");
+                    assert_eq!(
+                        (n, lines(&rows)),
+                        (want.0, lines(&want.1)),
+                        "start {start} step {step} buf {buf_len}"
+                    );
                 }
             }
         }
         assert_eq!(want.0, 9);
+    }
+
+    #[test]
+    fn mapped_ranges_own_each_line_once() {
+        let text = b"a\n\nbb\nccc\n\n\ndddd\neeeee";
+        for start in [0usize, 2, 3] {
+            for step in 1..=text.len() {
+                let mut got = Vec::new();
+                for from in (start..text.len()).step_by(step) {
+                    got.extend_from_slice(owned_lines(text, start, from, (from + step).min(text.len())));
+                }
+                assert_eq!(got, &text[start..], "start {start} step {step}");
+            }
+        }
     }
 }

@@ -230,8 +230,13 @@ struct Payload<'a> {
 /// SHA-256 over the model group and the logged messages, so exact repeats can be counted without
 /// keeping prompts. Empty placeholders (`{}`, `[]`, `""`) mean "not logged".
 fn prompt_hash(model_group: &str, messages: &str) -> Option<String> {
-    let m = messages.trim();
-    if matches!(m, "" | "{}" | "[]" | "null" | "\"\"" | "\"{}\"" | "\"[]\"") {
+    prompt_hash_raw(model_group, messages.trim().as_bytes())
+}
+
+/// [`prompt_hash`] of a JSON value's raw text, which starts and ends with a token, so there is
+/// nothing to trim.
+fn prompt_hash_raw(model_group: &str, m: &[u8]) -> Option<String> {
+    if matches!(m, b"" | b"{}" | b"[]" | b"null" | b"\"\"" | b"\"{}\"" | b"\"[]\"") {
         return None;
     }
     // `tollgate_core::record::prompt_sha256` of the three pieces joined, without copying the
@@ -240,7 +245,7 @@ fn prompt_hash(model_group: &str, messages: &str) -> Option<String> {
     let mut h = sha2::Sha256::new();
     h.update(model_group.as_bytes());
     h.update(b"\n");
-    h.update(m.as_bytes());
+    h.update(m);
     Some(hex::encode(h.finalize()))
 }
 
@@ -308,7 +313,7 @@ fn status_of(s: Option<&str>, error: bool) -> RecordStatus {
 /// A `StandardLoggingPayload` line, read whole by serde_json.
 pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
     let p: Payload = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let messages = p.messages.map(RawValue::get);
+    let messages = p.messages.map(|m| m.get().as_bytes());
     payload_record(p, messages, prices)
 }
 
@@ -326,7 +331,7 @@ pub fn payload_to_record_fast(line: &[u8], prices: &PriceTable) -> Result<Record
 }
 
 /// `messages` is passed apart: the fast reader keeps it as text instead of in `p`.
-fn payload_record(p: Payload, messages: Option<&str>, prices: &PriceTable) -> Result<Record, RowError> {
+fn payload_record(p: Payload, messages: Option<&[u8]>, prices: &PriceTable) -> Result<Record, RowError> {
     let meta = p.metadata.unwrap_or_default();
     let req_meta = meta.requester_metadata.unwrap_or_default();
     let headers = [req_meta.headers.as_ref(), meta.requester_custom_headers.as_ref()];
@@ -415,7 +420,7 @@ fn payload_record(p: Payload, messages: Option<&str>, prices: &PriceTable) -> Re
         r.error_type = err.error_class.clone();
         r.error_message = error_message;
     }
-    r.prompt_sha256 = messages.and_then(|m| prompt_hash(&r.model_group, m));
+    r.prompt_sha256 = messages.and_then(|m| prompt_hash_raw(&r.model_group, m));
     r.finish_reason = response.choices.first().and_then(|c| c.finish_reason.clone());
     r.max_tokens = params.max_completion_tokens.or(params.max_tokens);
     r.workflow = header(&headers, "x-tollgate-workflow");
@@ -620,7 +625,9 @@ mod tests {
         let m = r#"[{"role": "user", "content": "hi"}]"#;
         assert_eq!(
             prompt_hash("deepseek-v3.2", &format!(" {m}\n")),
-            Some(tollgate_core::record::prompt_sha256(format!("deepseek-v3.2\n{m}").as_bytes()))
+            Some(tollgate_core::record::prompt_sha256(
+                format!("deepseek-v3.2\n{m}").as_bytes()
+            ))
         );
         assert_eq!(prompt_hash("g", "[]"), None);
     }

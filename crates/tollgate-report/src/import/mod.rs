@@ -196,6 +196,8 @@ impl InputSummary {
 }
 
 const MAX_CORRUPT_KEPT: usize = 20;
+/// The smallest page size of the platforms built for; released ranges are rounded down to it.
+const PAGE: usize = 4096;
 const CHUNK_LINES: usize = 2048;
 
 pub const EXPECTED: &str = "tollgate records (JSON lines, tollgate.sqlite or a --data-dir), LiteLLM \
@@ -322,12 +324,7 @@ impl Importer<'_> {
     /// A regular, uncompressed file of JSON lines, read by the workers themselves (see
     /// [`lines`]). `None` for anything else, and for a file whose start cannot be read, which the
     /// streaming reader then reads from its start and reports on as usual.
-    fn import_lines_file(
-        &self,
-        name: &str,
-        file: &File,
-        sink: &mut dyn FnMut(Record) -> bool,
-    ) -> Option<InputSummary> {
+    fn import_lines_file(&self, name: &str, file: &File, sink: &mut dyn FnMut(Record) -> bool) -> Option<InputSummary> {
         let end = file.metadata().ok()?.len();
         let mut magic = [0u8; 2];
         if lines::read_at(file, &mut magic, 0).ok()? < 2 || magic == [0x1f, 0x8b] {
@@ -342,16 +339,56 @@ impl Importer<'_> {
         for (line, why) in sniffed.skipped {
             summary.reject(line, &RowError::Unreadable(why));
         }
-        let fault = lines::read_file(
-            file,
-            (start, end),
-            *kind,
-            sniffed.lines_before,
-            self.prices,
-            self.on_bytes,
-            &mut summary,
-            sink,
-        );
+        // SAFETY: the map is read-only and lives until the lines are read. Another process
+        // could change the file meanwhile: appended bytes are outside the map, rewritten ones
+        // give wrong lines (as a read racing a writer would), and a truncation makes reading
+        // past the new end a SIGBUS. Logs are appended to, not rewritten; the copy a read would
+        // make instead costs as much as a fifth of the report (BENCHMARKS.md).
+        let map = usize::try_from(end)
+            .ok()
+            .and_then(|len| unsafe { memmap2::MmapOptions::new().len(len).map(file) }.ok());
+        let fault = match &map {
+            Some(map) => {
+                // Pages handed back so far: without this the whole file would count in the
+                // process's resident memory by the end.
+                let released = std::cell::Cell::new(0usize);
+                let release = |upto: usize| {
+                    // Whole pages only; the next range may still need the page `upto` is in.
+                    let done = upto - upto % PAGE;
+                    let from = released.replace(done.max(released.get()));
+                    if done > from {
+                        // SAFETY: dropping a read-only file mapping's pages only unmaps them;
+                        // the next access reads them from the page cache again.
+                        let _ = unsafe {
+                            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, done - from)
+                        };
+                    }
+                };
+                let start = usize::try_from(start).unwrap_or(map.len());
+                lines::read_mapped(
+                    map,
+                    start,
+                    *kind,
+                    sniffed.lines_before,
+                    self.prices,
+                    self.on_bytes,
+                    &release,
+                    &mut summary,
+                    sink,
+                );
+                None
+            }
+            None => lines::read_file(
+                file,
+                (start, end),
+                *kind,
+                sniffed.lines_before,
+                self.prices,
+                self.on_bytes,
+                &mut summary,
+                sink,
+            ),
+        };
         if let Some(e) = fault {
             summary.warning = Some(format!(
                 "reading stopped at an error ({e}); the {} records before it are counted",

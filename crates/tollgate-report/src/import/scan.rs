@@ -23,10 +23,8 @@ pub struct Refused;
 /// (members the struct does not name are skipped unread; the held-back one is left out).
 pub struct Members<'a> {
     line: &'a [u8],
-    /// The same line, checked to be UTF-8 once.
-    text: &'a str,
     held_name: &'static str,
-    held: Option<&'a str>,
+    held: Option<&'a [u8]>,
 }
 
 impl<'a> Members<'a> {
@@ -35,22 +33,21 @@ impl<'a> Members<'a> {
     /// (a tab) it is legal, but no JSON-lines writer puts one there, so it is simply not vouched for.
     pub fn new(line: &'a [u8], held_name: &'static str) -> Result<Members<'a>, Refused> {
         let line = trim_json_ws(line);
-        if !no_control_bytes(line) {
+        let (control, ascii) = control_and_ascii(line);
+        if control || (!ascii && std::str::from_utf8(line).is_err()) {
             return Err(Refused);
         }
-        let text = std::str::from_utf8(line).map_err(|_| Refused)?;
         Ok(Members {
             line,
-            text,
             held_name,
             held: None,
         })
     }
 
-    /// The held-back member's value as written (`None` if absent or `null`); set once the struct
-    /// was deserialized.
-    pub fn held(&self) -> Option<&'a str> {
-        self.held.filter(|v| *v != "null")
+    /// The held-back member's value as written, valid UTF-8 (`None` if absent or `null`); set
+    /// once the struct was deserialized.
+    pub fn held(&self) -> Option<&'a [u8]> {
+        self.held.filter(|v| *v != b"null")
     }
 
     /// Walks the object, keeping the members named in `fields`.
@@ -60,16 +57,20 @@ impl<'a> Members<'a> {
         let mut i = expect(b, 0, b'{')?;
         i = ws(b, i);
         if b.get(i) == Some(&b'}') {
-            return if ws(b, i + 1) == b.len() { Ok(kept) } else { Err(Refused) };
+            return if ws(b, i + 1) == b.len() {
+                Ok(kept)
+            } else {
+                Err(Refused)
+            };
         }
         loop {
             // Keys with escapes are left to serde (it unescapes before matching field names).
             let key_start = expect(b, i, b'"')?;
-            let key_end = key_start + memchr::memchr2(b'"', b'\\', &b[key_start..]).ok_or(Refused)?;
+            let key_end = quote_or_backslash(b, key_start).ok_or(Refused)?;
             if b[key_end] != b'"' {
                 return Err(Refused);
             }
-            let key = self.text.get(key_start..key_end).ok_or(Refused)?;
+            let key = std::str::from_utf8(&b[key_start..key_end]).map_err(|_| Refused)?;
             i = expect(b, ws(b, key_end + 1), b':')?;
             let value_start = ws(b, i);
             let value_end = skip_value(b, value_start)?;
@@ -78,7 +79,7 @@ impl<'a> Members<'a> {
                 if self.held.is_some() {
                     return Err(Refused);
                 }
-                self.held = Some(self.text.get(value_start..value_end).ok_or(Refused)?);
+                self.held = Some(value);
             } else if fields.contains(&key) {
                 kept.push((key, value));
             }
@@ -86,7 +87,11 @@ impl<'a> Members<'a> {
             match b.get(i) {
                 Some(b',') => i = ws(b, i + 1),
                 Some(b'}') => {
-                    return if ws(b, i + 1) == b.len() { Ok(kept) } else { Err(Refused) };
+                    return if ws(b, i + 1) == b.len() {
+                        Ok(kept)
+                    } else {
+                        Err(Refused)
+                    };
                 }
                 _ => return Err(Refused),
             }
@@ -101,14 +106,16 @@ fn trim_json_ws(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
-/// No byte below 0x20. Written as a branch-free minimum per block so that it vectorizes: this
-/// and the UTF-8 check are the only passes over every byte.
-fn no_control_bytes(b: &[u8]) -> bool {
-    let mut blocks = b.chunks_exact(64);
-    let ok = blocks
-        .by_ref()
-        .all(|blk| blk.iter().fold(0xff_u8, |m, c| m.min(*c)) >= 0x20);
-    ok && blocks.remainder().iter().all(|c| *c >= 0x20)
+/// Whether any byte is below 0x20, and whether all are ASCII (then the line is UTF-8 without
+/// checking it again). One branch-free pass that the compiler vectorizes: it is the only pass
+/// over every byte besides the walk itself.
+fn control_and_ascii(b: &[u8]) -> (bool, bool) {
+    let (mut control, mut high) = (0u8, 0u8);
+    for c in b {
+        control |= u8::from(*c < 0x20);
+        high |= c & 0x80;
+    }
+    (control != 0, high == 0)
 }
 
 fn ws(b: &[u8], mut i: usize) -> usize {
@@ -196,16 +203,44 @@ fn key(b: &[u8], i: usize) -> Result<usize, Refused> {
     Ok(ws(b, expect(b, ws(b, i), b':')?))
 }
 
+/// The first `"` or `\\` at or after `i`. Most strings are short keys and values, for which a
+/// call into memchr costs more than looking at a few words here; long ones (the prompt) go to
+/// memchr's vector loop.
+fn quote_or_backslash(b: &[u8], i: usize) -> Option<usize> {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES << 7;
+    let mut j = i;
+    while j + 8 <= b.len() && j < i + 64 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[j..j + 8]);
+        let w = u64::from_le_bytes(word);
+        // A zero byte of `w ^ c` is a byte equal to c; the lowest flagged byte is exact.
+        let q = w ^ (ONES * u64::from(b'"'));
+        let s = w ^ (ONES * u64::from(b'\\'));
+        let found = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGH;
+        if found != 0 {
+            return Some(j + found.trailing_zeros() as usize / 8);
+        }
+        j += 8;
+    }
+    memchr::memchr2(b'"', b'\\', b.get(j..)?).map(|k| j + k)
+}
+
 /// From just after an opening quote to just after the closing one.
 fn skip_string(b: &[u8], mut i: usize) -> Result<usize, Refused> {
     loop {
-        let at = i + memchr::memchr2(b'"', b'\\', b.get(i..).ok_or(Refused)?).ok_or(Refused)?;
+        let at = quote_or_backslash(b, i).ok_or(Refused)?;
         if b[at] == b'"' {
             return Ok(at + 1);
         }
         i = match b.get(at + 1).copied() {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => at + 2,
-            Some(b'u') if b.get(at + 2..at + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => at + 6,
+            Some(b'u')
+                if b.get(at + 2..at + 6)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+            {
+                at + 6
+            }
             _ => return Err(Refused),
         };
     }
@@ -331,7 +366,7 @@ mod tests {
     fn fast(line: &str) -> Result<(Row<'_>, Option<&str>), Refused> {
         let mut m = Members::new(line.as_bytes(), "h")?;
         let row = Row::deserialize(&mut m).map_err(|_| Refused)?;
-        Ok((row, m.held()))
+        Ok((row, m.held().map(|h| std::str::from_utf8(h).unwrap())))
     }
 
     #[test]
@@ -380,5 +415,11 @@ mod tests {
         let ok = format!("{{\"x\": {}{}}}", "[".repeat(500), "]".repeat(500));
         assert!(fast(&ok).is_ok());
         assert!(Members::new(b"{\"x\": \"\xff\"}", "h").is_err());
+        assert!(Members::new("{\"x\": \"é\"}".as_bytes(), "h").is_ok());
+        // Every position of the word-at-a-time search, and long strings.
+        for n in 0..100 {
+            let s = format!("{{\"x\": \"{}\\n{}\", \"a\": 1}}", "y".repeat(n), "z".repeat(n));
+            assert_eq!(fast(&s).unwrap().0.a, Some(1), "{n}");
+        }
     }
 }
