@@ -273,6 +273,8 @@ fn owned_lines(data: &[u8], start: usize, from: usize, to: usize) -> &[u8] {
 
 /// What [`read_mapped`] gets to say that the pages before a byte offset are done with.
 pub type Release<'a> = &'a dyn Fn(usize);
+/// What [`read_mapped`] calls in a worker before it reads a byte range, to map it in one go.
+pub type Prepare<'a> = &'a (dyn Fn(std::ops::Range<usize>) + Sync);
 
 /// Reads a memory-mapped file's lines from byte `start` (line `first_line` + 1) to its end,
 /// without copying them. `release(n)` is called once the lines before byte `n` are handed on,
@@ -285,7 +287,7 @@ pub fn read_mapped(
     first_line: u64,
     prices: &PriceTable,
     on_bytes: Option<&(dyn Fn(u64) + Sync)>,
-    release: Release<'_>,
+    (prepare, release): (Prepare<'_>, Release<'_>),
     summary: &mut InputSummary,
     sink: &mut dyn FnMut(Record) -> bool,
 ) {
@@ -306,6 +308,7 @@ pub fn read_mapped(
                 let Some((from, to)) = ranges.next() else { break };
                 let (tx, rx) = mpsc::channel();
                 scope.spawn(move |_| {
+                    prepare(from..to);
                     let (lines, rows) = parse_block(kind, owned_lines(data, start, from, to), prices);
                     let _ = tx.send(Parsed {
                         lines,

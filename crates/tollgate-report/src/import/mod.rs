@@ -364,6 +364,11 @@ impl Importer<'_> {
                         };
                     }
                 };
+                // One call per range maps its pages, instead of a fault per few pages.
+                let prepare = |r: std::ops::Range<usize>| {
+                    let from = r.start - r.start % PAGE;
+                    let _ = map.advise_range(memmap2::Advice::PopulateRead, from, r.end - from);
+                };
                 let start = usize::try_from(start).unwrap_or(map.len());
                 lines::read_mapped(
                     map,
@@ -372,7 +377,7 @@ impl Importer<'_> {
                     sniffed.lines_before,
                     self.prices,
                     self.on_bytes,
-                    &release,
+                    (&prepare, &release),
                     &mut summary,
                     sink,
                 );

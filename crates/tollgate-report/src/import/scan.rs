@@ -51,9 +51,27 @@ impl<'a> Members<'a> {
     }
 
     /// Walks the object, keeping the members named in `fields`.
-    fn walk(&mut self, fields: &[&str]) -> Result<Vec<(&'a str, &'a [u8])>, Refused> {
+    fn walk(&mut self, fields: &[&'static str]) -> Result<Vec<(&'static str, &'a [u8])>, Refused> {
         let b = self.line;
         let mut kept = Vec::with_capacity(fields.len());
+        // The fields by name length (a bit per field), so that most keys are ruled out at once.
+        let mut by_len = [0u64; 64];
+        for (n, f) in fields.iter().enumerate().take(64) {
+            if let Some(m) = by_len.get_mut(f.len()) {
+                *m |= 1 << n;
+            }
+        }
+        let wanted = |key: &[u8]| {
+            let mut m = by_len.get(key.len()).copied().unwrap_or(0);
+            while m != 0 {
+                let n = m.trailing_zeros() as usize;
+                if fields[n].as_bytes() == key {
+                    return Some(fields[n]);
+                }
+                m &= m - 1;
+            }
+            None
+        };
         let mut i = expect(b, 0, b'{')?;
         i = ws(b, i);
         if b.get(i) == Some(&b'}') {
@@ -70,18 +88,18 @@ impl<'a> Members<'a> {
             if b[key_end] != b'"' {
                 return Err(Refused);
             }
-            let key = std::str::from_utf8(&b[key_start..key_end]).map_err(|_| Refused)?;
+            let key = &b[key_start..key_end];
             i = expect(b, ws(b, key_end + 1), b':')?;
             let value_start = ws(b, i);
             let value_end = skip_value(b, value_start)?;
             let value = &b[value_start..value_end];
-            if key == self.held_name {
+            if key == self.held_name.as_bytes() {
                 if self.held.is_some() {
                     return Err(Refused);
                 }
                 self.held = Some(value);
-            } else if fields.contains(&key) {
-                kept.push((key, value));
+            } else if let Some(name) = wanted(key) {
+                kept.push((name, value));
             }
             i = ws(b, value_end);
             match b.get(i) {
@@ -118,6 +136,7 @@ fn control_and_ascii(b: &[u8]) -> (bool, bool) {
     (control != 0, high == 0)
 }
 
+#[inline]
 fn ws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && b[i] == b' ' {
         i += 1;
@@ -126,6 +145,7 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Position after `c` at `i`.
+#[inline]
 fn expect(b: &[u8], i: usize, c: u8) -> Result<usize, Refused> {
     if b.get(i) == Some(&c) { Ok(i + 1) } else { Err(Refused) }
 }
@@ -198,6 +218,7 @@ fn skip_value(b: &[u8], mut i: usize) -> Result<usize, Refused> {
 }
 
 /// A member's key and colon; returns where its value starts.
+#[inline]
 fn key(b: &[u8], i: usize) -> Result<usize, Refused> {
     let i = skip_string(b, expect(b, i, b'"')?)?;
     Ok(ws(b, expect(b, ws(b, i), b':')?))
@@ -206,6 +227,7 @@ fn key(b: &[u8], i: usize) -> Result<usize, Refused> {
 /// The first `"` or `\\` at or after `i`. Most strings are short keys and values, for which a
 /// call into memchr costs more than looking at a few words here; long ones (the prompt) go to
 /// memchr's vector loop.
+#[inline]
 fn quote_or_backslash(b: &[u8], i: usize) -> Option<usize> {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
@@ -227,6 +249,7 @@ fn quote_or_backslash(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// From just after an opening quote to just after the closing one.
+#[inline]
 fn skip_string(b: &[u8], mut i: usize) -> Result<usize, Refused> {
     loop {
         let at = quote_or_backslash(b, i).ok_or(Refused)?;
@@ -246,15 +269,17 @@ fn skip_string(b: &[u8], mut i: usize) -> Result<usize, Refused> {
     }
 }
 
-fn literal(b: &[u8], i: usize, word: &[u8]) -> Result<usize, Refused> {
-    if b.get(i..i + word.len()) == Some(word) {
-        Ok(i + word.len())
-    } else {
-        Err(Refused)
+#[inline]
+fn literal<const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> Result<usize, Refused> {
+    // A fixed-size comparison, not a call to memcmp.
+    match b.get(i..i + N).and_then(|s| <&[u8; N]>::try_from(s).ok()) {
+        Some(s) if s == word => Ok(i + N),
+        _ => Err(Refused),
     }
 }
 
 /// JSON's number grammar, as serde_json checks it.
+#[inline]
 fn number(b: &[u8], mut i: usize) -> Result<usize, Refused> {
     let digits = |b: &[u8], mut i: usize| {
         let start = i;
