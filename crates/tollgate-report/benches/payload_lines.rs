@@ -59,6 +59,49 @@ fn main() {
     time("utf-8 check of the line", &|l| {
         std::str::from_utf8(l).map_or(0, str::len)
     });
+    time("sha256 blocks, one stream", &|l| {
+        let mut st = [0u32; 8];
+        for b in l.chunks_exact(64) {
+            sha2::block_api::compress256(&mut st, &[b.try_into().unwrap()]);
+        }
+        st[0] as usize
+    });
+    time("sha256 blocks, two streams", &|l| {
+        let (x, y) = l.split_at(l.len() / 2);
+        let (mut s1, mut s2) = ([0u32; 8], [1u32; 8]);
+        for (a, b) in x.chunks_exact(64).zip(y.chunks_exact(64)) {
+            sha2::block_api::compress256(&mut s1, &[a.try_into().unwrap()]);
+            sha2::block_api::compress256(&mut s2, &[b.try_into().unwrap()]);
+        }
+        (s1[0] ^ s2[0]) as usize
+    });
+    let hot = lines[0].to_vec();
+    time("sha256 hot line, one stream", &|_| {
+        use sha2::Digest;
+        sha2::Sha256::digest(&hot)[0] as usize
+    });
+    time("sha256 hot line, two streams", &|_| {
+        let (x, y) = hot.split_at(hot.len() / 2);
+        let (mut s1, mut s2) = ([0u32; 8], [1u32; 8]);
+        for (a, b) in x.chunks_exact(64).zip(y.chunks_exact(64)) {
+            sha2::block_api::compress256(&mut s1, &[a.try_into().unwrap()]);
+            sha2::block_api::compress256(&mut s2, &[b.try_into().unwrap()]);
+        }
+        (s1[0] ^ s2[0]) as usize
+    });
+    time("sha256 blocks, four streams", &|l| {
+        let q = l.len() / 4;
+        let (mut s, mut n) = ([[0u32; 8]; 4], 0);
+        let parts: Vec<&[u8]> = l.chunks(q.max(64)).take(4).collect();
+        let blocks = parts.iter().map(|p| p.len() / 64).min().unwrap_or(0);
+        for i in 0..blocks {
+            for (k, p) in parts.iter().enumerate() {
+                sha2::block_api::compress256(&mut s[k], &[p[i * 64..i * 64 + 64].try_into().unwrap()]);
+            }
+            n += 1;
+        }
+        (s[0][0] ^ s[3][0]) as usize + n
+    });
     #[derive(serde::Deserialize)]
     struct Nothing {}
     time("scan: no field kept", &|l| {

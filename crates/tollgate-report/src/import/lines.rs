@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use tollgate_core::{PriceTable, Record};
 
 use super::bounds::RowError;
-use super::{InputSummary, RowKind, parse_row};
+use super::{Deferred, InputSummary, RowKind, finish_rows, parse_row_deferred};
 
 /// Bytes read at once, and a stream block's size.
 const PIECE: usize = 256 << 10;
@@ -52,23 +52,28 @@ struct Parsed {
 
 /// Counts a line (with its newline, as the sequential reader passed it, so that serde's error
 /// positions stay the same) and parses it unless blank.
-fn line(kind: RowKind, line: &[u8], prices: &PriceTable, n: &mut u64, rows: &mut Rows) {
+fn line<'a>(kind: RowKind, line: &'a [u8], prices: &PriceTable, n: &mut u64, rows: &mut Vec<(u64, Deferred<'a>)>) {
     *n += 1;
     if !line.iter().all(u8::is_ascii_whitespace) {
-        rows.push((*n, parse_row(kind, line, prices)));
+        rows.push((*n, parse_row_deferred(kind, line, prices)));
     }
 }
 
-/// Parses whole lines (the last one may lack its newline).
+/// Parses whole lines (the last one may lack its newline). Prompt fingerprints are computed two
+/// at a time, as soon as two are due, while both prompts are still in cache.
 fn parse_block(kind: RowKind, text: &[u8], prices: &PriceTable) -> (u64, Rows) {
-    let (mut n, mut rows) = (0, Vec::new());
+    let (mut n, mut rows, mut pending) = (0, Vec::new(), Vec::new());
     let mut rest = text;
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         let (l, tail) = rest.split_at(end);
-        line(kind, l, prices, &mut n, &mut rows);
+        line(kind, l, prices, &mut n, &mut pending);
+        if pending.iter().filter(|(_, r)| matches!(r, Ok((_, Some(_))))).count() == 2 {
+            rows.extend(finish_rows(std::mem::take(&mut pending)));
+        }
         rest = tail;
     }
+    rows.extend(finish_rows(pending));
     (n, rows)
 }
 
@@ -116,7 +121,9 @@ fn parse_range(
         if got == 0 {
             // The end: a last line without a newline is still a line.
             if let Some(a) = at.filter(|a| *a < len && base + (*a as u64) < to) {
-                line(kind, &buf[a..len], prices, &mut n, &mut rows);
+                let mut one = Vec::new();
+                line(kind, &buf[a..len], prices, &mut n, &mut one);
+                rows.extend(finish_rows(one));
             }
             return Ok((n, rows));
         }
@@ -126,7 +133,10 @@ fn parse_range(
         while let Some(i) = memchr::memchr(b'\n', &buf[search..len]) {
             let next = search + i + 1;
             if let Some(a) = at {
-                line(kind, &buf[a..next], prices, &mut n, &mut rows);
+                // The buffer moves on: this line's fingerprint is computed now.
+                let mut one = Vec::new();
+                line(kind, &buf[a..next], prices, &mut n, &mut one);
+                rows.extend(finish_rows(one));
             }
             at = Some(next);
             search = next;

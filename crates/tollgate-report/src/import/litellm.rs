@@ -233,10 +233,15 @@ fn prompt_hash(model_group: &str, messages: &str) -> Option<String> {
     prompt_hash_raw(model_group, messages.trim().as_bytes())
 }
 
+/// Empty placeholders (`{}`, `[]`, `""`) mean "not logged".
+fn is_placeholder(m: &[u8]) -> bool {
+    matches!(m, b"" | b"{}" | b"[]" | b"null" | b"\"\"" | b"\"{}\"" | b"\"[]\"")
+}
+
 /// [`prompt_hash`] of a JSON value's raw text, which starts and ends with a token, so there is
 /// nothing to trim.
 fn prompt_hash_raw(model_group: &str, m: &[u8]) -> Option<String> {
-    if matches!(m, b"" | b"{}" | b"[]" | b"null" | b"\"\"" | b"\"{}\"" | b"\"[]\"") {
+    if is_placeholder(m) {
         return None;
     }
     // `tollgate_core::record::prompt_sha256` of the three pieces joined, without copying the
@@ -314,24 +319,43 @@ fn status_of(s: Option<&str>, error: bool) -> RecordStatus {
 pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
     let p: Payload = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     let messages = p.messages.map(|m| m.get().as_bytes());
-    payload_record(p, messages, prices)
+    let mut r = payload_record(p, prices)?;
+    r.prompt_sha256 = messages.and_then(|m| prompt_hash_raw(&r.model_group, m));
+    Ok(r)
 }
 
 /// The same record as [`payload_to_record`], without reading the prompt and the other bulk of
 /// the line (see [`scan`](super::scan)); a line the field-selective reader does not vouch for, or that does
 /// not deserialize, is read by [`payload_to_record`], so the result and any error are its own.
 pub fn payload_to_record_fast(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
+    let (mut r, prompt) = payload_to_record_deferred(line, prices)?;
+    if let Some(m) = prompt {
+        r.prompt_sha256 = prompt_hash_raw(&r.model_group, m);
+    }
+    Ok(r)
+}
+
+/// [`payload_to_record_fast`] without the prompt fingerprint, which is returned to be computed
+/// with other lines' (see `sha_pairs`): the record's `prompt_sha256` is the SHA-256 of its
+/// `model_group`, a newline and the returned bytes, or stays `None` when there are none.
+pub fn payload_to_record_deferred<'a>(
+    line: &'a [u8],
+    prices: &PriceTable,
+) -> Result<(Record, Option<&'a [u8]>), RowError> {
     let Ok(mut members) = Members::new(line, "messages") else {
-        return payload_to_record(line, prices);
+        return payload_to_record(line, prices).map(|r| (r, None));
     };
     match Payload::deserialize(&mut members) {
-        Ok(p) => payload_record(p, members.held(), prices),
-        Err(_) => payload_to_record(line, prices),
+        Ok(p) => {
+            let r = payload_record(p, prices)?;
+            Ok((r, members.held().filter(|m| !is_placeholder(m))))
+        }
+        Err(_) => payload_to_record(line, prices).map(|r| (r, None)),
     }
 }
 
-/// `messages` is passed apart: the fast reader keeps it as text instead of in `p`.
-fn payload_record(p: Payload, messages: Option<&[u8]>, prices: &PriceTable) -> Result<Record, RowError> {
+/// Everything but the prompt fingerprint, which the callers add from `messages`.
+fn payload_record(p: Payload, prices: &PriceTable) -> Result<Record, RowError> {
     let meta = p.metadata.unwrap_or_default();
     let req_meta = meta.requester_metadata.unwrap_or_default();
     let headers = [req_meta.headers.as_ref(), meta.requester_custom_headers.as_ref()];
@@ -420,7 +444,6 @@ fn payload_record(p: Payload, messages: Option<&[u8]>, prices: &PriceTable) -> R
         r.error_type = err.error_class.clone();
         r.error_message = error_message;
     }
-    r.prompt_sha256 = messages.and_then(|m| prompt_hash_raw(&r.model_group, m));
     r.finish_reason = response.choices.first().and_then(|c| c.finish_reason.clone());
     r.max_tokens = params.max_completion_tokens.or(params.max_tokens);
     r.workflow = header(&headers, "x-tollgate-workflow");

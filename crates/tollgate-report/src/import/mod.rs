@@ -17,6 +17,7 @@ mod lines;
 pub mod litellm;
 pub mod postgres_source;
 pub mod scan;
+mod sha_pairs;
 pub mod tollgate;
 
 use std::cell::RefCell;
@@ -662,6 +663,43 @@ impl Read for PositionalReader<'_> {
         self.at += n as u64;
         Ok(n)
     }
+}
+
+/// A row parsed but for its prompt fingerprint, which is computed for a block of rows at once
+/// (two at a time, see `sha_pairs`): the record, and the prompt bytes still to hash.
+type Deferred<'a> = Result<(Record, Option<&'a [u8]>), RowError>;
+
+/// [`parse_row`], leaving a LiteLLM payload's prompt fingerprint to [`finish_rows`].
+fn parse_row_deferred<'a>(kind: RowKind, bytes: &'a [u8], prices: &PriceTable) -> Deferred<'a> {
+    let t = trim_ascii(bytes);
+    if kind != RowKind::LitellmPayload || is_comment(t) || !t.starts_with(b"{") {
+        return parse_row(kind, bytes, prices).map(|r| (r, None));
+    }
+    litellm::payload_to_record_deferred(bytes, prices)
+}
+
+/// Fills in the deferred prompt fingerprints: `prompt_sha256` = SHA-256 of the model group, a
+/// newline and the prompt (as `litellm::prompt_hash` computes it one at a time).
+fn finish_rows<T>(rows: Vec<(T, Deferred<'_>)>) -> Vec<(T, Result<Record, RowError>)> {
+    let inputs: Vec<[&[u8]; 3]> = rows
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Ok((rec, Some(m))) => Some([rec.model_group.as_bytes(), b"\n".as_slice(), *m]),
+            _ => None,
+        })
+        .collect();
+    let mut hashes = sha_pairs::sha256_hex_many(&inputs).into_iter();
+    rows.into_iter()
+        .map(|(n, r)| {
+            let r = r.map(|(mut rec, prompt)| {
+                if prompt.is_some() {
+                    rec.prompt_sha256 = hashes.next();
+                }
+                rec
+            });
+            (n, r)
+        })
+        .collect()
 }
 
 /// An error as a warning about an input whose name the summary already gives.
