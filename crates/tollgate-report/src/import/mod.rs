@@ -2,8 +2,12 @@
 //! LiteLLM `StandardLoggingPayload` JSON lines, and `LiteLLM_SpendLogs` rows (JSON lines, the JSON
 //! array of `/spend/logs`, a CSV export, or Postgres). Any file may be gzipped; `-` is stdin.
 //!
-//! Lines are read sequentially and parsed in parallel chunks (rayon), then handed on in input
-//! order, so memory stays bounded by one chunk whatever the file size.
+//! JSON lines are parsed in parallel (rayon) and handed on in input order, with memory bounded
+//! by the blocks in flight whatever the file size (see `lines`): a regular file is memory-mapped
+//! and cut into byte ranges, a stream (gzip, stdin) is read in blocks. A LiteLLM payload line is
+//! read field by field, skipping the prompt and the model map (see [`scan`]), and prompts are
+//! fingerprinted two at a time; any line the fast reader does not vouch for is read whole by
+//! serde, so records and errors are those of the full read. Arrays and CSV are read as before.
 //!
 //! Hostile or damaged inputs cost only what is damaged: a line that cannot be read (truncated,
 //! a comment, an implausible value, see [`bounds`]) is counted with its number and reason; a

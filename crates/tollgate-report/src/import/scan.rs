@@ -91,7 +91,12 @@ impl<'a> Members<'a> {
             let key = &b[key_start..key_end];
             i = expect(b, ws(b, key_end + 1), b':')?;
             let value_start = ws(b, i);
-            let value_end = skip_value(b, value_start)?;
+            let skipped = key != self.held_name.as_bytes() && wanted(key).is_none();
+            let value_end = if skipped && matches!(b.get(value_start), Some(b'{' | b'[')) {
+                skip_known_or_check(key, b, value_start)?
+            } else {
+                skip_value(b, value_start)?
+            };
             let value = &b[value_start..value_end];
             if key == self.held_name.as_bytes() {
                 if self.held.is_some() {
@@ -115,6 +120,49 @@ impl<'a> Members<'a> {
             }
         }
     }
+}
+
+/// Large skipped objects and arrays already checked on this thread, with their key, newest
+/// last. A LiteLLM payload repeats its model's `model_map_information` (8 KB of short tokens,
+/// the costliest part of a line to check) on every request to that model, byte for byte:
+/// comparing it with one already checked is ~20× cheaper than checking it again.
+type Checked = Vec<(Box<[u8]>, Box<[u8]>)>;
+
+thread_local! {
+    static CHECKED: std::cell::RefCell<Checked> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Values smaller than this are checked each time; the cache holds this many values.
+const CHECKED_MIN: usize = 1024;
+const CHECKED_MAX_LEN: usize = 256 << 10;
+const CHECKED_ENTRIES: usize = 16;
+
+/// [`skip_value`] for a skipped member's object or array, unless the bytes at `i` begin with a
+/// value this thread already checked under the same key: a complete object or array ends at its
+/// closing bracket, so bytes that begin with one are that value, and it is valid.
+fn skip_known_or_check(key: &[u8], b: &[u8], i: usize) -> Result<usize, Refused> {
+    let rest = &b[i..];
+    let known = CHECKED.with(|c| {
+        c.borrow()
+            .iter()
+            .rev()
+            .find(|(k, v)| **k == *key && rest.starts_with(v))
+            .map(|(_, v)| v.len())
+    });
+    if let Some(len) = known {
+        return Ok(i + len);
+    }
+    let end = skip_value(b, i)?;
+    if (CHECKED_MIN..=CHECKED_MAX_LEN).contains(&(end - i)) {
+        CHECKED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() == CHECKED_ENTRIES {
+                c.remove(0);
+            }
+            c.push((key.into(), b[i..end].into()));
+        });
+    }
+    Ok(end)
 }
 
 fn trim_json_ws(b: &[u8]) -> &[u8] {
@@ -440,6 +488,15 @@ mod tests {
         let ok = format!("{{\"x\": {}{}}}", "[".repeat(500), "]".repeat(500));
         assert!(fast(&ok).is_ok());
         assert!(Members::new(b"{\"x\": \"\xff\"}", "h").is_err());
+        // A large skipped value seen before is recognised, and what follows it still checked.
+        let big = format!("{{\"m\": [{}0]}}", "1, ".repeat(600));
+        let line = format!("{{\"x\": {big}, \"a\": 3}}");
+        assert_eq!(fast(&line).unwrap().0.a, Some(3));
+        assert_eq!(fast(&line).unwrap().0.a, Some(3));
+        assert!(fast(&format!("{{\"x\": {big} \"a\": 3}}")).is_err());
+        assert!(fast(&format!("{{\"x\": {big}1, \"a\": 3}}")).is_err());
+        let broken = big.replacen("1, ", "1,, ", 1);
+        assert!(fast(&format!("{{\"x\": {broken}, \"a\": 3}}")).is_err());
         assert!(Members::new("{\"x\": \"é\"}".as_bytes(), "h").is_ok());
         // Every position of the word-at-a-time search, and long strings.
         for n in 0..100 {
