@@ -730,8 +730,15 @@ def splice_report(markdown, rb):
         head = lines.index("| target | measured | met? |")
         end_row = next(i for i in range(head + 2, len(lines) + 1) if i == len(lines) or not lines[i].startswith("|"))
         lines.insert(end_row, row)
+    text = "\n".join(lines)
+    # The hand-written notes are appended verbatim, as by a full run, so edits to them show too.
+    notes = os.path.join(os.path.dirname(__file__), "notes.md")
+    at = text.find("## Notes (hand-written")
+    if at >= 0 and os.path.exists(notes):
+        with open(notes) as f:
+            text = text[:at] + f.read().rstrip() + "\n"
     with open(markdown, "w") as f:
-        f.write("\n".join(lines))
+        f.write(text)
 
 
 def targets(results, rb, overload=None):
