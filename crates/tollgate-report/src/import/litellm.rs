@@ -8,8 +8,6 @@
 //! and zero tokens; `response_time` of a stream is its time to first token, so latency is taken
 //! from `endTime − startTime`.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -110,7 +108,110 @@ struct ErrorInfo {
     error_message: Option<String>,
 }
 
-type Headers = HashMap<String, serde_json::Value>;
+/// The request headers [`header`] is asked for; the others are skipped unread (a payload logs
+/// every header the client sent, each a string and a map entry to build for nothing).
+const READ_HEADERS: [&str; 4] = ["x-session-id", "user-agent", "x-tollgate-workflow", "x-tollgate-step"];
+
+/// A logged header map, keeping [`READ_HEADERS`] (any case) in the order sent; a repeated name
+/// keeps its last value, as a map would.
+#[derive(Debug, Default)]
+struct Headers(Vec<(String, serde_json::Value)>);
+
+/// A map key, borrowed from the line when it has no escapes.
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(v.to_string().into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Any JSON value, read and dropped: accepts exactly what a `serde_json::Value` accepts (a
+/// number out of `f64`'s range is an error, unlike with `IgnoredAny`), without building it.
+struct AnyValue;
+
+impl<'de> Deserialize<'de> for AnyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AnyValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any valid JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_unit<E>(self) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyValue, A::Error> {
+                while seq.next_element::<AnyValue>()?.is_some() {}
+                Ok(AnyValue)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AnyValue, A::Error> {
+                while map.next_key::<Key>()?.is_some() {
+                    map.next_value::<AnyValue>()?;
+                }
+                Ok(AnyValue)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Headers;
+            // As a `HashMap`'s, so that an error reads as it did when this was one.
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+                let mut kept: Vec<(String, serde_json::Value)> = Vec::new();
+                while let Some(Key(k)) = map.next_key()? {
+                    if !READ_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&k)) {
+                        map.next_value::<AnyValue>()?;
+                        continue;
+                    }
+                    let v = map.next_value()?;
+                    match kept.iter_mut().find(|(n, _)| *n == k) {
+                        Some(entry) => entry.1 = v,
+                        None => kept.push((k.into_owned(), v)),
+                    }
+                }
+                Ok(Headers(kept))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -255,8 +356,9 @@ fn prompt_hash_raw(model_group: &str, m: &[u8]) -> Option<String> {
 }
 
 fn header(headers: &[Option<&Headers>], name: &str) -> Option<String> {
+    debug_assert!(READ_HEADERS.contains(&name));
     headers.iter().flatten().find_map(|h| {
-        h.iter()
+        h.0.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| flex::value_string(v.clone()))
     })
@@ -653,6 +755,31 @@ mod tests {
             ))
         );
         assert_eq!(prompt_hash("g", "[]"), None);
+    }
+
+    /// Header maps are accepted or refused as `HashMap<String, Value>` accepts or refuses them,
+    /// with the same error, and keep the last of a repeated name.
+    #[test]
+    fn headers_read_as_the_map_did() {
+        type Map = std::collections::HashMap<String, serde_json::Value>;
+        for text in [
+            r#"{"User-Agent": "a", "accept": [1, {"x": null}], "user-agent": "b"}"#,
+            r#"{"x-session-id": "s", "x-session-id": "t", "other": 1e400}"#,
+            r#"{"other": 18446744073709551616, "x": -1.5e-7, "y": "\u00e9"}"#,
+            r#"{"other": [[[]]], "x-tollgate-step": 2}"#,
+            r#""not a map""#,
+            r#"[1, 2]"#,
+            r#"{"a": tru}"#,
+        ] {
+            let old = serde_json::from_str::<Map>(text).map_err(|e| e.to_string());
+            let new = serde_json::from_str::<Headers>(text).map_err(|e| e.to_string());
+            assert_eq!(old.as_ref().err(), new.as_ref().err(), "{text}");
+            if let (Ok(old), Ok(new)) = (old, new) {
+                for (k, v) in &new.0 {
+                    assert_eq!(old.get(k), Some(v), "{text}");
+                }
+            }
+        }
     }
 
     /// The fixture's lines take the fast path (a refusal would still give the right record, only
