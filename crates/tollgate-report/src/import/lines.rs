@@ -59,22 +59,18 @@ fn line<'a>(kind: RowKind, line: &'a [u8], prices: &PriceTable, n: &mut u64, row
     }
 }
 
-/// Parses whole lines (the last one may lack its newline). Prompt fingerprints are computed two
-/// at a time, as soon as two are due, while both prompts are still in cache.
+/// Parses whole lines (the last one may lack its newline); the block's prompt fingerprints are
+/// computed together at its end, two at a time (see `sha_pairs`).
 fn parse_block(kind: RowKind, text: &[u8], prices: &PriceTable) -> (u64, Rows) {
-    let (mut n, mut rows, mut pending) = (0, Vec::new(), Vec::new());
+    let (mut n, mut rows) = (0, Vec::new());
     let mut rest = text;
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         let (l, tail) = rest.split_at(end);
-        line(kind, l, prices, &mut n, &mut pending);
-        if pending.iter().filter(|(_, r)| matches!(r, Ok((_, Some(_))))).count() == 2 {
-            rows.extend(finish_rows(std::mem::take(&mut pending)));
-        }
+        line(kind, l, prices, &mut n, &mut rows);
         rest = tail;
     }
-    rows.extend(finish_rows(pending));
-    (n, rows)
+    (n, finish_rows(rows))
 }
 
 /// Reads and parses the lines that start in `[from, to)` of the file, a piece at a time into

@@ -112,23 +112,78 @@ fn hex(state: &[u32; 8]) -> String {
 }
 
 /// The lowercase hex SHA-256 of each message (its pieces joined), in order.
+///
+/// Two lanes each hash one message; a lane whose message ends takes the next one, so the two
+/// stay busy together until the last message (pairing messages two by two would leave the
+/// longer of each pair to finish alone, a third of the work with prompts of unequal lengths).
 pub fn sha256_hex_many(messages: &[[&[u8]; 3]]) -> Vec<String> {
-    let mut out = Vec::with_capacity(messages.len());
-    for pair in messages.chunks(2) {
-        match pair {
-            [a, b] => {
-                let (x, y) = two(*a, *b);
-                out.push(hex(&x));
-                out.push(hex(&y));
+    let mut out = vec![String::new(); messages.len()];
+    let mut queue = messages.iter().enumerate();
+    let mut lanes: [Option<Lane>; 2] = [None, None];
+    loop {
+        for lane in &mut lanes {
+            if lane.is_none() {
+                *lane = queue.next().map(|(i, m)| Lane {
+                    index: i,
+                    blocks: Blocks::new(*m),
+                    state: H0,
+                });
             }
-            [a] => out.push(hex(&one(Blocks::new(*a), H0))),
-            _ => {}
+        }
+        match &mut lanes {
+            [Some(a), Some(b)] => {
+                // One block of each in turn: the two compressions are independent, so they overlap.
+                let (ra, rb) = (a.blocks.in_place(), b.blocks.in_place());
+                let n = ra.len().min(rb.len());
+                for (x, y) in ra[..n].iter().zip(&rb[..n]) {
+                    compress256(&mut a.state, std::slice::from_ref(x));
+                    compress256(&mut b.state, std::slice::from_ref(y));
+                }
+                a.blocks.skip(n);
+                b.blocks.skip(n);
+                if n == 0 {
+                    // At a piece's edge or a message's end: a copied block each.
+                    for lane in &mut lanes {
+                        if let Some(l) = lane
+                            && !l.step()
+                        {
+                            out[l.index] = hex(&l.state);
+                            *lane = None;
+                        }
+                    }
+                }
+            }
+            // The last message: alone.
+            [Some(l), None] | [None, Some(l)] => {
+                out[l.index] = hex(&one(&mut l.blocks, l.state));
+                lanes = [None, None];
+            }
+            [None, None] => return out,
         }
     }
-    out
 }
 
-fn one(mut m: Blocks<'_>, mut state: [u32; 8]) -> [u32; 8] {
+/// A message being hashed.
+struct Lane<'a> {
+    index: usize,
+    blocks: Blocks<'a>,
+    state: [u32; 8],
+}
+
+impl Lane<'_> {
+    /// Compresses the next block; false once the message is done.
+    fn step(&mut self) -> bool {
+        match self.blocks.next() {
+            Some(block) => {
+                compress256(&mut self.state, std::slice::from_ref(&block));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn one(m: &mut Blocks<'_>, mut state: [u32; 8]) -> [u32; 8] {
     let bulk = m.in_place();
     compress256(&mut state, bulk);
     m.skip(bulk.len());
@@ -136,41 +191,6 @@ fn one(mut m: Blocks<'_>, mut state: [u32; 8]) -> [u32; 8] {
         compress256(&mut state, std::slice::from_ref(&block));
     }
     state
-}
-
-fn two<'a>(a: [&'a [u8]; 3], b: [&'a [u8]; 3]) -> ([u32; 8], [u32; 8]) {
-    let (mut a, mut b) = (Blocks::new(a), Blocks::new(b));
-    let (mut sa, mut sb) = (H0, H0);
-    loop {
-        // One block of each in turn: the two compressions are independent, so they overlap.
-        let (ra, rb) = (a.in_place(), b.in_place());
-        let n = ra.len().min(rb.len());
-        for (x, y) in ra[..n].iter().zip(&rb[..n]) {
-            compress256(&mut sa, std::slice::from_ref(x));
-            compress256(&mut sb, std::slice::from_ref(y));
-        }
-        a.skip(n);
-        b.skip(n);
-        if n > 0 {
-            continue;
-        }
-        // At a piece's edge or the end: copied blocks, and one message alone once the other is done.
-        match (a.next(), b.next()) {
-            (Some(x), Some(y)) => {
-                compress256(&mut sa, std::slice::from_ref(&x));
-                compress256(&mut sb, std::slice::from_ref(&y));
-            }
-            (Some(x), None) => {
-                compress256(&mut sa, std::slice::from_ref(&x));
-                return (one(a, sa), sb);
-            }
-            (None, Some(y)) => {
-                compress256(&mut sb, std::slice::from_ref(&y));
-                return (sa, one(b, sb));
-            }
-            (None, None) => return (sa, sb),
-        }
-    }
 }
 
 #[cfg(test)]
