@@ -1,15 +1,15 @@
 //! JSON lines, parsed in parallel and handed on in input order.
 //!
-//! A regular file is cut into byte ranges that the rayon workers read themselves with
-//! positional reads (no single reading thread to wait for, nothing mapped that a truncation
-//! could turn into SIGBUS); a range owns the lines that start in it. A stream (gzip, stdin, a
-//! pipe) is read in blocks cut at a newline by the importing thread, which decompresses while the
-//! workers parse. Either way at most [`in_flight`] ranges or blocks exist at once, their buffers
-//! are reused, and records reach the sink in input order, so memory stays bounded whatever the
-//! input's size.
+//! A regular file is memory-mapped and cut into byte ranges that the rayon workers parse in
+//! place ([`read_mapped`]); a range owns the lines that start in it. Where the file cannot be
+//! mapped, the workers read their ranges themselves with positional reads into reused buffers
+//! ([`read_file`]). A stream (gzip, stdin, a pipe) is read in blocks cut at a newline by the
+//! importing thread, which decompresses while the workers parse ([`read_stream`]). Either way at
+//! most [`in_flight`] ranges or blocks exist at once and records reach the sink in input order,
+//! so memory stays bounded whatever the input's size.
 //!
-//! Buffers are a quarter MiB on purpose: on a 2-core VM copying from the page cache into a 1 MiB
-//! buffer (larger than the core's L2) cost 3.5× what copying into a 256 KiB one did, and a
+//! Read buffers are a quarter MiB on purpose: on a 2-core VM copying from the page cache into a
+//! 1 MiB buffer (larger than the core's L2) cost 3.5× what copying into a 256 KiB one did, and a
 //! line parsed right after its copy is still in cache.
 
 use std::collections::VecDeque;

@@ -9,7 +9,7 @@
 //!
 //! The walk accepts a subset of what `serde_json::from_slice` accepts for the same struct: any
 //! line it is unsure of (a control character, invalid UTF-8 anywhere, an escaped key, a repeated
-//! held-back key, an unusual escape) is refused with [`Refused`], and the caller then reads the
+//! held-back key) is refused with [`Refused`], and the caller then reads the
 //! line the ordinary way. So a line read here gives exactly what the ordinary read gives, and a
 //! damaged line gets the ordinary read's error message.
 
