@@ -311,22 +311,39 @@ def report_bench(args, out_dir):
              "--corpus", corpus, "--mb", str(mb), "--out", path],
             check=True, stdout=subprocess.DEVNULL,
         )
+    # The same file gzipped (gzip -6, its default), regenerated whenever the plain file is newer.
+    gz_path = path + ".gz"
+    if not (os.path.exists(gz_path) and os.path.getmtime(gz_path) >= os.path.getmtime(path)):
+        log(f"compressing {gz_path}")
+        with open(gz_path + ".tmp", "wb") as f:
+            subprocess.run(["gzip", "-6", "-c", path], stdout=f, check=True)
+        os.replace(gz_path + ".tmp", gz_path)
     with open(path, "rb") as f:
         lines = sum(1 for _ in f)
     size = os.path.getsize(path)
-    tg_cmd = [args.tollgate, "report", path, "--format", "json", "--no-progress"]
-    dk_cmd = [args.python, os.path.join(os.path.dirname(__file__), "duckdb_summary.py"), path]
-    # Warm the page cache once for both, then alternate so drift hits both equally.
-    subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=False)
-    tg, dk = [], []
-    tg_out = dk_out = b""
-    for _ in range(args.report_repeats):
-        m, tg_out = timed(tg_cmd)
-        tg.append(m)
-        m, dk_out = timed(dk_cmd)
-        dk.append(m)
-    rep = json.loads(tg_out)
-    dkj = json.loads(dk_out)
+    load_before = " ".join(open("/proc/loadavg").read().split()[:3])
+    here = os.path.dirname(__file__)
+    tg_cmd = lambda p: [args.tollgate, "report", p, "--format", "json", "--no-progress"]  # noqa: E731
+    dk_cmd = lambda p: [args.python, os.path.join(here, "duckdb_summary.py"), p]  # noqa: E731
+    med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
+
+    def side_by_side(p, repeats):
+        # Warm the page cache once for both, then alternate so drift hits both equally.
+        subprocess.run(["cat", p], stdout=subprocess.DEVNULL, check=False)
+        tg, dk = [], []
+        tg_out = dk_out = b""
+        for _ in range(repeats):
+            m, tg_out = timed(tg_cmd(p))
+            tg.append(m)
+            m, dk_out = timed(dk_cmd(p))
+            dk.append(m)
+        dkj = json.loads(dk_out)
+        summary = lambda xs: {k: med(xs, k) for k in ("wall_s", "cpu_s", "max_rss_mb")} | {  # noqa: E731
+            "runs": [x["wall_s"] for x in xs], "max_rss_mb_max": max(x["max_rss_mb"] for x in xs)}
+        return summary(tg), summary(dk) | {"query_s": dkj["query_s"]}, json.loads(tg_out), dkj
+
+    t_plain, d_plain, rep, dkj = side_by_side(path, args.report_repeats)
+    t_gz, d_gz, rep_gz, _ = side_by_side(gz_path, args.report_repeats)
     check = []
     for row in dkj["rows"]:
         mr = next((m for m in rep.get("models", []) if m.get("model") == row["model_group"]), None)
@@ -341,17 +358,28 @@ def report_bench(args, out_dir):
             "duckdb_cost": row["cost_usd"],
             "tollgate_logged_cost": mr and mr.get("logged_cost_usd"),
         })
-    med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
+    # The gzip input must give the very same report as the plain one (only the input's name differs).
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("inputs", "generated_at")}  # noqa: E731
+    root = os.path.dirname(os.path.dirname(out_dir)) + "/"
     return {
         "path": os.path.relpath(path, os.path.dirname(out_dir)),
         "bytes": size,
+        "gz_bytes": os.path.getsize(gz_path),
         "lines": lines,
         "repeats": args.report_repeats,
-        "tollgate": {k: med(tg, k) for k in ("wall_s", "cpu_s", "max_rss_mb")} | {"runs": [x["wall_s"] for x in tg]},
-        "duckdb": {k: med(dk, k) for k in ("wall_s", "cpu_s", "max_rss_mb")}
-        | {"runs": [x["wall_s"] for x in dk], "query_s": dkj["query_s"]},
+        "tollgate": t_plain,
+        "duckdb": d_plain,
+        "tollgate_gz": t_gz,
+        "duckdb_gz": d_gz,
+        "gz_same_report": strip(rep) == strip(rep_gz),
         "check": check,
-        "tg_cmd": " ".join(["tollgate"] + tg_cmd[1:]).replace(os.path.dirname(os.path.dirname(out_dir)) + "/", ""),
+        "tg_cmd": " ".join(["tollgate"] + tg_cmd(path)[1:]).replace(root, ""),
+        "tg_cmd_gz": " ".join(["tollgate"] + tg_cmd(gz_path)[1:]).replace(root, ""),
+        "load_before": load_before,
+        "load_after": " ".join(open("/proc/loadavg").read().split()[:3]),
+        "commit": machine_commit(),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "duckdb_version": args.versions.get("duckdb", ""),
     }
 
 
@@ -436,6 +464,13 @@ def svg_chart(results, path):
         f.write("\n".join(o) + "\n")
 
 
+def machine_commit():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # Only what the measured binary is built from counts (the files this harness writes do not).
+    dirty = sh(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", "crates", "Cargo.toml", "Cargo.lock"])
+    return sh(["git", "-C", root, "rev-parse", "--short", "HEAD"]) + (" + uncommitted changes" if dirty else "")
+
+
 def machine_info(args):
     model = ""
     try:
@@ -449,9 +484,6 @@ def machine_info(args):
             mem = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("MemTotal")), "")
     except OSError:
         pass
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # Only what the measured binary is built from counts (the files this harness writes do not).
-    dirty = sh(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", "crates", "Cargo.toml", "Cargo.lock"])
     return {
         "cpus": os.cpu_count(),
         "cpu_model": model,
@@ -459,7 +491,7 @@ def machine_info(args):
         "kernel": platform.release(),
         "rustc": sh(["rustc", "--version"]),
         "python": platform.python_version(),
-        "commit": sh(["git", "-C", root, "rev-parse", "--short", "HEAD"]) + (" + uncommitted changes" if dirty else ""),
+        "commit": machine_commit(),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "oha": sh([args.oha, "--version"]),
         "litellm": args.versions.get("litellm", ""),
@@ -588,43 +620,7 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
     o.append("")
 
     if rb:
-        o.append("## Report: `tollgate report` vs DuckDB on a LiteLLM log\n")
-        o.append(
-            f"File: {rb['bytes'] / 1e6:,.0f} MB, {rb['lines']:,} LiteLLM `StandardLoggingPayload` lines (the shared corpus's "
-            "real LiteLLM 1.108.7 payloads, prompts included, replicated with fresh `litellm_call_id`s, ids and "
-            "timestamps by `bench/gen_litellm_log.py`). Page cache warm. Median of "
-            f"{rb['repeats']} alternating runs; wall time of the whole process (start-up included) via `wait4`.\n"
-        )
-        o.append(f"- tollgate: `{rb['tg_cmd']}` — the full report: importer (LiteLLM → Record), per-model, cache, "
-                 "reasoning, latency, sessions, workflows, findings, JSON.")
-        o.append(
-            "- DuckDB: `bench/duckdb_summary.py` — `read_json(…, columns={…})` with the 6 columns named "
-            "(its fastest path: no schema sniffing) and `GROUP BY model_group` computing requests, distinct "
-            "call ids, prompt/completion/total tokens and cost; all cores.\n"
-        )
-        t, d = rb["tollgate"], rb["duckdb"]
-        o.append("| | wall s (median) | runs | CPU s | peak RSS MB |")
-        o.append("|---|---:|---|---:|---:|")
-        o.append(f"| tollgate report | {t['wall_s']:.2f} | {', '.join(f'{x:.2f}' for x in t['runs'])} | {t['cpu_s']:.2f} | {t['max_rss_mb']:.0f} |")
-        o.append(f"| DuckDB (process) | {d['wall_s']:.2f} | {', '.join(f'{x:.2f}' for x in d['runs'])} | {d['cpu_s']:.2f} | {d['max_rss_mb']:.0f} |")
-        o.append(f"| DuckDB (query only, last run) | {d['query_s']:.2f} | | | |")
-        o.append("")
-        o.append(
-            f"**Ratio**: tollgate {d['wall_s'] / t['wall_s']:.2f}× DuckDB's speed by process wall time "
-            f"({d['query_s'] / t['wall_s']:.2f}× against DuckDB's query time alone).\n"
-        )
-        o.append("Both agree on the summary (tollgate's `logged_cost_usd` is LiteLLM's `response_cost`, summed):\n")
-        o.append("| model_group | requests (DuckDB / tollgate) | prompt tokens | completion tokens | cost USD |")
-        o.append("|---|---|---|---|---|")
-        n = lambda v: "–" if v is None else f"{v:,}"  # noqa: E731
-        for c in rb["check"]:
-            cost_t = c["tollgate_logged_cost"]
-            cost_t = "–" if cost_t is None else f"{cost_t:.4f}"
-            o.append(
-                f"| {c['model']} | {c['duckdb_requests']:,} / {n(c['tollgate_requests'])} | {c['duckdb_prompt']:,} / {n(c['tollgate_prompt'])} | "
-                f"{c['duckdb_completion']:,} / {n(c['tollgate_completion'])} | {c['duckdb_cost']:.4f} / {cost_t} |"
-            )
-        o.append("")
+        o.extend(report_section(rb))
 
     o.append("## Targets\n")
     o.append("| target | measured | met? |")
@@ -638,6 +634,111 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
             o.append(f.read().rstrip() + "\n")
     with open(args.markdown, "w") as f:
         f.write("\n".join(o))
+
+
+def report_section(rb):
+    """The report benchmark's section of BENCHMARKS.md, as lines (also spliced in alone by --report-only)."""
+    o = ["## Report: `tollgate report` vs DuckDB on a LiteLLM log\n"]
+    o.append(
+        f"File: {rb['bytes'] / 1e6:,.0f} MB, {rb['lines']:,} LiteLLM `StandardLoggingPayload` lines (the shared corpus's "
+        "real LiteLLM 1.108.7 payloads, prompts included, replicated with fresh `litellm_call_id`s, ids and "
+        "timestamps by `bench/gen_litellm_log.py`), and the same file gzipped (`gzip -6`, "
+        f"{rb.get('gz_bytes', 0) / 1e6:,.1f} MB). Page cache warm. Median of "
+        f"{rb['repeats']} alternating runs per input; wall time, CPU time and peak RSS of the whole process "
+        "(start-up included) via `wait4`.\n"
+    )
+    if rb.get("commit"):
+        o.append(
+            f"Measured at commit `{rb['commit']}`, {rb['date']}, load average before: {rb['load_before']}, after: "
+            f"{rb['load_after']} (`bench/run.sh --report-only` rewrites this section alone).\n"
+        )
+    o.append(f"- tollgate: `{rb['tg_cmd']}` — the full report: importer (LiteLLM → Record), per-model, cache, "
+             "reasoning, latency, sessions, workflows, findings, JSON.")
+    o.append(
+        "- DuckDB: `bench/duckdb_summary.py` — `read_json(…, columns={…})` with the 6 columns named "
+        "(its fastest path: no schema sniffing) and `GROUP BY model_group` computing requests, distinct "
+        "call ids, prompt/completion/total tokens and cost; all cores.\n"
+    )
+    o.append("| | input | wall s (median) | runs | CPU s | peak RSS MB |")
+    o.append("|---|---|---:|---|---:|---:|")
+    rows = [("tollgate report", "plain", rb["tollgate"]), ("DuckDB (process)", "plain", rb["duckdb"])]
+    if rb.get("tollgate_gz"):
+        rows += [("tollgate report", "gzip", rb["tollgate_gz"]), ("DuckDB (process)", "gzip", rb["duckdb_gz"])]
+    for name, inp, m in rows:
+        o.append(f"| {name} | {inp} | {m['wall_s']:.3f} | {', '.join(f'{x:.3f}' for x in m['runs'])} | {m['cpu_s']:.2f} | {m['max_rss_mb']:.0f} |")
+    o.append(f"| DuckDB (query only, last run) | plain | {rb['duckdb']['query_s']:.3f} | | | |")
+    o.append("")
+    t, d = rb["tollgate"], rb["duckdb"]
+    o.append(
+        f"**Ratio**: tollgate {d['wall_s'] / t['wall_s']:.2f}× DuckDB's speed by process wall time on the plain file "
+        f"({d['query_s'] / t['wall_s']:.2f}× against DuckDB's query time alone)"
+        + (f"; gzip: {rb['duckdb_gz']['wall_s'] / rb['tollgate_gz']['wall_s']:.2f}×" if rb.get("tollgate_gz") else "")
+        + ". Peak RSS of tollgate: "
+        + f"{t['max_rss_mb']:.0f} MB plain"
+        + (f", {rb['tollgate_gz']['max_rss_mb']:.0f} MB gzip" if rb.get("tollgate_gz") else "")
+        + " (median of the runs).\n"
+    )
+    if "gz_same_report" in rb:
+        o.append(
+            "The gzip input gave " + ("the same report as the plain one" if rb["gz_same_report"] else "**a different report**")
+            + " (all sections but the input list).\n"
+        )
+    o.append("Both agree on the summary (tollgate's `logged_cost_usd` is LiteLLM's `response_cost`, summed):\n")
+    o.append("| model_group | requests (DuckDB / tollgate) | prompt tokens | completion tokens | cost USD |")
+    o.append("|---|---|---|---|---|")
+    n = lambda v: "–" if v is None else f"{v:,}"  # noqa: E731
+    for c in rb["check"]:
+        cost_t = c["tollgate_logged_cost"]
+        cost_t = "–" if cost_t is None else f"{cost_t:.4f}"
+        o.append(
+            f"| {c['model']} | {c['duckdb_requests']:,} / {n(c['tollgate_requests'])} | {c['duckdb_prompt']:,} / {n(c['tollgate_prompt'])} | "
+            f"{c['duckdb_completion']:,} / {n(c['tollgate_completion'])} | {c['duckdb_cost']:.4f} / {cost_t} |"
+        )
+    o.append("")
+    return o
+
+
+REPORT_TARGET = "report ≥ 2× DuckDB's speed (whole report vs DuckDB's `GROUP BY`, same file, same run)"
+
+
+def report_target(rb):
+    ratio = rb["duckdb"]["wall_s"] / rb["tollgate"]["wall_s"]
+    return (
+        REPORT_TARGET,
+        f"{ratio:.2f}× ({rb['tollgate']['wall_s']:.3f} s vs {rb['duckdb']['wall_s']:.3f} s; "
+        f"peak RSS {rb['tollgate']['max_rss_mb']:.0f} MB)",
+        "yes" if ratio >= 2 else "**no**",
+    )
+
+
+def splice_report(markdown, rb):
+    """--report-only: replace the report section and its Targets row in an existing BENCHMARKS.md."""
+    with open(markdown) as f:
+        text = f.read()
+    section = "\n".join(report_section(rb)) + "\n"
+    start = text.find("## Report: ")
+    if start < 0:
+        raise RuntimeError(f"{markdown} has no report section to replace; run bench/run.sh in full once")
+    end = text.find("\n## ", start + 1)
+    text = text[:start] + section + text[end + 1 if end >= 0 else len(text):]
+    row = "| " + " | ".join(report_target(rb)) + " |"
+    lines = text.split("\n")
+    at = next((i for i, ln in enumerate(lines) if ln.startswith("| report ≥")), None)
+    if at is not None:
+        lines[at] = row
+    else:
+        head = lines.index("| target | measured | met? |")
+        end_row = next(i for i in range(head + 2, len(lines) + 1) if i == len(lines) or not lines[i].startswith("|"))
+        lines.insert(end_row, row)
+    text = "\n".join(lines)
+    # The hand-written notes are appended verbatim, as by a full run, so edits to them show too.
+    notes = os.path.join(os.path.dirname(__file__), "notes.md")
+    at = text.find("## Notes (hand-written")
+    if at >= 0 and os.path.exists(notes):
+        with open(notes) as f:
+            text = text[:at] + f.read().rstrip() + "\n"
+    with open(markdown, "w") as f:
+        f.write(text)
 
 
 def targets(results, rb, overload=None):
@@ -695,12 +796,7 @@ def targets(results, rb, overload=None):
     if peak:
         rows.append(("tollgate RSS under load, all runs", f"peak {peak:.1f} MB", "–"))
     if rb:
-        ratio = rb["duckdb"]["wall_s"] / rb["tollgate"]["wall_s"]
-        rows.append((
-            "report ≥ DuckDB's speed",
-            f"{ratio:.2f}× ({rb['tollgate']['wall_s']:.2f} s vs {rb['duckdb']['wall_s']:.2f} s)",
-            "yes" if ratio >= 1 else "**no**",
-        ))
+        rows.append(report_target(rb))
     return rows
 
 
@@ -710,23 +806,30 @@ def targets(results, rb, overload=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tollgate", required=True)
-    ap.add_argument("--oha", required=True)
-    ap.add_argument("--litellm", required=True)
+    ap.add_argument("--oha", default="")
+    ap.add_argument("--litellm", default="")
     ap.add_argument("--python", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--markdown", required=True)
     ap.add_argument("--versions", default="")
     ap.add_argument("--corpus", default=os.environ.get("BENCH_CORPUS", "/work/shared/corpus/litellm"))
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "5")))
-    ap.add_argument("--report-repeats", type=int, default=3)
+    ap.add_argument("--report-repeats", type=int, default=None, help="runs per input (default 3; 5 with --report-only)")
     ap.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
     ap.add_argument("--skip-load", action="store_true", help="only the report benchmark")
     ap.add_argument("--skip-report", action="store_true")
     ap.add_argument("--render-only", action="store_true", help="rewrite BENCHMARKS.md from out-dir/results.json (e.g. after editing notes.md)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="only the report benchmark (plain and gzip); rewrites only its section and Targets row of BENCHMARKS.md")
     args = ap.parse_args()
+    if not args.report_only and not args.render_only and not (args.oha and args.litellm):
+        ap.error("--oha and --litellm are needed unless --report-only or --render-only")
     for k in ("tollgate", "oha", "litellm", "python"):
-        setattr(args, k, os.path.abspath(getattr(args, k)))
+        if getattr(args, k):
+            setattr(args, k, os.path.abspath(getattr(args, k)))
     args.versions = dict(kv.split("=", 1) for kv in args.versions.split(",") if "=" in kv)
+    if args.report_repeats is None:
+        args.report_repeats = 5 if args.report_only else 3
     global RATES, KINDS
     if args.quick:
         RATES = [100, 1000]
@@ -740,6 +843,15 @@ def main():
         with open(os.path.join(out, "results.json")) as f:
             saved = json.load(f)
         render(args, saved)
+        return 0
+    if args.report_only:
+        log("report benchmark only")
+        rb = report_bench(args, out)
+        with open(os.path.join(out, "report.json"), "w") as f:
+            json.dump(rb, f, indent=1)
+        splice_report(args.markdown, rb)
+        log(" | ".join(report_target(rb)))
+        log(f"rewrote the report section of {args.markdown}")
         return 0
     info = machine_info(args)
     load_before = open("/proc/loadavg").read().split()[:3]

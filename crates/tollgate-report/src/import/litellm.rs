@@ -8,8 +8,6 @@
 //! and zero tokens; `response_time` of a stream is its time to first token, so latency is taken
 //! from `endTime − startTime`.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -17,6 +15,7 @@ use tollgate_core::{CacheState, Cost, PriceTable, Record, RecordStatus, Usage};
 
 use super::bounds::{self, RowError};
 use super::flex;
+use super::scan::Members;
 
 /// The `usage` object as LiteLLM logs it (OpenAI convention plus Anthropic's cache fields).
 /// Counts are read as any number so that [`UsageObj::checked`] can reject impossible ones.
@@ -109,7 +108,110 @@ struct ErrorInfo {
     error_message: Option<String>,
 }
 
-type Headers = HashMap<String, serde_json::Value>;
+/// The request headers [`header`] is asked for; the others are skipped unread (a payload logs
+/// every header the client sent, each a string and a map entry to build for nothing).
+const READ_HEADERS: [&str; 4] = ["x-session-id", "user-agent", "x-tollgate-workflow", "x-tollgate-step"];
+
+/// A logged header map, keeping [`READ_HEADERS`] (any case) in the order sent; a repeated name
+/// keeps its last value, as a map would.
+#[derive(Debug, Default)]
+struct Headers(Vec<(String, serde_json::Value)>);
+
+/// A map key, borrowed from the line when it has no escapes.
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(v.to_string().into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Any JSON value, read and dropped: accepts exactly what a `serde_json::Value` accepts (a
+/// number out of `f64`'s range is an error, unlike with `IgnoredAny`), without building it.
+struct AnyValue;
+
+impl<'de> Deserialize<'de> for AnyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AnyValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any valid JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_unit<E>(self) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyValue, A::Error> {
+                while seq.next_element::<AnyValue>()?.is_some() {}
+                Ok(AnyValue)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AnyValue, A::Error> {
+                while map.next_key::<Key>()?.is_some() {
+                    map.next_value::<AnyValue>()?;
+                }
+                Ok(AnyValue)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Headers;
+            // As a `HashMap`'s, so that an error reads as it did when this was one.
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+                let mut kept: Vec<(String, serde_json::Value)> = Vec::new();
+                while let Some(Key(k)) = map.next_key()? {
+                    if !READ_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&k)) {
+                        map.next_value::<AnyValue>()?;
+                        continue;
+                    }
+                    let v = map.next_value()?;
+                    match kept.iter_mut().find(|(n, _)| *n == k) {
+                        Some(entry) => entry.1 = v,
+                        None => kept.push((k.into_owned(), v)),
+                    }
+                }
+                Ok(Headers(kept))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -229,20 +331,34 @@ struct Payload<'a> {
 /// SHA-256 over the model group and the logged messages, so exact repeats can be counted without
 /// keeping prompts. Empty placeholders (`{}`, `[]`, `""`) mean "not logged".
 fn prompt_hash(model_group: &str, messages: &str) -> Option<String> {
-    let m = messages.trim();
-    if matches!(m, "" | "{}" | "[]" | "null" | "\"\"" | "\"{}\"" | "\"[]\"") {
+    prompt_hash_raw(model_group, messages.trim().as_bytes())
+}
+
+/// Empty placeholders (`{}`, `[]`, `""`) mean "not logged".
+fn is_placeholder(m: &[u8]) -> bool {
+    matches!(m, b"" | b"{}" | b"[]" | b"null" | b"\"\"" | b"\"{}\"" | b"\"[]\"")
+}
+
+/// [`prompt_hash`] of a JSON value's raw text, which starts and ends with a token, so there is
+/// nothing to trim.
+fn prompt_hash_raw(model_group: &str, m: &[u8]) -> Option<String> {
+    if is_placeholder(m) {
         return None;
     }
-    let mut bytes = Vec::with_capacity(model_group.len() + 1 + m.len());
-    bytes.extend_from_slice(model_group.as_bytes());
-    bytes.push(b'\n');
-    bytes.extend_from_slice(m.as_bytes());
-    Some(tollgate_core::record::prompt_sha256(&bytes))
+    // `tollgate_core::record::prompt_sha256` of the three pieces joined, without copying the
+    // prompt (tens of KB a line) to join them.
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(model_group.as_bytes());
+    h.update(b"\n");
+    h.update(m);
+    Some(hex::encode(h.finalize()))
 }
 
 fn header(headers: &[Option<&Headers>], name: &str) -> Option<String> {
+    debug_assert!(READ_HEADERS.contains(&name));
     headers.iter().flatten().find_map(|h| {
-        h.iter()
+        h.0.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| flex::value_string(v.clone()))
     })
@@ -301,8 +417,47 @@ fn status_of(s: Option<&str>, error: bool) -> RecordStatus {
     }
 }
 
+/// A `StandardLoggingPayload` line, read whole by serde_json.
 pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
     let p: Payload = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let messages = p.messages.map(|m| m.get().as_bytes());
+    let mut r = payload_record(p, prices)?;
+    r.prompt_sha256 = messages.and_then(|m| prompt_hash_raw(&r.model_group, m));
+    Ok(r)
+}
+
+/// The same record as [`payload_to_record`], without reading the prompt and the other bulk of
+/// the line (see [`scan`](super::scan)); a line the field-selective reader does not vouch for, or that does
+/// not deserialize, is read by [`payload_to_record`], so the result and any error are its own.
+pub fn payload_to_record_fast(line: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
+    let (mut r, prompt) = payload_to_record_deferred(line, prices)?;
+    if let Some(m) = prompt {
+        r.prompt_sha256 = prompt_hash_raw(&r.model_group, m);
+    }
+    Ok(r)
+}
+
+/// [`payload_to_record_fast`] without the prompt fingerprint, which is returned to be computed
+/// with other lines' (see `sha_pairs`): the record's `prompt_sha256` is the SHA-256 of its
+/// `model_group`, a newline and the returned bytes, or stays `None` when there are none.
+pub fn payload_to_record_deferred<'a>(
+    line: &'a [u8],
+    prices: &PriceTable,
+) -> Result<(Record, Option<&'a [u8]>), RowError> {
+    let Ok(mut members) = Members::new(line, "messages") else {
+        return payload_to_record(line, prices).map(|r| (r, None));
+    };
+    match Payload::deserialize(&mut members) {
+        Ok(p) => {
+            let r = payload_record(p, prices)?;
+            Ok((r, members.held().filter(|m| !is_placeholder(m))))
+        }
+        Err(_) => payload_to_record(line, prices).map(|r| (r, None)),
+    }
+}
+
+/// Everything but the prompt fingerprint, which the callers add from `messages`.
+fn payload_record(p: Payload, prices: &PriceTable) -> Result<Record, RowError> {
     let meta = p.metadata.unwrap_or_default();
     let req_meta = meta.requester_metadata.unwrap_or_default();
     let headers = [req_meta.headers.as_ref(), meta.requester_custom_headers.as_ref()];
@@ -391,7 +546,6 @@ pub fn payload_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, Row
         r.error_type = err.error_class.clone();
         r.error_message = error_message;
     }
-    r.prompt_sha256 = p.messages.and_then(|m| prompt_hash(&r.model_group, m.get()));
     r.finish_reason = response.choices.first().and_then(|c| c.finish_reason.clone());
     r.max_tokens = params.max_completion_tokens.or(params.max_tokens);
     r.workflow = header(&headers, "x-tollgate-workflow");
@@ -585,4 +739,59 @@ fn user_agent_from_tags(raw: Option<&RawValue>) -> Option<String> {
         .filter_map(|t| t.strip_prefix("User-Agent: "))
         .max_by_key(|t| t.len())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_hash_is_the_core_fingerprint() {
+        let m = r#"[{"role": "user", "content": "hi"}]"#;
+        assert_eq!(
+            prompt_hash("deepseek-v3.2", &format!(" {m}\n")),
+            Some(tollgate_core::record::prompt_sha256(
+                format!("deepseek-v3.2\n{m}").as_bytes()
+            ))
+        );
+        assert_eq!(prompt_hash("g", "[]"), None);
+    }
+
+    /// Header maps are accepted or refused as `HashMap<String, Value>` accepts or refuses them,
+    /// with the same error, and keep the last of a repeated name.
+    #[test]
+    fn headers_read_as_the_map_did() {
+        type Map = std::collections::HashMap<String, serde_json::Value>;
+        for text in [
+            r#"{"User-Agent": "a", "accept": [1, {"x": null}], "user-agent": "b"}"#,
+            r#"{"x-session-id": "s", "x-session-id": "t", "other": 1e400}"#,
+            r#"{"other": 18446744073709551616, "x": -1.5e-7, "y": "\u00e9"}"#,
+            r#"{"other": [[[]]], "x-tollgate-step": 2}"#,
+            r#""not a map""#,
+            r#"[1, 2]"#,
+            r#"{"a": tru}"#,
+        ] {
+            let old = serde_json::from_str::<Map>(text).map_err(|e| e.to_string());
+            let new = serde_json::from_str::<Headers>(text).map_err(|e| e.to_string());
+            assert_eq!(old.as_ref().err(), new.as_ref().err(), "{text}");
+            if let (Ok(old), Ok(new)) = (old, new) {
+                for (k, v) in &new.0 {
+                    assert_eq!(old.get(k), Some(v), "{text}");
+                }
+            }
+        }
+    }
+
+    /// The fixture's lines take the fast path (a refusal would still give the right record, only
+    /// slowly, so this is checked apart).
+    #[test]
+    fn real_payload_lines_are_read_field_by_field() {
+        let text = include_str!("../../tests/fixtures/payload.jsonl");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let mut members = Members::new(line.as_bytes(), "messages").unwrap();
+            let p = Payload::deserialize(&mut members).unwrap();
+            assert!(p.litellm_call_id.is_some() && p.metadata.is_some());
+            assert!(members.held().is_some());
+        }
+    }
 }

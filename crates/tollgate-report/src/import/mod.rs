@@ -2,8 +2,12 @@
 //! LiteLLM `StandardLoggingPayload` JSON lines, and `LiteLLM_SpendLogs` rows (JSON lines, the JSON
 //! array of `/spend/logs`, a CSV export, or Postgres). Any file may be gzipped; `-` is stdin.
 //!
-//! Lines are read sequentially and parsed in parallel chunks (rayon), then handed on in input
-//! order, so memory stays bounded by one chunk whatever the file size.
+//! JSON lines are parsed in parallel (rayon) and handed on in input order, with memory bounded
+//! by the blocks in flight whatever the file size (see `lines`): a regular file is memory-mapped
+//! and cut into byte ranges, a stream (gzip, stdin) is read in blocks. A LiteLLM payload line is
+//! read field by field, skipping the prompt and the model map (see [`scan`]), and prompts are
+//! fingerprinted two at a time; any line the fast reader does not vouch for is read whole by
+//! serde, so records and errors are those of the full read. Arrays and CSV are read as before.
 //!
 //! Hostile or damaged inputs cost only what is damaged: a line that cannot be read (truncated,
 //! a comment, an implausible value, see [`bounds`]) is counted with its number and reason; a
@@ -13,14 +17,17 @@
 
 pub mod bounds;
 pub mod flex;
+mod lines;
 pub mod litellm;
 pub mod postgres_source;
+pub mod scan;
+mod sha_pairs;
 pub mod tollgate;
 
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -54,7 +61,7 @@ impl RowKind {
     fn convert(self, bytes: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
         match self {
             RowKind::Tollgate => tollgate::record_from_json(bytes, prices),
-            RowKind::LitellmPayload => litellm::payload_to_record(bytes, prices),
+            RowKind::LitellmPayload => litellm::payload_to_record_fast(bytes, prices),
             RowKind::LitellmSpendLogs => litellm::spendlog_to_record(bytes, prices),
         }
     }
@@ -194,8 +201,9 @@ impl InputSummary {
 }
 
 const MAX_CORRUPT_KEPT: usize = 20;
+/// The smallest page size of the platforms built for; released ranges are rounded down to it.
+const PAGE: usize = 4096;
 const CHUNK_LINES: usize = 2048;
-const CHUNK_BYTES: usize = 16 << 20;
 
 pub const EXPECTED: &str = "tollgate records (JSON lines, tollgate.sqlite or a --data-dir), LiteLLM \
 StandardLoggingPayload JSON lines, or LiteLLM_SpendLogs rows (JSON lines, the JSON array from /spend/logs, \
@@ -309,7 +317,95 @@ impl Importer<'_> {
         if regular && is_sqlite(path).map_err(io_err(&name))? {
             return tollgate::import_sqlite(path, self.prices, sink);
         }
+        if regular {
+            if let Some(summary) = self.import_lines_file(&name, &file, sink) {
+                return Ok(summary);
+            }
+            (&file).rewind().map_err(io_err(&name))?;
+        }
         self.import_stream(&name, Box::new(file), explicit, sink)
+    }
+
+    /// A regular, uncompressed file of JSON lines, read by the workers themselves (see
+    /// [`lines`]). `None` for anything else, and for a file whose start cannot be read, which the
+    /// streaming reader then reads from its start and reports on as usual.
+    fn import_lines_file(&self, name: &str, file: &File, sink: &mut dyn FnMut(Record) -> bool) -> Option<InputSummary> {
+        let end = file.metadata().ok()?.len();
+        let mut magic = [0u8; 2];
+        if lines::read_at(file, &mut magic, 0).ok()? < 2 || magic == [0x1f, 0x8b] {
+            return None;
+        }
+        let mut head = BufReader::new(PositionalReader { file, at: 0 });
+        let sniffed = sniff(&mut head).ok()?;
+        let (Some(Detected::JsonLines(kind)), Some(start)) = (sniffed.detected.as_ref(), sniffed.head_at) else {
+            return None;
+        };
+        let mut summary = InputSummary::new(name, sniffed.detected.as_ref().map(Detected::describe), false);
+        for (line, why) in sniffed.skipped {
+            summary.reject(line, &RowError::Unreadable(why));
+        }
+        // SAFETY: the map is read-only and lives until the lines are read. Another process
+        // could change the file meanwhile: appended bytes are outside the map, rewritten ones
+        // give wrong lines (as a read racing a writer would), and a truncation makes reading
+        // past the new end a SIGBUS. Logs are appended to, not rewritten; the copy a read would
+        // make instead costs as much as a fifth of the report (BENCHMARKS.md).
+        let map = usize::try_from(end)
+            .ok()
+            .and_then(|len| unsafe { memmap2::MmapOptions::new().len(len).map(file) }.ok());
+        let fault = match &map {
+            Some(map) => {
+                // Pages handed back so far: without this the whole file would count in the
+                // process's resident memory by the end.
+                let released = std::cell::Cell::new(0usize);
+                let release = |upto: usize| {
+                    // Whole pages only; the next range may still need the page `upto` is in.
+                    let done = upto - upto % PAGE;
+                    let from = released.replace(done.max(released.get()));
+                    if done > from {
+                        // SAFETY: dropping a read-only file mapping's pages only unmaps them;
+                        // the next access reads them from the page cache again.
+                        let _ = unsafe {
+                            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, done - from)
+                        };
+                    }
+                };
+                // One call per range maps its pages, instead of a fault per few pages.
+                let prepare = |r: std::ops::Range<usize>| {
+                    let from = r.start - r.start % PAGE;
+                    let _ = map.advise_range(memmap2::Advice::PopulateRead, from, r.end - from);
+                };
+                let start = usize::try_from(start).unwrap_or(map.len());
+                lines::read_mapped(
+                    map,
+                    start,
+                    *kind,
+                    sniffed.lines_before,
+                    self.prices,
+                    self.on_bytes,
+                    (&prepare, &release),
+                    &mut summary,
+                    sink,
+                );
+                None
+            }
+            None => lines::read_file(
+                file,
+                (start, end),
+                *kind,
+                sniffed.lines_before,
+                self.prices,
+                self.on_bytes,
+                &mut summary,
+                sink,
+            ),
+        };
+        if let Some(e) = fault {
+            summary.warning = Some(format!(
+                "reading stopped at an error ({e}); the {} records before it are counted",
+                summary.records
+            ));
+        }
+        Some(summary)
     }
 
     fn import_stream(
@@ -396,18 +492,7 @@ impl Importer<'_> {
         let prices = self.prices;
         let parsed: Vec<(u64, Result<Record, RowError>)> = chunk
             .par_iter()
-            .map(|(n, bytes)| {
-                let t = trim_ascii(bytes);
-                // Say what the line is rather than where JSON parsing gave up on it.
-                let r = if is_comment(t)
-                    || (!t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_err())
-                {
-                    Err(RowError::Unreadable(unreadable_reason(t)))
-                } else {
-                    kind.convert(bytes, prices)
-                };
-                (*n, r)
-            })
+            .map(|(n, bytes)| (*n, parse_row(kind, bytes, prices)))
             .collect();
         chunk.clear();
         for (line, r) in parsed {
@@ -433,30 +518,7 @@ impl Importer<'_> {
         summary: &mut InputSummary,
         sink: &mut dyn FnMut(Record) -> bool,
     ) -> std::io::Result<()> {
-        let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(CHUNK_LINES);
-        let mut bytes = 0usize;
-        let mut line_no = first_line;
-        loop {
-            let mut buf = Vec::new();
-            let n = reader.read_until(b'\n', &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            bytes += buf.len();
-            chunk.push((line_no, buf));
-            if (chunk.len() >= CHUNK_LINES || bytes >= CHUNK_BYTES) && {
-                bytes = 0;
-                !self.flush(kind, &mut chunk, summary, sink)
-            } {
-                return Ok(());
-            }
-        }
-        self.flush(kind, &mut chunk, summary, sink);
-        Ok(())
+        lines::read_stream(reader, kind, first_line, self.prices, summary, sink)
     }
 
     fn read_array(
@@ -579,6 +641,69 @@ impl Importer<'_> {
         self.flush(RowKind::LitellmSpendLogs, &mut chunk, summary, sink);
         Ok(())
     }
+}
+
+/// One row's bytes (a line with its newline, an array element, a CSV row as JSON) as a record.
+fn parse_row(kind: RowKind, bytes: &[u8], prices: &PriceTable) -> Result<Record, RowError> {
+    let t = trim_ascii(bytes);
+    // Say what the line is rather than where JSON parsing gave up on it.
+    if is_comment(t) || (!t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_err()) {
+        Err(RowError::Unreadable(unreadable_reason(t)))
+    } else {
+        kind.convert(bytes, prices)
+    }
+}
+
+/// Reads a file from an offset without moving the file's own position, so the file can still be
+/// handed to the streaming reader from its start.
+struct PositionalReader<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = lines::read_at(self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// A row parsed but for its prompt fingerprint, which is computed for a block of rows at once
+/// (two at a time, see `sha_pairs`): the record, and the prompt bytes still to hash.
+type Deferred<'a> = Result<(Record, Option<&'a [u8]>), RowError>;
+
+/// [`parse_row`], leaving a LiteLLM payload's prompt fingerprint to [`finish_rows`].
+fn parse_row_deferred<'a>(kind: RowKind, bytes: &'a [u8], prices: &PriceTable) -> Deferred<'a> {
+    let t = trim_ascii(bytes);
+    if kind != RowKind::LitellmPayload || is_comment(t) || !t.starts_with(b"{") {
+        return parse_row(kind, bytes, prices).map(|r| (r, None));
+    }
+    litellm::payload_to_record_deferred(bytes, prices)
+}
+
+/// Fills in the deferred prompt fingerprints: `prompt_sha256` = SHA-256 of the model group, a
+/// newline and the prompt (as `litellm::prompt_hash` computes it one at a time).
+fn finish_rows<T>(rows: Vec<(T, Deferred<'_>)>) -> Vec<(T, Result<Record, RowError>)> {
+    let inputs: Vec<[&[u8]; 3]> = rows
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Ok((rec, Some(m))) => Some([rec.model_group.as_bytes(), b"\n".as_slice(), *m]),
+            _ => None,
+        })
+        .collect();
+    let mut hashes = sha_pairs::sha256_hex_many(&inputs).into_iter();
+    rows.into_iter()
+        .map(|(n, r)| {
+            let r = r.map(|(mut rec, prompt)| {
+                if prompt.is_some() {
+                    rec.prompt_sha256 = hashes.next();
+                }
+                rec
+            });
+            (n, r)
+        })
+        .collect()
 }
 
 /// An error as a warning about an input whose name the summary already gives.
@@ -817,6 +942,9 @@ struct Sniffed {
     lines_before: u64,
     /// The unreadable lines among them (a line cut short, a comment), by number, with why.
     skipped: Vec<(u64, String)>,
+    /// Bytes of the input before `head`, when `head` is one line read straight from the input
+    /// (not replayed after a failed array probe): where a reader of the file itself starts.
+    head_at: Option<u64>,
 }
 
 /// Unreadable lines looked past before deciding an input is not a log. Blank lines do not count,
@@ -834,8 +962,11 @@ fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
         head: Vec::new(),
         lines_before: 0,
         skipped: Vec::new(),
+        head_at: None,
     };
     let mut budget = MAX_PROBE_BYTES;
+    // Bytes taken from the reader line by line, before the line in hand.
+    let mut consumed = 0u64;
     // Lines an array probe read past a `[` line that was not an array after all.
     let mut pending: VecDeque<Vec<u8>> = VecDeque::new();
     loop {
@@ -849,9 +980,11 @@ fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
                     break;
                 }
                 budget = budget.saturating_sub(n as u64);
+                consumed += n as u64;
                 l
             }
         };
+        let line_at = from_reader.then(|| consumed - line.len() as u64);
         let trimmed = trim_ascii(&line);
         if trimmed.is_empty() {
             out.lines_before += 1;
@@ -863,7 +996,10 @@ fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
         }
         if trimmed.starts_with(b"[") && from_reader {
             let mut probe = line.clone();
-            if let Some(d) = sniff_array(reader, &mut probe, &mut budget) {
+            let probed = probe.len();
+            let found = sniff_array(reader, &mut probe, &mut budget);
+            consumed += (probe.len() - probed) as u64;
+            if let Some(d) = found {
                 out.detected = Some(d);
                 out.head = probe;
                 return Ok(out);
@@ -875,6 +1011,7 @@ fn sniff(reader: &mut dyn BufRead) -> std::io::Result<Sniffed> {
             if let Some(kind) = classify(trimmed) {
                 out.detected = Some(Detected::JsonLines(kind));
                 out.head = line;
+                out.head_at = line_at;
                 return Ok(out);
             }
         } else if is_spendlogs_csv_header(trimmed) {
