@@ -998,6 +998,23 @@ struct TimeSample {
 const BUCKET_WIDTHS_MS: [i64; 6] = [60_000, 300_000, 900_000, 3_600_000, 86_400_000, 604_800_000];
 const MAX_POINTS: i64 = 48;
 
+/// A bucket starting at `b` (ms) with nothing in it yet, and its latencies.
+fn empty_bucket(b: i64) -> (TimePoint, Vec<f64>) {
+    (
+        TimePoint {
+            start: DateTime::from_timestamp_millis(b).unwrap_or_default(),
+            requests: 0,
+            failed: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_usd: 0.0,
+            latency_p50_ms: None,
+            latency_p95_ms: None,
+        },
+        Vec::new(),
+    )
+}
+
 fn timeline(samples: &mut [TimeSample]) -> Timeline {
     if samples.is_empty() {
         return Timeline::default();
@@ -1015,21 +1032,7 @@ fn timeline(samples: &mut [TimeSample]) -> Timeline {
     let mut map: BTreeMap<i64, (TimePoint, Vec<f64>)> = BTreeMap::new();
     for p in samples.iter() {
         let b = origin + (p.at_ms - origin).div_euclid(width) * width;
-        let (e, latencies) = map.entry(b).or_insert_with(|| {
-            (
-                TimePoint {
-                    start: DateTime::from_timestamp_millis(b).unwrap_or_default(),
-                    requests: 0,
-                    failed: 0,
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                    cost_usd: 0.0,
-                    latency_p50_ms: None,
-                    latency_p95_ms: None,
-                },
-                Vec::new(),
-            )
-        });
+        let (e, latencies) = map.entry(b).or_insert_with(|| empty_bucket(b));
         e.requests += 1;
         e.failed += u64::from(p.failed);
         e.prompt_tokens += p.prompt;
@@ -1043,21 +1046,7 @@ fn timeline(samples: &mut [TimeSample]) -> Timeline {
     let last_bucket = origin + (last - origin).div_euclid(width) * width;
     let mut b = origin;
     while b < last_bucket {
-        map.entry(b).or_insert_with(|| {
-            (
-                TimePoint {
-                    start: DateTime::from_timestamp_millis(b).unwrap_or_default(),
-                    requests: 0,
-                    failed: 0,
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                    cost_usd: 0.0,
-                    latency_p50_ms: None,
-                    latency_p95_ms: None,
-                },
-                Vec::new(),
-            )
-        });
+        map.entry(b).or_insert_with(|| empty_bucket(b));
         b += width;
     }
     Timeline {

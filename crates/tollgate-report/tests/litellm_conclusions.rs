@@ -151,15 +151,7 @@ fn openrouter_free_models_logged_at_zero_are_really_free() {
 }
 
 fn with_config() -> ReportOptions {
-    let mut prices = PriceTable::builtin();
-    let facts = ConfigFacts::load(&fixture("cfx_workflow.yaml"), &prices).expect("config loads");
-    facts.apply_prices(&mut prices);
-    let mut opts = ReportOptions {
-        prices,
-        ..ReportOptions::default()
-    };
-    opts.expect_workflows(facts.workflows);
-    opts
+    options_with_cfx_config()
 }
 
 #[test]

@@ -8,7 +8,6 @@ mod common;
 use chrono::{Duration, TimeZone, Utc};
 use common::*;
 use tollgate_core::{PriceTable, Record};
-use tollgate_report::expectations::ConfigFacts;
 use tollgate_report::{Format, Lang, Report, ReportOptions, build_report, render};
 
 const SONNET: &str = "anthropic/claude-sonnet-4-5";
@@ -34,15 +33,7 @@ fn claude_with_cache_writes(n: usize) -> Vec<Record> {
 }
 
 fn options() -> ReportOptions {
-    let mut prices = PriceTable::builtin();
-    let facts = ConfigFacts::load(&fixture("cfx_workflow.yaml"), &prices).expect("config loads");
-    facts.apply_prices(&mut prices);
-    let mut opts = ReportOptions {
-        prices,
-        ..ReportOptions::default()
-    };
-    opts.expect_workflows(facts.workflows);
-    opts
+    options_with_cfx_config()
 }
 
 fn conclusions_report() -> Report {

@@ -97,3 +97,17 @@ pub fn failed(id: &str, group: &str, model: &str, msg: &str) -> Record {
 pub fn ids(r: &Report) -> Vec<(String, Option<String>)> {
     r.findings.iter().map(|f| (f.id.clone(), f.model.clone())).collect()
 }
+
+/// Report options with `tests/fixtures/cfx_workflow.yaml` read as `--config` reads it.
+pub fn options_with_cfx_config() -> ReportOptions {
+    let mut prices = PriceTable::builtin();
+    let facts =
+        tollgate_report::expectations::ConfigFacts::load(&fixture("cfx_workflow.yaml"), &prices).expect("config loads");
+    facts.apply_prices(&mut prices);
+    let mut opts = ReportOptions {
+        prices,
+        ..ReportOptions::default()
+    };
+    opts.expect_workflows(facts.workflows);
+    opts
+}
