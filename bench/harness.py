@@ -548,7 +548,8 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
         f"- **Load**: `oha -z {seconds}s -q RATE --latency-correction -c 64|128` (open loop: requests are sent on a "
         "fixed schedule and each latency is timed from its *scheduled* start, so a stalled server cannot hide "
         f"queueing); **saturation** = closed loop `oha -z {seconds}s -c 64` without `-q`. Before the runs each target gets a "
-        "warm-up. At each rate the three targets run back to back (direct, tollgate, LiteLLM).\n"
+        "warm-up. At each rate the direct baseline and tollgate run back to back; LiteLLM's rows run after all of them "
+        "(an overloaded LiteLLM keeps the cores busy for a while after its row).\n"
         "- **Bodies**: chat requests of ~1 KB and ~16 KB (a system prompt plus a user turn), plain and streamed "
         "(`stream_options.include_usage`). Latency is to the end of the response body (the whole stream).\n"
         "- **achieved** = HTTP 200 responses per second of the run; **errors** = non-200 answers and transport "
@@ -935,35 +936,38 @@ def main():
                 run_oha(args.oha, f"{base}/v1/chat/completions", bodies[next(iter(bodies))], key, 4, rate, 32)
             settle(pids.values())
 
-            for name in bodies:
-                litellm_limit = None
-                for rate in RATES + [None]:
-                    for target in ("direct", "tollgate", "litellm"):
-                        row = {"kind": name, "offered": rate, "target": target}
-                        if target == "litellm" and litellm_limit is not None and rate is not None:
-                            row["skipped"] = f"achieved {litellm_limit:,.0f} req/s at a lower rate"
+            # tollgate and the direct baseline first, LiteLLM after: an overloaded LiteLLM keeps
+            # both cores busy for a while after its row, which would land in the rows that follow.
+            for phase in (("direct", "tollgate"), ("litellm",)):
+                for name in bodies:
+                    litellm_limit = None
+                    for rate in RATES + [None]:
+                        for target in phase:
+                            row = {"kind": name, "offered": rate, "target": target}
+                            if target == "litellm" and litellm_limit is not None and rate is not None:
+                                row["skipped"] = f"achieved {litellm_limit:,.0f} req/s at a lower rate"
+                                results.append(row)
+                                continue
+                            url = f"{bases[target]}/v1/chat/completions"
+                            before = scrape(bases["tollgate"]) if target == "tollgate" else None
+                            with Sampler({target: pids[target]}) as s:
+                                r = run_oha(args.oha, url, bodies[name], key, seconds, rate, conns_for(rate))
+                            row.update(r)
+                            row["rss_mb"] = s.peak[target] / 1e6
+                            row["cpu"] = s.cpu[target]
+                            if target == "tollgate":
+                                after_b, after_v = scrape(bases["tollgate"])
+                                h = hist_quantiles(before[0], after_b, "true" if name.startswith("stream") else "false")
+                                h.update(kind=name, offered=rate,
+                                         dropped=int(after_v.get("tollgate_records_dropped_total", 0) - before[1].get("tollgate_records_dropped_total", 0)))
+                                hist.append(h)
+                            if target == "litellm" and rate is not None and r["achieved"] < 0.8 * rate:
+                                litellm_limit = r["achieved"]
                             results.append(row)
-                            continue
-                        url = f"{bases[target]}/v1/chat/completions"
-                        before = scrape(bases["tollgate"]) if target == "tollgate" else None
-                        with Sampler({target: pids[target]}) as s:
-                            r = run_oha(args.oha, url, bodies[name], key, seconds, rate, conns_for(rate))
-                        row.update(r)
-                        row["rss_mb"] = s.peak[target] / 1e6
-                        row["cpu"] = s.cpu[target]
-                        if target == "tollgate":
-                            after_b, after_v = scrape(bases["tollgate"])
-                            h = hist_quantiles(before[0], after_b, "true" if name.startswith("stream") else "false")
-                            h.update(kind=name, offered=rate,
-                                     dropped=int(after_v.get("tollgate_records_dropped_total", 0) - before[1].get("tollgate_records_dropped_total", 0)))
-                            hist.append(h)
-                        if target == "litellm" and rate is not None and r["achieved"] < 0.8 * rate:
-                            litellm_limit = r["achieved"]
-                        results.append(row)
-                        log(f"{name} {rate or 'sat'} {target}: achieved {r['achieved']:.0f}/s p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} errors {r['errors']} rss {row['rss_mb']:.1f} MB cpu {row['cpu']:.0f}%")
-                        waited = settle(pids.values())
-                        if waited > 2:
-                            log(f"waited {waited:.1f} s for the servers to go idle")
+                            log(f"{name} {rate or 'sat'} {target}: achieved {r['achieved']:.0f}/s p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} errors {r['errors']} rss {row['rss_mb']:.1f} MB cpu {row['cpu']:.0f}%")
+                            waited = settle(pids.values())
+                            if waited > 2:
+                                log(f"waited {waited:.1f} s for the servers to go idle")
             # Overload: more connections than the cap, closed loop, 16 KB streams. The cap answers
             # the excess with 429 at once; memory stays bounded.
             if "stream-16k" in bodies:
