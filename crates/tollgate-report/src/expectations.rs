@@ -69,12 +69,7 @@ impl ConfigFacts {
     pub fn from_config(cfg: &GatewayConfig, base_prices: &PriceTable) -> Self {
         let upstreams_of = |group: &str| -> Vec<String> {
             let mut out: Vec<String> = Vec::new();
-            let target = cfg
-                .router
-                .model_group_alias
-                .get(group)
-                .map(String::as_str)
-                .unwrap_or(group);
+            let target = cfg.router.resolve(group);
             for d in cfg.deployments.iter().filter(|d| d.model_name == target) {
                 if !out.contains(&d.model) {
                     out.push(d.model.clone());
