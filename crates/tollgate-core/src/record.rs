@@ -115,6 +115,10 @@ pub struct Record {
     /// A summary of other records (a workflow run, whose steps have records of their own):
     /// totals must skip it or they count its tokens and cost twice.
     pub rollup: bool,
+    /// The gateway instance that served it (`--instance-id`, hostname:port by default), so
+    /// records of many instances in one shared store can be told apart. Absent on imported logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 impl Record {

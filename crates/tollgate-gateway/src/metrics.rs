@@ -47,6 +47,11 @@ pub struct Metrics {
     sink_pending: IntGaugeVec,
     circuit_state: IntGaugeVec,
     dependency_ops: IntGaugeVec,
+    /// Shipping to the shared store (only set when there is one).
+    shared_backlog: IntGauge,
+    shared_shipped: IntGauge,
+    shared_failures: IntGauge,
+    shared_connected: IntGauge,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +59,8 @@ pub struct Metrics {
 pub struct MetricsError(#[from] prometheus::Error);
 
 impl Metrics {
-    pub fn new() -> Result<Self, MetricsError> {
+    /// `shared_store`: the gateway ships records to Postgres, so the shipping series exist.
+    pub fn new(shared_store: bool) -> Result<Self, MetricsError> {
         let registry = Registry::new();
         let overhead = prometheus::HistogramVec::new(
             HistogramOpts::new(
@@ -133,6 +139,27 @@ impl Metrics {
             ),
             &["dependency", "result"],
         )?;
+        let shared_backlog = IntGauge::new(
+            "tollgate_store_shared_backlog_records",
+            "Records committed to the local SQLite outbox and not yet shipped to the shared store (Postgres).",
+        )?;
+        let shared_shipped = IntGauge::new(
+            "tollgate_store_shared_shipped_total",
+            "Records shipped to the shared store since start (rows it already had included).",
+        )?;
+        let shared_failures = IntGauge::new(
+            "tollgate_store_shared_failures_total",
+            "Shipping batches that failed (the shared store unreachable or refusing); they are retried.",
+        )?;
+        let shared_connected = IntGauge::new(
+            "tollgate_store_shared_connected",
+            "1 when the last attempt to reach the shared store worked, else 0.",
+        )?;
+        if shared_store {
+            for g in [&shared_backlog, &shared_shipped, &shared_failures, &shared_connected] {
+                registry.register(Box::new(g.clone()))?;
+            }
+        }
         registry.register(Box::new(circuit_state.clone()))?;
         registry.register(Box::new(dependency_ops.clone()))?;
         registry.register(Box::new(overhead.clone()))?;
@@ -143,7 +170,6 @@ impl Metrics {
         registry.register(Box::new(records_written.clone()))?;
         registry.register(Box::new(records_dropped.clone()))?;
         Ok(Metrics {
-            registry,
             // Resolved once, so observing never hashes a label.
             overhead_plain: overhead.get_metric_with_label_values(&["false"])?,
             overhead_stream: overhead.get_metric_with_label_values(&["true"])?,
@@ -160,6 +186,11 @@ impl Metrics {
             sink_pending,
             circuit_state,
             dependency_ops,
+            shared_backlog,
+            shared_shipped,
+            shared_failures,
+            shared_connected,
+            registry,
         })
     }
 
@@ -229,6 +260,12 @@ impl Metrics {
                 }
             }
         }
+        if let Some(shared) = &store.shared {
+            self.shared_backlog.set(gauge(shared.backlog));
+            self.shared_shipped.set(gauge(shared.shipped));
+            self.shared_failures.set(gauge(shared.failures));
+            self.shared_connected.set(i64::from(shared.connected));
+        }
         let mut out = Vec::with_capacity(8 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!("cannot encode metrics: {e}");
@@ -243,7 +280,7 @@ mod tests {
 
     #[test]
     fn observations_land_in_the_right_series() {
-        let m = Metrics::new().unwrap();
+        let m = Metrics::new(false).unwrap();
         m.observe(false, Some(0.04), Some(1.5));
         m.observe(false, Some(0.2), Some(2.0));
         m.observe(true, Some(0.5), Some(30.0));

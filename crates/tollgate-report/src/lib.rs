@@ -213,7 +213,7 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
                 summaries.extend(importer.import(input, &mut sink)?);
             }
             if let Some(url) = &db {
-                summaries.push(import::postgres_source::import_postgres(
+                summaries.extend(import::postgres_source::import_postgres(
                     url, since, until, &prices, &mut sink,
                 )?);
             }

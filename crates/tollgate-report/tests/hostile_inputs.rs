@@ -375,6 +375,9 @@ fn a_damaged_sqlite_page_keeps_the_rows_before_it() {
         jsonl: None,
         capacity: 4096,
         durability: Default::default(),
+        instance_id: None,
+        shared: None,
+        retention_days: None,
     })
     .unwrap();
     let n = 2000;

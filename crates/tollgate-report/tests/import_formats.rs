@@ -183,6 +183,9 @@ fn write_with_the_store(data_dir: &std::path::Path, jsonl: &std::path::Path, rec
         jsonl: Some(jsonl.to_path_buf()),
         capacity: 64,
         durability: Default::default(),
+        instance_id: None,
+        shared: None,
+        retention_days: None,
     })
     .unwrap();
     for r in records {

@@ -413,6 +413,9 @@ proptest! {
             jsonl: None,
             capacity: 64,
             durability: Default::default(),
+            instance_id: None,
+            shared: None,
+            retention_days: None,
         })
         .unwrap();
         for (i, r) in rows.iter().enumerate() {

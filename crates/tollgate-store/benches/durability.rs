@@ -52,6 +52,9 @@ fn start(rt: &tokio::runtime::Runtime, durability: RecordDurability) -> Bench {
         // Large enough that the buffered runs never drop (which would flatter them).
         capacity: 1 << 20,
         durability,
+        instance_id: None,
+        shared: None,
+        retention_days: None,
     };
     let _guard = rt.enter();
     let (writer, handle) = RecordWriter::start(config).expect("writer");

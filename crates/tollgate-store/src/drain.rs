@@ -11,6 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use tollgate_core::Record;
 use tollgate_core::config::RecordDurability;
 
 use crate::health::SinkHealth;
+use crate::ship::ShipState;
 use crate::jsonl::JsonlAppender;
 use crate::sqlite;
 
@@ -77,6 +79,8 @@ pub(crate) struct Shared {
     /// Milliseconds since `epoch` of the last drop warning, plus one (0 means never).
     pub last_drop_warning: AtomicU64,
     pub epoch: Instant,
+    /// The shipper to wake after each SQLite commit, when there is a shared store.
+    pub ship: Option<Arc<ShipState>>,
 }
 
 pub(crate) fn durability_code(d: RecordDurability) -> u8 {
@@ -127,6 +131,7 @@ struct SqliteTarget {
 impl Target for SqliteTarget {
     fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String> {
         sqlite::insert_batch(&mut self.conn, rows.iter().map(|r| (&r.record, r.json.as_str())))
+            .map(|_| ())
             .map_err(|e| e.to_string())
     }
 }
@@ -235,11 +240,19 @@ pub(crate) struct Sinks {
     sqlite: Lane<SqliteTarget>,
     jsonl: Option<Lane<JsonlTarget>>,
     durability: u8,
+    /// Stamped on records that do not say which instance served them.
+    instance_id: Option<String>,
 }
 
 impl Sinks {
-    pub(crate) fn new(conn: Connection, jsonl: Option<JsonlAppender>, retry_limit: usize) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        jsonl: Option<JsonlAppender>,
+        retry_limit: usize,
+        instance_id: Option<String>,
+    ) -> Self {
         Sinks {
+            instance_id,
             sqlite: Lane::new(SqliteTarget { conn }, retry_limit),
             jsonl: jsonl.map(|file| Lane::new(JsonlTarget { file, buf: Vec::new() }, retry_limit)),
             // Applied on the first batch (the connection starts at NORMAL).
@@ -290,7 +303,10 @@ impl Sinks {
         self.apply_durability(shared);
         let sinks = 1 + u8::from(self.jsonl.is_some());
         let mut rows: Vec<Rc<Row>> = Vec::with_capacity(batch.len());
-        for (record, ack) in batch.drain(..) {
+        for (mut record, ack) in batch.drain(..) {
+            if record.instance_id.is_none() {
+                record.instance_id.clone_from(&self.instance_id);
+            }
             match serde_json::to_string(&record) {
                 Ok(json) => rows.push(Rc::new(Row {
                     record: *record,
@@ -315,7 +331,13 @@ impl Sinks {
         }
 
         self.sqlite.backlog.extend(rows.iter().cloned());
+        let before = shared.sqlite.written();
         self.sqlite.flush(&shared.sqlite, shared, closing, true);
+        if let Some(ship) = &shared.ship
+            && shared.sqlite.written() != before
+        {
+            ship.nudge();
+        }
         self.sqlite.trim(&shared.sqlite, shared);
         shared.sqlite.set_pending(self.sqlite.backlog.len());
         // Rows SQLite has not committed yet (failing, or waiting for a retry): their submitters

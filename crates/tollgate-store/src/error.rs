@@ -25,6 +25,19 @@ pub enum StoreError {
     )]
     NewerSchema { path: PathBuf, found: i64, supported: i64 },
 
+    /// `location` is the database URL with its password masked.
+    #[error("Postgres error on {location}: {message}")]
+    Postgres { location: String, message: String },
+
+    #[error("cannot migrate the schema of {location}: {message}")]
+    Migration { location: String, message: String },
+
+    /// `tollgate_settings.require_database: true` and the shared store cannot be reached.
+    #[error(
+        "cannot reach the shared store {location} ({message}); tollgate_settings.require_database is true, so tollgate does not start without it (remove that setting to start anyway and queue records locally)"
+    )]
+    DatabaseRequired { location: String, message: String },
+
     #[error("cannot use JSONL file {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 

@@ -10,6 +10,10 @@
 //! what was written and what failed. In `sync` durability, [`RecordWriter::submit`] returns a
 //! [`Commit`] that resolves once the record is committed to SQLite (many requests share one commit).
 //!
+//! With a shared store ([`SharedStore`], Postgres), SQLite is the local outbox: a shipper thread
+//! sends its rows to Postgres in batches, idempotently, and an outage only grows the backlog.
+//! Both stores sit behind [`RecordStore`] and share one migration mechanism (`migrate.rs`).
+//!
 //! Each SQLite row keeps the full record as JSON next to a few indexed columns, so the readers
 //! ([`read_sqlite`], [`read_jsonl`]) rebuild records from that JSON and new `Record` fields need no
 //! migration.
@@ -18,12 +22,28 @@ mod drain;
 mod error;
 mod health;
 mod jsonl;
+mod migrate;
+mod pg;
+mod retention;
+mod ship;
 mod sqlite;
+mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_db;
 mod writer;
 
 pub use error::StoreError;
 pub use health::{SinkKind, SinkStatus};
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
-pub use sqlite::{DB_FILE_NAME, SCHEMA_VERSION, SqliteRecords, is_tollgate_sqlite, read_sqlite, resolve_db_path};
+pub use migrate::{HISTORY_TABLE, postgres_version, sqlite_version};
+pub use pg::{Pool, PooledClient, PostgresStore, PostgresTarget, has_records_table, redact_url};
+pub use retention::{Pruned, prune_once};
+pub use ship::ShipStatus;
+pub use sqlite::{
+    DB_FILE_NAME, SCHEMA_VERSION, SqliteRecords, SqliteStore, is_tollgate_sqlite, read_sqlite, resolve_db_path,
+};
+pub use store::{RecordStore, StoredRow, TimeRange};
 pub use tollgate_core::config::RecordDurability;
-pub use writer::{Commit, RecordWriter, SinkTotals, StoreConfig, StoreStatus, WriteSummary, WriterHandle};
+pub use writer::{
+    Commit, RecordWriter, SharedStore, SinkTotals, StoreConfig, StoreStatus, WriteSummary, WriterHandle,
+};

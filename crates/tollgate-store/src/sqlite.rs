@@ -9,36 +9,26 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, params};
-use tollgate_core::{Record, RecordStatus};
+use tollgate_core::Record;
 
 use crate::error::StoreError;
+use crate::store::{RecordStore, StoredRow, TimeRange, status_str};
 
 /// The database's file name inside a data directory.
 pub const DB_FILE_NAME: &str = "tollgate.sqlite";
 
-/// `PRAGMA user_version` of the schema this build writes. Bump it with a migration when the
-/// columns change; readers refuse databases from a newer build instead of misreading them.
-pub const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA user_version` of the schema this build writes; each migration sets it, so read-only
+/// readers (which must not migrate) can refuse a database from a newer build with one pragma.
+pub const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS records (
-    request_id  TEXT,
-    trace_id    TEXT,
-    start_time  TEXT,
-    model_group TEXT,
-    model       TEXT,
-    status      TEXT,
-    cost_usd    REAL,
-    json        TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_start_time ON records (start_time);
-";
-
-const INSERT: &str = "INSERT INTO records
-    (request_id, trace_id, start_time, model_group, model, status, cost_usd, json)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// `INSERT OR IGNORE`: a row whose `(request_id, attempt)` is stored already is skipped, which
+/// makes inserting a batch twice harmless.
+const INSERT: &str = "INSERT OR IGNORE INTO records
+    (request_id, trace_id, start_time, model_group, model, status, cost_usd, json,
+     attempt, instance_id, session_id, key_alias, workflow)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// Rows fetched per query while reading; bounds the reader's memory whatever the table's size.
 const READ_PAGE: usize = 1000;
@@ -64,7 +54,7 @@ fn sqlite_err(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
 
 /// Opens (creating if needed) the database the writer appends to.
 pub(crate) fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(sqlite_err(path))?;
+    let mut conn = Connection::open(path).map_err(sqlite_err(path))?;
     // A reader (the report, run while the gateway serves) may hold the lock briefly; waiting is
     // better than failing a batch.
     conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite_err(path))?;
@@ -74,6 +64,7 @@ pub(crate) fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
         .map_err(sqlite_err(path))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite_err(path))?;
+    // Before refinery's own check: it names the version, this names the pre-refinery case too.
     let version = user_version(&conn).map_err(sqlite_err(path))?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
@@ -82,21 +73,12 @@ pub(crate) fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    conn.execute_batch(SCHEMA).map_err(sqlite_err(path))?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(sqlite_err(path))?;
+    crate::migrate::sqlite(&mut conn, &path.display().to_string())?;
     Ok(conn)
 }
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
-}
-
-fn status_str(status: RecordStatus) -> &'static str {
-    match status {
-        RecordStatus::Success => "success",
-        RecordStatus::Failure => "failure",
-    }
 }
 
 /// `synchronous=FULL` makes each commit wait for the WAL's fsync (`sync` durability: a committed
@@ -107,18 +89,19 @@ pub(crate) fn set_fsync_per_commit(conn: &Connection, on: bool) -> rusqlite::Res
 
 /// Inserts one batch in one transaction: one commit per batch is what makes the writer keep up
 /// with thousands of requests per second. Each record comes with its JSON, serialised once for
-/// both sinks. A failed batch is rolled back whole, so retrying it cannot store a record twice.
+/// both sinks. A failed batch is rolled back whole, and a row already stored is skipped, so
+/// retrying a batch cannot store a record twice. Returns how many rows were new.
 pub(crate) fn insert_batch<'a>(
     conn: &mut Connection,
     rows: impl IntoIterator<Item = (&'a Record, &'a str)>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;
+    let mut inserted = 0;
     {
         let mut stmt = tx.prepare_cached(INSERT)?;
         for (record, json) in rows {
-            // Fixed-width UTC timestamps sort as text, so the start_time index serves range scans.
             let start_time = record.start_time.to_rfc3339_opts(SecondsFormat::Micros, true);
-            stmt.execute(params![
+            inserted += stmt.execute(params![
                 record.request_id,
                 record.trace_id,
                 start_time,
@@ -127,10 +110,44 @@ pub(crate) fn insert_batch<'a>(
                 status_str(record.status),
                 record.cost_usd,
                 json,
-            ])?;
+                i64::from(record.attempt.unwrap_or(0)),
+                record.instance_id,
+                record.session_id,
+                record.key_alias,
+                record.workflow,
+            ])? as u64;
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(inserted)
+}
+
+/// [`insert_batch`] for rows that are already columns (the store interface, tests).
+pub(crate) fn insert_rows(conn: &mut Connection, rows: &[StoredRow]) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    let mut inserted = 0;
+    {
+        let mut stmt = tx.prepare_cached(INSERT)?;
+        for r in rows {
+            inserted += stmt.execute(params![
+                r.request_id,
+                r.trace_id,
+                r.start_time_text(),
+                r.model_group,
+                r.model,
+                r.status,
+                r.cost_usd,
+                r.json,
+                r.attempt,
+                r.instance_id,
+                r.session_id,
+                r.key_alias,
+                r.workflow,
+            ])? as u64;
+        }
+    }
+    tx.commit()?;
+    Ok(inserted)
 }
 
 /// Whether `path` (a data directory or a file) is a tollgate SQLite database. Cheap enough to
@@ -244,5 +261,110 @@ impl Iterator for SqliteRecords {
             location: format!("rowid {rowid}"),
             source,
         }))
+    }
+}
+
+/// A SQLite database behind the [`RecordStore`] interface (the report, tests, retention).
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database in a data directory or file.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let path = resolve_db_path(path);
+        let conn = open_for_writing(&path)?;
+        Ok(SqliteStore { conn, path })
+    }
+
+    /// How far this database's rows have gone to the shared store at `destination` (a masked
+    /// URL); 0 when nothing has.
+    pub fn shipped_upto(&self, destination: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT coalesce((SELECT last_rowid FROM shipped WHERE destination = ?1), 0)",
+                params![destination],
+                |row| row.get(0),
+            )
+            .map_err(sqlite_err(&self.path))
+    }
+
+    /// Deletes records that started before `before`, except those after `keep_after_rowid` (not
+    /// yet shipped to the shared store) and the newest row. The newest row stays because SQLite
+    /// hands out `max(rowid) + 1`: with the table emptied, new rows would reuse old rowids and a
+    /// shipping cursor past them would never send them.
+    pub fn prune_keeping(&mut self, before: DateTime<Utc>, keep_after_rowid: Option<i64>) -> Result<u64, StoreError> {
+        let before = before.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM records WHERE start_time < ?1
+                   AND rowid < (SELECT max(rowid) FROM records)
+                   AND (?2 IS NULL OR rowid <= ?2)",
+                params![before, keep_after_rowid],
+            )
+            .map_err(sqlite_err(&self.path))?;
+        Ok(n as u64)
+    }
+}
+
+impl RecordStore for SqliteStore {
+    fn location(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    fn insert(&mut self, rows: &[StoredRow]) -> Result<u64, StoreError> {
+        insert_rows(&mut self.conn, rows).map_err(sqlite_err(&self.path))
+    }
+
+    fn read(&mut self, range: TimeRange, sink: &mut dyn FnMut(Record) -> bool) -> Result<u64, StoreError> {
+        let text = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let (since, until) = (range.since.map(text), range.until.map(text));
+        let mut after = 0i64;
+        let mut n = 0u64;
+        loop {
+            let page: Vec<(i64, String)> = {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT rowid, json FROM records WHERE rowid > ?1
+                           AND (?2 IS NULL OR start_time >= ?2) AND (?3 IS NULL OR start_time < ?3)
+                         ORDER BY rowid LIMIT ?4",
+                    )
+                    .map_err(sqlite_err(&self.path))?;
+                let rows = stmt
+                    .query_map(params![after, since, until, READ_PAGE as i64], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .map_err(sqlite_err(&self.path))?;
+                rows.collect::<rusqlite::Result<_>>().map_err(sqlite_err(&self.path))?
+            };
+            let full = page.len() == READ_PAGE;
+            for (rowid, json) in page {
+                after = rowid;
+                let record: Record = serde_json::from_str(&json).map_err(|source| StoreError::Decode {
+                    path: self.path.clone(),
+                    location: format!("rowid {rowid}"),
+                    source,
+                })?;
+                n += 1;
+                if !sink(record) {
+                    return Ok(n);
+                }
+            }
+            if !full {
+                return Ok(n);
+            }
+        }
+    }
+
+    fn prune(&mut self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.prune_keeping(before, None)
+    }
+
+    fn schema_version(&mut self) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        user_version(&self.conn).map_err(sqlite_err(&path))
     }
 }

@@ -17,6 +17,8 @@ use crate::drain::{self, Message, Shared, Sinks};
 use crate::error::StoreError;
 use crate::health::{SinkHealth, SinkKind, SinkStatus};
 use crate::jsonl::JsonlAppender;
+use crate::pg::PostgresTarget;
+use crate::ship::{ShipState, ShipStatus, Shipper};
 use crate::sqlite::{self, DB_FILE_NAME};
 
 /// Minimum time between two "records dropped" warnings, so a saturated writer does not also
@@ -35,6 +37,35 @@ pub struct StoreConfig {
     pub capacity: usize,
     /// When a record counts as kept; can be changed later with [`RecordWriter::set_durability`].
     pub durability: RecordDurability,
+    /// Written on every record that has none: which gateway instance served it.
+    pub instance_id: Option<String>,
+    /// Ship every record to a shared Postgres as well (SQLite stays the local outbox).
+    pub shared: Option<SharedStore>,
+    /// Delete records older than this many days, locally and in the shared store.
+    pub retention_days: Option<u32>,
+}
+
+impl StoreConfig {
+    /// SQLite under `data_dir` only, no retention: what tests, the demo and the report use.
+    pub fn local(data_dir: PathBuf) -> StoreConfig {
+        StoreConfig {
+            data_dir,
+            jsonl: None,
+            capacity: 65_536,
+            durability: RecordDurability::Buffered,
+            instance_id: None,
+            shared: None,
+            retention_days: None,
+        }
+    }
+}
+
+/// The shared store and how much the gateway depends on it.
+#[derive(Debug, Clone)]
+pub struct SharedStore {
+    pub target: PostgresTarget,
+    /// `tollgate_settings.require_database`: refuse to start when it cannot be reached.
+    pub require: bool,
 }
 
 /// The submitting side: cheap to clone, one per request handler if need be.
@@ -44,11 +75,13 @@ pub struct RecordWriter {
     shared: Arc<Shared>,
 }
 
-/// Owns the writer thread; [`WriterHandle::shutdown`] drains it.
+/// Owns the writer thread (and the shipper's); [`WriterHandle::shutdown`] drains them.
 pub struct WriterHandle {
     tx: mpsc::Sender<Message>,
     done: oneshot::Receiver<()>,
     shared: Arc<Shared>,
+    shipper: Option<(Arc<ShipState>, std::thread::JoinHandle<()>)>,
+    _retention: Option<crate::retention::RetentionJob>,
 }
 
 /// One sink's totals in a [`WriteSummary`].
@@ -102,6 +135,8 @@ pub struct StoreStatus {
     pub dropped: u64,
     /// SQLite first, then JSONL if configured.
     pub sinks: Vec<SinkStatus>,
+    /// Shipping to the shared store, when there is one.
+    pub shared: Option<ShipStatus>,
 }
 
 impl StoreStatus {
@@ -122,6 +157,15 @@ impl StoreStatus {
                 })
             })
             .collect();
+        let shipping = self.shared.as_ref().and_then(|s| {
+            s.last_error.as_ref().map(|e| {
+                format!(
+                    "the shared store {} is unreachable ({e}); {} records wait in SQLite and are shipped when it is back",
+                    s.location, s.backlog
+                )
+            })
+        });
+        let failing: Vec<String> = failing.into_iter().chain(shipping).collect();
         (!failing.is_empty()).then(|| failing.join("; "))
     }
 }
@@ -162,6 +206,10 @@ impl RecordWriter {
         })?;
         let db_path = config.data_dir.join(DB_FILE_NAME);
         let conn = sqlite::open_for_writing(&db_path)?;
+        let shipping = match &config.shared {
+            Some(shared) => Some(prepare_shipping(shared, &db_path, config.instance_id.clone())?),
+            None => None,
+        };
         let jsonl = match &config.jsonl {
             Some(path) => Some(JsonlAppender::open(path)?),
             None => None,
@@ -180,13 +228,15 @@ impl RecordWriter {
             jsonl: config.jsonl.as_deref().map(|p| SinkHealth::new(SinkKind::Jsonl, p)),
             last_drop_warning: AtomicU64::new(0),
             epoch: Instant::now(),
+            ship: shipping.as_ref().map(|(state, _)| Arc::clone(state)),
         });
         let thread_shared = Arc::clone(&shared);
+        let instance_id = config.instance_id.clone();
         std::thread::Builder::new()
             .name("tollgate-record-writer".into())
             .spawn(move || {
                 // The retry buffers hold `Rc`s, so the sinks are built on this thread.
-                let sinks = Sinks::new(conn, jsonl, capacity);
+                let sinks = Sinks::new(conn, jsonl, capacity, instance_id);
                 drain::run(rx, sinks, &thread_shared);
                 let _ = done_tx.send(());
             })
@@ -195,11 +245,38 @@ impl RecordWriter {
                 source,
             })?;
 
+        let shipper = match shipping {
+            Some((state, shipper)) => {
+                let thread_state = Arc::clone(&state);
+                let thread = std::thread::Builder::new()
+                    .name("tollgate-shipper".into())
+                    .spawn(move || shipper.run(&thread_state))
+                    .map_err(|source| StoreError::Io {
+                        path: config.data_dir.clone(),
+                        source,
+                    })?;
+                Some((state, thread))
+            }
+            None => None,
+        };
+        let retention = config
+            .retention_days
+            .map(|days| crate::retention::start(days, db_path.clone(), config.shared.as_ref().map(|s| s.target.clone())));
+
         let writer = RecordWriter {
             tx: tx.clone(),
             shared: Arc::clone(&shared),
         };
-        Ok((writer, WriterHandle { tx, done, shared }))
+        Ok((
+            writer,
+            WriterHandle {
+                tx,
+                done,
+                shared,
+                shipper,
+                _retention: retention,
+            },
+        ))
     }
 
     /// Queues a record without ever waiting. When the queue is full (the disk cannot keep up) the
@@ -303,6 +380,39 @@ impl RecordWriter {
     }
 }
 
+/// Connects to the shared store once at startup: a newer schema there refuses the start, so
+/// does an unreachable one with `require`; otherwise an outage only means shipping starts later.
+fn prepare_shipping(
+    shared: &SharedStore,
+    db_path: &std::path::Path,
+    instance_id: Option<String>,
+) -> Result<(Arc<ShipState>, Shipper), StoreError> {
+    let target = &shared.target;
+    let migrated = match crate::pg::PostgresStore::open(target) {
+        Ok(_) => true,
+        Err(e @ (StoreError::NewerSchema { .. } | StoreError::Migration { .. })) => return Err(e),
+        Err(e) if shared.require => {
+            return Err(StoreError::DatabaseRequired {
+                location: target.location().to_string(),
+                message: e.to_string(),
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the shared store is unreachable at startup; serving anyway, records queue in SQLite until it is back");
+            false
+        }
+    };
+    let state = Arc::new(ShipState::new(target.location()));
+    let shipper = Shipper {
+        db_path: db_path.to_path_buf(),
+        target: target.clone(),
+        pool: target.pool(),
+        instance_id,
+        migrated,
+    };
+    Ok((state, shipper))
+}
+
 fn status(shared: &Shared) -> StoreStatus {
     let mut sinks = vec![shared.sqlite.status()];
     sinks.extend(shared.jsonl.as_ref().map(SinkHealth::status));
@@ -312,6 +422,7 @@ fn status(shared: &Shared) -> StoreStatus {
         failed: shared.failed.load(Ordering::Relaxed),
         dropped: shared.dropped.load(Ordering::Relaxed),
         sinks,
+        shared: shared.ship.as_ref().map(|s| s.status()),
     }
 }
 
@@ -336,6 +447,11 @@ impl WriterHandle {
         self.tx.send(Message::Close).await.map_err(|_| StoreError::WriterGone)?;
         drop(self.tx);
         self.done.await.map_err(|_| StoreError::WriterGone)?;
+        // Everything is in SQLite now; the shipper sends what it can in its drain time.
+        if let Some((state, thread)) = self.shipper {
+            state.stop();
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         Ok(summary(&self.shared))
     }
 
@@ -440,6 +556,9 @@ mod tests {
             jsonl: jsonl.then(|| dir.0.join("logs/records.jsonl")),
             capacity,
             durability: RecordDurability::Buffered,
+            instance_id: None,
+            shared: None,
+            retention_days: None,
         }
     }
 
@@ -504,7 +623,8 @@ mod tests {
 
         let conn = Connection::open(dir.0.join("data").join(DB_FILE_NAME)).unwrap();
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(version, 1);
+        assert_eq!(version, crate::SCHEMA_VERSION);
+        assert_eq!(version, crate::sqlite_version(), "the migrations set user_version to their own version");
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         let (request_id, trace_id, start_time, model_group, model, status, cost): (
@@ -683,18 +803,15 @@ mod tests {
         let db = dir.0.join("data").join(DB_FILE_NAME);
         Connection::open(&db)
             .unwrap()
-            .pragma_update(None, "user_version", 2)
+            .pragma_update(None, "user_version", crate::SCHEMA_VERSION + 1)
             .unwrap();
 
         let err = read_sqlite(&db).err().unwrap();
         assert!(
             matches!(
                 err,
-                StoreError::NewerSchema {
-                    found: 2,
-                    supported: 1,
-                    ..
-                }
+                StoreError::NewerSchema { found, supported, .. }
+                    if found == crate::SCHEMA_VERSION + 1 && supported == crate::SCHEMA_VERSION
             ),
             "{err}"
         );

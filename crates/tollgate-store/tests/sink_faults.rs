@@ -31,6 +31,9 @@ fn config(data_dir: PathBuf, jsonl: Option<PathBuf>, capacity: usize, durability
         jsonl,
         capacity,
         durability,
+        instance_id: None,
+        shared: None,
+        retention_days: None,
     }
 }
 

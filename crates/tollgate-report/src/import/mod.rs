@@ -115,6 +115,8 @@ pub enum Detected {
     SpendLogsCsv,
     TollgateSqlite,
     Postgres,
+    /// tollgate's own `tollgate_records` table in a shared Postgres.
+    TollgatePostgres,
     Empty,
 }
 
@@ -126,6 +128,7 @@ impl Detected {
             Detected::SpendLogsCsv => "LiteLLM_SpendLogs (CSV)".into(),
             Detected::TollgateSqlite => "tollgate SQLite store".into(),
             Detected::Postgres => "LiteLLM_SpendLogs (Postgres)".into(),
+            Detected::TollgatePostgres => "tollgate records (Postgres)".into(),
             Detected::Empty => "empty".into(),
         }
     }
@@ -275,7 +278,7 @@ impl Importer<'_> {
         }
         detected.sort_by_key(|(d, f)| {
             let rank = match d {
-                Detected::TollgateSqlite => 0,
+                Detected::TollgateSqlite | Detected::TollgatePostgres => 0,
                 Detected::JsonLines(k) | Detected::JsonArray(k) => k.order(),
                 Detected::SpendLogsCsv | Detected::Postgres => 2,
                 Detected::Empty => 3,
@@ -445,7 +448,10 @@ impl Importer<'_> {
                 Ok(InputSummary::new(name, None, gzip))
             };
         };
-        if matches!(detected, Detected::TollgateSqlite | Detected::Postgres) {
+        if matches!(
+            detected,
+            Detected::TollgateSqlite | Detected::Postgres | Detected::TollgatePostgres
+        ) {
             return Err(ReportError::UnknownFormat {
                 path: name.to_string(),
                 expected: "a SQLite store given by its path (not on stdin, not gzipped)".into(),
@@ -462,7 +468,7 @@ impl Importer<'_> {
             Detected::JsonLines(kind) => self.read_lines(&mut buffered, kind, first_line, &mut summary, sink),
             Detected::JsonArray(kind) => self.read_array(buffered, kind, first_line, &mut summary, sink),
             Detected::SpendLogsCsv => self.read_csv(buffered, first_line, &fault, &mut summary, sink),
-            Detected::Empty | Detected::TollgateSqlite | Detected::Postgres => Ok(()),
+            Detected::Empty | Detected::TollgateSqlite | Detected::Postgres | Detected::TollgatePostgres => Ok(()),
         }
         .map_err(io_err(name))?;
         if let Some(e) = fault.borrow_mut().error.take() {

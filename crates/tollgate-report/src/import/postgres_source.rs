@@ -1,40 +1,135 @@
-//! `LiteLLM_SpendLogs` straight from LiteLLM's Postgres, read-only. Each row is fetched as
-//! `row_to_json` text so the same SpendLogs reader handles it as a JSON line; rows stream from the
-//! server, so memory stays bounded.
+//! `--db postgres://…`: the records in a Postgres database, read-only. Two tables are looked for
+//! and every one present is read: tollgate's own `tollgate_records` (the shared store many
+//! gateway instances ship to) and LiteLLM's `LiteLLM_SpendLogs`. `--since/--until` go into the
+//! SQL, so a day of a year of records reads a day. Rows stream from the server; memory stays
+//! bounded. The connection follows the gateway's (`sslmode` as libpq reads it).
 
 use chrono::{DateTime, Utc};
+use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
+use postgres::types::ToSql;
 use tollgate_core::{PriceTable, Record};
+use tollgate_store::PostgresTarget;
 
 use super::{Detected, InputSummary, RowKind};
 use crate::ReportError;
 
-/// Reads the table at `url` (a `postgres://` URL; `?options=-csearch_path%3D…` picks a schema).
+/// Reads every records table at `url` (`?options=-csearch_path%3D…` picks a schema).
 pub fn import_postgres(
     url: &str,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     prices: &PriceTable,
     sink: &mut dyn FnMut(Record) -> bool,
+) -> Result<Vec<InputSummary>, ReportError> {
+    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store_error_text(&e));
+    let target = PostgresTarget::parse(url, 1).map_err(|e| ReportError::Postgres(e.to_string()))?;
+    let mut client = target.connect().map_err(|e| ReportError::Postgres(e.to_string()))?;
+    let tables = client
+        .query_one(
+            r#"SELECT to_regclass('tollgate_records') IS NOT NULL, to_regclass('"LiteLLM_SpendLogs"') IS NOT NULL"#,
+            &[],
+        )
+        .map_err(err)?;
+    let (tollgate, litellm): (bool, bool) = (tables.try_get(0).map_err(err)?, tables.try_get(1).map_err(err)?);
+    if !tollgate && !litellm {
+        return Err(ReportError::Postgres(format!(
+            "{} has neither tollgate's tollgate_records nor LiteLLM's LiteLLM_SpendLogs table; point --db at the database the gateway (general_settings.database_url) writes to",
+            target.location()
+        )));
+    }
+    let mut out = Vec::new();
+    let mut go_on = true;
+    let mut counting_sink = |r: Record| {
+        go_on = sink(r);
+        go_on
+    };
+    if tollgate {
+        let sql = "SELECT json::text, instance_id FROM tollgate_records";
+        out.push(read_table(
+            &mut client,
+            &target,
+            Table {
+                select: sql,
+                time_column: "start_time",
+                order: "id",
+                detected: Detected::TollgatePostgres,
+            },
+            since,
+            until,
+            prices,
+            &mut counting_sink,
+        )?);
+    }
+    if litellm && go_on {
+        out.push(read_table(
+            &mut client,
+            &target,
+            Table {
+                select: r#"SELECT row_to_json(t)::text, NULL::text FROM "LiteLLM_SpendLogs" t"#,
+                time_column: r#"t."startTime""#,
+                order: r#"t."startTime""#,
+                detected: Detected::Postgres,
+            },
+            since,
+            until,
+            prices,
+            &mut counting_sink,
+        )?);
+    }
+    Ok(out)
+}
+
+struct Table {
+    select: &'static str,
+    time_column: &'static str,
+    order: &'static str,
+    detected: Detected,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_table(
+    client: &mut Client,
+    target: &PostgresTarget,
+    table: Table,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    prices: &PriceTable,
+    sink: &mut dyn FnMut(Record) -> bool,
 ) -> Result<InputSummary, ReportError> {
-    let err = |e: postgres::Error| ReportError::Postgres(e.to_string());
-    let mut client = Client::connect(url, NoTls).map_err(err)?;
+    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store_error_text(&e));
+    // Only the bounds given are in the SQL, so the planner sees a plain index range.
+    let mut sql = format!("{} WHERE true", table.select);
+    // As text cast to timestamptz: LiteLLM's columns are `timestamp` (no zone), tollgate's are
+    // `timestamptz`, and the cast compares both correctly.
+    let bounds: Vec<String> = [since, until].iter().flatten().map(|t| t.to_rfc3339()).collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let mut next = bounds.iter();
+    for (present, op) in [(since.is_some(), ">="), (until.is_some(), "<")] {
+        if present && let Some(b) = next.next() {
+            params.push(b);
+            sql.push_str(&format!(" AND {} {op} ${}::timestamptz", table.time_column, params.len()));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY {}", table.order));
     let mut tx = client.build_transaction().read_only(true).start().map_err(err)?;
-    let since = since.map(|t| t.to_rfc3339());
-    let until = until.map(|t| t.to_rfc3339());
-    let sql = r#"SELECT row_to_json(t)::text FROM "LiteLLM_SpendLogs" t
-                 WHERE ($1::text IS NULL OR t."startTime" >= $1::timestamptz)
-                   AND ($2::text IS NULL OR t."startTime" < $2::timestamptz)
-                 ORDER BY t."startTime""#;
-    let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&since, &until];
-    let mut rows = tx.query_raw(sql, params).map_err(err)?;
-    let mut summary = InputSummary::new(&redact(url), Some(Detected::Postgres.describe()), false);
+    let mut rows = tx.query_raw(&sql, params).map_err(err)?;
+    let mut summary = InputSummary::new(target.location(), Some(table.detected.describe()), false);
     let mut n = 0u64;
     while let Some(row) = rows.next().map_err(err)? {
         n += 1;
         let json: String = row.try_get(0).map_err(err)?;
-        match RowKind::LitellmSpendLogs.convert(json.as_bytes(), prices) {
+        let instance: Option<String> = row.try_get(1).map_err(err)?;
+        let parsed = match table.detected {
+            Detected::TollgatePostgres => super::tollgate::record_from_json(json.as_bytes(), prices).map(|mut r| {
+                if r.instance_id.is_none() {
+                    r.instance_id = instance;
+                }
+                r
+            }),
+            _ => RowKind::LitellmSpendLogs.convert(json.as_bytes(), prices),
+        };
+        match parsed {
             Ok(rec) => {
                 summary.records += 1;
                 if !sink(rec) {
@@ -49,16 +144,15 @@ pub fn import_postgres(
     Ok(summary)
 }
 
+/// A Postgres error with the server's detail (its `Display` alone often says only "db error").
+fn tollgate_store_error_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 /// The URL without its password, for the report.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            let query_free = &url[at..];
-            let query_free = query_free.split('?').next().unwrap_or(query_free);
-            format!("{}{}{}", &url[..s + 3], user, query_free)
-        }
-        _ => url.split('?').next().unwrap_or(url).to_string(),
-    }
+    tollgate_store::redact_url(url)
 }

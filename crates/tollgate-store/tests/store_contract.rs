@@ -1,0 +1,282 @@
+//! One suite, both stores: every test here runs against SQLite and against Postgres (a fresh
+//! database per test on `TOLLGATE_TEST_POSTGRES_URL`), through the `RecordStore` interface.
+
+use chrono::{DateTime, Duration, Utc};
+use tollgate_core::{Record, RecordStatus};
+use tollgate_store::test_db::TestDatabase;
+use tollgate_store::{PostgresStore, PostgresTarget, RecordStore, SqliteStore, StoreError, StoredRow, TimeRange};
+
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_780_000_000, 123_456_000).unwrap()
+}
+
+fn record(i: u32, attempt: Option<u32>) -> Record {
+    let start = t0() + Duration::minutes(i64::from(i));
+    Record {
+        request_id: format!("req-{i}"),
+        trace_id: format!("trace-{}", i / 2),
+        session_id: (i % 2 == 0).then(|| format!("s{i}")),
+        model_group: "coder".into(),
+        model: "deepseek/deepseek-v3.2".into(),
+        provider: "deepseek".into(),
+        status: if attempt == Some(1) {
+            RecordStatus::Failure
+        } else {
+            RecordStatus::Success
+        },
+        http_status: 200,
+        start_time: start,
+        end_time: start + Duration::milliseconds(900),
+        latency_ms: 900.25,
+        prompt_tokens: 1000 + u64::from(i),
+        completion_tokens: 50,
+        cost_usd: Some(0.000_123_456_789_012_3 * f64::from(i + 1)),
+        key_alias: Some("ci".into()),
+        attempt,
+        instance_id: Some(format!("host:{}", 4000 + i % 2)),
+        source: "tollgate".into(),
+        ..Record::default()
+    }
+}
+
+fn rows(records: &[Record]) -> Vec<StoredRow> {
+    records.iter().map(|r| StoredRow::from_record(r).unwrap()).collect()
+}
+
+fn read_all(store: &mut dyn RecordStore, range: TimeRange) -> Vec<Record> {
+    let mut out = Vec::new();
+    store
+        .read(range, &mut |r| {
+            out.push(r);
+            true
+        })
+        .unwrap();
+    out
+}
+
+/// The suite, run for each store by the tests below.
+fn contract(store: &mut dyn RecordStore) {
+    // Fresh store: nothing in it, the schema at this build's version.
+    assert!(read_all(store, TimeRange::default()).is_empty(), "{}", store.location());
+    assert!(store.schema_version().unwrap() >= 1);
+
+    // Records go in and come back equal, in insertion order, floats bit for bit.
+    let mut records: Vec<Record> = (0..10).map(|i| record(i, None)).collect();
+    // A retried request: two attempts under one request id are two rows.
+    records.push(record(20, Some(1)));
+    records.push(Record {
+        status: RecordStatus::Success,
+        ..record(20, Some(2))
+    });
+    assert_eq!(store.insert(&rows(&records)).unwrap(), 12);
+    assert_eq!(read_all(store, TimeRange::default()), records);
+
+    // Inserting again (a batch shipped twice) adds nothing; a new row in the batch still goes in.
+    let mut again = rows(&records[..5]);
+    again.extend(rows(&[record(30, None)]));
+    assert_eq!(store.insert(&again).unwrap(), 1, "only req-30 is new");
+    assert_eq!(read_all(store, TimeRange::default()).len(), 13);
+
+    // Time ranges: since inclusive, until exclusive.
+    let range = TimeRange {
+        since: Some(t0() + Duration::minutes(3)),
+        until: Some(t0() + Duration::minutes(7)),
+    };
+    let ids: Vec<String> = read_all(store, range).into_iter().map(|r| r.request_id).collect();
+    assert_eq!(ids, ["req-3", "req-4", "req-5", "req-6"]);
+
+    // The sink can stop the read.
+    let mut seen = 0;
+    store
+        .read(TimeRange::default(), &mut |_| {
+            seen += 1;
+            seen < 3
+        })
+        .unwrap();
+    assert_eq!(seen, 3);
+
+    // Retention deletes what started before the cutoff.
+    let pruned = store.prune(t0() + Duration::minutes(5)).unwrap();
+    assert_eq!(pruned, 5, "req-0 … req-4");
+    let left: Vec<String> = read_all(store, TimeRange::default()).into_iter().map(|r| r.request_id).collect();
+    assert_eq!(left.first().map(String::as_str), Some("req-5"));
+    assert_eq!(left.len(), 8);
+}
+
+#[test]
+fn sqlite_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    contract(&mut store);
+}
+
+fn pg_db(name: &str) -> TestDatabase {
+    TestDatabase::create(name).expect("a Postgres test database (TOLLGATE_TEST_POSTGRES_URL)")
+}
+
+#[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn postgres_store_keeps_the_contract() {
+    let db = pg_db("contract");
+    let target = PostgresTarget::parse(&db.url, 2).unwrap();
+    let mut store = PostgresStore::open(&target).unwrap();
+    contract(&mut store);
+}
+
+#[test]
+fn sqlite_migrations_run_once_and_refuse_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    // Opening again re-runs nothing and keeps the rows.
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.insert(&rows(&[record(1, None)])).unwrap();
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), tollgate_store::sqlite_version());
+    assert_eq!(read_all(&mut store, TimeRange::default()).len(), 1);
+    drop(store);
+
+    // A newer tollgate migrated it: this build refuses it rather than write old-shaped rows.
+    let conn = rusqlite_conn(dir.path());
+    conn.execute_batch(&format!(
+        "INSERT INTO {} (version, name, applied_on, checksum) VALUES (99, 'future', '2030-01-01', '1'); PRAGMA user_version = 99;",
+        tollgate_store::HISTORY_TABLE
+    ))
+    .unwrap();
+    drop(conn);
+    match SqliteStore::open(dir.path()) {
+        Err(e @ StoreError::NewerSchema { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("newer tollgate") && msg.contains("99"), "{msg}");
+        }
+        Err(e) => panic!("expected NewerSchema, got {e}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
+
+#[test]
+fn a_database_from_before_migrations_is_adopted_with_its_rows() {
+    // What every tollgate before the shared store wrote: the V1 table, user_version 1, no history.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(tollgate_store::DB_FILE_NAME);
+    let conn = rusqlite_conn(&path);
+    let old = record(1, Some(2));
+    let json = serde_json::to_string(&old).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE records (request_id TEXT, trace_id TEXT, start_time TEXT, model_group TEXT, model TEXT,
+             status TEXT, cost_usd REAL, json TEXT NOT NULL);
+         CREATE INDEX records_start_time ON records (start_time);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO records (request_id, trace_id, start_time, model_group, model, status, cost_usd, json)
+         VALUES ('req-1', 'trace-0', '2026-05-28T20:27:40.123456Z', 'coder', 'm', 'success', 0.1, ?1)",
+        [&json],
+    )
+    .unwrap();
+    drop(conn);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(read_all(&mut store, TimeRange::default()), vec![old.clone()]);
+    // The new columns were filled from the JSON, so the row is unique by its attempt too.
+    assert_eq!(store.insert(&rows(&[old])).unwrap(), 0);
+}
+
+#[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn postgres_migrations_run_once_and_refuse_a_newer_schema() {
+    let db = pg_db("migrate");
+    let target = PostgresTarget::parse(&db.url, 1).unwrap();
+    let mut store = PostgresStore::open(&target).unwrap();
+    store.insert(&rows(&[record(1, None)])).unwrap();
+    drop(store);
+    // From an empty database above; now again: a no-op that keeps the rows.
+    let mut store = PostgresStore::open(&target).unwrap();
+    assert_eq!(store.schema_version().unwrap(), tollgate_store::postgres_version());
+    assert_eq!(read_all(&mut store, TimeRange::default()).len(), 1);
+    drop(store);
+
+    let mut admin = db.admin().unwrap();
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO {} (version, name, applied_on, checksum) VALUES (99, 'future', '2030-01-01', '1')",
+            tollgate_store::HISTORY_TABLE
+        ))
+        .unwrap();
+    match PostgresStore::open(&target) {
+        Err(e @ StoreError::NewerSchema { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("newer tollgate") && msg.contains("99"), "{msg}");
+            assert!(!msg.contains("password"), "{msg}");
+        }
+        Err(e) => panic!("expected NewerSchema, got {e}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
+
+#[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn instances_migrating_at_once_do_not_race() {
+    let db = pg_db("race");
+    let target = PostgresTarget::parse(&db.url, 1).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let t = target.clone();
+            std::thread::spawn(move || PostgresStore::open(&t).map(|_| ()))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn bad_urls_and_sslmodes_are_refused_with_the_reason() {
+    let e = PostgresTarget::parse("mysql://u:pw@h/db", 1).unwrap_err().to_string();
+    assert!(e.contains("postgres://") && !e.contains("pw"), "{e}");
+    let e = PostgresTarget::parse("postgres://u:pw@h/db?sslmode=maybe", 1).unwrap_err().to_string();
+    assert!(e.contains("sslmode=maybe") && e.contains("verify-full") && !e.contains(":pw@"), "{e}");
+    for mode in ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] {
+        let t = PostgresTarget::parse(&format!("postgresql://u:pw@h:5433/db?sslmode={mode}"), 3).unwrap();
+        assert_eq!(t.location(), format!("postgresql://u:***@h:5433/db?sslmode={mode}"));
+    }
+}
+
+#[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn sslmode_require_encrypts_against_a_self_signed_server_and_disable_does_not() {
+    // Debian's Postgres serves TLS with a self-signed certificate: libpq's `require` connects
+    // (encrypted, unverified); `verify-full` refuses the certificate.
+    let db = pg_db("tls");
+    let ssl_of = |mode: &str| -> Result<bool, String> {
+        let t = PostgresTarget::parse(&format!("{}?sslmode={mode}", db.url), 1).map_err(|e| e.to_string())?;
+        let mut c = t.connect().map_err(|e| e.to_string())?;
+        let row = c
+            .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+            .map_err(|e| e.to_string())?;
+        Ok(row.get(0))
+    };
+    let server_has_tls = {
+        let mut admin = db.admin().unwrap();
+        admin.query_one("SHOW ssl", &[]).unwrap().get::<_, String>(0) == "on"
+    };
+    assert_eq!(ssl_of("disable"), Ok(false));
+    if server_has_tls {
+        assert_eq!(ssl_of("require"), Ok(true));
+        assert_eq!(ssl_of("prefer"), Ok(true));
+        let refused = ssl_of("verify-full").unwrap_err();
+        assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    } else {
+        let refused = ssl_of("require").unwrap_err();
+        assert!(!refused.is_empty());
+    }
+}
+
+fn rusqlite_conn(path: &std::path::Path) -> rusqlite::Connection {
+    let path = if path.is_dir() {
+        path.join(tollgate_store::DB_FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    rusqlite::Connection::open(path).unwrap()
+}
