@@ -17,44 +17,14 @@ use serde_json::{Map, Value};
 pub use crate::config_error::{ConfigError, ConfigWarning};
 use crate::config_error::{invalid, warn};
 use crate::config_seconds::{MAX_SECONDS, seconds_up_to};
+use crate::database::{self, DatabaseSettings};
+// `Secret` and `Env` live in their own modules so that `database` can use them without importing
+// this one; re-exported here, where callers have always found them.
+pub use crate::env::{Env, ProcessEnv};
 use crate::price::Price;
 use crate::redact;
+pub use crate::secret::Secret;
 use crate::source_map::{Position, SourceMap};
-
-/// A secret from the config (API or master key). Never printed, logged or serialised in clear.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// What `check` and `/admin/config` show instead of the value.
-    pub fn redacted(&self) -> String {
-        let n = self.0.chars().count();
-        if n <= 8 {
-            "****".to_string()
-        } else {
-            let head: String = self.0.chars().take(3).collect();
-            format!("{head}…**** ({n} chars)")
-        }
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.redacted())
-    }
-}
 
 /// Text the source map's reader refuses (it is stricter than the YAML reader on odd flow
 /// indentation) still must not merge duplicate keys silently: the YAML reader's own tree refuses
@@ -354,6 +324,21 @@ pub struct GatewayConfig {
     pub record_durability: RecordDurability,
     /// `tollgate_settings` timeouts and caps of the HTTP server itself.
     pub server: ServerLimits,
+    /// `general_settings.database_url` (with `database_connection_pool_limit`): the Postgres
+    /// database records are shipped to. `None` when unset (or an unset `os.environ/`); the
+    /// `--database-url` flag and `DATABASE_URL` can still name one, see
+    /// [`database::choose_database`].
+    pub database: Option<DatabaseSettings>,
+    /// `general_settings.database_connection_pool_limit`, or [`database::DEFAULT_POOL_SIZE`]:
+    /// kept apart from `database` because it also sizes the pool of a URL given by the flag or
+    /// `DATABASE_URL`.
+    pub database_pool_size: u32,
+    /// `tollgate_settings.require_database`: `serve` and `check` refuse a config that ends up
+    /// without a shared database (see `database::choose_database`).
+    pub require_database: bool,
+    /// `tollgate_settings.retention_days`: how many days records are kept; `None` keeps them
+    /// forever.
+    pub retention_days: Option<u32>,
     /// `litellm_settings.cache` as written.
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
@@ -435,6 +420,55 @@ const MAX_CONNECTIONS_SETTING: u64 = 1_000_000;
 /// More requests in flight than this is a typo (each one holds a connection or stream).
 const MAX_PARALLEL_REQUESTS_SETTING: u64 = 1_000_000;
 
+/// `general_settings.database_connection_pool_limit`: a whole number of connections from 1 up,
+/// digits in a string accepted as for `global_max_parallel_requests`.
+fn read_pool_limit(v: &Value, path: &str, file: &str) -> Result<u32, ConfigError> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=database::MAX_POOL_SIZE).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                file,
+                path,
+                format!(
+                    "expected a whole number of connections from 1 to {}, found {v}; write e.g. \
+                     `database_connection_pool_limit: 10`, or remove the key for the default of {}",
+                    database::MAX_POOL_SIZE,
+                    database::DEFAULT_POOL_SIZE
+                ),
+            )
+        })
+}
+
+/// `general_settings.database_url`: a Postgres URL, or nothing when empty or unset.
+fn read_database_url(v: &Value, path: &str, file: &str) -> Result<Option<Secret>, ConfigError> {
+    let Some(url) = opt_string(v, path, file)?.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    database::check_url(&url).map_err(|problem| invalid(file, path, format!("the database URL {problem}")))?;
+    Ok(Some(Secret::new(url.trim())))
+}
+
+/// `tollgate_settings.retention_days`: a whole number of days from 1 up (digits in a string
+/// accepted, for `os.environ/`).
+fn read_retention_days(v: &Value, path: &str, file: &str) -> Result<u32, ConfigError> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            invalid(
+                file,
+                path,
+                format!(
+                    "expected a whole number of days from 1 up, found {v}; write e.g. `retention_days: 90`, \
+                     or remove the key to keep records forever"
+                ),
+            )
+        })
+}
+
 /// `general_settings.global_max_parallel_requests`: a whole number of requests from 1 up. A
 /// string of digits is accepted because `os.environ/` references resolve to strings.
 fn read_parallel_requests(v: &Value, path: &str, file: &str) -> Result<u64, ConfigError> {
@@ -499,25 +533,6 @@ fn read_server_limit(
         }
     }
     Ok(())
-}
-
-/// Reads the process environment; a trait so tests can supply their own.
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl Env for BTreeMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
 }
 
 /// Looks in the config's own `environment_variables` first, then the process environment.
@@ -702,6 +717,8 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut master_key = None;
     let mut max_request_size_mb = 32.0;
     let mut max_parallel_requests = None;
+    let mut database_url = None;
+    let mut database_pool_size = database::DEFAULT_POOL_SIZE;
     for (k, v) in &general {
         let p = format!("general_settings.{k}");
         match k.as_str() {
@@ -726,10 +743,8 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                      move them to `litellm_settings: {cache: true, cache_params: {...}}`",
                 ))
             }
-            "database_url" => warnings.push(warn(
-                &p,
-                "tollgate keeps its records in SQLite under --data-dir (and JSONL with --log-jsonl); LiteLLM's database is not used",
-            )),
+            "database_url" => database_url = read_database_url(v, &p, &file)?,
+            "database_connection_pool_limit" => database_pool_size = read_pool_limit(v, &p, &file)?,
             _ => warnings.push(not_acted_on(&p)),
         }
     }
@@ -782,6 +797,8 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         ..ServerLimits::default()
     };
     let mut redis = RedisGuard::default();
+    let mut require_database = false;
+    let mut retention_days = None;
     for (k, v) in &tollgate {
         let p = format!("tollgate_settings.{k}");
         match k.as_str() {
@@ -811,10 +828,17 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
             }
             k if SERVER_LIMIT_KEYS.contains(&k) => read_server_limit(&mut server, k, v, &p, &file)?,
             "redis" => redis = read_redis_guard(v, &p, &file, &mut warnings)?,
+            "require_database" => {
+                require_database = v
+                    .as_bool()
+                    .ok_or_else(|| invalid(&file, &p, "expected true or false".into()))?
+            }
+            "retention_days" => retention_days = Some(read_retention_days(v, &p, &file)?),
             _ => warnings.push(warn(
                 &p,
                 &format!(
-                    "unknown tollgate setting (known: store_prompts, prices_file, record_durability, redis, {})",
+                    "unknown tollgate setting (known: store_prompts, prices_file, record_durability, redis, \
+                     require_database, retention_days, {})",
                     SERVER_LIMIT_KEYS.join(", ")
                 ),
             )),
@@ -840,6 +864,13 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         prices_file,
         record_durability,
         server,
+        database: database_url.map(|url| DatabaseSettings {
+            url,
+            pool_size: database_pool_size,
+        }),
+        database_pool_size,
+        require_database,
+        retention_days,
         cache_requested,
         cache,
         redis,
@@ -1374,6 +1405,9 @@ fn resolve_env(v: &mut Value, path: &str, env: &dyn Env, warnings: &mut Vec<Conf
 /// `Authorization` and vendor keys under any name), and credentials inside URLs anywhere.
 fn redact(v: &mut Value, key: &str) {
     match v {
+        // A database URL shows where records go, like the store line does; only its password and
+        // secret query values are hidden.
+        Value::String(s) if key == "database_url" && s.contains("://") => *s = redact::database_url(s),
         Value::String(s) if is_secret_key(key) => *s = Secret::new(s.clone()).redacted(),
         Value::String(s) if s.contains("://") => *s = redact::text(s),
         Value::Object(m) if key == "extra_headers" || key == "headers" => {
@@ -2107,5 +2141,194 @@ general_settings:
         .to_string();
         assert!(err.contains("tollgate_settings.record_durability"), "{err}");
         assert!(err.contains("`buffered`") && err.contains("`sync`"), "{err}");
+    }
+
+    #[test]
+    fn database_url_is_read_as_the_shared_record_store() {
+        let c = parse(
+            "general_settings:\n  database_url: postgres://tg:db-pass-secret@db:5432/app?sslmode=require\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        let db = c.database.as_ref().unwrap();
+        assert_eq!(
+            db.url.expose(),
+            "postgres://tg:db-pass-secret@db:5432/app?sslmode=require"
+        );
+        assert_eq!(db.pool_size, 10, "LiteLLM's default pool");
+        assert_eq!(c.database_pool_size, 10);
+        // Acted on, so no warning about it.
+        assert!(
+            c.warnings.iter().all(|w| !w.path.starts_with("general_settings")),
+            "{:?}",
+            c.warnings
+        );
+        // What `check` and /admin/config print shows where, never the password.
+        let shown = format!(
+            "{} {:?} {}",
+            c.effective,
+            c.database,
+            serde_json::to_string(&c.database).unwrap()
+        );
+        assert!(!shown.contains("db-pass-secret"), "{shown}");
+        assert!(
+            shown.contains("postgres://tg:***@db:5432/app?sslmode=require"),
+            "{shown}"
+        );
+        let c = parse(
+            "general_settings:\n  database_url: 'postgresql://tg@db/app'\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.database.unwrap().url.expose(), "postgresql://tg@db/app");
+        let none = parse("model_list: []\n", Path::new("c.yaml"), &env(&[])).unwrap();
+        assert!(none.database.is_none() && !none.require_database && none.retention_days.is_none());
+    }
+
+    #[test]
+    fn a_database_url_that_is_not_postgres_is_refused_where_written() {
+        for (url, scheme) in [
+            ("mysql://u:hunter2@h/db", "mysql"),
+            ("sqlite:///var/lib/tollgate.db", "sqlite"),
+            ("'postgress://h/db'", "postgress"),
+        ] {
+            let (path, line, column, shown) =
+                invalid_at(&format!("model_list: []\ngeneral_settings:\n  database_url: {url}\n"));
+            assert_eq!(path, "general_settings.database_url", "{shown}");
+            assert_eq!((line, column), (Some(3), Some(17)), "{shown}");
+            assert!(shown.contains(&format!("`{scheme}:`")), "{shown}");
+            assert!(
+                shown.contains("only Postgres") && shown.contains("SQLite under --data-dir"),
+                "{shown}"
+            );
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        let (path, .., shown) = invalid_at("general_settings:\n  database_url: db-host-only\n");
+        assert_eq!(path, "general_settings.database_url");
+        assert!(shown.contains("not a URL") && shown.contains("postgres://"), "{shown}");
+    }
+
+    #[test]
+    fn an_unset_or_empty_database_url_means_no_database() {
+        let c = parse(
+            "general_settings:\n  database_url: os.environ/DATABASE_URL\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(c.database.is_none());
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.path == "general_settings.database_url" && w.message.contains("DATABASE_URL is not set")),
+            "{:?}",
+            c.warnings
+        );
+        let c = parse(
+            "general_settings:\n  database_url: os.environ/DATABASE_URL\n",
+            Path::new("c.yaml"),
+            &env(&[("DATABASE_URL", "postgres://h/db")]),
+        )
+        .unwrap();
+        assert_eq!(c.database.unwrap().url.expose(), "postgres://h/db");
+        let c = parse(
+            "general_settings:\n  database_url: ''\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(c.database.is_none());
+    }
+
+    #[test]
+    fn database_connection_pool_limit_sizes_the_pool_and_is_refused_where_written() {
+        for (written, size) in [("1", 1), ("25", 25), ("'40'", 40), ("1000", 1000)] {
+            let c = parse(
+                &format!(
+                    "general_settings:\n  database_url: postgres://h/db\n  database_connection_pool_limit: {written}\n"
+                ),
+                Path::new("c.yaml"),
+                &env(&[]),
+            )
+            .unwrap();
+            assert_eq!(c.database.unwrap().pool_size, size, "{written}");
+            assert_eq!(c.database_pool_size, size, "{written}");
+            assert!(
+                c.warnings.iter().all(|w| !w.path.starts_with("general_settings")),
+                "{written}: {:?}",
+                c.warnings
+            );
+        }
+        // Without a URL in the config the limit still applies to one from the flag or DATABASE_URL.
+        let c = parse(
+            "general_settings:\n  database_connection_pool_limit: 5\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(c.database.is_none());
+        assert_eq!(c.database_pool_size, 5);
+        for bad in ["0", "-1", "1001", "2.5", "many", "true", "null", "[4]", "4294967297"] {
+            let (path, line, _, shown) = invalid_at(&format!(
+                "model_list: []\ngeneral_settings:\n  database_connection_pool_limit: {bad}\n"
+            ));
+            assert_eq!(
+                path, "general_settings.database_connection_pool_limit",
+                "{bad}: {shown}"
+            );
+            assert_eq!(line, Some(3), "{bad}: {shown}");
+            assert!(shown.contains("from 1 to 1000"), "{bad}: {shown}");
+            assert!(shown.contains("remove the key for the default of 10"), "{bad}: {shown}");
+        }
+        // LiteLLM's connection timeout has no place in tollgate's pool settings: named, not silently dropped.
+        assert!(warned(
+            "general_settings:\n  database_connection_timeout: 60\n",
+            "general_settings.database_connection_timeout",
+            "no effect"
+        ));
+    }
+
+    #[test]
+    fn require_database_and_retention_days_are_tollgate_settings() {
+        let c = parse(
+            "tollgate_settings:\n  require_database: true\n  retention_days: 90\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(c.require_database);
+        assert_eq!(c.retention_days, Some(90));
+        assert!(
+            c.warnings.iter().all(|w| !w.path.starts_with("tollgate_settings")),
+            "{:?}",
+            c.warnings
+        );
+        let c = parse(
+            "tollgate_settings:\n  retention_days: os.environ/KEEP_DAYS\n",
+            Path::new("c.yaml"),
+            &env(&[("KEEP_DAYS", "30")]),
+        )
+        .unwrap();
+        assert_eq!(c.retention_days, Some(30));
+        let (path, _, _, shown) = invalid_at("tollgate_settings:\n  require_database: yes please\n");
+        assert_eq!(path, "tollgate_settings.require_database", "{shown}");
+        assert!(shown.contains("true or false"), "{shown}");
+        for bad in ["0", "-7", "1.5", "forever", "'0'", "4294967296"] {
+            let (path, line, _, shown) = invalid_at(&format!("tollgate_settings:\n  retention_days: {bad}\n"));
+            assert_eq!(path, "tollgate_settings.retention_days", "{bad}: {shown}");
+            assert_eq!(line, Some(2), "{bad}: {shown}");
+            assert!(
+                shown.contains("remove the key to keep records forever"),
+                "{bad}: {shown}"
+            );
+        }
+        // The unknown-key warning lists the new keys.
+        assert!(warned(
+            "tollgate_settings:\n  retention: 3\n",
+            "tollgate_settings.retention",
+            "require_database, retention_days"
+        ));
     }
 }

@@ -4,11 +4,14 @@
 pub mod config;
 mod config_error;
 mod config_seconds;
+pub mod database;
+mod env;
 pub mod error;
 pub mod price;
 pub mod record;
 pub mod redact;
 pub mod routing;
+mod secret;
 pub mod source_map;
 pub mod usage;
 

@@ -9,7 +9,8 @@
 //! by itself, as in `https://TOKEN@host`, and is masked whole); every query value becomes `***`
 //! except for a few keys known to carry no secret (`alt=sse`, Azure's `api-version`), because a
 //! query key that "looks like a secret" cannot be guessed reliably (`key`, `code`, `sig`, `x`…);
-//! a fragment is masked whole.
+//! a fragment is masked whole. Database URLs ([`database_url`]) follow the same rule with their
+//! own list of visible query keys, and keep a user name without a password visible.
 
 /// What a hidden value is replaced with.
 pub const MASK: &str = "***";
@@ -21,6 +22,49 @@ const PUBLIC_QUERY_KEYS: &[&str] = &["alt", "api-version", "api_version"];
 /// (only its query and fragment can be masked). Never fails: a string that is not a URL keeps
 /// whatever is not userinfo, query or fragment.
 pub fn url(s: &str) -> String {
+    masked(s, &Rules::GENERIC)
+}
+
+/// A database connection URL (`postgres://user:password@host:5432/db?sslmode=require`) with its
+/// credentials masked, where [`url`] would hide too much to be useful and too little to be safe:
+/// - a userinfo without a password is the database user name, not a token, so it stays visible
+///   (`postgres://tg@db/app` is shown as written);
+/// - the query keys that only choose how to connect (`sslmode`, `application_name`,
+///   `connect_timeout`, `target_session_attrs`) stay visible; every other value is masked, since
+///   libpq also takes `password=…` (and key file passphrases) there;
+/// - the userinfo runs to the last `@` before the query, so a password with an unencoded `/`
+///   (which libpq would misread anyway) is still hidden.
+pub fn database_url(s: &str) -> String {
+    masked(s, &Rules::DATABASE)
+}
+
+/// What [`masked`] keeps visible; the rest of the rule is shared.
+struct Rules {
+    /// Query keys whose values are shown.
+    public_query_keys: &'static [&'static str],
+    /// A userinfo without `:` is a user name (shown) rather than a token (masked).
+    bare_user_is_name: bool,
+    /// The userinfo may run past a `/` (up to the last `@` before the query).
+    userinfo_past_slash: bool,
+}
+
+impl Rules {
+    const GENERIC: Rules = Rules {
+        public_query_keys: PUBLIC_QUERY_KEYS,
+        bare_user_is_name: false,
+        userinfo_past_slash: false,
+    };
+    const DATABASE: Rules = Rules {
+        public_query_keys: DATABASE_PUBLIC_QUERY_KEYS,
+        bare_user_is_name: true,
+        userinfo_past_slash: true,
+    };
+}
+
+/// libpq connection parameters that choose how to connect and never carry a credential.
+const DATABASE_PUBLIC_QUERY_KEYS: &[&str] = &["sslmode", "application_name", "connect_timeout", "target_session_attrs"];
+
+fn masked(s: &str, rules: &Rules) -> String {
     let (scheme, rest) = match s.find("://") {
         Some(i) => (&s[..i + 3], &s[i + 3..]),
         None => ("", s),
@@ -30,7 +74,15 @@ pub fn url(s: &str) -> String {
     let authority_end = if scheme.is_empty() {
         0
     } else {
-        rest.find(['/', '?', '#']).unwrap_or(rest.len())
+        let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let query_start = rest.find(['?', '#']).unwrap_or(rest.len());
+        match rest[..query_start].rfind('@') {
+            // The userinfo and host then end at the first `/` after that `@`.
+            Some(at) if rules.userinfo_past_slash && at >= host_end => {
+                rest[at..].find(['/', '?', '#']).map_or(rest.len(), |j| at + j)
+            }
+            _ => host_end,
+        }
     };
     let (authority, after) = rest.split_at(authority_end);
     match authority.rfind('@') {
@@ -41,6 +93,7 @@ pub fn url(s: &str) -> String {
                     out.push(':');
                     out.push_str(MASK);
                 }
+                None if rules.bare_user_is_name => out.push_str(&authority[..at]),
                 None => out.push_str(MASK),
             }
             out.push_str(&authority[at..]);
@@ -55,7 +108,7 @@ pub fn url(s: &str) -> String {
         Some((path, query)) => {
             out.push_str(path);
             out.push('?');
-            out.push_str(&query_masked(query));
+            out.push_str(&query_masked(query, rules.public_query_keys));
         }
         None => out.push_str(before_fragment),
     }
@@ -68,11 +121,11 @@ pub fn url(s: &str) -> String {
     out
 }
 
-fn query_masked(query: &str) -> String {
+fn query_masked(query: &str, public_keys: &[&str]) -> String {
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if PUBLIC_QUERY_KEYS.iter().any(|p| p.eq_ignore_ascii_case(k)) => pair.to_string(),
+            Some((k, _)) if public_keys.iter().any(|p| p.eq_ignore_ascii_case(k)) => pair.to_string(),
             Some((k, "")) => format!("{k}="),
             Some((k, _)) => format!("{k}={MASK}"),
             None if pair.is_empty() => String::new(),
@@ -158,6 +211,74 @@ mod tests {
         assert_eq!(
             text("two: redis://:a@h and http://x?k=v."),
             "two: redis://:***@h and http://x?k=***"
+        );
+    }
+
+    #[test]
+    fn a_database_password_is_masked_and_connection_options_stay_visible() {
+        assert_eq!(
+            database_url("postgres://tg:secret@db:5432/app?sslmode=require"),
+            "postgres://tg:***@db:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            database_url(
+                "postgresql://tg:secret@db/app?sslmode=verify-full&application_name=tollgate&connect_timeout=5&target_session_attrs=read-write"
+            ),
+            "postgresql://tg:***@db/app?sslmode=verify-full&application_name=tollgate&connect_timeout=5&target_session_attrs=read-write"
+        );
+        assert_eq!(database_url("postgres://:secret@db/app"), "postgres://:***@db/app");
+    }
+
+    #[test]
+    fn a_database_user_without_a_password_is_a_name_not_a_token() {
+        for u in [
+            "postgres://tg@db/app",
+            "postgres://db:5432/app",
+            "postgresql:///app",
+            "postgres://h1:5432,h2:5432/app",
+        ] {
+            assert_eq!(database_url(u), u);
+        }
+        // The generic rule still treats a lone userinfo as a token.
+        assert_eq!(url("postgres://tg@db/app"), "postgres://***@db/app");
+    }
+
+    #[test]
+    fn every_other_database_query_value_is_masked() {
+        assert_eq!(
+            database_url("postgres://db/app?user=tg&password=secret&sslmode=require&sslpassword=kp&options=-c%20x"),
+            "postgres://db/app?user=***&password=***&sslmode=require&sslpassword=***&options=***"
+        );
+        assert_eq!(
+            database_url("postgres://tg:pw@db/app#frag"),
+            "postgres://tg:***@db/app#***"
+        );
+        // Keys are matched whole, case-insensitively: a key that merely starts like a visible one is masked.
+        assert_eq!(
+            database_url("postgres://db/app?SSLMODE=disable&sslmode_x=secret"),
+            "postgres://db/app?SSLMODE=disable&sslmode_x=***"
+        );
+    }
+
+    #[test]
+    fn a_database_password_with_odd_characters_is_still_hidden() {
+        for (u, want) in [
+            ("postgres://tg:p@ss@db/app", "postgres://tg:***@db/app"),
+            ("postgres://tg:pa/ss@db/app", "postgres://tg:***@db/app"),
+            ("postgres://tg:pa/ss@db", "postgres://tg:***@db"),
+            (
+                "postgres://tg:p%40ss@db:5432/app?sslmode=require",
+                "postgres://tg:***@db:5432/app?sslmode=require",
+            ),
+        ] {
+            let shown = database_url(u);
+            assert_eq!(shown, want, "{u}");
+            assert!(!shown.contains("ss@") && !shown.contains("pa"), "{u} -> {shown}");
+        }
+        // An `@` in the query is not userinfo.
+        assert_eq!(
+            database_url("postgres://db/app?application_name=a@b"),
+            "postgres://db/app?application_name=a@b"
         );
     }
 }

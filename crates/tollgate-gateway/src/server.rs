@@ -44,6 +44,11 @@ pub struct ServeOptions {
     /// Serving workers (threads with their own runtime and upstream pool); one per core by
     /// default. 0 serves on the caller's runtime.
     pub workers: usize,
+    /// The Postgres database records are shipped to (`--database-url`, `general_settings.database_url`
+    /// or `DATABASE_URL`); `None` keeps them in SQLite only.
+    pub database: Option<tollgate_core::database::DatabaseChoice>,
+    /// `--instance-id`: which gateway wrote a record, when several share one database.
+    pub instance_id: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -59,6 +64,8 @@ impl Default for ServeOptions {
             watch_config: true,
             shutdown_grace: Duration::from_secs(30),
             workers: crate::workers::default_count(),
+            database: None,
+            instance_id: None,
         }
     }
 }
@@ -168,14 +175,23 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
             "  cache: off (turn it on with `litellm_settings: {cache: true, cache_params: {type: local}}`)".to_string()
         }
     });
-    lines.push(format!(
-        "  store: sqlite {}{}",
-        opts.data_dir.join(tollgate_store::DB_FILE_NAME).display(),
-        opts.log_jsonl
-            .as_ref()
-            .map(|p| format!(" + jsonl {}", p.display()))
-            .unwrap_or_default()
-    ));
+    let sqlite = opts.data_dir.join(tollgate_store::DB_FILE_NAME);
+    let jsonl = opts
+        .log_jsonl
+        .as_ref()
+        .map(|p| format!(" + jsonl {}", p.display()))
+        .unwrap_or_default();
+    lines.push(match &opts.database {
+        // The password is masked: these lines go to logs and to `tollgate check`'s output.
+        Some(db) => format!(
+            "  store: postgres {} (from {}, pool {}), records written to sqlite {} first and shipped in batches{jsonl}",
+            db.redacted_url(),
+            db.source,
+            db.pool_size,
+            sqlite.display()
+        ),
+        None => format!("  store: sqlite {}{jsonl}", sqlite.display()),
+    });
     lines.push(match live.config.record_durability {
         RecordDurability::Buffered => "  record durability: buffered (records are written within ~10 ms, off the request path; a kill -9 can lose those ms; `tollgate_settings.record_durability: sync` makes answers wait for the commit)".to_string(),
         RecordDurability::Sync => "  record durability: sync (each answer waits until its record is committed and fsynced to SQLite)".to_string(),

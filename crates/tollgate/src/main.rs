@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tollgate_core::PriceTable;
-use tollgate_core::config::{self, ProcessEnv, master_key_problem};
+use tollgate_core::config::{self, GatewayConfig, ProcessEnv, master_key_problem};
+use tollgate_core::database::{DatabaseChoice, choose_database};
 use tollgate_gateway::{LiveState, ServeOptions};
 
 #[derive(Parser)]
@@ -80,6 +81,14 @@ struct ServeArgs {
     /// multi-threaded runtime instead.
     #[arg(long)]
     workers: Option<usize>,
+    /// Postgres database to ship records to, shared by every gateway pointed at it (records are
+    /// written to SQLite under --data-dir first). Overrides general_settings.database_url, which
+    /// overrides the DATABASE_URL environment variable.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Names this gateway in the records it ships, when several share one database.
+    #[arg(long, value_name = "ID")]
+    instance_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -89,6 +98,10 @@ struct CheckArgs {
     /// A LiteLLM price file to add to the built-in table.
     #[arg(long)]
     prices: Option<PathBuf>,
+    /// The Postgres database `serve --database-url` would use (shown with its password masked;
+    /// never connected to).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -156,11 +169,36 @@ fn load_state(config_path: &std::path::Path, prices: Option<&PathBuf>) -> anyhow
     Ok(state)
 }
 
+/// The database records are shipped to, as `serve` and `check` both decide it: the flag, then
+/// the config, then `DATABASE_URL`. An error names where the rejected URL came from.
+fn database_for(flag: Option<&str>, cfg: &GatewayConfig) -> anyhow::Result<Option<DatabaseChoice>> {
+    let chosen = choose_database(flag, cfg.database.as_ref(), cfg.database_pool_size, &ProcessEnv)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if chosen.is_none() && cfg.require_database {
+        anyhow::bail!(
+            "{}: tollgate_settings.require_database is true but no database is set; pass --database-url, \
+             set general_settings.database_url or DATABASE_URL to a postgres:// URL, or remove require_database \
+             to keep records in SQLite only",
+            cfg.where_is("tollgate_settings.require_database")
+        );
+    }
+    Ok(chosen)
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let live = load_state(&args.config, args.prices.as_ref())?;
     for w in live.all_warnings() {
         eprintln!("warning: {}: {w}", live.config.where_is(&w.path));
     }
+    let database = database_for(args.database_url.as_deref(), &live.config)?;
+    let instance_id = match args.instance_id {
+        Some(id) if id.trim().is_empty() => {
+            anyhow::bail!(
+                "--instance-id is empty: give this gateway a name (e.g. its host name), or leave the flag out"
+            )
+        }
+        other => other,
+    };
     let opts = ServeOptions {
         host: args.host,
         port: args.port,
@@ -176,6 +214,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )
         })?,
         workers: args.workers.unwrap_or_else(tollgate_gateway::workers::default_count),
+        database,
+        instance_id,
         ..ServeOptions::default()
     };
     let gw = tollgate_gateway::start(live, opts).await?;
@@ -255,6 +295,17 @@ fn check(args: &CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Decided exactly as `serve` decides it, so the store line says where records would go.
+    let summary_opts = match database_for(args.database_url.as_deref(), &live.config) {
+        Ok(database) => ServeOptions {
+            database,
+            ..ServeOptions::default()
+        },
+        Err(e) => {
+            eprintln!("invalid: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     println!("# effective config of {path} (secrets redacted)");
     match serde_json::to_string_pretty(&live.config.effective) {
         Ok(s) => println!("{s}"),
@@ -262,7 +313,7 @@ fn check(args: &CheckArgs) -> ExitCode {
     }
     println!();
     println!("# what tollgate will serve");
-    for line in tollgate_gateway::startup_summary(&live, "(not started)", &ServeOptions::default(), true)
+    for line in tollgate_gateway::startup_summary(&live, "(not started)", &summary_opts, true)
         .iter()
         .skip(1)
     {

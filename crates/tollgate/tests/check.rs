@@ -117,3 +117,142 @@ fn check_warnings_name_the_line_they_are_about() {
         c.out
     );
 }
+
+/// `tollgate check` with extra flags and a chosen `DATABASE_URL` (removed when `None`, so the
+/// machine's own environment cannot decide the outcome).
+fn check_with(dir: &Path, yaml: &str, flags: &[&str], database_url_env: Option<&str>) -> Checked {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    cmd.args(["check", "--config"])
+        .arg(&path)
+        .args(flags)
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("DATABASE_URL");
+    if let Some(url) = database_url_env {
+        cmd.env("DATABASE_URL", url);
+    }
+    let o = cmd.output().unwrap();
+    Checked {
+        code: o.status.code(),
+        // The temp dir's random name could contain any two letters; only what tollgate wrote counts.
+        out: format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .replace(&dir.display().to_string(), "<dir>"),
+    }
+}
+
+const MODEL: &str = "model_list:\n  - model_name: m\n    litellm_params: {model: openai/x}\n";
+
+#[test]
+fn check_names_the_postgres_store_and_where_it_came_from_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = check_with(
+        dir.path(),
+        &format!("{MODEL}general_settings:\n  database_url: postgres://u:pw@h:5432/db\n"),
+        &[],
+        None,
+    );
+    assert!(matches!(c.code, Some(0 | 1)), "{}", c.out);
+    assert!(
+        c.out.contains(
+            "  store: postgres postgres://u:***@h:5432/db (from general_settings.database_url, pool 10), records written to sqlite tollgate-data/tollgate.sqlite first and shipped in batches"
+        ),
+        "{}",
+        c.out
+    );
+    assert!(!c.out.contains("pw"), "the password is shown:\n{}", c.out);
+    // LiteLLM's key is acted on now: no warning calls the database unused.
+    assert!(!c.out.contains("general_settings.database_url:"), "{}", c.out);
+}
+
+#[test]
+fn check_uses_the_flag_over_the_config_over_database_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_config = format!(
+        "{MODEL}general_settings:\n  database_url: postgres://cfg:cfg-secret@cfg-host/db\n  database_connection_pool_limit: 4\n"
+    );
+    let env_url = Some("postgresql://env:env-secret@env-host/db");
+    let flag = [
+        "--database-url",
+        "postgres://flag:flag-secret@flag-host/db?sslmode=require",
+    ];
+    for (yaml, flags, env, want) in [
+        (
+            with_config.as_str(),
+            &flag[..],
+            env_url,
+            "  store: postgres postgres://flag:***@flag-host/db?sslmode=require (from --database-url, pool 4)",
+        ),
+        (
+            with_config.as_str(),
+            &[][..],
+            env_url,
+            "  store: postgres postgres://cfg:***@cfg-host/db (from general_settings.database_url, pool 4)",
+        ),
+        (
+            MODEL,
+            &[][..],
+            env_url,
+            "  store: postgres postgresql://env:***@env-host/db (from DATABASE_URL, pool 10)",
+        ),
+        (MODEL, &[][..], None, "  store: sqlite tollgate-data/tollgate.sqlite\n"),
+    ] {
+        let c = check_with(dir.path(), yaml, flags, env);
+        assert!(matches!(c.code, Some(0 | 1)), "{}", c.out);
+        assert!(c.out.contains(want), "want `{want}` in:\n{}", c.out);
+        assert!(!c.out.contains("-secret"), "a password is shown:\n{}", c.out);
+    }
+}
+
+#[test]
+fn check_refuses_a_database_that_is_not_postgres_naming_where_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = check_with(dir.path(), MODEL, &[], Some("mysql://u:env-secret@h/db"));
+    assert_eq!(c.code, Some(2), "{}", c.out);
+    assert!(
+        c.out.contains("invalid: DATABASE_URL (environment variable): "),
+        "{}",
+        c.out
+    );
+    assert!(
+        c.out.contains("`mysql:`") && c.out.contains("only Postgres"),
+        "{}",
+        c.out
+    );
+    assert!(!c.out.contains("env-secret"), "{}", c.out);
+    let c = check_with(dir.path(), MODEL, &["--database-url", "sqlite:///tmp/x.db"], None);
+    assert_eq!(c.code, Some(2), "{}", c.out);
+    assert!(c.out.contains("invalid: --database-url: "), "{}", c.out);
+    let c = check_with(
+        dir.path(),
+        &format!("{MODEL}general_settings:\n  database_url: 'mysql://u:cfg-secret@h/db'\n"),
+        &[],
+        None,
+    );
+    assert_eq!(c.code, Some(2), "{}", c.out);
+    assert!(
+        c.out
+            .contains("<dir>/config.yaml:5:17: general_settings.database_url: "),
+        "{}",
+        c.out
+    );
+    assert!(!c.out.contains("cfg-secret"), "{}", c.out);
+    // require_database without any database is refused before serving, not discovered later.
+    let c = check_with(
+        dir.path(),
+        &format!("{MODEL}tollgate_settings:\n  require_database: true\n"),
+        &[],
+        None,
+    );
+    assert_eq!(c.code, Some(2), "{}", c.out);
+    assert!(
+        c.out
+            .contains("<dir>/config.yaml:5:21: tollgate_settings.require_database is true but no database is set"),
+        "{}",
+        c.out
+    );
+}
