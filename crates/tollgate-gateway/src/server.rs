@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tollgate_core::config::{RecordDurability, master_key_problem};
-use tollgate_store::{RecordWriter, StoreConfig, WriteSummary, WriterHandle};
+use tollgate_store::{PostgresTarget, RecordWriter, SharedStore, StoreConfig, WriteSummary, WriterHandle};
 
 use crate::app::App;
 use crate::edge::{ApiError, authorize};
@@ -82,6 +82,8 @@ pub enum ServeError {
     Client(#[from] reqwest::Error),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    #[error("{0}")]
+    Startup(String),
 }
 
 /// A gateway that is listening. Dropping it does not stop it; call [`RunningGateway::shutdown`].
@@ -229,6 +231,17 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
     lines
 }
 
+/// `hostname:port`: unique per instance on one machine and readable in the records of many.
+fn default_instance_id(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}:{port}")
+}
+
 /// How long cut streams get to send their error event and hand over their record.
 const STREAM_CUT_WAIT: Duration = Duration::from_secs(2);
 
@@ -240,13 +253,6 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         // With --insecure-dev a configured key is still enforced; only a missing one turns auth off.
         Some(_) => live.config.master_key.is_some(),
     };
-    let store = StoreConfig {
-        data_dir: opts.data_dir.clone(),
-        jsonl: opts.log_jsonl.clone(),
-        capacity: opts.record_capacity,
-        durability: live.config.record_durability,
-    };
-    let (writer, writer_handle) = RecordWriter::start(store.clone())?;
     let http = crate::app::http_client()?;
     let addr = format!("{}:{}", opts.host, opts.port);
     let listener = TcpListener::bind(&addr).await.map_err(|source| ServeError::Bind {
@@ -257,6 +263,34 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         addr: addr.clone(),
         source,
     })?;
+    let shared = match &opts.database {
+        Some(db) => Some(SharedStore {
+            target: PostgresTarget::parse(&db.url, db.pool_size)?,
+            require: live.config.require_database,
+        }),
+        None => None,
+    };
+    let store = StoreConfig {
+        data_dir: opts.data_dir.clone(),
+        jsonl: opts.log_jsonl.clone(),
+        capacity: opts.record_capacity,
+        durability: live.config.record_durability,
+        // After binding, so the default names the port really listened on (`--port 0`).
+        instance_id: Some(
+            opts.instance_id
+                .clone()
+                .unwrap_or_else(|| default_instance_id(local.port())),
+        ),
+        shared,
+        retention_days: live.config.retention_days,
+    };
+    let has_shared_store = store.shared.is_some();
+    // Blocking: it opens SQLite and, with a shared store, connects to Postgres once (up to the
+    // connect timeout), which must not run on the async workers.
+    let for_writer = store.clone();
+    let (writer, writer_handle) = tokio::task::spawn_blocking(move || RecordWriter::start(for_writer))
+        .await
+        .map_err(|e| ServeError::Startup(format!("opening the record store failed: {e}")))??;
     for line in startup_summary(&live, &local.to_string(), &opts, auth_enabled) {
         eprintln!("{line}");
     }
@@ -270,7 +304,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         prices_path: opts.prices_path.clone(),
         config_error: std::sync::Mutex::new(None),
         reload_lock: std::sync::Mutex::new(()),
-        metrics: crate::metrics::Metrics::new()?,
+        metrics: crate::metrics::Metrics::new(has_shared_store)?,
         cut_streams: cut_rx,
         body_budget: Arc::default(),
         in_flight: Arc::default(),
@@ -518,6 +552,17 @@ async fn readiness(State(app): State<Arc<App>>, headers: HeaderMap) -> impl Into
             "records_dropped": store.dropped,
             "error": view.text(store_error),
             "sinks": sinks,
+            // The shared store: where (password masked), whether it is reachable, and how many
+            // records wait in SQLite for it.
+            "postgres": store.shared.as_ref().map(|s| json!({
+                "url": s.location,
+                "connected": s.connected,
+                "backlog": s.backlog,
+                "shipped": s.shipped,
+                "failures": s.failures,
+                "last_error": s.last_error,
+            })),
+            "instance_id": app.store.instance_id,
         },
         "tollgate_version": env!("CARGO_PKG_VERSION"),
     }))

@@ -80,11 +80,13 @@ fn spendlogs_from_postgres() {
     let db_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
     let prices = PriceTable::builtin();
     let mut records: Vec<Record> = Vec::new();
-    let summary = tollgate_report::import::postgres_source::import_postgres(&db_url, None, None, &prices, &mut |r| {
+    let summaries = tollgate_report::import::postgres_source::import_postgres(&db_url, None, None, &prices, &mut |r| {
         records.push(r);
         true
     })
     .expect("read");
+    assert_eq!(summaries.len(), 1, "only LiteLLM's table is in this schema");
+    let summary = &summaries[0];
     assert_eq!(summary.records, 5);
     assert_eq!(summary.corrupt_lines, 0);
     assert_eq!(summary.format.as_deref(), Some("LiteLLM_SpendLogs (Postgres)"));
@@ -127,4 +129,68 @@ fn spendlogs_from_postgres() {
     .unwrap();
     assert_eq!(n, 1);
     admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+}
+
+/// `--db` on the shared store gives the same report as `--data-dir` on the instance that shipped
+/// the records: same records, same figures, findings and all.
+#[test]
+#[cfg_attr(
+    not(tollgate_postgres),
+    ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
+fn the_shared_store_reports_what_the_data_dir_reports() {
+    use tollgate_store::{PostgresTarget, RecordWriter, SharedStore, StoreConfig};
+    let db = tollgate_store::test_db::TestDatabase::create("report_eq").expect("a Postgres test database");
+    let dir = tempfile::tempdir().unwrap();
+    // Real traffic shapes: LiteLLM's own logs of a cache-off day and a cache-on day, with
+    // failures, unpriced models and repeats.
+    let (records, _) = import(&[
+        fixture("litellm_cache_off_payload.jsonl"),
+        fixture("litellm_cache_on_payload.jsonl"),
+    ]);
+    assert!(records.len() > 20);
+    let mut config = StoreConfig::local(dir.path().to_path_buf());
+    config.instance_id = Some("gw-1:4000".into());
+    config.shared = Some(SharedStore {
+        target: PostgresTarget::parse(&db.url, 2).unwrap(),
+        require: true,
+    });
+    let (writer, handle) = RecordWriter::start(config).unwrap();
+    for r in &records {
+        writer.submit(r.clone());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let summary = rt.block_on(handle.shutdown()).unwrap();
+    assert_eq!(summary.written, records.len() as u64);
+
+    let report_of = |source: &[&str], out: &std::path::Path| -> serde_json::Value {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: tollgate_report::ReportArgs,
+        }
+        let mut argv = vec!["report"];
+        argv.extend_from_slice(source);
+        argv.extend_from_slice(&["--format", "json", "-o", out.to_str().unwrap()]);
+        let args = Cli::try_parse_from(argv).unwrap().args;
+        tollgate_report::run(&args).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        // Where the records came from differs by design; everything computed from them must not.
+        v.as_object_mut().unwrap().remove("inputs");
+        v
+    };
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let from_sqlite = report_of(&["--data-dir", &data_dir], &dir.path().join("sqlite.json"));
+    let from_postgres = report_of(&["--db", &db.url], &dir.path().join("postgres.json"));
+    assert_eq!(from_sqlite, from_postgres);
+    let findings = from_postgres["findings"].as_array().map_or(0, Vec::len);
+    assert!(
+        findings > 0,
+        "the figures compared include the findings: {:?}",
+        from_postgres.get("findings")
+    );
 }

@@ -76,7 +76,10 @@ fn ship(db: &TestDatabase, n: u64) -> Duration {
         std::thread::sleep(Duration::from_micros(500));
     }
     let elapsed = started.elapsed();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(handle.shutdown()).expect("shutdown");
     elapsed
 }

@@ -21,8 +21,8 @@ use tollgate_core::Record;
 use tollgate_core::config::RecordDurability;
 
 use crate::health::SinkHealth;
-use crate::ship::ShipState;
 use crate::jsonl::JsonlAppender;
+use crate::ship::ShipState;
 use crate::sqlite;
 
 /// Records per transaction taken from the queue. Large enough to amortise the commit, small

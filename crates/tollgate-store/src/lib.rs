@@ -44,6 +44,4 @@ pub use sqlite::{
 };
 pub use store::{RecordStore, StoredRow, TimeRange};
 pub use tollgate_core::config::RecordDurability;
-pub use writer::{
-    Commit, RecordWriter, SharedStore, SinkTotals, StoreConfig, StoreStatus, WriteSummary, WriterHandle,
-};
+pub use writer::{Commit, RecordWriter, SharedStore, SinkTotals, StoreConfig, StoreStatus, WriteSummary, WriterHandle};

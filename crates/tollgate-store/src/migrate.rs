@@ -72,7 +72,9 @@ pub(crate) fn sqlite(conn: &mut rusqlite::Connection, location: &str) -> Result<
         .map_err(|e| sqlite_error(location, &e))?;
     if exists {
         let newest: Option<i64> = conn
-            .query_row(&format!("SELECT max(version) FROM {HISTORY_TABLE}"), [], |row| row.get(0))
+            .query_row(&format!("SELECT max(version) FROM {HISTORY_TABLE}"), [], |row| {
+                row.get(0)
+            })
             .map_err(|e| sqlite_error(location, &e))?;
         refuse_newer(newest, sqlite_version(), location)?;
     }
@@ -90,7 +92,9 @@ pub(crate) fn postgres(client: &mut postgres::Client, location: &str) -> Result<
         location: location.to_string(),
         message: crate::pg::error_text(&e),
     };
-    client.execute("SELECT pg_advisory_lock($1)", &[&PG_MIGRATION_LOCK]).map_err(pg)?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&PG_MIGRATION_LOCK])
+        .map_err(pg)?;
     let result = newest_postgres(client)
         .map_err(pg)
         .and_then(|newest| refuse_newer(newest, postgres_version(), location))

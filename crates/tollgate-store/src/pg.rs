@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use postgres::config::SslMode;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Config};
@@ -18,7 +19,6 @@ use r2d2_postgres::PostgresConnectionManager;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tollgate_core::Record;
 
@@ -196,7 +196,8 @@ fn take_query_key(url: &str, key: &str) -> (String, Option<String>) {
 fn tls_connector(verify: bool) -> Result<MakeRustlsConnect, rustls::Error> {
     // ring explicitly: the process may have no default crypto provider installed.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let config = if verify {
         let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         builder.with_root_certificates(roots).with_no_client_auth()
@@ -269,7 +270,10 @@ pub(crate) fn insert_rows(client: &mut Client, rows: &[StoredRow]) -> Result<u64
     let col = |f: fn(&StoredRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
     let opt = |f: fn(&StoredRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<Option<&str>>>();
     let request_id = col(|r| &r.request_id);
-    let attempt: Vec<i32> = rows.iter().map(|r| i32::try_from(r.attempt).unwrap_or(i32::MAX)).collect();
+    let attempt: Vec<i32> = rows
+        .iter()
+        .map(|r| i32::try_from(r.attempt).unwrap_or(i32::MAX))
+        .collect();
     let instance = opt(|r| r.instance_id.as_deref());
     let trace = col(|r| &r.trace_id);
     let session = opt(|r| r.session_id.as_deref());
@@ -414,7 +418,10 @@ impl RecordStore for PostgresStore {
     }
 
     fn schema_version(&mut self) -> Result<i64, StoreError> {
-        let sql = format!("SELECT coalesce(max(version), 0)::int8 FROM {}", crate::migrate::HISTORY_TABLE);
+        let sql = format!(
+            "SELECT coalesce(max(version), 0)::int8 FROM {}",
+            crate::migrate::HISTORY_TABLE
+        );
         let row = self.client.query_one(&sql, &[]).map_err(|e| self.target.error(&e))?;
         row.try_get(0).map_err(|e| self.target.error(&e))
     }

@@ -47,7 +47,9 @@ pub(crate) fn start(days: u32, db_path: PathBuf, shared: Option<PostgresTarget>)
                         tracing::info!(days, local = p.local, shared = ?p.shared, "retention: old records deleted")
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "retention: cannot delete old records; trying again in an hour"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention: cannot delete old records; trying again in an hour")
+                    }
                 }
                 let mut slept = Duration::ZERO;
                 while slept < INTERVAL && !flag.load(Ordering::Relaxed) {

@@ -227,7 +227,10 @@ impl Shipper {
                 && (backlog == 0 || Instant::now() >= deadline)
             {
                 if backlog > 0 {
-                    tracing::warn!(backlog, "stopping with records not yet shipped; they are sent at the next start");
+                    tracing::warn!(
+                        backlog,
+                        "stopping with records not yet shipped; they are sent at the next start"
+                    );
                 }
                 return;
             }

@@ -26,7 +26,10 @@ impl TestDatabase {
         let mut admin = Client::connect(&admin_url, NoTls).map_err(|e| format!("connect {admin_url}: {e}"))?;
         // One statement each: CREATE DATABASE cannot run inside the transaction a multi-statement
         // query would be.
-        for sql in [format!("CREATE ROLE {name} LOGIN"), format!("CREATE DATABASE {name} OWNER {name}")] {
+        for sql in [
+            format!("CREATE ROLE {name} LOGIN"),
+            format!("CREATE DATABASE {name} OWNER {name}"),
+        ] {
             admin
                 .batch_execute(&sql)
                 .map_err(|e| format!("{sql}: {}", crate::pg::error_text(&e)))?;

@@ -259,9 +259,9 @@ impl RecordWriter {
             }
             None => None,
         };
-        let retention = config
-            .retention_days
-            .map(|days| crate::retention::start(days, db_path.clone(), config.shared.as_ref().map(|s| s.target.clone())));
+        let retention = config.retention_days.map(|days| {
+            crate::retention::start(days, db_path.clone(), config.shared.as_ref().map(|s| s.target.clone()))
+        });
 
         let writer = RecordWriter {
             tx: tx.clone(),
@@ -624,7 +624,11 @@ mod tests {
         let conn = Connection::open(dir.0.join("data").join(DB_FILE_NAME)).unwrap();
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, crate::SCHEMA_VERSION);
-        assert_eq!(version, crate::sqlite_version(), "the migrations set user_version to their own version");
+        assert_eq!(
+            version,
+            crate::sqlite_version(),
+            "the migrations set user_version to their own version"
+        );
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         let (request_id, trace_id, start_time, model_group, model, status, cost): (

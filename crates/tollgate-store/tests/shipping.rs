@@ -28,10 +28,18 @@ fn record(i: u64, start: DateTime<Utc>) -> Record {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
-fn start(dir: &std::path::Path, db: &TestDatabase, instance: &str, require: bool) -> Result<(RecordWriter, WriterHandle), StoreError> {
+fn start(
+    dir: &std::path::Path,
+    db: &TestDatabase,
+    instance: &str,
+    require: bool,
+) -> Result<(RecordWriter, WriterHandle), StoreError> {
     let mut config = StoreConfig::local(dir.to_path_buf());
     config.instance_id = Some(instance.to_string());
     config.shared = Some(SharedStore {
@@ -44,7 +52,10 @@ fn start(dir: &std::path::Path, db: &TestDatabase, instance: &str, require: bool
 fn shared_rows(db: &TestDatabase) -> Vec<(String, Option<String>)> {
     let mut admin = db.admin().unwrap();
     admin
-        .query("SELECT request_id, instance_id FROM tollgate_records ORDER BY request_id", &[])
+        .query(
+            "SELECT request_id, instance_id FROM tollgate_records ORDER BY request_id",
+            &[],
+        )
         .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         .unwrap_or_default()
 }
@@ -73,7 +84,10 @@ fn every_record_reaches_postgres_once_through_an_outage() {
         writer.submit(record(i, now));
     }
     wait_for("the first 500 records in Postgres", Duration::from_secs(20), || {
-        writer.status().shared.is_some_and(|s| s.backlog == 0 && s.shipped >= 500)
+        writer
+            .status()
+            .shared
+            .is_some_and(|s| s.backlog == 0 && s.shipped >= 500)
     });
     assert_eq!(shared_rows(&db).len(), 500);
 
@@ -83,10 +97,14 @@ fn every_record_reaches_postgres_once_through_an_outage() {
     for i in 500..1500 {
         writer.submit(record(i, now));
     }
-    wait_for("every record committed locally", Duration::from_secs(20), || writer.status().written == 1500);
+    wait_for("every record committed locally", Duration::from_secs(20), || {
+        writer.status().written == 1500
+    });
     wait_for("the outage to show", Duration::from_secs(20), || {
         let s = writer.status();
-        s.shared.as_ref().is_some_and(|sh| sh.backlog > 0 && sh.last_error.is_some() && !sh.connected)
+        s.shared
+            .as_ref()
+            .is_some_and(|sh| sh.backlog > 0 && sh.last_error.is_some() && !sh.connected)
     });
     let status = writer.status();
     let problem = status.problem().expect("degraded while the shared store is away");
@@ -97,7 +115,10 @@ fn every_record_reaches_postgres_once_through_an_outage() {
     // Back: the backlog drains, nothing twice, nothing missing, each with its instance id.
     db.unblock().unwrap();
     wait_for("the backlog to drain", Duration::from_secs(30), || {
-        writer.status().shared.is_some_and(|s| s.backlog == 0 && s.last_error.is_none())
+        writer
+            .status()
+            .shared
+            .is_some_and(|s| s.backlog == 0 && s.last_error.is_none())
     });
     let rows = shared_rows(&db);
     assert_eq!(rows.len(), 1500);
@@ -114,8 +135,18 @@ fn every_record_reaches_postgres_once_through_an_outage() {
     let mut local = tollgate_store::SqliteStore::open(dir.path()).unwrap();
     let mut a = Vec::new();
     let mut b = Vec::new();
-    shared.read(TimeRange::default(), &mut |r| { a.push(r); true }).unwrap();
-    local.read(TimeRange::default(), &mut |r| { b.push(r); true }).unwrap();
+    shared
+        .read(TimeRange::default(), &mut |r| {
+            a.push(r);
+            true
+        })
+        .unwrap();
+    local
+        .read(TimeRange::default(), &mut |r| {
+            b.push(r);
+            true
+        })
+        .unwrap();
     assert_eq!(a, b);
     assert_eq!(a[0].instance_id.as_deref(), Some("gw-a:4000"));
 }
@@ -130,7 +161,11 @@ fn two_instances_share_one_table_and_a_restart_does_not_resend() {
     let (wb, hb) = start(dir_b.path(), &db, "b", false).unwrap();
     let now = Utc::now();
     for i in 0..300 {
-        if i % 2 == 0 { wa.submit(record(i, now)) } else { wb.submit(record(i, now)) };
+        if i % 2 == 0 {
+            wa.submit(record(i, now))
+        } else {
+            wb.submit(record(i, now))
+        };
     }
     rt.block_on(ha.shutdown()).unwrap();
     rt.block_on(hb.shutdown()).unwrap();
@@ -155,17 +190,24 @@ fn startup_without_postgres_serves_unless_it_is_required() {
     let db = pg_db("down");
     db.block().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let e = start(dir.path(), &db, "x", true).err().expect("require_database refuses to start");
+    let e = start(dir.path(), &db, "x", true)
+        .err()
+        .expect("require_database refuses to start");
     let msg = e.to_string();
     assert!(msg.contains("require_database") && msg.contains(&db.name), "{msg}");
 
     let (writer, handle) = start(dir.path(), &db, "x", false).unwrap();
     writer.submit(record(1, Utc::now()));
     wait_for("the backlog to show", Duration::from_secs(20), || {
-        writer.status().shared.is_some_and(|s| s.backlog == 1 && s.last_error.is_some())
+        writer
+            .status()
+            .shared
+            .is_some_and(|s| s.backlog == 1 && s.last_error.is_some())
     });
     db.unblock().unwrap();
-    wait_for("the record to arrive", Duration::from_secs(30), || shared_rows(&db).len() == 1);
+    wait_for("the record to arrive", Duration::from_secs(30), || {
+        shared_rows(&db).len() == 1
+    });
     rt.block_on(handle.shutdown()).unwrap();
 }
 
@@ -193,17 +235,25 @@ fn retention_prunes_both_stores_but_never_an_unshipped_record() {
     for i in 15..20 {
         writer.submit(record(i, old));
     }
-    wait_for("the local commit", Duration::from_secs(10), || writer.status().written == 5);
+    wait_for("the local commit", Duration::from_secs(10), || {
+        writer.status().written == 5
+    });
     rt.block_on(handle.shutdown()).unwrap();
     db.unblock().unwrap();
 
     let cutoff = Utc::now() - chrono::Duration::days(30);
-    let pruned = tollgate_store::prune_once(&dir.path().join(tollgate_store::DB_FILE_NAME), Some(&target), cutoff).unwrap();
+    let pruned =
+        tollgate_store::prune_once(&dir.path().join(tollgate_store::DB_FILE_NAME), Some(&target), cutoff).unwrap();
     assert_eq!(pruned.shared, Some(10), "the ten old shipped ones");
     assert_eq!(pruned.local, 10, "the unshipped old ones stay");
     let mut local = tollgate_store::SqliteStore::open(dir.path()).unwrap();
     let mut ids = Vec::new();
-    local.read(TimeRange::default(), &mut |r| { ids.push(r.request_id); true }).unwrap();
+    local
+        .read(TimeRange::default(), &mut |r| {
+            ids.push(r.request_id);
+            true
+        })
+        .unwrap();
     assert_eq!(ids.len(), 10);
     assert!(ids.contains(&"req-000015".to_string()));
     assert_eq!(shared_rows(&db).len(), 5);

@@ -98,7 +98,10 @@ fn contract(store: &mut dyn RecordStore) {
     // Retention deletes what started before the cutoff.
     let pruned = store.prune(t0() + Duration::minutes(5)).unwrap();
     assert_eq!(pruned, 5, "req-0 … req-4");
-    let left: Vec<String> = read_all(store, TimeRange::default()).into_iter().map(|r| r.request_id).collect();
+    let left: Vec<String> = read_all(store, TimeRange::default())
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
     assert_eq!(left.first().map(String::as_str), Some("req-5"));
     assert_eq!(left.len(), 8);
 }
@@ -234,8 +237,13 @@ fn instances_migrating_at_once_do_not_race() {
 fn bad_urls_and_sslmodes_are_refused_with_the_reason() {
     let e = PostgresTarget::parse("mysql://u:pw@h/db", 1).unwrap_err().to_string();
     assert!(e.contains("postgres://") && !e.contains("pw"), "{e}");
-    let e = PostgresTarget::parse("postgres://u:pw@h/db?sslmode=maybe", 1).unwrap_err().to_string();
-    assert!(e.contains("sslmode=maybe") && e.contains("verify-full") && !e.contains(":pw@"), "{e}");
+    let e = PostgresTarget::parse("postgres://u:pw@h/db?sslmode=maybe", 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sslmode=maybe") && e.contains("verify-full") && !e.contains(":pw@"),
+        "{e}"
+    );
     for mode in ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] {
         let t = PostgresTarget::parse(&format!("postgresql://u:pw@h:5433/db?sslmode={mode}"), 3).unwrap();
         assert_eq!(t.location(), format!("postgresql://u:***@h:5433/db?sslmode={mode}"));

@@ -39,10 +39,10 @@ pub fn import_postgres(
         )));
     }
     let mut out = Vec::new();
-    let mut go_on = true;
+    let go_on = std::cell::Cell::new(true);
     let mut counting_sink = |r: Record| {
-        go_on = sink(r);
-        go_on
+        go_on.set(sink(r));
+        go_on.get()
     };
     if tollgate {
         let sql = "SELECT json::text, instance_id FROM tollgate_records";
@@ -61,7 +61,7 @@ pub fn import_postgres(
             &mut counting_sink,
         )?);
     }
-    if litellm && go_on {
+    if litellm && go_on.get() {
         out.push(read_table(
             &mut client,
             &target,
@@ -108,7 +108,11 @@ fn read_table(
     for (present, op) in [(since.is_some(), ">="), (until.is_some(), "<")] {
         if present && let Some(b) = next.next() {
             params.push(b);
-            sql.push_str(&format!(" AND {} {op} ${}::timestamptz", table.time_column, params.len()));
+            sql.push_str(&format!(
+                " AND {} {op} ${}::text::timestamptz",
+                table.time_column,
+                params.len()
+            ));
         }
     }
     sql.push_str(&format!(" ORDER BY {}", table.order));
