@@ -111,8 +111,9 @@ def free_port() -> int:
 
 
 def base_env(mock_api_base: str, master_key: str = MASTER_KEY) -> Dict[str, str]:
-    """The process environment with the variables the config's `os.environ/` references name."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    """The process environment with the variables the config's `os.environ/` references name.
+    An ambient DATABASE_URL is dropped too: only the tests that ask for Postgres use one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_") and k != "DATABASE_URL"}
     env.update(PROVIDER_KEYS)
     env["OPENAI_API_KEY"] = EMBEDDING_KEY
     env["MOCK_API_BASE"] = mock_api_base
@@ -213,11 +214,15 @@ class Gateway:
         config_text: str = LITELLM_CONFIG,
         master_key: str = MASTER_KEY,
         extra_args: Optional[List[str]] = None,
+        config_path: Optional[Path] = None,
     ):
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
-        self.config_path = workdir / "config.yaml"
-        self.config_path.write_text(config_text)
+        # A given config_path is a file several gateways share, as instances behind a load balancer do.
+        if config_path is None:
+            config_path = workdir / "config.yaml"
+            config_path.write_text(config_text)
+        self.config_path = config_path
         self.data_dir = workdir / "data"
         self.jsonl_path = workdir / "records.jsonl"
         self.port = free_port()

@@ -35,6 +35,25 @@ impl App {
                 let groups = next.group_order.len();
                 // Applies to records submitted from now on; the writer switches its fsync setting.
                 self.writer.set_durability(next.config.record_durability);
+                // The store (and its connections, shipping cursor, retention job) is chosen once,
+                // at startup; say so rather than look as if the edit took effect.
+                let store_settings = |c: &tollgate_core::config::GatewayConfig| {
+                    (
+                        c.database.clone(),
+                        c.database_pool_size,
+                        c.retention_days,
+                        c.require_database,
+                    )
+                };
+                if store_settings(&old.config) != store_settings(&next.config) {
+                    tracing::warn!(
+                        "the shared store settings changed (database_url, database_connection_pool_limit, retention_days, require_database); they take effect at the next restart"
+                    );
+                    eprintln!(
+                        "tollgate: the shared store settings changed in {}; they take effect at the next restart",
+                        old.config.path.display()
+                    );
+                }
                 self.live.store(Arc::new(next));
                 if let Ok(mut e) = self.config_error.lock() {
                     *e = None;

@@ -131,6 +131,19 @@ impl ShipState {
         self.nudge();
     }
 
+    /// The startup connection worked.
+    pub(crate) fn reached(&self) {
+        self.connected.store(true, Ordering::Relaxed);
+    }
+
+    /// The startup connection failed: shown at once (it is not a failed batch).
+    pub(crate) fn unreachable(&self, error: &StoreError) {
+        self.connected.store(false, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error.to_string());
+        }
+    }
+
     fn failed(&self, error: &StoreError) {
         self.connected.store(false, Ordering::Relaxed);
         self.failures.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +251,22 @@ impl Shipper {
                 Some(b) => b,
                 None => match rx.recv_timeout(IDLE_POLL) {
                     Ok(b) => b,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        // Idle but last seen unreachable: probe, so readiness recovers without
+                        // waiting for traffic (and the schema is ready for it).
+                        if !state.connected.load(Ordering::Relaxed) && stop_by.is_none() {
+                            match self.connect(&mut client) {
+                                Ok(_) => state.worked(),
+                                Err(e) => {
+                                    client = None;
+                                    state.unreachable(&e);
+                                    state.back_off(backoff);
+                                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 },
             };
@@ -269,8 +297,8 @@ impl Shipper {
         }
     }
 
-    /// One batch to Postgres (connecting, and migrating once, if need be).
-    fn send(&mut self, batch: &Batch, client: &mut Option<PooledClient>) -> Result<(), StoreError> {
+    /// A connection (and the schema migrated, once).
+    fn connect<'c>(&mut self, client: &'c mut Option<PooledClient>) -> Result<&'c mut PooledClient, StoreError> {
         let conn = match client {
             Some(c) => c,
             None => client.insert(self.pool.get()?),
@@ -279,6 +307,12 @@ impl Shipper {
             crate::migrate::postgres(conn, self.target.location())?;
             self.migrated = true;
         }
+        Ok(conn)
+    }
+
+    /// One batch to Postgres (connecting, and migrating once, if need be).
+    fn send(&mut self, batch: &Batch, client: &mut Option<PooledClient>) -> Result<(), StoreError> {
+        let conn = self.connect(client)?;
         crate::pg::insert_rows(conn, &batch.rows)
             .map(|_| ())
             .map_err(|e| self.target.error(&e))

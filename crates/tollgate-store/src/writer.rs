@@ -388,8 +388,12 @@ fn prepare_shipping(
     instance_id: Option<String>,
 ) -> Result<(Arc<ShipState>, Shipper), StoreError> {
     let target = &shared.target;
+    let state = Arc::new(ShipState::new(target.location()));
     let migrated = match crate::pg::PostgresStore::open(target) {
-        Ok(_) => true,
+        Ok(_) => {
+            state.reached();
+            true
+        }
         Err(e @ (StoreError::NewerSchema { .. } | StoreError::Migration { .. })) => return Err(e),
         Err(e) if shared.require => {
             return Err(StoreError::DatabaseRequired {
@@ -399,10 +403,11 @@ fn prepare_shipping(
         }
         Err(e) => {
             tracing::warn!(error = %e, "the shared store is unreachable at startup; serving anyway, records queue in SQLite until it is back");
+            // Readiness says so from the start, not only once a record waits.
+            state.unreachable(&e);
             false
         }
     };
-    let state = Arc::new(ShipState::new(target.location()));
     let shipper = Shipper {
         db_path: db_path.to_path_buf(),
         target: target.clone(),

@@ -160,8 +160,8 @@ fn two_instances_share_one_table_and_a_restart_does_not_resend() {
     let (wa, ha) = start(dir_a.path(), &db, "a", false).unwrap();
     let (wb, hb) = start(dir_b.path(), &db, "b", false).unwrap();
     let now = Utc::now();
-    for i in 0..300 {
-        if i % 2 == 0 {
+    for i in 0..300u64 {
+        if i.is_multiple_of(2) {
             wa.submit(record(i, now))
         } else {
             wb.submit(record(i, now))
@@ -173,7 +173,7 @@ fn two_instances_share_one_table_and_a_restart_does_not_resend() {
     assert_eq!(rows.len(), 300, "shutdown ships what is left");
     for (id, instance) in &rows {
         let i: u64 = id.trim_start_matches("req-").parse().unwrap();
-        assert_eq!(instance.as_deref(), Some(if i % 2 == 0 { "a" } else { "b" }));
+        assert_eq!(instance.as_deref(), Some(if i.is_multiple_of(2) { "a" } else { "b" }));
     }
     // A restart starts from the cursor: nothing is sent twice (and nothing would be stored twice).
     let (wa, ha) = start(dir_a.path(), &db, "a", false).unwrap();
@@ -197,6 +197,19 @@ fn startup_without_postgres_serves_unless_it_is_required() {
     assert!(msg.contains("require_database") && msg.contains(&db.name), "{msg}");
 
     let (writer, handle) = start(dir.path(), &db, "x", false).unwrap();
+    // Degraded from the start, before any record waits.
+    let shared = writer.status().shared.unwrap();
+    assert!(!shared.connected && shared.last_error.is_some(), "{shared:?}");
+    assert!(writer.status().problem().is_some());
+    // Back without traffic: the shipper's probe notices, so readiness recovers by itself.
+    db.unblock().unwrap();
+    wait_for("the probe to reconnect", Duration::from_secs(30), || {
+        writer
+            .status()
+            .shared
+            .is_some_and(|s| s.connected && s.last_error.is_none())
+    });
+    db.block().unwrap();
     writer.submit(record(1, Utc::now()));
     wait_for("the backlog to show", Duration::from_secs(20), || {
         writer

@@ -15,7 +15,7 @@ fn record(i: u32, attempt: Option<u32>) -> Record {
     Record {
         request_id: format!("req-{i}"),
         trace_id: format!("trace-{}", i / 2),
-        session_id: (i % 2 == 0).then(|| format!("s{i}")),
+        session_id: i.is_multiple_of(2).then(|| format!("s{i}")),
         model_group: "coder".into(),
         model: "deepseek/deepseek-v3.2".into(),
         provider: "deepseek".into(),
