@@ -629,6 +629,11 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
     for row in targets(results, rb, overload):
         o.append(f"| {row[0]} | {row[1]} | {row[2]} |")
     o.append("")
+    # bench/shared_store.sh's latest section (Postgres on vs off), kept across full runs.
+    shared = os.path.join(os.path.dirname(__file__), "shared_store_results.md")
+    if os.path.exists(shared):
+        with open(shared) as f:
+            o.append(f.read().rstrip() + "\n")
     notes = os.path.join(os.path.dirname(__file__), "notes.md")
     if os.path.exists(notes):
         with open(notes) as f:
