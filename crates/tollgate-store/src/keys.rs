@@ -1,0 +1,470 @@
+//! Virtual keys: the rows behind LiteLLM's `/key/*` API, in the same database as the records
+//! (SQLite under `--data-dir`, or the shared Postgres so every instance sees every key).
+//!
+//! Only the SHA-256 hex of a raw key is stored (`token`); the raw key exists once, in the create
+//! response. A row is a JSON document ([`KeyRow`]) beside the columns that constraints and
+//! lookups need: the token, the unique alias, user and team, and `spend`, which is incremented in
+//! place so concurrent instances never overwrite each other's spend.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::StoreError;
+use crate::pg::{Pool, PostgresTarget};
+
+/// One virtual key, as `/key/info` shows it (never the raw key).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyRow {
+    /// SHA-256 hex of the raw key.
+    pub token: String,
+    /// `sk-...abcd`: enough to recognise a key in a list, not to use it.
+    pub key_name: String,
+    pub key_alias: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    /// Model groups (or workflows) the key may call; empty means all.
+    pub models: Vec<String>,
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub budget_id: Option<String>,
+    pub max_parallel_requests: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub model_rpm_limit: Option<Map<String, Value>>,
+    pub model_tpm_limit: Option<Map<String, Value>>,
+    pub model_max_budget: Option<Map<String, Value>>,
+    pub metadata: Map<String, Value>,
+    pub blocked: bool,
+    pub expires: Option<DateTime<Utc>>,
+    /// Dollars spent; kept in its own column and added to atomically.
+    pub spend: f64,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub created_by: Option<String>,
+}
+
+impl KeyRow {
+    /// Whether the key may call `model` (a model group or workflow name).
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.is_empty()
+            || self
+                .models
+                .iter()
+                .any(|m| m == model || m == "*" || m == "all-proxy-models")
+    }
+
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+}
+
+/// Filters and paging of `/key/list`.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub key_alias: Option<String>,
+}
+
+/// Why a key write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A unique value (the alias, or the key itself) is taken.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The key table, in SQLite or Postgres; both pass the same tests (`tests/key_store.rs`).
+pub trait KeyStore: Send + Sync {
+    fn create(&self, key: &KeyRow) -> Result<(), KeyError>;
+    fn get(&self, token: &str) -> Result<Option<KeyRow>, StoreError>;
+    fn find_alias(&self, alias: &str) -> Result<Option<KeyRow>, StoreError>;
+    /// One page (1-based) in a stable order (creation, then token), and how many match in all.
+    fn list(&self, filter: &KeyFilter, page: u32, size: u32) -> Result<(Vec<KeyRow>, u64), StoreError>;
+    /// Replaces the row with `key.token`, spend excepted; `false` when there is none.
+    fn update(&self, key: &KeyRow) -> Result<bool, KeyError>;
+    /// Moves the rows to the deleted table; returns the tokens that existed.
+    fn delete(&self, tokens: &[String]) -> Result<Vec<String>, StoreError>;
+    /// Regenerate: the row of `old` gets `new.token` (spend carried over); `false` when `old` is gone.
+    fn replace_token(&self, old: &str, new: &KeyRow) -> Result<bool, KeyError>;
+    /// Adds each amount to its key's spend.
+    fn add_spend(&self, spends: &[(String, f64)]) -> Result<(), StoreError>;
+}
+
+fn now_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn doc_of(key: &KeyRow) -> Result<String, StoreError> {
+    serde_json::to_string(key).map_err(StoreError::Line)
+}
+
+fn row_of(doc: &str, spend: f64, location: &str) -> Result<KeyRow, StoreError> {
+    let mut key: KeyRow = serde_json::from_str(doc).map_err(|source| StoreError::Decode {
+        path: location.into(),
+        location: "tollgate_keys".into(),
+        source,
+    })?;
+    key.spend = spend;
+    Ok(key)
+}
+
+fn alias_taken(alias: Option<&str>) -> KeyError {
+    KeyError::Conflict(match alias {
+        Some(a) => format!("key_alias `{a}` is already used by another key; choose another alias"),
+        None => "this key already exists".into(),
+    })
+}
+
+/// Keys in the local SQLite database.
+pub struct SqliteKeys {
+    conn: Mutex<rusqlite::Connection>,
+    location: String,
+}
+
+impl SqliteKeys {
+    /// Opens (and migrates) the database in a data directory.
+    pub fn open(data_dir: &std::path::Path) -> Result<SqliteKeys, StoreError> {
+        let path = crate::sqlite::resolve_db_path(data_dir);
+        let conn = crate::sqlite::open_for_writing(&path)?;
+        Ok(SqliteKeys {
+            conn: Mutex::new(conn),
+            location: path.display().to_string(),
+        })
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.location.clone().into(),
+            source: e,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, KeyError>) -> Result<T, KeyError> {
+        let mut conn = self.conn.lock().map_err(|_| KeyError::Store(StoreError::WriterGone))?;
+        f(&mut conn)
+    }
+
+    fn write_err(&self, e: rusqlite::Error, alias: Option<&str>) -> KeyError {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                alias_taken(alias)
+            }
+            _ => KeyError::Store(self.err(e)),
+        }
+    }
+
+    fn select(&self, conn: &rusqlite::Connection, column: &str, value: &str) -> Result<Option<KeyRow>, StoreError> {
+        let sql = format!("SELECT doc, spend FROM tollgate_keys WHERE {column} = ?1");
+        let found: Option<(String, f64)> = conn
+            .query_row(&sql, params![value], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        found
+            .map(|(doc, spend)| row_of(&doc, spend, &self.location))
+            .transpose()
+    }
+}
+
+impl KeyStore for SqliteKeys {
+    fn create(&self, key: &KeyRow) -> Result<(), KeyError> {
+        let doc = doc_of(key)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tollgate_keys (token, key_alias, user_id, team_id, spend, updated_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    key.token,
+                    key.key_alias,
+                    key.user_id,
+                    key.team_id,
+                    key.spend,
+                    now_text(Utc::now()),
+                    doc
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.write_err(e, key.key_alias.as_deref()))
+        })
+    }
+
+    fn get(&self, token: &str) -> Result<Option<KeyRow>, StoreError> {
+        self.with(|c| Ok(self.select(c, "token", token)?)).map_err(into_store)
+    }
+
+    fn find_alias(&self, alias: &str) -> Result<Option<KeyRow>, StoreError> {
+        self.with(|c| Ok(self.select(c, "key_alias", alias)?))
+            .map_err(into_store)
+    }
+
+    fn list(&self, filter: &KeyFilter, page: u32, size: u32) -> Result<(Vec<KeyRow>, u64), StoreError> {
+        self.with(|c| {
+            let cond =
+                "(?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR team_id = ?2) AND (?3 IS NULL OR key_alias = ?3)";
+            let total: i64 = c
+                .query_row(
+                    &format!("SELECT count(*) FROM tollgate_keys WHERE {cond}"),
+                    params![filter.user_id, filter.team_id, filter.key_alias],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT doc, spend FROM tollgate_keys WHERE {cond} ORDER BY rowid LIMIT ?4 OFFSET ?5"
+                ))
+                .map_err(|e| self.err(e))?;
+            let offset = i64::from(page.saturating_sub(1)) * i64::from(size);
+            let rows = stmt
+                .query_map(
+                    params![
+                        filter.user_id,
+                        filter.team_id,
+                        filter.key_alias,
+                        i64::from(size),
+                        offset
+                    ],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
+                )
+                .map_err(|e| self.err(e))?;
+            let mut keys = Vec::new();
+            for row in rows {
+                let (doc, spend) = row.map_err(|e| self.err(e))?;
+                keys.push(row_of(&doc, spend, &self.location)?);
+            }
+            Ok((keys, total.max(0) as u64))
+        })
+        .map_err(into_store)
+    }
+
+    fn update(&self, key: &KeyRow) -> Result<bool, KeyError> {
+        let doc = doc_of(key)?;
+        self.with(|c| {
+            c.execute(
+                "UPDATE tollgate_keys SET key_alias = ?2, user_id = ?3, team_id = ?4, updated_at = ?5, doc = ?6
+                 WHERE token = ?1",
+                params![
+                    key.token,
+                    key.key_alias,
+                    key.user_id,
+                    key.team_id,
+                    now_text(Utc::now()),
+                    doc
+                ],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.write_err(e, key.key_alias.as_deref()))
+        })
+    }
+
+    fn delete(&self, tokens: &[String]) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(|e| self.err(e))?;
+            let mut deleted = Vec::new();
+            for t in tokens {
+                let moved = tx
+                    .execute(
+                        "INSERT INTO tollgate_deleted_keys (token, deleted_at, doc)
+                         SELECT token, ?2, doc FROM tollgate_keys WHERE token = ?1",
+                        params![t, now_text(Utc::now())],
+                    )
+                    .map_err(|e| self.err(e))?;
+                if moved > 0 {
+                    tx.execute("DELETE FROM tollgate_keys WHERE token = ?1", params![t])
+                        .map_err(|e| self.err(e))?;
+                    deleted.push(t.clone());
+                }
+            }
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(deleted)
+        })
+        .map_err(into_store)
+    }
+
+    fn replace_token(&self, old: &str, new: &KeyRow) -> Result<bool, KeyError> {
+        let doc = doc_of(new)?;
+        self.with(|c| {
+            c.execute(
+                "UPDATE tollgate_keys SET token = ?2, key_alias = ?3, updated_at = ?4, doc = ?5 WHERE token = ?1",
+                params![old, new.token, new.key_alias, now_text(Utc::now()), doc],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.write_err(e, new.key_alias.as_deref()))
+        })
+    }
+
+    fn add_spend(&self, spends: &[(String, f64)]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(|e| self.err(e))?;
+            for (token, amount) in spends {
+                tx.execute(
+                    "UPDATE tollgate_keys SET spend = spend + ?2 WHERE token = ?1",
+                    params![token, amount],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(())
+        })
+        .map_err(into_store)
+    }
+}
+
+fn into_store(e: KeyError) -> StoreError {
+    match e {
+        KeyError::Store(s) => s,
+        KeyError::Conflict(m) => StoreError::NotCommitted(m),
+    }
+}
+
+/// Keys in the shared Postgres.
+pub struct PostgresKeys {
+    pool: Pool,
+    target: PostgresTarget,
+}
+
+impl PostgresKeys {
+    /// Connects once and migrates, so a broken database is found at startup.
+    pub fn open(target: &PostgresTarget) -> Result<PostgresKeys, StoreError> {
+        let mut client = target.connect()?;
+        crate::migrate::postgres(&mut client, target.location())?;
+        Ok(PostgresKeys {
+            pool: target.pool(),
+            target: target.clone(),
+        })
+    }
+
+    fn err(&self, e: &postgres::Error) -> StoreError {
+        self.target.error(e)
+    }
+
+    fn write_err(&self, e: &postgres::Error, alias: Option<&str>) -> KeyError {
+        if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+            alias_taken(alias)
+        } else {
+            KeyError::Store(self.err(e))
+        }
+    }
+
+    fn select(&self, column: &str, value: &str) -> Result<Option<KeyRow>, StoreError> {
+        let mut c = self.pool.get()?;
+        let sql = format!("SELECT doc, spend FROM tollgate_keys WHERE {column} = $1");
+        let row = c.query_opt(&sql, &[&value]).map_err(|e| self.err(&e))?;
+        row.map(|r| row_of(r.get(0), r.get(1), self.target.location()))
+            .transpose()
+    }
+}
+
+impl KeyStore for PostgresKeys {
+    fn create(&self, key: &KeyRow) -> Result<(), KeyError> {
+        let doc = doc_of(key)?;
+        let mut c = self.pool.get()?;
+        c.execute(
+            "INSERT INTO tollgate_keys (token, key_alias, user_id, team_id, spend, updated_at, doc)
+             VALUES ($1, $2, $3, $4, $5, now(), $6)",
+            &[&key.token, &key.key_alias, &key.user_id, &key.team_id, &key.spend, &doc],
+        )
+        .map(|_| ())
+        .map_err(|e| self.write_err(&e, key.key_alias.as_deref()))
+    }
+
+    fn get(&self, token: &str) -> Result<Option<KeyRow>, StoreError> {
+        self.select("token", token)
+    }
+
+    fn find_alias(&self, alias: &str) -> Result<Option<KeyRow>, StoreError> {
+        self.select("key_alias", alias)
+    }
+
+    fn list(&self, filter: &KeyFilter, page: u32, size: u32) -> Result<(Vec<KeyRow>, u64), StoreError> {
+        let mut c = self.pool.get()?;
+        let cond = "($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR team_id = $2) AND ($3::text IS NULL OR key_alias = $3)";
+        let total: i64 = c
+            .query_one(
+                &format!("SELECT count(*) FROM tollgate_keys WHERE {cond}"),
+                &[&filter.user_id, &filter.team_id, &filter.key_alias],
+            )
+            .map_err(|e| self.err(&e))?
+            .get(0);
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(size);
+        let rows = c
+            .query(
+                &format!("SELECT doc, spend FROM tollgate_keys WHERE {cond} ORDER BY seq LIMIT $4 OFFSET $5"),
+                &[
+                    &filter.user_id,
+                    &filter.team_id,
+                    &filter.key_alias,
+                    &i64::from(size),
+                    &offset,
+                ],
+            )
+            .map_err(|e| self.err(&e))?;
+        let keys = rows
+            .iter()
+            .map(|r| row_of(r.get(0), r.get(1), self.target.location()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((keys, total.max(0) as u64))
+    }
+
+    fn update(&self, key: &KeyRow) -> Result<bool, KeyError> {
+        let doc = doc_of(key)?;
+        let mut c = self.pool.get()?;
+        c.execute(
+            "UPDATE tollgate_keys SET key_alias = $2, user_id = $3, team_id = $4, updated_at = now(), doc = $5 WHERE token = $1",
+            &[&key.token, &key.key_alias, &key.user_id, &key.team_id, &doc],
+        )
+        .map(|n| n > 0)
+        .map_err(|e| self.write_err(&e, key.key_alias.as_deref()))
+    }
+
+    fn delete(&self, tokens: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction().map_err(|e| self.err(&e))?;
+        let rows = tx
+            .query(
+                "WITH gone AS (DELETE FROM tollgate_keys WHERE token = ANY($1) RETURNING token, doc)
+                 INSERT INTO tollgate_deleted_keys (token, deleted_at, doc) SELECT token, now(), doc FROM gone
+                 RETURNING token",
+                &[&tokens],
+            )
+            .map_err(|e| self.err(&e))?;
+        tx.commit().map_err(|e| self.err(&e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn replace_token(&self, old: &str, new: &KeyRow) -> Result<bool, KeyError> {
+        let doc = doc_of(new)?;
+        let mut c = self.pool.get()?;
+        c.execute(
+            "UPDATE tollgate_keys SET token = $2, key_alias = $3, updated_at = now(), doc = $4 WHERE token = $1",
+            &[&old, &new.token, &new.key_alias, &doc],
+        )
+        .map(|n| n > 0)
+        .map_err(|e| self.write_err(&e, new.key_alias.as_deref()))
+    }
+
+    fn add_spend(&self, spends: &[(String, f64)]) -> Result<(), StoreError> {
+        if spends.is_empty() {
+            return Ok(());
+        }
+        let tokens: Vec<&str> = spends.iter().map(|(t, _)| t.as_str()).collect();
+        let amounts: Vec<f64> = spends.iter().map(|(_, a)| *a).collect();
+        let mut c = self.pool.get()?;
+        // One statement for the batch; `spend = spend + …` in place, so instances never race.
+        c.execute(
+            "UPDATE tollgate_keys k SET spend = k.spend + s.amount
+             FROM (SELECT t, sum(a) AS amount FROM unnest($1::text[], $2::float8[]) AS u(t, a) GROUP BY t) s
+             WHERE k.token = s.t",
+            &[&tokens, &amounts],
+        )
+        .map(|_| ())
+        .map_err(|e| self.err(&e))
+    }
+}
