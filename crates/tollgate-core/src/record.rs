@@ -119,6 +119,14 @@ pub struct Record {
     /// records of many instances in one shared store can be told apart. Absent on imported logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
+    /// The first 16 hex digits of the virtual key's SHA-256 (never the key itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
+    /// The virtual key's user and team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
 }
 
 impl Record {

@@ -36,6 +36,8 @@ pub struct App {
     pub body_budget: Arc<crate::edge::BodyBudget>,
     /// Requests in flight, over all endpoints (`general_settings.global_max_parallel_requests`).
     pub in_flight: Arc<crate::in_flight::InFlight>,
+    /// Virtual keys (`/key/*`), in the same store as the records.
+    pub keys: Arc<crate::keys::Keys>,
 }
 
 thread_local! {

@@ -208,17 +208,7 @@ pub fn authorize(headers: &HeaderMap, master_key: Option<&Secret>) -> Result<Opt
     let Some(key) = master_key else {
         return Ok(None);
     };
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .unwrap_or(v)
-                .trim()
-        })
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim));
-    match presented {
+    match presented_key(headers) {
         None | Some("") => Err(GatewayError::new(
             ErrorKind::Authentication,
             "missing API key: send the gateway's master key as `Authorization: Bearer <key>` or `x-api-key: <key>`",
@@ -229,8 +219,22 @@ pub fn authorize(headers: &HeaderMap, master_key: Option<&Secret>) -> Result<Opt
     }
 }
 
+/// The key a request presents: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or(v)
+                .trim()
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
+}
+
 /// Compares without an early exit so the key cannot be guessed byte by byte from timings.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -120,6 +120,9 @@ impl RunningGateway {
                 tracing::warn!("some connections were still open {STREAM_CUT_WAIT:?} after streams were cut");
             }
         }
+        // The last requests' spend, written before the store closes.
+        let keys = Arc::clone(&self.app.keys);
+        let _ = tokio::task::spawn_blocking(move || keys.stop()).await;
         drop(self.app);
         self.writer.shutdown().await
     }
@@ -285,6 +288,32 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         retention_days: live.config.retention_days,
     };
     let has_shared_store = store.shared.is_some();
+    // Keys live beside the records: in the shared Postgres when there is one (every instance
+    // sees every key), else in the SQLite file.
+    let keys = match &store.shared {
+        Some(shared) => crate::keys::Keys::new(
+            Arc::new(tollgate_store::PostgresKeys::lazy(&shared.target)),
+            format!("postgres {}", shared.target.location()),
+        ),
+        None => {
+            let dir = opts.data_dir.clone();
+            let sqlite = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir).map_err(|source| tollgate_store::StoreError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                tollgate_store::SqliteKeys::open(&dir)
+            })
+            .await
+            .map_err(|e| ServeError::Startup(format!("opening the key store failed: {e}")))??;
+            crate::keys::Keys::new(
+                Arc::new(sqlite),
+                format!("sqlite {}", opts.data_dir.join(tollgate_store::DB_FILE_NAME).display()),
+            )
+        }
+    };
+    let keys = Arc::new(keys);
+    keys.start_flusher();
     // Blocking: it opens SQLite and, with a shared store, connects to Postgres once (up to the
     // connect timeout), which must not run on the async workers.
     let for_writer = store.clone();
@@ -308,6 +337,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         cut_streams: cut_rx,
         body_budget: Arc::default(),
         in_flight: Arc::default(),
+        keys,
     });
     let watcher = if opts.watch_config {
         match crate::reload::watch(app.clone()) {
@@ -410,18 +440,21 @@ fn check_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `/v1/models` and `/v1/model/info` answer any valid key, with only what that key may call.
 async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(e) = check_auth(&app, &headers) {
-        return e.into_response();
+    let live = app.live.load_full();
+    match crate::pipeline::authenticate::caller(&app, &live, &headers).await {
+        Ok(caller) => axum::Json(live.models_json(&|m: &str| caller.may_use(m))).into_response(),
+        Err(e) => ApiError(e).into_response(),
     }
-    axum::Json(app.live.load().models_json()).into_response()
 }
 
 async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(e) = check_auth(&app, &headers) {
-        return e.into_response();
+    let live = app.live.load_full();
+    match crate::pipeline::authenticate::caller(&app, &live, &headers).await {
+        Ok(caller) => axum::Json(live.model_info_json(&|m: &str| caller.may_use(m))).into_response(),
+        Err(e) => ApiError(e).into_response(),
     }
-    axum::Json(app.live.load().model_info_json()).into_response()
 }
 
 /// Prometheus scrape endpoint. Unauthenticated like the health routes (and LiteLLM's default):

@@ -88,6 +88,16 @@ pub enum Target<'a> {
     Workflow(&'a WorkflowConfig),
 }
 
+impl Target<'_> {
+    /// The model group's or workflow's own name (an alias resolved).
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Group(g) => &g.name,
+            Target::Workflow(w) => &w.name,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct LiveState {
     pub version: u64,
@@ -271,11 +281,12 @@ impl LiveState {
         self.config.warnings.iter().chain(self.warnings.iter())
     }
 
-    /// `GET /v1/models`: OpenAI's list of model groups.
-    pub fn models_json(&self) -> Value {
+    /// `GET /v1/models`: OpenAI's list of model groups, those `visible` lets the caller use.
+    pub fn models_json(&self, visible: &dyn Fn(&str) -> bool) -> Value {
         let data: Vec<Value> = self
             .model_names()
             .iter()
+            .filter(|g| visible(g))
             .map(|g| json!({"id": g, "object": "model", "created": 1_700_000_000u64, "owned_by": "tollgate"}))
             .collect();
         json!({"object": "list", "data": data})
@@ -283,10 +294,10 @@ impl LiveState {
 
     /// `GET /v1/model/info`: LiteLLM's shape, which Roo Code's LiteLLM provider reads for the
     /// context window, max output and prices. Keys never appear.
-    pub fn model_info_json(&self) -> Value {
+    pub fn model_info_json(&self, visible: &dyn Fn(&str) -> bool) -> Value {
         let mut data = Vec::new();
         for g in &self.group_order {
-            let Some(group) = self.groups.get(g) else {
+            let Some(group) = self.groups.get(g).filter(|_| visible(g)) else {
                 continue;
             };
             for d in &group.deployments {
@@ -342,7 +353,7 @@ impl LiveState {
                 .last()
                 .and_then(|st| self.groups.get(self.config.router.resolve(&st.model)))
                 .and_then(|g| g.deployments.iter().filter_map(|d| d.max_output_tokens).min());
-            for name in std::iter::once(&w.name).chain(w.aliases.iter()) {
+            for name in std::iter::once(&w.name).chain(w.aliases.iter()).filter(|n| visible(n)) {
                 data.push(json!({
                     "model_name": name,
                     "litellm_params": {"model": format!("workflow/{}", w.name)},
@@ -429,7 +440,7 @@ mod tests {
                 &g.deployments[1]
             ));
         }
-        let models = s.models_json();
+        let models = s.models_json(&|_: &str| true);
         assert_eq!(models["data"][0]["id"], "b");
         assert_eq!(models["object"], "list");
     }
@@ -439,7 +450,7 @@ mod tests {
         let s = state(
             "model_list:\n  - {model_name: ds, litellm_params: {model: deepseek/deepseek-v3.2, api_key: sk-secret-value}}\n",
         );
-        let info = s.model_info_json();
+        let info = s.model_info_json(&|_: &str| true);
         let m = &info["data"][0];
         assert_eq!(m["model_name"], "ds");
         assert_eq!(m["model_info"]["max_input_tokens"], 163840);

@@ -341,6 +341,15 @@ impl PostgresKeys {
         })
     }
 
+    /// Without connecting: the schema is migrated by whoever reaches Postgres first (the
+    /// shipper at startup or when Postgres is back), and lookups fail until then.
+    pub fn lazy(target: &PostgresTarget) -> PostgresKeys {
+        PostgresKeys {
+            pool: target.pool(),
+            target: target.clone(),
+        }
+    }
+
     fn err(&self, e: &postgres::Error) -> StoreError {
         self.target.error(e)
     }

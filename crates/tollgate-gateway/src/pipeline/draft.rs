@@ -101,6 +101,8 @@ pub(crate) struct Draft {
     /// The request's leave from stage 2 (its in-flight slot): held as long as the draft, so it
     /// is given back when the record is closed, also for streams and dropped requests.
     pub(crate) admission: Option<crate::pipeline::admit::Admission>,
+    /// The caller's virtual key (its token), whose spend this request's cost adds to.
+    pub(crate) key_token: Option<String>,
 }
 
 impl Drop for Draft {
@@ -178,9 +180,22 @@ impl Draft {
             failed_upstream_ms: 0.0,
             max_tokens: Default::default(),
             input_text: None,
+            key_token: None,
             closed: false,
             abandoned_because: None,
             admission: None,
+        }
+    }
+
+    /// Who is calling, on the record (the key's alias and hash prefix, its user and team) and
+    /// for the key's spend.
+    pub(crate) fn identify(&mut self, caller: &crate::pipeline::authenticate::Caller) {
+        self.record.key_alias = caller.key_alias.clone();
+        if let Some(k) = &caller.key {
+            self.record.key_hash = Some(k.token.chars().take(16).collect());
+            self.record.user_id = k.user_id.clone();
+            self.record.team_id = k.team_id.clone();
+            self.key_token = Some(k.token.clone());
         }
     }
 
@@ -201,6 +216,9 @@ impl Draft {
             start_time: Utc::now(),
             user_agent: self.record.user_agent.clone(),
             key_alias: self.record.key_alias.clone(),
+            key_hash: self.record.key_hash.clone(),
+            user_id: self.record.user_id.clone(),
+            team_id: self.record.team_id.clone(),
             config_version: self.record.config_version,
             prompt_sha256: self.record.prompt_sha256.clone(),
             stream: false,
@@ -210,7 +228,9 @@ impl Draft {
             source: "tollgate".into(),
             ..Record::default()
         };
-        Draft::starting(self.app.clone(), record)
+        let mut step = Draft::starting(self.app.clone(), record);
+        step.key_token = self.key_token.clone();
+        step
     }
 
     /// What the record says if this request is dropped before it answers (e.g. cut short by a
@@ -330,6 +350,9 @@ impl Draft {
         self.app
             .metrics
             .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
+        if let (Some(token), Some(cost)) = (&self.key_token, self.record.cost_usd) {
+            self.app.keys.add_spend(token, cost);
+        }
         self.app.writer.submit(std::mem::take(&mut self.record))
     }
 

@@ -5,7 +5,8 @@
 //! 1. [`authenticate`] — who is calling (401; unauthenticated traffic leaves no record)
 //! 2. [`admit`] — whether the caller may send this now (keys, budgets and limits go here)
 //! 3. [`parse`] — read the body within its limits (413/408) and parse it, keeping every field (400)
-//! 4. [`resolve`] — the model group or workflow `model` names (404 listing the known names)
+//! 4. [`resolve`] — the model group or workflow `model` names (404 listing the known names),
+//!    then [`access`] — whether the caller's key may call it (401 `key_model_access_denied`)
 //! 5. [`lookup`] — the response cache, before any deployment is chosen
 //! 6. [`route`] — attempts, retries and fallbacks over the group's deployments
 //! 7. respond — [`plain`], [`stream`], or [`replay`] for a cache hit; [`workflow`] runs its
@@ -15,8 +16,9 @@
 //!
 //! Endpoints ([`endpoint`]) are configurations of these stages, not copies of them.
 
+pub(crate) mod access;
 pub(crate) mod admit;
-pub(crate) mod authenticate;
+pub mod authenticate;
 pub(crate) mod draft;
 pub mod endpoint;
 pub(crate) mod lookup;
@@ -44,12 +46,12 @@ use route::Sent;
 
 pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
     let live = app.live.load_full();
-    let caller = match authenticate::caller(&app, &live, &headers) {
+    let caller = match authenticate::caller(&app, &live, &headers).await {
         Ok(c) => c,
         Err(e) => return ApiError(e).into_response(),
     };
     let mut draft = Draft::new(app.clone(), &live, &headers);
-    draft.record.key_alias = caller.key_alias.clone();
+    draft.identify(&caller);
     draft.admission = match admit::admit(&app, &caller, &live) {
         Ok(a) => Some(a),
         Err(e) => return draft.fail(e),
@@ -58,10 +60,16 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         Ok(r) => r,
         Err(e) => return draft.fail(e),
     };
-    let group = match resolve::target(&live, endpoint, &request) {
+    let target = match resolve::target(&live, endpoint, &request) {
         Err(e) => return draft.fail(e),
-        Ok(Target::Group(g)) => g.name.clone(),
-        Ok(Target::Workflow(wf)) => {
+        Ok(t) => t,
+    };
+    if let Err(e) = access::check(&caller, &request.model, target.name()) {
+        return draft.fail(e);
+    }
+    let group = match target {
+        Target::Group(g) => g.name.clone(),
+        Target::Workflow(wf) => {
             draft.record.workflow = Some(wf.name.clone());
             return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body.to_map()).await;
         }

@@ -1,0 +1,199 @@
+//! Virtual keys on the request path: from a presented raw key to its row, fast.
+//!
+//! A raw key is hashed (SHA-256 hex, LiteLLM's algorithm) and looked up in a small cache in
+//! front of the key table; a miss goes to the store off the async workers. Entries live one
+//! second, so a key blocked, deleted or changed on another instance stops (or starts) working
+//! everywhere within a second; on the instance that made the change, at once.
+//!
+//! Spend is added to a key when its request's record closes: amounts gather in memory and are
+//! written to the store in one statement every few hundred milliseconds (and at shutdown);
+//! `/key/info` adds what is still gathering, so it always equals the sum of the records.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tollgate_store::{KeyRow, KeyStore, StoreError};
+
+/// How long a looked-up key (or the absence of one) is trusted.
+const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// How often gathered spend is written to the store.
+const SPEND_FLUSH: Duration = Duration::from_millis(250);
+
+/// The characters of a generated key: URL-safe base64's alphabet (64, so a random byte's low six
+/// bits pick one uniformly).
+const KEY_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// LiteLLM's key shape: `sk-` and 22 URL-safe random characters (132 bits from the OS's CSPRNG).
+pub fn new_raw_key() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 22];
+    getrandom::fill(&mut bytes)?;
+    let mut key = String::with_capacity(25);
+    key.push_str("sk-");
+    key.extend(bytes.iter().map(|b| KEY_ALPHABET[usize::from(b & 63)] as char));
+    Ok(key)
+}
+
+/// SHA-256 hex of the whole raw key: what the store keeps (LiteLLM's `hash_token`).
+pub fn hash_key(raw: &str) -> String {
+    hex::encode(Sha256::digest(raw.as_bytes()))
+}
+
+/// `sk-...abcd`: how a key is shown once its raw value is gone.
+pub fn display_name(raw: &str) -> String {
+    let tail: String = raw
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("sk-...{tail}")
+}
+
+/// Whether `s` looks like a stored hash (64 lowercase hex digits). Management endpoints accept
+/// one as an identifier; authentication never does (it hashes whatever it is given).
+pub fn is_token(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The key table with its cache and the spend being gathered.
+pub struct Keys {
+    store: Arc<dyn KeyStore>,
+    cache: moka::sync::Cache<String, Option<Arc<KeyRow>>>,
+    pending: Mutex<HashMap<String, f64>>,
+    stop: AtomicBool,
+    /// Where the keys live, for startup lines and errors.
+    pub location: String,
+}
+
+impl Keys {
+    pub fn new(store: Arc<dyn KeyStore>, location: String) -> Keys {
+        Keys {
+            store,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            pending: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+            location,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// The key with this token, from the cache or the store.
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<KeyRow>>, StoreError> {
+        if let Some(hit) = self.cache.get(token) {
+            return Ok(hit);
+        }
+        let store = Arc::clone(&self.store);
+        let owned = token.to_string();
+        let found = tokio::task::spawn_blocking(move || store.get(&owned))
+            .await
+            .map_err(|_| StoreError::WriterGone)??
+            .map(Arc::new);
+        self.cache.insert(token.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// After a change made here: the next request sees the store's row.
+    pub fn forget(&self, token: &str) {
+        self.cache.invalidate(token);
+    }
+
+    /// Adds a request's cost to its key.
+    pub fn add_spend(&self, token: &str, amount: f64) {
+        if amount == 0.0 || !amount.is_finite() {
+            return;
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            *p.entry(token.to_string()).or_insert(0.0) += amount;
+        }
+    }
+
+    /// Spend gathered for this key and not yet in the store.
+    pub fn pending_spend(&self, token: &str) -> f64 {
+        self.pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(token).copied())
+            .unwrap_or(0.0)
+    }
+
+    /// Writes the gathered spend; on failure it is kept for the next try. Blocking.
+    pub fn flush(&self) {
+        let batch: Vec<(String, f64)> = match self.pending.lock() {
+            Ok(mut p) if !p.is_empty() => p.drain().collect(),
+            _ => return,
+        };
+        if let Err(e) = self.store.add_spend(&batch) {
+            tracing::warn!(error = %e, "cannot write key spend; it is kept and retried");
+            if let Ok(mut p) = self.pending.lock() {
+                for (t, a) in batch {
+                    *p.entry(t).or_insert(0.0) += a;
+                }
+            }
+            return;
+        }
+        for (t, _) in &batch {
+            self.cache.invalidate(t);
+        }
+    }
+
+    /// The thread that writes gathered spend until [`Keys::stop`].
+    pub fn start_flusher(self: &Arc<Self>) {
+        let keys = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("tollgate-key-spend".into())
+            .spawn(move || {
+                while !keys.stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(SPEND_FLUSH);
+                    keys.flush();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the key spend writer; spend is written at shutdown only");
+        }
+    }
+
+    /// Stops the flusher and writes what is left (shutdown). Blocking.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_litellms_shape_and_differ() {
+        let a = new_raw_key().unwrap();
+        let b = new_raw_key().unwrap();
+        assert_eq!(a.len(), 25);
+        assert!(a.starts_with("sk-"));
+        assert!(a[3..].bytes().all(|c| KEY_ALPHABET.contains(&c)));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_hash_is_litellms_sha256_hex() {
+        // sha256("sk-1234") as LiteLLM's hash_token computes it (Python's hashlib).
+        assert_eq!(
+            hash_key("sk-1234"),
+            "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b"
+        );
+        assert!(is_token(&hash_key("sk-anything")));
+        assert!(!is_token("sk-anything"));
+        assert_eq!(display_name("sk-abcdefgh1234"), "sk-...1234");
+    }
+}
