@@ -12,6 +12,7 @@ pub mod cache;
 pub mod deployment_stats;
 pub mod edge;
 pub mod in_flight;
+pub mod key_api;
 pub mod keys;
 pub mod listener;
 pub mod metrics;

@@ -1,0 +1,582 @@
+//! LiteLLM's key management API, with its paths, fields and response shapes, so scripts written
+//! against LiteLLM keep working: `/key/generate`, `/key/info`, `/key/list`, `/key/update`,
+//! `/key/delete`, `/key/regenerate`, `/key/block`, `/key/unblock`.
+//!
+//! Only the master key manages keys; a virtual key may read its own `/key/info`. A key is named
+//! in requests by its raw value or by its stored hash (an identifier here, never a credential).
+//! Errors use LiteLLM's envelope: `{"error": {"message", "type", "param", "code": "<status>"}}`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tollgate_store::{KeyError, KeyFilter, KeyRow, KeyStore, StoreError};
+
+use crate::app::App;
+use crate::keys::{display_name, hash_key, is_token, new_raw_key};
+use crate::pipeline::authenticate::{Caller, caller};
+
+/// The routes, to merge into the server's router.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/key/generate", post(generate))
+        .route("/key/info", get(info))
+        .route("/key/list", get(list))
+        .route("/key/update", post(update))
+        .route("/key/delete", post(delete))
+        .route("/key/regenerate", post(regenerate))
+        .route("/key/block", post(block))
+        .route("/key/unblock", post(unblock))
+}
+
+/// A refusal in LiteLLM's error envelope.
+struct KeyApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    param: Option<&'static str>,
+}
+
+impl KeyApiError {
+    fn bad(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        KeyApiError {
+            status: StatusCode::BAD_REQUEST,
+            kind: "bad_request_error",
+            message: message.into(),
+            param,
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        KeyApiError {
+            status: StatusCode::NOT_FOUND,
+            kind: "not_found_error",
+            message: message.into(),
+            param: Some("key"),
+        }
+    }
+}
+
+impl IntoResponse for KeyApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "message": self.message,
+            "type": self.kind,
+            "param": self.param,
+            "code": self.status.as_u16().to_string(),
+        }});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for KeyApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "key store error");
+        KeyApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "internal_server_error",
+            message: format!("the key store cannot be used right now ({e}); retry shortly"),
+            param: None,
+        }
+    }
+}
+
+impl From<KeyError> for KeyApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Conflict(m) => KeyApiError::bad(m, Some("key_alias")),
+            KeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+type ApiResult = Result<Response, KeyApiError>;
+
+/// The caller, who must hold the master key (or run without auth).
+async fn admin(app: &App, headers: &HeaderMap) -> Result<Caller, KeyApiError> {
+    let live = app.live.load_full();
+    let who = caller(app, &live, headers).await.map_err(|e| KeyApiError {
+        status: StatusCode::UNAUTHORIZED,
+        kind: "auth_error",
+        message: e.message,
+        param: None,
+    })?;
+    if !who.is_admin() {
+        return Err(KeyApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "auth_error",
+            message: "only the master key may manage keys; a virtual key may read its own GET /key/info".into(),
+            param: None,
+        });
+    }
+    Ok(who)
+}
+
+/// Runs a store call off the async workers.
+async fn blocking<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&dyn KeyStore) -> Result<T, KeyError> + Send + 'static,
+) -> Result<T, KeyApiError> {
+    let store = Arc::clone(app.keys.store());
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|_| KeyApiError::from(StoreError::WriterGone))?
+        .map_err(KeyApiError::from)
+}
+
+/// The JSON object of a request body, or what to send instead.
+fn object(body: &[u8]) -> Result<Map<String, Value>, KeyApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(KeyApiError::bad(
+            "send a JSON object, e.g. {\"models\": [\"gpt-4o\"]}",
+            None,
+        )),
+        Err(e) => Err(KeyApiError::bad(format!("the body is not valid JSON: {e}"), None)),
+    }
+}
+
+/// The stored token a request names: a raw key is hashed, a hash is taken as it is.
+fn token_of(id: &str) -> String {
+    if is_token(id) { id.to_string() } else { hash_key(id) }
+}
+
+/// `30s`, `30m`, `30h`, `30d`, `1w`, `1mo` (calendar months) → the instant that long after `from`.
+pub fn duration_end(text: &str, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    if n <= 0 {
+        return None;
+    }
+    match unit {
+        "s" => Some(from + chrono::Duration::seconds(n)),
+        "m" => Some(from + chrono::Duration::minutes(n)),
+        "h" => Some(from + chrono::Duration::hours(n)),
+        "d" => Some(from + chrono::Duration::days(n)),
+        "w" => Some(from + chrono::Duration::weeks(n)),
+        "mo" => from.checked_add_months(chrono::Months::new(u32::try_from(n).ok()?)),
+        _ => None,
+    }
+}
+
+const DURATION_HELP: &str = "a number and a unit: 30s, 30m, 30h, 30d, 1w or 1mo";
+
+fn opt_string(m: &Map<String, Value>, k: &'static str) -> Result<Option<Option<String>>, KeyApiError> {
+    match m.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(other) => Err(KeyApiError::bad(
+            format!("`{k}` must be a string, got {other}"),
+            Some(k),
+        )),
+    }
+}
+
+fn opt_money(m: &Map<String, Value>, k: &'static str) -> Result<Option<Option<f64>>, KeyApiError> {
+    match m.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v) => match v.as_f64() {
+            Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(Some(x))),
+            _ => Err(KeyApiError::bad(
+                format!("`{k}` must be a number of dollars, 0 or more, got {v}"),
+                Some(k),
+            )),
+        },
+    }
+}
+
+fn opt_count(m: &Map<String, Value>, k: &'static str) -> Result<Option<Option<u64>>, KeyApiError> {
+    match m.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v) => v
+            .as_u64()
+            .map(|n| Some(Some(n)))
+            .ok_or_else(|| KeyApiError::bad(format!("`{k}` must be a whole number, 0 or more, got {v}"), Some(k))),
+    }
+}
+
+fn opt_map(m: &Map<String, Value>, k: &'static str) -> Result<Option<Option<Map<String, Value>>>, KeyApiError> {
+    match m.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::Object(o)) => Ok(Some(Some(o.clone()))),
+        Some(other) => Err(KeyApiError::bad(
+            format!("`{k}` must be a JSON object, got {other}"),
+            Some(k),
+        )),
+    }
+}
+
+/// Applies the fields present in `m` to `key` (generate and update share this: only what is
+/// given changes).
+fn apply(key: &mut KeyRow, m: &Map<String, Value>, now: DateTime<Utc>) -> Result<(), KeyApiError> {
+    if let Some(a) = opt_string(m, "key_alias")? {
+        key.key_alias = a.filter(|s| !s.is_empty());
+    }
+    if let Some(d) = opt_string(m, "duration")? {
+        key.expires = match d {
+            None => None,
+            Some(d) => Some(duration_end(&d, now).ok_or_else(|| {
+                KeyApiError::bad(format!("`duration` {d:?} is not {DURATION_HELP}"), Some("duration"))
+            })?),
+        };
+    }
+    match m.get("models") {
+        None => {}
+        Some(Value::Null) => key.models.clear(),
+        Some(Value::Array(items)) => {
+            key.models = items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| KeyApiError::bad("`models` must be a list of model names ([] = all)", Some("models")))?;
+        }
+        Some(other) => {
+            return Err(KeyApiError::bad(
+                format!("`models` must be a list of model names ([] = all), got {other}"),
+                Some("models"),
+            ));
+        }
+    }
+    if let Some(v) = opt_money(m, "max_budget")? {
+        key.max_budget = v;
+    }
+    if let Some(v) = opt_money(m, "soft_budget")? {
+        key.soft_budget = v;
+    }
+    if let Some(v) = opt_string(m, "budget_duration")? {
+        if let Some(d) = &v
+            && duration_end(d, now).is_none()
+        {
+            return Err(KeyApiError::bad(
+                format!("`budget_duration` {d:?} is not {DURATION_HELP}"),
+                Some("budget_duration"),
+            ));
+        }
+        key.budget_duration = v;
+    }
+    for (k, slot) in [
+        ("budget_id", &mut key.budget_id),
+        ("user_id", &mut key.user_id),
+        ("team_id", &mut key.team_id),
+    ] {
+        if let Some(v) = opt_string(m, k)? {
+            *slot = v;
+        }
+    }
+    for (k, slot) in [
+        ("max_parallel_requests", &mut key.max_parallel_requests),
+        ("tpm_limit", &mut key.tpm_limit),
+        ("rpm_limit", &mut key.rpm_limit),
+    ] {
+        if let Some(v) = opt_count(m, k)? {
+            *slot = v;
+        }
+    }
+    for (k, slot) in [
+        ("model_rpm_limit", &mut key.model_rpm_limit),
+        ("model_tpm_limit", &mut key.model_tpm_limit),
+        ("model_max_budget", &mut key.model_max_budget),
+    ] {
+        if let Some(v) = opt_map(m, k)? {
+            *slot = v;
+        }
+    }
+    if let Some(v) = opt_map(m, "metadata")? {
+        key.metadata = v.unwrap_or_default();
+    }
+    match m.get("blocked") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => key.blocked = *b,
+        Some(other) => {
+            return Err(KeyApiError::bad(
+                format!("`blocked` must be true or false, got {other}"),
+                Some("blocked"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A key as the API shows it: the row, with the spend still being gathered added.
+fn shown(app: &App, key: &KeyRow) -> Value {
+    let mut v = serde_json::to_value(key).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("spend".into(), json!(key.spend + app.keys.pending_spend(&key.token)));
+        m.insert("token_id".into(), json!(key.token));
+    }
+    v
+}
+
+async fn generate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    let _admin = admin(&app, &headers).await?;
+    let m = object(&body)?;
+    let now = Utc::now();
+    let raw = match opt_string(&m, "key")?.flatten() {
+        Some(custom) if custom.starts_with("sk-") && custom.len() >= 8 => custom,
+        Some(_) => {
+            return Err(KeyApiError::bad(
+                "a custom `key` must start with `sk-` and be at least 8 characters",
+                Some("key"),
+            ));
+        }
+        None => {
+            new_raw_key().map_err(|e| KeyApiError::from(StoreError::NotCommitted(format!("no randomness: {e}"))))?
+        }
+    };
+    let mut key = KeyRow {
+        token: hash_key(&raw),
+        key_name: display_name(&raw),
+        created_at: Some(now),
+        updated_at: Some(now),
+        ..KeyRow::default()
+    };
+    apply(&mut key, &m, now)?;
+    let row = key.clone();
+    blocking(&app, move |s| s.create(&row)).await?;
+    let mut v = shown(&app, &key);
+    if let Value::Object(o) = &mut v {
+        // The raw key, this once; from now on only its hash exists.
+        o.insert("key".into(), json!(raw));
+    }
+    Ok(axum::Json(v).into_response())
+}
+
+#[derive(Deserialize)]
+struct InfoQuery {
+    key: Option<String>,
+}
+
+async fn info(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<InfoQuery>) -> ApiResult {
+    let live = app.live.load_full();
+    let who = caller(&app, &live, &headers).await.map_err(|e| KeyApiError {
+        status: StatusCode::UNAUTHORIZED,
+        kind: "auth_error",
+        message: e.message,
+        param: None,
+    })?;
+    let token = match (&q.key, &who.key) {
+        (Some(k), _) => token_of(k),
+        (None, Some(own)) => own.token.clone(),
+        (None, None) => return Err(KeyApiError::bad("name the key: GET /key/info?key=sk-…", Some("key"))),
+    };
+    if let Some(own) = &who.key
+        && own.token != token
+    {
+        return Err(KeyApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "auth_error",
+            message: "a virtual key may read only its own /key/info".into(),
+            param: Some("key"),
+        });
+    }
+    let t = token.clone();
+    let key = blocking(&app, move |s| Ok(s.get(&t)?)).await?;
+    let key = key.ok_or_else(|| KeyApiError::not_found("no such key"))?;
+    Ok(axum::Json(json!({"key": q.key.unwrap_or(token), "info": shown(&app, &key)})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page: Option<u32>,
+    size: Option<u32>,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    key_alias: Option<String>,
+    return_full_object: Option<bool>,
+}
+
+async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<ListQuery>) -> ApiResult {
+    let _admin = admin(&app, &headers).await?;
+    let page = q.page.unwrap_or(1).max(1);
+    let size = q.size.unwrap_or(10).clamp(1, 100);
+    let filter = KeyFilter {
+        user_id: q.user_id,
+        team_id: q.team_id,
+        key_alias: q.key_alias,
+    };
+    let (keys, total) = blocking(&app, move |s| Ok(s.list(&filter, page, size)?)).await?;
+    let items: Vec<Value> = if q.return_full_object.unwrap_or(false) {
+        keys.iter().map(|k| shown(&app, k)).collect()
+    } else {
+        keys.iter().map(|k| json!(k.token)).collect()
+    };
+    Ok(axum::Json(json!({
+        "keys": items,
+        "total_count": total,
+        "current_page": page,
+        "total_pages": total.div_ceil(u64::from(size)),
+    }))
+    .into_response())
+}
+
+/// The named key's row, or 404.
+async fn existing(app: &App, m: &Map<String, Value>) -> Result<KeyRow, KeyApiError> {
+    let id = opt_string(m, "key")?
+        .flatten()
+        .ok_or_else(|| KeyApiError::bad("name the key: {\"key\": \"sk-…\"}", Some("key")))?;
+    let token = token_of(&id);
+    blocking(app, move |s| Ok(s.get(&token)?))
+        .await?
+        .ok_or_else(|| KeyApiError::not_found("no such key"))
+}
+
+async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    let _admin = admin(&app, &headers).await?;
+    let m = object(&body)?;
+    let mut key = existing(&app, &m).await?;
+    let mut changes = m.clone();
+    changes.remove("key");
+    apply(&mut key, &changes, Utc::now())?;
+    key.updated_at = Some(Utc::now());
+    save(&app, key).await
+}
+
+async fn save(app: &App, key: KeyRow) -> ApiResult {
+    let row = key.clone();
+    if !blocking(app, move |s| s.update(&row)).await? {
+        return Err(KeyApiError::not_found("no such key"));
+    }
+    app.keys.forget(&key.token);
+    Ok(axum::Json(shown(app, &key)).into_response())
+}
+
+async fn set_blocked(app: Arc<App>, headers: HeaderMap, body: axum::body::Bytes, blocked: bool) -> ApiResult {
+    let _admin = admin(&app, &headers).await?;
+    let m = object(&body)?;
+    let mut key = existing(&app, &m).await?;
+    key.blocked = blocked;
+    key.updated_at = Some(Utc::now());
+    save(&app, key).await
+}
+
+async fn block(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    set_blocked(app, headers, body, true).await
+}
+
+async fn unblock(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    set_blocked(app, headers, body, false).await
+}
+
+async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    let _admin = admin(&app, &headers).await?;
+    let m = object(&body)?;
+    let list = |k: &'static str| -> Result<Vec<String>, KeyApiError> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| KeyApiError::bad(format!("`{k}` must be a list of strings"), Some(k))),
+            Some(other) => Err(KeyApiError::bad(
+                format!("`{k}` must be a list of strings, got {other}"),
+                Some(k),
+            )),
+        }
+    };
+    let keys = list("keys")?;
+    let aliases = list("key_aliases")?;
+    if keys.is_empty() && aliases.is_empty() {
+        return Err(KeyApiError::bad(
+            "name what to delete: {\"keys\": [\"sk-…\"]} or {\"key_aliases\": [\"ci\"]}",
+            Some("keys"),
+        ));
+    }
+    let (keys2, aliases2) = (keys.clone(), aliases.clone());
+    let deleted = blocking(&app, move |s| {
+        let mut tokens: Vec<(String, String)> = keys2.iter().map(|k| (k.clone(), token_of(k))).collect();
+        for a in &aliases2 {
+            if let Some(row) = s.find_alias(a)? {
+                tokens.push((a.clone(), row.token));
+            }
+        }
+        let gone = s.delete(&tokens.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>())?;
+        Ok(tokens.into_iter().filter(|(_, t)| gone.contains(t)).collect::<Vec<_>>())
+    })
+    .await?;
+    if deleted.is_empty() {
+        return Err(KeyApiError::not_found("none of these keys exist"));
+    }
+    for (_, t) in &deleted {
+        app.keys.forget(t);
+    }
+    let names: Vec<String> = deleted.into_iter().map(|(given, _)| given).collect();
+    Ok(axum::Json(json!({"deleted_keys": names})).into_response())
+}
+
+async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    let _admin = admin(&app, &headers).await?;
+    let m = object(&body)?;
+    let old = existing(&app, &m).await?;
+    let raw = match opt_string(&m, "new_key")?.flatten() {
+        Some(custom) if custom.starts_with("sk-") && custom.len() >= 8 => custom,
+        Some(_) => {
+            return Err(KeyApiError::bad(
+                "`new_key` must start with `sk-` and be at least 8 characters",
+                Some("new_key"),
+            ));
+        }
+        None => {
+            new_raw_key().map_err(|e| KeyApiError::from(StoreError::NotCommitted(format!("no randomness: {e}"))))?
+        }
+    };
+    let mut key = old.clone();
+    key.token = hash_key(&raw);
+    key.key_name = display_name(&raw);
+    key.updated_at = Some(Utc::now());
+    let mut changes = m.clone();
+    for k in ["key", "new_key"] {
+        changes.remove(k);
+    }
+    apply(&mut key, &changes, Utc::now())?;
+    let (old_token, row) = (old.token.clone(), key.clone());
+    if !blocking(&app, move |s| s.replace_token(&old_token, &row)).await? {
+        return Err(KeyApiError::not_found("no such key"));
+    }
+    app.keys.forget(&old.token);
+    let mut v = shown(&app, &key);
+    if let Value::Object(o) = &mut v {
+        o.insert("key".into(), json!(raw));
+    }
+    Ok(axum::Json(v).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_litellms() {
+        let t0 = DateTime::parse_from_rfc3339("2026-01-31T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(duration_end("30s", t0), Some(t0 + chrono::Duration::seconds(30)));
+        assert_eq!(duration_end("30m", t0), Some(t0 + chrono::Duration::minutes(30)));
+        assert_eq!(duration_end("30h", t0), Some(t0 + chrono::Duration::hours(30)));
+        assert_eq!(duration_end("30d", t0), Some(t0 + chrono::Duration::days(30)));
+        assert_eq!(duration_end("1w", t0), Some(t0 + chrono::Duration::days(7)));
+        // Calendar months: January 31st + 1 month is the end of February.
+        assert_eq!(
+            duration_end("1mo", t0).map(|t| t.to_rfc3339()),
+            Some("2026-02-28T00:00:00+00:00".into())
+        );
+        for bad in ["", "30", "s", "-1d", "0d", "1y", "1.5h"] {
+            assert_eq!(duration_end(bad, t0), None, "{bad}");
+        }
+    }
+}

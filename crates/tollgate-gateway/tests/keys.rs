@@ -1,0 +1,229 @@
+//! Virtual keys over real HTTP: LiteLLM's `/key/*` API round trip, and what a key may do on the
+//! request path (models, blocked, expired, spend), with records naming the key by hash prefix.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+mod common;
+use common::{Gw, KEY, eventually, gateway, start_mock};
+
+fn config(mock: SocketAddr) -> String {
+    format!(
+        "model_list:
+  - model_name: cheap
+    litellm_params:
+      model: openai/cheap
+      api_base: http://{mock}/v1
+      api_key: k
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
+  - model_name: dear
+    litellm_params:
+      model: openai/dear
+      api_base: http://{mock}/v1
+      api_key: k
+      input_cost_per_token: 0.00001
+      output_cost_per_token: 0.00002
+general_settings:
+  master_key: {KEY}
+"
+    )
+}
+
+async fn call(gw: &Gw, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    let url = format!("{}{path}", gw.base);
+    let req = match method {
+        "GET" => gw.http.get(url),
+        _ => gw.http.post(url),
+    };
+    let req = req.bearer_auth(key);
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
+}
+
+#[tokio::test]
+async fn a_key_round_trips_through_litellms_api_and_is_enforced() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock)).await;
+
+    // Generate: the raw key once, its hash as the id, the fields as given.
+    let (s, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"key_alias": "ci", "models": ["cheap"], "max_budget": 5, "user_id": "ada", "team_id": "core", "duration": "30d", "metadata": {"job": "nightly"}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{created}");
+    let raw = created["key"].as_str().unwrap().to_string();
+    assert!(raw.starts_with("sk-") && raw.len() == 25, "{raw}");
+    let token = created["token"].as_str().unwrap().to_string();
+    assert_eq!(token, tollgate_gateway::keys::hash_key(&raw));
+    assert_eq!(created["key_name"], format!("sk-...{}", &raw[raw.len() - 4..]));
+    assert_eq!(created["models"], json!(["cheap"]));
+    assert!(created["expires"].as_str().is_some());
+
+    // The alias is unique.
+    let (s, dup) = call(&gw, "POST", "/key/generate", KEY, Some(json!({"key_alias": "ci"}))).await;
+    assert_eq!(s, 400, "{dup}");
+    assert_eq!(dup["error"]["type"], "bad_request_error");
+    assert_eq!(dup["error"]["code"], "400");
+    // Bad input says what to send.
+    for (body, field) in [
+        (json!({"max_budget": -1}), "max_budget"),
+        (json!({"duration": "soon"}), "duration"),
+        (json!({"models": "cheap"}), "models"),
+        (json!({"rpm_limit": "ten"}), "rpm_limit"),
+    ] {
+        let (s, e) = call(&gw, "POST", "/key/generate", KEY, Some(body)).await;
+        assert_eq!(s, 400, "{e}");
+        assert!(e["error"]["message"].as_str().unwrap().contains(field), "{e}");
+    }
+
+    // The key may call its model and sees only it.
+    let (s, answer) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+    assert_eq!(s, 200, "{answer}");
+    let (_, models) = call(&gw, "GET", "/v1/models", &raw, None).await;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["cheap"]);
+    let (_, info) = call(&gw, "GET", "/v1/model/info", &raw, None).await;
+    assert!(
+        info["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["model_name"] == "cheap")
+    );
+    // … and nothing else.
+    let (s, denied) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("dear"))).await;
+    assert_eq!(s, 401, "{denied}");
+    assert_eq!(denied["error"]["code"], "key_model_access_denied");
+    // A virtual key cannot manage keys.
+    let (s, _) = call(&gw, "POST", "/key/generate", &raw, Some(json!({}))).await;
+    assert_eq!(s, 403);
+
+    // Pass-the-hash: the stored hash is an identifier, never a credential.
+    let (s, e) = call(&gw, "POST", "/v1/chat/completions", &token, Some(chat("cheap"))).await;
+    assert_eq!(s, 401, "{e}");
+
+    // Spend: /key/info equals the sum of the key's records' cost (1e-9), gathering included.
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+    assert_eq!(s, 200);
+    let (s, own) = call(&gw, "GET", "/key/info", &raw, None).await;
+    assert_eq!(s, 200, "{own}");
+    assert_eq!(own["info"]["key_alias"], "ci");
+    assert!(own["info"]["spend"].as_f64().unwrap() > 0.0);
+
+    // Update changes only what is given; block and unblock; list.
+    let (s, updated) = call(
+        &gw,
+        "POST",
+        "/key/update",
+        KEY,
+        Some(json!({"key": raw, "models": ["cheap", "dear"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{updated}");
+    assert_eq!(updated["models"], json!(["cheap", "dear"]));
+    assert_eq!(updated["max_budget"], 5.0);
+    assert_eq!(updated["metadata"]["job"], "nightly");
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("dear"))).await;
+    assert_eq!(s, 200, "the update applies at once on this instance");
+    let (s, _) = call(&gw, "POST", "/key/block", KEY, Some(json!({"key": token}))).await;
+    assert_eq!(s, 200);
+    let (s, e) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (401, Some("key_blocked")));
+    let (s, _) = call(&gw, "POST", "/key/unblock", KEY, Some(json!({"key": raw}))).await;
+    assert_eq!(s, 200);
+    let (s, listed) = call(&gw, "GET", "/key/list?return_full_object=true&user_id=ada", KEY, None).await;
+    assert_eq!(s, 200, "{listed}");
+    assert_eq!(listed["total_count"], 1);
+    assert_eq!(listed["keys"][0]["token"], token);
+    // Everything this key spent so far, as /key/info says (compared with its records below).
+    let spend = listed["keys"][0]["spend"].as_f64().unwrap();
+
+    // Regenerate: a new raw key for the same row; the old one stops working.
+    let (s, renewed) = call(&gw, "POST", "/key/regenerate", KEY, Some(json!({"key": raw}))).await;
+    assert_eq!(s, 200, "{renewed}");
+    let new_raw = renewed["key"].as_str().unwrap().to_string();
+    assert_ne!(new_raw, raw);
+    assert_eq!(renewed["key_alias"], "ci");
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+    assert_eq!(s, 401);
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &new_raw, Some(chat("cheap"))).await;
+    assert_eq!(s, 200);
+
+    // Delete by alias.
+    let (s, deleted) = call(&gw, "POST", "/key/delete", KEY, Some(json!({"key_aliases": ["ci"]}))).await;
+    assert_eq!(s, 200, "{deleted}");
+    assert_eq!(deleted["deleted_keys"], json!(["ci"]));
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &new_raw, Some(chat("cheap"))).await;
+    assert_eq!(s, 401);
+
+    // Records name the key by alias and hash prefix, with its user and team, never the raw key.
+    let new_token = tollgate_gateway::keys::hash_key(&new_raw);
+    let (records, jsonl) = gw.records_and_jsonl().await;
+    let by_key: Vec<_> = records
+        .iter()
+        .filter(|r| r.key_alias.as_deref() == Some("ci"))
+        .collect();
+    assert_eq!(by_key.len(), 5, "cheap, denied dear, cheap, dear, cheap (renewed)");
+    for r in &by_key {
+        assert_eq!(r.user_id.as_deref(), Some("ada"));
+        assert_eq!(r.team_id.as_deref(), Some("core"));
+        let prefix = r.key_hash.as_deref().unwrap();
+        assert!(token.starts_with(prefix) || new_token.starts_with(prefix));
+        assert_eq!(prefix.len(), 16);
+    }
+    assert!(
+        !jsonl.contains(&raw) && !jsonl.contains(&new_raw),
+        "raw keys never reach records"
+    );
+    let recorded: f64 = by_key
+        .iter()
+        .filter(|r| r.key_hash.as_deref().is_some_and(|p| token.starts_with(p)))
+        .filter_map(|r| r.cost_usd)
+        .sum();
+    assert!(
+        (recorded - spend).abs() < 1e-9,
+        "records {recorded} vs /key/info {spend}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused_and_says_when_it_expired() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock)).await;
+    let (s, created) = call(&gw, "POST", "/key/generate", KEY, Some(json!({"duration": "1s"}))).await;
+    assert_eq!(s, 200, "{created}");
+    let raw = created["key"].as_str().unwrap().to_string();
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("dear"))).await;
+    assert_eq!(s, 200, "no models listed: every model");
+    eventually("the key to expire", Duration::from_secs(10), || {
+        let gw = &gw;
+        let raw = raw.clone();
+        async move {
+            let (s, e) = call(gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+            s == 401 && e["error"]["code"] == "expired_key"
+        }
+    })
+    .await;
+}
