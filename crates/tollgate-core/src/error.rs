@@ -49,6 +49,8 @@ pub enum ErrorKind {
     Upstream,
     Timeout,
     Internal,
+    /// A key's (or user's, team's…) budget would be passed: 429, LiteLLM's `budget_exceeded`.
+    BudgetExceeded,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,6 +69,8 @@ pub struct GatewayError {
     /// gateway makes itself, such as a full concurrency cap; an upstream's own `Retry-After`
     /// travels separately).
     pub retry_after_s: Option<u64>,
+    /// Extra fields of the error object (see [`GatewayError::with_details`]).
+    pub details: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl GatewayError {
@@ -76,7 +80,7 @@ impl GatewayError {
             ErrorKind::Authentication => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::PayloadTooLarge => 413,
-            ErrorKind::RateLimited => 429,
+            ErrorKind::RateLimited | ErrorKind::BudgetExceeded => 429,
             ErrorKind::Upstream => 502,
             ErrorKind::Timeout => 504,
             ErrorKind::Internal => 500,
@@ -89,7 +93,15 @@ impl GatewayError {
             param: None,
             fault: None,
             retry_after_s: None,
+            details: None,
         }
+    }
+
+    /// Fields added to the error object beside message, type, param and code (a budget
+    /// refusal's `scope`, `spend`, `max_budget`, …), for clients that act on them.
+    pub fn with_details(mut self, details: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.details = Some(Box::new(details));
+        self
     }
 
     /// Marks whose fault this is when the kind alone does not tell (an upstream's 400 is the
@@ -108,7 +120,8 @@ impl GatewayError {
             | ErrorKind::Authentication
             | ErrorKind::NotFound
             | ErrorKind::PayloadTooLarge
-            | ErrorKind::RateLimited => Fault::Client,
+            | ErrorKind::RateLimited
+            | ErrorKind::BudgetExceeded => Fault::Client,
             ErrorKind::Upstream | ErrorKind::Timeout => Fault::Deployment,
             ErrorKind::Internal => Fault::Gateway,
         })
@@ -144,19 +157,26 @@ impl GatewayError {
             ErrorKind::Upstream => "upstream_error",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal_error",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
         }
     }
 
     /// `{"error": {"message", "type", "param", "code"}}` as OpenAI's SDKs parse it.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({
+        let mut v = json!({
             "error": {
                 "message": self.message,
                 "type": self.type_str(),
                 "param": self.param,
                 "code": self.code.clone().unwrap_or_else(|| self.status.to_string()),
             }
-        })
+        });
+        if let (Some(details), Some(obj)) = (&self.details, v["error"].as_object_mut()) {
+            for (k, val) in details.iter() {
+                obj.entry(k.clone()).or_insert_with(|| val.clone());
+            }
+        }
+        v
     }
 }
 

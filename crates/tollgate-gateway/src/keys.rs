@@ -65,7 +65,8 @@ pub fn is_token(s: &str) -> bool {
 pub struct Keys {
     store: Arc<dyn KeyStore>,
     cache: moka::sync::Cache<String, Option<Arc<KeyRow>>>,
-    pending: Mutex<HashMap<String, f64>>,
+    /// Per key: cost to add to its spend, and the admission hold to give back.
+    pending: Mutex<HashMap<String, (f64, f64)>>,
     stop: AtomicBool,
     /// Where the keys live, for startup lines and errors.
     pub location: String,
@@ -109,13 +110,17 @@ impl Keys {
         self.cache.invalidate(token);
     }
 
-    /// Adds a request's cost to its key.
-    pub fn add_spend(&self, token: &str, amount: f64) {
-        if amount == 0.0 || !amount.is_finite() {
+    /// A request of this key ended: its cost goes to the key's spend and its admission hold
+    /// (`released`) is given back.
+    pub fn settle(&self, token: &str, cost: f64, released: f64) {
+        let cost = if cost.is_finite() { cost } else { 0.0 };
+        if cost == 0.0 && released == 0.0 {
             return;
         }
         if let Ok(mut p) = self.pending.lock() {
-            *p.entry(token.to_string()).or_insert(0.0) += amount;
+            let e = p.entry(token.to_string()).or_insert((0.0, 0.0));
+            e.0 += cost;
+            e.1 += released;
         }
     }
 
@@ -124,26 +129,28 @@ impl Keys {
         self.pending
             .lock()
             .ok()
-            .and_then(|p| p.get(token).copied())
+            .and_then(|p| p.get(token).map(|(cost, _)| *cost))
             .unwrap_or(0.0)
     }
 
     /// Writes the gathered spend; on failure it is kept for the next try. Blocking.
     pub fn flush(&self) {
-        let batch: Vec<(String, f64)> = match self.pending.lock() {
-            Ok(mut p) if !p.is_empty() => p.drain().collect(),
+        let batch: Vec<(String, f64, f64)> = match self.pending.lock() {
+            Ok(mut p) if !p.is_empty() => p.drain().map(|(t, (c, r))| (t, c, r)).collect(),
             _ => return,
         };
         if let Err(e) = self.store.add_spend(&batch) {
             tracing::warn!(error = %e, "cannot write key spend; it is kept and retried");
             if let Ok(mut p) = self.pending.lock() {
-                for (t, a) in batch {
-                    *p.entry(t).or_insert(0.0) += a;
+                for (t, c, r) in batch {
+                    let e = p.entry(t).or_insert((0.0, 0.0));
+                    e.0 += c;
+                    e.1 += r;
                 }
             }
             return;
         }
-        for (t, _) in &batch {
+        for (t, _, _) in &batch {
             self.cache.invalidate(t);
         }
     }

@@ -227,3 +227,132 @@ async fn an_expired_key_is_refused_and_says_when_it_expired() {
     })
     .await;
 }
+
+/// A budget of $X and a burst of concurrent requests: admission holds each one's estimate, so the
+/// key's spend never passes the budget, and the next request gets 429 `budget_exceeded`.
+#[tokio::test]
+async fn a_budget_holds_under_a_concurrent_burst() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock)).await;
+    // Each request costs at most about (prompt/2 × $0.00001 + 50 × $0.00002) ≈ $0.0012 estimated;
+    // a budget of $0.006 admits a handful of the 50.
+    let (s, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"max_budget": 0.006, "key_alias": "tight"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{created}");
+    let raw = created["key"].as_str().unwrap().to_string();
+    let body = json!({"model": "dear", "max_tokens": 50, "messages": [{"role": "user", "content": "hello there"}]});
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, url, raw, body) = (
+                gw.http.clone(),
+                format!("{}/v1/chat/completions", gw.base),
+                raw.clone(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                let r = http.post(url).bearer_auth(raw).json(&body).send().await.unwrap();
+                let status = r.status().as_u16();
+                let retry = r.headers().get("retry-after").is_some();
+                (status, retry, r.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut refused = 0;
+    for t in tasks {
+        let (status, _, v) = t.await.unwrap();
+        match status {
+            200 => ok += 1,
+            429 => {
+                refused += 1;
+                assert_eq!(v["error"]["type"], "budget_exceeded", "{v}");
+                assert_eq!(v["error"]["scope"], "key");
+                assert_eq!(v["error"]["entity_id"], "tight");
+                assert_eq!(v["error"]["max_budget"], 0.006);
+            }
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "{ok} admitted, {refused} refused");
+    // Settled: what the key spent is what its records cost, and never past the budget.
+    let (_, info) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    let spend = info["info"]["spend"].as_f64().unwrap();
+    assert!(spend <= 0.006 + 1e-12, "spent {spend} of 0.006");
+    let records = gw.records().await;
+    let recorded: f64 = records
+        .iter()
+        .filter(|r| r.key_alias.as_deref() == Some("tight"))
+        .filter_map(|r| r.cost_usd)
+        .sum();
+    assert!(
+        (recorded - spend).abs() < 1e-9,
+        "records {recorded} vs /key/info {spend}"
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.key_alias.as_deref() == Some("tight"))
+            .count(),
+        50,
+        "refusals are recorded too"
+    );
+}
+
+/// `budget_duration`: the budget resets when its period ends, from the clock, with no job.
+#[tokio::test]
+async fn a_budget_with_a_duration_resets_on_time_and_says_when() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock)).await;
+    let (_, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"max_budget": 0.0015, "budget_duration": "2s"})),
+    )
+    .await;
+    let raw = created["key"].as_str().unwrap().to_string();
+    let body = json!({"model": "dear", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+    // Spend until refused, within one period.
+    let mut refusal = None;
+    for _ in 0..10 {
+        let r = gw
+            .http
+            .post(format!("{}/v1/chat/completions", gw.base))
+            .bearer_auth(&raw)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 429 {
+            let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            refusal = Some((retry, r.json::<Value>().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (retry, v) = refusal.expect("the budget is reached within a period");
+    assert!(retry <= 2, "Retry-After is the time to the reset: {retry}");
+    assert!(v["error"]["budget_reset_at"].as_str().is_some(), "{v}");
+    eventually("the next period to admit again", Duration::from_secs(10), || {
+        let (gw, raw, body) = (&gw, raw.clone(), body.clone());
+        async move {
+            let r = gw
+                .http
+                .post(format!("{}/v1/chat/completions", gw.base))
+                .bearer_auth(raw)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16() == 200
+        }
+    })
+    .await;
+}

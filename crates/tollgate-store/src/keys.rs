@@ -95,8 +95,25 @@ pub trait KeyStore: Send + Sync {
     fn delete(&self, tokens: &[String]) -> Result<Vec<String>, StoreError>;
     /// Regenerate: the row of `old` gets `new.token` (spend carried over); `false` when `old` is gone.
     fn replace_token(&self, old: &str, new: &KeyRow) -> Result<bool, KeyError>;
-    /// Adds each amount to its key's spend.
-    fn add_spend(&self, spends: &[(String, f64)]) -> Result<(), StoreError>;
+    /// Settles requests: each `(token, cost, reserved)` adds `cost` to the key's spend and gives
+    /// back `reserved` of what admission held.
+    fn add_spend(&self, spends: &[(String, f64, f64)]) -> Result<(), StoreError>;
+    /// Holds `amount` against the key's `max_budget`, atomically (one conditional UPDATE), unless
+    /// spend + held + amount would pass it. `window`: the start of the current budget period;
+    /// spend from an earlier period counts as 0.
+    fn reserve(&self, token: &str, amount: f64, window: Option<DateTime<Utc>>) -> Result<Reservation, StoreError>;
+}
+
+/// What [`KeyStore::reserve`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reservation {
+    Held,
+    /// The budget would be passed: the spend and holds as they stand.
+    Refused {
+        spend: f64,
+        reserved: f64,
+        max_budget: f64,
+    },
 }
 
 fn now_text(t: DateTime<Utc>) -> String {
@@ -179,8 +196,8 @@ impl KeyStore for SqliteKeys {
         let doc = doc_of(key)?;
         self.with(|c| {
             c.execute(
-                "INSERT INTO tollgate_keys (token, key_alias, user_id, team_id, spend, updated_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO tollgate_keys (token, key_alias, user_id, team_id, spend, updated_at, doc, max_budget)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     key.token,
                     key.key_alias,
@@ -188,7 +205,8 @@ impl KeyStore for SqliteKeys {
                     key.team_id,
                     key.spend,
                     now_text(Utc::now()),
-                    doc
+                    doc,
+                    key.max_budget
                 ],
             )
             .map(|_| ())
@@ -248,7 +266,8 @@ impl KeyStore for SqliteKeys {
         let doc = doc_of(key)?;
         self.with(|c| {
             c.execute(
-                "UPDATE tollgate_keys SET key_alias = ?2, user_id = ?3, team_id = ?4, updated_at = ?5, doc = ?6
+                "UPDATE tollgate_keys SET key_alias = ?2, user_id = ?3, team_id = ?4, updated_at = ?5, doc = ?6,
+                     max_budget = ?7
                  WHERE token = ?1",
                 params![
                     key.token,
@@ -256,7 +275,8 @@ impl KeyStore for SqliteKeys {
                     key.user_id,
                     key.team_id,
                     now_text(Utc::now()),
-                    doc
+                    doc,
+                    key.max_budget
                 ],
             )
             .map(|n| n > 0)
@@ -300,18 +320,55 @@ impl KeyStore for SqliteKeys {
         })
     }
 
-    fn add_spend(&self, spends: &[(String, f64)]) -> Result<(), StoreError> {
+    fn add_spend(&self, spends: &[(String, f64, f64)]) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction().map_err(|e| self.err(e))?;
-            for (token, amount) in spends {
+            for (token, amount, release) in spends {
                 tx.execute(
-                    "UPDATE tollgate_keys SET spend = spend + ?2 WHERE token = ?1",
-                    params![token, amount],
+                    "UPDATE tollgate_keys SET spend = spend + ?2, reserved = max(reserved - ?3, 0) WHERE token = ?1",
+                    params![token, amount, release],
                 )
                 .map_err(|e| self.err(e))?;
             }
             tx.commit().map_err(|e| self.err(e))?;
             Ok(())
+        })
+        .map_err(into_store)
+    }
+
+    fn reserve(&self, token: &str, amount: f64, window: Option<DateTime<Utc>>) -> Result<Reservation, StoreError> {
+        let window = window.map(now_text);
+        self.with(|c| {
+            // A new period: its spend and holds start from 0.
+            let fresh = "(?3 IS NOT NULL AND (budget_window IS NULL OR budget_window < ?3))";
+            let held = c
+                .execute(
+                    &format!(
+                        "UPDATE tollgate_keys SET
+                            spend = CASE WHEN {fresh} THEN 0 ELSE spend END,
+                            reserved = CASE WHEN {fresh} THEN 0 ELSE reserved END + ?2,
+                            budget_window = coalesce(?3, budget_window)
+                         WHERE token = ?1 AND (max_budget IS NULL
+                            OR (CASE WHEN {fresh} THEN 0 ELSE spend + reserved END) + ?2 <= max_budget)"
+                    ),
+                    params![token, amount, window],
+                )
+                .map_err(|e| self.err(e))?;
+            if held > 0 {
+                return Ok(Reservation::Held);
+            }
+            let (spend, reserved, max_budget): (f64, f64, Option<f64>) = c
+                .query_row(
+                    "SELECT spend, reserved, max_budget FROM tollgate_keys WHERE token = ?1",
+                    params![token],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(Reservation::Refused {
+                spend,
+                reserved,
+                max_budget: max_budget.unwrap_or(0.0),
+            })
         })
         .map_err(into_store)
     }
@@ -376,9 +433,17 @@ impl KeyStore for PostgresKeys {
         let doc = doc_of(key)?;
         let mut c = self.pool.get()?;
         c.execute(
-            "INSERT INTO tollgate_keys (token, key_alias, user_id, team_id, spend, updated_at, doc)
-             VALUES ($1, $2, $3, $4, $5, now(), $6)",
-            &[&key.token, &key.key_alias, &key.user_id, &key.team_id, &key.spend, &doc],
+            "INSERT INTO tollgate_keys (token, key_alias, user_id, team_id, spend, updated_at, doc, max_budget)
+             VALUES ($1, $2, $3, $4, $5, now(), $6, $7)",
+            &[
+                &key.token,
+                &key.key_alias,
+                &key.user_id,
+                &key.team_id,
+                &key.spend,
+                &doc,
+                &key.max_budget,
+            ],
         )
         .map(|_| ())
         .map_err(|e| self.write_err(&e, key.key_alias.as_deref()))
@@ -426,8 +491,8 @@ impl KeyStore for PostgresKeys {
         let doc = doc_of(key)?;
         let mut c = self.pool.get()?;
         c.execute(
-            "UPDATE tollgate_keys SET key_alias = $2, user_id = $3, team_id = $4, updated_at = now(), doc = $5 WHERE token = $1",
-            &[&key.token, &key.key_alias, &key.user_id, &key.team_id, &doc],
+            "UPDATE tollgate_keys SET key_alias = $2, user_id = $3, team_id = $4, updated_at = now(), doc = $5, max_budget = $6 WHERE token = $1",
+            &[&key.token, &key.key_alias, &key.user_id, &key.team_id, &doc, &key.max_budget],
         )
         .map(|n| n > 0)
         .map_err(|e| self.write_err(&e, key.key_alias.as_deref()))
@@ -459,21 +524,57 @@ impl KeyStore for PostgresKeys {
         .map_err(|e| self.write_err(&e, new.key_alias.as_deref()))
     }
 
-    fn add_spend(&self, spends: &[(String, f64)]) -> Result<(), StoreError> {
+    fn add_spend(&self, spends: &[(String, f64, f64)]) -> Result<(), StoreError> {
         if spends.is_empty() {
             return Ok(());
         }
-        let tokens: Vec<&str> = spends.iter().map(|(t, _)| t.as_str()).collect();
-        let amounts: Vec<f64> = spends.iter().map(|(_, a)| *a).collect();
+        let tokens: Vec<&str> = spends.iter().map(|(t, _, _)| t.as_str()).collect();
+        let amounts: Vec<f64> = spends.iter().map(|(_, a, _)| *a).collect();
+        let releases: Vec<f64> = spends.iter().map(|(_, _, r)| *r).collect();
         let mut c = self.pool.get()?;
         // One statement for the batch; `spend = spend + …` in place, so instances never race.
         c.execute(
-            "UPDATE tollgate_keys k SET spend = k.spend + s.amount
-             FROM (SELECT t, sum(a) AS amount FROM unnest($1::text[], $2::float8[]) AS u(t, a) GROUP BY t) s
+            "UPDATE tollgate_keys k SET spend = k.spend + s.amount, reserved = GREATEST(k.reserved - s.release, 0)
+             FROM (SELECT t, sum(a) AS amount, sum(r) AS release
+                   FROM unnest($1::text[], $2::float8[], $3::float8[]) AS u(t, a, r) GROUP BY t) s
              WHERE k.token = s.t",
-            &[&tokens, &amounts],
+            &[&tokens, &amounts, &releases],
         )
         .map(|_| ())
         .map_err(|e| self.err(&e))
+    }
+
+    fn reserve(&self, token: &str, amount: f64, window: Option<DateTime<Utc>>) -> Result<Reservation, StoreError> {
+        let mut c = self.pool.get()?;
+        let fresh = "($3::timestamptz IS NOT NULL AND (budget_window IS NULL OR budget_window < $3))";
+        // One conditional UPDATE: Postgres serialises it per row, so concurrent instances can
+        // never together hold more than the budget.
+        let held = c
+            .execute(
+                &format!(
+                    "UPDATE tollgate_keys SET
+                        spend = CASE WHEN {fresh} THEN 0 ELSE spend END,
+                        reserved = CASE WHEN {fresh} THEN 0 ELSE reserved END + $2,
+                        budget_window = coalesce($3, budget_window)
+                     WHERE token = $1 AND (max_budget IS NULL
+                        OR (CASE WHEN {fresh} THEN 0 ELSE spend + reserved END) + $2 <= max_budget)"
+                ),
+                &[&token, &amount, &window],
+            )
+            .map_err(|e| self.err(&e))?;
+        if held > 0 {
+            return Ok(Reservation::Held);
+        }
+        let row = c
+            .query_one(
+                "SELECT spend, reserved, max_budget FROM tollgate_keys WHERE token = $1",
+                &[&token],
+            )
+            .map_err(|e| self.err(&e))?;
+        Ok(Reservation::Refused {
+            spend: row.get(0),
+            reserved: row.get(1),
+            max_budget: row.get::<_, Option<f64>>(2).unwrap_or(0.0),
+        })
     }
 }

@@ -36,7 +36,7 @@ mod writer;
 pub use error::StoreError;
 pub use health::{SinkKind, SinkStatus};
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
-pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, SqliteKeys};
+pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, Reservation, SqliteKeys};
 pub use migrate::{HISTORY_TABLE, postgres_version, sqlite_version};
 pub use pg::{Pool, PooledClient, PostgresStore, PostgresTarget, has_records_table, redact_url};
 pub use retention::{Pruned, prune_once};

@@ -1,7 +1,7 @@
 //! The virtual-key table, the same suite on SQLite and on Postgres.
 
 use tollgate_store::test_db::TestDatabase;
-use tollgate_store::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, PostgresTarget, SqliteKeys};
+use tollgate_store::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, PostgresTarget, Reservation, SqliteKeys};
 
 fn key(n: u32, alias: Option<&str>, user: Option<&str>) -> KeyRow {
     KeyRow {
@@ -48,7 +48,7 @@ fn contract(store: &dyn KeyStore) {
 
     // Spend goes up in place, whatever the document says.
     store
-        .add_spend(&[(got.token.clone(), 0.25), (got.token.clone(), 0.125)])
+        .add_spend(&[(got.token.clone(), 0.25, 0.0), (got.token.clone(), 0.125, 0.0)])
         .unwrap();
     let mut edited = store.get(&got.token).unwrap().unwrap();
     assert!((edited.spend - 0.375).abs() < 1e-12);
@@ -65,6 +65,29 @@ fn contract(store: &dyn KeyStore) {
     assert!(store.replace_token(&after.token, &renewed).unwrap());
     assert!(store.get(&after.token).unwrap().is_none());
     assert!((store.get(&renewed.token).unwrap().unwrap().spend - 0.375).abs() < 1e-12);
+
+    // Budget holds: $12.5 budget, $0.375 spent. Holds fit until they would pass it.
+    let t = renewed.token.clone();
+    assert_eq!(store.reserve(&t, 10.0, None).unwrap(), Reservation::Held);
+    match store.reserve(&t, 5.0, None).unwrap() {
+        Reservation::Refused {
+            spend,
+            reserved,
+            max_budget,
+        } => {
+            assert!((spend - 0.375).abs() < 1e-12 && (reserved - 10.0).abs() < 1e-12 && max_budget == 12.5)
+        }
+        Reservation::Held => panic!("held past the budget"),
+    }
+    // Settling gives the hold back and adds the real cost.
+    store.add_spend(&[(t.clone(), 1.0, 10.0)]).unwrap();
+    assert_eq!(store.reserve(&t, 5.0, None).unwrap(), Reservation::Held);
+    store.add_spend(&[(t.clone(), 0.0, 5.0)]).unwrap();
+    // A new budget period starts from 0 whatever was spent before.
+    let window = chrono::Utc::now();
+    assert_eq!(store.reserve(&t, 12.0, Some(window)).unwrap(), Reservation::Held);
+    assert!(store.get(&t).unwrap().unwrap().spend.abs() < 1e-12);
+    store.add_spend(&[(t.clone(), 0.0, 12.0)]).unwrap();
 
     // Delete returns what existed.
     let gone = store.delete(&[renewed.token.clone(), "nope".into()]).unwrap();

@@ -103,6 +103,8 @@ pub(crate) struct Draft {
     pub(crate) admission: Option<crate::pipeline::admit::Admission>,
     /// The caller's virtual key (its token), whose spend this request's cost adds to.
     pub(crate) key_token: Option<String>,
+    /// Dollars held against the key's budget at admission, given back when the record closes.
+    pub(crate) budget_hold: f64,
 }
 
 impl Drop for Draft {
@@ -181,6 +183,7 @@ impl Draft {
             max_tokens: Default::default(),
             input_text: None,
             key_token: None,
+            budget_hold: 0.0,
             closed: false,
             abandoned_because: None,
             admission: None,
@@ -350,8 +353,10 @@ impl Draft {
         self.app
             .metrics
             .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
-        if let (Some(token), Some(cost)) = (&self.key_token, self.record.cost_usd) {
-            self.app.keys.add_spend(token, cost);
+        if let Some(token) = &self.key_token {
+            // Every way a request ends closes its record, so the hold always comes back.
+            let hold = std::mem::take(&mut self.budget_hold);
+            self.app.keys.settle(token, self.record.cost_usd.unwrap_or(0.0), hold);
         }
         self.app.writer.submit(std::mem::take(&mut self.record))
     }

@@ -6,7 +6,8 @@
 //! 2. [`admit`] — whether the caller may send this now (keys, budgets and limits go here)
 //! 3. [`parse`] — read the body within its limits (413/408) and parse it, keeping every field (400)
 //! 4. [`resolve`] — the model group or workflow `model` names (404 listing the known names),
-//!    then [`access`] — whether the caller's key may call it (401 `key_model_access_denied`)
+//!    then [`access`] — whether the caller's key may call it (401 `key_model_access_denied`),
+//!    then [`budget`] — the estimated cost held against the key's budget (429 `budget_exceeded`)
 //! 5. [`lookup`] — the response cache, before any deployment is chosen
 //! 6. [`route`] — attempts, retries and fallbacks over the group's deployments
 //! 7. respond — [`plain`], [`stream`], or [`replay`] for a cache hit; [`workflow`] runs its
@@ -19,6 +20,7 @@
 pub(crate) mod access;
 pub(crate) mod admit;
 pub mod authenticate;
+pub(crate) mod budget;
 pub(crate) mod draft;
 pub mod endpoint;
 pub(crate) mod lookup;
@@ -68,7 +70,13 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         return draft.fail(e);
     }
     let group = match target {
-        Target::Group(g) => g.name.clone(),
+        Target::Group(g) => {
+            draft.budget_hold = match budget::hold(&app, &caller, g, &request).await {
+                Ok(held) => held,
+                Err(e) => return draft.fail(e),
+            };
+            g.name.clone()
+        }
         Target::Workflow(wf) => {
             draft.record.workflow = Some(wf.name.clone());
             return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body.to_map()).await;
