@@ -13,6 +13,7 @@ pub mod deployment_stats;
 pub mod edge;
 pub mod in_flight;
 pub mod key_api;
+pub mod key_limits;
 pub mod keys;
 pub mod listener;
 pub mod metrics;

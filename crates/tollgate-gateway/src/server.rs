@@ -197,6 +197,10 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
         ),
         None => format!("  store: sqlite {}{jsonl}", sqlite.display()),
     });
+    lines.push(match &opts.database {
+        Some(_) => "  keys: virtual keys (/key/*) in the shared Postgres, budgets held exactly across instances; rpm, tpm and parallel limits counted per process".to_string(),
+        None => "  keys: virtual keys (/key/*) in the SQLite store; rpm, tpm and parallel limits counted per process".to_string(),
+    });
     lines.push(match live.config.record_durability {
         RecordDurability::Buffered => "  record durability: buffered (records are written within ~10 ms, off the request path; a kill -9 can lose those ms; `tollgate_settings.record_durability: sync` makes answers wait for the commit)".to_string(),
         RecordDurability::Sync => "  record durability: sync (each answer waits until its record is committed and fsynced to SQLite)".to_string(),
@@ -338,6 +342,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         body_budget: Arc::default(),
         in_flight: Arc::default(),
         keys,
+        key_limits: Arc::default(),
     });
     let watcher = if opts.watch_config {
         match crate::reload::watch(app.clone()) {

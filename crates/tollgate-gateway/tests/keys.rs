@@ -356,3 +356,87 @@ async fn a_budget_with_a_duration_resets_on_time_and_says_when() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back() {
+    let mock = common::start_mock_with(
+        &[],
+        tollgate_mock::MockConfig {
+            // Streams take seconds, so one is surely still running when the next request comes.
+            chunk_delay_ms: 200,
+            ..Default::default()
+        },
+    )
+    .await;
+    let gw = gateway(&config(mock)).await;
+    let (_, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"rpm_limit": 3, "key_alias": "rpm"})),
+    )
+    .await;
+    let raw = created["key"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        let (s, v) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let r = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .bearer_auth(&raw)
+        .json(&chat("cheap"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rpm_limit");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("rpm_limit of 3"),
+        "{v}"
+    );
+
+    // One parallel request: a second one while the first streams is refused; when the first
+    // client leaves mid-stream, its slot comes back.
+    let (_, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"max_parallel_requests": 1})),
+    )
+    .await;
+    let one = created["key"].as_str().unwrap().to_string();
+    let stream_body =
+        json!({"model": "cheap", "stream": true, "messages": [{"role": "user", "content": "a long answer please"}]});
+    let first = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .bearer_auth(&one)
+        .json(&stream_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let (s, v) = call(&gw, "POST", "/v1/chat/completions", &one, Some(chat("cheap"))).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (429, Some("max_parallel_requests")),
+        "{v}"
+    );
+    drop(first); // the client goes away mid-stream
+    eventually("the slot to come back", Duration::from_secs(10), || {
+        let (gw, one) = (&gw, one.clone());
+        async move {
+            call(gw, "POST", "/v1/chat/completions", &one, Some(chat("cheap")))
+                .await
+                .0
+                == 200
+        }
+    })
+    .await;
+}

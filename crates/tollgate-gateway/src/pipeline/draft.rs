@@ -353,6 +353,9 @@ impl Draft {
         self.app
             .metrics
             .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
+        if let Some(a) = &self.admission {
+            a.used_tokens(self.record.total_tokens());
+        }
         if let Some(token) = &self.key_token {
             // Every way a request ends closes its record, so the hold always comes back.
             let hold = std::mem::take(&mut self.budget_hold);
