@@ -82,6 +82,23 @@ impl KeySlot {
 }
 
 impl KeyLimits {
+    /// Requests the key may still send in the current minute under `rpm`.
+    pub fn remaining_requests(&self, token: &str, rpm: u64) -> u64 {
+        if rpm == 0 {
+            return 0;
+        }
+        let now = Instant::now();
+        let Ok(keys) = self.keys.lock() else {
+            return 0;
+        };
+        let Some(tat) = keys.get(token).and_then(|s| s.requests_tat) else {
+            return rpm;
+        };
+        let interval = WINDOW.as_secs_f64() / rpm as f64;
+        let used = tat.saturating_duration_since(now).as_secs_f64() / interval;
+        rpm.saturating_sub(used.ceil() as u64)
+    }
+
     /// Admits a request of the key `token` under its limits, or says which limit refuses it.
     /// Checks all limits first and changes state only when all admit, so a refusal by one never
     /// uses up another.

@@ -440,3 +440,41 @@ async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back
     })
     .await;
 }
+
+#[tokio::test]
+async fn answers_to_a_key_carry_its_spend_budget_and_limits() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock)).await;
+    let (_, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"max_budget": 3, "rpm_limit": 5, "tpm_limit": 100000})),
+    )
+    .await;
+    let raw = created["key"].as_str().unwrap().to_string();
+    let send = || {
+        gw.http
+            .post(format!("{}/v1/chat/completions", gw.base))
+            .bearer_auth(&raw)
+            .json(&chat("cheap"))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let h = first.headers();
+    let header = |name: &str| h.get(name).map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(header("x-litellm-key-max-budget").as_deref(), Some("3"));
+    assert_eq!(header("x-litellm-key-rpm-limit").as_deref(), Some("5"));
+    assert_eq!(header("x-litellm-key-tpm-limit").as_deref(), Some("100000"));
+    assert_eq!(header("x-ratelimit-limit-requests").as_deref(), Some("5"));
+    assert_eq!(header("x-ratelimit-remaining-requests").as_deref(), Some("4"));
+    let spend: f64 = header("x-litellm-key-spend").unwrap().parse().unwrap();
+    assert!(spend > 0.0, "this request's cost is included: {spend}");
+    let second = send().await.unwrap();
+    assert_eq!(second.headers()["x-ratelimit-remaining-requests"], "3");
+    // The master key's answers carry none of them.
+    let r = gw.chat(chat("cheap")).await;
+    assert!(r.headers().get("x-litellm-key-spend").is_none());
+}

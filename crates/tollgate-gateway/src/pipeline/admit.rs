@@ -42,21 +42,20 @@ pub fn admit(app: &App, caller: &Caller, live: &LiveState) -> Result<Admission, 
         app.metrics.count_refusal(CAP_SETTING);
         return Err(over_global_cap(max.unwrap_or_default()));
     };
-    let key_slot =
-        match &caller.key {
-            Some(k) if k.rpm_limit.is_some() || k.tpm_limit.is_some() || k.max_parallel_requests.is_some() => match app
-                .key_limits
-                .admit(&k.token, k.rpm_limit, k.tpm_limit, k.max_parallel_requests)
-            {
-                Ok(s) => Some(s),
-                Err(over) => {
-                    app.metrics.count_refusal(over.limit);
-                    let entity = k.key_alias.clone().unwrap_or_else(|| k.key_name.clone());
-                    return Err(over_key_limit(&entity, &over));
-                }
-            },
-            _ => None,
-        };
+    let key_slot = match &caller.key {
+        Some(k) if k.rpm_limit.is_some() || k.tpm_limit.is_some() || k.max_parallel_requests.is_some() => match app
+            .key_limits
+            .admit(&k.token, k.rpm_limit, k.tpm_limit, k.max_parallel_requests)
+        {
+            Ok(s) => Some(s),
+            Err(over) => {
+                app.metrics.count_refusal(over.limit);
+                let entity = k.key_alias.clone().unwrap_or_else(|| k.key_name.clone());
+                return Err(over_key_limit(&entity, &over));
+            }
+        },
+        _ => None,
+    };
     Ok(Admission { _slot: slot, key_slot })
 }
 

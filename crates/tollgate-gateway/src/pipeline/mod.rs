@@ -23,6 +23,7 @@ pub mod authenticate;
 pub(crate) mod budget;
 pub(crate) mod draft;
 pub mod endpoint;
+pub(crate) mod key_headers;
 pub(crate) mod lookup;
 pub(crate) mod parse;
 pub(crate) mod plain;
@@ -52,6 +53,21 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         Ok(c) => c,
         Err(e) => return ApiError(e).into_response(),
     };
+    let mut resp = serve(app.clone(), live, &caller, endpoint, headers, body).await;
+    key_headers::tag(&app, &caller, resp.headers_mut());
+    resp
+}
+
+/// Stages 2–8 for an authenticated caller.
+async fn serve(
+    app: Arc<App>,
+    live: Arc<crate::state::LiveState>,
+    caller: &authenticate::Caller,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let caller = caller.clone();
     let mut draft = Draft::new(app.clone(), &live, &headers);
     draft.identify(&caller);
     draft.admission = match admit::admit(&app, &caller, &live) {
