@@ -22,6 +22,7 @@ pub mod prompt_cache;
 pub mod reload;
 pub mod router;
 pub mod server;
+pub mod spend_api;
 pub mod state;
 pub mod upstream;
 pub mod workers;

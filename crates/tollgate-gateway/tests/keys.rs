@@ -478,3 +478,68 @@ async fn answers_to_a_key_carry_its_spend_budget_and_limits() {
     let r = gw.chat(chat("cheap")).await;
     assert!(r.headers().get("x-litellm-key-spend").is_none());
 }
+
+#[tokio::test]
+async fn litellms_spend_endpoints_add_up_the_records() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock)).await;
+    let mut keys = Vec::new();
+    for (alias, team) in [("a", "red"), ("b", "blue")] {
+        let (_, k) = call(
+            &gw,
+            "POST",
+            "/key/generate",
+            KEY,
+            Some(json!({"key_alias": alias, "team_id": team, "user_id": alias})),
+        )
+        .await;
+        keys.push(k["key"].as_str().unwrap().to_string());
+    }
+    for (i, model) in ["cheap", "dear", "dear"].iter().enumerate() {
+        let (s, _) = call(&gw, "POST", "/v1/chat/completions", &keys[i % 2], Some(chat(model))).await;
+        assert_eq!(s, 200);
+    }
+    // Records are written off the request path: wait until the three are readable.
+    eventually("the records", Duration::from_secs(10), || {
+        let gw = &gw;
+        async move {
+            call(gw, "GET", "/spend/logs", KEY, None)
+                .await
+                .1
+                .as_array()
+                .is_some_and(|a| a.len() == 3)
+        }
+    })
+    .await;
+    let (_, logs) = call(&gw, "GET", &format!("/spend/logs?api_key={}", keys[0]), KEY, None).await;
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 2, "a's two requests");
+    assert!(
+        logs.iter()
+            .all(|l| l["key_alias"] == "a" && l["team_id"] == "red" && l["user"] == "a")
+    );
+    let (_, total) = call(&gw, "GET", "/global/spend", KEY, None).await;
+    let (_, by_model) = call(&gw, "GET", "/global/spend/models", KEY, None).await;
+    let (_, by_key) = call(&gw, "GET", "/global/spend/keys", KEY, None).await;
+    let (_, by_team) = call(&gw, "GET", "/global/spend/teams", KEY, None).await;
+    let sum = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["total_spend"].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    let total = total["spend"].as_f64().unwrap();
+    assert!(total > 0.0);
+    assert!((sum(&by_model) - total).abs() < 1e-12);
+    assert!((sum(&by_key) - total).abs() < 1e-12);
+    assert!((sum(&by_team["teams"]) - total).abs() < 1e-12);
+    assert_eq!(by_model[0]["model"], "dear", "largest first");
+    let (_, daily) = call(&gw, "GET", "/spend/logs?summarize=true", KEY, None).await;
+    assert!((daily[0]["spend"].as_f64().unwrap() - total).abs() < 1e-12);
+    // Dates are checked; a virtual key may not read everyone's spend.
+    let (s, e) = call(&gw, "GET", "/spend/logs?start_date=yesterday", KEY, None).await;
+    assert_eq!(s, 400, "{e}");
+    let (s, _) = call(&gw, "GET", "/global/spend", &keys[0], None).await;
+    assert_eq!(s, 403);
+}
