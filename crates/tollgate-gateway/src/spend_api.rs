@@ -30,12 +30,28 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/global/spend/teams", get(global_teams))
 }
 
-fn error(status: StatusCode, kind: &str, message: String) -> Response {
-    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": status.as_u16().to_string()}});
-    (status, axum::Json(body)).into_response()
+/// A refusal in LiteLLM's error envelope.
+struct SpendError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
 }
 
-async fn admin(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+impl IntoResponse for SpendError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"message": self.message, "type": self.kind, "param": null, "code": self.status.as_u16().to_string()}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, kind: &'static str, message: String) -> SpendError {
+    SpendError { status, kind, message }
+}
+
+/// Per day: spend, and spend per model and per user.
+type Daily = BTreeMap<String, (f64, BTreeMap<String, f64>, BTreeMap<String, f64>)>;
+
+async fn admin(app: &App, headers: &HeaderMap) -> Result<(), SpendError> {
     let live = app.live.load_full();
     match caller(app, &live, headers).await {
         Ok(c) if c.is_admin() => Ok(()),
@@ -66,7 +82,7 @@ async fn records(
     app: &Arc<App>,
     range: TimeRange,
     keep: impl Fn(&Record) -> bool + Send + 'static,
-) -> Result<Vec<Record>, Response> {
+) -> Result<Vec<Record>, SpendError> {
     let shared = app.store.shared.as_ref().map(|s| s.target.clone());
     let data_dir = app.store.data_dir.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<Vec<Record>, StoreError> {
@@ -121,8 +137,8 @@ struct SpendQuery {
 }
 
 impl SpendQuery {
-    fn range(&self) -> Result<TimeRange, Response> {
-        let bound = |v: &Option<String>, name: &str| -> Result<Option<DateTime<Utc>>, Response> {
+    fn range(&self) -> Result<TimeRange, SpendError> {
+        let bound = |v: &Option<String>, name: &str| -> Result<Option<DateTime<Utc>>, SpendError> {
             match v {
                 None => Ok(None),
                 Some(s) => parse_bound(s).map(Some).ok_or_else(|| {
@@ -172,11 +188,11 @@ fn spend_log(r: &Record) -> Value {
 
 async fn spend_logs(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<SpendQuery>) -> Response {
     if let Err(r) = admin(&app, &headers).await {
-        return r;
+        return r.into_response();
     }
     let range = match q.range() {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     // A key is named by its raw value or its hash; records carry the hash's first 16 digits.
     let key_prefix = q.api_key.as_deref().map(|k| {
@@ -192,11 +208,11 @@ async fn spend_logs(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Q
     .await
     {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     if q.summarize.unwrap_or(false) {
         // Per day: spend, and spend per model and per user (LiteLLM's summarised shape).
-        let mut days: BTreeMap<String, (f64, BTreeMap<String, f64>, BTreeMap<String, f64>)> = BTreeMap::new();
+        let mut days = Daily::new();
         for r in &rows {
             let cost = r.cost_usd.unwrap_or(0.0);
             let day = days.entry(r.start_time.format("%Y-%m-%d").to_string()).or_default();
@@ -217,7 +233,7 @@ async fn spend_logs(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Q
     axum::Json(out).into_response()
 }
 
-async fn all_records(app: &Arc<App>, headers: &HeaderMap, q: &SpendQuery) -> Result<Vec<Record>, Response> {
+async fn all_records(app: &Arc<App>, headers: &HeaderMap, q: &SpendQuery) -> Result<Vec<Record>, SpendError> {
     admin(app, headers).await?;
     let range = q.range()?;
     records(app, range, |_| true).await
@@ -243,7 +259,7 @@ async fn global_spend(State(app): State<Arc<App>>, headers: HeaderMap, Query(q):
             let spend: f64 = rows.iter().filter_map(|r| r.cost_usd).sum();
             axum::Json(json!({"spend": spend, "max_budget": null})).into_response()
         }
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -262,7 +278,7 @@ async fn global_keys(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): 
                 .collect();
             axum::Json(out).into_response()
         }
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -275,7 +291,7 @@ async fn global_models(State(app): State<Arc<App>>, headers: HeaderMap, Query(q)
                 .collect();
             axum::Json(out).into_response()
         }
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -288,6 +304,6 @@ async fn global_teams(State(app): State<Arc<App>>, headers: HeaderMap, Query(q):
                 .collect();
             axum::Json(json!({"teams": teams})).into_response()
         }
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }

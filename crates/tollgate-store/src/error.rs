@@ -62,3 +62,20 @@ pub enum StoreError {
     #[error("the record is not committed to SQLite yet ({0}); it is kept in memory and retried")]
     NotCommitted(String),
 }
+
+/// A Postgres error with its server-side detail (`Display` alone often says just "db error").
+pub(crate) fn postgres_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}

@@ -90,7 +90,7 @@ pub(crate) fn sqlite(conn: &mut rusqlite::Connection, location: &str) -> Result<
 pub(crate) fn postgres(client: &mut postgres::Client, location: &str) -> Result<(), StoreError> {
     let pg = |e: postgres::Error| StoreError::Postgres {
         location: location.to_string(),
-        message: crate::pg::error_text(&e),
+        message: crate::error::postgres_text(&e),
     };
     client
         .execute("SELECT pg_advisory_lock($1)", &[&PG_MIGRATION_LOCK])

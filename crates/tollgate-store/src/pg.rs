@@ -125,24 +125,7 @@ impl PostgresTarget {
     pub(crate) fn error(&self, e: &postgres::Error) -> StoreError {
         StoreError::Postgres {
             location: self.location.clone(),
-            message: error_text(e),
-        }
-    }
-}
-
-/// A Postgres error with its server-side detail (`Display` alone often says just "db error").
-pub(crate) fn error_text(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
+            message: crate::error::postgres_text(e),
         }
     }
 }
@@ -316,7 +299,7 @@ pub(crate) fn read_records(
 ) -> Result<u64, StoreError> {
     let pg = |e: postgres::Error| StoreError::Postgres {
         location: location.to_string(),
-        message: error_text(&e),
+        message: crate::error::postgres_text(&e),
     };
     // Only the bounds given are in the SQL, so the planner sees plain range conditions.
     let mut sql = String::from("SELECT id, json::text, instance_id FROM tollgate_records WHERE id > $1");

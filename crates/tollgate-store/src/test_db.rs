@@ -32,7 +32,7 @@ impl TestDatabase {
         ] {
             admin
                 .batch_execute(&sql)
-                .map_err(|e| format!("{sql}: {}", crate::pg::error_text(&e)))?;
+                .map_err(|e| format!("{sql}: {}", crate::error::postgres_text(&e)))?;
         }
         let url = with_user_and_db(&admin_url, &name, &name);
         Ok(TestDatabase { url, name, admin_url })
