@@ -2,6 +2,7 @@
 //! library crate.
 
 mod demo;
+mod keys_cli;
 
 /// A profile at saturation showed the system allocator at ~12% of the gateway's CPU (many small,
 /// short-lived JSON values per request); mimalloc's thread-local free lists fit that pattern.
@@ -46,6 +47,11 @@ enum Command {
     /// Analyse tollgate's records and LiteLLM's logs: cache, reasoning, cost, tokens, latency,
     /// overhead, workflows, and findings with cause, fix and savings (en or tr).
     Report(tollgate_report::ReportArgs),
+    /// Manage virtual keys on a running gateway (its /key/* API): create, list, info, revoke.
+    Keys(keys_cli::KeysArgs),
+    /// Copy another gateway's state into tollgate's store: `import litellm --db postgres://…`
+    /// brings LiteLLM's virtual keys (their hashes as they are, so clients keep their keys).
+    Import(keys_cli::ImportArgs),
 }
 
 #[derive(Args)]
@@ -165,6 +171,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => Ok(check(&args)),
         Command::Mock(args) => mock(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Keys(args) => keys_cli::run(args).await.map(|()| ExitCode::SUCCESS),
+        // The Postgres client is blocking: off the async runtime.
+        Command::Import(args) => tokio::task::spawn_blocking(move || keys_cli::import(args))
+            .await?
+            .map(|()| ExitCode::SUCCESS),
         Command::Report(args) => {
             // Reading and aggregating is CPU-bound and uses its own threads.
             let code = tokio::task::spawn_blocking(move || tollgate_report::run(&args)).await??;

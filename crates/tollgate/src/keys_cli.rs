@@ -1,0 +1,306 @@
+//! `tollgate keys create|list|info|revoke` against a running gateway (its `/key/*` API, with the
+//! master key), and `tollgate import litellm --db …`: LiteLLM's virtual keys copied into
+//! tollgate's key store with their hashes as they are, so clients keep their keys.
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use clap::{Args, Subcommand};
+use comfy_table::Table;
+use postgres::fallible_iterator::FallibleIterator;
+use serde_json::{Map, Value, json};
+use tollgate_store::{KeyError, KeyRow, KeyStore, PostgresKeys, PostgresTarget, SqliteKeys};
+
+#[derive(Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    command: KeysCommand,
+    /// The gateway to manage.
+    #[arg(long, env = "TOLLGATE_URL", default_value = "http://127.0.0.1:4000", global = true)]
+    url: String,
+    /// Its master key.
+    #[arg(long, env = "TOLLGATE_MASTER_KEY", global = true, hide_env_values = true)]
+    master_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; prints it once.
+    Create {
+        #[arg(long)]
+        alias: Option<String>,
+        /// Model groups or workflows it may call, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        #[arg(long)]
+        max_budget: Option<f64>,
+        /// How long the key is valid: 30s, 30m, 30h, 30d, 1w, 1mo.
+        #[arg(long)]
+        duration: Option<String>,
+        /// Budget period: 30s … 1mo.
+        #[arg(long)]
+        budget_duration: Option<String>,
+        #[arg(long)]
+        user_id: Option<String>,
+        #[arg(long)]
+        team_id: Option<String>,
+        #[arg(long)]
+        rpm: Option<u64>,
+        #[arg(long)]
+        tpm: Option<u64>,
+        #[arg(long)]
+        parallel: Option<u64>,
+    },
+    /// List keys (alias, name, user, team, spend, budget).
+    List {
+        #[arg(long)]
+        user_id: Option<String>,
+        #[arg(long)]
+        team_id: Option<String>,
+    },
+    /// One key's details and spend (KEY: the raw key or its hash).
+    Info { key: String },
+    /// Delete a key (kept in the deleted-keys table for audit).
+    Revoke { key: String },
+}
+
+pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
+    let master = args
+        .master_key
+        .context("no master key: pass --master-key or set TOLLGATE_MASTER_KEY")?;
+    let base = args.url.trim_end_matches('/').to_string();
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut req = http.request(method, format!("{base}{path}")).bearer_auth(&master);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the gateway at {path}"))?;
+            let status = resp.status();
+            let v: Value = resp.json().await.context("the gateway's answer is not JSON")?;
+            if !status.is_success() {
+                let msg = v["error"]["message"].as_str().unwrap_or("no message").to_string();
+                bail!("{status}: {msg}");
+            }
+            Ok(v)
+        }
+    };
+    match args.command {
+        KeysCommand::Create {
+            alias,
+            models,
+            max_budget,
+            duration,
+            budget_duration,
+            user_id,
+            team_id,
+            rpm,
+            tpm,
+            parallel,
+        } => {
+            let mut body = Map::new();
+            let mut put = |k: &str, v: Value| {
+                if !v.is_null() {
+                    body.insert(k.into(), v);
+                }
+            };
+            put("key_alias", json!(alias));
+            put("models", json!(models));
+            put("max_budget", json!(max_budget));
+            put("duration", json!(duration));
+            put("budget_duration", json!(budget_duration));
+            put("user_id", json!(user_id));
+            put("team_id", json!(team_id));
+            put("rpm_limit", json!(rpm));
+            put("tpm_limit", json!(tpm));
+            put("max_parallel_requests", json!(parallel));
+            let v = call(reqwest::Method::POST, "/key/generate".into(), Some(Value::Object(body))).await?;
+            println!("{}", v["key"].as_str().unwrap_or_default());
+            eprintln!(
+                "created {} ({}); the key is shown this once, only its hash is kept",
+                v["key_alias"].as_str().unwrap_or("key without alias"),
+                v["key_name"].as_str().unwrap_or_default()
+            );
+        }
+        KeysCommand::List { user_id, team_id } => {
+            let mut q = String::from("/key/list?return_full_object=true&size=100");
+            for (k, v) in [("user_id", user_id), ("team_id", team_id)] {
+                if let Some(v) = v {
+                    q.push_str(&format!("&{k}={v}"));
+                }
+            }
+            let v = call(reqwest::Method::GET, q, None).await?;
+            let mut table = Table::new();
+            table.set_header([
+                "alias",
+                "key",
+                "user",
+                "team",
+                "spend $",
+                "max budget $",
+                "models",
+                "blocked",
+            ]);
+            for k in v["keys"].as_array().into_iter().flatten() {
+                let s = |f: &str| k[f].as_str().unwrap_or("").to_string();
+                table.add_row([
+                    s("key_alias"),
+                    s("key_name"),
+                    s("user_id"),
+                    s("team_id"),
+                    format!("{:.6}", k["spend"].as_f64().unwrap_or(0.0)),
+                    k["max_budget"].as_f64().map(|b| format!("{b}")).unwrap_or_default(),
+                    k["models"]
+                        .as_array()
+                        .map(|m| m.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or_else(|| "all".into()),
+                    if k["blocked"].as_bool().unwrap_or(false) {
+                        "yes"
+                    } else {
+                        ""
+                    }
+                    .into(),
+                ]);
+            }
+            println!("{table}");
+            println!("{} key(s)", v["total_count"]);
+        }
+        KeysCommand::Info { key } => {
+            let v = call(reqwest::Method::GET, format!("/key/info?key={key}"), None).await?;
+            println!("{}", serde_json::to_string_pretty(&v["info"])?);
+        }
+        KeysCommand::Revoke { key } => {
+            let v = call(
+                reqwest::Method::POST,
+                "/key/delete".into(),
+                Some(json!({"keys": [key]})),
+            )
+            .await?;
+            println!("deleted: {}", v["deleted_keys"]);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    source: ImportSource,
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// Copy virtual keys (hashes as they are), with their spend, budgets and limits, from a LiteLLM
+    /// database's `LiteLLM_VerificationToken` into tollgate's key store.
+    Litellm {
+        /// LiteLLM's database, read-only.
+        #[arg(long)]
+        db: String,
+        /// tollgate's store: the data dir of a single gateway…
+        #[arg(long, default_value = "tollgate-data")]
+        data_dir: std::path::PathBuf,
+        /// … or the shared Postgres many gateways use (wins over --data-dir).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+pub fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let ImportSource::Litellm {
+        db,
+        data_dir,
+        database_url,
+    } = args.source;
+    let source = PostgresTarget::parse(&db, 1)?;
+    let mut client = source.connect()?;
+    let store: Box<dyn KeyStore> = match &database_url {
+        Some(url) => Box::new(PostgresKeys::open(&PostgresTarget::parse(url, 2)?)?),
+        None => {
+            std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+            Box::new(SqliteKeys::open(&data_dir)?)
+        }
+    };
+    let mut tx = client.build_transaction().read_only(true).start()?;
+    let mut rows = tx
+        .query_raw(
+            r#"SELECT row_to_json(t)::text FROM "LiteLLM_VerificationToken" t"#,
+            std::iter::empty::<&str>(),
+        )
+        .with_context(|| format!("cannot read LiteLLM_VerificationToken from {}", source.location()))?;
+    let (mut imported, mut skipped) = (0u64, 0u64);
+    while let Some(row) = rows.next()? {
+        let text: String = row.try_get(0)?;
+        let v: Value = serde_json::from_str(&text)?;
+        let Some(key) = key_of(&v) else {
+            skipped += 1;
+            continue;
+        };
+        match store.create(&key) {
+            Ok(()) => imported += 1,
+            Err(KeyError::Conflict(m)) => {
+                eprintln!("skipped {}: {m}", key.key_alias.as_deref().unwrap_or(&key.key_name));
+                skipped += 1;
+            }
+            Err(KeyError::Store(e)) => return Err(e.into()),
+        }
+    }
+    println!(
+        "imported {imported} key(s) from {}; {skipped} skipped",
+        source.location()
+    );
+    Ok(())
+}
+
+/// A LiteLLM key row as tollgate's: the hash stays the hash (LiteLLM's SHA-256 hex of the key).
+fn key_of(v: &Value) -> Option<KeyRow> {
+    let token = v["token"].as_str()?.to_string();
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let time = |k: &str| -> Option<DateTime<Utc>> {
+        let s = v[k].as_str()?;
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+            .or_else(|| {
+                NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                    .ok()
+                    .map(|t| t.and_utc())
+            })
+    };
+    let count = |k: &str| v[k].as_u64();
+    let map = |k: &str| v[k].as_object().cloned().filter(|m| !m.is_empty());
+    Some(KeyRow {
+        key_name: v["key_name"]
+            .as_str()
+            .map_or_else(|| format!("sk-...{}", &token[60..]), str::to_string),
+        token,
+        key_alias: v["key_alias"].as_str().map(str::to_string),
+        user_id: v["user_id"].as_str().map(str::to_string),
+        team_id: v["team_id"].as_str().map(str::to_string),
+        models: v["models"]
+            .as_array()
+            .map(|m| m.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default(),
+        max_budget: v["max_budget"].as_f64(),
+        soft_budget: v["soft_budget"].as_f64(),
+        budget_duration: v["budget_duration"].as_str().map(str::to_string),
+        budget_id: v["budget_id"].as_str().map(str::to_string),
+        max_parallel_requests: count("max_parallel_requests"),
+        tpm_limit: count("tpm_limit"),
+        rpm_limit: count("rpm_limit"),
+        model_max_budget: map("model_max_budget"),
+        metadata: v["metadata"].as_object().cloned().unwrap_or_default(),
+        blocked: v["blocked"].as_bool().unwrap_or(false),
+        expires: time("expires"),
+        spend: v["spend"].as_f64().unwrap_or(0.0),
+        created_at: time("created_at"),
+        updated_at: time("updated_at"),
+        created_by: v["created_by"].as_str().map(str::to_string),
+        ..KeyRow::default()
+    })
+}
