@@ -117,7 +117,7 @@ impl PostgresTarget {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
         Pool {
-            pool,
+            pool: Some(pool),
             location: self.location.clone(),
         }
     }
@@ -130,11 +130,41 @@ impl PostgresTarget {
     }
 }
 
-/// The pool the shipper and the retention job (and later the key store) take connections from.
-#[derive(Clone)]
+type Inner = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+
+/// The pool the shipper, the retention job and the key store take connections from.
+///
+/// The connections are the blocking `postgres` client's, whose `Drop` runs a small runtime of
+/// its own to say goodbye to the server; inside an async runtime's thread that panics (and a
+/// panic in a destructor aborts). The last owner of a pool may well be a tokio task (the
+/// gateway's shared state), so a pool is always dropped on a thread of its own.
 pub struct Pool {
-    pool: r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>,
+    pool: Option<Inner>,
     location: String,
+}
+
+impl Clone for Pool {
+    fn clone(&self) -> Pool {
+        Pool {
+            pool: self.pool.clone(),
+            location: self.location.clone(),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let dropped = std::thread::Builder::new()
+                .name("tollgate-pg-close".into())
+                .spawn(move || drop(pool));
+            if let Err(e) = dropped {
+                // No thread to close them on: leak the connections rather than abort; the
+                // server ends them when the process exits.
+                tracing::debug!(error = %e, "cannot close Postgres connections on a thread of their own");
+            }
+        }
+    }
 }
 
 /// A connection checked out of the [`Pool`].
@@ -142,7 +172,13 @@ pub type PooledClient = r2d2::PooledConnection<PostgresConnectionManager<MakeRus
 
 impl Pool {
     pub fn get(&self) -> Result<PooledClient, StoreError> {
-        self.pool.get().map_err(|e| StoreError::Postgres {
+        let Some(pool) = &self.pool else {
+            return Err(StoreError::Postgres {
+                location: self.location.clone(),
+                message: "the connection pool is closed".into(),
+            });
+        };
+        pool.get().map_err(|e| StoreError::Postgres {
             location: self.location.clone(),
             message: format!("cannot connect: {e}"),
         })

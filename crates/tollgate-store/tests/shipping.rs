@@ -271,3 +271,35 @@ fn retention_prunes_both_stores_but_never_an_unshipped_record() {
     assert!(ids.contains(&"req-000015".to_string()));
     assert_eq!(shared_rows(&db).len(), 5);
 }
+
+/// The last owner of a pool may be a tokio task (the gateway's shared state, cancelled at
+/// shutdown): dropping it there must not panic (the blocking client's own drop would, and a panic
+/// in a destructor aborts the process).
+#[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn a_pool_with_open_connections_can_be_dropped_on_an_async_worker() {
+    let db = pg_db("pooldrop");
+    let pool = PostgresTarget::parse(&db.url, 2).unwrap().pool();
+    {
+        let mut c = pool.get().unwrap();
+        c.simple_query("SELECT 1").unwrap();
+    } // back in the pool, open
+    let rt = runtime();
+    rt.block_on(async move {
+        tokio::spawn(async move { drop(pool) }).await.unwrap();
+    });
+    // The connection is closed on its own thread, shortly.
+    let mut admin = db.admin().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = admin
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", &[&db.name])
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{n} connections still open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
