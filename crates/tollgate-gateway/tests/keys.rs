@@ -543,3 +543,43 @@ async fn litellms_spend_endpoints_add_up_the_records() {
     let (s, _) = call(&gw, "GET", "/global/spend", &keys[0], None).await;
     assert_eq!(s, 403);
 }
+
+/// A workflow run cannot be estimated up front; a key that spent its budget is still refused,
+/// and each step's cost goes to the key.
+#[tokio::test]
+async fn a_workflow_counts_against_the_key_budget() {
+    let mock = start_mock(&[]).await;
+    let yaml = format!(
+        "{}workflows:\n  duo:\n    steps:\n      - role: planner\n        model: cheap\n      - role: coder\n        model: dear\n",
+        config(mock)
+    );
+    let gw = gateway(&yaml).await;
+    let (_, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"max_budget": 0.001, "models": ["duo"]})),
+    )
+    .await;
+    let raw = created["key"].as_str().unwrap().to_string();
+    let (s, v) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("duo"))).await;
+    assert_eq!(s, 200, "{v}");
+    // Settled on the key: the steps' costs (gathered for up to a flush interval).
+    eventually("the run's cost on the key", Duration::from_secs(5), || {
+        let (gw, raw) = (&gw, raw.clone());
+        async move {
+            let (_, info) = call(gw, "GET", "/key/info", &raw, None).await;
+            info["info"]["spend"].as_f64().unwrap_or(0.0) > 0.001
+        }
+    })
+    .await;
+    eventually("the store to have the spend", Duration::from_secs(5), || {
+        let (gw, raw) = (&gw, raw.clone());
+        async move {
+            let (s, v) = call(gw, "POST", "/v1/chat/completions", &raw, Some(chat("duo"))).await;
+            s == 429 && v["error"]["type"] == "budget_exceeded"
+        }
+    })
+    .await;
+}

@@ -21,6 +21,15 @@ use crate::state::ModelGroup;
 /// Output tokens assumed when neither the request nor the deployment bounds them.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 4096;
 
+/// For a request whose cost cannot be estimated up front (a workflow run): refused when the
+/// key's spend and holds already reach its budget, nothing held otherwise.
+pub async fn check(app: &App, caller: &Caller) -> Result<(), GatewayError> {
+    let Some(key) = caller.key.as_ref().filter(|k| k.max_budget.is_some()) else {
+        return Ok(());
+    };
+    reserve(app, key, 0.0).await.map(|_| ())
+}
+
 /// Holds the estimate against the caller's key budget; returns the dollars held (0 without a
 /// budget). 429 `budget_exceeded` when the budget would be passed.
 pub async fn hold(app: &App, caller: &Caller, group: &ModelGroup, request: &Request) -> Result<f64, GatewayError> {
@@ -28,6 +37,11 @@ pub async fn hold(app: &App, caller: &Caller, group: &ModelGroup, request: &Requ
         return Ok(0.0);
     };
     let amount = estimate(group, request);
+    reserve(app, key, amount).await
+}
+
+/// Holds `amount` (0: only checks) against the key's budget in the key store.
+async fn reserve(app: &App, key: &KeyRow, amount: f64) -> Result<f64, GatewayError> {
     let now = Utc::now();
     let window = key.budget_duration.as_deref().and_then(|d| window_start(d, now));
     let store = std::sync::Arc::clone(app.keys.store());

@@ -95,6 +95,11 @@ async fn serve(
         }
         Target::Workflow(wf) => {
             draft.record.workflow = Some(wf.name.clone());
+            // A run's cost is its steps' (each settled on the key as it ends), unknown up front:
+            // a key already at its budget is refused, one under it may finish the run.
+            if let Err(e) = budget::check(&app, &caller).await {
+                return draft.fail(e);
+            }
             return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body.to_map()).await;
         }
     };
