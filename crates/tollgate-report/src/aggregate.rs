@@ -8,15 +8,16 @@ use chrono::{DateTime, Utc};
 use tollgate_core::{CacheState, PriceTable, Record, RecordStatus};
 
 use crate::expectations::ExpectedWorkflow;
+use crate::import::keys::KeyBudget;
 
 use crate::findings;
 use crate::i18n::Lang;
 // The report's types live in `report`; re-exported here, where they have always been public.
 pub use crate::report::{
-    CacheCounts, CacheReport, CostTotals, ErrorExample, LatencyReport, LatencyStats, MissingStep, ModelReport,
-    NamedCount, Overhead, Period, ProviderCache, ReasoningReport, ReasoningRow, Report, RequestRef, Requests,
-    SCHEMA_VERSION, SessionPattern, Sessions, StepReport, TimePoint, Timeline, TokenBucket, TokenDistribution,
-    TokenReport, WorkflowReport,
+    CacheCounts, CacheReport, CostTotals, ErrorExample, KeySpend, LatencyReport, LatencyStats, MissingStep,
+    ModelReport, ModelSpend, NamedCount, Overhead, Period, ProviderCache, ReasoningReport, ReasoningRow, Report,
+    RequestRef, Requests, SCHEMA_VERSION, SessionPattern, Sessions, Spend, StepReport, TeamSpend, TimePoint, Timeline,
+    TokenBucket, TokenDistribution, TokenReport, UserSpend, WorkflowReport,
 };
 use crate::stats;
 
@@ -37,6 +38,9 @@ pub struct ReportOptions {
     /// tag (a LiteLLM log of a model name standing in for a pipeline) are counted as runs of it,
     /// each as the step its upstream model answers.
     pub workflows: Vec<ExpectedWorkflow>,
+    /// Key budgets from the store (`tollgate_keys`, read beside the records): a key whose
+    /// spend nears its budget is a finding. Records carry no budgets.
+    pub key_budgets: Vec<KeyBudget>,
 }
 
 impl ReportOptions {
@@ -60,6 +64,7 @@ impl Default for ReportOptions {
             lang: Lang::En,
             expected_steps: BTreeMap::new(),
             workflows: vec![],
+            key_budgets: vec![],
         }
     }
 }
@@ -106,6 +111,87 @@ struct ModelAcc {
     oversized_ids: Vec<String>,
     oversized_max_prompt: u64,
     slow_ids: Vec<(f64, String)>,
+}
+
+/// One key's, user's or team's spend so far.
+#[derive(Default)]
+struct SpendAcc {
+    requests: u64,
+    failed: u64,
+    usage: tollgate_core::Usage,
+    cost: f64,
+    unpriced: u64,
+    /// Per model group: requests and cost.
+    models: HashMap<String, (u64, f64)>,
+}
+
+impl SpendAcc {
+    fn add(&mut self, r: &Record, cost: f64, unpriced: bool) {
+        self.requests += 1;
+        if r.status != RecordStatus::Success {
+            self.failed += 1;
+        }
+        let u = r.usage();
+        self.usage.input += u.input;
+        self.usage.cache_read += u.cache_read;
+        self.usage.cache_write += u.cache_write;
+        self.usage.output += u.output;
+        self.usage.reasoning += u.reasoning;
+        self.cost += cost;
+        self.unpriced += u64::from(unpriced);
+        let m = self.models.entry(r.model_group.clone()).or_default();
+        m.0 += 1;
+        m.1 += cost;
+    }
+
+    fn finish(self) -> Spend {
+        let mut top: Vec<ModelSpend> = self
+            .models
+            .into_iter()
+            .map(|(model, (requests, cost_usd))| ModelSpend {
+                model,
+                requests,
+                cost_usd,
+            })
+            .collect();
+        top.sort_by(|a, b| {
+            b.cost_usd
+                .total_cmp(&a.cost_usd)
+                .then_with(|| b.requests.cmp(&a.requests))
+                .then_with(|| a.model.cmp(&b.model))
+        });
+        top.truncate(TOP_SPEND_MODELS);
+        Spend {
+            requests: self.requests,
+            failed: self.failed,
+            input_tokens: self.usage.input,
+            cache_read_tokens: self.usage.cache_read,
+            cache_write_tokens: self.usage.cache_write,
+            output_tokens: self.usage.output,
+            reasoning_tokens: self.usage.reasoning,
+            cost_usd: self.cost,
+            unpriced_requests: self.unpriced,
+            top_models: top,
+        }
+    }
+}
+
+/// A key's spend and the alias it was last seen under (an alias can change; the hash cannot).
+#[derive(Default)]
+struct KeyAcc {
+    alias: Option<(DateTime<Utc>, String)>,
+    spend: SpendAcc,
+}
+
+/// Most expensive first, then by requests, then by name: stable for golden files.
+fn by_spend<T>(rows: &mut [T], spend: impl Fn(&T) -> &Spend, name: impl Fn(&T) -> String) {
+    rows.sort_by(|a, b| {
+        let (x, y) = (spend(a), spend(b));
+        y.cost_usd
+            .total_cmp(&x.cost_usd)
+            .then_with(|| y.requests.cmp(&x.requests))
+            .then_with(|| name(a).cmp(&name(b)))
+    });
 }
 
 #[derive(Default)]
@@ -169,11 +255,16 @@ struct Acc<'o> {
     overhead_max: (f64, String),
     timeline: Vec<TimeSample>,
     workflows: BTreeMap<String, WorkflowAcc>,
+    /// By hash prefix, or by alias for a key logged without a hash (the master key).
+    keys: HashMap<(Option<String>, Option<String>), KeyAcc>,
+    users: HashMap<String, SpendAcc>,
+    teams: HashMap<String, SpendAcc>,
 }
 
 const TOP_N: usize = 5;
 const TOP_REASONING: usize = 10;
 const KEEP_IDS: usize = 3;
+const TOP_SPEND_MODELS: usize = 3;
 
 fn push_id(ids: &mut Vec<String>, id: &str) {
     if ids.len() < KEEP_IDS {
@@ -212,6 +303,9 @@ impl<'o> Acc<'o> {
             overhead_max: (f64::MIN, String::new()),
             timeline: vec![],
             workflows: BTreeMap::new(),
+            keys: HashMap::new(),
+            users: HashMap::new(),
+            teams: HashMap::new(),
         }
     }
 
@@ -381,6 +475,7 @@ impl<'o> Acc<'o> {
             }
         }
         self.add_workflow(&r, effective_cost);
+        self.add_spend(&r, effective_cost);
         let price = self
             .opts
             .prices
@@ -477,6 +572,85 @@ impl<'o> Acc<'o> {
             push_id(&mut m.oversized_ids, &r.request_id);
             m.oversized_max_prompt = m.oversized_max_prompt.max(r.prompt_tokens);
         }
+    }
+
+    /// The record's share of its key's, user's and team's spend. A record names a key by its
+    /// alias, or (LiteLLM, a key without an alias) by its hash alone; one naming neither was made
+    /// without a key and is nobody's.
+    fn add_spend(&mut self, r: &Record, cost: f64) {
+        // Unpriced as `models[]` counts it.
+        let unpriced = r.cost_usd.is_none() || (r.unpriced && r.total_tokens() > 0);
+        let alias = r.key_alias.as_ref().filter(|a| !a.is_empty());
+        let hash = r.key_hash.as_ref().filter(|h| !h.is_empty());
+        if alias.is_some() || hash.is_some() {
+            let id = match hash {
+                Some(h) => (Some(h.clone()), None),
+                None => (None, alias.cloned()),
+            };
+            let k = self.keys.entry(id).or_default();
+            if let Some(a) = alias
+                && k.alias.as_ref().is_none_or(|(at, _)| r.start_time >= *at)
+            {
+                k.alias = Some((r.start_time, a.clone()));
+            }
+            k.spend.add(r, cost, unpriced);
+        }
+        if let Some(u) = r.user_id.as_ref().filter(|u| !u.is_empty()) {
+            self.users.entry(u.clone()).or_default().add(r, cost, unpriced);
+        }
+        if let Some(t) = r.team_id.as_ref().filter(|t| !t.is_empty()) {
+            self.teams.entry(t.clone()).or_default().add(r, cost, unpriced);
+        }
+    }
+
+    /// Spend per key, user and team; all empty for traffic of one key that is the master key
+    /// (or no key at all), one user and one team, which the rest of the report already covers.
+    fn spend_reports(&mut self) -> (Vec<KeySpend>, Vec<UserSpend>, Vec<TeamSpend>) {
+        let keys = std::mem::take(&mut self.keys);
+        let users = std::mem::take(&mut self.users);
+        let teams = std::mem::take(&mut self.teams);
+        let only_master = keys
+            .iter()
+            .all(|((hash, alias), _)| hash.is_none() && alias.as_deref() == Some("master_key"));
+        if keys.len() <= 1 && users.len() <= 1 && teams.len() <= 1 && only_master {
+            return (vec![], vec![], vec![]);
+        }
+        let mut keys: Vec<KeySpend> = keys
+            .into_iter()
+            .map(|((hash, _), k)| KeySpend {
+                key_alias: k.alias.map(|(_, a)| a),
+                key_hash: hash,
+                spend: k.spend.finish(),
+            })
+            .collect();
+        by_spend(
+            &mut keys,
+            |k| &k.spend,
+            |k| {
+                format!(
+                    "{}\n{}",
+                    k.key_alias.as_deref().unwrap_or(""),
+                    k.key_hash.as_deref().unwrap_or("")
+                )
+            },
+        );
+        let mut users: Vec<UserSpend> = users
+            .into_iter()
+            .map(|(user_id, s)| UserSpend {
+                user_id,
+                spend: s.finish(),
+            })
+            .collect();
+        by_spend(&mut users, |u| &u.spend, |u| u.user_id.clone());
+        let mut teams: Vec<TeamSpend> = teams
+            .into_iter()
+            .map(|(team_id, s)| TeamSpend {
+                team_id,
+                spend: s.finish(),
+            })
+            .collect();
+        by_spend(&mut teams, |t| &t.spend, |t| t.team_id.clone());
+        (keys, users, teams)
     }
 
     /// A record of an untagged call to a configured workflow's name: (workflow, step index, role).
@@ -676,6 +850,7 @@ impl<'o> Acc<'o> {
             },
         };
         let workflows = self.workflow_reports();
+        let (keys, users, teams) = self.spend_reports();
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
             inputs: vec![],
@@ -703,6 +878,9 @@ impl<'o> Acc<'o> {
             },
             models,
             clients,
+            keys,
+            users,
+            teams,
             sessions: self.session_report(),
             cache,
             reasoning: ReasoningReport {
@@ -782,6 +960,7 @@ impl<'o> Acc<'o> {
                 );
             }
         }
+        evidence.key_budgets = self.opts.key_budgets.clone();
         report.findings = findings::detect(&report, &evidence, self.opts.lang);
         report
     }

@@ -5,6 +5,7 @@
 //! The text is generated from the finding's `data` for a language, so a report built once can
 //! be rendered in English and Turkish.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::i18n::Lang;
@@ -134,6 +135,23 @@ pub enum FindingData {
         max_prompt: u64,
         max_input: Option<u64>,
     },
+    /// A virtual key near its budget, from the key store (records carry no budgets).
+    BudgetNearLimit {
+        /// The key's alias, else its `key_name` (`sk-...abcd`); never the token.
+        key: String,
+        /// The limit reached: `max_budget` (80 % of it or more) or `soft_budget` (all of it).
+        limit: String,
+        spend_usd: f64,
+        /// The value of that limit.
+        budget_usd: f64,
+        /// spend / budget.
+        share: f64,
+        max_budget_usd: Option<f64>,
+        soft_budget_usd: Option<f64>,
+        budget_duration: Option<String>,
+        /// The start of the budget period the spend belongs to, when the store keeps it.
+        period_start: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -207,6 +225,7 @@ impl FindingData {
             FindingData::TruncatedOutputs { .. } => "truncated_outputs",
             FindingData::WorkflowStepMissing { .. } => "workflow_step_missing",
             FindingData::OversizedPrompts { .. } => "oversized_prompts",
+            FindingData::BudgetNearLimit { .. } => "budget_near_limit",
         }
     }
 }
@@ -785,5 +804,151 @@ fn texts(d: &FindingData, model: &str, l: Lang) -> (String, String, String, Stri
                 )
             }
         }
+        FindingData::BudgetNearLimit {
+            key,
+            limit,
+            spend_usd,
+            budget_usd,
+            share,
+            max_budget_usd,
+            soft_budget_usd: _,
+            budget_duration,
+            period_start,
+        } => budget_texts(
+            l,
+            key,
+            limit == "soft_budget",
+            (*spend_usd, *budget_usd, *share, *max_budget_usd),
+            budget_duration.as_deref(),
+            *period_start,
+        ),
+    }
+}
+
+/// The texts of `budget_near_limit`. `figures`: spend, the limit reached, spend / limit, and
+/// `max_budget` (which a soft-budget finding names too).
+fn budget_texts(
+    l: Lang,
+    key: &str,
+    soft: bool,
+    figures: (f64, f64, f64, Option<f64>),
+    duration: Option<&str>,
+    start: Option<DateTime<Utc>>,
+) -> (String, String, String, String) {
+    let (spend, budget, share, max_budget) = figures;
+    let en = l == Lang::En;
+    let usd = |x: f64| l.usd(x);
+    let pct = |x: f64| l.pct(x);
+    let start = start.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+    let period = match (duration, start, en) {
+        (Some(d), Some(t), true) => format!(" in the budget period that started {t} (budget_duration {d})"),
+        (Some(d), Some(t), false) => format!(" ({t} tarihinde başlayan bütçe döneminde, budget_duration {d})"),
+        (Some(d), None, true) => format!(" in the current budget period (budget_duration {d})"),
+        (Some(d), None, false) => format!(" (geçerli bütçe döneminde, budget_duration {d})"),
+        (None, _, true) => " since the key was created (no budget_duration: the spend never resets)".into(),
+        (None, _, false) => " (anahtar oluşturulduğundan beri; budget_duration yok, harcama hiç sıfırlanmaz)".into(),
+    };
+    if soft {
+        let max_part = match (max_budget, en) {
+            (Some(m), true) => format!("; max_budget is {} ({})", usd(m), pct(spend / m)),
+            (Some(m), false) => format!("; max_budget {} ({})", usd(m), pct(spend / m)),
+            (None, true) => "; the key has no max_budget".into(),
+            (None, false) => "; anahtarın max_budget değeri yok".into(),
+        };
+        return if en {
+            (
+                format!("Key {key} is past its soft budget"),
+                format!(
+                    "The key store records {} spent{period}: {} of soft_budget {}{max_part}.",
+                    usd(spend),
+                    pct(share),
+                    usd(budget)
+                ),
+                "soft_budget is an alert threshold: the key keeps working, but its spend passed the level set to warn you.".into(),
+                format!(
+                    "If this spend is expected, raise `soft_budget` with `POST /key/update` (the key, or its token as `GET /key/list` lists it); if not, find what drives it{}.",
+                    if max_budget.is_none() {
+                        ", and set a `max_budget` so the gateway stops the spend at a limit"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        } else {
+            (
+                format!("{key} anahtarı soft_budget sınırını geçti"),
+                format!(
+                    "Anahtar deposuna göre harcama{period}: {}, soft_budget {} ({}){max_part}.",
+                    usd(spend),
+                    usd(budget),
+                    pct(share)
+                ),
+                "soft_budget yalnızca bir uyarı eşiğidir: anahtar çalışmaya devam eder, ama harcaması uyarı için belirlenen düzeyi geçti.".into(),
+                format!(
+                    "Bu harcama bekleniyorsa `POST /key/update` ile (anahtarla ya da `GET /key/list` ile listelenen token'ıyla) `soft_budget` değerini yükselt; beklenmiyorsa harcamayı neyin artırdığını bul{}.",
+                    if max_budget.is_none() {
+                        " ve gateway harcamayı bir sınırda durdursun diye bir `max_budget` ayarla"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        };
+    }
+    let used_up = share >= 1.0;
+    if en {
+        (
+            if used_up {
+                format!("Key {key} has used up its budget")
+            } else {
+                format!("Key {key} is near its budget")
+            },
+            format!(
+                "The key store records {} spent{period}: {} of max_budget {}. At max_budget the gateway refuses the key's requests with 429 budget_exceeded.",
+                usd(spend),
+                pct(share),
+                usd(budget)
+            ),
+            if duration.is_some() {
+                "The key's traffic spends its budget faster than its budget_duration period renews it.".into()
+            } else {
+                "The key has no budget_duration, so its spend only grows toward max_budget.".into()
+            },
+            format!(
+                "If this spend is expected, raise the limit: `POST /key/update` with the key (or its token, as `GET /key/list` lists it) and a higher `max_budget`, {}. If not, find what drives the spend before the key's requests are refused.",
+                if duration.is_some() {
+                    "or a shorter `budget_duration` so the budget renews sooner"
+                } else {
+                    "or give the key a `budget_duration` (e.g. `\"30d\"`) so its spend starts from 0 each period"
+                }
+            ),
+        )
+    } else {
+        (
+            if used_up {
+                format!("{key} anahtarı bütçesini tüketti")
+            } else {
+                format!("{key} anahtarı bütçesinin sınırına yaklaştı")
+            },
+            format!(
+                "Anahtar deposuna göre harcama{period}: {}, max_budget {} ({}). max_budget'a ulaşılınca gateway anahtarın isteklerini 429 budget_exceeded ile reddeder.",
+                usd(spend),
+                usd(budget),
+                pct(share)
+            ),
+            if duration.is_some() {
+                "Anahtarın trafiği bütçeyi, budget_duration dönemi onu yenilemeden önce harcıyor.".into()
+            } else {
+                "Anahtarın budget_duration değeri yok; harcaması yalnızca max_budget'a doğru artar.".into()
+            },
+            format!(
+                "Bu harcama bekleniyorsa sınırı yükselt: `POST /key/update` ile anahtarı (ya da `GET /key/list` ile listelenen token'ını) ve daha yüksek bir `max_budget` gönder, {}. Beklenmiyorsa, anahtarın istekleri reddedilmeden önce harcamayı neyin artırdığını bul.",
+                if duration.is_some() {
+                    "ya da bütçe daha erken yenilensin diye daha kısa bir `budget_duration` ver"
+                } else {
+                    "ya da harcaması her dönem sıfırdan başlasın diye anahtara bir `budget_duration` (ör. `\"30d\"`) ver"
+                }
+            ),
+        )
     }
 }

@@ -11,6 +11,7 @@ use tollgate_core::{Price, Record, RecordStatus};
 // Re-exported so `tollgate_report::findings::{Finding, FindingData, Severity}` keep naming them.
 pub use crate::finding::{Finding, FindingData, Severity};
 use crate::i18n::Lang;
+use crate::import::keys::KeyBudget;
 use crate::report::Report;
 
 /// A request slower than this is "slow".
@@ -47,6 +48,9 @@ const MIN_LOGGED_AS_FREE: u64 = 2;
 pub const MIN_REPEATS_CACHE_OFF: u64 = 3;
 const TRUNCATED_SHARE: f64 = 0.05;
 const OVERSIZED_SHARE_OF_WINDOW: f64 = 0.8;
+/// Share of `max_budget` spent before a key is said to be near it: early enough to raise the
+/// budget before the gateway starts refusing the key (429 `budget_exceeded`).
+pub const BUDGET_NEAR_SHARE: f64 = 0.8;
 
 /// Per-model facts that the report itself does not keep.
 #[derive(Debug, Clone, Default)]
@@ -74,6 +78,8 @@ pub struct Evidence {
     pub max_input: HashMap<String, u64>,
     /// Per model group: the id its price was found under, and its input and output rates.
     pub rates: HashMap<String, (String, Option<f64>, Option<f64>)>,
+    /// Keys with a budget, from the store (`--data-dir`, `--db`).
+    pub key_budgets: Vec<KeyBudget>,
 }
 
 impl Evidence {
@@ -82,6 +88,7 @@ impl Evidence {
             models: it.map(|(k, v)| (k.to_string(), v)).collect(),
             max_input: HashMap::new(),
             rates: HashMap::new(),
+            key_budgets: vec![],
         }
     }
 }
@@ -421,6 +428,8 @@ pub fn detect(report: &Report, ev: &Evidence, lang: Lang) -> Vec<Finding> {
         }
     }
 
+    budget_findings(&ev.key_budgets, lang, &mut out);
+
     out.sort_by(|a, b| {
         a.severity
             .cmp(&b.severity)
@@ -429,4 +438,47 @@ pub fn detect(report: &Report, ev: &Evidence, lang: Lang) -> Vec<Finding> {
             .then_with(|| a.model.cmp(&b.model))
     });
     out
+}
+
+/// A key at 80 % or more of its `max_budget` (a warning: at 100 % the gateway refuses it), else
+/// past its `soft_budget` (information: a soft budget only alerts). Closest to the limit first.
+fn budget_findings(budgets: &[KeyBudget], lang: Lang, out: &mut Vec<Finding>) {
+    let mut found: Vec<(Severity, f64, &str, Finding)> = Vec::new();
+    for k in budgets {
+        let (severity, limit, budget) = match (k.max_budget, k.soft_budget) {
+            (Some(max), _) if max > 0.0 && k.spend >= BUDGET_NEAR_SHARE * max => (Severity::Warning, "max_budget", max),
+            (_, Some(soft)) if soft > 0.0 && k.spend >= soft => (Severity::Info, "soft_budget", soft),
+            _ => continue,
+        };
+        let share = k.spend / budget;
+        found.push((
+            severity,
+            share,
+            k.name(),
+            Finding::new(
+                severity,
+                None,
+                None,
+                vec![],
+                FindingData::BudgetNearLimit {
+                    key: k.name().to_string(),
+                    limit: limit.into(),
+                    spend_usd: k.spend,
+                    budget_usd: budget,
+                    share,
+                    max_budget_usd: k.max_budget,
+                    soft_budget_usd: k.soft_budget,
+                    budget_duration: k.budget_duration.clone(),
+                    period_start: k.budget_window,
+                },
+                lang,
+            ),
+        ));
+    }
+    found.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| b.1.total_cmp(&a.1))
+            .then_with(|| a.2.cmp(b.2))
+    });
+    out.extend(found.into_iter().map(|(_, _, _, f)| f));
 }

@@ -124,6 +124,27 @@ pub fn parse_time_bound(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Re
     })
 }
 
+/// The budgets of the keys stored beside the records: in each tollgate SQLite store among the
+/// inputs (a data directory or its `tollgate.sqlite`) and in `--db`. Read before the records, as
+/// the aggregation is handed them up front. Budgets only add a finding, so a table that cannot
+/// be read is a warning, not a failed report.
+fn key_budgets(inputs: &[String], db: Option<&str>) -> Vec<import::keys::KeyBudget> {
+    let mut budgets = Vec::new();
+    let mut read = |source: &str, result: Result<Vec<import::keys::KeyBudget>, ReportError>| match result {
+        Ok(b) => budgets.extend(b),
+        Err(e) => eprintln!("warning: {source}: key budgets not read: {e}"),
+    };
+    for input in inputs {
+        if let Some(path) = import::keys::sqlite_of(input) {
+            read(input, import::keys::read_sqlite(&path));
+        }
+    }
+    if let Some(url) = db {
+        read(&import::postgres_source::redact(url), import::keys::read_postgres(url));
+    }
+    budgets
+}
+
 fn format_from_output(path: &std::path::Path) -> Option<Format> {
     match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
         "html" | "htm" => Some(Format::Html),
@@ -178,6 +199,7 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
     if let Some(f) = facts {
         opts.expect_workflows(f.workflows);
     }
+    opts.key_budgets = key_budgets(&inputs, args.db.as_deref());
 
     let total_bytes: u64 = inputs
         .iter()

@@ -27,6 +27,15 @@ pub struct Report {
     pub cost: CostTotals,
     pub models: Vec<ModelReport>,
     pub clients: Vec<NamedCount>,
+    /// Spend per virtual key, user and team. Empty (and left out of the JSON) unless the traffic
+    /// came through more than one key, user or team, or any key but the master key: a report of
+    /// master-key-only traffic has nothing to break down.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeySpend>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSpend>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<TeamSpend>,
     pub sessions: Sessions,
     pub cache: CacheReport,
     pub reasoning: ReasoningReport,
@@ -139,6 +148,60 @@ pub struct ModelReport {
 pub struct NamedCount {
     pub name: String,
     pub requests: u64,
+}
+
+/// What one key, user or team spent; the same figures for all three.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Spend {
+    pub requests: u64,
+    pub failed: u64,
+    /// Tokens per bucket, disjoint (`input` excludes cache reads and writes, `output` excludes
+    /// reasoning); cache hits included, as in `models[]`.
+    pub input_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Computed as `models[].cost_usd` is (recomputed where priced, else as logged), so the rows
+    /// add up to the report's total.
+    pub cost_usd: f64,
+    /// Requests whose cost is unknown (no price): `cost_usd` leaves them out.
+    pub unpriced_requests: u64,
+    /// The model groups with the most cost (then requests), at most three.
+    pub top_models: Vec<ModelSpend>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSpend {
+    pub model: String,
+    pub requests: u64,
+    pub cost_usd: f64,
+}
+
+/// A virtual key (or the master key): known by its alias, and by its hash prefix when it has one.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeySpend {
+    /// The alias (`sk-...abcd` for a tollgate key without one, `master_key` for the master key);
+    /// null for a LiteLLM key logged without an alias.
+    pub key_alias: Option<String>,
+    /// The first 16 hex digits of the key's SHA-256; null for the master key.
+    pub key_hash: Option<String>,
+    #[serde(flatten)]
+    pub spend: Spend,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserSpend {
+    pub user_id: String,
+    #[serde(flatten)]
+    pub spend: Spend,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamSpend {
+    pub team_id: String,
+    #[serde(flatten)]
+    pub spend: Spend,
 }
 
 #[derive(Debug, Clone, Serialize)]

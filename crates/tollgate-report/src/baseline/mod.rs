@@ -260,10 +260,11 @@ fn findings(before: &Side, after: &Side) -> Vec<FindingChange> {
     let mut fixed = Vec::new();
     let mut still = Vec::new();
     for b in &before.findings {
-        // Two findings with the same id and model pair up in order.
+        // Two findings with the same id and model pair up in order; a finding about a key
+        // (`budget_near_limit`) pairs only with one about the same key.
         let hit = unmatched
             .iter_mut()
-            .find(|a| a.is_some_and(|a| a.id == b.id && a.model == b.model))
+            .find(|a| a.is_some_and(|a| a.id == b.id && a.model == b.model && a.data.get("key") == b.data.get("key")))
             .and_then(Option::take);
         let change = |status, message: &str, after: Option<&SideFinding>| FindingChange {
             id: b.id.clone(),

@@ -228,6 +228,12 @@ struct PayloadMeta<'a> {
     user_agent: Option<String>,
     #[serde(deserialize_with = "flex::string_opt")]
     user_api_key_alias: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_api_key_hash: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_api_key_user_id: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_api_key_team_id: Option<String>,
     #[serde(borrow)]
     usage_object: Option<&'a RawValue>,
     requester_metadata: Option<RequesterMeta>,
@@ -408,6 +414,35 @@ fn account(r: &mut Record, usage: Option<&Tokens>, prices: &PriceTable, reported
     }
 }
 
+/// What LiteLLM logs as the key hash of a request made with its master key.
+const LITELLM_MASTER_KEY_HASH: &str = "litellm_proxy_master_key";
+
+/// A logged value, or `None` for the empty string LiteLLM writes for what a key does not have.
+fn given(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Who called, named as tollgate's records name it: the key's alias (`master_key` for the master
+/// key) and the first 16 hex digits of its hash, so a key reads the same from either gateway's
+/// logs, and the key's user and team.
+fn apply_caller(
+    r: &mut Record,
+    alias: Option<String>,
+    hash: Option<String>,
+    user: Option<String>,
+    team: Option<String>,
+) {
+    let (alias, hash) = (given(alias), given(hash));
+    if hash.as_deref() == Some(LITELLM_MASTER_KEY_HASH) {
+        r.key_alias = Some(alias.unwrap_or_else(|| "master_key".into()));
+    } else {
+        r.key_alias = alias;
+        r.key_hash = hash.map(|h| h.chars().take(16).collect());
+    }
+    r.user_id = given(user);
+    r.team_id = given(team);
+}
+
 fn status_of(s: Option<&str>, error: bool) -> RecordStatus {
     match s.map(str::to_ascii_lowercase).as_deref() {
         Some("failure") | Some("error") | Some("failed") => RecordStatus::Failure,
@@ -541,7 +576,13 @@ fn payload_record(p: Payload, prices: &PriceTable) -> Result<Record, RowError> {
         .clone()
         .or(meta.user_agent.clone())
         .or_else(|| header(&headers, "user-agent"));
-    r.key_alias = meta.user_api_key_alias.clone();
+    apply_caller(
+        &mut r,
+        meta.user_api_key_alias.clone(),
+        meta.user_api_key_hash.clone(),
+        meta.user_api_key_user_id.clone(),
+        meta.user_api_key_team_id.clone(),
+    );
     if r.status == RecordStatus::Failure {
         r.error_type = err.error_class.clone();
         r.error_message = error_message;
@@ -565,6 +606,13 @@ struct SpendMeta<'a> {
     user_agent: Option<String>,
     #[serde(deserialize_with = "flex::string_opt")]
     user_api_key_alias: Option<String>,
+    /// The key's hash, as in the row's `api_key`.
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_api_key: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_api_key_user_id: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user_api_key_team_id: Option<String>,
     #[serde(deserialize_with = "flex::string_opt")]
     litellm_call_id: Option<String>,
     #[serde(deserialize_with = "flex::f64_opt")]
@@ -593,6 +641,13 @@ struct SpendRow<'a> {
     completionStartTime: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "flex::string_opt")]
     model: Option<String>,
+    /// The key's hash (SHA-256 hex; `litellm_proxy_master_key` for the master key).
+    #[serde(deserialize_with = "flex::string_opt")]
+    api_key: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    user: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    team_id: Option<String>,
     #[serde(borrow)]
     metadata: Option<&'a RawValue>,
     #[serde(deserialize_with = "flex::string_opt")]
@@ -718,7 +773,14 @@ pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, Ro
         .user_agent
         .clone()
         .or_else(|| user_agent_from_tags(row.request_tags));
-    r.key_alias = meta.user_api_key_alias.clone();
+    // The row's columns first; the metadata carries the same for rows written without them.
+    apply_caller(
+        &mut r,
+        meta.user_api_key_alias.clone(),
+        given(row.api_key.clone()).or(meta.user_api_key.clone()),
+        given(row.user.clone()).or(meta.user_api_key_user_id.clone()),
+        given(row.team_id.clone()).or(meta.user_api_key_team_id.clone()),
+    );
     if r.status == RecordStatus::Failure {
         r.error_type = err.error_class.clone();
         r.error_message = error_message;

@@ -17,6 +17,7 @@
 
 pub mod bounds;
 pub mod flex;
+pub mod keys;
 mod lines;
 pub mod litellm;
 pub mod postgres_source;

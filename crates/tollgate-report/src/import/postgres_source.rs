@@ -149,7 +149,7 @@ fn read_table(
 }
 
 /// A Postgres error with the server's detail (its `Display` alone often says only "db error").
-fn tollgate_store_error_text(e: &postgres::Error) -> String {
+pub(super) fn tollgate_store_error_text(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),

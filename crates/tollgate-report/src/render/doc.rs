@@ -3,7 +3,7 @@
 
 use crate::finding::Severity;
 use crate::i18n::Lang;
-use crate::report::{Report, TokenDistribution};
+use crate::report::{Report, Spend, TokenDistribution};
 use crate::stats::PERCENTILE_METHOD;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -508,6 +508,7 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
     });
     d.push(Block::Bullets(cost_lines));
     d.push(Block::Chart(Chart::CostPerModel));
+    spend_tables(&mut d, r, l);
 
     // 5. Tokens.
     d.push(Block::H2(
@@ -1015,4 +1016,92 @@ fn over_time(d: &mut Vec<Block>, r: &Report, l: Lang) {
             .collect(),
     ));
     d.push(Block::Chart(Chart::OverTime));
+}
+
+/// Spend by key, by user and by team, under the cost section (the report leaves them empty for
+/// master-key-only traffic, and then nothing is shown).
+fn spend_tables(d: &mut Vec<Block>, r: &Report, l: Lang) {
+    let head = |first: &'static str| {
+        [
+            first,
+            l.pick("Requests", "İstek"),
+            l.pick("Failed", "Başarısız"),
+            l.pick("Input", "Girdi"),
+            l.pick("Cache read", "Cache okuma"),
+            l.pick("Cache write", "Cache yazma"),
+            l.pick("Output", "Çıktı"),
+            l.pick("Reasoning", "Reasoning"),
+            l.pick("Cost", "Maliyet"),
+            l.pick("Top models", "Başlıca modeller"),
+        ]
+    };
+    let numeric = [false, true, true, true, true, true, true, true, true, false];
+    let row = |name: String, s: &Spend| {
+        let mut cost = l.usd(s.cost_usd);
+        if s.unpriced_requests > 0 {
+            cost.push_str(&format!(
+                " (+{} {})",
+                l.int(s.unpriced_requests),
+                l.pick("unpriced", "fiyatsız")
+            ));
+        }
+        vec![
+            name,
+            l.int(s.requests),
+            l.int(s.failed),
+            l.int(s.input_tokens),
+            l.int(s.cache_read_tokens),
+            l.int(s.cache_write_tokens),
+            l.int(s.output_tokens),
+            l.int(s.reasoning_tokens),
+            cost,
+            s.top_models
+                .iter()
+                .map(|m| m.model.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]
+    };
+    if !r.keys.is_empty() {
+        d.push(Block::H3(l.pick("Spend by key", "Anahtara göre harcama").into()));
+        d.push(Block::P(
+            l.pick(
+                "Keys by alias and the first 16 hex digits of the key's SHA-256; tokens per bucket (input excludes cache reads and writes, output excludes reasoning); cost as in the table above, unpriced requests counted apart.",
+                "Anahtarlar takma adları ve SHA-256 özetinin ilk 16 onaltılık hanesiyle; tokenlar gruplara ayrık (girdiye cache okuma ve yazma, çıktıya reasoning dahil değil); maliyet yukarıdaki tablodaki gibi, fiyatsız istekler ayrıca sayılır.",
+            )
+            .into(),
+        ));
+        d.push(table(
+            &head(l.pick("Key", "Anahtar")),
+            &numeric,
+            r.keys
+                .iter()
+                .map(|k| {
+                    let name = match (&k.key_alias, &k.key_hash) {
+                        (Some(a), Some(h)) => format!("{a} (`{h}`)"),
+                        (Some(a), None) => a.clone(),
+                        (None, Some(h)) => format!("{} (`{h}`)", l.pick("no alias", "takma adsız")),
+                        (None, None) => l.pick("no alias", "takma adsız").into(),
+                    };
+                    row(name, &k.spend)
+                })
+                .collect(),
+        ));
+    }
+    if !r.users.is_empty() {
+        d.push(Block::H3(l.pick("Spend by user", "Kullanıcıya göre harcama").into()));
+        d.push(table(
+            &head(l.pick("User", "Kullanıcı")),
+            &numeric,
+            r.users.iter().map(|u| row(u.user_id.clone(), &u.spend)).collect(),
+        ));
+    }
+    if !r.teams.is_empty() {
+        d.push(Block::H3(l.pick("Spend by team", "Takıma göre harcama").into()));
+        d.push(table(
+            &head(l.pick("Team", "Takım")),
+            &numeric,
+            r.teams.iter().map(|t| row(t.team_id.clone(), &t.spend)).collect(),
+        ));
+    }
 }
