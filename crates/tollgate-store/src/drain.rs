@@ -336,7 +336,7 @@ impl Sinks {
         if let Some(ship) = &shared.ship
             && shared.sqlite.written() != before
         {
-            ship.nudge();
+            ship.committed(self.sqlite.target.conn.last_insert_rowid());
         }
         self.sqlite.trim(&shared.sqlite, shared);
         shared.sqlite.set_pending(self.sqlite.backlog.len());

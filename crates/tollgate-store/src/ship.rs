@@ -8,7 +8,7 @@
 //! on disk, the backlog grows and readiness says so; no request ever waits for Postgres.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,11 @@ pub struct ShipStatus {
 pub(crate) struct ShipState {
     location: String,
     connected: AtomicBool,
-    backlog: AtomicU64,
+    /// The newest rowid committed to SQLite (set by the writer at each commit, so the backlog
+    /// is right the moment a record is kept, not at the shipper's next look).
+    newest: AtomicI64,
+    /// The newest rowid Postgres has.
+    cursor: AtomicI64,
     shipped: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -70,7 +74,8 @@ impl ShipState {
         ShipState {
             location: location.to_string(),
             connected: AtomicBool::new(false),
-            backlog: AtomicU64::new(0),
+            newest: AtomicI64::new(0),
+            cursor: AtomicI64::new(0),
             shipped: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -79,15 +84,23 @@ impl ShipState {
         }
     }
 
-    pub(crate) fn status(&self) -> ShipStatus {
+    /// `queued`: records accepted by the writer and not yet in SQLite; they wait for shipping too.
+    pub(crate) fn status(&self, queued: u64) -> ShipStatus {
+        let in_sqlite = (self.newest.load(Ordering::Relaxed) - self.cursor.load(Ordering::Relaxed)).max(0) as u64;
         ShipStatus {
             location: self.location.clone(),
             connected: self.connected.load(Ordering::Relaxed),
-            backlog: self.backlog.load(Ordering::Relaxed),
+            backlog: in_sqlite + queued,
             shipped: self.shipped.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
         }
+    }
+
+    /// The writer committed rows up to `rowid`.
+    pub(crate) fn committed(&self, rowid: i64) {
+        self.newest.fetch_max(rowid, Ordering::Relaxed);
+        self.nudge();
     }
 
     /// New rows are in SQLite.
@@ -198,6 +211,10 @@ impl Shipper {
         };
         let destination = state.location.clone();
         let mut cursor = read_cursor(&local, &destination).unwrap_or(0);
+        state.cursor.store(cursor, Ordering::Relaxed);
+        state
+            .newest
+            .fetch_max(newest_rowid(&local).unwrap_or(cursor), Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(PREFETCHED);
         let db_path = self.db_path.clone();
         let instance_id = self.instance_id.clone();
@@ -237,8 +254,9 @@ impl Shipper {
                 stop_by = Some(Instant::now() + SHUTDOWN_DRAIN);
             }
             let newest = newest_rowid(local).unwrap_or(*cursor);
+            state.newest.fetch_max(newest, Ordering::Relaxed);
+            state.cursor.store(*cursor, Ordering::Relaxed);
             let backlog = newest.saturating_sub(*cursor).max(0) as u64;
-            state.backlog.store(backlog, Ordering::Relaxed);
             if let Some(deadline) = stop_by
                 && (backlog == 0 || Instant::now() >= deadline)
             {
@@ -276,6 +294,7 @@ impl Shipper {
             match self.send(&batch, &mut client) {
                 Ok(()) => {
                     *cursor = batch.last;
+                    state.cursor.store(batch.last, Ordering::Relaxed);
                     if let Err(e) = write_cursor(local, destination, batch.last) {
                         // Postgres has the rows; a cursor left behind only means re-sending
                         // them after a restart, which the unique key absorbs.

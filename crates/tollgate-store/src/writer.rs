@@ -357,7 +357,8 @@ impl RecordWriter {
 
     /// Counters and per-sink health, for readiness and `/metrics`.
     pub fn status(&self) -> StoreStatus {
-        status(&self.shared)
+        let queued = (self.tx.max_capacity() - self.tx.capacity()) as u64;
+        status(&self.shared, queued)
     }
 
     /// Tests: parks the writer thread until the returned sender is dropped or sent to; returns
@@ -418,7 +419,7 @@ fn prepare_shipping(
     Ok((state, shipper))
 }
 
-fn status(shared: &Shared) -> StoreStatus {
+fn status(shared: &Shared, queued: u64) -> StoreStatus {
     let mut sinks = vec![shared.sqlite.status()];
     sinks.extend(shared.jsonl.as_ref().map(SinkHealth::status));
     StoreStatus {
@@ -427,7 +428,7 @@ fn status(shared: &Shared) -> StoreStatus {
         failed: shared.failed.load(Ordering::Relaxed),
         dropped: shared.dropped.load(Ordering::Relaxed),
         sinks,
-        shared: shared.ship.as_ref().map(|s| s.status()),
+        shared: shared.ship.as_ref().map(|s| s.status(queued)),
     }
 }
 

@@ -211,6 +211,9 @@ fn startup_without_postgres_serves_unless_it_is_required() {
     });
     db.block().unwrap();
     writer.submit(record(1, Utc::now()));
+    // Counted at once, queued or committed: readiness never says "nothing to ship" while a
+    // record is on its way (a test, or a deploy script, may stop a gateway on that answer).
+    assert_eq!(writer.status().shared.unwrap().backlog, 1);
     wait_for("the backlog to show", Duration::from_secs(20), || {
         writer
             .status()

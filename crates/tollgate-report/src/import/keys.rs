@@ -67,7 +67,10 @@ pub fn sqlite_of(input: &str) -> Option<PathBuf> {
         return None;
     }
     let path = tollgate_store::resolve_db_path(Path::new(input));
-    super::is_sqlite(&path).ok()?.then_some(path)
+    // Only a regular file is sniffed: reading a pipe's first bytes (`<(zcat logs.gz)`,
+    // /dev/stdin) would take them from the importer that reads it next.
+    let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+    (regular && super::is_sqlite(&path).ok()?).then_some(path)
 }
 
 fn by_name(mut budgets: Vec<KeyBudget>) -> Vec<KeyBudget> {
