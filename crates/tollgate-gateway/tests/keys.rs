@@ -49,6 +49,13 @@ async fn call(gw: &Gw, method: &str, path: &str, key: &str, body: Option<Value>)
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// A key made with the master key; its raw value.
+async fn new_key(gw: &Gw, body: Value) -> String {
+    let (s, created) = call(gw, "POST", "/key/generate", KEY, Some(body)).await;
+    assert_eq!(s, 200, "{created}");
+    created["key"].as_str().unwrap().to_string()
+}
+
 fn chat(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
 }
@@ -59,14 +66,8 @@ async fn a_key_round_trips_through_litellms_api_and_is_enforced() {
     let gw = gateway(&config(mock)).await;
 
     // Generate: the raw key once, its hash as the id, the fields as given.
-    let (s, created) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        KEY,
-        Some(json!({"key_alias": "ci", "models": ["cheap"], "max_budget": 5, "user_id": "ada", "team_id": "core", "duration": "30d", "metadata": {"job": "nightly"}})),
-    )
-    .await;
+    let body = json!({"key_alias": "ci", "models": ["cheap"], "max_budget": 5, "user_id": "ada", "team_id": "core", "duration": "30d", "metadata": {"job": "nightly"}});
+    let (s, created) = call(&gw, "POST", "/key/generate", KEY, Some(body)).await;
     assert_eq!(s, 200, "{created}");
     let raw = created["key"].as_str().unwrap().to_string();
     assert!(raw.starts_with("sk-") && raw.len() == 25, "{raw}");
@@ -212,9 +213,7 @@ async fn a_key_round_trips_through_litellms_api_and_is_enforced() {
 async fn an_expired_key_is_refused_and_says_when_it_expired() {
     let mock = start_mock(&[]).await;
     let gw = gateway(&config(mock)).await;
-    let (s, created) = call(&gw, "POST", "/key/generate", KEY, Some(json!({"duration": "1s"}))).await;
-    assert_eq!(s, 200, "{created}");
-    let raw = created["key"].as_str().unwrap().to_string();
+    let raw = new_key(&gw, json!({"duration": "1s"})).await;
     let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("dear"))).await;
     assert_eq!(s, 200, "no models listed: every model");
     eventually("the key to expire", Duration::from_secs(10), || {
@@ -236,16 +235,7 @@ async fn a_budget_holds_under_a_concurrent_burst() {
     let gw = gateway(&config(mock)).await;
     // Each request costs at most about (prompt/2 × $0.00001 + 50 × $0.00002) ≈ $0.0012 estimated;
     // a budget of $0.006 admits a handful of the 50.
-    let (s, created) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        KEY,
-        Some(json!({"max_budget": 0.006, "key_alias": "tight"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{created}");
-    let raw = created["key"].as_str().unwrap().to_string();
+    let raw = new_key(&gw, json!({"max_budget": 0.006, "key_alias": "tight"})).await;
     let body = json!({"model": "dear", "max_tokens": 50, "messages": [{"role": "user", "content": "hello there"}]});
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -309,15 +299,7 @@ async fn a_budget_holds_under_a_concurrent_burst() {
 async fn a_budget_with_a_duration_resets_on_time_and_says_when() {
     let mock = start_mock(&[]).await;
     let gw = gateway(&config(mock)).await;
-    let (_, created) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        KEY,
-        Some(json!({"max_budget": 0.0015, "budget_duration": "2s"})),
-    )
-    .await;
-    let raw = created["key"].as_str().unwrap().to_string();
+    let raw = new_key(&gw, json!({"max_budget": 0.0015, "budget_duration": "2s"})).await;
     let body = json!({"model": "dear", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
     // Spend until refused, within one period.
     let mut refusal = None;
@@ -369,15 +351,7 @@ async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back
     )
     .await;
     let gw = gateway(&config(mock)).await;
-    let (_, created) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        KEY,
-        Some(json!({"rpm_limit": 3, "key_alias": "rpm"})),
-    )
-    .await;
-    let raw = created["key"].as_str().unwrap().to_string();
+    let raw = new_key(&gw, json!({"rpm_limit": 3, "key_alias": "rpm"})).await;
     for _ in 0..3 {
         let (s, v) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
         assert_eq!(s, 200, "{v}");
@@ -402,15 +376,7 @@ async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back
 
     // One parallel request: a second one while the first streams is refused; when the first
     // client leaves mid-stream, its slot comes back.
-    let (_, created) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        KEY,
-        Some(json!({"max_parallel_requests": 1})),
-    )
-    .await;
-    let one = created["key"].as_str().unwrap().to_string();
+    let one = new_key(&gw, json!({"max_parallel_requests": 1})).await;
     let stream_body =
         json!({"model": "cheap", "stream": true, "messages": [{"role": "user", "content": "a long answer please"}]});
     let first = gw
@@ -445,15 +411,7 @@ async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back
 async fn answers_to_a_key_carry_its_spend_budget_and_limits() {
     let mock = start_mock(&[]).await;
     let gw = gateway(&config(mock)).await;
-    let (_, created) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        KEY,
-        Some(json!({"max_budget": 3, "rpm_limit": 5, "tpm_limit": 100000})),
-    )
-    .await;
-    let raw = created["key"].as_str().unwrap().to_string();
+    let raw = new_key(&gw, json!({"max_budget": 3, "rpm_limit": 5, "tpm_limit": 100000})).await;
     let send = || {
         gw.http
             .post(format!("{}/v1/chat/completions", gw.base))
@@ -554,15 +512,7 @@ async fn a_workflow_counts_against_the_key_budget() {
         config(mock)
     );
     let gw = gateway(&yaml).await;
-    let (_, created) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        KEY,
-        Some(json!({"max_budget": 0.001, "models": ["duo"]})),
-    )
-    .await;
-    let raw = created["key"].as_str().unwrap().to_string();
+    let raw = new_key(&gw, json!({"max_budget": 0.001, "models": ["duo"]})).await;
     let (s, v) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("duo"))).await;
     assert_eq!(s, 200, "{v}");
     // Settled on the key: the steps' costs (gathered for up to a flush interval).
