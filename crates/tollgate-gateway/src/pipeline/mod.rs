@@ -67,10 +67,9 @@ async fn serve(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = caller.clone();
     let mut draft = Draft::new(app.clone(), &live, &headers);
-    draft.identify(&caller);
-    draft.admission = match admit::admit(&app, &caller, &live) {
+    draft.identify(caller);
+    draft.admission = match admit::admit(&app, caller, &live) {
         Ok(a) => Some(a),
         Err(e) => return draft.fail(e),
     };
@@ -82,12 +81,12 @@ async fn serve(
         Err(e) => return draft.fail(e),
         Ok(t) => t,
     };
-    if let Err(e) = access::check(&caller, &request.model, target.name()) {
+    if let Err(e) = access::check(caller, &request.model, target.name()) {
         return draft.fail(e);
     }
     let group = match target {
         Target::Group(g) => {
-            draft.budget_hold = match budget::hold(&app, &caller, g, &request).await {
+            draft.budget_hold = match budget::hold(&app, caller, g, &request).await {
                 Ok(held) => held,
                 Err(e) => return draft.fail(e),
             };
@@ -97,7 +96,7 @@ async fn serve(
             draft.record.workflow = Some(wf.name.clone());
             // A run's cost is its steps' (each settled on the key as it ends), unknown up front:
             // a key already at its budget is refused, one under it may finish the run.
-            if let Err(e) = budget::check(&app, &caller).await {
+            if let Err(e) = budget::check(&app, caller).await {
                 return draft.fail(e);
             }
             return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body.to_map()).await;
