@@ -68,6 +68,9 @@ pub(crate) enum Message {
 pub(crate) struct Shared {
     /// Refused at the queue (full, or the writer shut down).
     pub dropped: AtomicU64,
+    /// Accepted into the queue (so, with SQLite's written and failed counts, how many are
+    /// still on their way to SQLite: queued or in the writer's current batch).
+    pub accepted: AtomicU64,
     /// Stored in every sink.
     pub written: AtomicU64,
     /// Missing from at least one sink for good.
@@ -126,13 +129,19 @@ trait Target {
 
 struct SqliteTarget {
     conn: Connection,
+    /// Told the newest rowid right after each commit, before the rows stop counting as on
+    /// their way, so the shipping backlog never dips below the truth.
+    ship: Option<Arc<ShipState>>,
 }
 
 impl Target for SqliteTarget {
     fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String> {
         sqlite::insert_batch(&mut self.conn, rows.iter().map(|r| (&r.record, r.json.as_str())))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if let Some(ship) = &self.ship {
+            ship.committed(self.conn.last_insert_rowid());
+        }
+        Ok(())
     }
 }
 
@@ -250,10 +259,11 @@ impl Sinks {
         jsonl: Option<JsonlAppender>,
         retry_limit: usize,
         instance_id: Option<String>,
+        ship: Option<Arc<ShipState>>,
     ) -> Self {
         Sinks {
             instance_id,
-            sqlite: Lane::new(SqliteTarget { conn }, retry_limit),
+            sqlite: Lane::new(SqliteTarget { conn, ship }, retry_limit),
             jsonl: jsonl.map(|file| Lane::new(JsonlTarget { file, buf: Vec::new() }, retry_limit)),
             // Applied on the first batch (the connection starts at NORMAL).
             durability: durability_code(RecordDurability::Buffered),
@@ -331,13 +341,7 @@ impl Sinks {
         }
 
         self.sqlite.backlog.extend(rows.iter().cloned());
-        let before = shared.sqlite.written();
         self.sqlite.flush(&shared.sqlite, shared, closing, true);
-        if let Some(ship) = &shared.ship
-            && shared.sqlite.written() != before
-        {
-            ship.committed(self.sqlite.target.conn.last_insert_rowid());
-        }
         self.sqlite.trim(&shared.sqlite, shared);
         shared.sqlite.set_pending(self.sqlite.backlog.len());
         // Rows SQLite has not committed yet (failing, or waiting for a retry): their submitters

@@ -97,11 +97,6 @@ impl SinkHealth {
     }
 
     /// A write of `n` records succeeded; logs the recovery if the sink was failing.
-    /// Records this sink has stored so far.
-    pub(crate) fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn wrote(&self, n: u64) {
         self.written.fetch_add(n, Ordering::Relaxed);
         let Ok(mut s) = self.state.lock() else { return };

@@ -220,6 +220,7 @@ impl RecordWriter {
         let (done_tx, done) = oneshot::channel();
         let shared = Arc::new(Shared {
             dropped: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             durability: AtomicU8::new(drain::durability_code(config.durability)),
@@ -236,7 +237,8 @@ impl RecordWriter {
             .name("tollgate-record-writer".into())
             .spawn(move || {
                 // The retry buffers hold `Rc`s, so the sinks are built on this thread.
-                let sinks = Sinks::new(conn, jsonl, capacity, instance_id);
+                let ship = thread_shared.ship.clone();
+                let sinks = Sinks::new(conn, jsonl, capacity, instance_id, ship);
                 drain::run(rx, sinks, &thread_shared);
                 let _ = done_tx.send(());
             })
@@ -290,7 +292,10 @@ impl RecordWriter {
         } else {
             (None, None)
         };
+        // Counted before the send, so the writer can never have written more than was accepted.
+        self.shared.accepted.fetch_add(1, Ordering::Relaxed);
         if self.tx.try_send(Message::Record(Box::new(record), ack)).is_err() {
+            self.shared.accepted.fetch_sub(1, Ordering::Relaxed);
             let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             self.warn_drop(dropped);
             return Commit(CommitState::Done(Err(StoreError::QueueFull)));
@@ -357,8 +362,7 @@ impl RecordWriter {
 
     /// Counters and per-sink health, for readiness and `/metrics`.
     pub fn status(&self) -> StoreStatus {
-        let queued = (self.tx.max_capacity() - self.tx.capacity()) as u64;
-        status(&self.shared, queued)
+        status(&self.shared)
     }
 
     /// Tests: parks the writer thread until the returned sender is dropped or sent to; returns
@@ -419,7 +423,7 @@ fn prepare_shipping(
     Ok((state, shipper))
 }
 
-fn status(shared: &Shared, queued: u64) -> StoreStatus {
+fn status(shared: &Shared) -> StoreStatus {
     let mut sinks = vec![shared.sqlite.status()];
     sinks.extend(shared.jsonl.as_ref().map(SinkHealth::status));
     StoreStatus {
@@ -428,7 +432,15 @@ fn status(shared: &Shared, queued: u64) -> StoreStatus {
         failed: shared.failed.load(Ordering::Relaxed),
         dropped: shared.dropped.load(Ordering::Relaxed),
         sinks,
-        shared: shared.ship.as_ref().map(|s| s.status(queued)),
+        shared: shared.ship.as_ref().map(|s| {
+            // Records on their way to SQLite (queued, or in the writer's batch) wait for shipping too.
+            let sqlite = shared.sqlite.status();
+            let on_the_way = shared
+                .accepted
+                .load(Ordering::Relaxed)
+                .saturating_sub(sqlite.written + sqlite.failed);
+            s.status(on_the_way)
+        }),
     }
 }
 
