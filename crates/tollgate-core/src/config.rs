@@ -339,6 +339,12 @@ pub struct GatewayConfig {
     /// `tollgate_settings.retention_days`: how many days records are kept; `None` keeps them
     /// forever.
     pub retention_days: Option<u32>,
+    /// `tollgate_settings.budget_error_status`: 429 (default) or 400, for clients written
+    /// against LiteLLM versions that answered a spent budget with 400.
+    pub budget_error_status: u16,
+    /// `tollgate_settings.hide_budget_amounts`: budget refusals name the scope and entity but
+    /// not the spend and the budget (for keys handed to people who should not see them).
+    pub hide_budget_amounts: bool,
     /// `litellm_settings.cache` as written.
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
@@ -799,6 +805,8 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut redis = RedisGuard::default();
     let mut require_database = false;
     let mut retention_days = None;
+    let mut budget_error_status = 429;
+    let mut hide_budget_amounts = false;
     for (k, v) in &tollgate {
         let p = format!("tollgate_settings.{k}");
         match k.as_str() {
@@ -834,11 +842,29 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                     .ok_or_else(|| invalid(&file, &p, "expected true or false".into()))?
             }
             "retention_days" => retention_days = Some(read_retention_days(v, &p, &file)?),
+            "budget_error_status" => {
+                budget_error_status = match v.as_u64() {
+                    Some(429) => 429,
+                    Some(400) => 400,
+                    _ => {
+                        return Err(invalid(
+                            &file,
+                            &p,
+                            format!("expected 429 (the default) or 400 (what older LiteLLM answered), got {v}"),
+                        ));
+                    }
+                }
+            }
+            "hide_budget_amounts" => {
+                hide_budget_amounts = v
+                    .as_bool()
+                    .ok_or_else(|| invalid(&file, &p, "expected true or false".into()))?
+            }
             _ => warnings.push(warn(
                 &p,
                 &format!(
                     "unknown tollgate setting (known: store_prompts, prices_file, record_durability, redis, \
-                     require_database, retention_days, {})",
+                     require_database, retention_days, budget_error_status, hide_budget_amounts, {})",
                     SERVER_LIMIT_KEYS.join(", ")
                 ),
             )),
@@ -871,6 +897,8 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         database_pool_size,
         require_database,
         retention_days,
+        budget_error_status,
+        hide_budget_amounts,
         cache_requested,
         cache,
         redis,
@@ -2300,6 +2328,7 @@ general_settings:
         .unwrap();
         assert!(c.require_database);
         assert_eq!(c.retention_days, Some(90));
+        assert_eq!((c.budget_error_status, c.hide_budget_amounts), (429, false), "defaults");
         assert!(
             c.warnings.iter().all(|w| !w.path.starts_with("tollgate_settings")),
             "{:?}",
@@ -2324,6 +2353,17 @@ general_settings:
                 "{bad}: {shown}"
             );
         }
+        // Budget refusals: 429 or 400, amounts shown or hidden.
+        let c = parse(
+            "tollgate_settings:\n  budget_error_status: 400\n  hide_budget_amounts: true\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!((c.budget_error_status, c.hide_budget_amounts), (400, true));
+        let (path, _, _, shown) = invalid_at("tollgate_settings:\n  budget_error_status: 418\n");
+        assert_eq!(path, "tollgate_settings.budget_error_status", "{shown}");
+        assert!(shown.contains("429") && shown.contains("400"), "{shown}");
         // The unknown-key warning lists the new keys.
         assert!(warned(
             "tollgate_settings:\n  retention: 3\n",

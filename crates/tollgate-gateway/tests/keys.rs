@@ -533,3 +533,25 @@ async fn a_workflow_counts_against_the_key_budget() {
     })
     .await;
 }
+
+/// `tollgate_settings.budget_error_status: 400` for clients written against older LiteLLM, and
+/// `hide_budget_amounts` for keys handed to people who should not see the figures.
+#[tokio::test]
+async fn budget_refusals_follow_the_settings() {
+    let mock = start_mock(&[]).await;
+    let yaml = format!(
+        "{}tollgate_settings:\n  budget_error_status: 400\n  hide_budget_amounts: true\n",
+        config(mock)
+    );
+    let gw = gateway(&yaml).await;
+    let raw = new_key(&gw, json!({"max_budget": 0, "key_alias": "spent"})).await;
+    let (s, v) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["type"], "budget_exceeded");
+    assert_eq!(v["error"]["entity_id"], "spent");
+    assert!(
+        v["error"].get("spend").is_none() && v["error"].get("max_budget").is_none(),
+        "{v}"
+    );
+    assert!(!v["error"]["message"].as_str().unwrap().contains('$'), "{v}");
+}

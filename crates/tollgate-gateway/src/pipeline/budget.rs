@@ -59,7 +59,19 @@ async fn reserve(app: &App, key: &KeyRow, amount: f64) -> Result<f64, GatewayErr
             spend,
             reserved,
             max_budget,
-        } => Err(exceeded(key, spend + reserved, max_budget, window, now)),
+        } => {
+            let live = app.live.load();
+            let mut e = exceeded(
+                key,
+                spend + reserved,
+                max_budget,
+                window,
+                now,
+                live.config.hide_budget_amounts,
+            );
+            e.status = live.config.budget_error_status;
+            Err(e)
+        }
     }
 }
 
@@ -127,6 +139,7 @@ fn exceeded(
     max_budget: f64,
     window: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
+    hide_amounts: bool,
 ) -> GatewayError {
     let entity = key.key_alias.clone().unwrap_or_else(|| key.key_name.clone());
     let reset = window.and_then(|w| key.budget_duration.as_deref().and_then(|d| reset_at(d, w)));
@@ -137,17 +150,22 @@ fn exceeded(
     let mut details = Map::new();
     details.insert("scope".into(), json!("key"));
     details.insert("entity_id".into(), json!(entity));
-    details.insert("spend".into(), json!(spent));
-    details.insert("max_budget".into(), json!(max_budget));
+    if !hide_amounts {
+        details.insert("spend".into(), json!(spent));
+        details.insert("max_budget".into(), json!(max_budget));
+    }
     details.insert(
         "budget_reset_at".into(),
         reset.map_or(Value::Null, |r| json!(r.to_rfc3339())),
     );
+    let amounts = if hide_amounts {
+        String::new()
+    } else {
+        format!(": spend and requests in flight ${spent:.6} of max_budget ${max_budget:.6}")
+    };
     let mut e = GatewayError::new(
         ErrorKind::BudgetExceeded,
-        format!(
-            "budget exceeded for key {entity}: spend and requests in flight ${spent:.6} of max_budget ${max_budget:.6}; {when}"
-        ),
+        format!("budget exceeded for key {entity}{amounts}; {when}"),
     )
     .with_code("budget_exceeded")
     .with_details(details);
