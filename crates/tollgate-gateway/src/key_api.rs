@@ -35,8 +35,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/key/unblock", post(unblock))
 }
 
-/// A refusal in LiteLLM's error envelope.
-struct KeyApiError {
+/// A refusal in LiteLLM's error envelope (also the spend endpoints').
+pub(crate) struct KeyApiError {
     status: StatusCode,
     kind: &'static str,
     message: String,
@@ -44,6 +44,15 @@ struct KeyApiError {
 }
 
 impl KeyApiError {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        KeyApiError {
+            status,
+            kind,
+            message: message.into(),
+            param: None,
+        }
+    }
+
     fn bad(message: impl Into<String>, param: Option<&'static str>) -> Self {
         KeyApiError {
             status: StatusCode::BAD_REQUEST,
@@ -100,6 +109,16 @@ type ApiResult = Result<Response, KeyApiError>;
 
 /// The caller, who must hold the master key (or run without auth).
 async fn admin(app: &App, headers: &HeaderMap) -> Result<Caller, KeyApiError> {
+    admin_for(
+        app,
+        headers,
+        "only the master key may manage keys; a virtual key may read its own GET /key/info",
+    )
+    .await
+}
+
+/// The caller, who must hold the master key; `refusal` tells a virtual key what it may do instead.
+pub(crate) async fn admin_for(app: &App, headers: &HeaderMap, refusal: &str) -> Result<Caller, KeyApiError> {
     let live = app.live.load_full();
     let who = caller(app, &live, headers).await.map_err(|e| KeyApiError {
         status: StatusCode::UNAUTHORIZED,
@@ -111,7 +130,7 @@ async fn admin(app: &App, headers: &HeaderMap) -> Result<Caller, KeyApiError> {
         return Err(KeyApiError {
             status: StatusCode::FORBIDDEN,
             kind: "auth_error",
-            message: "only the master key may manage keys; a virtual key may read its own GET /key/info".into(),
+            message: refusal.into(),
             param: None,
         });
     }
@@ -152,13 +171,7 @@ fn token_of(id: &str) -> String {
 
 /// `30s`, `30m`, `30h`, `30d`, `1w`, `1mo` (calendar months) → the instant that long after `from`.
 pub fn duration_end(text: &str, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = t.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    if n <= 0 {
-        return None;
-    }
+    let (n, unit) = duration_parts(text)?;
     match unit {
         "s" => Some(from + chrono::Duration::seconds(n)),
         "m" => Some(from + chrono::Duration::minutes(n)),
@@ -168,6 +181,15 @@ pub fn duration_end(text: &str, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
         "mo" => from.checked_add_months(chrono::Months::new(u32::try_from(n).ok()?)),
         _ => None,
     }
+}
+
+/// A LiteLLM duration's count (> 0) and unit (`s`, `m`, `h`, `d`, `w`, `mo`; not checked here).
+pub fn duration_parts(text: &str) -> Option<(i64, &str)> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(split);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    Some((n, unit))
 }
 
 const DURATION_HELP: &str = "a number and a unit: 30s, 30m, 30h, 30d, 1w or 1mo";

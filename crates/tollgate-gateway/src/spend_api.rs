@@ -18,8 +18,8 @@ use tollgate_core::Record;
 use tollgate_store::{PostgresStore, RecordStore, StoreError, TimeRange};
 
 use crate::app::App;
+use crate::key_api::{KeyApiError, admin_for};
 use crate::keys::{hash_key, is_token};
-use crate::pipeline::authenticate::caller;
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -30,38 +30,23 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/global/spend/teams", get(global_teams))
 }
 
-/// A refusal in LiteLLM's error envelope.
-struct SpendError {
-    status: StatusCode,
-    kind: &'static str,
-    message: String,
-}
-
-impl IntoResponse for SpendError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"message": self.message, "type": self.kind, "param": null, "code": self.status.as_u16().to_string()}});
-        (self.status, axum::Json(body)).into_response()
-    }
-}
+type SpendError = KeyApiError;
 
 fn error(status: StatusCode, kind: &'static str, message: String) -> SpendError {
-    SpendError { status, kind, message }
+    KeyApiError::new(status, kind, message)
 }
 
 /// Per day: spend, and spend per model and per user.
 type Daily = BTreeMap<String, (f64, BTreeMap<String, f64>, BTreeMap<String, f64>)>;
 
 async fn admin(app: &App, headers: &HeaderMap) -> Result<(), SpendError> {
-    let live = app.live.load_full();
-    match caller(app, &live, headers).await {
-        Ok(c) if c.is_admin() => Ok(()),
-        Ok(_) => Err(error(
-            StatusCode::FORBIDDEN,
-            "auth_error",
-            "only the master key may read spend for the whole gateway; a key reads its own with GET /key/info".into(),
-        )),
-        Err(e) => Err(error(StatusCode::UNAUTHORIZED, "auth_error", e.message)),
-    }
+    admin_for(
+        app,
+        headers,
+        "only the master key may read spend for the whole gateway; a key reads its own with GET /key/info",
+    )
+    .await
+    .map(|_| ())
 }
 
 /// `YYYY-MM-DD` (LiteLLM's format) or RFC 3339; a date is its midnight UTC.

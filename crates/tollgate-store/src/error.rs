@@ -64,7 +64,7 @@ pub enum StoreError {
 }
 
 /// A Postgres error with its server-side detail (`Display` alone often says just "db error").
-pub(crate) fn postgres_text(e: &postgres::Error) -> String {
+pub fn postgres_text(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => {

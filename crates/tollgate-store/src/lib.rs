@@ -33,7 +33,7 @@ mod store;
 pub mod test_db;
 mod writer;
 
-pub use error::StoreError;
+pub use error::{StoreError, postgres_text};
 pub use health::{SinkKind, SinkStatus};
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
 pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, Reservation, SqliteKeys};

@@ -103,10 +103,7 @@ fn estimate(group: &ModelGroup, request: &Request) -> f64 {
 /// The start of the budget period `now` is in: periods of a fixed length count from the Unix
 /// epoch (UTC), months from the first of the month. `None` for a duration that does not parse.
 pub fn window_start(duration: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let t = duration.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = t.split_at(split);
-    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let (n, unit) = crate::key_api::duration_parts(duration)?;
     let seconds = match unit {
         "s" => n,
         "m" => n * 60,

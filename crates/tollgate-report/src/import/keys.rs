@@ -129,7 +129,7 @@ pub fn read_sqlite(path: &Path) -> Result<Vec<KeyBudget>, ReportError> {
 /// The keys with a budget in a Postgres database (`--db`), in a read-only transaction; none
 /// when it has no key table (LiteLLM's database).
 pub fn read_postgres(url: &str) -> Result<Vec<KeyBudget>, ReportError> {
-    let err = |e: postgres::Error| ReportError::Postgres(super::postgres_source::tollgate_store_error_text(&e));
+    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store::postgres_text(&e));
     let target = PostgresTarget::parse(url, 1).map_err(|e| ReportError::Postgres(e.to_string()))?;
     let mut client = target.connect().map_err(|e| ReportError::Postgres(e.to_string()))?;
     let mut tx = client.build_transaction().read_only(true).start().map_err(err)?;

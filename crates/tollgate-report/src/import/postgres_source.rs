@@ -22,7 +22,7 @@ pub fn import_postgres(
     prices: &PriceTable,
     sink: &mut dyn FnMut(Record) -> bool,
 ) -> Result<Vec<InputSummary>, ReportError> {
-    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store_error_text(&e));
+    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store::postgres_text(&e));
     let target = PostgresTarget::parse(url, 1).map_err(|e| ReportError::Postgres(e.to_string()))?;
     let mut client = target.connect().map_err(|e| ReportError::Postgres(e.to_string()))?;
     let tables = client
@@ -97,7 +97,7 @@ fn read_table(
     prices: &PriceTable,
     sink: &mut dyn FnMut(Record) -> bool,
 ) -> Result<InputSummary, ReportError> {
-    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store_error_text(&e));
+    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store::postgres_text(&e));
     // Only the bounds given are in the SQL, so the planner sees a plain index range.
     let mut sql = format!("{} WHERE true", table.select);
     // As text cast to timestamptz: LiteLLM's columns are `timestamp` (no zone), tollgate's are
@@ -146,14 +146,6 @@ fn read_table(
     drop(rows);
     tx.rollback().map_err(err)?;
     Ok(summary)
-}
-
-/// A Postgres error with the server's detail (its `Display` alone often says only "db error").
-pub(super) fn tollgate_store_error_text(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    }
 }
 
 /// The URL without its password, for the report.
