@@ -116,7 +116,7 @@ pub enum Reservation {
     },
 }
 
-fn now_text(t: DateTime<Utc>) -> String {
+pub(crate) fn now_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -143,8 +143,8 @@ fn alias_taken(alias: Option<&str>) -> KeyError {
 
 /// Keys in the local SQLite database.
 pub struct SqliteKeys {
-    conn: Mutex<rusqlite::Connection>,
-    location: String,
+    pub(crate) conn: Mutex<rusqlite::Connection>,
+    pub(crate) location: String,
 }
 
 impl SqliteKeys {
@@ -158,14 +158,14 @@ impl SqliteKeys {
         })
     }
 
-    fn err(&self, e: rusqlite::Error) -> StoreError {
+    pub(crate) fn err(&self, e: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.location.clone().into(),
             source: e,
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, KeyError>) -> Result<T, KeyError> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, KeyError>) -> Result<T, KeyError> {
         let mut conn = self.conn.lock().map_err(|_| KeyError::Store(StoreError::WriterGone))?;
         f(&mut conn)
     }
@@ -374,7 +374,7 @@ impl KeyStore for SqliteKeys {
     }
 }
 
-fn into_store(e: KeyError) -> StoreError {
+pub(crate) fn into_store(e: KeyError) -> StoreError {
     match e {
         KeyError::Store(s) => s,
         KeyError::Conflict(m) => StoreError::NotCommitted(m),
@@ -383,8 +383,8 @@ fn into_store(e: KeyError) -> StoreError {
 
 /// Keys in the shared Postgres.
 pub struct PostgresKeys {
-    pool: Pool,
-    target: PostgresTarget,
+    pub(crate) pool: Pool,
+    pub(crate) target: PostgresTarget,
 }
 
 impl PostgresKeys {
@@ -407,7 +407,7 @@ impl PostgresKeys {
         }
     }
 
-    fn err(&self, e: &postgres::Error) -> StoreError {
+    pub(crate) fn err(&self, e: &postgres::Error) -> StoreError {
         self.target.error(e)
     }
 

@@ -19,10 +19,12 @@
 //! migration.
 
 mod drain;
+mod entities;
 mod error;
 mod health;
 mod jsonl;
 mod keys;
+mod ledger;
 mod migrate;
 mod pg;
 mod retention;
@@ -36,7 +38,9 @@ mod writer;
 pub use error::{StoreError, postgres_text};
 pub use health::{SinkKind, SinkStatus};
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
+pub use entities::{EntityKind, EntityRow, EntityStore};
 pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, Reservation, SqliteKeys};
+pub use ledger::{Charge, Hold, HoldOutcome, KEY_SCOPE, Ledger, SpendRow};
 pub use migrate::{HISTORY_TABLE, postgres_version, sqlite_version};
 pub use pg::{Pool, PooledClient, PostgresStore, PostgresTarget, has_records_table, redact_url};
 pub use retention::{Pruned, prune_once};
