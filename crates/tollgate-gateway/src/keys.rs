@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tollgate_store::{KeyRow, KeyStore, StoreError};
+use tollgate_store::{AccessStore, Charge, EntityKind, EntityRow, KEY_SCOPE, KeyRow, StoreError};
 
 /// How long a looked-up key (or the absence of one) is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -61,22 +61,28 @@ pub fn is_token(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The key table with its cache and the spend being gathered.
+/// The key table (and the entities keys belong to) with their caches and the spend being gathered.
 pub struct Keys {
-    store: Arc<dyn KeyStore>,
+    store: Arc<dyn AccessStore>,
     cache: moka::sync::Cache<String, Option<Arc<KeyRow>>>,
-    /// Per key: cost to add to its spend, and the admission hold to give back.
-    pending: Mutex<HashMap<String, (f64, f64)>>,
+    entities: moka::sync::Cache<(EntityKind, String), Option<Arc<EntityRow>>>,
+    /// Per scope (`key`, `user`, `team_model`, …) and id: cost to add to its spend, and the
+    /// admission hold to give back.
+    pending: Mutex<HashMap<(String, String), (f64, f64)>>,
     stop: AtomicBool,
     /// Where the keys live, for startup lines and errors.
     pub location: String,
 }
 
 impl Keys {
-    pub fn new(store: Arc<dyn KeyStore>, location: String) -> Keys {
+    pub fn new(store: Arc<dyn AccessStore>, location: String) -> Keys {
         Keys {
             store,
             cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            entities: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(CACHE_TTL)
                 .build(),
@@ -86,7 +92,7 @@ impl Keys {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn KeyStore> {
+    pub fn store(&self) -> &Arc<dyn AccessStore> {
         &self.store
     }
 
@@ -105,53 +111,96 @@ impl Keys {
         Ok(found)
     }
 
+    /// The entity of this kind and id, from the cache or the store.
+    pub async fn entity(&self, kind: EntityKind, id: &str) -> Result<Option<Arc<EntityRow>>, StoreError> {
+        let cache_key = (kind, id.to_string());
+        if let Some(hit) = self.entities.get(&cache_key) {
+            return Ok(hit);
+        }
+        let store = Arc::clone(&self.store);
+        let owned = id.to_string();
+        let found = tokio::task::spawn_blocking(move || store.get_entity(kind, &owned))
+            .await
+            .map_err(|_| StoreError::WriterGone)??
+            .map(Arc::new);
+        self.entities.insert(cache_key, found.clone());
+        Ok(found)
+    }
+
     /// After a change made here: the next request sees the store's row.
     pub fn forget(&self, token: &str) {
         self.cache.invalidate(token);
     }
 
+    /// After a change to an entity made here.
+    pub fn forget_entity(&self, kind: EntityKind, id: &str) {
+        self.entities.invalidate(&(kind, id.to_string()));
+    }
+
     /// A request of this key ended: its cost goes to the key's spend and its admission hold
     /// (`released`) is given back.
     pub fn settle(&self, token: &str, cost: f64, released: f64) {
-        let cost = if cost.is_finite() { cost } else { 0.0 };
-        if cost == 0.0 && released == 0.0 {
+        self.charge([Charge {
+            scope: KEY_SCOPE.into(),
+            id: token.into(),
+            cost,
+            release: released,
+        }]);
+    }
+
+    /// A request ended: each charge's cost goes to its scope's spend and its hold is given back.
+    pub fn charge(&self, charges: impl IntoIterator<Item = Charge>) {
+        let Ok(mut p) = self.pending.lock() else {
             return;
-        }
-        if let Ok(mut p) = self.pending.lock() {
-            let e = p.entry(token.to_string()).or_insert((0.0, 0.0));
+        };
+        for c in charges {
+            let cost = if c.cost.is_finite() { c.cost } else { 0.0 };
+            if cost == 0.0 && c.release == 0.0 {
+                continue;
+            }
+            let e = p.entry((c.scope, c.id)).or_insert((0.0, 0.0));
             e.0 += cost;
-            e.1 += released;
+            e.1 += c.release;
         }
     }
 
     /// Spend gathered for this key and not yet in the store.
     pub fn pending_spend(&self, token: &str) -> f64 {
+        self.pending_of(KEY_SCOPE, token)
+    }
+
+    /// Spend gathered for a scope and not yet in the store.
+    pub fn pending_of(&self, scope: &str, id: &str) -> f64 {
         self.pending
             .lock()
             .ok()
-            .and_then(|p| p.get(token).map(|(cost, _)| *cost))
+            .and_then(|p| p.get(&(scope.to_string(), id.to_string())).map(|(cost, _)| *cost))
             .unwrap_or(0.0)
     }
 
     /// Writes the gathered spend; on failure it is kept for the next try. Blocking.
     pub fn flush(&self) {
-        let batch: Vec<(String, f64, f64)> = match self.pending.lock() {
-            Ok(mut p) if !p.is_empty() => p.drain().map(|(t, (c, r))| (t, c, r)).collect(),
+        let batch: Vec<Charge> = match self.pending.lock() {
+            Ok(mut p) if !p.is_empty() => p
+                .drain()
+                .map(|((scope, id), (cost, release))| Charge {
+                    scope,
+                    id,
+                    cost,
+                    release,
+                })
+                .collect(),
             _ => return,
         };
-        if let Err(e) = self.store.add_spend(&batch) {
-            tracing::warn!(error = %e, "cannot write key spend; it is kept and retried");
-            if let Ok(mut p) = self.pending.lock() {
-                for (t, c, r) in batch {
-                    let e = p.entry(t).or_insert((0.0, 0.0));
-                    e.0 += c;
-                    e.1 += r;
-                }
-            }
+        if let Err(e) = self.store.settle(&batch) {
+            tracing::warn!(error = %e, "cannot write spend; it is kept and retried");
+            self.charge(batch);
             return;
         }
-        for (t, _, _) in &batch {
-            self.cache.invalidate(t);
+        for c in &batch {
+            if c.scope == KEY_SCOPE {
+                self.cache.invalidate(&c.id);
+            }
         }
     }
 

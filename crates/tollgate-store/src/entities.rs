@@ -38,6 +38,15 @@ impl EntityKind {
             EntityKind::TeamMember => "team_member",
         }
     }
+
+    /// The ledger scope its spend is kept under (`end_user` for customers, as LiteLLM's
+    /// messages name them; the kind's name otherwise). Per-model spend is `<scope>_model`.
+    pub fn scope(self) -> &'static str {
+        match self {
+            EntityKind::Customer => "end_user",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// One entity's definition.

@@ -18,6 +18,7 @@
 //! ([`read_sqlite`], [`read_jsonl`]) rebuild records from that JSON and new `Record` fields need no
 //! migration.
 
+mod access;
 mod drain;
 mod entities;
 mod error;
@@ -38,6 +39,7 @@ mod writer;
 pub use error::{StoreError, postgres_text};
 pub use health::{SinkKind, SinkStatus};
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
+pub use access::AccessStore;
 pub use entities::{EntityKind, EntityRow, EntityStore};
 pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, Reservation, SqliteKeys};
 pub use ledger::{Charge, Hold, HoldOutcome, KEY_SCOPE, Ledger, SpendRow};
