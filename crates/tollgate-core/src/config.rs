@@ -267,6 +267,14 @@ pub struct RedisGuard {
     pub operation_timeout: f64,
 }
 
+/// `litellm_settings.max_budget` and `budget_duration`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProxyBudget {
+    pub max_budget: f64,
+    /// The period the budget is per (`1mo`, `30d`, …); `None`: it never resets.
+    pub budget_duration: Option<String>,
+}
+
 impl Default for RedisGuard {
     fn default() -> Self {
         RedisGuard {
@@ -345,6 +353,12 @@ pub struct GatewayConfig {
     /// `tollgate_settings.hide_budget_amounts`: budget refusals name the scope and entity but
     /// not the spend and the budget (for keys handed to people who should not see them).
     pub hide_budget_amounts: bool,
+    /// `litellm_settings.max_budget` (with `budget_duration`): a budget for all traffic through
+    /// the gateway, held like any other scope's (scope `proxy`).
+    pub proxy_budget: Option<ProxyBudget>,
+    /// `litellm_settings.max_end_user_budget`: the budget of every end user (the request's
+    /// `user` field) that has none of its own.
+    pub max_end_user_budget: Option<f64>,
     /// `litellm_settings.cache` as written.
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
@@ -758,10 +772,16 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let litellm = section(&top, "litellm_settings", &file)?;
     let mut request_timeout = None;
     let mut cache_requested = false;
+    let mut proxy_max_budget = None;
+    let mut proxy_budget_duration = None;
+    let mut max_end_user_budget = None;
     for (k, v) in &litellm {
         let p = format!("litellm_settings.{k}");
         match k.as_str() {
             "request_timeout" => request_timeout = Some(seconds(v, &p, &file)?),
+            "max_budget" => proxy_max_budget = Some(read_budget(v, &p, &file)?),
+            "max_end_user_budget" => max_end_user_budget = Some(read_budget(v, &p, &file)?),
+            "budget_duration" => proxy_budget_duration = Some(read_budget_duration(v, &p, &file)?),
             "cache" => match v {
                 Value::Bool(b) => cache_requested = *b,
                 Value::Object(_) => warnings.push(warn(
@@ -899,6 +919,11 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         retention_days,
         budget_error_status,
         hide_budget_amounts,
+        proxy_budget: proxy_max_budget.map(|max_budget| ProxyBudget {
+            max_budget,
+            budget_duration: proxy_budget_duration,
+        }),
+        max_end_user_budget,
         cache_requested,
         cache,
         redis,
@@ -1493,6 +1518,30 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
+    }
+}
+
+/// A budget in dollars: a number ≥ 0.
+fn read_budget(v: &Value, p: &str, file: &str) -> Result<f64, ConfigError> {
+    v.as_f64()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| invalid(file, p, "expected a budget in dollars, a number of 0 or more (e.g. 100.0)".into()))
+}
+
+/// A LiteLLM budget period: a count and a unit, `30s`, `30m`, `30h`, `30d`, `1w` or `1mo`.
+fn read_budget_duration(v: &Value, p: &str, file: &str) -> Result<String, ConfigError> {
+    let text = v.as_str().map(str::trim).unwrap_or_default();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+    let (n, unit) = text.split_at(split);
+    let ok = n.parse::<u64>().is_ok_and(|n| n > 0) && matches!(unit, "s" | "m" | "h" | "d" | "w" | "mo");
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(invalid(
+            file,
+            p,
+            "expected a budget period: a number and a unit, 30s, 30m, 30h, 30d, 1w or 1mo".into(),
+        ))
     }
 }
 
@@ -2361,6 +2410,27 @@ general_settings:
         )
         .unwrap();
         assert_eq!((c.budget_error_status, c.hide_budget_amounts), (400, true));
+        let c = parse(
+            "litellm_settings:\n  max_budget: 250\n  budget_duration: 1mo\n  max_end_user_budget: 2.5\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.proxy_budget, c.max_end_user_budget),
+            (
+                Some(ProxyBudget {
+                    max_budget: 250.0,
+                    budget_duration: Some("1mo".into())
+                }),
+                Some(2.5)
+            )
+        );
+        let (path, _, _, shown) = invalid_at("litellm_settings:\n  budget_duration: monthly\n");
+        assert_eq!(path, "litellm_settings.budget_duration", "{shown}");
+        assert!(shown.contains("1mo"), "{shown}");
+        let (path, _, _, _) = invalid_at("litellm_settings:\n  max_budget: -1\n");
+        assert_eq!(path, "litellm_settings.max_budget");
         let (path, _, _, shown) = invalid_at("tollgate_settings:\n  budget_error_status: 418\n");
         assert_eq!(path, "tollgate_settings.budget_error_status", "{shown}");
         assert!(shown.contains("429") && shown.contains("400"), "{shown}");

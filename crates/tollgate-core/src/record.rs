@@ -127,6 +127,9 @@ pub struct Record {
     pub user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_id: Option<String>,
+    /// The end user the request was for: the OpenAI `user` field (LiteLLM's customer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<String>,
 }
 
 impl Record {

@@ -14,6 +14,7 @@ use tollgate_store::KeyRow;
 use crate::app::App;
 use crate::edge::{constant_time_eq, presented_key};
 use crate::keys::hash_key;
+use crate::owners::{self, Owners};
 use crate::state::LiveState;
 
 /// An authenticated caller.
@@ -24,13 +25,16 @@ pub struct Caller {
     pub key_alias: Option<String>,
     /// The virtual key, when the caller used one (never the master key).
     pub key: Option<Arc<KeyRow>>,
+    /// The key's user, team and team membership, charged with the key's requests.
+    pub owners: Owners,
 }
 
 impl Caller {
     /// Whether the caller may call this model group or workflow: the master key (and no auth)
-    /// may call everything, a virtual key what its `models` list (empty: everything).
+    /// may call everything, a virtual key what its `models` list and its team's allow (empty:
+    /// everything).
     pub fn may_use(&self, model: &str) -> bool {
-        self.key.as_ref().is_none_or(|k| k.allows(model))
+        self.key.as_ref().is_none_or(|k| k.allows(model)) && self.owners.team.as_ref().is_none_or(|t| t.allows(model))
     }
 
     /// The master key, or no auth at all: may use the management API.
@@ -52,24 +56,14 @@ pub async fn caller(app: &App, live: &LiveState, headers: &HeaderMap) -> Result<
     if constant_time_eq(presented.as_bytes(), master.expose().as_bytes()) {
         return Ok(Caller {
             key_alias: Some("master_key".into()),
-            key: None,
+            ..Caller::default()
         });
     }
     let token = hash_key(presented);
     let key = match app.keys.lookup(&token).await {
         Ok(Some(k)) if constant_time_eq(k.token.as_bytes(), token.as_bytes()) => k,
         Ok(_) => return Err(invalid()),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot look up a virtual key");
-            return Err(GatewayError::new(
-                ErrorKind::Internal,
-                "cannot verify the API key right now (the key store is unreachable); retry shortly",
-            )
-            .with_status(503)
-            .with_code("key_store_unavailable")
-            .with_fault(Fault::Gateway)
-            .with_retry_after(1));
-        }
+        Err(e) => return Err(store_unreachable(&e)),
     };
     if key.blocked {
         return Err(GatewayError::new(
@@ -86,10 +80,36 @@ pub async fn caller(app: &App, live: &LiveState, headers: &HeaderMap) -> Result<
         )
         .with_code("expired_key"));
     }
+    let owners = owners::of_key(&app.keys, &key)
+        .await
+        .map_err(|e| store_unreachable(&e))?;
+    if let Some(team) = owners.team.as_ref().filter(|t| t.row.flag("blocked")) {
+        return Err(GatewayError::new(
+            ErrorKind::Authentication,
+            format!(
+                "team {} of this API key is blocked; ask the gateway's admin to unblock it (POST /team/update with `blocked: false`)",
+                team.label()
+            ),
+        )
+        .with_code("team_blocked"));
+    }
     Ok(Caller {
         key_alias: Some(key.key_alias.clone().unwrap_or_else(|| key.key_name.clone())),
         key: Some(key),
+        owners,
     })
+}
+
+fn store_unreachable(e: &tollgate_store::StoreError) -> GatewayError {
+    tracing::warn!(error = %e, "cannot look up a virtual key or its owners");
+    GatewayError::new(
+        ErrorKind::Internal,
+        "cannot verify the API key right now (the key store is unreachable); retry shortly",
+    )
+    .with_status(503)
+    .with_code("key_store_unavailable")
+    .with_fault(Fault::Gateway)
+    .with_retry_after(1)
 }
 
 fn missing() -> GatewayError {

@@ -1,8 +1,11 @@
-//! Stage 4c, budget: a key with `max_budget` holds the request's estimated cost against it before
-//! any provider is called, atomically in the key store (one conditional UPDATE: exact across
-//! instances sharing Postgres, and under any concurrency), and the request's record gives the
-//! hold back and adds the real cost. A burst of concurrent requests therefore cannot spend past
-//! the budget: the ones that would are refused up front.
+//! Stage 4c, budget: the request's estimated cost held against every budget it is charged to —
+//! its key's, the key's user's (personal keys), team's and team membership's, its end user's, the
+//! key's budget for this model (`model_max_budget`) and the gateway's (`litellm_settings.max_budget`)
+//! — before any provider is called, all at once in the store (one transaction of conditional
+//! UPDATEs: exact across instances sharing Postgres, and under any concurrency). When the
+//! request's record closes, each scope gets the real cost and its hold back ([`Charges::settle`]).
+//! A burst of concurrent requests therefore cannot spend past any budget: the ones that would
+//! are refused up front, naming the scope.
 //!
 //! The estimate is deliberately high: the prompt at one token per two bytes, and `max_tokens`
 //! (else the deployment's `max_output_tokens`, else 4,096) of output, each at the group's
@@ -11,64 +14,231 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tollgate_core::{ErrorKind, GatewayError};
-use tollgate_store::{KeyRow, Reservation};
+use tollgate_store::{Charge, Hold, HoldOutcome, KEY_SCOPE};
 
 use crate::app::App;
+use crate::keys::Keys;
 use crate::pipeline::authenticate::Caller;
+use crate::pipeline::end_user::EndUser;
 use crate::pipeline::parse::Request;
-use crate::state::ModelGroup;
+use crate::state::{LiveState, ModelGroup};
 
 /// Output tokens assumed when neither the request nor the deployment bounds them.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 4096;
 
-/// For a request whose cost cannot be estimated up front (a workflow run): refused when the
-/// key's spend and holds already reach its budget, nothing held otherwise.
-pub async fn check(app: &App, caller: &Caller) -> Result<(), GatewayError> {
-    let Some(key) = caller.key.as_ref().filter(|k| k.max_budget.is_some()) else {
-        return Ok(());
-    };
-    reserve(app, key, 0.0).await.map(|_| ())
+/// One scope a request is charged to.
+#[derive(Debug, Clone)]
+struct Payer {
+    scope: &'static str,
+    id: String,
+    /// How refusals name it.
+    label: String,
+    /// Its budget and budget period, when it has one.
+    budget: Option<(f64, Option<String>)>,
+    /// Its spend is also kept per model (`<scope>_model`).
+    per_model: bool,
+    /// The request's cost is added to it (a per-model budget's row gets the cost through its
+    /// scope's per-model spend instead).
+    costed: bool,
+    /// Dollars held against it at admission.
+    held: f64,
 }
 
-/// Holds the estimate against the caller's key budget; returns the dollars held (0 without a
-/// budget). 429 `budget_exceeded` when the budget would be passed.
-pub async fn hold(app: &App, caller: &Caller, group: &ModelGroup, request: &Request) -> Result<f64, GatewayError> {
-    let Some(key) = caller.key.as_ref().filter(|k| k.max_budget.is_some()) else {
-        return Ok(0.0);
-    };
-    let amount = estimate(group, request);
-    reserve(app, key, amount).await
+/// Who a request is charged to and what admission held against each. Kept on the request's
+/// draft and settled when its record closes, whichever way the request ends.
+#[derive(Debug, Clone, Default)]
+pub struct Charges {
+    payers: Vec<Payer>,
 }
 
-/// Holds `amount` (0: only checks) against the key's budget in the key store.
-async fn reserve(app: &App, key: &KeyRow, amount: f64) -> Result<f64, GatewayError> {
+impl Charges {
+    /// The request ended costing `cost` on `model`: each payer gets the cost (and per model) and
+    /// its hold back. Idempotent: a second call adds and releases nothing.
+    pub fn settle(&mut self, keys: &Keys, model: Option<&str>, cost: f64) {
+        let payers = std::mem::take(&mut self.payers);
+        let mut charges = Vec::with_capacity(payers.len() * 2);
+        for p in payers {
+            let per_model = p.per_model.then_some(model).flatten();
+            if let Some(m) = per_model {
+                charges.push(Charge {
+                    scope: format!("{}_model", p.scope),
+                    id: format!("{}/{m}", p.id),
+                    cost,
+                    release: 0.0,
+                });
+            }
+            charges.push(Charge {
+                scope: p.scope.to_string(),
+                id: p.id,
+                cost: if p.costed { cost } else { 0.0 },
+                release: p.held,
+            });
+        }
+        keys.charge(charges);
+    }
+
+    /// The same payers with nothing held: a workflow step's (the run held nothing up front).
+    pub fn for_step(&self) -> Charges {
+        Charges {
+            payers: self
+                .payers
+                .iter()
+                .map(|p| Payer {
+                    held: 0.0,
+                    ..p.clone()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Every scope the request is charged to, with its budget.
+fn payers(live: &LiveState, caller: &Caller, end_user: Option<&EndUser>, model: &str) -> Vec<Payer> {
+    let mut out = Vec::new();
+    let payer = |scope, id: &str, label: String, budget, per_model| Payer {
+        scope,
+        id: id.to_string(),
+        label,
+        budget,
+        per_model,
+        costed: true,
+        held: 0.0,
+    };
+    if let Some(key) = &caller.key {
+        let label = key.key_alias.clone().unwrap_or_else(|| key.key_name.clone());
+        let budget = key.max_budget.map(|b| (b, key.budget_duration.clone()));
+        out.push(payer(KEY_SCOPE, &key.token, label.clone(), budget, true));
+        if let Some((limit, period)) = model_budget(key.model_max_budget.as_ref(), model) {
+            out.push(Payer {
+                costed: false,
+                ..payer(
+                    "key_model",
+                    &format!("{}/{model}", key.token),
+                    format!("{label} on model {model}"),
+                    Some((limit, period)),
+                    false,
+                )
+            });
+        }
+    }
+    let owners = &caller.owners;
+    let personal = caller.key.as_ref().is_some_and(|k| k.team_id.is_none());
+    for (owner, budgeted, per_model) in [
+        // A user's budget covers their personal keys (LiteLLM's rule); their spend counts always.
+        (&owners.user, personal, true),
+        (&owners.team, true, true),
+        (&owners.member, true, false),
+    ] {
+        if let Some(o) = owner {
+            let budget = budgeted
+                .then(|| o.terms.max_budget.map(|b| (b, o.terms.budget_duration.clone())))
+                .flatten();
+            out.push(payer(o.scope(), o.id(), o.label(), budget, per_model));
+        }
+    }
+    if let Some(eu) = end_user {
+        let terms = eu.owner.as_ref().map(|o| &o.terms);
+        let budget = terms
+            .and_then(|t| t.max_budget.map(|b| (b, t.budget_duration.clone())))
+            .or_else(|| live.config.max_end_user_budget.map(|b| (b, None)));
+        let label = eu.owner.as_ref().map_or_else(|| eu.id.clone(), |o| o.label());
+        out.push(payer("end_user", &eu.id, label, budget, true));
+    }
+    if let Some(p) = &live.config.proxy_budget {
+        out.push(payer(
+            "proxy",
+            "global",
+            "litellm_settings.max_budget".into(),
+            Some((p.max_budget, p.budget_duration.clone())),
+            false,
+        ));
+    }
+    out
+}
+
+/// A key's budget for one model: LiteLLM's `{"budget_limit": 0.5, "time_period": "1d"}`, or a
+/// plain number of dollars.
+fn model_budget(budgets: Option<&Map<String, Value>>, model: &str) -> Option<(f64, Option<String>)> {
+    let v = budgets?.get(model)?;
+    if let Some(n) = v.as_f64() {
+        return Some((n, None));
+    }
+    let limit = v.get("budget_limit").and_then(Value::as_f64)?;
+    let period = v.get("time_period").and_then(Value::as_str).map(str::to_string);
+    Some((limit, period))
+}
+
+/// For a request whose cost cannot be estimated up front (a workflow run): refused when a
+/// budget's spend and holds already pass it, nothing held otherwise.
+pub async fn check(
+    app: &App,
+    live: &LiveState,
+    caller: &Caller,
+    end_user: Option<&EndUser>,
+    model: &str,
+) -> Result<Charges, GatewayError> {
+    hold_all(app, live, payers(live, caller, end_user, model), 0.0).await
+}
+
+/// Holds the estimate against every budget the request is charged to; the charges to settle
+/// when it ends. 429 `budget_exceeded` (naming the scope) when one would be passed.
+pub async fn hold(
+    app: &App,
+    live: &LiveState,
+    caller: &Caller,
+    end_user: Option<&EndUser>,
+    group: &ModelGroup,
+    request: &Request,
+) -> Result<Charges, GatewayError> {
+    let payers = payers(live, caller, end_user, &group.name);
+    let amount = if payers.iter().any(|p| p.budget.is_some()) {
+        estimate(group, request)
+    } else {
+        0.0
+    };
+    hold_all(app, live, payers, amount).await
+}
+
+/// Holds `amount` (0: only checks) against each payer with a budget, all or none.
+async fn hold_all(app: &App, live: &LiveState, mut payers: Vec<Payer>, amount: f64) -> Result<Charges, GatewayError> {
     let now = Utc::now();
-    let window = key.budget_duration.as_deref().and_then(|d| window_start(d, now));
+    let mut holds = Vec::new();
+    let mut held_by = Vec::new();
+    for (i, p) in payers.iter().enumerate() {
+        if let Some((max_budget, period)) = &p.budget {
+            holds.push(Hold {
+                scope: p.scope.to_string(),
+                id: p.id.clone(),
+                amount,
+                max_budget: *max_budget,
+                window: period.as_deref().and_then(|d| window_start(d, now)),
+            });
+            held_by.push(i);
+        }
+    }
+    if holds.is_empty() {
+        return Ok(Charges { payers });
+    }
     let store = std::sync::Arc::clone(app.keys.store());
-    let token = key.token.clone();
-    let outcome = tokio::task::spawn_blocking(move || store.reserve(&token, amount, window))
+    let to_hold = holds.clone();
+    let outcome = tokio::task::spawn_blocking(move || store.hold(&to_hold))
         .await
         .map_err(|_| unavailable())?
         .map_err(|e| {
-            tracing::warn!(error = %e, "cannot hold against a key budget");
+            tracing::warn!(error = %e, "cannot hold against a budget");
             unavailable()
         })?;
     match outcome {
-        Reservation::Held => Ok(amount),
-        Reservation::Refused {
-            spend,
-            reserved,
-            max_budget,
-        } => {
-            let live = app.live.load();
-            let mut e = exceeded(
-                key,
-                spend + reserved,
-                max_budget,
-                window,
-                now,
-                live.config.hide_budget_amounts,
-            );
+        HoldOutcome::Held => {
+            for i in held_by {
+                payers[i].held = amount;
+            }
+            Ok(Charges { payers })
+        }
+        HoldOutcome::Refused { index, spend, reserved } => {
+            let refused = &payers[held_by[index]];
+            let hold = &holds[index];
+            let mut e = exceeded(refused, spend + reserved, hold, now, live.config.hide_budget_amounts);
             e.status = live.config.budget_error_status;
             Err(e)
         }
@@ -130,23 +300,26 @@ fn reset_at(duration: &str, window: DateTime<Utc>) -> Option<DateTime<Utc>> {
     crate::key_api::duration_end(duration, window)
 }
 
-fn exceeded(
-    key: &KeyRow,
-    spent: f64,
-    max_budget: f64,
-    window: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-    hide_amounts: bool,
-) -> GatewayError {
-    let entity = key.key_alias.clone().unwrap_or_else(|| key.key_name.clone());
-    let reset = window.and_then(|w| key.budget_duration.as_deref().and_then(|d| reset_at(d, w)));
+fn exceeded(payer: &Payer, spent: f64, hold: &Hold, now: DateTime<Utc>, hide_amounts: bool) -> GatewayError {
+    let period = payer.budget.as_ref().and_then(|(_, p)| p.as_deref());
+    let reset = hold.window.and_then(|w| period.and_then(|d| reset_at(d, w)));
+    let (what, raise) = match payer.scope {
+        KEY_SCOPE => ("key", "raise max_budget with POST /key/update"),
+        "key_model" => ("key", "raise its model_max_budget with POST /key/update"),
+        "user" => ("user", "raise max_budget with POST /user/update"),
+        "team" => ("team", "raise max_budget with POST /team/update"),
+        "team_member" => ("team member", "raise max_budget_in_team with POST /team/member_update"),
+        "end_user" => ("end user", "raise max_budget with POST /customer/update"),
+        _ => ("the gateway's budget", "raise litellm_settings.max_budget"),
+    };
     let when = reset.map_or_else(
-        || "it does not reset (no budget_duration); raise max_budget with POST /key/update".to_string(),
+        || format!("it does not reset (no budget_duration); {raise}"),
         |r| format!("it resets at {}", r.to_rfc3339()),
     );
+    let max_budget = hold.max_budget;
     let mut details = Map::new();
-    details.insert("scope".into(), json!("key"));
-    details.insert("entity_id".into(), json!(entity));
+    details.insert("scope".into(), json!(payer.scope));
+    details.insert("entity_id".into(), json!(payer.label));
     if !hide_amounts {
         details.insert("spend".into(), json!(spent));
         details.insert("max_budget".into(), json!(max_budget));
@@ -162,7 +335,7 @@ fn exceeded(
     };
     let mut e = GatewayError::new(
         ErrorKind::BudgetExceeded,
-        format!("budget exceeded for key {entity}{amounts}; {when}"),
+        format!("budget exceeded for {what} {}{amounts}; {when}", payer.label),
     )
     .with_code("budget_exceeded")
     .with_details(details);

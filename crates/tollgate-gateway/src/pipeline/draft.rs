@@ -101,10 +101,9 @@ pub(crate) struct Draft {
     /// The request's leave from stage 2 (its in-flight slot): held as long as the draft, so it
     /// is given back when the record is closed, also for streams and dropped requests.
     pub(crate) admission: Option<crate::pipeline::admit::Admission>,
-    /// The caller's virtual key (its token), whose spend this request's cost adds to.
-    pub(crate) key_token: Option<String>,
-    /// Dollars held against the key's budget at admission, given back when the record closes.
-    pub(crate) budget_hold: f64,
+    /// Who this request's cost is charged to (key, user, team, end user, …) and what was held
+    /// against their budgets at admission: settled when the record closes.
+    pub(crate) charges: crate::pipeline::budget::Charges,
 }
 
 impl Drop for Draft {
@@ -182,8 +181,7 @@ impl Draft {
             failed_upstream_ms: 0.0,
             max_tokens: Default::default(),
             input_text: None,
-            key_token: None,
-            budget_hold: 0.0,
+            charges: Default::default(),
             closed: false,
             abandoned_because: None,
             admission: None,
@@ -198,7 +196,6 @@ impl Draft {
             self.record.key_hash = Some(k.token.chars().take(16).collect());
             self.record.user_id = k.user_id.clone();
             self.record.team_id = k.team_id.clone();
-            self.key_token = Some(k.token.clone());
         }
     }
 
@@ -222,6 +219,7 @@ impl Draft {
             key_hash: self.record.key_hash.clone(),
             user_id: self.record.user_id.clone(),
             team_id: self.record.team_id.clone(),
+            end_user: self.record.end_user.clone(),
             config_version: self.record.config_version,
             prompt_sha256: self.record.prompt_sha256.clone(),
             stream: false,
@@ -232,7 +230,7 @@ impl Draft {
             ..Record::default()
         };
         let mut step = Draft::starting(self.app.clone(), record);
-        step.key_token = self.key_token.clone();
+        step.charges = self.charges.for_step();
         step
     }
 
@@ -356,11 +354,10 @@ impl Draft {
         if let Some(a) = &self.admission {
             a.used_tokens(self.record.total_tokens());
         }
-        if let Some(token) = &self.key_token {
-            // Every way a request ends closes its record, so the hold always comes back.
-            let hold = std::mem::take(&mut self.budget_hold);
-            self.app.keys.settle(token, self.record.cost_usd.unwrap_or(0.0), hold);
-        }
+        // Every way a request ends closes its record, so every hold always comes back.
+        let cost = self.record.cost_usd.unwrap_or(0.0);
+        let model = Some(self.record.model_group.as_str()).filter(|m| !m.is_empty());
+        self.charges.settle(&self.app.keys, model, cost);
         self.app.writer.submit(std::mem::take(&mut self.record))
     }
 

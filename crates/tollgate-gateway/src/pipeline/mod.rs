@@ -4,10 +4,12 @@
 //!
 //! 1. [`authenticate`] — who is calling (401; unauthenticated traffic leaves no record)
 //! 2. [`admit`] — whether the caller may send this now (keys, budgets and limits go here)
-//! 3. [`parse`] — read the body within its limits (413/408) and parse it, keeping every field (400)
+//! 3. [`parse`] — read the body within its limits (413/408) and parse it, keeping every field (400),
+//!    then [`end_user`] — the end user its `user` field names (403 when blocked)
 //! 4. [`resolve`] — the model group or workflow `model` names (404 listing the known names),
 //!    then [`access`] — whether the caller's key may call it (401 `key_model_access_denied`),
-//!    then [`budget`] — the estimated cost held against the key's budget (429 `budget_exceeded`)
+//!    then [`budget`] — the estimated cost held against every budget the request is charged to:
+//!    key, user, team, team member, end user, key × model, the gateway (429 `budget_exceeded`)
 //! 5. [`lookup`] — the response cache, before any deployment is chosen
 //! 6. [`route`] — attempts, retries and fallbacks over the group's deployments
 //! 7. respond — [`plain`], [`stream`], or [`replay`] for a cache hit; [`workflow`] runs its
@@ -22,6 +24,7 @@ pub(crate) mod admit;
 pub mod authenticate;
 pub(crate) mod budget;
 pub(crate) mod draft;
+pub(crate) mod end_user;
 pub mod endpoint;
 pub(crate) mod key_headers;
 pub(crate) mod lookup;
@@ -77,6 +80,10 @@ async fn serve(
         Ok(r) => r,
         Err(e) => return draft.fail(e),
     };
+    let end_user = match end_user::identify(&app, &request, &mut draft).await {
+        Ok(u) => u,
+        Err(e) => return draft.fail(e),
+    };
     let target = match resolve::target(&live, endpoint, &request) {
         Err(e) => return draft.fail(e),
         Ok(t) => t,
@@ -86,19 +93,20 @@ async fn serve(
     }
     let group = match target {
         Target::Group(g) => {
-            draft.budget_hold = match budget::hold(&app, caller, g, &request).await {
-                Ok(held) => held,
+            draft.charges = match budget::hold(&app, &live, caller, end_user.as_ref(), g, &request).await {
+                Ok(charges) => charges,
                 Err(e) => return draft.fail(e),
             };
             g.name.clone()
         }
         Target::Workflow(wf) => {
             draft.record.workflow = Some(wf.name.clone());
-            // A run's cost is its steps' (each settled on the key as it ends), unknown up front:
-            // a key already at its budget is refused, one under it may finish the run.
-            if let Err(e) = budget::check(&app, caller).await {
-                return draft.fail(e);
-            }
+            // A run's cost is its steps' (each settled as it ends), unknown up front: a payer
+            // already at its budget is refused, one under it may finish the run.
+            draft.charges = match budget::check(&app, &live, caller, end_user.as_ref(), &wf.name).await {
+                Ok(charges) => charges,
+                Err(e) => return draft.fail(e),
+            };
             return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body.to_map()).await;
         }
     };
