@@ -1523,9 +1523,13 @@ fn kind(v: &Value) -> &'static str {
 
 /// A budget in dollars: a number ≥ 0.
 fn read_budget(v: &Value, p: &str, file: &str) -> Result<f64, ConfigError> {
-    v.as_f64()
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .ok_or_else(|| invalid(file, p, "expected a budget in dollars, a number of 0 or more (e.g. 100.0)".into()))
+    v.as_f64().filter(|n| n.is_finite() && *n >= 0.0).ok_or_else(|| {
+        invalid(
+            file,
+            p,
+            "expected a budget in dollars, a number of 0 or more (e.g. 100.0)".into(),
+        )
+    })
 }
 
 /// A LiteLLM budget period: a count and a unit, `30s`, `30m`, `30h`, `30d`, `1w` or `1mo`.

@@ -80,14 +80,7 @@ impl Charges {
     /// The same payers with nothing held: a workflow step's (the run held nothing up front).
     pub fn for_step(&self) -> Charges {
         Charges {
-            payers: self
-                .payers
-                .iter()
-                .map(|p| Payer {
-                    held: 0.0,
-                    ..p.clone()
-                })
-                .collect(),
+            payers: self.payers.iter().map(|p| Payer { held: 0.0, ..p.clone() }).collect(),
         }
     }
 }
