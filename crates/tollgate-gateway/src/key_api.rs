@@ -562,15 +562,33 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     key.key_name = display_name(&raw);
     key.updated_at = Some(Utc::now());
     let mut changes = m.clone();
-    for k in ["key", "new_key"] {
+    for k in ["key", "new_key", "grace_period"] {
         changes.remove(k);
     }
     apply(&mut key, &changes, Utc::now())?;
+    // `grace_period`: the old key keeps working for that long, so clients can be moved over
+    // without an outage. Without one it stops at once.
+    (key.previous_token, key.previous_token_expires) = match opt_string(&m, "grace_period")?.flatten() {
+        None => (None, None),
+        Some(period) => match duration_end(&period, Utc::now()) {
+            Some(until) => (Some(old.token.clone()), Some(until)),
+            None => {
+                return Err(KeyApiError::bad(
+                    format!("`grace_period` must be {DURATION_HELP}, got `{period}`"),
+                    Some("grace_period"),
+                ));
+            }
+        },
+    };
     let (old_token, row) = (old.token.clone(), key.clone());
     if !blocking(&app, move |s| s.replace_token(&old_token, &row)).await? {
         return Err(KeyApiError::not_found("no such key"));
     }
     app.keys.forget(&old.token);
+    // The value the old row still honoured in its own grace period ends here too.
+    if let Some(previous) = &old.previous_token {
+        app.keys.forget(previous);
+    }
     let mut v = shown(&app, &key);
     if let Value::Object(o) = &mut v {
         o.insert("key".into(), json!(raw));

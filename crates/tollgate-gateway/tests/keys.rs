@@ -555,3 +555,62 @@ async fn budget_refusals_follow_the_settings() {
     );
     assert!(!v["error"]["message"].as_str().unwrap().contains('$'), "{v}");
 }
+
+/// `/key/regenerate` with `grace_period`: the old key keeps working until the period ends, so
+/// clients can move over without an outage; without one it stops at once.
+#[tokio::test]
+async fn a_regenerated_key_keeps_its_old_value_for_the_grace_period_only() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock)).await;
+    let old = new_key(&gw, json!({"key_alias": "rotating"})).await;
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/key/regenerate",
+        KEY,
+        Some(json!({"key": old, "grace_period": "1h"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let new = v["key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        call(&gw, "POST", "/v1/chat/completions", &new, Some(chat("cheap")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&gw, "POST", "/v1/chat/completions", &old, Some(chat("cheap")))
+            .await
+            .0,
+        200,
+        "inside the grace period"
+    );
+
+    // Regenerated again without a grace period: the previous value stops at once, and the one
+    // before it (whose grace belonged to the replaced row) too.
+    let (s, v) = call(&gw, "POST", "/key/regenerate", KEY, Some(json!({"key": new}))).await;
+    assert_eq!(s, 200, "{v}");
+    let newest = v["key"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(&gw, "POST", "/v1/chat/completions", &newest, Some(chat("cheap")))
+            .await
+            .0,
+        200
+    );
+    for gone in [&new, &old] {
+        let (s, v) = call(&gw, "POST", "/v1/chat/completions", gone, Some(chat("cheap"))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (401, Some("invalid_api_key")), "{v}");
+    }
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/key/regenerate",
+        KEY,
+        Some(json!({"key": newest, "grace_period": "a while"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("grace_period"), "{v}");
+}

@@ -47,6 +47,12 @@ pub struct KeyRow {
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
     pub created_by: Option<String>,
+    /// After `/key/regenerate` with a `grace_period`: the replaced key's hash, which still
+    /// authenticates until `previous_token_expires`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_token_expires: Option<DateTime<Utc>>,
 }
 
 impl KeyRow {
@@ -61,6 +67,11 @@ impl KeyRow {
 
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires.is_some_and(|e| e <= now)
+    }
+
+    /// Whether `token` is the key this row replaced, still inside its grace period.
+    pub fn in_grace(&self, token: &str, now: DateTime<Utc>) -> bool {
+        self.previous_token.as_deref() == Some(token) && self.previous_token_expires.is_some_and(|e| e > now)
     }
 }
 
@@ -85,6 +96,7 @@ pub enum KeyError {
 /// The key table, in SQLite or Postgres; both pass the same tests (`tests/key_store.rs`).
 pub trait KeyStore: Send + Sync {
     fn create(&self, key: &KeyRow) -> Result<(), KeyError>;
+    /// The key with this token, or the key that replaced it (see [`KeyRow::in_grace`]).
     fn get(&self, token: &str) -> Result<Option<KeyRow>, StoreError>;
     fn find_alias(&self, alias: &str) -> Result<Option<KeyRow>, StoreError>;
     /// One page (1-based) in a stable order (creation, then token), and how many match in all.
@@ -93,7 +105,8 @@ pub trait KeyStore: Send + Sync {
     fn update(&self, key: &KeyRow) -> Result<bool, KeyError>;
     /// Moves the rows to the deleted table; returns the tokens that existed.
     fn delete(&self, tokens: &[String]) -> Result<Vec<String>, StoreError>;
-    /// Regenerate: the row of `old` gets `new.token` (spend carried over); `false` when `old` is gone.
+    /// Regenerate: the row of `old` gets `new.token` (spend carried over) and `new.previous_token`;
+    /// `false` when `old` is gone.
     fn replace_token(&self, old: &str, new: &KeyRow) -> Result<bool, KeyError>;
     /// Settles requests: each `(token, cost, reserved)` adds `cost` to the key's spend and gives
     /// back `reserved` of what admission held.
@@ -218,7 +231,11 @@ impl KeyStore for SqliteKeys {
     }
 
     fn get(&self, token: &str) -> Result<Option<KeyRow>, StoreError> {
-        self.with(|c| Ok(self.select(c, "token", token)?)).map_err(into_store)
+        self.with(|c| match self.select(c, "token", token)? {
+            Some(k) => Ok(Some(k)),
+            None => Ok(self.select(c, "previous_token", token)?),
+        })
+        .map_err(into_store)
     }
 
     fn find_alias(&self, alias: &str) -> Result<Option<KeyRow>, StoreError> {
@@ -315,8 +332,16 @@ impl KeyStore for SqliteKeys {
         let doc = doc_of(new)?;
         self.with(|c| {
             c.execute(
-                "UPDATE tollgate_keys SET token = ?2, key_alias = ?3, updated_at = ?4, doc = ?5 WHERE token = ?1",
-                params![old, new.token, new.key_alias, now_text(Utc::now()), doc],
+                "UPDATE tollgate_keys SET token = ?2, key_alias = ?3, updated_at = ?4, doc = ?5, previous_token = ?6
+                 WHERE token = ?1",
+                params![
+                    old,
+                    new.token,
+                    new.key_alias,
+                    now_text(Utc::now()),
+                    doc,
+                    new.previous_token
+                ],
             )
             .map(|n| n > 0)
             .map_err(|e| self.write_err(e, new.key_alias.as_deref()))
@@ -453,7 +478,10 @@ impl KeyStore for PostgresKeys {
     }
 
     fn get(&self, token: &str) -> Result<Option<KeyRow>, StoreError> {
-        self.select("token", token)
+        match self.select("token", token)? {
+            Some(k) => Ok(Some(k)),
+            None => self.select("previous_token", token),
+        }
     }
 
     fn find_alias(&self, alias: &str) -> Result<Option<KeyRow>, StoreError> {
@@ -520,8 +548,9 @@ impl KeyStore for PostgresKeys {
         let doc = doc_of(new)?;
         let mut c = self.pool.get()?;
         c.execute(
-            "UPDATE tollgate_keys SET token = $2, key_alias = $3, updated_at = now(), doc = $4 WHERE token = $1",
-            &[&old, &new.token, &new.key_alias, &doc],
+            "UPDATE tollgate_keys SET token = $2, key_alias = $3, updated_at = now(), doc = $4, previous_token = $5
+             WHERE token = $1",
+            &[&old, &new.token, &new.key_alias, &doc, &new.previous_token],
         )
         .map(|n| n > 0)
         .map_err(|e| self.write_err(&e, new.key_alias.as_deref()))

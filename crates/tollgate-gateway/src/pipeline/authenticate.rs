@@ -61,7 +61,13 @@ pub async fn caller(app: &App, live: &LiveState, headers: &HeaderMap) -> Result<
     }
     let token = hash_key(presented);
     let key = match app.keys.lookup(&token).await {
-        Ok(Some(k)) if constant_time_eq(k.token.as_bytes(), token.as_bytes()) => k,
+        Ok(Some(k))
+            if constant_time_eq(k.token.as_bytes(), token.as_bytes())
+                // The key this one replaced, inside its grace period (`/key/regenerate`).
+                || k.in_grace(&token, Utc::now()) =>
+        {
+            k
+        }
         Ok(_) => return Err(invalid()),
         Err(e) => return Err(store_unreachable(&e)),
     };

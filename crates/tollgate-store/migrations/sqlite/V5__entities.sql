@@ -30,4 +30,8 @@ CREATE TABLE tollgate_spend (
     budget_window TEXT,
     PRIMARY KEY (scope, id)
 );
+-- `/key/regenerate` with a grace period: the replaced key's hash keeps authenticating (as the
+-- new row) until the grace period in the row's document ends.
+ALTER TABLE tollgate_keys ADD COLUMN previous_token TEXT;
+CREATE INDEX tollgate_keys_previous ON tollgate_keys (previous_token);
 PRAGMA user_version = 5;
