@@ -3,6 +3,7 @@
 
 mod demo;
 mod keys_cli;
+mod keys_store;
 
 /// A profile at saturation showed the system allocator at ~12% of the gateway's CPU (many small,
 /// short-lived JSON values per request); mimalloc's thread-local free lists fit that pattern.
@@ -47,7 +48,8 @@ enum Command {
     /// Analyse tollgate's records and LiteLLM's logs: cache, reasoning, cost, tokens, latency,
     /// overhead, workflows, and findings with cause, fix and savings (en or tr).
     Report(tollgate_report::ReportArgs),
-    /// Manage virtual keys on a running gateway (its /key/* API): create, list, info, revoke.
+    /// Manage virtual keys on a running gateway (its /key/* API), or on the store itself with
+    /// --data-dir / --database-url: create, list, info, revoke.
     Keys(keys_cli::KeysArgs),
     /// Copy another gateway's state into tollgate's store: `import litellm --db postgres://…`
     /// brings LiteLLM's virtual keys (their hashes as they are, so clients keep their keys).
@@ -171,6 +173,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => Ok(check(&args)),
         Command::Mock(args) => mock(args).await,
         Command::Demo(args) => demo::run(args).await,
+        // On the store itself: blocking clients, off the async runtime.
+        Command::Keys(args) if args.uses_store() => tokio::task::spawn_blocking(move || keys_store::run(args))
+            .await?
+            .map(|()| ExitCode::SUCCESS),
         Command::Keys(args) => keys_cli::run(args).await.map(|()| ExitCode::SUCCESS),
         // The Postgres client is blocking: off the async runtime.
         Command::Import(args) => tokio::task::spawn_blocking(move || keys_cli::import(args))
