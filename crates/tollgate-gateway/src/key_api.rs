@@ -169,28 +169,8 @@ fn token_of(id: &str) -> String {
     if is_token(id) { id.to_string() } else { hash_key(id) }
 }
 
-/// `30s`, `30m`, `30h`, `30d`, `1w`, `1mo` (calendar months) → the instant that long after `from`.
-pub fn duration_end(text: &str, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let (n, unit) = duration_parts(text)?;
-    match unit {
-        "s" => Some(from + chrono::Duration::seconds(n)),
-        "m" => Some(from + chrono::Duration::minutes(n)),
-        "h" => Some(from + chrono::Duration::hours(n)),
-        "d" => Some(from + chrono::Duration::days(n)),
-        "w" => Some(from + chrono::Duration::weeks(n)),
-        "mo" => from.checked_add_months(chrono::Months::new(u32::try_from(n).ok()?)),
-        _ => None,
-    }
-}
-
-/// A LiteLLM duration's count (> 0) and unit (`s`, `m`, `h`, `d`, `w`, `mo`; not checked here).
-pub fn duration_parts(text: &str) -> Option<(i64, &str)> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = t.split_at(split);
-    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
-    Some((n, unit))
-}
+pub use crate::periods::{duration_end, duration_parts};
+use crate::periods::{reset_at, window_start};
 
 const DURATION_HELP: &str = "a number and a unit: 30s, 30m, 30h, 30d, 1w or 1mo";
 
@@ -337,9 +317,24 @@ fn apply(key: &mut KeyRow, m: &Map<String, Value>, now: DateTime<Utc>) -> Result
 /// A key as the API shows it: the row, with the spend still being gathered added.
 fn shown(app: &App, key: &KeyRow) -> Value {
     let mut v = serde_json::to_value(key).unwrap_or(Value::Null);
+    let now = Utc::now();
+    let period = key
+        .budget_duration
+        .as_deref()
+        .and_then(|d| Some((d, window_start(d, now)?)));
+    // Spend stored for an earlier budget period no longer counts (the store resets it at the
+    // next hold); what this instance gathered since belongs to the current one.
+    let stale = period.is_some_and(|(_, start)| key.budget_window.is_some_and(|w| w < start));
+    let stored = if stale { 0.0 } else { key.spend };
     if let Value::Object(m) = &mut v {
-        m.insert("spend".into(), json!(key.spend + app.keys.pending_spend(&key.token)));
+        m.insert("spend".into(), json!(stored + app.keys.pending_spend(&key.token)));
         m.insert("token_id".into(), json!(key.token));
+        m.insert(
+            "budget_reset_at".into(),
+            period
+                .and_then(|(d, start)| reset_at(d, start))
+                .map_or(Value::Null, |r| json!(r.to_rfc3339())),
+        );
     }
     v
 }
@@ -594,29 +589,4 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
         o.insert("key".into(), json!(raw));
     }
     Ok(axum::Json(v).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_are_litellms() {
-        let t0 = DateTime::parse_from_rfc3339("2026-01-31T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(duration_end("30s", t0), Some(t0 + chrono::Duration::seconds(30)));
-        assert_eq!(duration_end("30m", t0), Some(t0 + chrono::Duration::minutes(30)));
-        assert_eq!(duration_end("30h", t0), Some(t0 + chrono::Duration::hours(30)));
-        assert_eq!(duration_end("30d", t0), Some(t0 + chrono::Duration::days(30)));
-        assert_eq!(duration_end("1w", t0), Some(t0 + chrono::Duration::days(7)));
-        // Calendar months: January 31st + 1 month is the end of February.
-        assert_eq!(
-            duration_end("1mo", t0).map(|t| t.to_rfc3339()),
-            Some("2026-02-28T00:00:00+00:00".into())
-        );
-        for bad in ["", "30", "s", "-1d", "0d", "1y", "1.5h"] {
-            assert_eq!(duration_end(bad, t0), None, "{bad}");
-        }
-    }
 }

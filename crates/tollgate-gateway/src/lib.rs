@@ -18,6 +18,7 @@ pub mod keys;
 pub mod listener;
 pub mod metrics;
 pub mod owners;
+pub mod periods;
 pub mod pipeline;
 pub mod prompt_cache;
 pub mod reload;

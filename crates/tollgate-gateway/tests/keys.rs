@@ -322,6 +322,24 @@ async fn a_budget_with_a_duration_resets_on_time_and_says_when() {
     let (retry, v) = refusal.expect("the budget is reached within a period");
     assert!(retry <= 2, "Retry-After is the time to the reset: {retry}");
     assert!(v["error"]["budget_reset_at"].as_str().is_some(), "{v}");
+    // `/key/info` says when the period resets, and once it has, shows the new period's spend
+    // (nothing yet) with no request needed to reset it.
+    let (_, info) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    let reset = info["info"]["budget_reset_at"]
+        .as_str()
+        .expect("budget_reset_at")
+        .to_string();
+    if v["error"]["budget_reset_at"].as_str() == Some(reset.as_str()) {
+        // Still the refused period (the 2 s period may just have turned over otherwise).
+        assert!(info["info"]["spend"].as_f64().unwrap() > 0.0, "{info}");
+    }
+    let reset = chrono::DateTime::parse_from_rfc3339(&reset).unwrap();
+    let wait = (reset.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .num_milliseconds()
+        .max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait + 300)).await;
+    let (_, info) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    assert_eq!(info["info"]["spend"].as_f64(), Some(0.0), "{info}");
     eventually("the next period to admit again", Duration::from_secs(10), || {
         let (gw, raw, body) = (&gw, raw.clone(), body.clone());
         async move {

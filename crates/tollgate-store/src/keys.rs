@@ -53,6 +53,10 @@ pub struct KeyRow {
     pub previous_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_token_expires: Option<DateTime<Utc>>,
+    /// The start of the budget period `spend` belongs to (kept in its own column, beside
+    /// `spend`): spend from an earlier period than the current one is no longer counted.
+    #[serde(skip)]
+    pub budget_window: Option<DateTime<Utc>>,
 }
 
 impl KeyRow {
@@ -129,6 +133,11 @@ pub enum Reservation {
     },
 }
 
+/// A time column written by [`now_text`].
+fn time_of(text: Option<String>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&text?).ok().map(|t| t.with_timezone(&Utc))
+}
+
 pub(crate) fn now_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -137,13 +146,14 @@ fn doc_of(key: &KeyRow) -> Result<String, StoreError> {
     serde_json::to_string(key).map_err(StoreError::Line)
 }
 
-fn row_of(doc: &str, spend: f64, location: &str) -> Result<KeyRow, StoreError> {
+fn row_of(doc: &str, spend: f64, budget_window: Option<DateTime<Utc>>, location: &str) -> Result<KeyRow, StoreError> {
     let mut key: KeyRow = serde_json::from_str(doc).map_err(|source| StoreError::Decode {
         path: location.into(),
         location: "tollgate_keys".into(),
         source,
     })?;
     key.spend = spend;
+    key.budget_window = budget_window;
     Ok(key)
 }
 
@@ -196,13 +206,13 @@ impl SqliteKeys {
     }
 
     fn select(&self, conn: &rusqlite::Connection, column: &str, value: &str) -> Result<Option<KeyRow>, StoreError> {
-        let sql = format!("SELECT doc, spend FROM tollgate_keys WHERE {column} = ?1");
-        let found: Option<(String, f64)> = conn
-            .query_row(&sql, params![value], |r| Ok((r.get(0)?, r.get(1)?)))
+        let sql = format!("SELECT doc, spend, budget_window FROM tollgate_keys WHERE {column} = ?1");
+        let found: Option<(String, f64, Option<String>)> = conn
+            .query_row(&sql, params![value], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()
             .map_err(|e| self.err(e))?;
         found
-            .map(|(doc, spend)| row_of(&doc, spend, &self.location))
+            .map(|(doc, spend, w)| row_of(&doc, spend, time_of(w), &self.location))
             .transpose()
     }
 }
@@ -256,7 +266,7 @@ impl KeyStore for SqliteKeys {
                 .map_err(|e| self.err(e))?;
             let mut stmt = c
                 .prepare(&format!(
-                    "SELECT doc, spend FROM tollgate_keys WHERE {cond} ORDER BY rowid LIMIT ?4 OFFSET ?5"
+                    "SELECT doc, spend, budget_window FROM tollgate_keys WHERE {cond} ORDER BY rowid LIMIT ?4 OFFSET ?5"
                 ))
                 .map_err(|e| self.err(e))?;
             let offset = i64::from(page.saturating_sub(1)) * i64::from(size);
@@ -269,13 +279,19 @@ impl KeyStore for SqliteKeys {
                         i64::from(size),
                         offset
                     ],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, f64>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    },
                 )
                 .map_err(|e| self.err(e))?;
             let mut keys = Vec::new();
             for row in rows {
-                let (doc, spend) = row.map_err(|e| self.err(e))?;
-                keys.push(row_of(&doc, spend, &self.location)?);
+                let (doc, spend, w) = row.map_err(|e| self.err(e))?;
+                keys.push(row_of(&doc, spend, time_of(w), &self.location)?);
             }
             Ok((keys, total.max(0) as u64))
         })
@@ -449,9 +465,9 @@ impl PostgresKeys {
 
     fn select(&self, column: &str, value: &str) -> Result<Option<KeyRow>, StoreError> {
         let mut c = self.pool.get()?;
-        let sql = format!("SELECT doc, spend FROM tollgate_keys WHERE {column} = $1");
+        let sql = format!("SELECT doc, spend, budget_window FROM tollgate_keys WHERE {column} = $1");
         let row = c.query_opt(&sql, &[&value]).map_err(|e| self.err(&e))?;
-        row.map(|r| row_of(r.get(0), r.get(1), self.target.location()))
+        row.map(|r| row_of(r.get(0), r.get(1), r.get(2), self.target.location()))
             .transpose()
     }
 }
@@ -501,7 +517,9 @@ impl KeyStore for PostgresKeys {
         let offset = i64::from(page.saturating_sub(1)) * i64::from(size);
         let rows = c
             .query(
-                &format!("SELECT doc, spend FROM tollgate_keys WHERE {cond} ORDER BY seq LIMIT $4 OFFSET $5"),
+                &format!(
+                    "SELECT doc, spend, budget_window FROM tollgate_keys WHERE {cond} ORDER BY seq LIMIT $4 OFFSET $5"
+                ),
                 &[
                     &filter.user_id,
                     &filter.team_id,
@@ -513,7 +531,7 @@ impl KeyStore for PostgresKeys {
             .map_err(|e| self.err(&e))?;
         let keys = rows
             .iter()
-            .map(|r| row_of(r.get(0), r.get(1), self.target.location()))
+            .map(|r| row_of(r.get(0), r.get(1), r.get(2), self.target.location()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((keys, total.max(0) as u64))
     }

@@ -6,8 +6,8 @@
 use anyhow::{Context, bail};
 use chrono::Utc;
 use serde_json::{Value, json};
-use tollgate_gateway::key_api::duration_end;
 use tollgate_gateway::keys::{display_name, hash_key, is_token, new_raw_key};
+use tollgate_gateway::periods::duration_end;
 use tollgate_store::{AccessStore, KeyError, KeyFilter, KeyRow, PostgresKeys, PostgresTarget, SqliteKeys};
 
 use crate::keys_cli::{KeysArgs, KeysCommand, generate_body, print_created, print_list};

@@ -18,6 +18,7 @@ use tollgate_store::{Charge, Hold, HoldOutcome, KEY_SCOPE};
 
 use crate::app::App;
 use crate::keys::Keys;
+use crate::periods::{reset_at, window_start};
 use crate::pipeline::authenticate::Caller;
 use crate::pipeline::end_user::EndUser;
 use crate::pipeline::parse::Request;
@@ -263,36 +264,6 @@ fn estimate(group: &ModelGroup, request: &Request) -> f64 {
     worst
 }
 
-/// The start of the budget period `now` is in: periods of a fixed length count from the Unix
-/// epoch (UTC), months from the first of the month. `None` for a duration that does not parse.
-pub fn window_start(duration: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let (n, unit) = crate::key_api::duration_parts(duration)?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        "w" => n * 7 * 86_400,
-        "mo" => {
-            use chrono::Datelike;
-            let months = now.year() as i64 * 12 + i64::from(now.month0());
-            let start = months - months.rem_euclid(n);
-            let (y, m) = (start.div_euclid(12), start.rem_euclid(12) + 1);
-            return chrono::NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, u32::try_from(m).ok()?, 1)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc());
-        }
-        _ => return None,
-    };
-    let epoch = now.timestamp();
-    DateTime::from_timestamp(epoch - epoch.rem_euclid(seconds), 0)
-}
-
-/// When the period that started at `window` ends.
-fn reset_at(duration: &str, window: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    crate::key_api::duration_end(duration, window)
-}
-
 fn exceeded(payer: &Payer, spent: f64, hold: &Hold, now: DateTime<Utc>, hide_amounts: bool) -> GatewayError {
     let period = payer.budget.as_ref().and_then(|(_, p)| p.as_deref());
     let reset = hold.window.and_then(|w| period.and_then(|d| reset_at(d, w)));
@@ -352,22 +323,18 @@ fn unavailable() -> GatewayError {
 mod tests {
     use super::*;
 
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
     #[test]
-    fn budget_periods_come_from_the_clock() {
-        let now = at("2026-12-07T10:17:45Z");
-        assert_eq!(window_start("30s", now), Some(at("2026-12-07T10:17:30Z")));
-        assert_eq!(window_start("1h", now), Some(at("2026-12-07T10:00:00Z")));
-        assert_eq!(window_start("1d", now), Some(at("2026-12-07T00:00:00Z")));
-        assert_eq!(window_start("1mo", now), Some(at("2026-12-01T00:00:00Z")));
-        assert_eq!(window_start("3mo", now), Some(at("2026-10-01T00:00:00Z")));
-        assert_eq!(window_start("soon", now), None);
-        assert_eq!(
-            reset_at("30s", at("2026-12-07T10:17:30Z")),
-            Some(at("2026-12-07T10:18:00Z"))
-        );
+    fn a_model_budget_is_litellms_object_or_a_number() {
+        let budgets = json!({
+            "dear": {"budget_limit": 0.5, "time_period": "1d"},
+            "cheap": 2,
+            "odd": {"time_period": "1d"}
+        });
+        let m = budgets.as_object();
+        assert_eq!(model_budget(m, "dear"), Some((0.5, Some("1d".into()))));
+        assert_eq!(model_budget(m, "cheap"), Some((2.0, None)));
+        assert_eq!(model_budget(m, "odd"), None, "no limit, no budget");
+        assert_eq!(model_budget(m, "other"), None);
+        assert_eq!(model_budget(None, "dear"), None);
     }
 }
