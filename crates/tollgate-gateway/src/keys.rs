@@ -69,6 +69,8 @@ pub struct Keys {
     /// Per scope (`key`, `user`, `team_model`, …) and id: cost to add to its spend, and the
     /// admission hold to give back.
     pending: Mutex<HashMap<(String, String), (f64, f64)>>,
+    /// Keys already reported past their soft budget, per budget period (`token@period start`).
+    soft_reported: moka::sync::Cache<String, ()>,
     stop: AtomicBool,
     /// Where the keys live, for startup lines and errors.
     pub location: String,
@@ -87,6 +89,10 @@ impl Keys {
                 .time_to_live(CACHE_TTL)
                 .build(),
             pending: Mutex::new(HashMap::new()),
+            soft_reported: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(40 * 86_400))
+                .build(),
             stop: AtomicBool::new(false),
             location,
         }
@@ -162,6 +168,14 @@ impl Keys {
             e.0 += cost;
             e.1 += c.release;
         }
+    }
+
+    /// `true` the first time `token` is reported past its soft budget in the period `period`.
+    pub fn first_soft_report(&self, token: &str, period: &str) -> bool {
+        let mut first = false;
+        self.soft_reported
+            .get_with(format!("{token}@{period}"), || first = true);
+        first
     }
 
     /// Spend gathered for this key and not yet in the store.

@@ -34,6 +34,8 @@ pub struct Metrics {
     requests: IntCounter,
     /// Requests refused before any work, per `reason` (the refusal's error code).
     refused: IntCounterVec,
+    /// Keys whose spend crossed their `soft_budget` (once per key and budget period per instance).
+    soft_budget_crossed: IntCounter,
     /// Read from the gateway's in-flight count at scrape time.
     in_flight: IntGauge,
     records_written: IntGauge,
@@ -90,6 +92,10 @@ impl Metrics {
         )?;
         // Exported at 0 from the start, so a rate() over it works before the first refusal.
         refused.with_label_values(&[crate::in_flight::CAP_SETTING]);
+        let soft_budget_crossed = IntCounter::new(
+            "tollgate_soft_budget_crossed_total",
+            "Virtual keys whose spend reached their soft_budget (counted once per key and budget period by each instance; the key keeps working).",
+        )?;
         let in_flight = IntGauge::new(
             "tollgate_requests_in_flight",
             "Requests in flight in the gateway right now (streams until they end), over all endpoints.",
@@ -166,6 +172,7 @@ impl Metrics {
         registry.register(Box::new(upstream.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(soft_budget_crossed.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(records_written.clone()))?;
         registry.register(Box::new(records_dropped.clone()))?;
@@ -176,6 +183,7 @@ impl Metrics {
             upstream,
             requests,
             refused,
+            soft_budget_crossed,
             in_flight,
             records_written,
             records_dropped,
@@ -209,6 +217,11 @@ impl Metrics {
         if let Some(u) = upstream_ms {
             self.upstream.observe(u / 1000.0);
         }
+    }
+
+    /// Counts a key whose spend reached its soft budget.
+    pub fn count_soft_budget_crossed(&self) {
+        self.soft_budget_crossed.inc();
     }
 
     /// Counts one request refused at admission; `reason` is the refusal's error code.

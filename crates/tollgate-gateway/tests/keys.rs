@@ -632,3 +632,27 @@ async fn a_regenerated_key_keeps_its_old_value_for_the_grace_period_only() {
     assert_eq!(s, 400, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("grace_period"), "{v}");
 }
+
+/// `soft_budget`: the key keeps working past it, and the crossing is counted once per period.
+#[tokio::test]
+async fn a_soft_budget_is_reported_once_and_does_not_refuse() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock)).await;
+    let raw = new_key(&gw, json!({"key_alias": "soft", "soft_budget": 0.000001})).await;
+    let crossed = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("tollgate_soft_budget_crossed_total "))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(crossed(&gw.get_text("/metrics", true).await).as_deref(), Some("0"));
+    for _ in 0..4 {
+        assert_eq!(
+            call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("dear")))
+                .await
+                .0,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(crossed(&gw.get_text("/metrics", true).await).as_deref(), Some("1"));
+}

@@ -17,6 +17,9 @@
 //! 8. [`draft`] — account and record: usage priced per bucket, one record per attempt and per
 //!    request, handed to the writer off the request path
 //!
+//! After the answer, [`key_headers`] tells a virtual key its spend and limits, and
+//! [`soft_budget`] reports a key past its soft budget.
+//!
 //! Endpoints ([`endpoint`]) are configurations of these stages, not copies of them.
 
 pub(crate) mod access;
@@ -33,6 +36,7 @@ pub(crate) mod plain;
 pub(crate) mod replay;
 pub(crate) mod resolve;
 pub(crate) mod route;
+pub(crate) mod soft_budget;
 pub(crate) mod stream;
 pub(crate) mod workflow;
 
@@ -58,6 +62,7 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
     };
     let mut resp = serve(app.clone(), live, &caller, endpoint, headers, body).await;
     key_headers::tag(&app, &caller, resp.headers_mut());
+    soft_budget::report(&app, &caller);
     resp
 }
 
