@@ -14,77 +14,18 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tollgate_core::{ErrorKind, GatewayError};
-use tollgate_store::{Charge, Hold, HoldOutcome, KEY_SCOPE};
+use tollgate_store::{Hold, HoldOutcome, KEY_SCOPE};
 
 use crate::app::App;
-use crate::keys::Keys;
 use crate::periods::{reset_at, window_start};
 use crate::pipeline::authenticate::Caller;
+use crate::pipeline::charges::{Charges, Payer};
 use crate::pipeline::end_user::EndUser;
 use crate::pipeline::parse::Request;
 use crate::state::{LiveState, ModelGroup};
 
 /// Output tokens assumed when neither the request nor the deployment bounds them.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 4096;
-
-/// One scope a request is charged to.
-#[derive(Debug, Clone)]
-struct Payer {
-    scope: &'static str,
-    id: String,
-    /// How refusals name it.
-    label: String,
-    /// Its budget and budget period, when it has one.
-    budget: Option<(f64, Option<String>)>,
-    /// Its spend is also kept per model (`<scope>_model`).
-    per_model: bool,
-    /// The request's cost is added to it (a per-model budget's row gets the cost through its
-    /// scope's per-model spend instead).
-    costed: bool,
-    /// Dollars held against it at admission.
-    held: f64,
-}
-
-/// Who a request is charged to and what admission held against each. Kept on the request's
-/// draft and settled when its record closes, whichever way the request ends.
-#[derive(Debug, Clone, Default)]
-pub struct Charges {
-    payers: Vec<Payer>,
-}
-
-impl Charges {
-    /// The request ended costing `cost` on `model`: each payer gets the cost (and per model) and
-    /// its hold back. Idempotent: a second call adds and releases nothing.
-    pub fn settle(&mut self, keys: &Keys, model: Option<&str>, cost: f64) {
-        let payers = std::mem::take(&mut self.payers);
-        let mut charges = Vec::with_capacity(payers.len() * 2);
-        for p in payers {
-            let per_model = p.per_model.then_some(model).flatten();
-            if let Some(m) = per_model {
-                charges.push(Charge {
-                    scope: format!("{}_model", p.scope),
-                    id: format!("{}/{m}", p.id),
-                    cost,
-                    release: 0.0,
-                });
-            }
-            charges.push(Charge {
-                scope: p.scope.to_string(),
-                id: p.id,
-                cost: if p.costed { cost } else { 0.0 },
-                release: p.held,
-            });
-        }
-        keys.charge(charges);
-    }
-
-    /// The same payers with nothing held: a workflow step's (the run held nothing up front).
-    pub fn for_step(&self) -> Charges {
-        Charges {
-            payers: self.payers.iter().map(|p| Payer { held: 0.0, ..p.clone() }).collect(),
-        }
-    }
-}
 
 /// Every scope the request is charged to, with its budget.
 fn payers(live: &LiveState, caller: &Caller, end_user: Option<&EndUser>, model: &str) -> Vec<Payer> {

@@ -103,7 +103,7 @@ pub(crate) struct Draft {
     pub(crate) admission: Option<crate::pipeline::admit::Admission>,
     /// Who this request's cost is charged to (key, user, team, end user, …) and what was held
     /// against their budgets at admission: settled when the record closes.
-    pub(crate) charges: crate::pipeline::budget::Charges,
+    pub(crate) charges: crate::pipeline::charges::Charges,
 }
 
 impl Drop for Draft {

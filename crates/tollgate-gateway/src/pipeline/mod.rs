@@ -26,6 +26,7 @@ pub(crate) mod access;
 pub(crate) mod admit;
 pub mod authenticate;
 pub(crate) mod budget;
+pub(crate) mod charges;
 pub(crate) mod draft;
 pub(crate) mod end_user;
 pub mod endpoint;
