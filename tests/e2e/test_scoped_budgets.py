@@ -14,7 +14,6 @@ from typing import Any, List
 import openai
 import pytest
 
-from conftest import PRICES
 from test_keys import ok, pg_records, two_instances
 from test_shared_store import drained, poll, shared_db  # noqa: F401
 
