@@ -165,7 +165,10 @@ impl SqliteKeys {
         }
     }
 
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, KeyError>) -> Result<T, KeyError> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, KeyError>,
+    ) -> Result<T, KeyError> {
         let mut conn = self.conn.lock().map_err(|_| KeyError::Store(StoreError::WriterGone))?;
         f(&mut conn)
     }

@@ -40,7 +40,11 @@ pub struct Hold {
 pub enum HoldOutcome {
     Held,
     /// `holds[index]` would pass its budget (nothing was held anywhere): its spend and holds.
-    Refused { index: usize, spend: f64, reserved: f64 },
+    Refused {
+        index: usize,
+        spend: f64,
+        reserved: f64,
+    },
 }
 
 /// A finished request's charge to one scope: `cost` added, `release` of its hold given back.
@@ -146,11 +150,7 @@ impl Ledger for SqliteKeys {
                     .map_err(|e| self.err(e))?;
                     let (spend, reserved) = found.unwrap_or_default();
                     // Dropping the transaction rolls back the holds already taken.
-                    return Ok(HoldOutcome::Refused {
-                        index,
-                        spend,
-                        reserved,
-                    });
+                    return Ok(HoldOutcome::Refused { index, spend, reserved });
                 }
             }
             tx.commit().map_err(|e| self.err(e))?;
@@ -272,11 +272,7 @@ impl Ledger for PostgresKeys {
                 .map_err(|e| self.err(&e))?;
                 let (spend, reserved) = row.map(|r| (r.get(0), r.get(1))).unwrap_or_default();
                 tx.rollback().map_err(|e| self.err(&e))?;
-                return Ok(HoldOutcome::Refused {
-                    index,
-                    spend,
-                    reserved,
-                });
+                return Ok(HoldOutcome::Refused { index, spend, reserved });
             }
         }
         tx.commit().map_err(|e| self.err(&e))?;

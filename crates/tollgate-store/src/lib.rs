@@ -36,11 +36,11 @@ mod store;
 pub mod test_db;
 mod writer;
 
+pub use access::AccessStore;
+pub use entities::{EntityKind, EntityRow, EntityStore};
 pub use error::{StoreError, postgres_text};
 pub use health::{SinkKind, SinkStatus};
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
-pub use access::AccessStore;
-pub use entities::{EntityKind, EntityRow, EntityStore};
 pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, Reservation, SqliteKeys};
 pub use ledger::{Charge, Hold, HoldOutcome, KEY_SCOPE, Ledger, SpendRow};
 pub use migrate::{HISTORY_TABLE, postgres_version, sqlite_version};

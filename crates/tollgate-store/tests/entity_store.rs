@@ -35,11 +35,19 @@ fn charge(scope: &str, id: &str, cost: f64, release: f64) -> Charge {
 
 fn contract<S: EntityStore + Ledger + KeyStore>(store: &S) {
     // Entities round trip, kinds are separate namespaces, ids are unique per kind.
-    let mut team = EntityRow::new(EntityKind::Team, "t1", doc(json!({"team_alias": "core", "max_budget": 5.0})));
+    let mut team = EntityRow::new(
+        EntityKind::Team,
+        "t1",
+        doc(json!({"team_alias": "core", "max_budget": 5.0})),
+    );
     team.parent = Some("org-1".into());
     store.create_entity(&team).unwrap();
     store
-        .create_entity(&EntityRow::new(EntityKind::User, "t1", doc(json!({"user_email": "a@x"}))))
+        .create_entity(&EntityRow::new(
+            EntityKind::User,
+            "t1",
+            doc(json!({"user_email": "a@x"})),
+        ))
         .unwrap();
     store
         .create_entity(&EntityRow::new(EntityKind::Team, "t2", doc(json!({}))))
@@ -49,13 +57,22 @@ fn contract<S: EntityStore + Ledger + KeyStore>(store: &S) {
         other => panic!("expected a conflict, got {other:?}"),
     }
     let got = store.get_entity(EntityKind::Team, "t1").unwrap().unwrap();
-    assert_eq!((got.parent.as_deref(), got.f64("max_budget")), (Some("org-1"), Some(5.0)));
+    assert_eq!(
+        (got.parent.as_deref(), got.f64("max_budget")),
+        (Some("org-1"), Some(5.0))
+    );
     assert_eq!(got.str("team_alias"), Some("core"));
     assert!(store.get_entity(EntityKind::Organization, "t1").unwrap().is_none());
 
     let (all, total) = store.list_entities(EntityKind::Team, None, 1, 10).unwrap();
-    assert_eq!((total, all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()), (2, vec!["t1", "t2"]));
-    assert_eq!(store.list_entities(EntityKind::Team, Some("org-1"), 1, 10).unwrap().1, 1);
+    assert_eq!(
+        (total, all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()),
+        (2, vec!["t1", "t2"])
+    );
+    assert_eq!(
+        store.list_entities(EntityKind::Team, Some("org-1"), 1, 10).unwrap().1,
+        1
+    );
     assert_eq!(store.list_entities(EntityKind::Team, None, 2, 1).unwrap().0[0].id, "t2");
 
     let mut edited = got.clone();
@@ -64,9 +81,11 @@ fn contract<S: EntityStore + Ledger + KeyStore>(store: &S) {
     assert!(store.update_entity(&edited).unwrap());
     let after = store.get_entity(EntityKind::Team, "t1").unwrap().unwrap();
     assert!(after.flag("blocked") && after.parent.is_none());
-    assert!(!store
-        .update_entity(&EntityRow::new(EntityKind::Team, "nope", doc(json!({}))))
-        .unwrap());
+    assert!(
+        !store
+            .update_entity(&EntityRow::new(EntityKind::Team, "nope", doc(json!({}))))
+            .unwrap()
+    );
 
     assert_eq!(
         store
@@ -95,7 +114,10 @@ fn contract<S: EntityStore + Ledger + KeyStore>(store: &S) {
         HoldOutcome::Held => panic!("held past the team's budget"),
     }
     // The refused request left no hold on the key: $7 more fit its $10.
-    assert_eq!(store.hold(&[hold("key", &key.token, 7.0, 10.0)]).unwrap(), HoldOutcome::Held);
+    assert_eq!(
+        store.hold(&[hold("key", &key.token, 7.0, 10.0)]).unwrap(),
+        HoldOutcome::Held
+    );
     store
         .settle(&[
             charge("key", &key.token, 1.5, 3.0),
