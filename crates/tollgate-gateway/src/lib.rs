@@ -17,6 +17,7 @@ pub mod key_limits;
 pub mod keys;
 pub mod listener;
 pub mod metrics;
+pub mod mgmt;
 pub mod pipeline;
 pub mod prompt_cache;
 pub mod reload;
