@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tollgate_store::{KeyFilter, KeyRow, StoreError};
+use tollgate_store::{EntityKind, KeyFilter, KeyRow, StoreError};
 
 use crate::app::App;
 use crate::keys::{display_name, hash_key, is_token, new_raw_key};
@@ -119,6 +119,61 @@ fn apply(key: &mut KeyRow, m: &Map<String, Value>, now: DateTime<Utc>) -> Result
     Ok(())
 }
 
+/// The team and budget tier a request gives a key must exist (LiteLLM accepts unknown user ids,
+/// so a `user_id` is taken as it is), and a key of a team with a model list may only ask for
+/// some of the team's models.
+async fn check_refs(app: &App, key: &KeyRow, given: &Map<String, Value>) -> Result<(), ApiError> {
+    let names_team = given.get("team_id").is_some_and(|v| !v.is_null());
+    if let Some(team_id) = key
+        .team_id
+        .clone()
+        .filter(|_| names_team || given.contains_key("models"))
+    {
+        let id = team_id.clone();
+        let team = blocking(app, move |s| Ok(s.get_entity(EntityKind::Team, &id)?)).await?;
+        let Some(team) = team else {
+            return Err(ApiError::bad(
+                format!("team_id `{team_id}` does not exist; create the team with POST /team/new first"),
+                Some("team_id"),
+            ));
+        };
+        let allowed = team.models();
+        let open = allowed.is_empty() || allowed.contains(&"all-proxy-models");
+        let outside: Vec<&str> = key
+            .models
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !open && *m != "all-team-models" && !allowed.contains(m))
+            .collect();
+        if !outside.is_empty() {
+            return Err(ApiError::bad(
+                format!(
+                    "team `{team_id}` may use only {allowed:?}, so its keys may not ask for {outside:?}; \
+                     ask for some of the team's models, or [] for all of them"
+                ),
+                Some("models"),
+            ));
+        }
+    }
+    if let Some(budget_id) = key
+        .budget_id
+        .clone()
+        .filter(|_| given.get("budget_id").is_some_and(|v| !v.is_null()))
+    {
+        let id = budget_id.clone();
+        if blocking(app, move |s| Ok(s.get_entity(EntityKind::Budget, &id)?))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::bad(
+                format!("budget_id `{budget_id}` does not exist; create the tier with POST /budget/new first"),
+                Some("budget_id"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A new key from a `/key/generate` body (also `/user/new`'s key): validated, references
 /// checked, stored. Returns the row and the raw key, which exists only in this answer.
 pub(crate) async fn create_key(app: &App, m: &Map<String, Value>) -> Result<(KeyRow, String), ApiError> {
@@ -141,6 +196,7 @@ pub(crate) async fn create_key(app: &App, m: &Map<String, Value>) -> Result<(Key
         ..KeyRow::default()
     };
     apply(&mut key, m, now)?;
+    check_refs(app, &key, m).await?;
     let row = key.clone();
     blocking(app, move |s| s.create(&row)).await?;
     Ok((key, raw))
@@ -248,6 +304,7 @@ async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     let mut changes = m.clone();
     changes.remove("key");
     apply(&mut key, &changes, Utc::now())?;
+    check_refs(&app, &key, &changes).await?;
     key.updated_at = Some(Utc::now());
     save(&app, key).await
 }
@@ -348,6 +405,7 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
         changes.remove(k);
     }
     apply(&mut key, &changes, Utc::now())?;
+    check_refs(&app, &key, &changes).await?;
     let (old_token, row) = (old.token.clone(), key.clone());
     if !blocking(&app, move |s| s.replace_token(&old_token, &row)).await? {
         return Err(ApiError::not_found("no such key", "key"));

@@ -11,6 +11,7 @@ pub mod breaker;
 pub mod cache;
 pub mod deployment_stats;
 pub mod edge;
+pub mod entity_api;
 pub mod in_flight;
 pub mod key_api;
 pub mod key_limits;

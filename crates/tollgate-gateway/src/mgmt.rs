@@ -16,6 +16,7 @@ use crate::pipeline::authenticate::{Caller, caller};
 
 /// A refusal in LiteLLM's error envelope:
 /// `{"error": {"message", "type", "param", "code": "<status>"}}`.
+#[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     kind: &'static str,

@@ -65,7 +65,10 @@ async fn a_key_round_trips_through_litellms_api_and_is_enforced() {
     let mock = start_mock(&[]).await;
     let gw = gateway(&config(mock)).await;
 
-    // Generate: the raw key once, its hash as the id, the fields as given.
+    // Generate: the raw key once, its hash as the id, the fields as given. A key's team must
+    // exist (its user need not, as in LiteLLM).
+    let (s, _) = call(&gw, "POST", "/team/new", KEY, Some(json!({"team_id": "core"}))).await;
+    assert_eq!(s, 200);
     let body = json!({"key_alias": "ci", "models": ["cheap"], "max_budget": 5, "user_id": "ada", "team_id": "core", "duration": "30d", "metadata": {"job": "nightly"}});
     let (s, created) = call(&gw, "POST", "/key/generate", KEY, Some(body)).await;
     assert_eq!(s, 200, "{created}");
@@ -443,6 +446,8 @@ async fn litellms_spend_endpoints_add_up_the_records() {
     let gw = gateway(&config(mock)).await;
     let mut keys = Vec::new();
     for (alias, team) in [("a", "red"), ("b", "blue")] {
+        let (s, _) = call(&gw, "POST", "/team/new", KEY, Some(json!({"team_id": team}))).await;
+        assert_eq!(s, 200);
         let (_, k) = call(
             &gw,
             "POST",
