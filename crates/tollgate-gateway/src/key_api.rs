@@ -373,7 +373,7 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     })
     .await?;
     if deleted.is_empty() {
-        return Err(ApiError::not_found("none of these keys exist", "keys"));
+        return Err(ApiError::not_found("none of these keys exist", "key"));
     }
     for (_, t) in &deleted {
         app.keys.forget(t);

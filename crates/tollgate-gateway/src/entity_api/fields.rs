@@ -81,7 +81,14 @@ fn read(m: &Map<String, Value>, k: &'static str, field: Field) -> Result<Option<
         Field::Money => lift(opt_money(m, k)?),
         Field::Count => lift(opt_count(m, k)?),
         Field::Duration => lift(opt_duration(m, k)?),
-        Field::Names => lift(opt_strings(m, k, "names ([] = all)")?),
+        Field::Names => {
+            let help = if k == "models" {
+                "model names ([] = all)"
+            } else {
+                "names"
+            };
+            lift(opt_strings(m, k, help)?)
+        }
         Field::Object => lift(opt_map(m, k)?),
         Field::Flag => lift(opt_bool(m, k)?),
         Field::OneOf(allowed) => {

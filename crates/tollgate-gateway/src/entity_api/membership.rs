@@ -10,7 +10,7 @@ use tollgate_store::{EntityKind, EntityRow};
 use crate::app::App;
 use crate::entity_api::fields::new_id;
 use crate::entity_api::rows;
-use crate::mgmt::{ApiError, blocking};
+use crate::mgmt::ApiError;
 
 /// A member as a request names it: by user id or email, with a role in the team.
 #[derive(Debug, Clone)]
@@ -161,11 +161,9 @@ pub(super) async fn add(
     }
     let mut membership = EntityRow::new(EntityKind::TeamMember, membership_id(&team.id, &user_id), doc);
     membership.parent = Some(team.id.clone());
-    // A row left from an earlier membership is replaced.
-    let replaced = membership.clone();
-    let existed = blocking(app, move |s| Ok(s.update_entity(&replaced)?)).await?;
-    if existed {
-        app.keys.forget_entity(EntityKind::TeamMember, &membership.id);
+    // A row left from an earlier membership (an import) is replaced.
+    if rows::get(app, EntityKind::TeamMember, &membership.id).await?.is_some() {
+        rows::save(app, &membership).await?;
     } else {
         membership = rows::create(app, membership, "member").await?;
     }

@@ -84,21 +84,20 @@ pub(super) async fn check_budget_ref(app: &App, doc: &Map<String, Value>) -> Res
 /// Adds a new entity; an existing one of that kind and id is a 400 naming `param`.
 pub(super) async fn create(app: &App, row: EntityRow, param: &'static str) -> Result<EntityRow, ApiError> {
     let stored = row.clone();
-    let store = std::sync::Arc::clone(app.keys.store());
-    tokio::task::spawn_blocking(move || store.create_entity(&stored))
-        .await
-        .map_err(|_| ApiError::from(tollgate_store::StoreError::WriterGone))?
-        .map_err(|e| match e {
-            KeyError::Conflict(_) => ApiError::bad(
+    match blocking(app, move |s| Ok(s.create_entity(&stored))).await? {
+        Ok(()) => {}
+        Err(KeyError::Conflict(_)) => {
+            return Err(ApiError::bad(
                 format!(
                     "{} `{}` already exists; choose another {param}, or change it with its update endpoint",
                     noun(row.kind),
                     row.id
                 ),
                 Some(param),
-            ),
-            other => ApiError::from(other),
-        })?;
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    }
     app.keys.forget_entity(row.kind, &row.id);
     Ok(row)
 }
