@@ -4,52 +4,10 @@
 //! across team, user and membership row, keys that may name only teams and tiers that exist,
 //! and what goes with a deleted user or team.
 
-use std::net::SocketAddr;
-
 use serde_json::{Value, json};
 
 mod common;
-use common::{Gw, KEY, gateway, gateway_opts, start_mock};
-
-fn config(mock: SocketAddr) -> String {
-    format!(
-        "model_list:
-  - model_name: cheap
-    litellm_params:
-      model: openai/cheap
-      api_base: http://{mock}/v1
-      api_key: k
-      input_cost_per_token: 0.000001
-      output_cost_per_token: 0.000002
-  - model_name: dear
-    litellm_params:
-      model: openai/dear
-      api_base: http://{mock}/v1
-      api_key: k
-general_settings:
-  master_key: {KEY}
-"
-    )
-}
-
-async fn call(gw: &Gw, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let url = format!("{}{path}", gw.base);
-    let req = match method {
-        "GET" => gw.http.get(url),
-        "PATCH" => gw.http.patch(url),
-        "DELETE" => gw.http.delete(url),
-        _ => gw.http.post(url),
-    };
-    let req = req.bearer_auth(key);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
+use common::{Gw, KEY, call, gateway, gateway_opts, start_mock, two_priced_groups};
 
 /// A management call with the master key that must succeed; its answer.
 async fn ok(gw: &Gw, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -356,7 +314,7 @@ async fn round_trip(gw: &Gw) {
 #[tokio::test]
 async fn every_entity_round_trips_on_sqlite() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     round_trip(&gw).await;
 }
 
@@ -368,7 +326,7 @@ fn every_entity_round_trips_on_postgres() {
     let url = db.url.clone();
     tokio::runtime::Runtime::new().unwrap().block_on(async move {
         let mock = start_mock(&[]).await;
-        let gw = gateway_opts(&config(mock), move |o| {
+        let gw = gateway_opts(&two_priced_groups(mock), move |o| {
             o.database = Some(tollgate_core::database::DatabaseChoice {
                 url,
                 pool_size: 4,
@@ -390,7 +348,7 @@ fn every_entity_round_trips_on_postgres() {
 #[tokio::test]
 async fn bad_input_is_refused_naming_the_field() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     ok(&gw, "POST", "/team/new", Some(json!({"team_id": "t"}))).await;
     for (path, body, field) in [
         ("/user/new", json!({"max_budget": -1}), "max_budget"),
@@ -525,7 +483,7 @@ async fn bad_input_is_refused_naming_the_field() {
 #[tokio::test]
 async fn team_members_join_change_and_leave() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     ok(
         &gw,
         "POST",
@@ -658,7 +616,7 @@ async fn team_members_join_change_and_leave() {
 #[tokio::test]
 async fn keys_may_name_only_teams_and_tiers_that_exist() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     refused(
         &gw,
         "POST",
@@ -754,7 +712,7 @@ async fn keys_may_name_only_teams_and_tiers_that_exist() {
 #[tokio::test]
 async fn spend_shown_is_the_ledgers_and_a_deleted_entitys_is_gone() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     ok(
         &gw,
         "POST",

@@ -1,53 +1,12 @@
 //! Virtual keys over real HTTP: LiteLLM's `/key/*` API round trip, and what a key may do on the
 //! request path (models, blocked, expired, spend), with records naming the key by hash prefix.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 mod common;
-use common::{Gw, KEY, eventually, gateway, start_mock};
-
-fn config(mock: SocketAddr) -> String {
-    format!(
-        "model_list:
-  - model_name: cheap
-    litellm_params:
-      model: openai/cheap
-      api_base: http://{mock}/v1
-      api_key: k
-      input_cost_per_token: 0.000001
-      output_cost_per_token: 0.000002
-  - model_name: dear
-    litellm_params:
-      model: openai/dear
-      api_base: http://{mock}/v1
-      api_key: k
-      input_cost_per_token: 0.00001
-      output_cost_per_token: 0.00002
-general_settings:
-  master_key: {KEY}
-"
-    )
-}
-
-async fn call(gw: &Gw, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let url = format!("{}{path}", gw.base);
-    let req = match method {
-        "GET" => gw.http.get(url),
-        _ => gw.http.post(url),
-    };
-    let req = req.bearer_auth(key);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
+use common::{Gw, KEY, call, eventually, gateway, start_mock, two_priced_groups};
 
 /// A key made with the master key; its raw value.
 async fn new_key(gw: &Gw, body: Value) -> String {
@@ -63,7 +22,7 @@ fn chat(model: &str) -> Value {
 #[tokio::test]
 async fn a_key_round_trips_through_litellms_api_and_is_enforced() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
 
     // Generate: the raw key once, its hash as the id, the fields as given. A key's team must
     // exist (its user need not, as in LiteLLM).
@@ -215,7 +174,7 @@ async fn a_key_round_trips_through_litellms_api_and_is_enforced() {
 #[tokio::test]
 async fn an_expired_key_is_refused_and_says_when_it_expired() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"duration": "1s"})).await;
     let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("dear"))).await;
     assert_eq!(s, 200, "no models listed: every model");
@@ -235,7 +194,7 @@ async fn an_expired_key_is_refused_and_says_when_it_expired() {
 #[tokio::test]
 async fn a_budget_holds_under_a_concurrent_burst() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     // Each request costs at most about (prompt/2 × $0.00001 + 50 × $0.00002) ≈ $0.0012 estimated;
     // a budget of $0.006 admits a handful of the 50.
     let raw = new_key(&gw, json!({"max_budget": 0.006, "key_alias": "tight"})).await;
@@ -301,7 +260,7 @@ async fn a_budget_holds_under_a_concurrent_burst() {
 #[tokio::test]
 async fn a_budget_with_a_duration_resets_on_time_and_says_when() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"max_budget": 0.0015, "budget_duration": "2s"})).await;
     let body = json!({"model": "dear", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
     // Spend until refused, within one period.
@@ -353,7 +312,7 @@ async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back
         },
     )
     .await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"rpm_limit": 3, "key_alias": "rpm"})).await;
     for _ in 0..3 {
         let (s, v) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
@@ -413,7 +372,7 @@ async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back
 #[tokio::test]
 async fn answers_to_a_key_carry_its_spend_budget_and_limits() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"max_budget": 3, "rpm_limit": 5, "tpm_limit": 100000})).await;
     let send = || {
         gw.http
@@ -443,7 +402,7 @@ async fn answers_to_a_key_carry_its_spend_budget_and_limits() {
 #[tokio::test]
 async fn litellms_spend_endpoints_add_up_the_records() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let mut keys = Vec::new();
     for (alias, team) in [("a", "red"), ("b", "blue")] {
         let (s, _) = call(&gw, "POST", "/team/new", KEY, Some(json!({"team_id": team}))).await;
@@ -514,7 +473,7 @@ async fn a_workflow_counts_against_the_key_budget() {
     let mock = start_mock(&[]).await;
     let yaml = format!(
         "{}workflows:\n  duo:\n    steps:\n      - role: planner\n        model: cheap\n      - role: coder\n        model: dear\n",
-        config(mock)
+        two_priced_groups(mock)
     );
     let gw = gateway(&yaml).await;
     let raw = new_key(&gw, json!({"max_budget": 0.001, "models": ["duo"]})).await;
@@ -546,7 +505,7 @@ async fn budget_refusals_follow_the_settings() {
     let mock = start_mock(&[]).await;
     let yaml = format!(
         "{}tollgate_settings:\n  budget_error_status: 400\n  hide_budget_amounts: true\n",
-        config(mock)
+        two_priced_groups(mock)
     );
     let gw = gateway(&yaml).await;
     let raw = new_key(&gw, json!({"max_budget": 0, "key_alias": "spent"})).await;

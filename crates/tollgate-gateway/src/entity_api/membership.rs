@@ -4,6 +4,8 @@
 //! Team creation, the member endpoints and user and team deletion all change membership through
 //! these functions, so the three never disagree.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value, json};
 use tollgate_store::{EntityKind, EntityRow};
 
@@ -59,10 +61,22 @@ pub(super) fn members_in(v: &Value, param: &'static str) -> Result<Vec<Member>, 
             role,
         })
     };
-    match v {
-        Value::Array(items) => items.iter().map(one).collect(),
-        other => Ok(vec![one(other)?]),
+    let members = match v {
+        Value::Array(items) => items.iter().map(one).collect::<Result<Vec<_>, _>>()?,
+        other => vec![one(other)?],
+    };
+    let mut seen = HashSet::new();
+    if let Some(dup) = members
+        .iter()
+        .filter_map(|w| w.user_id.as_ref().or(w.user_email.as_ref()))
+        .find(|u| !seen.insert(*u))
+    {
+        return Err(ApiError::bad(
+            format!("`{dup}` is listed twice in `{param}`"),
+            Some(param),
+        ));
     }
+    Ok(members)
 }
 
 /// The membership row's id.
@@ -239,6 +253,7 @@ mod tests {
             json!({"user_id": "a", "role": "owner"}),
             json!("ada"),
             json!({"user_id": 7, "role": "user"}),
+            json!([{"user_id": "a", "role": "user"}, {"user_id": "a", "role": "admin"}]),
         ] {
             assert!(members_in(&bad, "member").is_err(), "{bad}");
         }

@@ -3,7 +3,7 @@
 //! request sees the change, and the keys and ledger rows that go when an entity goes.
 
 use serde_json::{Map, Value};
-use tollgate_store::{Charge, EntityKind, EntityRow, KeyError, KeyFilter, KeyRow};
+use tollgate_store::{Charge, EntityKind, EntityRow, KeyError, KeyFilter, KeyRow, StoreError};
 
 use crate::app::App;
 use crate::mgmt::{ApiError, blocking};
@@ -160,38 +160,31 @@ fn zero(scope: &str, id: &str, spend: f64) -> Charge {
 /// Every entity of a kind (under one parent), in creation order.
 pub(super) async fn all(app: &App, kind: EntityKind, parent: Option<String>) -> Result<Vec<EntityRow>, ApiError> {
     blocking(app, move |s| {
-        let mut out = Vec::new();
-        for page in 1.. {
-            let (rows, total) = s.list_entities(kind, parent.as_deref(), page, PAGE)?;
-            let done = rows.len() < PAGE as usize || out.len() + rows.len() >= total as usize;
-            out.extend(rows);
-            if done {
-                break;
-            }
-        }
-        Ok(out)
+        Ok(every(|page| s.list_entities(kind, parent.as_deref(), page, PAGE))?)
     })
     .await
+}
+
+/// Every key of a user or team (or every key).
+pub(super) async fn keys_of(app: &App, filter: KeyFilter) -> Result<Vec<KeyRow>, ApiError> {
+    blocking(app, move |s| Ok(every(|page| s.list(&filter, page, PAGE))?)).await
 }
 
 /// How many rows a listing of everything reads at a time.
 const PAGE: u32 = 500;
 
-/// Every key of a user or team.
-pub(super) async fn keys_of(app: &App, filter: KeyFilter) -> Result<Vec<KeyRow>, ApiError> {
-    blocking(app, move |s| {
-        let mut out = Vec::new();
-        for page in 1.. {
-            let (rows, total) = s.list(&filter, page, PAGE)?;
-            let done = rows.len() < PAGE as usize || out.len() + rows.len() >= total as usize;
-            out.extend(rows);
-            if done {
-                break;
-            }
+/// All pages of a paged listing (`page_of(n)`: page n and the total), until one comes back short.
+fn every<T>(mut page_of: impl FnMut(u32) -> Result<(Vec<T>, u64), StoreError>) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for page in 1.. {
+        let (rows, total) = page_of(page)?;
+        let done = rows.len() < PAGE as usize || out.len() + rows.len() >= total as usize;
+        out.extend(rows);
+        if done {
+            break;
         }
-        Ok(out)
-    })
-    .await
+    }
+    Ok(out)
 }
 
 /// How many keys a user has.

@@ -3,7 +3,7 @@
 //! `POST /team/unblock`. A team's `organization_id` is also its row's parent, so an
 //! organization lists its teams.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -70,17 +70,6 @@ async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::
             ));
         }
     };
-    let mut seen = HashSet::new();
-    if let Some(dup) = wanted
-        .iter()
-        .filter_map(|w| w.user_id.clone().or_else(|| w.user_email.clone()))
-        .find(|u| !seen.insert(u.clone()))
-    {
-        return Err(ApiError::bad(
-            format!("`{dup}` is listed twice in members_with_roles"),
-            Some("members_with_roles"),
-        ));
-    }
     let mut doc = Map::new();
     doc.insert("team_id".into(), json!(team_id));
     doc.insert("members_with_roles".into(), json!([]));
