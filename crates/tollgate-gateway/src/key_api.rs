@@ -407,10 +407,19 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     apply(&mut key, &changes, Utc::now())?;
     check_refs(&app, &key, &changes).await?;
     let (old_token, row) = (old.token.clone(), key.clone());
+    // Spend still gathering under the old token is written first: once the row has the new
+    // token, a write to the old one would find no row and the spend would be lost.
+    let keys = Arc::clone(&app.keys);
+    tokio::task::spawn_blocking(move || keys.flush())
+        .await
+        .map_err(|_| ApiError::from(StoreError::WriterGone))?;
     if !blocking(&app, move |s| s.replace_token(&old_token, &row)).await? {
         return Err(ApiError::not_found("no such key", "key"));
     }
     app.keys.forget(&old.token);
+    // The row as stored now: its spend includes what was just written.
+    let token = key.token.clone();
+    let key = blocking(&app, move |s| Ok(s.get(&token)?)).await?.unwrap_or(key);
     let mut v = shown(&app, &key);
     if let Value::Object(o) = &mut v {
         o.insert("key".into(), json!(raw));

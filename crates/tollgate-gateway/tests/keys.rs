@@ -519,3 +519,27 @@ async fn budget_refusals_follow_the_settings() {
     );
     assert!(!v["error"]["message"].as_str().unwrap().contains('$'), "{v}");
 }
+
+#[tokio::test]
+async fn regenerating_right_after_a_request_keeps_its_spend() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let raw = new_key(&gw, json!({"key_alias": "rotated"})).await;
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+    assert_eq!(s, 200);
+    // At once, while the request's spend is still gathering in memory under the old token.
+    let (_, before) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    let spent = before["info"]["spend"].as_f64().unwrap();
+    assert!(spent > 0.0, "{before}");
+    let (s, regen) = call(&gw, "POST", "/key/regenerate", KEY, Some(json!({"key": raw}))).await;
+    assert_eq!(s, 200, "{regen}");
+    assert!((regen["spend"].as_f64().unwrap() - spent).abs() < 1e-12, "{regen}");
+    // … and after the gathered spend has been written.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let new_raw = regen["key"].as_str().unwrap();
+    let (_, after) = call(&gw, "GET", &format!("/key/info?key={new_raw}"), KEY, None).await;
+    assert!(
+        (after["info"]["spend"].as_f64().unwrap() - spent).abs() < 1e-12,
+        "{after}"
+    );
+}
