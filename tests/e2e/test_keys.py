@@ -123,6 +123,10 @@ def cached_config() -> str:
 def test_keys_management_round_trip(start_gateway):
     gw = start_gateway("keys-mgmt")
     h = gw.http()
+    # A key may name only teams and budget tiers that exist (its user need not exist).
+    for team in ("team-e2e-1", "team-e2e-2"):
+        ok(h.post("/team/new", json={"team_id": team}))
+    ok(h.post("/budget/new", json={"budget_id": ALL_FIELDS["budget_id"]}))
 
     # A key that expires almost at once, checked at the end (by then it has expired).
     short = ok(h.post("/key/generate", json={"key_alias": "short-lived", "duration": "1s"}))
@@ -373,6 +377,7 @@ def test_keys_spend_equals_the_records(tmp_path):
     restarted: Optional[Gateway] = None
     try:
         h = gw.http()
+        ok(h.post("/team/new", json={"team_id": "team-spend"}))
         gen = ok(h.post("/key/generate", json={
             "key_alias": "spender", "user_id": "user-spend", "team_id": "team-spend", "max_budget": 10.0,
         }))

@@ -11,16 +11,21 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tollgate_store::{KeyError, KeyFilter, KeyRow, KeyStore, StoreError};
+use tollgate_store::{EntityKind, KeyFilter, KeyRow, StoreError};
 
 use crate::app::App;
 use crate::keys::{display_name, hash_key, is_token, new_raw_key};
-use crate::pipeline::authenticate::{Caller, caller};
+// The duration readers moved to `mgmt`; the budget stage still names them here.
+use crate::mgmt::{
+    ApiError, ApiResult, DURATION_HELP, admin_for, blocking, caller_of, object, opt_bool, opt_count, opt_duration,
+    opt_map, opt_money, opt_string, opt_strings,
+};
+use crate::pipeline::authenticate::Caller;
 
 /// The routes, to merge into the server's router.
 pub fn routes() -> Router<Arc<App>> {
@@ -35,80 +40,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/key/unblock", post(unblock))
 }
 
-/// A refusal in LiteLLM's error envelope (also the spend endpoints').
-pub(crate) struct KeyApiError {
-    status: StatusCode,
-    kind: &'static str,
-    message: String,
-    param: Option<&'static str>,
-}
-
-impl KeyApiError {
-    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        KeyApiError {
-            status,
-            kind,
-            message: message.into(),
-            param: None,
-        }
-    }
-
-    fn bad(message: impl Into<String>, param: Option<&'static str>) -> Self {
-        KeyApiError {
-            status: StatusCode::BAD_REQUEST,
-            kind: "bad_request_error",
-            message: message.into(),
-            param,
-        }
-    }
-
-    fn not_found(message: impl Into<String>) -> Self {
-        KeyApiError {
-            status: StatusCode::NOT_FOUND,
-            kind: "not_found_error",
-            message: message.into(),
-            param: Some("key"),
-        }
-    }
-}
-
-impl IntoResponse for KeyApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {
-            "message": self.message,
-            "type": self.kind,
-            "param": self.param,
-            "code": self.status.as_u16().to_string(),
-        }});
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
-impl From<StoreError> for KeyApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::warn!(error = %e, "key store error");
-        KeyApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            kind: "internal_server_error",
-            message: format!("the key store cannot be used right now ({e}); retry shortly"),
-            param: None,
-        }
-    }
-}
-
-impl From<KeyError> for KeyApiError {
-    fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::Conflict(m) => KeyApiError::bad(m, Some("key_alias")),
-            KeyError::Store(s) => s.into(),
-        }
-    }
-}
-
-type ApiResult = Result<Response, KeyApiError>;
-
 /// The caller, who must hold the master key (or run without auth).
-async fn admin(app: &App, headers: &HeaderMap) -> Result<Caller, KeyApiError> {
+async fn admin(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     admin_for(
         app,
         headers,
@@ -117,142 +50,30 @@ async fn admin(app: &App, headers: &HeaderMap) -> Result<Caller, KeyApiError> {
     .await
 }
 
-/// The caller, who must hold the master key; `refusal` tells a virtual key what it may do instead.
-pub(crate) async fn admin_for(app: &App, headers: &HeaderMap, refusal: &str) -> Result<Caller, KeyApiError> {
-    let live = app.live.load_full();
-    let who = caller(app, &live, headers).await.map_err(|e| KeyApiError {
-        status: StatusCode::UNAUTHORIZED,
-        kind: "auth_error",
-        message: e.message,
-        param: None,
-    })?;
-    if !who.is_admin() {
-        return Err(KeyApiError {
-            status: StatusCode::FORBIDDEN,
-            kind: "auth_error",
-            message: refusal.into(),
-            param: None,
-        });
-    }
-    Ok(who)
-}
-
-/// Runs a store call off the async workers.
-async fn blocking<T: Send + 'static>(
-    app: &App,
-    f: impl FnOnce(&dyn KeyStore) -> Result<T, KeyError> + Send + 'static,
-) -> Result<T, KeyApiError> {
-    let store = Arc::clone(app.keys.store());
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(|_| KeyApiError::from(StoreError::WriterGone))?
-        .map_err(KeyApiError::from)
-}
-
-/// The JSON object of a request body, or what to send instead.
-fn object(body: &[u8]) -> Result<Map<String, Value>, KeyApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(KeyApiError::bad(
-            "send a JSON object, e.g. {\"models\": [\"gpt-4o\"]}",
-            None,
-        )),
-        Err(e) => Err(KeyApiError::bad(format!("the body is not valid JSON: {e}"), None)),
-    }
-}
-
 /// The stored token a request names: a raw key is hashed, a hash is taken as it is.
 fn token_of(id: &str) -> String {
     if is_token(id) { id.to_string() } else { hash_key(id) }
 }
 
-pub use crate::periods::{duration_end, duration_parts};
-use crate::periods::{reset_at, window_start};
-
-const DURATION_HELP: &str = "a number and a unit: 30s, 30m, 30h, 30d, 1w or 1mo";
-
-fn opt_string(m: &Map<String, Value>, k: &'static str) -> Result<Option<Option<String>>, KeyApiError> {
-    match m.get(k) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
-        Some(other) => Err(KeyApiError::bad(
-            format!("`{k}` must be a string, got {other}"),
-            Some(k),
-        )),
-    }
-}
-
-fn opt_money(m: &Map<String, Value>, k: &'static str) -> Result<Option<Option<f64>>, KeyApiError> {
-    match m.get(k) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(v) => match v.as_f64() {
-            Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(Some(x))),
-            _ => Err(KeyApiError::bad(
-                format!("`{k}` must be a number of dollars, 0 or more, got {v}"),
-                Some(k),
-            )),
-        },
-    }
-}
-
-fn opt_count(m: &Map<String, Value>, k: &'static str) -> Result<Option<Option<u64>>, KeyApiError> {
-    match m.get(k) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(v) => v
-            .as_u64()
-            .map(|n| Some(Some(n)))
-            .ok_or_else(|| KeyApiError::bad(format!("`{k}` must be a whole number, 0 or more, got {v}"), Some(k))),
-    }
-}
-
-fn opt_map(m: &Map<String, Value>, k: &'static str) -> Result<Option<Option<Map<String, Value>>>, KeyApiError> {
-    match m.get(k) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(Value::Object(o)) => Ok(Some(Some(o.clone()))),
-        Some(other) => Err(KeyApiError::bad(
-            format!("`{k}` must be a JSON object, got {other}"),
-            Some(k),
-        )),
-    }
-}
+use crate::periods::{duration_end, reset_at, window_start};
 
 /// Applies the fields present in `m` to `key` (generate and update share this: only what is
 /// given changes).
-fn apply(key: &mut KeyRow, m: &Map<String, Value>, now: DateTime<Utc>) -> Result<(), KeyApiError> {
+fn apply(key: &mut KeyRow, m: &Map<String, Value>, now: DateTime<Utc>) -> Result<(), ApiError> {
     if let Some(a) = opt_string(m, "key_alias")? {
         key.key_alias = a.filter(|s| !s.is_empty());
     }
     if let Some(d) = opt_string(m, "duration")? {
-        key.expires = match d {
-            None => None,
-            Some(d) => Some(duration_end(&d, now).ok_or_else(|| {
-                KeyApiError::bad(format!("`duration` {d:?} is not {DURATION_HELP}"), Some("duration"))
-            })?),
-        };
+        key.expires =
+            match d {
+                None => None,
+                Some(d) => Some(duration_end(&d, now).ok_or_else(|| {
+                    ApiError::bad(format!("`duration` {d:?} is not {DURATION_HELP}"), Some("duration"))
+                })?),
+            };
     }
-    match m.get("models") {
-        None => {}
-        Some(Value::Null) => key.models.clear(),
-        Some(Value::Array(items)) => {
-            key.models = items
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| KeyApiError::bad("`models` must be a list of model names ([] = all)", Some("models")))?;
-        }
-        Some(other) => {
-            return Err(KeyApiError::bad(
-                format!("`models` must be a list of model names ([] = all), got {other}"),
-                Some("models"),
-            ));
-        }
+    if let Some(v) = opt_strings(m, "models", "model names ([] = all)")? {
+        key.models = v.unwrap_or_default();
     }
     if let Some(v) = opt_money(m, "max_budget")? {
         key.max_budget = v;
@@ -260,15 +81,7 @@ fn apply(key: &mut KeyRow, m: &Map<String, Value>, now: DateTime<Utc>) -> Result
     if let Some(v) = opt_money(m, "soft_budget")? {
         key.soft_budget = v;
     }
-    if let Some(v) = opt_string(m, "budget_duration")? {
-        if let Some(d) = &v
-            && duration_end(d, now).is_none()
-        {
-            return Err(KeyApiError::bad(
-                format!("`budget_duration` {d:?} is not {DURATION_HELP}"),
-                Some("budget_duration"),
-            ));
-        }
+    if let Some(v) = opt_duration(m, "budget_duration")? {
         key.budget_duration = v;
     }
     for (k, slot) in [
@@ -301,21 +114,97 @@ fn apply(key: &mut KeyRow, m: &Map<String, Value>, now: DateTime<Utc>) -> Result
     if let Some(v) = opt_map(m, "metadata")? {
         key.metadata = v.unwrap_or_default();
     }
-    match m.get("blocked") {
-        None | Some(Value::Null) => {}
-        Some(Value::Bool(b)) => key.blocked = *b,
-        Some(other) => {
-            return Err(KeyApiError::bad(
-                format!("`blocked` must be true or false, got {other}"),
-                Some("blocked"),
+    if let Some(Some(b)) = opt_bool(m, "blocked")? {
+        key.blocked = b;
+    }
+    Ok(())
+}
+
+/// The team and budget tier a request gives a key must exist (LiteLLM accepts unknown user ids,
+/// so a `user_id` is taken as it is), and a key of a team with a model list may only ask for
+/// some of the team's models.
+async fn check_refs(app: &App, key: &KeyRow, given: &Map<String, Value>) -> Result<(), ApiError> {
+    let names_team = given.get("team_id").is_some_and(|v| !v.is_null());
+    if let Some(team_id) = key
+        .team_id
+        .clone()
+        .filter(|_| names_team || given.contains_key("models"))
+    {
+        let id = team_id.clone();
+        let team = blocking(app, move |s| Ok(s.get_entity(EntityKind::Team, &id)?)).await?;
+        let Some(team) = team else {
+            return Err(ApiError::bad(
+                format!("team_id `{team_id}` does not exist; create the team with POST /team/new first"),
+                Some("team_id"),
+            ));
+        };
+        let allowed = team.models();
+        let open = allowed.is_empty() || allowed.contains(&"all-proxy-models");
+        let outside: Vec<&str> = key
+            .models
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !open && *m != "all-team-models" && !allowed.contains(m))
+            .collect();
+        if !outside.is_empty() {
+            return Err(ApiError::bad(
+                format!(
+                    "team `{team_id}` may use only {allowed:?}, so its keys may not ask for {outside:?}; \
+                     ask for some of the team's models, or [] for all of them"
+                ),
+                Some("models"),
+            ));
+        }
+    }
+    if let Some(budget_id) = key
+        .budget_id
+        .clone()
+        .filter(|_| given.get("budget_id").is_some_and(|v| !v.is_null()))
+    {
+        let id = budget_id.clone();
+        if blocking(app, move |s| Ok(s.get_entity(EntityKind::Budget, &id)?))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::bad(
+                format!("budget_id `{budget_id}` does not exist; create the tier with POST /budget/new first"),
+                Some("budget_id"),
             ));
         }
     }
     Ok(())
 }
 
+/// A new key from a `/key/generate` body (also `/user/new`'s key): validated, references
+/// checked, stored. Returns the row and the raw key, which exists only in this answer.
+pub(crate) async fn create_key(app: &App, m: &Map<String, Value>) -> Result<(KeyRow, String), ApiError> {
+    let now = Utc::now();
+    let raw = match opt_string(m, "key")?.flatten() {
+        Some(custom) if custom.starts_with("sk-") && custom.len() >= 8 => custom,
+        Some(_) => {
+            return Err(ApiError::bad(
+                "a custom `key` must start with `sk-` and be at least 8 characters",
+                Some("key"),
+            ));
+        }
+        None => new_raw_key().map_err(|e| ApiError::from(StoreError::NotCommitted(format!("no randomness: {e}"))))?,
+    };
+    let mut key = KeyRow {
+        token: hash_key(&raw),
+        key_name: display_name(&raw),
+        created_at: Some(now),
+        updated_at: Some(now),
+        ..KeyRow::default()
+    };
+    apply(&mut key, m, now)?;
+    check_refs(app, &key, m).await?;
+    let row = key.clone();
+    blocking(app, move |s| s.create(&row)).await?;
+    Ok((key, raw))
+}
+
 /// A key as the API shows it: the row, with the spend still being gathered added.
-fn shown(app: &App, key: &KeyRow) -> Value {
+pub(crate) fn shown(app: &App, key: &KeyRow) -> Value {
     let mut v = serde_json::to_value(key).unwrap_or(Value::Null);
     let now = Utc::now();
     let period = key
@@ -342,29 +231,7 @@ fn shown(app: &App, key: &KeyRow) -> Value {
 async fn generate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
-    let now = Utc::now();
-    let raw = match opt_string(&m, "key")?.flatten() {
-        Some(custom) if custom.starts_with("sk-") && custom.len() >= 8 => custom,
-        Some(_) => {
-            return Err(KeyApiError::bad(
-                "a custom `key` must start with `sk-` and be at least 8 characters",
-                Some("key"),
-            ));
-        }
-        None => {
-            new_raw_key().map_err(|e| KeyApiError::from(StoreError::NotCommitted(format!("no randomness: {e}"))))?
-        }
-    };
-    let mut key = KeyRow {
-        token: hash_key(&raw),
-        key_name: display_name(&raw),
-        created_at: Some(now),
-        updated_at: Some(now),
-        ..KeyRow::default()
-    };
-    apply(&mut key, &m, now)?;
-    let row = key.clone();
-    blocking(&app, move |s| s.create(&row)).await?;
+    let (key, raw) = create_key(&app, &m).await?;
     let mut v = shown(&app, &key);
     if let Value::Object(o) = &mut v {
         // The raw key, this once; from now on only its hash exists.
@@ -379,31 +246,25 @@ struct InfoQuery {
 }
 
 async fn info(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<InfoQuery>) -> ApiResult {
-    let live = app.live.load_full();
-    let who = caller(&app, &live, &headers).await.map_err(|e| KeyApiError {
-        status: StatusCode::UNAUTHORIZED,
-        kind: "auth_error",
-        message: e.message,
-        param: None,
-    })?;
+    let who = caller_of(&app, &headers).await?;
     let token = match (&q.key, &who.key) {
         (Some(k), _) => token_of(k),
         (None, Some(own)) => own.token.clone(),
-        (None, None) => return Err(KeyApiError::bad("name the key: GET /key/info?key=sk-…", Some("key"))),
+        (None, None) => return Err(ApiError::bad("name the key: GET /key/info?key=sk-…", Some("key"))),
     };
     if let Some(own) = &who.key
         && own.token != token
     {
-        return Err(KeyApiError {
-            status: StatusCode::FORBIDDEN,
-            kind: "auth_error",
-            message: "a virtual key may read only its own /key/info".into(),
-            param: Some("key"),
-        });
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth_error",
+            "a virtual key may read only its own /key/info",
+        )
+        .with_param("key"));
     }
     let t = token.clone();
     let key = blocking(&app, move |s| Ok(s.get(&t)?)).await?;
-    let key = key.ok_or_else(|| KeyApiError::not_found("no such key"))?;
+    let key = key.ok_or_else(|| ApiError::not_found("no such key", "key"))?;
     Ok(axum::Json(json!({"key": q.key.unwrap_or(token), "info": shown(&app, &key)})).into_response())
 }
 
@@ -442,14 +303,14 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<L
 }
 
 /// The named key's row, or 404.
-async fn existing(app: &App, m: &Map<String, Value>) -> Result<KeyRow, KeyApiError> {
+async fn existing(app: &App, m: &Map<String, Value>) -> Result<KeyRow, ApiError> {
     let id = opt_string(m, "key")?
         .flatten()
-        .ok_or_else(|| KeyApiError::bad("name the key: {\"key\": \"sk-…\"}", Some("key")))?;
+        .ok_or_else(|| ApiError::bad("name the key: {\"key\": \"sk-…\"}", Some("key")))?;
     let token = token_of(&id);
     blocking(app, move |s| Ok(s.get(&token)?))
         .await?
-        .ok_or_else(|| KeyApiError::not_found("no such key"))
+        .ok_or_else(|| ApiError::not_found("no such key", "key"))
 }
 
 async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
@@ -459,6 +320,7 @@ async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     let mut changes = m.clone();
     changes.remove("key");
     apply(&mut key, &changes, Utc::now())?;
+    check_refs(&app, &key, &changes).await?;
     key.updated_at = Some(Utc::now());
     save(&app, key).await
 }
@@ -466,7 +328,7 @@ async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
 async fn save(app: &App, key: KeyRow) -> ApiResult {
     let row = key.clone();
     if !blocking(app, move |s| s.update(&row)).await? {
-        return Err(KeyApiError::not_found("no such key"));
+        return Err(ApiError::not_found("no such key", "key"));
     }
     app.keys.forget(&key.token);
     Ok(axum::Json(shown(app, &key)).into_response())
@@ -492,15 +354,15 @@ async fn unblock(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bo
 async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
-    let list = |k: &'static str| -> Result<Vec<String>, KeyApiError> {
+    let list = |k: &'static str| -> Result<Vec<String>, ApiError> {
         match m.get(k) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|v| v.as_str().map(str::to_string))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| KeyApiError::bad(format!("`{k}` must be a list of strings"), Some(k))),
-            Some(other) => Err(KeyApiError::bad(
+                .ok_or_else(|| ApiError::bad(format!("`{k}` must be a list of strings"), Some(k))),
+            Some(other) => Err(ApiError::bad(
                 format!("`{k}` must be a list of strings, got {other}"),
                 Some(k),
             )),
@@ -509,7 +371,7 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     let keys = list("keys")?;
     let aliases = list("key_aliases")?;
     if keys.is_empty() && aliases.is_empty() {
-        return Err(KeyApiError::bad(
+        return Err(ApiError::bad(
             "name what to delete: {\"keys\": [\"sk-…\"]} or {\"key_aliases\": [\"ci\"]}",
             Some("keys"),
         ));
@@ -527,7 +389,7 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     })
     .await?;
     if deleted.is_empty() {
-        return Err(KeyApiError::not_found("none of these keys exist"));
+        return Err(ApiError::not_found("none of these keys exist", "key"));
     }
     for (_, t) in &deleted {
         app.keys.forget(t);
@@ -543,14 +405,12 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     let raw = match opt_string(&m, "new_key")?.flatten() {
         Some(custom) if custom.starts_with("sk-") && custom.len() >= 8 => custom,
         Some(_) => {
-            return Err(KeyApiError::bad(
+            return Err(ApiError::bad(
                 "`new_key` must start with `sk-` and be at least 8 characters",
                 Some("new_key"),
             ));
         }
-        None => {
-            new_raw_key().map_err(|e| KeyApiError::from(StoreError::NotCommitted(format!("no randomness: {e}"))))?
-        }
+        None => new_raw_key().map_err(|e| ApiError::from(StoreError::NotCommitted(format!("no randomness: {e}"))))?,
     };
     let mut key = old.clone();
     key.token = hash_key(&raw);
@@ -568,22 +428,32 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
         Some(period) => match duration_end(&period, Utc::now()) {
             Some(until) => (Some(old.token.clone()), Some(until)),
             None => {
-                return Err(KeyApiError::bad(
+                return Err(ApiError::bad(
                     format!("`grace_period` must be {DURATION_HELP}, got `{period}`"),
                     Some("grace_period"),
                 ));
             }
         },
     };
+    check_refs(&app, &key, &changes).await?;
     let (old_token, row) = (old.token.clone(), key.clone());
+    // Spend still gathering under the old token is written first: once the row has the new
+    // token, a write to the old one would find no row and the spend would be lost.
+    let keys = Arc::clone(&app.keys);
+    tokio::task::spawn_blocking(move || keys.flush())
+        .await
+        .map_err(|_| ApiError::from(StoreError::WriterGone))?;
     if !blocking(&app, move |s| s.replace_token(&old_token, &row)).await? {
-        return Err(KeyApiError::not_found("no such key"));
+        return Err(ApiError::not_found("no such key", "key"));
     }
     app.keys.forget(&old.token);
     // The value the old row still honoured in its own grace period ends here too.
     if let Some(previous) = &old.previous_token {
         app.keys.forget(previous);
     }
+    // The row as stored now: its spend includes what was just written.
+    let token = key.token.clone();
+    let key = blocking(&app, move |s| Ok(s.get(&token)?)).await?.unwrap_or(key);
     let mut v = shown(&app, &key);
     if let Value::Object(o) = &mut v {
         o.insert("key".into(), json!(raw));

@@ -425,6 +425,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/reload", post(admin_reload))
         .route("/admin/config", get(admin_config))
         .merge(crate::key_api::routes())
+        .merge(crate::entity_api::routes())
         .merge(crate::spend_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

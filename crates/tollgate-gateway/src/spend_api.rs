@@ -18,8 +18,8 @@ use tollgate_core::Record;
 use tollgate_store::{PostgresStore, RecordStore, StoreError, TimeRange};
 
 use crate::app::App;
-use crate::key_api::{KeyApiError, admin_for};
 use crate::keys::{hash_key, is_token};
+use crate::mgmt::{ApiError, admin_for};
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -30,10 +30,10 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/global/spend/teams", get(global_teams))
 }
 
-type SpendError = KeyApiError;
+type SpendError = ApiError;
 
 fn error(status: StatusCode, kind: &'static str, message: String) -> SpendError {
-    KeyApiError::new(status, kind, message)
+    ApiError::new(status, kind, message)
 }
 
 /// Per day: spend, and spend per model and per user.

@@ -1,53 +1,12 @@
 //! Virtual keys over real HTTP: LiteLLM's `/key/*` API round trip, and what a key may do on the
 //! request path (models, blocked, expired, spend), with records naming the key by hash prefix.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 mod common;
-use common::{Gw, KEY, eventually, gateway, start_mock};
-
-fn config(mock: SocketAddr) -> String {
-    format!(
-        "model_list:
-  - model_name: cheap
-    litellm_params:
-      model: openai/cheap
-      api_base: http://{mock}/v1
-      api_key: k
-      input_cost_per_token: 0.000001
-      output_cost_per_token: 0.000002
-  - model_name: dear
-    litellm_params:
-      model: openai/dear
-      api_base: http://{mock}/v1
-      api_key: k
-      input_cost_per_token: 0.00001
-      output_cost_per_token: 0.00002
-general_settings:
-  master_key: {KEY}
-"
-    )
-}
-
-async fn call(gw: &Gw, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let url = format!("{}{path}", gw.base);
-    let req = match method {
-        "GET" => gw.http.get(url),
-        _ => gw.http.post(url),
-    };
-    let req = req.bearer_auth(key);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
+use common::{Gw, KEY, call, eventually, gateway, start_mock, two_priced_groups};
 
 /// A key made with the master key; its raw value.
 async fn new_key(gw: &Gw, body: Value) -> String {
@@ -63,9 +22,12 @@ fn chat(model: &str) -> Value {
 #[tokio::test]
 async fn a_key_round_trips_through_litellms_api_and_is_enforced() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
 
-    // Generate: the raw key once, its hash as the id, the fields as given.
+    // Generate: the raw key once, its hash as the id, the fields as given. A key's team must
+    // exist (its user need not, as in LiteLLM).
+    let (s, _) = call(&gw, "POST", "/team/new", KEY, Some(json!({"team_id": "core"}))).await;
+    assert_eq!(s, 200);
     let body = json!({"key_alias": "ci", "models": ["cheap"], "max_budget": 5, "user_id": "ada", "team_id": "core", "duration": "30d", "metadata": {"job": "nightly"}});
     let (s, created) = call(&gw, "POST", "/key/generate", KEY, Some(body)).await;
     assert_eq!(s, 200, "{created}");
@@ -212,7 +174,7 @@ async fn a_key_round_trips_through_litellms_api_and_is_enforced() {
 #[tokio::test]
 async fn an_expired_key_is_refused_and_says_when_it_expired() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"duration": "1s"})).await;
     let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("dear"))).await;
     assert_eq!(s, 200, "no models listed: every model");
@@ -232,7 +194,7 @@ async fn an_expired_key_is_refused_and_says_when_it_expired() {
 #[tokio::test]
 async fn a_budget_holds_under_a_concurrent_burst() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     // Each request costs at most about (prompt/2 × $0.00001 + 50 × $0.00002) ≈ $0.0012 estimated;
     // a budget of $0.006 admits a handful of the 50.
     let raw = new_key(&gw, json!({"max_budget": 0.006, "key_alias": "tight"})).await;
@@ -298,7 +260,7 @@ async fn a_budget_holds_under_a_concurrent_burst() {
 #[tokio::test]
 async fn a_budget_with_a_duration_resets_on_time_and_says_when() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"max_budget": 0.0015, "budget_duration": "2s"})).await;
     let body = json!({"model": "dear", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
     // Spend until refused, within one period.
@@ -368,7 +330,7 @@ async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back
         },
     )
     .await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"rpm_limit": 3, "key_alias": "rpm"})).await;
     for _ in 0..3 {
         let (s, v) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
@@ -428,7 +390,7 @@ async fn rpm_and_parallel_limits_refuse_with_the_limit_named_and_slots_come_back
 #[tokio::test]
 async fn answers_to_a_key_carry_its_spend_budget_and_limits() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"max_budget": 3, "rpm_limit": 5, "tpm_limit": 100000})).await;
     let send = || {
         gw.http
@@ -458,9 +420,11 @@ async fn answers_to_a_key_carry_its_spend_budget_and_limits() {
 #[tokio::test]
 async fn litellms_spend_endpoints_add_up_the_records() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let mut keys = Vec::new();
     for (alias, team) in [("a", "red"), ("b", "blue")] {
+        let (s, _) = call(&gw, "POST", "/team/new", KEY, Some(json!({"team_id": team}))).await;
+        assert_eq!(s, 200);
         let (_, k) = call(
             &gw,
             "POST",
@@ -527,7 +491,7 @@ async fn a_workflow_counts_against_the_key_budget() {
     let mock = start_mock(&[]).await;
     let yaml = format!(
         "{}workflows:\n  duo:\n    steps:\n      - role: planner\n        model: cheap\n      - role: coder\n        model: dear\n",
-        config(mock)
+        two_priced_groups(mock)
     );
     let gw = gateway(&yaml).await;
     let raw = new_key(&gw, json!({"max_budget": 0.001, "models": ["duo"]})).await;
@@ -559,7 +523,7 @@ async fn budget_refusals_follow_the_settings() {
     let mock = start_mock(&[]).await;
     let yaml = format!(
         "{}tollgate_settings:\n  budget_error_status: 400\n  hide_budget_amounts: true\n",
-        config(mock)
+        two_priced_groups(mock)
     );
     let gw = gateway(&yaml).await;
     let raw = new_key(&gw, json!({"max_budget": 0, "key_alias": "spent"})).await;
@@ -579,7 +543,7 @@ async fn budget_refusals_follow_the_settings() {
 #[tokio::test]
 async fn a_regenerated_key_keeps_its_old_value_for_the_grace_period_only() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let old = new_key(&gw, json!({"key_alias": "rotating"})).await;
     let (s, v) = call(
         &gw,
@@ -637,7 +601,7 @@ async fn a_regenerated_key_keeps_its_old_value_for_the_grace_period_only() {
 #[tokio::test]
 async fn a_soft_budget_is_reported_once_and_does_not_refuse() {
     let mock = start_mock(&[]).await;
-    let gw = gateway(&config(mock)).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
     let raw = new_key(&gw, json!({"key_alias": "soft", "soft_budget": 0.000001})).await;
     let crossed = |text: &str| {
         text.lines()
@@ -655,4 +619,28 @@ async fn a_soft_budget_is_reported_once_and_does_not_refuse() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(crossed(&gw.get_text("/metrics", true).await).as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn regenerating_right_after_a_request_keeps_its_spend() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let raw = new_key(&gw, json!({"key_alias": "rotated"})).await;
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat("cheap"))).await;
+    assert_eq!(s, 200);
+    // At once, while the request's spend is still gathering in memory under the old token.
+    let (_, before) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    let spent = before["info"]["spend"].as_f64().unwrap();
+    assert!(spent > 0.0, "{before}");
+    let (s, regen) = call(&gw, "POST", "/key/regenerate", KEY, Some(json!({"key": raw}))).await;
+    assert_eq!(s, 200, "{regen}");
+    assert!((regen["spend"].as_f64().unwrap() - spent).abs() < 1e-12, "{regen}");
+    // … and after the gathered spend has been written.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let new_raw = regen["key"].as_str().unwrap();
+    let (_, after) = call(&gw, "GET", &format!("/key/info?key={new_raw}"), KEY, None).await;
+    assert!(
+        (after["info"]["spend"].as_f64().unwrap() - spent).abs() < 1e-12,
+        "{after}"
+    );
 }

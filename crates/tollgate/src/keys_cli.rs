@@ -1,14 +1,11 @@
 //! `tollgate keys create|list|info|revoke` against a running gateway (its `/key/*` API, with the
-//! master key) or, with `--data-dir`/`--database-url`, the key store itself (`keys_store.rs`), and `tollgate import litellm --db …`: LiteLLM's virtual keys copied into
-//! tollgate's key store with their hashes as they are, so clients keep their keys.
+//! master key) or, with `--data-dir`/`--database-url`, the key store itself (`keys_store.rs`).
+//! `tollgate import litellm` is `import_litellm.rs`.
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, NaiveDateTime, Utc};
 use clap::{Args, Subcommand};
 use comfy_table::Table;
-use postgres::fallible_iterator::FallibleIterator;
 use serde_json::{Map, Value, json};
-use tollgate_store::{KeyError, KeyRow, KeyStore, PostgresKeys, PostgresTarget, SqliteKeys};
 
 #[derive(Args)]
 pub struct KeysArgs {
@@ -237,123 +234,4 @@ pub(crate) fn print_list(v: &Value) {
     }
     println!("{table}");
     println!("{} key(s)", v["total_count"]);
-}
-
-#[derive(Args)]
-pub struct ImportArgs {
-    #[command(subcommand)]
-    source: ImportSource,
-}
-
-#[derive(Subcommand)]
-enum ImportSource {
-    /// Copy virtual keys (hashes as they are), with their spend, budgets and limits, from a LiteLLM
-    /// database's `LiteLLM_VerificationToken` into tollgate's key store.
-    Litellm {
-        /// LiteLLM's database, read-only.
-        #[arg(long)]
-        db: String,
-        /// tollgate's store: the data dir of a single gateway…
-        #[arg(long, default_value = "tollgate-data")]
-        data_dir: std::path::PathBuf,
-        /// … or the shared Postgres many gateways use (wins over --data-dir).
-        #[arg(long)]
-        database_url: Option<String>,
-    },
-}
-
-pub fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let ImportSource::Litellm {
-        db,
-        data_dir,
-        database_url,
-    } = args.source;
-    let source = PostgresTarget::parse(&db, 1)?;
-    let mut client = source.connect()?;
-    let store: Box<dyn KeyStore> = match &database_url {
-        Some(url) => Box::new(PostgresKeys::open(&PostgresTarget::parse(url, 2)?)?),
-        None => {
-            std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-            Box::new(SqliteKeys::open(&data_dir)?)
-        }
-    };
-    let mut tx = client.build_transaction().read_only(true).start()?;
-    let mut rows = tx
-        .query_raw(
-            r#"SELECT row_to_json(t)::text FROM "LiteLLM_VerificationToken" t"#,
-            std::iter::empty::<&str>(),
-        )
-        .with_context(|| format!("cannot read LiteLLM_VerificationToken from {}", source.location()))?;
-    let (mut imported, mut skipped) = (0u64, 0u64);
-    while let Some(row) = rows.next()? {
-        let text: String = row.try_get(0)?;
-        let v: Value = serde_json::from_str(&text)?;
-        let Some(key) = key_of(&v) else {
-            skipped += 1;
-            continue;
-        };
-        match store.create(&key) {
-            Ok(()) => imported += 1,
-            Err(KeyError::Conflict(m)) => {
-                eprintln!("skipped {}: {m}", key.key_alias.as_deref().unwrap_or(&key.key_name));
-                skipped += 1;
-            }
-            Err(KeyError::Store(e)) => return Err(e.into()),
-        }
-    }
-    println!(
-        "imported {imported} key(s) from {}; {skipped} skipped",
-        source.location()
-    );
-    Ok(())
-}
-
-/// A LiteLLM key row as tollgate's: the hash stays the hash (LiteLLM's SHA-256 hex of the key).
-fn key_of(v: &Value) -> Option<KeyRow> {
-    let token = v["token"].as_str()?.to_string();
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let time = |k: &str| -> Option<DateTime<Utc>> {
-        let s = v[k].as_str()?;
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .ok()
-            .or_else(|| {
-                NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                    .ok()
-                    .map(|t| t.and_utc())
-            })
-    };
-    let count = |k: &str| v[k].as_u64();
-    let map = |k: &str| v[k].as_object().cloned().filter(|m| !m.is_empty());
-    Some(KeyRow {
-        key_name: v["key_name"]
-            .as_str()
-            .map_or_else(|| format!("sk-...{}", &token[60..]), str::to_string),
-        token,
-        key_alias: v["key_alias"].as_str().map(str::to_string),
-        user_id: v["user_id"].as_str().map(str::to_string),
-        team_id: v["team_id"].as_str().map(str::to_string),
-        models: v["models"]
-            .as_array()
-            .map(|m| m.iter().filter_map(Value::as_str).map(str::to_string).collect())
-            .unwrap_or_default(),
-        max_budget: v["max_budget"].as_f64(),
-        soft_budget: v["soft_budget"].as_f64(),
-        budget_duration: v["budget_duration"].as_str().map(str::to_string),
-        budget_id: v["budget_id"].as_str().map(str::to_string),
-        max_parallel_requests: count("max_parallel_requests"),
-        tpm_limit: count("tpm_limit"),
-        rpm_limit: count("rpm_limit"),
-        model_max_budget: map("model_max_budget"),
-        metadata: v["metadata"].as_object().cloned().unwrap_or_default(),
-        blocked: v["blocked"].as_bool().unwrap_or(false),
-        expires: time("expires"),
-        spend: v["spend"].as_f64().unwrap_or(0.0),
-        created_at: time("created_at"),
-        updated_at: time("updated_at"),
-        created_by: v["created_by"].as_str().map(str::to_string),
-        ..KeyRow::default()
-    })
 }

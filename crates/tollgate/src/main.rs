@@ -2,8 +2,10 @@
 //! library crate.
 
 mod demo;
+mod import_litellm;
 mod keys_cli;
 mod keys_store;
+mod litellm_rows;
 
 /// A profile at saturation showed the system allocator at ~12% of the gateway's CPU (many small,
 /// short-lived JSON values per request); mimalloc's thread-local free lists fit that pattern.
@@ -53,7 +55,7 @@ enum Command {
     Keys(keys_cli::KeysArgs),
     /// Copy another gateway's state into tollgate's store: `import litellm --db postgres://…`
     /// brings LiteLLM's virtual keys (their hashes as they are, so clients keep their keys).
-    Import(keys_cli::ImportArgs),
+    Import(import_litellm::ImportArgs),
 }
 
 #[derive(Args)]
@@ -179,7 +181,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS),
         Command::Keys(args) => keys_cli::run(args).await.map(|()| ExitCode::SUCCESS),
         // The Postgres client is blocking: off the async runtime.
-        Command::Import(args) => tokio::task::spawn_blocking(move || keys_cli::import(args))
+        Command::Import(args) => tokio::task::spawn_blocking(move || import_litellm::import(args))
             .await?
             .map(|()| ExitCode::SUCCESS),
         Command::Report(args) => {

@@ -174,3 +174,48 @@ impl Gw {
             .collect()
     }
 }
+
+/// Two model groups on the mock, `cheap` and ten times dearer `dear`, and the master key [`KEY`].
+pub fn two_priced_groups(mock: SocketAddr) -> String {
+    format!(
+        "model_list:
+  - model_name: cheap
+    litellm_params:
+      model: openai/cheap
+      api_base: http://{mock}/v1
+      api_key: k
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
+  - model_name: dear
+    litellm_params:
+      model: openai/dear
+      api_base: http://{mock}/v1
+      api_key: k
+      input_cost_per_token: 0.00001
+      output_cost_per_token: 0.00002
+general_settings:
+  master_key: {KEY}
+"
+    )
+}
+
+/// `method path` with `key` as bearer and an optional JSON body: the status and the JSON answer
+/// (its text as a string when it is not JSON).
+pub async fn call(gw: &Gw, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    let url = format!("{}{path}", gw.base);
+    let req = match method {
+        "GET" => gw.http.get(url),
+        "PATCH" => gw.http.patch(url),
+        "DELETE" => gw.http.delete(url),
+        _ => gw.http.post(url),
+    };
+    let req = req.bearer_auth(key);
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}

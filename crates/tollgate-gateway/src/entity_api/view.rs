@@ -1,0 +1,216 @@
+//! How an entity is shown: its stored document (LiteLLM's field names) with what LiteLLM
+//! computes beside it: `spend` (the ledger plus spend still gathering in memory, so it equals the
+//! records), `model_spend`, `budget_reset_at`, the timestamps, and `litellm_budget_table` (the
+//! tier `budget_id` names, else the entity's own budget fields) where LiteLLM nests one.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tollgate_store::{EntityKind, EntityRow};
+
+use crate::app::App;
+use crate::mgmt::{ApiError, blocking, duration_end};
+use crate::periods::window_start;
+
+/// The fields of LiteLLM's `LiteLLM_BudgetTable`.
+const TIER_FIELDS: [&str; 8] = [
+    "budget_id",
+    "max_budget",
+    "soft_budget",
+    "max_parallel_requests",
+    "tpm_limit",
+    "rpm_limit",
+    "model_max_budget",
+    "budget_duration",
+];
+
+/// What LiteLLM shows for a field the entity has never set.
+#[derive(Clone, Copy)]
+enum Unset {
+    List,
+    Object,
+    No,
+}
+
+fn defaults(kind: EntityKind) -> &'static [(&'static str, Unset)] {
+    match kind {
+        EntityKind::User => &[
+            ("models", Unset::List),
+            ("teams", Unset::List),
+            ("metadata", Unset::Object),
+        ],
+        EntityKind::Team => &[
+            ("models", Unset::List),
+            ("members_with_roles", Unset::List),
+            ("admins", Unset::List),
+            ("members", Unset::List),
+            ("metadata", Unset::Object),
+            ("blocked", Unset::No),
+        ],
+        EntityKind::Organization => &[("models", Unset::List), ("metadata", Unset::Object)],
+        EntityKind::Customer => &[("blocked", Unset::No)],
+        EntityKind::Budget | EntityKind::TeamMember => &[],
+    }
+}
+
+/// When the budget period `now` is in ends, for a `budget_duration`.
+pub(super) fn reset_at(duration: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    window_start(duration, now).and_then(|start| duration_end(duration, start))
+}
+
+/// An entity as the API shows it.
+pub(super) async fn shown(app: &App, row: &EntityRow) -> Result<Map<String, Value>, ApiError> {
+    let mut views = shown_all(app, std::slice::from_ref(row)).await?;
+    Ok(views.pop().unwrap_or_default())
+}
+
+/// Entities as the API shows them, their store reads in one trip off the async workers.
+pub(super) async fn shown_all(app: &App, rows: &[EntityRow]) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let wanted: Vec<(EntityKind, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.kind, r.id.clone(), r.str("budget_id").map(str::to_string)))
+        .collect();
+    let stored = blocking(app, move |s| {
+        let mut tiers: HashMap<String, Option<EntityRow>> = HashMap::new();
+        let mut out = Vec::new();
+        for (kind, id, tier) in &wanted {
+            let scope = kind.scope();
+            let spend = s.spend_of(scope, id)?.map_or(0.0, |r| r.spend);
+            let per_model = if matches!(kind, EntityKind::User | EntityKind::Team | EntityKind::Organization) {
+                s.spend_under(&format!("{scope}_model"), &format!("{id}/"))?
+            } else {
+                Vec::new()
+            };
+            if let Some(t) = tier
+                && !tiers.contains_key(t)
+            {
+                tiers.insert(t.clone(), s.get_entity(EntityKind::Budget, t)?);
+            }
+            out.push((spend, per_model));
+        }
+        Ok((out, tiers))
+    })
+    .await?;
+    let (spends, tiers) = stored;
+    let now = Utc::now();
+    Ok(rows
+        .iter()
+        .zip(spends)
+        .map(|(row, (spend, per_model))| {
+            let tier = row.str("budget_id").and_then(|t| tiers.get(t)).and_then(Option::as_ref);
+            view(app, row, spend, per_model, tier, now)
+        })
+        .collect())
+}
+
+fn view(
+    app: &App,
+    row: &EntityRow,
+    stored_spend: f64,
+    per_model: Vec<(String, f64)>,
+    tier: Option<&EntityRow>,
+    now: DateTime<Utc>,
+) -> Map<String, Value> {
+    let mut v = row.doc.clone();
+    for (field, unset) in defaults(row.kind) {
+        if v.get(*field).is_none_or(Value::is_null) {
+            let shown = match unset {
+                Unset::List => json!([]),
+                Unset::Object => json!({}),
+                Unset::No => json!(false),
+            };
+            v.insert(field.to_string(), shown);
+        }
+    }
+    let scope = row.kind.scope();
+    if row.kind != EntityKind::Budget {
+        v.insert(
+            "spend".into(),
+            json!(stored_spend + app.keys.pending_of(scope, &row.id)),
+        );
+    }
+    if matches!(row.kind, EntityKind::User | EntityKind::Team | EntityKind::Organization) {
+        let per_model_scope = format!("{scope}_model");
+        let prefix = format!("{}/", row.id);
+        let model_spend: Map<String, Value> = per_model
+            .into_iter()
+            .filter_map(|(id, spend)| {
+                let total = spend + app.keys.pending_of(&per_model_scope, &id);
+                // LiteLLM lists the models a scope has spent on.
+                let model = id.strip_prefix(&prefix).filter(|_| total != 0.0)?;
+                Some((model.to_string(), json!(total)))
+            })
+            .collect();
+        v.insert("model_spend".into(), Value::Object(model_spend));
+    }
+    // The period in force: the entity's own, else its tier's.
+    let duration = row
+        .str("budget_duration")
+        .or_else(|| tier.and_then(|t| t.str("budget_duration")));
+    v.insert(
+        "budget_reset_at".into(),
+        duration
+            .and_then(|d| reset_at(d, now))
+            .map_or(Value::Null, |t| json!(t.to_rfc3339())),
+    );
+    if matches!(
+        row.kind,
+        EntityKind::Customer | EntityKind::Organization | EntityKind::TeamMember
+    ) {
+        v.insert("litellm_budget_table".into(), budget_table(row, tier));
+    }
+    v.insert("created_at".into(), json!(row.created_at.to_rfc3339()));
+    v.insert("updated_at".into(), json!(row.updated_at.to_rfc3339()));
+    v
+}
+
+/// LiteLLM's nested `litellm_budget_table`: the tier `budget_id` names, else the entity's own
+/// budget fields, else null.
+fn budget_table(row: &EntityRow, tier: Option<&EntityRow>) -> Value {
+    let source = tier.unwrap_or(row);
+    let table: Map<String, Value> = TIER_FIELDS
+        .iter()
+        .map(|f| (f.to_string(), source.doc.get(*f).cloned().unwrap_or(Value::Null)))
+        .collect();
+    if tier.is_none() && table.values().all(Value::is_null) {
+        return Value::Null;
+    }
+    Value::Object(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_budget_resets_at_the_end_of_its_period() {
+        let now = at("2026-12-07T10:17:45Z");
+        assert_eq!(reset_at("1d", now), Some(at("2026-12-08T00:00:00Z")));
+        assert_eq!(reset_at("1mo", now), Some(at("2027-01-01T00:00:00Z")));
+        assert_eq!(reset_at("soon", now), None);
+    }
+
+    #[test]
+    fn the_budget_table_is_the_tier_or_the_entitys_own_fields() {
+        let doc = |v: Value| v.as_object().unwrap().clone();
+        let own = EntityRow::new(EntityKind::Customer, "c", doc(json!({"max_budget": 2.0})));
+        assert_eq!(budget_table(&own, None)["max_budget"], 2.0);
+        let none = EntityRow::new(EntityKind::Customer, "c", doc(json!({"alias": "x"})));
+        assert_eq!(budget_table(&none, None), Value::Null);
+        let tier = EntityRow::new(
+            EntityKind::Budget,
+            "free",
+            doc(json!({"budget_id": "free", "max_budget": 1.0, "budget_duration": "1d"})),
+        );
+        let table = budget_table(&own, Some(&tier));
+        assert_eq!(
+            (table["budget_id"].as_str(), table["max_budget"].as_f64()),
+            (Some("free"), Some(1.0))
+        );
+    }
+}
