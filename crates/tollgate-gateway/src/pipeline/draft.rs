@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::body::{RequestBody, compact_into};
 use crate::cache::CachedEntry;
 use crate::edge::ApiError;
+use crate::rate_limits::LimitPermit;
 use crate::state::{Deployment, LiveState};
 
 /// Longest client-chosen string (model name, session or trace id, user agent) kept as given.
@@ -101,6 +102,10 @@ pub(crate) struct Draft {
     /// The request's leave from stage 2 (its in-flight slot): held as long as the draft, so it
     /// is given back when the record is closed, also for streams and dropped requests.
     pub(crate) admission: Option<crate::pipeline::admit::Admission>,
+    /// The request's share of its rate limits (stage 4b): its parallel slots, given back when
+    /// the draft is dropped like the admission, and its token estimate, corrected by the tokens
+    /// the record says it used. Shared with a workflow run's steps, whose tokens add up.
+    pub(crate) limits: Option<Arc<LimitPermit>>,
     /// The caller's virtual key (its token), whose spend this request's cost adds to.
     pub(crate) key_token: Option<String>,
     /// Dollars held against the key's budget at admission, given back when the record closes.
@@ -187,6 +192,7 @@ impl Draft {
             closed: false,
             abandoned_because: None,
             admission: None,
+            limits: None,
         }
     }
 
@@ -233,6 +239,7 @@ impl Draft {
         };
         let mut step = Draft::starting(self.app.clone(), record);
         step.key_token = self.key_token.clone();
+        step.limits = self.limits.clone();
         step
     }
 
@@ -353,8 +360,8 @@ impl Draft {
         self.app
             .metrics
             .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
-        if let Some(a) = &self.admission {
-            a.used_tokens(self.record.total_tokens());
+        if let Some(l) = &self.limits {
+            l.used_tokens(self.record.prompt_tokens, self.record.completion_tokens);
         }
         if let Some(token) = &self.key_token {
             // Every way a request ends closes its record, so the hold always comes back.
