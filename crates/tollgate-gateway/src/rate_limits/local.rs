@@ -220,6 +220,16 @@ mod tests {
 
     use super::*;
 
+    /// `actual` is `want`, or a little above it: counters drain as time passes (a tpm of 1,000
+    /// frees a token every 60 ms), so a slow machine may see a few units back, never fewer.
+    #[track_caller]
+    fn about(actual: u64, want: u64, slack: u64) {
+        assert!(
+            (want..=want + slack).contains(&actual),
+            "{actual}, expected {want} (+{slack})"
+        );
+    }
+
     fn key(entity: &str, rpm: Option<u64>, tpm: Option<u64>, parallel: Option<u64>) -> LimitScope {
         LimitScope {
             scope: "key",
@@ -289,7 +299,7 @@ mod tests {
         }
         // 1,000 used: the window is full but not over, so the next one is still admitted.
         let (standing, hold) = l.admit(&k, 0).expect("exactly at the limit is not over it");
-        assert_eq!(standing[0].tokens.unwrap().remaining, 0);
+        about(standing[0].tokens.unwrap().remaining, 0, 5);
         hold.release(100);
         let e = l.admit(&k, 0).err().unwrap();
         assert_eq!((e.limit, e.value), (TPM, 1000));
@@ -311,7 +321,7 @@ mod tests {
             h.release(10 - 600);
         }
         let (standing, _) = l.admit(&k, 0).unwrap();
-        assert_eq!(standing[0].tokens.unwrap().remaining, 980);
+        about(standing[0].tokens.unwrap().remaining, 980, 5);
     }
 
     #[test]
