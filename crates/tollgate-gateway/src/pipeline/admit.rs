@@ -1,7 +1,7 @@
 //! Stage 2, admit: whether the gateway may take another request now, before its body is read:
 //! the gateway-wide concurrency cap, `general_settings.global_max_parallel_requests`, protects
 //! memory and connections, so it is checked before anything is buffered. The caller's own rate
-//! limits need the model, so they are stage 4b's (`limits`).
+//! limits need the model, so they are stage 4c's (`limits`, after access).
 
 use tollgate_core::{ErrorKind, Fault, GatewayError};
 

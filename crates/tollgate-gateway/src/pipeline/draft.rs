@@ -102,7 +102,7 @@ pub(crate) struct Draft {
     /// The request's leave from stage 2 (its in-flight slot): held as long as the draft, so it
     /// is given back when the record is closed, also for streams and dropped requests.
     pub(crate) admission: Option<crate::pipeline::admit::Admission>,
-    /// The request's share of its rate limits (stage 4b): its parallel slots, given back when
+    /// The request's share of its rate limits (stage 4c): its parallel slots, given back when
     /// the draft is dropped like the admission, and its token estimate, corrected by the tokens
     /// the record says it used. Shared with a workflow run's steps, whose tokens add up.
     pub(crate) limits: Option<Arc<LimitPermit>>,

@@ -18,7 +18,7 @@ use crate::pipeline::authenticate::Caller;
 use crate::rate_limits::{Allowance, Standing};
 
 /// `standing`: where the request's rate-limit scopes stood once it was counted (empty when it
-/// ended before stage 4b, or no scope has a limit).
+/// ended before stage 4c, or no scope has a limit).
 pub fn tag(app: &App, caller: &Caller, standing: &[Standing], headers: &mut HeaderMap) {
     let mut set = |name: String, value: String| {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {

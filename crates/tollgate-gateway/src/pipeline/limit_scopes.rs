@@ -1,5 +1,5 @@
 //! Which rate-limit scopes a request is counted in, and their limits: the one place that knows
-//! where each scope's limits are configured. Stage 4b ([`super::limits`]) counts them.
+//! where each scope's limits are configured. Stage 4c ([`super::limits`]) counts them.
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,4 @@
-//! Stage 4b, limits: the caller's rpm, tpm and parallel limits in every scope the request counts
+//! Stage 4c, limits: the caller's rpm, tpm and parallel limits in every scope the request counts
 //! in ([`super::limit_scopes`]), once the model is known. A workflow run counts as one request to
 //! the workflow's name.
 //!

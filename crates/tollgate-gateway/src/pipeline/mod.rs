@@ -65,7 +65,7 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
 }
 
 /// Stages 2–8 for an authenticated caller. `standing`: where the caller's rate-limit scopes
-/// stand once stage 4b has counted the request (for the response headers).
+/// stand once stage 4c has counted the request (for the response headers).
 async fn serve(
     app: Arc<App>,
     live: Arc<crate::state::LiveState>,
