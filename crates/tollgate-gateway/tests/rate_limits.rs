@@ -11,7 +11,7 @@ use tollgate_core::config::RedisGuard;
 use tollgate_gateway::rate_limits::{DEFAULT_LEASE, LimitScope, PARALLEL, RPM, RateLimits, TPM};
 
 mod common;
-use common::redis::redis_url;
+use common::redis::{RedisProcess, redis_url};
 use common::{KEY, eventually, gateway, start_mock};
 
 /// A prefix no other test or run uses.
@@ -461,4 +461,118 @@ async fn a_gateway_naming_a_redis_counts_there_and_says_so() {
     assert_eq!(ready["rate_limits_redis"]["counted_locally"], 0, "{ready}");
     gw.records().await;
     flush(&p).await;
+}
+
+/// A workflow run counts as one request to the workflow's name, however many steps it runs.
+#[tokio::test]
+async fn a_workflow_run_counts_as_one_request_to_its_name() {
+    let mock = start_mock(&[]).await;
+    let yaml = config(
+        mock,
+        "workflows:\n  duo:\n    steps:\n      - role: planner\n        model: cheap\n      - role: coder\n        model: dear\n",
+    );
+    let gw = gateway(&yaml).await;
+    let raw = new_key(
+        &gw,
+        json!({"key_alias": "runs", "rpm_limit": 2, "model_rpm_limit": {"duo": 1, "cheap": 1}}),
+    )
+    .await;
+    let r = chat(&gw, &raw, "duo").await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["x-ratelimit-key-remaining-requests"],
+        "1",
+        "two steps, one request"
+    );
+    assert_eq!(r.headers()["x-ratelimit-model_per_key-remaining-requests"], "0");
+    // The run's `cheap` step did not count against `cheap`'s own limit.
+    assert_eq!(chat(&gw, &raw, "cheap").await.status().as_u16(), 200);
+    let r = chat(&gw, &raw, "duo").await;
+    assert_eq!(r.status().as_u16(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rpm_limit");
+    gw.records().await;
+}
+
+/// The rate-limit Redis killed, then frozen: requests are still served (and limited) per process
+/// without waiting on it, readiness says so, and when Redis is back they count there again.
+#[tokio::test]
+#[cfg_attr(
+    not(tollgate_redis_server),
+    ignore = "needs redis-server on PATH (the test starts its own)"
+)]
+async fn a_rate_limit_redis_outage_counts_per_process_and_never_fails_a_request() {
+    let mut redis = RedisProcess::start();
+    let port = redis.port;
+    let mock = start_mock(&[]).await;
+    let yaml = config(
+        mock,
+        &format!("router_settings:\n  redis_host: 127.0.0.1\n  redis_port: {port}\n"),
+    );
+    let gw = gateway(&yaml).await;
+    let raw = new_key(&gw, json!({"key_alias": "outage", "rpm_limit": 1000})).await;
+    assert_eq!(chat(&gw, &raw, "cheap").await.status().as_u16(), 200);
+    assert_eq!(gw.readiness().await["rate_limits_redis"]["counted_locally"], 0);
+
+    for outage in ["killed", "frozen"] {
+        if outage == "killed" {
+            redis.kill();
+        } else {
+            redis.freeze();
+        }
+        for _ in 0..6 {
+            let started = std::time::Instant::now();
+            let r = chat(&gw, &raw, "cheap").await;
+            assert_eq!(r.status().as_u16(), 200, "Redis {outage}");
+            // At most one operation timeout (250 ms), and none once the circuit is open.
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{outage}: {:?}",
+                started.elapsed()
+            );
+        }
+        let ready = gw.readiness().await;
+        assert_eq!(ready["status"], "degraded", "{ready}");
+        assert_eq!(ready["rate_limits"], "redis");
+        assert!(
+            ready["rate_limits_redis"]["counted_locally"].as_u64().unwrap() >= 1,
+            "{ready}"
+        );
+        assert_ne!(ready["rate_limits_redis"]["state"], "closed", "{ready}");
+        let metrics = gw.get_text("/metrics", false).await;
+        assert!(
+            metrics.contains("tollgate_dependency_circuit_state{dependency=\"redis_rate_limits\",state=\"open\"} 1")
+                || metrics.contains(
+                    "tollgate_dependency_circuit_state{dependency=\"redis_rate_limits\",state=\"half_open\"} 1"
+                ),
+            "{metrics}"
+        );
+        assert!(
+            !metrics.contains("tollgate_rate_limit_local_fallbacks_total 0"),
+            "{metrics}"
+        );
+        if outage == "killed" {
+            redis = RedisProcess::start_on(port);
+        } else {
+            redis.thaw();
+        }
+        let before = gw.readiness().await["rate_limits_redis"]["counted_locally"]
+            .as_u64()
+            .unwrap();
+        eventually("the circuit to close again", Duration::from_secs(60), || async {
+            assert_eq!(chat(&gw, &raw, "cheap").await.status().as_u16(), 200);
+            gw.readiness().await["rate_limits_redis"]["state"] == "closed"
+        })
+        .await;
+        // Counted in Redis again: no more local fallbacks.
+        let after = gw.readiness().await["rate_limits_redis"]["counted_locally"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(chat(&gw, &raw, "cheap").await.status().as_u16(), 200);
+        let later = gw.readiness().await["rate_limits_redis"]["counted_locally"]
+            .as_u64()
+            .unwrap();
+        assert!(after >= before && later == after, "{before} {after} {later}");
+    }
+    gw.records().await;
 }

@@ -286,6 +286,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_workflow_runs_steps_add_up_on_its_one_permit() {
+        let l = RateLimits::local();
+        let k = [key(Some(10), Some(1000), None)];
+        let run = std::sync::Arc::new(l.admit("run", &k, 100).await.unwrap());
+        // Each step's draft holds the run's permit and reports its own tokens.
+        let steps = [std::sync::Arc::clone(&run), std::sync::Arc::clone(&run)];
+        steps[0].used_tokens(100, 50);
+        steps[1].used_tokens(200, 50);
+        drop(steps);
+        drop(run);
+        let p = l.admit("next", &k, 0).await.unwrap();
+        about(p.standing()[0].tokens.unwrap().remaining, 600, 5);
+        assert_eq!(
+            p.standing()[0].requests.unwrap().remaining,
+            8,
+            "the run was one request"
+        );
+    }
+
+    #[tokio::test]
     async fn scopes_without_limits_are_not_counted() {
         let l = RateLimits::local();
         let p = l.admit("r", &[key(None, None, None)], 10).await.unwrap();
