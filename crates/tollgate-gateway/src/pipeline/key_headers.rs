@@ -51,14 +51,12 @@ pub fn tag(app: &App, caller: &Caller, standing: &[Standing], headers: &mut Head
             }
         }
     }
-    for (unit, pick) in [
-        (
-            "requests",
-            (|s: &Standing| s.requests) as fn(&Standing) -> Option<Allowance>,
-        ),
-        ("tokens", |s: &Standing| s.tokens),
+    let tightest = |of: fn(&Standing) -> Option<Allowance>| standing.iter().filter_map(of).min_by_key(|a| a.remaining);
+    for (unit, tightest) in [
+        ("requests", tightest(|s| s.requests)),
+        ("tokens", tightest(|s| s.tokens)),
     ] {
-        if let Some(a) = standing.iter().filter_map(pick).min_by_key(|a| a.remaining) {
+        if let Some(a) = tightest {
             set(format!("x-ratelimit-limit-{unit}"), a.limit.to_string());
             set(format!("x-ratelimit-remaining-{unit}"), a.remaining.to_string());
             set(format!("x-ratelimit-reset-{unit}"), openai_duration(a.reset));

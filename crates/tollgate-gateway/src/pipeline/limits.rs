@@ -13,9 +13,6 @@ use crate::pipeline::limit_scopes::scopes;
 use crate::pipeline::parse::Request;
 use crate::rate_limits::{LimitPermit, OverLimit, Standing};
 
-/// The prompt fields whose size estimates the prompt's tokens.
-const PROMPT_FIELDS: [&str; 5] = ["messages", "input", "prompt", "tools", "system"];
-
 /// What the stage decided, and where the caller's scopes stand (for the response headers, set
 /// on refusals too).
 pub enum Limited {
@@ -43,12 +40,7 @@ pub async fn admit(app: &App, caller: &Caller, model: &str, request: &Request, r
 
 /// Prompt tokens, estimated before the answer: one per four bytes of the prompt's fields.
 fn estimate(request: &Request) -> u64 {
-    let bytes: u64 = PROMPT_FIELDS
-        .iter()
-        .filter_map(|f| request.body.raw(f))
-        .map(|r| r.len() as u64)
-        .sum();
-    bytes.div_ceil(4)
+    request.prompt_bytes().div_ceil(4)
 }
 
 /// 429 naming the scope, who (an alias, never a key), the limit and its value; `Retry-After`

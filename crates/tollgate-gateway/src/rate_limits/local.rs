@@ -13,11 +13,8 @@ use super::scope::{
 /// Counters kept before idle ones are swept (the sweep then waits for twice as many).
 const SWEEP_FROM: usize = 4096;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct CounterId {
-    scope: &'static str,
-    entity: String,
-}
+/// A counter's name: its scope and entity.
+type CounterId = (&'static str, String);
 
 /// One scope's state. TATs are µs on this backend's clock; at or before now means empty.
 #[derive(Debug, Default)]
@@ -33,8 +30,38 @@ impl Counter {
     }
 }
 
+/// Counters by scope, then entity: found by borrowed names, so checking a request allocates
+/// nothing.
+#[derive(Default)]
+struct Counters(HashMap<&'static str, HashMap<String, Counter>>);
+
+impl Counters {
+    fn get(&self, scope: &str, entity: &str) -> Option<&Counter> {
+        self.0.get(scope)?.get(entity)
+    }
+
+    fn get_mut(&mut self, scope: &str, entity: &str) -> Option<&mut Counter> {
+        self.0.get_mut(scope)?.get_mut(entity)
+    }
+
+    /// The counter, made when missing (the one allocation of an admission, per scope).
+    fn entry(&mut self, scope: &'static str, entity: &str) -> &mut Counter {
+        self.0.entry(scope).or_default().entry(entity.to_string()).or_default()
+    }
+
+    fn len(&self) -> usize {
+        self.0.values().map(HashMap::len).sum()
+    }
+
+    fn retain_busy(&mut self, now: u64) {
+        for of_scope in self.0.values_mut() {
+            of_scope.retain(|_, c| !c.idle(now));
+        }
+    }
+}
+
 struct Table {
-    counters: HashMap<CounterId, Counter>,
+    counters: Counters,
     sweep_at: usize,
 }
 
@@ -48,7 +75,7 @@ impl Default for LocalLimits {
         LocalLimits {
             epoch: Instant::now(),
             table: Mutex::new(Table {
-                counters: HashMap::new(),
+                counters: Counters::default(),
                 sweep_at: SWEEP_FROM,
             }),
         }
@@ -69,14 +96,14 @@ impl LocalHold {
     pub fn release(&self, token_delta: i64) {
         let mut t = self.limits.lock();
         let now = self.limits.now();
-        for id in &self.parallel {
-            if let Some(c) = t.counters.get_mut(id) {
+        for (scope, entity) in &self.parallel {
+            if let Some(c) = t.counters.get_mut(scope, entity) {
                 c.in_flight = c.in_flight.saturating_sub(1);
             }
         }
         if token_delta != 0 {
-            for (id, tpm) in &self.tpm {
-                if let Some(c) = t.counters.get_mut(id) {
+            for ((scope, entity), tpm) in &self.tpm {
+                if let Some(c) = t.counters.get_mut(scope, entity) {
                     c.tpm_tat = corrected(c.tpm_tat, now, token_delta, *tpm);
                 }
             }
@@ -120,11 +147,7 @@ impl LocalLimits {
         let empty = Counter::default();
         let mut worst = Worst::default();
         for s in scopes {
-            let id = CounterId {
-                scope: s.scope,
-                entity: s.entity.clone(),
-            };
-            let c = t.counters.get(&id).unwrap_or(&empty);
+            let c = t.counters.get(s.scope, &s.entity).unwrap_or(&empty);
             if let Some(max) = s.parallel
                 && c.in_flight >= max
             {
@@ -156,13 +179,7 @@ impl LocalLimits {
             scopes
                 .iter()
                 .map(|s| {
-                    let c = t
-                        .counters
-                        .get(&CounterId {
-                            scope: s.scope,
-                            entity: s.entity.clone(),
-                        })
-                        .unwrap_or(&empty);
+                    let c = t.counters.get(s.scope, &s.entity).unwrap_or(&empty);
                     Standing::of(s, c.rpm_tat.saturating_sub(now), c.tpm_tat.saturating_sub(now))
                 })
                 .collect()
@@ -177,21 +194,17 @@ impl LocalLimits {
         };
         let mut standing = Vec::with_capacity(scopes.len());
         for s in scopes {
-            let id = CounterId {
-                scope: s.scope,
-                entity: s.entity.clone(),
-            };
-            let c = t.counters.entry(id.clone()).or_default();
+            let c = t.counters.entry(s.scope, &s.entity);
             if let Some(cost) = s.rpm.and_then(request_cost_us) {
                 c.rpm_tat = c.rpm_tat.max(now) + cost;
             }
             if let Some(tpm) = s.tpm {
                 c.tpm_tat = c.tpm_tat.max(now) + tokens_cost_us(estimated_tokens, tpm);
-                hold.tpm.push((id.clone(), tpm));
+                hold.tpm.push(((s.scope, s.entity.clone()), tpm));
             }
             if s.parallel.is_some() {
                 c.in_flight += 1;
-                hold.parallel.push(id);
+                hold.parallel.push((s.scope, s.entity.clone()));
             }
             standing.push(Standing::of(
                 s,
@@ -210,7 +223,7 @@ fn sweep(t: &mut Table, now: u64) {
     if t.counters.len() < t.sweep_at {
         return;
     }
-    t.counters.retain(|_, c| !c.idle(now));
+    t.counters.retain_busy(now);
     t.sweep_at = (t.counters.len() * 2).max(SWEEP_FROM);
 }
 

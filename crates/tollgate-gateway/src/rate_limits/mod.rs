@@ -23,6 +23,7 @@ mod local;
 mod redis;
 mod scope;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
@@ -117,7 +118,12 @@ impl RateLimits {
         } else {
             estimated_tokens
         };
-        let limited: Vec<LimitScope> = scopes.iter().filter(|s| s.limited()).cloned().collect();
+        // `limit_scopes` lists limited scopes only; another caller's unlimited ones are skipped.
+        let limited: Cow<'_, [LimitScope]> = if scopes.iter().all(LimitScope::limited) {
+            Cow::Borrowed(scopes)
+        } else {
+            Cow::Owned(scopes.iter().filter(|s| s.limited()).cloned().collect())
+        };
         let permit = |standing, hold| LimitPermit {
             standing,
             token_type,
