@@ -114,8 +114,9 @@ impl RedisHold {
 pub struct RedisUrlError(String);
 
 impl RedisLimits {
-    /// Does not connect (the first admission does, or the warm-up when there is a runtime).
-    /// `guard`: the circuit breaker's settings (`tollgate_settings.redis`).
+    /// Does not connect: the first request with a limit does (most gateways sharing the cache's
+    /// Redis never need a second connection to it). `guard`: the circuit breaker's settings
+    /// (`tollgate_settings.redis`).
     pub fn new(url: &str, guard: &RedisGuard, prefix: &str, lease: Duration) -> Result<Arc<Self>, RedisUrlError> {
         let client = redis::Client::open(url).map_err(|e| RedisUrlError(e.to_string()))?;
         let limits = Arc::new(RedisLimits {
@@ -129,10 +130,6 @@ impl RedisLimits {
             release: redis::Script::new(include_str!("release.lua")),
             renew: redis::Script::new(include_str!("renew.lua")),
         });
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let l = Arc::clone(&limits);
-            tokio::spawn(async move { l.link.warm_up().await });
-        }
         Ok(limits)
     }
 
