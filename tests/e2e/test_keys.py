@@ -1,14 +1,18 @@
 """Virtual keys (issue 14): LiteLLM's key management API, keys on the request path, key spend that
-equals the records, and budgets held exactly across two instances sharing one Postgres.
+equals the records, budgets held exactly across two instances sharing one Postgres, and rate
+limits (rpm, tpm, parallel, per model) exact across instances sharing one Redis.
 
 Management calls use httpx (LiteLLM's paths, fields, shapes and error envelope); completions use
 the official `openai` SDK, as a LiteLLM user's code does. The two-instance tests need the test
-Postgres (TOLLGATE_TEST_POSTGRES_URL, see test_shared_store.py) and get a fresh database each."""
+Postgres (TOLLGATE_TEST_POSTGRES_URL, see test_shared_store.py) and get a fresh database each; the
+rate-limit tests that count in Redis need TOLLGATE_TEST_REDIS_URL (or TOLLGATE_CI=1 for
+redis://127.0.0.1:6379/) and use a key prefix of their own, deleted afterwards."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -21,8 +25,9 @@ from typing import Any, Dict, List, Optional
 import httpx
 import openai
 import pytest
+import redis
 
-from conftest import GROUPS, LITELLM_CONFIG, PRICES, Gateway, Mock
+from conftest import GROUPS, LITELLM_CONFIG, MASTER_KEY, PRICES, Gateway, Mock
 # The shared-store suite's Postgres fixtures and helpers: a role and database per test.
 from test_shared_store import SharedDb, drained, pg_admin_url, pg_args, poll, shared_db  # noqa: F401
 
@@ -617,3 +622,229 @@ def test_keys_blocked_on_one_instance_is_refused_on_the_other(shared_db, start_g
          KEY_CACHE_TTL_S + PROPAGATION_SLACK_S, interval=0.05)
     for gw in gws.values():
         assert gw.stop() == 0, gw.stderr()
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Rate limits: rpm, tpm, parallel and per-model, in Redis across instances or per process
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/"
+
+
+class LimitRedis:
+    """The test Redis and a key prefix no other test or run uses."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.prefix = f"tollgate:e2e:{uuid.uuid4().hex}"
+        self.client = redis.Redis.from_url(url, socket_timeout=5)
+
+    def keys(self) -> List[bytes]:
+        return list(self.client.scan_iter(match=f"{self.prefix}:*"))
+
+    def flush(self) -> None:
+        """Deletes this test's keys, and only them."""
+        keys = self.keys()
+        if keys:
+            self.client.delete(*keys)
+
+
+@pytest.fixture
+def limit_redis() -> LimitRedis:
+    url = os.environ.get("TOLLGATE_TEST_REDIS_URL")
+    if not url:
+        if not os.environ.get("TOLLGATE_CI"):
+            pytest.skip(
+                "no Redis for the cross-instance rate-limit tests: set TOLLGATE_TEST_REDIS_URL "
+                f"(e.g. {DEFAULT_REDIS_URL}), or TOLLGATE_CI=1 for that default"
+            )
+        url = DEFAULT_REDIS_URL
+    r = LimitRedis(url)
+    try:
+        r.client.ping()
+    except redis.RedisError as e:
+        # Asked for explicitly (or in CI): a missing Redis is a failure, not a skip.
+        pytest.fail(f"cannot reach the test Redis {url}: {e}", pytrace=False)
+    yield r
+    r.flush()
+
+
+@pytest.fixture(params=["local", "redis"])
+def limit_backend(request) -> Optional[LimitRedis]:
+    """Where the gateway counts limits: per process, or in the test Redis (skipped without one)."""
+    return request.getfixturevalue("limit_redis") if request.param == "redis" else None
+
+
+def limits_config(r: Optional[LimitRedis], base: str = LITELLM_CONFIG) -> str:
+    """The LiteLLM config, counting rate limits in `r` (LiteLLM's router_settings.redis_url)."""
+    if r is None:
+        return base
+    text = base.replace("router_settings:\n", f"router_settings:\n  redis_url: {r.url}\n", 1)
+    return text + f"\ntollgate_settings:\n  rate_limit_prefix: {r.prefix}\n"
+
+
+def readiness(gw: Gateway) -> Dict[str, Any]:
+    return ok(httpx.get(f"{gw.url}/health/readiness", headers=bearer(MASTER_KEY), timeout=10))
+
+
+def test_keys_rpm_limit_admits_exactly_its_value_over_two_instances(shared_db, limit_redis, start_gateway, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(limits_config(limit_redis))
+    gws = {name: start_gateway(name, config_path=config, extra_args=pg_args(shared_db, name)) for name in ("gw-a", "gw-b")}
+    for gw in gws.values():
+        assert readiness(gw)["rate_limits"] == "redis"
+        assert "rate limits: redis" in gw.stderr(), gw.stderr()
+    gen = ok(gws["gw-a"].http().post("/key/generate", json={"key_alias": "rpm-ten", "rpm_limit": 10}))
+    raw = gen["key"]
+    time.sleep(1.5)  # a key made on A is usable on B within ~1 s
+
+    clients = {name: gw.client(api_key=raw) for name, gw in gws.items()}
+    n = 24
+    start = threading.Barrier(n)
+    outcomes: List[Any] = [None] * n
+
+    def fire(i: int) -> None:
+        name = "gw-a" if i % 2 == 0 else "gw-b"
+        start.wait()
+        try:
+            r = clients[name].chat.completions.with_raw_response.create(
+                model="deepseek-v3.2", messages=[{"role": "user", "content": f"rpm {i} [{uuid.uuid4()}]"}], max_tokens=8
+            )
+            outcomes[i] = ("ok", name, dict(r.headers))
+        except openai.RateLimitError as e:
+            outcomes[i] = ("429", name, e.body, dict(e.response.headers))
+        except Exception as e:  # noqa: BLE001 - any other outcome is a finding
+            outcomes[i] = ("other", name, repr(e))
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        list(pool.map(fire, range(n)))
+
+    assert not [o for o in outcomes if o[0] == "other"], outcomes
+    admitted = [o for o in outcomes if o[0] == "ok"]
+    refused = [o for o in outcomes if o[0] == "429"]
+    assert len(admitted) == 10, f"{len(admitted)} of {n} admitted under rpm_limit 10 over two instances"
+    assert {o[1] for o in admitted + refused} == {"gw-a", "gw-b"}
+    for _, _, headers in admitted:
+        assert headers["x-ratelimit-limit-requests"] == "10"
+        assert 0 <= int(headers["x-ratelimit-key-remaining-requests"]) <= 9, headers
+    for _, _, body, headers in refused:
+        assert body["code"] == "rpm_limit" and body["type"] == "rate_limit_error", body
+        assert body["scope"] == "key" and body["entity_id"] == "rpm-ten", body
+        assert "rpm_limit of 10" in body["message"] and "across gateway instances" in body["message"], body
+        assert raw not in body["message"]
+        assert 1 <= int(headers["retry-after"]) <= 6, headers
+        assert headers["x-ratelimit-key-remaining-requests"] == "0", headers
+    # Every request is counted in Redis, none fell back to a process of its own.
+    for gw in gws.values():
+        assert readiness(gw)["rate_limits_redis"]["counted_locally"] == 0
+        assert gw.stop() == 0, gw.stderr()
+
+
+def test_keys_tpm_limit_is_not_tripped_below_its_value(limit_backend, start_gateway):
+    gw = start_gateway("tpm", config_text=limits_config(limit_backend))
+    assert readiness(gw)["rate_limits"] == ("local" if limit_backend is None else "redis")
+    messages = [{"role": "user", "content": "count my tokens"}]
+    # What one request uses (the mock's answer to the same prompt is the same size).
+    probe = gw.client().chat.completions.create(model="deepseek-v3.2", messages=messages, max_tokens=16)
+    one = probe.usage.total_tokens
+    assert one > 0
+    tpm = one * 5 + one // 2
+    raw = ok(gw.http().post("/key/generate", json={"key_alias": "tpm", "tpm_limit": tpm}))["key"]
+    client = gw.client(api_key=raw)
+    used = 0
+    refusal = None
+    for _ in range(20):
+        try:
+            r = client.chat.completions.with_raw_response.create(model="deepseek-v3.2", messages=messages, max_tokens=16)
+        except openai.RateLimitError as e:
+            refusal = e
+            break
+        used += r.parse().usage.total_tokens
+        assert r.headers["x-ratelimit-limit-tokens"] == str(tpm)
+    assert refusal is not None, f"{used} tokens used under tpm_limit {tpm} and never refused"
+    # Refused only once the key had used its whole limit: never below it.
+    assert used >= tpm, f"refused after {used} tokens under tpm_limit {tpm}"
+    assert used <= tpm + one, f"{used} tokens admitted under tpm_limit {tpm}"
+    assert refusal.body["code"] == "tpm_limit" and f"tpm_limit of {tpm}" in refusal.body["message"], refusal.body
+    assert int(refusal.response.headers["retry-after"]) >= 1
+
+    # A burst of large prompts: each takes its estimated prompt tokens (bytes / 4) when admitted,
+    # so they cannot all pass a window that is nearly full before any of them has ended.
+    burst_key = ok(gw.http().post("/key/generate", json={"key_alias": "tpm-burst", "tpm_limit": 1000}))["key"]
+    burst = gw.client(api_key=burst_key)
+    n = 10
+    start = threading.Barrier(n)
+
+    def large(i: int) -> str:
+        start.wait()
+        try:
+            burst.chat.completions.create(
+                model="deepseek-v3.2", messages=[{"role": "user", "content": f"{i} " + "x" * 2400}], max_tokens=4
+            )
+            return "ok"
+        except openai.RateLimitError as e:
+            assert e.code == "tpm_limit", e.body
+            return "429"
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        results = list(pool.map(large, range(n)))
+    # ~600 estimated tokens each under 1,000: the second still fits (600 is not over), the
+    # third would not, wherever the first two are.
+    assert 1 <= results.count("ok") <= 2, results
+    assert gw.stop() == 0, gw.stderr()
+
+
+def test_keys_parallel_slot_comes_back_when_the_client_disconnects_mid_stream(limit_backend, tmp_path):
+    # grok streams half its answer, then stalls with the connection open: only the client
+    # leaving ends that request.
+    mock = Mock(tmp_path / "mock", fail_rules=["grok-4-1-fast-reasoning=1.0:stall"])
+    gw = Gateway(tmp_path / "gw", mock, config_text=limits_config(limit_backend))
+    try:
+        raw = ok(gw.http().post("/key/generate", json={"key_alias": "one-at-a-time", "max_parallel_requests": 1}))["key"]
+        client = gw.client(api_key=raw)
+        stream = client.chat.completions.create(
+            model="grok-4.1-fast", messages=[{"role": "user", "content": "a long answer please"}], stream=True
+        )
+        first = next(iter(stream))
+        assert first.choices, first
+        # The stream holds the key's one slot.
+        with pytest.raises(openai.RateLimitError) as exc:
+            client.chat.completions.create(model="deepseek-v3.2", messages=[{"role": "user", "content": "me too"}])
+        assert exc.value.code == "max_parallel_requests", exc.value.body
+        assert "max_parallel_requests of 1" in exc.value.body["message"]
+        # The client goes away mid-stream.
+        stream.close()
+        left = time.monotonic()
+
+        def admitted():
+            r = chat_raw(gw, raw)
+            return r.status_code == 200, (r.status_code, r.text)
+
+        poll("the slot to come back", admitted, 2.0, interval=0.05)
+        assert time.monotonic() - left <= 2.0
+        assert gw.stop() == 0, gw.stderr()
+    finally:
+        gw.process.kill()
+        mock.process.terminate()
+
+
+def test_keys_model_rpm_limit_on_one_model_does_not_limit_another(limit_backend, start_gateway):
+    gw = start_gateway("per-model", config_text=limits_config(limit_backend))
+    raw = ok(gw.http().post("/key/generate", json={"key_alias": "per-model", "model_rpm_limit": {"deepseek-v3.2": 2}}))["key"]
+    client = gw.client(api_key=raw)
+    hi = [{"role": "user", "content": "hi"}]
+    for left in (1, 0):
+        r = client.chat.completions.with_raw_response.create(model="deepseek-v3.2", messages=hi)
+        assert r.headers["x-ratelimit-model_per_key-remaining-requests"] == str(left), dict(r.headers)
+        assert r.headers["x-ratelimit-model_per_key-limit-requests"] == "2"
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(model="deepseek-v3.2", messages=hi)
+    body = exc.value.body
+    assert body["code"] == "rpm_limit" and body["scope"] == "key_model", body
+    assert "per-model/deepseek-v3.2" in body["message"] and "model_rpm_limit of 2" in body["message"], body
+    # The key's other models are not limited by it.
+    for model in ("minimax-m2.1", "grok-4.1-fast", "minimax-m2.1", "grok-4.1-fast", "minimax-m2.1"):
+        r = client.chat.completions.with_raw_response.create(model=model, messages=hi)
+        assert r.parse().choices[0].message.content
+        assert "x-ratelimit-model_per_key-remaining-requests" not in r.headers
+    assert gw.stop() == 0, gw.stderr()

@@ -286,6 +286,52 @@ impl Default for RedisGuard {
     }
 }
 
+/// `general_settings.token_rate_limit_type` (LiteLLM's setting): which tokens of a request count
+/// against `tpm_limit`s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenRateLimitType {
+    /// Prompt tokens only.
+    Input,
+    /// Completion tokens only (reasoning included).
+    Output,
+    /// Both: LiteLLM's default.
+    #[default]
+    Total,
+}
+
+impl TokenRateLimitType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRateLimitType::Input => "input",
+            TokenRateLimitType::Output => "output",
+            TokenRateLimitType::Total => "total",
+        }
+    }
+
+    /// The tokens of a request with `input` prompt and `output` completion tokens that count.
+    pub fn count(self, input: u64, output: u64) -> u64 {
+        match self {
+            TokenRateLimitType::Input => input,
+            TokenRateLimitType::Output => output,
+            TokenRateLimitType::Total => input.saturating_add(output),
+        }
+    }
+}
+
+/// The Redis rate limits are counted in, shared by every instance pointing at it: LiteLLM's
+/// `router_settings.redis_url` (or `redis_host`/`redis_port`/`redis_password`), else the response
+/// cache's Redis. `None` in [`GatewayConfig::rate_limit_redis`]: limits are counted per process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RateLimitRedis {
+    pub url: Secret,
+    /// The setting it came from, for the startup line and messages.
+    pub source: &'static str,
+}
+
+/// Where rate-limit counters live in Redis unless `tollgate_settings.rate_limit_prefix` says.
+pub const DEFAULT_RATE_LIMIT_PREFIX: &str = "tollgate:rl";
+
 /// LiteLLM's in-memory default; an entry lives ten minutes unless `ttl` says otherwise.
 const DEFAULT_CACHE_TTL_S: f64 = 600.0;
 const DEFAULT_MEMORY_ENTRIES: u64 = 10_000;
@@ -365,6 +411,14 @@ pub struct GatewayConfig {
     pub cache: Option<CacheSettings>,
     /// `tollgate_settings.redis`: the circuit breaker around every Redis operation.
     pub redis: RedisGuard,
+    /// `general_settings.token_rate_limit_type`: which tokens count against tpm limits.
+    pub token_rate_limit_type: TokenRateLimitType,
+    /// Where rpm, tpm and parallel limits are counted across instances; `None`: per process.
+    pub rate_limit_redis: Option<RateLimitRedis>,
+    /// `tollgate_settings.rate_limit_prefix`: the start of every rate-limit key in Redis
+    /// (`{prefix}:{scope}:{entity}:{rpm|tpm|par}`), so gateways of separate deployments (or
+    /// tests) sharing one Redis keep apart.
+    pub rate_limit_prefix: String,
     pub router: crate::routing::RouterSettings,
     pub workflows: Vec<crate::routing::WorkflowConfig>,
     pub warnings: Vec<ConfigWarning>,
@@ -739,6 +793,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut max_parallel_requests = None;
     let mut database_url = None;
     let mut database_pool_size = database::DEFAULT_POOL_SIZE;
+    let mut token_rate_limit_type = TokenRateLimitType::default();
     for (k, v) in &general {
         let p = format!("general_settings.{k}");
         match k.as_str() {
@@ -765,6 +820,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
             }
             "database_url" => database_url = read_database_url(v, &p, &file)?,
             "database_connection_pool_limit" => database_pool_size = read_pool_limit(v, &p, &file)?,
+            "token_rate_limit_type" => token_rate_limit_type = read_token_rate_limit_type(v, &p, &file)?,
             _ => warnings.push(not_acted_on(&p)),
         }
     }
@@ -813,6 +869,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let groups: Vec<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
     let (router, _) = crate::routing::read_router(&litellm, &router_section, &groups, &file, &mut warnings)?;
     let workflows = crate::routing::read_workflows(top.get("workflows"), &groups, &router, &file)?;
+    let rate_limit_redis = read_rate_limit_redis(&router_section, cache.as_ref(), &file)?;
 
     let tollgate = section(&top, "tollgate_settings", &file)?;
     let mut store_prompts = false;
@@ -827,6 +884,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut retention_days = None;
     let mut budget_error_status = 429;
     let mut hide_budget_amounts = false;
+    let mut rate_limit_prefix = DEFAULT_RATE_LIMIT_PREFIX.to_string();
     for (k, v) in &tollgate {
         let p = format!("tollgate_settings.{k}");
         match k.as_str() {
@@ -880,11 +938,12 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                     .as_bool()
                     .ok_or_else(|| invalid(&file, &p, "expected true or false".into()))?
             }
+            "rate_limit_prefix" => rate_limit_prefix = read_rate_limit_prefix(v, &p, &file)?,
             _ => warnings.push(warn(
                 &p,
                 &format!(
                     "unknown tollgate setting (known: store_prompts, prices_file, record_durability, redis, \
-                     require_database, retention_days, budget_error_status, hide_budget_amounts, {})",
+                     require_database, retention_days, budget_error_status, hide_budget_amounts, rate_limit_prefix, {})",
                     SERVER_LIMIT_KEYS.join(", ")
                 ),
             )),
@@ -927,6 +986,9 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         cache_requested,
         cache,
         redis,
+        token_rate_limit_type,
+        rate_limit_redis,
+        rate_limit_prefix,
         router,
         workflows,
         warnings,
@@ -1281,6 +1343,92 @@ fn read_cache(
         }
     };
     Ok(Some(settings))
+}
+
+/// `general_settings.token_rate_limit_type`: `input`, `output` or `total` (LiteLLM's values).
+fn read_token_rate_limit_type(v: &Value, path: &str, file: &str) -> Result<TokenRateLimitType, ConfigError> {
+    match v.as_str().map(str::trim) {
+        Some("input") => Ok(TokenRateLimitType::Input),
+        Some("output") => Ok(TokenRateLimitType::Output),
+        Some("total") => Ok(TokenRateLimitType::Total),
+        _ => Err(invalid(
+            file,
+            path,
+            format!(
+                "expected input, output or total (the tokens counted against tpm limits; total is the default), found {v}"
+            ),
+        )),
+    }
+}
+
+/// `tollgate_settings.rate_limit_prefix`: a non-empty key prefix without spaces.
+fn read_rate_limit_prefix(v: &Value, path: &str, file: &str) -> Result<String, ConfigError> {
+    opt_string(v, path, file)?
+        .map(|p| p.trim().trim_end_matches(':').to_string())
+        .filter(|p| !p.is_empty() && !p.contains(char::is_whitespace))
+        .ok_or_else(|| {
+            invalid(
+                file,
+                path,
+                format!("expected a Redis key prefix without spaces, e.g. `{DEFAULT_RATE_LIMIT_PREFIX}`, found {v}"),
+            )
+        })
+}
+
+/// The Redis rate limits are counted in. LiteLLM counts rpm/tpm across instances in the Redis
+/// of `router_settings` (`redis_url`, or `redis_host` with `redis_port` and `redis_password`),
+/// which wins; else the response cache's Redis, when the cache is on and in Redis.
+fn read_rate_limit_redis(
+    router: &Map<String, Value>,
+    cache: Option<&CacheSettings>,
+    file: &str,
+) -> Result<Option<RateLimitRedis>, ConfigError> {
+    let text = |k: &str| -> Result<Option<String>, ConfigError> {
+        match router.get(k) {
+            None => Ok(None),
+            Some(v) => Ok(opt_string(v, &format!("router_settings.{k}"), file)?.filter(|s| !s.trim().is_empty())),
+        }
+    };
+    if let Some(url) = text("redis_url")? {
+        check_redis_url(&url, "router_settings.redis_url", file)?;
+        return Ok(Some(RateLimitRedis {
+            url: Secret::new(url.trim()),
+            source: "router_settings.redis_url",
+        }));
+    }
+    if let Some(host) = text("redis_host")? {
+        let port = text("redis_port")?.unwrap_or_else(|| "6379".into());
+        if port.trim().parse::<u16>().is_err() {
+            return Err(invalid(
+                file,
+                "router_settings.redis_port",
+                format!("expected a port number such as 6379, found {port}"),
+            ));
+        }
+        let url = match text("redis_password")? {
+            Some(pw) => format!("redis://:{pw}@{}:{}/", host.trim(), port.trim()),
+            None => format!("redis://{}:{}/", host.trim(), port.trim()),
+        };
+        check_redis_url(&url, "router_settings.redis_host", file)?;
+        return Ok(Some(RateLimitRedis {
+            url: Secret::new(url),
+            source: "router_settings.redis_host",
+        }));
+    }
+    if text("redis_port")?.is_some() || text("redis_password")?.is_some() {
+        return Err(invalid(
+            file,
+            "router_settings",
+            "redis_port and redis_password need redis_host (or write redis_url)".into(),
+        ));
+    }
+    Ok(match cache.map(|c| &c.backend) {
+        Some(CacheBackend::Redis { url }) => Some(RateLimitRedis {
+            url: url.clone(),
+            source: "litellm_settings.cache_params",
+        }),
+        _ => None,
+    })
 }
 
 fn check_redis_url(u: &str, path: &str, file: &str) -> Result<(), ConfigError> {
@@ -2444,5 +2592,98 @@ general_settings:
             "tollgate_settings.retention",
             "require_database, retention_days"
         ));
+    }
+
+    #[test]
+    fn token_rate_limit_type_is_read_from_general_settings_and_refused_where_written() {
+        let c = parse("general_settings: {}\n", Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(c.token_rate_limit_type, TokenRateLimitType::Total);
+        for (written, want) in [
+            ("input", TokenRateLimitType::Input),
+            ("output", TokenRateLimitType::Output),
+            ("total", TokenRateLimitType::Total),
+        ] {
+            let c = parse(
+                &format!("general_settings:\n  token_rate_limit_type: {written}\n"),
+                Path::new("c.yaml"),
+                &env(&[]),
+            )
+            .unwrap();
+            assert_eq!(c.token_rate_limit_type, want);
+            assert!(
+                c.warnings.iter().all(|w| !w.path.starts_with("general_settings")),
+                "{:?}",
+                c.warnings
+            );
+        }
+        assert_eq!(TokenRateLimitType::Output.count(10, 3), 3);
+        assert_eq!(TokenRateLimitType::Input.count(10, 3), 10);
+        assert_eq!(TokenRateLimitType::Total.count(10, 3), 13);
+        for bad in ["both", "3", "[total]"] {
+            let (path, line, _, shown) = invalid_at(&format!(
+                "model_list: []\ngeneral_settings:\n  token_rate_limit_type: {bad}\n"
+            ));
+            assert_eq!(path, "general_settings.token_rate_limit_type", "{shown}");
+            assert_eq!(line, Some(3), "{shown}");
+            assert!(shown.starts_with("c.yaml:3:"), "{shown}");
+            assert!(shown.contains("input, output or total"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_use_router_settings_redis_else_the_caches() {
+        let none = parse("general_settings: {}\n", Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(none.rate_limit_redis, None);
+        assert_eq!(none.rate_limit_prefix, DEFAULT_RATE_LIMIT_PREFIX);
+        let cache = "litellm_settings:\n  cache: true\n  cache_params: {type: redis, host: cache-host}\n";
+        let c = parse(cache, Path::new("c.yaml"), &env(&[])).unwrap();
+        let r = c.rate_limit_redis.unwrap();
+        assert_eq!(
+            (r.url.expose(), r.source),
+            ("redis://cache-host:6379/", "litellm_settings.cache_params")
+        );
+        // A local cache names no Redis.
+        let local = "litellm_settings:\n  cache: true\n  cache_params: {type: local}\n";
+        assert_eq!(
+            parse(local, Path::new("c.yaml"), &env(&[])).unwrap().rate_limit_redis,
+            None
+        );
+        // router_settings wins, and its Redis keys are no longer "not acted on".
+        let both =
+            format!("{cache}router_settings:\n  redis_host: rl-host\n  redis_port: 6380\n  redis_password: pw\n");
+        let c = parse(&both, Path::new("c.yaml"), &env(&[])).unwrap();
+        let r = c.rate_limit_redis.unwrap();
+        assert_eq!(
+            (r.url.expose(), r.source),
+            ("redis://:pw@rl-host:6380/", "router_settings.redis_host")
+        );
+        assert!(
+            c.warnings.iter().all(|w| !w.path.starts_with("router_settings")),
+            "{:?}",
+            c.warnings
+        );
+        let url = "router_settings:\n  redis_url: redis://r:6379/2\n  redis_host: ignored\ntollgate_settings:\n  rate_limit_prefix: 'team-a:rl:'\n";
+        let c = parse(url, Path::new("c.yaml"), &env(&[])).unwrap();
+        assert_eq!(c.rate_limit_redis.unwrap().url.expose(), "redis://r:6379/2");
+        assert_eq!(c.rate_limit_prefix, "team-a:rl");
+        // Mistakes are refused where they are written.
+        for (yaml, at) in [
+            (
+                "router_settings:\n  redis_url: http://r/\n",
+                "router_settings.redis_url",
+            ),
+            (
+                "router_settings:\n  redis_host: r\n  redis_port: web\n",
+                "router_settings.redis_port",
+            ),
+            (
+                "tollgate_settings:\n  rate_limit_prefix: 'a b'\n",
+                "tollgate_settings.rate_limit_prefix",
+            ),
+        ] {
+            let (path, line, _, shown) = invalid_at(yaml);
+            assert_eq!(path, at, "{shown}");
+            assert!(line.is_some(), "{shown}");
+        }
     }
 }

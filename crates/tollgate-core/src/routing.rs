@@ -214,8 +214,10 @@ pub fn read_router(
         let p = format!("router_settings.{k}");
         if !read_key(&mut s, k, v, &p, file)? {
             match k.as_str() {
+                // The Redis rate limits are counted in; `config` reads them.
+                "redis_url" | "redis_host" | "redis_port" | "redis_password" => {}
                 // Accepted for compatibility; tollgate's choice of deployment needs no setting.
-                "enable_pre_call_checks" | "redis_host" | "redis_port" | "redis_password" => warnings.push(warn(
+                "enable_pre_call_checks" => warnings.push(warn(
                     &p,
                     "not acted on: tollgate keeps router state in the gateway process",
                 )),

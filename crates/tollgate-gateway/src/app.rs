@@ -38,8 +38,8 @@ pub struct App {
     pub in_flight: Arc<crate::in_flight::InFlight>,
     /// Virtual keys (`/key/*`), in the same store as the records.
     pub keys: Arc<crate::keys::Keys>,
-    /// Per-key rpm, tpm and parallel limits (this process's counts).
-    pub key_limits: Arc<crate::key_limits::KeyLimits>,
+    /// rpm, tpm and parallel limits per scope, in Redis or in this process (chosen at startup).
+    pub rate_limits: Arc<crate::rate_limits::RateLimits>,
 }
 
 thread_local! {

@@ -10,15 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwapOption;
 use axum::http::HeaderMap;
-use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tollgate_core::Usage;
 use tollgate_core::config::{CacheBackend, CacheSettings, RedisGuard};
 
 use crate::breaker::{Breaker, BreakerError, BreakerSnapshot, CircuitState};
+use crate::redis_link::RedisLink;
 
 /// A stored answer, replayable as JSON or as the SSE stream it came from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,16 +149,8 @@ impl std::fmt::Debug for ResponseCache {
 
 enum Store {
     Memory(moka::future::Cache<String, Arc<CachedEntry>>),
-    Redis(Arc<RedisStore>),
-}
-
-struct RedisStore {
-    client: redis::Client,
-    /// One multiplexed connection shared by every request; empty until the first operation
-    /// connects, and emptied again when an operation on it fails.
-    conn: ArcSwapOption<MultiplexedConnection>,
-    connecting: tokio::sync::Mutex<()>,
-    breaker: Breaker,
+    /// One connection shared by every request, every operation through the breaker.
+    Redis(Arc<RedisLink>),
 }
 
 /// Entries expire after their own TTL (a request may set a shorter or longer one than the config).
@@ -189,7 +180,7 @@ impl ResponseCache {
             ),
             CacheBackend::Redis { url } => {
                 let client = redis::Client::open(url.expose()).map_err(|e| CacheError(e.to_string()))?;
-                Store::Redis(Arc::new(RedisStore::new(client, Breaker::new("redis", guard.into()))))
+                Store::Redis(Arc::new(RedisLink::new(client, Breaker::new("redis", guard.into()))))
             }
         };
         let cache = ResponseCache {
@@ -210,16 +201,14 @@ impl ResponseCache {
             return;
         }
         let r = r.clone();
-        tokio::spawn(async move {
-            let _ = r.breaker.call(r.connection()).await;
-        });
+        tokio::spawn(async move { r.warm_up().await });
     }
 
     /// The Redis circuit breaker's state; `None` for the memory cache.
     pub fn breaker(&self) -> Option<&Breaker> {
         match &self.store {
             Store::Memory(_) => None,
-            Store::Redis(r) => Some(&r.breaker),
+            Store::Redis(r) => Some(r.breaker()),
         }
     }
 
@@ -233,7 +222,7 @@ impl ResponseCache {
     pub async fn get(&self, rc: &RequestCache) -> Lookup {
         let entry = match &self.store {
             Store::Memory(m) => m.get(&rc.key).await,
-            Store::Redis(r) => match r.get(&rc.key).await {
+            Store::Redis(r) => match redis_get(r, &rc.key).await {
                 Ok(e) => e.map(Arc::new),
                 Err(e) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -274,7 +263,7 @@ impl ResponseCache {
         match &self.store {
             Store::Memory(m) => m.insert(key, Arc::new(entry)).await,
             Store::Redis(r) => {
-                if let Err(e) = r.put(&key, &entry).await {
+                if let Err(e) = redis_put(r, &key, &entry).await {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     if !matches!(e, BreakerError::Open) {
                         tracing::debug!("response cache not stored: Redis SET: {e}");
@@ -308,7 +297,7 @@ impl ResponseCache {
     pub fn connected(&self) -> bool {
         match &self.store {
             Store::Memory(_) => false,
-            Store::Redis(r) => r.conn.load().is_some(),
+            Store::Redis(r) => r.connected(),
         }
     }
 
@@ -331,72 +320,16 @@ impl ResponseCache {
     }
 }
 
-impl RedisStore {
-    fn new(client: redis::Client, breaker: Breaker) -> Self {
-        RedisStore {
-            client,
-            conn: ArcSwapOption::empty(),
-            connecting: tokio::sync::Mutex::new(()),
-            breaker,
-        }
-    }
+async fn redis_get(r: &RedisLink, key: &str) -> Result<Option<CachedEntry>, BreakerError<redis::RedisError>> {
+    let bytes: Option<Vec<u8>> = r.cmd(redis::cmd("GET").arg(key)).await?;
+    // An entry that no longer parses (another version wrote it) is a miss.
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+}
 
-    /// The live connection, connecting first when there is none. Connects are serialized: a
-    /// caller that waited for another's connect uses its result. Runs inside the breaker, so
-    /// the connect shares the operation's timeout and a refused or hung connect is a failure.
-    async fn connection(&self) -> redis::RedisResult<Arc<MultiplexedConnection>> {
-        if let Some(c) = self.conn.load_full() {
-            return Ok(c);
-        }
-        let _connecting = self.connecting.lock().await;
-        if let Some(c) = self.conn.load_full() {
-            return Ok(c);
-        }
-        let budget = Some(self.breaker.operation_timeout());
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(budget)
-            .set_response_timeout(budget);
-        let conn = Arc::new(self.client.get_multiplexed_async_connection_with_config(&cfg).await?);
-        self.conn.store(Some(conn.clone()));
-        Ok(conn)
-    }
-
-    /// Runs one command through the breaker. A command that fails drops its connection (unless
-    /// another caller already replaced it), so the next admitted operation starts afresh: a
-    /// connection to a Redis that was restarted or hung is worth nothing.
-    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BreakerError<redis::RedisError>> {
-        let used: std::sync::Mutex<Option<Arc<MultiplexedConnection>>> = std::sync::Mutex::new(None);
-        let outcome = self
-            .breaker
-            .call(async {
-                let conn = self.connection().await?;
-                if let Ok(mut u) = used.lock() {
-                    *u = Some(conn.clone());
-                }
-                let mut c = (*conn).clone();
-                cmd.query_async::<T>(&mut c).await
-            })
-            .await;
-        if matches!(outcome, Err(BreakerError::Failed(_) | BreakerError::TimedOut(_)))
-            && let Some(conn) = used.lock().ok().and_then(|mut u| u.take())
-        {
-            self.conn.compare_and_swap(&Some(conn), None);
-        }
-        outcome
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<CachedEntry>, BreakerError<redis::RedisError>> {
-        let bytes: Option<Vec<u8>> = self.run(redis::cmd("GET").arg(key)).await?;
-        // An entry that no longer parses (another version wrote it) is a miss.
-        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
-    }
-
-    async fn put(&self, key: &str, entry: &CachedEntry) -> Result<(), BreakerError<redis::RedisError>> {
-        let Ok(bytes) = serde_json::to_vec(entry) else {
-            return Ok(());
-        };
-        let ttl_ms = (entry.ttl_s * 1000.0).max(1.0) as u64;
-        self.run(redis::cmd("SET").arg(key).arg(bytes).arg("PX").arg(ttl_ms))
-            .await
-    }
+async fn redis_put(r: &RedisLink, key: &str, entry: &CachedEntry) -> Result<(), BreakerError<redis::RedisError>> {
+    let Ok(bytes) = serde_json::to_vec(entry) else {
+        return Ok(());
+    };
+    let ttl_ms = (entry.ttl_s * 1000.0).max(1.0) as u64;
+    r.cmd(redis::cmd("SET").arg(key).arg(bytes).arg("PX").arg(ttl_ms)).await
 }

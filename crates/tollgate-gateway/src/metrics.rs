@@ -54,6 +54,8 @@ pub struct Metrics {
     shared_shipped: IntGauge,
     shared_failures: IntGauge,
     shared_connected: IntGauge,
+    /// Requests whose rate limits were counted in this process because their Redis did not answer.
+    rate_limit_fallbacks: IntGauge,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +88,7 @@ impl Metrics {
         let refused = IntCounterVec::new(
             Opts::new(
                 "tollgate_requests_refused_total",
-                "Requests refused at admission, by reason (global_max_parallel_requests: the gateway-wide cap on requests in flight was reached; answered 429).",
+                "Requests refused at admission, by reason (global_max_parallel_requests: the gateway-wide cap on requests in flight was reached; rpm_limit, tpm_limit, max_parallel_requests: a key's or other scope's rate limit; all answered 429).",
             ),
             &["reason"],
         )?;
@@ -161,6 +163,11 @@ impl Metrics {
             "tollgate_store_shared_connected",
             "1 when the last attempt to reach the shared store worked, else 0.",
         )?;
+        let rate_limit_fallbacks = IntGauge::new(
+            "tollgate_rate_limit_local_fallbacks_total",
+            "Requests whose rate limits were counted in this gateway process because the rate-limit Redis did not answer (limits then hold per instance, not across them).",
+        )?;
+        registry.register(Box::new(rate_limit_fallbacks.clone()))?;
         if shared_store {
             for g in [&shared_backlog, &shared_shipped, &shared_failures, &shared_connected] {
                 registry.register(Box::new(g.clone()))?;
@@ -198,6 +205,7 @@ impl Metrics {
             shared_shipped,
             shared_failures,
             shared_connected,
+            rate_limit_fallbacks,
             registry,
         })
     }
@@ -222,6 +230,11 @@ impl Metrics {
     /// Counts a key whose spend reached its soft budget.
     pub fn count_soft_budget_crossed(&self) {
         self.soft_budget_crossed.inc();
+    }
+
+    /// Read from the rate limits at scrape time (they keep their own count).
+    pub fn set_rate_limit_fallbacks(&self, n: u64) {
+        self.rate_limit_fallbacks.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Counts one request refused at admission; `reason` is the refusal's error code.

@@ -54,6 +54,21 @@ impl App {
                         old.config.path.display()
                     );
                 }
+                // Which Redis counts rate limits is chosen at startup too (the counters live
+                // there); which tokens count applies at once.
+                self.rate_limits.set_token_type(next.config.token_rate_limit_type);
+                let limit_settings = |c: &tollgate_core::config::GatewayConfig| {
+                    (c.rate_limit_redis.clone(), c.rate_limit_prefix.clone())
+                };
+                if limit_settings(&old.config) != limit_settings(&next.config) {
+                    tracing::warn!(
+                        "the rate-limit Redis settings changed (router_settings.redis_*, the cache's Redis, tollgate_settings.rate_limit_prefix); they take effect at the next restart"
+                    );
+                    eprintln!(
+                        "tollgate: the rate-limit Redis settings changed in {}; they take effect at the next restart",
+                        old.config.path.display()
+                    );
+                }
                 self.live.store(Arc::new(next));
                 if let Ok(mut e) = self.config_error.lock() {
                     *e = None;

@@ -19,6 +19,7 @@ use tollgate_core::config::{RecordDurability, master_key_problem};
 use tollgate_store::{PostgresTarget, RecordWriter, SharedStore, StoreConfig, WriteSummary, WriterHandle};
 
 use crate::app::App;
+use crate::breaker::CircuitState;
 use crate::edge::{ApiError, authorize};
 use crate::pipeline::endpoint::Endpoint;
 use crate::pipeline::handle;
@@ -198,9 +199,12 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
         None => format!("  store: sqlite {}{jsonl}", sqlite.display()),
     });
     lines.push(match &opts.database {
-        Some(_) => "  keys: virtual keys (/key/*) in the shared Postgres, budgets held exactly across instances; rpm, tpm and parallel limits counted per process".to_string(),
-        None => "  keys: virtual keys (/key/*) in the SQLite store; rpm, tpm and parallel limits counted per process".to_string(),
+        Some(_) => {
+            "  keys: virtual keys (/key/*) in the shared Postgres, budgets held exactly across instances".to_string()
+        }
+        None => "  keys: virtual keys (/key/*) in the SQLite store".to_string(),
     });
+    lines.push(rate_limits_line(&live.config));
     lines.push(match live.config.record_durability {
         RecordDurability::Buffered => "  record durability: buffered (records are written within ~10 ms, off the request path; a kill -9 can lose those ms; `tollgate_settings.record_durability: sync` makes answers wait for the commit)".to_string(),
         RecordDurability::Sync => "  record durability: sync (each answer waits until its record is committed and fsynced to SQLite)".to_string(),
@@ -236,6 +240,23 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
         ));
     }
     lines
+}
+
+/// Where rpm, tpm and parallel limits are counted, and which tokens count.
+fn rate_limits_line(config: &tollgate_core::config::GatewayConfig) -> String {
+    let tokens = config.token_rate_limit_type.as_str();
+    match &config.rate_limit_redis {
+        // The password is masked, as for the store.
+        Some(r) => format!(
+            "  rate limits: redis {} (from {}, keys {}:*), counted exactly across instances ({tokens} tokens count for tpm); per process while Redis does not answer",
+            tollgate_core::redact::url(r.url.expose()),
+            r.source,
+            config.rate_limit_prefix
+        ),
+        None => format!(
+            "  rate limits: local, counted per process ({tokens} tokens count for tpm); set router_settings.redis_url to count across instances"
+        ),
+    }
 }
 
 /// `hostname:port`: unique per instance on one machine and readable in the records of many.
@@ -318,6 +339,8 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
     };
     let keys = Arc::new(keys);
     keys.start_flusher();
+    let rate_limits = crate::rate_limits::RateLimits::from_config(&live.config)
+        .map_err(|e| ServeError::Startup(format!("{e} ({})", live.config.where_is("router_settings"))))?;
     // Blocking: it opens SQLite and, with a shared store, connects to Postgres once (up to the
     // connect timeout), which must not run on the async workers.
     let for_writer = store.clone();
@@ -342,7 +365,7 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         body_budget: Arc::default(),
         in_flight: Arc::default(),
         keys,
-        key_limits: Arc::default(),
+        rate_limits: Arc::new(rate_limits),
     });
     let watcher = if opts.watch_config {
         match crate::reload::watch(app.clone()) {
@@ -470,7 +493,13 @@ async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], {
         let live = app.live.load();
-        let breakers: Vec<&crate::breaker::Breaker> = live.cache.iter().filter_map(|c| c.breaker()).collect();
+        let breakers: Vec<&crate::breaker::Breaker> = live
+            .cache
+            .iter()
+            .filter_map(|c| c.breaker())
+            .chain(app.rate_limits.breaker())
+            .collect();
+        app.metrics.set_rate_limit_fallbacks(app.rate_limits.fallbacks());
         app.metrics.render(&app.writer, &breakers, app.in_flight.requests())
     })
 }
@@ -550,10 +579,28 @@ async fn readiness(State(app): State<Arc<App>>, headers: HeaderMap) -> impl Into
             })),
         }),
     };
+    let limits = &app.rate_limits;
+    // Counted per process while the circuit is not closed: still serving, but worth a look.
+    let limits_healthy = limits
+        .breaker()
+        .is_none_or(|b| b.snapshot().state == CircuitState::Closed);
+    let limits_redis = limits.breaker().map(|b| {
+        let s = b.snapshot();
+        json!({
+            "state": s.state.as_str(),
+            "connected": limits.connected(),
+            "consecutive_failures": s.consecutive_failures,
+            "last_error": s.last_error,
+            "counted_locally": limits.fallbacks(),
+        })
+    });
     let store = app.writer.status();
     let store_error = store.problem();
     // Still serving in every case, so 200: degraded says what needs attention.
-    let healthy = config_error.is_none() && live.cache.as_ref().is_none_or(|c| c.healthy()) && store_error.is_none();
+    let healthy = config_error.is_none()
+        && live.cache.as_ref().is_none_or(|c| c.healthy())
+        && store_error.is_none()
+        && limits_healthy;
     let sinks: serde_json::Map<String, serde_json::Value> = store
         .sinks
         .iter()
@@ -579,6 +626,10 @@ async fn readiness(State(app): State<Arc<App>>, headers: HeaderMap) -> impl Into
         "config_warnings": live.all_warnings().count(),
         "model_groups": live.group_order.len(),
         "cache": cache,
+        // Where rpm, tpm and parallel limits are counted; with Redis, its circuit and how many
+        // requests were counted in this process while it did not answer.
+        "rate_limits": limits.backend(),
+        "rate_limits_redis": limits_redis,
         "auth": if app.auth_enabled { "master_key" } else { "off" },
         "in_flight": {
             "requests": app.in_flight.requests(),

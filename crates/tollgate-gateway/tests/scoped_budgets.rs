@@ -302,3 +302,39 @@ async fn a_team_limits_the_models_of_its_keys_and_a_blocked_team_stops_them() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn team_and_end_user_rate_limits_count_across_keys() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock, "")).await;
+    let s = store(&gw);
+    s.create_entity(&entity(
+        EntityKind::Team,
+        "t3",
+        json!({"team_id": "t3", "team_alias": "paced", "rpm_limit": 3}),
+    ))
+    .unwrap();
+    s.create_entity(&entity(
+        EntityKind::Customer,
+        "slow",
+        json!({"user_id": "slow", "rpm_limit": 2}),
+    ))
+    .unwrap();
+    // Three requests of the team over two keys, then the team's minute is used up.
+    let a = new_key(&gw, json!({"team_id": "t3"})).await;
+    let b = new_key(&gw, json!({"team_id": "t3"})).await;
+    for key in [&a, &b, &a] {
+        assert_eq!(chat(&gw, key, ask("cheap", None)).await.0, 200);
+    }
+    let (status, v) = chat(&gw, &b, ask("cheap", None)).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (429, Some("rpm_limit")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("team paced"), "{v}");
+    // The end user's limit holds whichever key sends their requests (the master key here).
+    let other = new_key(&gw, json!({})).await;
+    for key in [KEY, other.as_str()] {
+        assert_eq!(chat(&gw, key, ask("cheap", Some("slow"))).await.0, 200);
+    }
+    let (status, v) = chat(&gw, KEY, ask("cheap", Some("slow"))).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (429, Some("rpm_limit")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("end user slow"), "{v}");
+}

@@ -1,4 +1,4 @@
-//! Stage 4c, budget: the request's estimated cost held against every budget it is charged to —
+//! Stage 4d, budget: the request's estimated cost held against every budget it is charged to —
 //! its key's, the key's user's (personal keys), team's and team membership's, its end user's, the
 //! key's budget for this model (`model_max_budget`) and the gateway's (`litellm_settings.max_budget`)
 //! — before any provider is called, all at once in the store (one transaction of conditional
@@ -182,12 +182,7 @@ async fn hold_all(app: &App, live: &LiveState, mut payers: Vec<Payer>, amount: f
 
 /// The request's cost if it used all it may: prompt bytes / 2 tokens and the output bound.
 fn estimate(group: &ModelGroup, request: &Request) -> f64 {
-    let prompt_bytes: u64 = ["messages", "input", "prompt", "tools", "system"]
-        .iter()
-        .filter_map(|f| request.body.raw(f))
-        .map(|r| r.len() as u64)
-        .sum();
-    let input_tokens = (prompt_bytes / 2).max(1);
+    let input_tokens = (request.prompt_bytes() / 2).max(1);
     let asked: Option<u64> = request
         .body
         .get::<u64>("max_completion_tokens")

@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::body::{RequestBody, compact_into};
 use crate::cache::CachedEntry;
 use crate::edge::ApiError;
+use crate::rate_limits::LimitPermit;
 use crate::state::{Deployment, LiveState};
 
 /// Longest client-chosen string (model name, session or trace id, user agent) kept as given.
@@ -104,6 +105,10 @@ pub(crate) struct Draft {
     /// Who this request's cost is charged to (key, user, team, end user, …) and what was held
     /// against their budgets at admission: settled when the record closes.
     pub(crate) charges: crate::pipeline::charges::Charges,
+    /// The request's share of its rate limits (stage 4c): its parallel slots, given back when
+    /// the draft is dropped like the admission, and its token estimate, corrected by the tokens
+    /// the record says it used. Shared with a workflow run's steps, whose tokens add up.
+    pub(crate) limits: Option<Arc<LimitPermit>>,
 }
 
 impl Drop for Draft {
@@ -185,6 +190,7 @@ impl Draft {
             closed: false,
             abandoned_because: None,
             admission: None,
+            limits: None,
         }
     }
 
@@ -231,6 +237,7 @@ impl Draft {
         };
         let mut step = Draft::starting(self.app.clone(), record);
         step.charges = self.charges.for_step();
+        step.limits = self.limits.clone();
         step
     }
 
@@ -351,8 +358,8 @@ impl Draft {
         self.app
             .metrics
             .observe(self.record.stream, self.record.overhead_ms, upstream_ms);
-        if let Some(a) = &self.admission {
-            a.used_tokens(self.record.total_tokens());
+        if let Some(l) = &self.limits {
+            l.used_tokens(self.record.prompt_tokens, self.record.completion_tokens);
         }
         // Every way a request ends closes its record, so every hold always comes back.
         let cost = self.record.cost_usd.unwrap_or(0.0);

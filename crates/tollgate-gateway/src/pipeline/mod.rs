@@ -3,11 +3,14 @@
 //! output that answers early with an OpenAI-shaped error:
 //!
 //! 1. [`authenticate`] — who is calling (401; unauthenticated traffic leaves no record)
-//! 2. [`admit`] — whether the caller may send this now (keys, budgets and limits go here)
+//! 2. [`admit`] — whether the gateway may take another request (the global in-flight cap, 429),
+//!    checked before the body is read
 //! 3. [`parse`] — read the body within its limits (413/408) and parse it, keeping every field (400),
 //!    then [`end_user`] — the end user its `user` field names (403 when blocked)
 //! 4. [`resolve`] — the model group or workflow `model` names (404 listing the known names),
 //!    then [`access`] — whether the caller's key may call it (401 `key_model_access_denied`),
+//!    then [`limits`] — rpm, tpm and parallel limits of every scope the request counts in
+//!    ([`limit_scopes`]; 429 `rpm_limit`, `tpm_limit`, `max_parallel_requests`),
 //!    then [`budget`] — the estimated cost held against every budget the request is charged to:
 //!    key, user, team, team member, end user, key × model, the gateway (429 `budget_exceeded`)
 //! 5. [`lookup`] — the response cache, before any deployment is chosen
@@ -31,6 +34,8 @@ pub(crate) mod draft;
 pub(crate) mod end_user;
 pub mod endpoint;
 pub(crate) mod key_headers;
+pub mod limit_scopes;
+pub(crate) mod limits;
 pub(crate) mod lookup;
 pub(crate) mod parse;
 pub(crate) mod plain;
@@ -61,13 +66,15 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body:
         Ok(c) => c,
         Err(e) => return ApiError(e).into_response(),
     };
-    let mut resp = serve(app.clone(), live, &caller, endpoint, headers, body).await;
-    key_headers::tag(&app, &caller, resp.headers_mut());
+    let mut standing = Vec::new();
+    let mut resp = serve(app.clone(), live, &caller, endpoint, headers, body, &mut standing).await;
+    key_headers::tag(&app, &caller, &standing, resp.headers_mut());
     soft_budget::report(&app, &caller);
     resp
 }
 
-/// Stages 2–8 for an authenticated caller.
+/// Stages 2–8 for an authenticated caller. `standing`: where the caller's rate-limit scopes
+/// stand once stage 4c has counted the request (for the response headers).
 async fn serve(
     app: Arc<App>,
     live: Arc<crate::state::LiveState>,
@@ -75,10 +82,11 @@ async fn serve(
     endpoint: Endpoint,
     headers: HeaderMap,
     body: Body,
+    standing: &mut Vec<crate::rate_limits::Standing>,
 ) -> Response {
     let mut draft = Draft::new(app.clone(), &live, &headers);
     draft.identify(caller);
-    draft.admission = match admit::admit(&app, caller, &live) {
+    draft.admission = match admit::admit(&app, &live) {
         Ok(a) => Some(a),
         Err(e) => return draft.fail(e),
     };
@@ -96,6 +104,26 @@ async fn serve(
     };
     if let Err(e) = access::check(caller, &request.model, target.name()) {
         return draft.fail(e);
+    }
+    match limits::admit(
+        &app,
+        caller,
+        end_user.as_ref(),
+        target.name(),
+        &request,
+        &draft.record.request_id,
+    )
+    .await
+    {
+        limits::Limited::Unlimited => {}
+        limits::Limited::Admitted(permit) => {
+            standing.extend_from_slice(permit.standing());
+            draft.limits = Some(Arc::new(permit));
+        }
+        limits::Limited::Refused(e, at) => {
+            *standing = at;
+            return draft.fail(e);
+        }
     }
     let group = match target {
         Target::Group(g) => {

@@ -14,6 +14,9 @@ use crate::pipeline::draft::{Draft, MAX_CLIENT_STRING, bounded};
 use crate::pipeline::endpoint::Endpoint;
 use crate::state::LiveState;
 
+/// The fields that make up a request's prompt, whatever its endpoint.
+const PROMPT_FIELDS: [&str; 5] = ["messages", "input", "prompt", "tools", "system"];
+
 /// A parsed request, ready to be resolved.
 pub struct Request {
     /// What the client named in `model`.
@@ -26,6 +29,17 @@ pub struct Request {
     pub client_wants_usage: bool,
     /// Keeps this request's share of the in-flight body budget until it is answered.
     pub _lease: BodyLease,
+}
+
+impl Request {
+    /// The size of the prompt as sent, in bytes: what estimates its tokens before any answer.
+    pub fn prompt_bytes(&self) -> u64 {
+        PROMPT_FIELDS
+            .iter()
+            .filter_map(|f| self.body.raw(f))
+            .map(|r| r.len() as u64)
+            .sum()
+    }
 }
 
 pub async fn read(
