@@ -267,7 +267,7 @@ async fn check_gateway(base: &str, master: &str, alpha: &str, beta: &str) {
     assert_eq!(ada["user_info"]["max_budget"], 20.0);
     // The imported 1.25, plus what the requests above (ada's key, on `cheap`) cost since.
     let cheap = ada["user_info"]["model_spend"]["cheap"].as_f64().unwrap();
-    assert!(cheap >= 1.25 && cheap < 1.3, "{ada}");
+    assert!((1.25..1.3).contains(&cheap), "{ada}");
     assert_eq!(ada["teams"][0]["team_id"], "core");
     assert_eq!(
         ada["keys"].as_array().unwrap().len(),
