@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from test_keys import ok, pg_records, two_instances
-from test_shared_store import drained, poll, shared_db  # noqa: F401
+from test_shared_store import drained, pg_admin_url, poll, shared_db  # noqa: F401
 
 
 def one_request_cost(gw, max_tokens: int) -> float:
