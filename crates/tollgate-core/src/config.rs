@@ -405,6 +405,9 @@ pub struct GatewayConfig {
     /// `litellm_settings.max_end_user_budget`: the budget of every end user (the request's
     /// `user` field) that has none of its own.
     pub max_end_user_budget: Option<f64>,
+    /// `litellm_settings.timezone`: where budget periods start (midnight, Monday, the first of
+    /// the month); UTC by default.
+    pub budget_timezone: chrono_tz::Tz,
     /// `litellm_settings.cache` as written.
     pub cache_requested: bool,
     /// The response cache, when `cache: true`; `None` means off.
@@ -831,6 +834,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut proxy_max_budget = None;
     let mut proxy_budget_duration = None;
     let mut max_end_user_budget = None;
+    let mut budget_timezone = chrono_tz::UTC;
     for (k, v) in &litellm {
         let p = format!("litellm_settings.{k}");
         match k.as_str() {
@@ -838,6 +842,15 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
             "max_budget" => proxy_max_budget = Some(read_budget(v, &p, &file)?),
             "max_end_user_budget" => max_end_user_budget = Some(read_budget(v, &p, &file)?),
             "budget_duration" => proxy_budget_duration = Some(read_budget_duration(v, &p, &file)?),
+            "timezone" => {
+                budget_timezone = v.as_str().and_then(|t| t.trim().parse().ok()).ok_or_else(|| {
+                    invalid(
+                        &file,
+                        &p,
+                        "expected an IANA timezone name such as UTC, Europe/Istanbul or US/Eastern (budget periods start at midnight there)".into(),
+                    )
+                })?
+            }
             "cache" => match v {
                 Value::Bool(b) => cache_requested = *b,
                 Value::Object(_) => warnings.push(warn(
@@ -983,6 +996,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
             budget_duration: proxy_budget_duration,
         }),
         max_end_user_budget,
+        budget_timezone,
         cache_requested,
         cache,
         redis,
@@ -2583,6 +2597,17 @@ general_settings:
         assert!(shown.contains("1mo"), "{shown}");
         let (path, _, _, _) = invalid_at("litellm_settings:\n  max_budget: -1\n");
         assert_eq!(path, "litellm_settings.max_budget");
+        assert_eq!(c.budget_timezone, chrono_tz::UTC, "budget periods in UTC by default");
+        let c = parse(
+            "litellm_settings:\n  timezone: Europe/Istanbul\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.budget_timezone, chrono_tz::Europe::Istanbul);
+        let (path, _, _, shown) = invalid_at("litellm_settings:\n  timezone: Mars/Olympus\n");
+        assert_eq!(path, "litellm_settings.timezone", "{shown}");
+        assert!(shown.contains("IANA timezone"), "{shown}");
         let (path, _, _, shown) = invalid_at("tollgate_settings:\n  budget_error_status: 418\n");
         assert_eq!(path, "tollgate_settings.budget_error_status", "{shown}");
         assert!(shown.contains("429") && shown.contains("400"), "{shown}");

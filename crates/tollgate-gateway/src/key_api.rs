@@ -55,7 +55,7 @@ fn token_of(id: &str) -> String {
     if is_token(id) { id.to_string() } else { hash_key(id) }
 }
 
-use crate::periods::{duration_end, reset_at, window_start};
+use crate::periods::{duration_end, period};
 
 /// Applies the fields present in `m` to `key` (generate and update share this: only what is
 /// given changes).
@@ -206,23 +206,18 @@ pub(crate) async fn create_key(app: &App, m: &Map<String, Value>) -> Result<(Key
 /// A key as the API shows it: the row, with the spend still being gathered added.
 pub(crate) fn shown(app: &App, key: &KeyRow) -> Value {
     let mut v = serde_json::to_value(key).unwrap_or(Value::Null);
-    let now = Utc::now();
-    let period = key
-        .budget_duration
-        .as_deref()
-        .and_then(|d| Some((d, window_start(d, now)?)));
+    let tz = app.live.load().config.budget_timezone;
+    let current = key.budget_duration.as_deref().and_then(|d| period(d, Utc::now(), tz));
     // Spend stored for an earlier budget period no longer counts (the store resets it at the
     // next hold); what this instance gathered since belongs to the current one.
-    let stale = period.is_some_and(|(_, start)| key.budget_window.is_some_and(|w| w < start));
+    let stale = current.is_some_and(|c| key.budget_window.is_some_and(|w| w < c.start));
     let stored = if stale { 0.0 } else { key.spend };
     if let Value::Object(m) = &mut v {
         m.insert("spend".into(), json!(stored + app.keys.pending_spend(&key.token)));
         m.insert("token_id".into(), json!(key.token));
         m.insert(
             "budget_reset_at".into(),
-            period
-                .and_then(|(d, start)| reset_at(d, start))
-                .map_or(Value::Null, |r| json!(r.to_rfc3339())),
+            current.map_or(Value::Null, |c| json!(c.end.to_rfc3339())),
         );
     }
     v

@@ -338,3 +338,34 @@ async fn team_and_end_user_rate_limits_count_across_keys() {
     assert_eq!((status, v["error"]["code"].as_str()), (429, Some("rpm_limit")), "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("end user slow"), "{v}");
 }
+
+/// `litellm_settings.timezone`: a daily budget resets at midnight there, not in UTC.
+#[tokio::test]
+async fn budget_periods_start_at_midnight_in_the_configured_timezone() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&config(mock, "litellm_settings:\n  timezone: Asia/Tokyo\n")).await;
+    let key = new_key(
+        &gw,
+        json!({"key_alias": "daily", "max_budget": 1.0, "budget_duration": "1d"}),
+    )
+    .await;
+    let info: Value = gw
+        .http
+        .get(format!("{}/key/info?key={key}", gw.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reset = chrono::DateTime::parse_from_rfc3339(info["info"]["budget_reset_at"].as_str().unwrap()).unwrap();
+    // Tokyo is UTC+9 all year: its midnight is 15:00 UTC, within the next 24 hours.
+    let utc = reset.with_timezone(&chrono::Utc);
+    assert_eq!(utc.format("%H:%M:%S").to_string(), "15:00:00", "{info}");
+    let ahead = utc - chrono::Utc::now();
+    assert!(
+        ahead > chrono::Duration::zero() && ahead <= chrono::Duration::hours(24),
+        "{info}"
+    );
+}

@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 use tollgate_store::{EntityKind, EntityRow};
 
 use crate::app::App;
-use crate::mgmt::{ApiError, blocking, duration_end};
-use crate::periods::window_start;
+use crate::mgmt::{ApiError, blocking};
+use crate::periods::period;
 
 /// The fields of LiteLLM's `LiteLLM_BudgetTable`.
 const TIER_FIELDS: [&str; 8] = [
@@ -54,11 +54,6 @@ fn defaults(kind: EntityKind) -> &'static [(&'static str, Unset)] {
     }
 }
 
-/// When the budget period `now` is in ends, for a `budget_duration`.
-pub(super) fn reset_at(duration: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    window_start(duration, now).and_then(|start| duration_end(duration, start))
-}
-
 /// An entity as the API shows it.
 pub(super) async fn shown(app: &App, row: &EntityRow) -> Result<Map<String, Value>, ApiError> {
     let mut views = shown_all(app, std::slice::from_ref(row)).await?;
@@ -76,7 +71,9 @@ pub(super) async fn shown_all(app: &App, rows: &[EntityRow]) -> Result<Vec<Map<S
         let mut out = Vec::new();
         for (kind, id, tier) in &wanted {
             let scope = kind.scope();
-            let spend = s.spend_of(scope, id)?.map_or(0.0, |r| r.spend);
+            let spend = s
+                .spend_of(scope, id)?
+                .map_or((0.0, None), |r| (r.spend, r.budget_window));
             let per_model = if matches!(kind, EntityKind::User | EntityKind::Team | EntityKind::Organization) {
                 s.spend_under(&format!("{scope}_model"), &format!("{id}/"))?
             } else {
@@ -94,12 +91,13 @@ pub(super) async fn shown_all(app: &App, rows: &[EntityRow]) -> Result<Vec<Map<S
     .await?;
     let (spends, tiers) = stored;
     let now = Utc::now();
+    let tz = app.live.load().config.budget_timezone;
     Ok(rows
         .iter()
         .zip(spends)
         .map(|(row, (spend, per_model))| {
             let tier = row.str("budget_id").and_then(|t| tiers.get(t)).and_then(Option::as_ref);
-            view(app, row, spend, per_model, tier, now)
+            view(app, row, spend, per_model, tier, now, tz)
         })
         .collect())
 }
@@ -107,11 +105,20 @@ pub(super) async fn shown_all(app: &App, rows: &[EntityRow]) -> Result<Vec<Map<S
 fn view(
     app: &App,
     row: &EntityRow,
-    stored_spend: f64,
+    (stored_spend, spend_window): (f64, Option<DateTime<Utc>>),
     per_model: Vec<(String, f64)>,
     tier: Option<&EntityRow>,
     now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
 ) -> Map<String, Value> {
+    // The period in force: the entity's own, else its tier's. Spend stored for an earlier period
+    // no longer counts (the ledger resets it at the next hold).
+    let current = row
+        .str("budget_duration")
+        .or_else(|| tier.and_then(|t| t.str("budget_duration")))
+        .and_then(|d| period(d, now, tz));
+    let stale = current.is_some_and(|c| spend_window.is_some_and(|w| w < c.start));
+    let stored_spend = if stale { 0.0 } else { stored_spend };
     let mut v = row.doc.clone();
     for (field, unset) in defaults(row.kind) {
         if v.get(*field).is_none_or(Value::is_null) {
@@ -144,15 +151,9 @@ fn view(
             .collect();
         v.insert("model_spend".into(), Value::Object(model_spend));
     }
-    // The period in force: the entity's own, else its tier's.
-    let duration = row
-        .str("budget_duration")
-        .or_else(|| tier.and_then(|t| t.str("budget_duration")));
     v.insert(
         "budget_reset_at".into(),
-        duration
-            .and_then(|d| reset_at(d, now))
-            .map_or(Value::Null, |t| json!(t.to_rfc3339())),
+        current.map_or(Value::Null, |c| json!(c.end.to_rfc3339())),
     );
     if matches!(
         row.kind,
@@ -182,18 +183,6 @@ fn budget_table(row: &EntityRow, tier: Option<&EntityRow>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    #[test]
-    fn a_budget_resets_at_the_end_of_its_period() {
-        let now = at("2026-12-07T10:17:45Z");
-        assert_eq!(reset_at("1d", now), Some(at("2026-12-08T00:00:00Z")));
-        assert_eq!(reset_at("1mo", now), Some(at("2027-01-01T00:00:00Z")));
-        assert_eq!(reset_at("soon", now), None);
-    }
 
     #[test]
     fn the_budget_table_is_the_tier_or_the_entitys_own_fields() {

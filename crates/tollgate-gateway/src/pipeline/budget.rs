@@ -17,7 +17,7 @@ use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_store::{Hold, HoldOutcome, KEY_SCOPE};
 
 use crate::app::App;
-use crate::periods::{reset_at, window_start};
+use crate::periods::{Period, period};
 use crate::pipeline::authenticate::Caller;
 use crate::pipeline::charges::{Charges, Payer};
 use crate::pipeline::end_user::EndUser;
@@ -137,18 +137,22 @@ pub async fn hold(
 /// Holds `amount` (0: only checks) against each payer with a budget, all or none.
 async fn hold_all(app: &App, live: &LiveState, mut payers: Vec<Payer>, amount: f64) -> Result<Charges, GatewayError> {
     let now = Utc::now();
+    let tz = live.config.budget_timezone;
     let mut holds = Vec::new();
     let mut held_by = Vec::new();
+    let mut periods = Vec::new();
     for (i, p) in payers.iter().enumerate() {
-        if let Some((max_budget, period)) = &p.budget {
+        if let Some((max_budget, duration)) = &p.budget {
+            let current = duration.as_deref().and_then(|d| period(d, now, tz));
             holds.push(Hold {
                 scope: p.scope.to_string(),
                 id: p.id.clone(),
                 amount,
                 max_budget: *max_budget,
-                window: period.as_deref().and_then(|d| window_start(d, now)),
+                window: current.map(|c| c.start),
             });
             held_by.push(i);
+            periods.push(current);
         }
     }
     if holds.is_empty() {
@@ -173,7 +177,14 @@ async fn hold_all(app: &App, live: &LiveState, mut payers: Vec<Payer>, amount: f
         HoldOutcome::Refused { index, spend, reserved } => {
             let refused = &payers[held_by[index]];
             let hold = &holds[index];
-            let mut e = exceeded(refused, spend + reserved, hold, now, live.config.hide_budget_amounts);
+            let mut e = exceeded(
+                refused,
+                spend + reserved,
+                hold,
+                periods[index],
+                now,
+                live.config.hide_budget_amounts,
+            );
             e.status = live.config.budget_error_status;
             Err(e)
         }
@@ -200,9 +211,15 @@ fn estimate(group: &ModelGroup, request: &Request) -> f64 {
     worst
 }
 
-fn exceeded(payer: &Payer, spent: f64, hold: &Hold, now: DateTime<Utc>, hide_amounts: bool) -> GatewayError {
-    let period = payer.budget.as_ref().and_then(|(_, p)| p.as_deref());
-    let reset = hold.window.and_then(|w| period.and_then(|d| reset_at(d, w)));
+fn exceeded(
+    payer: &Payer,
+    spent: f64,
+    hold: &Hold,
+    current: Option<Period>,
+    now: DateTime<Utc>,
+    hide_amounts: bool,
+) -> GatewayError {
+    let reset = current.map(|c| c.end);
     let (what, raise) = match payer.scope {
         KEY_SCOPE => ("key", "raise max_budget with POST /key/update"),
         "key_model" => ("key", "raise its model_max_budget with POST /key/update"),

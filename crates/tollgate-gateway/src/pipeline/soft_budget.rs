@@ -6,7 +6,7 @@
 use chrono::Utc;
 
 use crate::app::App;
-use crate::periods::window_start;
+use crate::periods::period;
 use crate::pipeline::authenticate::Caller;
 
 pub fn report(app: &App, caller: &Caller) {
@@ -23,8 +23,8 @@ pub fn report(app: &App, caller: &Caller) {
     let period = key
         .budget_duration
         .as_deref()
-        .and_then(|d| window_start(d, Utc::now()))
-        .map_or_else(|| "all time".to_string(), |w| w.to_rfc3339());
+        .and_then(|d| period(d, Utc::now(), app.live.load().config.budget_timezone))
+        .map_or_else(|| "all time".to_string(), |p| p.start.to_rfc3339());
     if app.keys.first_soft_report(&key.token, &period) {
         app.metrics.count_soft_budget_crossed();
         tracing::warn!(
