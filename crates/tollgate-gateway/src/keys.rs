@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tollgate_store::{AccessStore, Charge, EntityKind, EntityRow, KEY_SCOPE, KeyRow, StoreError};
+use tollgate_store::{AccessStore, Charge, EntityKind, EntityRow, Hold, HoldOutcome, KEY_SCOPE, KeyRow, StoreError};
+
+use crate::local_ledger::LocalLedger;
 
 /// How long a looked-up key (or the absence of one) is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -61,14 +63,27 @@ pub fn is_token(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// What the next flush writes for one scope.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pending {
+    cost: f64,
+    release: f64,
+    window: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The key table (and the entities keys belong to) with their caches and the spend being gathered.
 pub struct Keys {
     store: Arc<dyn AccessStore>,
     cache: moka::sync::Cache<String, Option<Arc<KeyRow>>>,
     entities: moka::sync::Cache<(EntityKind, String), Option<Arc<EntityRow>>>,
-    /// Per scope (`key`, `user`, `team_model`, …) and id: cost to add to its spend, and the
-    /// admission hold to give back.
-    pending: Mutex<HashMap<(String, String), (f64, f64)>>,
+    /// Per scope (`key`, `user`, `team_model`, …) and id: cost to add to its spend, the
+    /// admission hold to give back, and the latest budget period the cost belongs to.
+    pending: Mutex<HashMap<(String, String), Pending>>,
+    /// Held while gathered spend is being written, so a scope loaded into `local` meanwhile
+    /// counts each amount once (in the store or in `pending`, never both or neither).
+    flushing: Mutex<()>,
+    /// Budget holds in memory (a gateway on its own SQLite file); `None`: in the store.
+    local: Option<LocalLedger>,
     /// Keys already reported past their soft budget, per budget period (`token@period start`).
     soft_reported: moka::sync::Cache<String, ()>,
     stop: AtomicBool,
@@ -89,6 +104,8 @@ impl Keys {
                 .time_to_live(CACHE_TTL)
                 .build(),
             pending: Mutex::new(HashMap::new()),
+            flushing: Mutex::new(()),
+            local: None,
             soft_reported: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(40 * 86_400))
@@ -98,8 +115,63 @@ impl Keys {
         }
     }
 
+    /// Budget holds in memory rather than in the store: for the only process on a SQLite
+    /// store (see `local_ledger.rs`).
+    pub fn holds_in_memory(mut self) -> Keys {
+        self.local = Some(LocalLedger::default());
+        self
+    }
+
     pub fn store(&self) -> &Arc<dyn AccessStore> {
         &self.store
+    }
+
+    /// Holds every amount or none: in memory for a local store, else in one store transaction.
+    pub async fn hold(self: &Arc<Self>, holds: Vec<Hold>) -> Result<HoldOutcome, StoreError> {
+        let Some(local) = &self.local else {
+            let store = Arc::clone(&self.store);
+            return tokio::task::spawn_blocking(move || store.hold(&holds))
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+        };
+        match local.hold(&holds) {
+            Ok(outcome) => Ok(outcome),
+            Err(missing) => {
+                // First hold on these scopes: load what they spent, then hold.
+                let keys = Arc::clone(self);
+                tokio::task::spawn_blocking(move || keys.load(&missing))
+                    .await
+                    .map_err(|_| StoreError::WriterGone)??;
+                Ok(local.hold(&holds).unwrap_or(HoldOutcome::Refused {
+                    index: 0,
+                    spend: 0.0,
+                    reserved: 0.0,
+                }))
+            }
+        }
+    }
+
+    /// Loads scopes into the local ledger: stored spend plus what is gathered. Blocking.
+    fn load(&self, scopes: &[(String, String)]) -> Result<(), StoreError> {
+        let Some(local) = &self.local else {
+            return Ok(());
+        };
+        let _flush = self.flushing.lock().map_err(|_| StoreError::WriterGone)?;
+        for (scope, id) in scopes {
+            let (spend, window) = if scope == KEY_SCOPE {
+                self.store
+                    .get(id)?
+                    .filter(|k| k.token == *id)
+                    .map_or((0.0, None), |k| (k.spend, k.budget_window))
+            } else {
+                self.store
+                    .spend_of(scope, id)?
+                    .map_or((0.0, None), |r| (r.spend, r.budget_window))
+            };
+            let gathered = self.pending_of(scope, id);
+            local.load(scope, id, spend + gathered, window);
+        }
+        Ok(())
     }
 
     /// The key with this token, from the cache or the store.
@@ -146,27 +218,38 @@ impl Keys {
     /// A request of this key ended: its cost goes to the key's spend and its admission hold
     /// (`released`) is given back.
     pub fn settle(&self, token: &str, cost: f64, released: f64) {
-        self.charge([Charge {
+        self.charge(vec![Charge {
             scope: KEY_SCOPE.into(),
             id: token.into(),
             cost,
             release: released,
+            window: None,
         }]);
     }
 
-    /// A request ended: each charge's cost goes to its scope's spend and its hold is given back.
-    pub fn charge(&self, charges: impl IntoIterator<Item = Charge>) {
+    /// A request ended: each charge's cost goes to its scope's spend and its hold is given back
+    /// (at once in the local ledger, in the store with the next flush).
+    pub fn charge(&self, charges: Vec<Charge>) {
+        if let Some(local) = &self.local {
+            local.settle(&charges);
+        }
+        self.gather(charges);
+    }
+
+    /// Adds charges to what the next flush writes.
+    fn gather(&self, charges: Vec<Charge>) {
         let Ok(mut p) = self.pending.lock() else {
             return;
         };
         for c in charges {
             let cost = if c.cost.is_finite() { c.cost } else { 0.0 };
-            if cost == 0.0 && c.release == 0.0 {
+            if cost == 0.0 && c.release == 0.0 && c.window.is_none() {
                 continue;
             }
-            let e = p.entry((c.scope, c.id)).or_insert((0.0, 0.0));
-            e.0 += cost;
-            e.1 += c.release;
+            let e = p.entry((c.scope, c.id)).or_default();
+            e.cost += cost;
+            e.release += c.release;
+            e.window = e.window.max(c.window);
         }
     }
 
@@ -188,27 +271,31 @@ impl Keys {
         self.pending
             .lock()
             .ok()
-            .and_then(|p| p.get(&(scope.to_string(), id.to_string())).map(|(cost, _)| *cost))
+            .and_then(|p| p.get(&(scope.to_string(), id.to_string())).map(|e| e.cost))
             .unwrap_or(0.0)
     }
 
     /// Writes the gathered spend; on failure it is kept for the next try. Blocking.
     pub fn flush(&self) {
+        let Ok(_flushing) = self.flushing.lock() else {
+            return;
+        };
         let batch: Vec<Charge> = match self.pending.lock() {
             Ok(mut p) if !p.is_empty() => p
                 .drain()
-                .map(|((scope, id), (cost, release))| Charge {
+                .map(|((scope, id), e)| Charge {
                     scope,
                     id,
-                    cost,
-                    release,
+                    cost: e.cost,
+                    release: e.release,
+                    window: e.window,
                 })
                 .collect(),
             _ => return,
         };
         if let Err(e) = self.store.settle(&batch) {
             tracing::warn!(error = %e, "cannot write spend; it is kept and retried");
-            self.charge(batch);
+            self.gather(batch);
             return;
         }
         for c in &batch {

@@ -16,6 +16,7 @@ pub mod in_flight;
 pub mod key_api;
 pub mod keys;
 pub mod listener;
+pub mod local_ledger;
 pub mod metrics;
 pub mod mgmt;
 pub mod owners;

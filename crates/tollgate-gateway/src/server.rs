@@ -331,10 +331,12 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
             })
             .await
             .map_err(|e| ServeError::Startup(format!("opening the key store failed: {e}")))??;
+            // The only process on this file: budget holds in memory (see local_ledger.rs).
             crate::keys::Keys::new(
                 Arc::new(sqlite),
                 format!("sqlite {}", opts.data_dir.join(tollgate_store::DB_FILE_NAME).display()),
             )
+            .holds_in_memory()
         }
     };
     let keys = Arc::new(keys);

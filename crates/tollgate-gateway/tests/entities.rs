@@ -728,6 +728,7 @@ async fn spend_shown_is_the_ledgers_and_a_deleted_entitys_is_gone() {
         id: id.into(),
         cost,
         release: 0.0,
+        window: None,
     };
     use tollgate_store::Ledger;
     store

@@ -54,6 +54,9 @@ pub struct Charge {
     pub id: String,
     pub cost: f64,
     pub release: f64,
+    /// The start of the budget period the cost belongs to, for a scope with a budget period: a
+    /// row still in an earlier period starts this one from 0 (as a hold would have done).
+    pub window: Option<DateTime<Utc>>,
 }
 
 /// A scope's spend as stored.
@@ -85,13 +88,16 @@ fn ordered(holds: &[Hold]) -> Vec<(usize, &Hold)> {
     v
 }
 
-/// Charges summed per scope, in the same fixed order.
-fn summed(charges: &[Charge]) -> BTreeMap<(&str, &str), (f64, f64)> {
-    let mut m: BTreeMap<(&str, &str), (f64, f64)> = BTreeMap::new();
+/// Charges summed per scope (cost, release, latest period), in the same fixed order.
+type Summed<'a> = BTreeMap<(&'a str, &'a str), (f64, f64, Option<DateTime<Utc>>)>;
+
+fn summed(charges: &[Charge]) -> Summed<'_> {
+    let mut m: Summed<'_> = BTreeMap::new();
     for c in charges {
         let e = m.entry((c.scope.as_str(), c.id.as_str())).or_default();
         e.0 += if c.cost.is_finite() { c.cost } else { 0.0 };
         e.1 += c.release;
+        e.2 = e.2.max(c.window);
     }
     m
 }
@@ -165,18 +171,38 @@ impl Ledger for SqliteKeys {
         }
         self.with(|c| {
             let tx = c.transaction().map_err(|e| self.err(e))?;
-            for ((scope, id), (cost, release)) in summed(charges) {
+            // A row still in an earlier period than the charge's starts from 0.
+            let fresh = "(?4 IS NOT NULL AND (budget_window IS NULL OR budget_window < ?4))";
+            for ((scope, id), (cost, release, window)) in summed(charges) {
+                let window = window.map(now_text);
                 if scope == KEY_SCOPE {
                     tx.execute(
-                        "UPDATE tollgate_keys SET spend = spend + ?2, reserved = max(reserved - ?3, 0) WHERE token = ?1",
-                        params![id, cost, release],
+                        &format!(
+                            "UPDATE tollgate_keys SET
+                                spend = CASE WHEN {fresh} THEN 0 ELSE spend END + ?2,
+                                reserved = max(CASE WHEN {fresh} THEN 0 ELSE reserved END - ?3, 0),
+                                budget_window = CASE WHEN {fresh} THEN ?4 ELSE budget_window END
+                             WHERE token = ?1"
+                        ),
+                        params![id, cost, release, window],
                     )
                 } else {
                     tx.execute(
-                        "INSERT INTO tollgate_spend (scope, id, spend) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (scope, id) DO UPDATE SET spend = spend + ?3, reserved = max(reserved - ?4, 0)",
-                        params![scope, id, cost, release],
+                        "INSERT OR IGNORE INTO tollgate_spend (scope, id) VALUES (?5, ?1)",
+                        params![id, cost, release, window, scope],
                     )
+                    .and_then(|_| {
+                        tx.execute(
+                            &format!(
+                                "UPDATE tollgate_spend SET
+                                    spend = CASE WHEN {fresh} THEN 0 ELSE spend END + ?2,
+                                    reserved = max(CASE WHEN {fresh} THEN 0 ELSE reserved END - ?3, 0),
+                                    budget_window = CASE WHEN {fresh} THEN ?4 ELSE budget_window END
+                                 WHERE scope = ?5 AND id = ?1"
+                            ),
+                            params![id, cost, release, window, scope],
+                        )
+                    })
                 }
                 .map_err(|e| self.err(e))?;
             }
@@ -285,18 +311,35 @@ impl Ledger for PostgresKeys {
         }
         let mut c = self.pool.get()?;
         let mut tx = c.transaction().map_err(|e| self.err(&e))?;
-        for ((scope, id), (cost, release)) in summed(charges) {
+        // A row still in an earlier period than the charge's starts from 0.
+        let fresh = "($4::timestamptz IS NOT NULL AND (budget_window IS NULL OR budget_window < $4))";
+        for ((scope, id), (cost, release, window)) in summed(charges) {
             if scope == KEY_SCOPE {
                 tx.execute(
-                    "UPDATE tollgate_keys SET spend = spend + $2, reserved = GREATEST(reserved - $3, 0) WHERE token = $1",
-                    &[&id, &cost, &release],
+                    &format!(
+                        "UPDATE tollgate_keys SET
+                            spend = CASE WHEN {fresh} THEN 0 ELSE spend END + $2,
+                            reserved = GREATEST(CASE WHEN {fresh} THEN 0 ELSE reserved END - $3, 0),
+                            budget_window = CASE WHEN {fresh} THEN $4 ELSE budget_window END
+                         WHERE token = $1"
+                    ),
+                    &[&id, &cost, &release, &window],
                 )
             } else {
                 tx.execute(
-                    "INSERT INTO tollgate_spend (scope, id, spend) VALUES ($1, $2, $3)
-                     ON CONFLICT (scope, id) DO UPDATE
-                     SET spend = tollgate_spend.spend + $3, reserved = GREATEST(tollgate_spend.reserved - $4, 0)",
-                    &[&scope, &id, &cost, &release],
+                    "INSERT INTO tollgate_spend (scope, id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    &[&scope, &id],
+                )
+                .map_err(|e| self.err(&e))?;
+                tx.execute(
+                    &format!(
+                        "UPDATE tollgate_spend SET
+                            spend = CASE WHEN {fresh} THEN 0 ELSE spend END + $2,
+                            reserved = GREATEST(CASE WHEN {fresh} THEN 0 ELSE reserved END - $3, 0),
+                            budget_window = CASE WHEN {fresh} THEN $4 ELSE budget_window END
+                         WHERE scope = $5 AND id = $1"
+                    ),
+                    &[&id, &cost, &release, &window, &scope],
                 )
             }
             .map_err(|e| self.err(&e))?;

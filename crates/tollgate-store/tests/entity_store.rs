@@ -30,6 +30,7 @@ fn charge(scope: &str, id: &str, cost: f64, release: f64) -> Charge {
         id: id.into(),
         cost,
         release,
+        window: None,
     }
 }
 

@@ -258,6 +258,7 @@ fn put(
             id,
             cost,
             release: 0.0,
+            window: None,
         };
         if item.spend != 0.0 {
             charges.push(charge(kind.scope().to_string(), item.row.id.clone(), item.spend));

@@ -154,6 +154,7 @@ fn zero(scope: &str, id: &str, spend: f64) -> Charge {
         id: id.to_string(),
         cost: -spend,
         release: 0.0,
+        window: None,
     }
 }
 

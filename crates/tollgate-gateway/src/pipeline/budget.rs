@@ -38,6 +38,7 @@ fn payers(live: &LiveState, caller: &Caller, end_user: Option<&EndUser>, model: 
         per_model,
         costed: true,
         held: 0.0,
+        window: None,
     };
     if let Some(key) = &caller.key {
         let label = key.key_alias.clone().unwrap_or_else(|| key.key_name.clone());
@@ -158,19 +159,15 @@ async fn hold_all(app: &App, live: &LiveState, mut payers: Vec<Payer>, amount: f
     if holds.is_empty() {
         return Ok(Charges { payers });
     }
-    let store = std::sync::Arc::clone(app.keys.store());
-    let to_hold = holds.clone();
-    let outcome = tokio::task::spawn_blocking(move || store.hold(&to_hold))
-        .await
-        .map_err(|_| unavailable())?
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot hold against a budget");
-            unavailable()
-        })?;
+    let outcome = app.keys.hold(holds.clone()).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot hold against a budget");
+        unavailable()
+    })?;
     match outcome {
         HoldOutcome::Held => {
-            for i in held_by {
+            for (i, h) in held_by.into_iter().zip(&holds) {
                 payers[i].held = amount;
+                payers[i].window = h.window;
             }
             Ok(Charges { payers })
         }

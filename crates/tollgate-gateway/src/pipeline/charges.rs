@@ -2,6 +2,7 @@
 //! the gateway — and what admission held against each one's budget ([`budget`](super::budget)
 //! decides both). Kept on the request's draft and settled when its record closes.
 
+use chrono::{DateTime, Utc};
 use tollgate_store::Charge;
 
 use crate::keys::Keys;
@@ -22,6 +23,8 @@ pub(crate) struct Payer {
     pub(crate) costed: bool,
     /// Dollars held against it at admission.
     pub(crate) held: f64,
+    /// The start of its current budget period, when it has one (its cost belongs to it).
+    pub(crate) window: Option<DateTime<Utc>>,
 }
 
 /// Who a request is charged to and what admission held against each. Kept on the request's
@@ -45,6 +48,7 @@ impl Charges {
                     id: format!("{}/{m}", p.id),
                     cost,
                     release: 0.0,
+                    window: None,
                 });
             }
             charges.push(Charge {
@@ -52,7 +56,20 @@ impl Charges {
                 id: p.id,
                 cost: if p.costed { cost } else { 0.0 },
                 release: p.held,
+                window: p.window,
             });
+        }
+        // A per-model cost whose row has a budget of its own (the key's `model_max_budget`)
+        // belongs to that budget's period.
+        for i in 0..charges.len() {
+            if charges[i].window.is_none()
+                && let Some(w) = charges
+                    .iter()
+                    .find(|o| o.window.is_some() && o.scope == charges[i].scope && o.id == charges[i].id)
+                    .and_then(|o| o.window)
+            {
+                charges[i].window = Some(w);
+            }
         }
         keys.charge(charges);
     }
