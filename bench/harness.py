@@ -629,11 +629,13 @@ def write_markdown(args, info, results, load_before, load_after, rb, hist, secon
     for row in targets(results, rb, overload):
         o.append(f"| {row[0]} | {row[1]} | {row[2]} |")
     o.append("")
-    # bench/shared_store.sh's latest section (Postgres on vs off), kept across full runs.
-    shared = os.path.join(os.path.dirname(__file__), "shared_store_results.md")
-    if os.path.exists(shared):
-        with open(shared) as f:
-            o.append(f.read().rstrip() + "\n")
+    # The latest sections of bench/shared_store.sh (Postgres on vs off) and bench/admission.sh
+    # (virtual keys, budgets, rate limits), kept across full runs.
+    for kept in ("shared_store_results.md", "admission_results.md"):
+        path = os.path.join(os.path.dirname(__file__), kept)
+        if os.path.exists(path):
+            with open(path) as f:
+                o.append(f.read().rstrip() + "\n")
     notes = os.path.join(os.path.dirname(__file__), "notes.md")
     if os.path.exists(notes):
         with open(notes) as f:
