@@ -122,3 +122,22 @@ pub fn relay_plain(d: &Deployment, bytes: &[u8], group: &str) -> Result<Relayed,
 pub fn read_plain(d: &Deployment, bytes: &[u8], group: &str) -> Result<(Value, ParsedUsage), GatewayError> {
     translate::translate_response(&d.route, bytes, group).map_err(|e| translate_error(d, e))
 }
+
+/// The HTTP request of one chat call to `d` (before the deployment's `extra_headers`).
+pub fn chat_request(
+    http: &reqwest::Client,
+    d: &Deployment,
+    body: &RequestBody,
+    stream: bool,
+) -> Result<reqwest::RequestBuilder, GatewayError> {
+    let up = build(d, body, stream)?;
+    let url = d
+        .urls
+        .resolve(&up.url)
+        .map_err(|m| GatewayError::new(ErrorKind::Internal, m))?;
+    let mut req = http.post(url).body(up.body);
+    for (k, v) in &up.headers {
+        req = req.header(k, v);
+    }
+    Ok(req)
+}
