@@ -1,5 +1,6 @@
 //! LiteLLM's model health check (`GET /health`): each deployment is asked something tiny —
-//! a one-token chat completion for chat models, a one-word embedding for `mode: embedding`, a
+//! a one-token chat completion for chat models (a one-token text completion for
+//! `text-completion-openai/` ones), a one-word embedding for `mode: embedding`, a
 //! one-document rerank for `mode: rerank`, and the provider's models list for the other modes
 //! (images, audio, moderation), which must not be charged for a check. The results are kept on
 //! a board so background checks (`general_settings.background_health_checks`) and `/health`
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tollgate_core::redact;
+use tollgate_providers::provider::Provider;
 
 use crate::body::RequestBody;
 use crate::state::{Deployment, LiveState};
@@ -126,9 +128,15 @@ async fn check(http: &reqwest::Client, d: &Deployment) -> Result<(), String> {
             d.urls.embeddings.to_string(),
             json!({"model": model, "input": ["ping"]}),
         ),
-        "rerank" => json_post(
+        // Cohere and Jina AI are reached for rerank only.
+        m if m == "rerank" || matches!(d.route.provider, Provider::Cohere | Provider::JinaAi) => json_post(
             d.route.sibling_url("rerank"),
             json!({"model": model, "query": "ping", "documents": ["pong"], "top_n": 1}),
+        ),
+        // A text-completion model has no chat endpoint.
+        _ if d.route.provider == Provider::TextCompletionOpenAi => json_post(
+            d.route.sibling_url("completions"),
+            json!({"model": model, "prompt": "ping", "max_tokens": 1}),
         ),
         "chat" | "completion" | "responses" => {
             let mut body = Map::new();

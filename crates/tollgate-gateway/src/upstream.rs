@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_providers::context_window::{Clamp, clamp_limit, estimate_input_tokens_raw};
 use tollgate_providers::openai::{self, Relayed};
-use tollgate_providers::provider::WireFormat;
+use tollgate_providers::provider::{Provider, WireFormat};
 use tollgate_providers::translate::{self, TranslateError, UpstreamRequest};
 use tollgate_providers::usage::ParsedUsage;
 
@@ -130,6 +130,18 @@ pub fn chat_request(
     body: &RequestBody,
     stream: bool,
 ) -> Result<reqwest::RequestBuilder, GatewayError> {
+    // Reached for rerank only: their chat APIs speak neither OpenAI's format nor a translated one.
+    if matches!(d.route.provider, Provider::Cohere | Provider::JinaAi) {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "model `{}` is served by `{}`, which tollgate reaches for /v1/rerank only",
+                d.model_group, d.model
+            ),
+        )
+        .with_code("endpoint_not_supported")
+        .with_param("model"));
+    }
     let up = build(d, body, stream)?;
     let url = d
         .urls

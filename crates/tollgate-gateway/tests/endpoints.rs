@@ -251,6 +251,17 @@ async fn rerank_speaks_cohere_s_shape_to_cohere_and_jina() {
         assert_eq!(results[0]["index"], 1);
         assert!(results[0]["relevance_score"].as_f64().unwrap() > results[1]["relevance_score"].as_f64().unwrap());
     }
+    // Cohere is reached for rerank only.
+    let (s, v) = call(
+        &g,
+        "POST",
+        "/v1/chat/completions",
+        KEY,
+        Some(json!({"model": "rr", "messages": [{"role": "user", "content": "hi"}]})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["code"], "endpoint_not_supported");
     let (s, v) = call(&g, "POST", "/rerank", KEY, Some(json!({"model": "rr", "query": "x"}))).await;
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["error"]["param"], "documents");
