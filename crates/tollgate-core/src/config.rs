@@ -2726,4 +2726,37 @@ general_settings:
             assert!(line.is_some(), "{shown}");
         }
     }
+
+    #[test]
+    fn health_check_settings_are_read_from_general_settings() {
+        let c = parse(
+            "general_settings:\n  background_health_checks: true\n  health_check_interval: 30\n  health_check_details: false\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.health_checks,
+            HealthChecks {
+                background: true,
+                interval_s: 30.0,
+                details: false
+            }
+        );
+        assert!(
+            c.warnings.iter().all(|w| !w.path.starts_with("general_settings")),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(
+            parse("model_list: []\n", Path::new("c.yaml"), &env(&[]))
+                .unwrap()
+                .health_checks,
+            HealthChecks::default()
+        );
+        for bad in ["health_check_interval: 0", "background_health_checks: 'yes'"] {
+            let e = parse(&format!("general_settings:\n  {bad}\n"), Path::new("c.yaml"), &env(&[]));
+            assert!(e.is_err(), "{bad}");
+        }
+    }
 }
