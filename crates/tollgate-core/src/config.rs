@@ -286,6 +286,28 @@ impl Default for RedisGuard {
     }
 }
 
+/// How `GET /health` checks the deployments, as LiteLLM's general_settings say.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthChecks {
+    /// `background_health_checks`: check every deployment every `interval_s` and let `/health`
+    /// answer from the latest results (LiteLLM's switch; without it `/health` checks on demand).
+    pub background: bool,
+    /// `health_check_interval`, seconds (LiteLLM's default 300).
+    pub interval_s: f64,
+    /// `health_check_details`: `false` shows each endpoint's model only.
+    pub details: bool,
+}
+
+impl Default for HealthChecks {
+    fn default() -> Self {
+        HealthChecks {
+            background: false,
+            interval_s: 300.0,
+            details: true,
+        }
+    }
+}
+
 /// `general_settings.token_rate_limit_type` (LiteLLM's setting): which tokens of a request count
 /// against `tpm_limit`s.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -416,6 +438,9 @@ pub struct GatewayConfig {
     pub redis: RedisGuard,
     /// `general_settings.token_rate_limit_type`: which tokens count against tpm limits.
     pub token_rate_limit_type: TokenRateLimitType,
+    /// `general_settings.background_health_checks`, `health_check_interval` and
+    /// `health_check_details` (LiteLLM reads them from general_settings only).
+    pub health_checks: HealthChecks,
     /// Where rpm, tpm and parallel limits are counted across instances; `None`: per process.
     pub rate_limit_redis: Option<RateLimitRedis>,
     /// `tollgate_settings.rate_limit_prefix`: the start of every rate-limit key in Redis
@@ -797,6 +822,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut database_url = None;
     let mut database_pool_size = database::DEFAULT_POOL_SIZE;
     let mut token_rate_limit_type = TokenRateLimitType::default();
+    let mut health_checks = HealthChecks::default();
     for (k, v) in &general {
         let p = format!("general_settings.{k}");
         match k.as_str() {
@@ -824,6 +850,14 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
             "database_url" => database_url = read_database_url(v, &p, &file)?,
             "database_connection_pool_limit" => database_pool_size = read_pool_limit(v, &p, &file)?,
             "token_rate_limit_type" => token_rate_limit_type = read_token_rate_limit_type(v, &p, &file)?,
+            "background_health_checks" => health_checks.background = read_flag(v, &p, &file)?,
+            "health_check_details" => health_checks.details = read_flag(v, &p, &file)?,
+            "health_check_interval" => {
+                health_checks.interval_s = seconds(v, &p, &file)?;
+                if health_checks.interval_s < 1.0 {
+                    return Err(invalid(&file, &p, "expected at least 1 second between health checks".into()));
+                }
+            }
             _ => warnings.push(not_acted_on(&p)),
         }
     }
@@ -1001,6 +1035,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         cache,
         redis,
         token_rate_limit_type,
+        health_checks,
         rate_limit_redis,
         rate_limit_prefix,
         router,
@@ -1666,6 +1701,11 @@ fn uint(v: &Value, path: &str, file: &str) -> Result<u64, ConfigError> {
     v.as_u64()
         .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
         .ok_or_else(|| invalid(file, path, "expected a whole number".into()))
+}
+
+fn read_flag(v: &Value, path: &str, file: &str) -> Result<bool, ConfigError> {
+    v.as_bool()
+        .ok_or_else(|| invalid(file, path, format!("expected true or false, found {}", kind(v))))
 }
 
 fn seconds(v: &Value, path: &str, file: &str) -> Result<f64, ConfigError> {
@@ -2709,6 +2749,39 @@ general_settings:
             let (path, line, _, shown) = invalid_at(yaml);
             assert_eq!(path, at, "{shown}");
             assert!(line.is_some(), "{shown}");
+        }
+    }
+
+    #[test]
+    fn health_check_settings_are_read_from_general_settings() {
+        let c = parse(
+            "general_settings:\n  background_health_checks: true\n  health_check_interval: 30\n  health_check_details: false\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.health_checks,
+            HealthChecks {
+                background: true,
+                interval_s: 30.0,
+                details: false
+            }
+        );
+        assert!(
+            c.warnings.iter().all(|w| !w.path.starts_with("general_settings")),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(
+            parse("model_list: []\n", Path::new("c.yaml"), &env(&[]))
+                .unwrap()
+                .health_checks,
+            HealthChecks::default()
+        );
+        for bad in ["health_check_interval: 0", "background_health_checks: 'yes'"] {
+            let e = parse(&format!("general_settings:\n  {bad}\n"), Path::new("c.yaml"), &env(&[]));
+            assert!(e.is_err(), "{bad}");
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct App {
     pub keys: Arc<crate::keys::Keys>,
     /// rpm, tpm and parallel limits per scope, in Redis or in this process (chosen at startup).
     pub rate_limits: Arc<crate::rate_limits::RateLimits>,
+    /// The latest background health checks (`GET /health`).
+    pub health: crate::health_check::HealthBoard,
 }
 
 thread_local! {

@@ -368,7 +368,9 @@ pub async fn start(live: LiveState, opts: ServeOptions) -> Result<RunningGateway
         in_flight: Arc::default(),
         keys,
         rate_limits: Arc::new(rate_limits),
+        health: Default::default(),
     });
+    crate::health_api::start_background(&app);
     let watcher = if opts.watch_config {
         match crate::reload::watch(app.clone()) {
             Ok(w) => Some(w),
@@ -439,6 +441,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
         .route("/embeddings", post(embeddings))
+        .route("/v1/completions", post(completions))
+        .route("/completions", post(completions))
+        .route("/v1/moderations", post(moderations))
+        .route("/moderations", post(moderations))
+        .route("/v1/rerank", post(rerank))
+        .route("/rerank", post(rerank))
+        .route("/v1/images/generations", post(images))
+        .route("/images/generations", post(images))
+        .route("/v1/audio/transcriptions", post(transcriptions))
+        .route("/audio/transcriptions", post(transcriptions))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/v1/model/info", get(model_info))
@@ -449,6 +461,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/reload", post(admin_reload))
         .route("/admin/config", get(admin_config))
+        .merge(crate::health_api::routes())
+        .merge(crate::info_api::routes())
         .merge(crate::key_api::routes())
         .merge(crate::entity_api::routes())
         .merge(crate::spend_api::routes())
@@ -467,6 +481,26 @@ async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
     handle(app, Endpoint::EMBEDDINGS, headers, body).await
 }
 
+async fn completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::COMPLETIONS, headers, body).await
+}
+
+async fn moderations(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::MODERATIONS, headers, body).await
+}
+
+async fn rerank(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::RERANK, headers, body).await
+}
+
+async fn images(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::IMAGES, headers, body).await
+}
+
+async fn transcriptions(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::TRANSCRIPTIONS, headers, body).await
+}
+
 fn check_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let live = app.live.load();
     authorize(headers, live.config.master_key.as_ref().filter(|_| app.auth_enabled))?;
@@ -482,10 +516,21 @@ async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+#[derive(serde::Deserialize)]
+struct ModelQuery {
+    model: Option<String>,
+}
+
+/// `?model=<name>` narrows the listing to that model group (or workflow), as LiteLLM's does.
+async fn model_info(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<ModelQuery>,
+) -> Response {
     let live = app.live.load_full();
+    let wanted = |m: &str| q.model.as_deref().is_none_or(|w| w == m);
     match crate::pipeline::authenticate::caller(&app, &live, &headers).await {
-        Ok(caller) => axum::Json(live.model_info_json(&|m: &str| caller.may_use(m))).into_response(),
+        Ok(caller) => axum::Json(live.model_info_json(&|m: &str| caller.may_use(m) && wanted(m))).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
 }
@@ -659,6 +704,18 @@ async fn readiness(State(app): State<Arc<App>>, headers: HeaderMap) -> impl Into
             "instance_id": app.store.instance_id,
         },
         "tollgate_version": env!("CARGO_PKG_VERSION"),
+        // LiteLLM's fields, for health checkers written against it. `cache` keeps tollgate's
+        // object above; `success_callbacks` names where every record goes.
+        "db": match store.shared.as_ref() {
+            None => "Not connected",
+            Some(s) if s.connected => "connected",
+            Some(_) => "disconnected",
+        },
+        "litellm_version": env!("CARGO_PKG_VERSION"),
+        "success_callbacks": store.sinks.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(),
+        "use_aiohttp_transport": false,
+        "log_level": "INFO",
+        "is_detailed_debug": false,
     }))
 }
 
@@ -701,7 +758,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     ApiError(
         tollgate_core::GatewayError::new(
             tollgate_core::ErrorKind::NotFound,
-            format!("no route {}: tollgate serves /v1/chat/completions, /v1/embeddings, /v1/models, /v1/model/info and /health/*", uri.path()),
+            format!("no route {}: tollgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/moderations, /v1/rerank, /v1/images/generations, /v1/audio/transcriptions, /v1/models, /v1/model/info, /model_group/info, /routes, /health and /health/*", uri.path()),
         )
         .with_code("not_found"),
     )

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_providers::context_window::{Clamp, clamp_limit, estimate_input_tokens_raw};
 use tollgate_providers::openai::{self, Relayed};
-use tollgate_providers::provider::WireFormat;
+use tollgate_providers::provider::{Provider, WireFormat};
 use tollgate_providers::translate::{self, TranslateError, UpstreamRequest};
 use tollgate_providers::usage::ParsedUsage;
 
@@ -121,4 +121,35 @@ pub fn relay_plain(d: &Deployment, bytes: &[u8], group: &str) -> Result<Relayed,
 /// A plain answer from `d` as an OpenAI `chat.completion`, and its usage.
 pub fn read_plain(d: &Deployment, bytes: &[u8], group: &str) -> Result<(Value, ParsedUsage), GatewayError> {
     translate::translate_response(&d.route, bytes, group).map_err(|e| translate_error(d, e))
+}
+
+/// The HTTP request of one chat call to `d` (before the deployment's `extra_headers`).
+pub fn chat_request(
+    http: &reqwest::Client,
+    d: &Deployment,
+    body: &RequestBody,
+    stream: bool,
+) -> Result<reqwest::RequestBuilder, GatewayError> {
+    // Reached for rerank only: their chat APIs speak neither OpenAI's format nor a translated one.
+    if matches!(d.route.provider, Provider::Cohere | Provider::JinaAi) {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "model `{}` is served by `{}`, which tollgate reaches for /v1/rerank only",
+                d.model_group, d.model
+            ),
+        )
+        .with_code("endpoint_not_supported")
+        .with_param("model"));
+    }
+    let up = build(d, body, stream)?;
+    let url = d
+        .urls
+        .resolve(&up.url)
+        .map_err(|m| GatewayError::new(ErrorKind::Internal, m))?;
+    let mut req = http.post(url).body(up.body);
+    for (k, v) in &up.headers {
+        req = req.header(k, v);
+    }
+    Ok(req)
 }

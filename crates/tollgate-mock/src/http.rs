@@ -19,8 +19,8 @@ use crate::MockConfig;
 use crate::chat::{Answer, ChatRequest, render_completion, render_stream};
 use crate::embeddings::{self, EmbeddingRequest};
 use crate::failure::{FailMode, parse_fail_header, scheduled_failure};
-use crate::native;
 use crate::prompt_cache::PromptCache;
+use crate::{audio, images, moderation, native, rerank, text_completion};
 
 /// Benchmarks send long prompts; axum's 2 MB default would turn them into 413s.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -108,6 +108,16 @@ async fn dispatch(
         (Method::POST, Endpoint::Anthropic)
     } else if path.ends_with("/chat/completions") {
         (Method::POST, Endpoint::Chat)
+    } else if path.ends_with("/completions") {
+        (Method::POST, Endpoint::Completions)
+    } else if path.ends_with("/moderations") {
+        (Method::POST, Endpoint::Moderations)
+    } else if path.ends_with("/images/generations") {
+        (Method::POST, Endpoint::Images)
+    } else if path.ends_with("/audio/transcriptions") {
+        (Method::POST, Endpoint::Transcriptions)
+    } else if path.ends_with("/rerank") {
+        (Method::POST, Endpoint::Rerank)
     } else if path.ends_with("/embeddings") {
         (Method::POST, Endpoint::Embeddings)
     } else if path.ends_with("/models") {
@@ -117,7 +127,8 @@ async fn dispatch(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             &format!(
-                "the mock serves */chat/completions, */embeddings, */models, */models/M:generateContent, \
+                "the mock serves */chat/completions, */completions, */embeddings, */moderations, \
+                 */images/generations, */audio/transcriptions, */rerank, */models, */models/M:generateContent, \
                  */models/M:streamGenerateContent and */v1/messages, not {path}"
             ),
         );
@@ -135,11 +146,21 @@ async fn dispatch(
         Endpoint::Models => models(&state),
         Endpoint::Gemini { model, stream } => gemini(&state, &headers, &model, stream, &body).await,
         Endpoint::Anthropic => anthropic(&state, &headers, &body).await,
+        Endpoint::Completions => completions(&state, &headers, &body).await,
+        Endpoint::Moderations => moderations(&state, &headers, &body).await,
+        Endpoint::Images => images(&state, &headers, &body).await,
+        Endpoint::Transcriptions => transcriptions(&state, &headers, &body).await,
+        Endpoint::Rerank => rerank(&state, &headers, &body).await,
     }
 }
 
 enum Endpoint {
     Chat,
+    Completions,
+    Moderations,
+    Images,
+    Transcriptions,
+    Rerank,
     Embeddings,
     Models,
     Gemini { model: String, stream: bool },
@@ -385,6 +406,83 @@ async fn embed(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response 
     };
     match embeddings::render(&req) {
         Ok(body) => answer_response(state, body, sabotage),
+        Err(message) => openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
+    }
+}
+
+fn rendered(state: &MockState, out: Result<Vec<u8>, String>, sabotage: Option<FailMode>) -> Response {
+    match out {
+        Ok(body) => answer_response(state, body, sabotage),
+        Err(message) => openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
+    }
+}
+
+async fn completions(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let req: text_completion::CompletionRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return invalid_json(&e),
+    };
+    let sabotage = match before_answer(state, headers, &req.model).await {
+        Ok(s) => s,
+        Err(failure) => return failure,
+    };
+    if req.stream {
+        return match text_completion::render_stream(&req, unix_now()) {
+            Ok(frames) => {
+                let frames = frames
+                    .into_iter()
+                    .map(|f| Bytes::from(format!("data: {f}\n\n")))
+                    .collect();
+                sse_response(state, frames, sabotage)
+            }
+            Err(message) => openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
+        };
+    }
+    rendered(state, text_completion::render(&req, unix_now()), sabotage)
+}
+
+async fn moderations(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let req: moderation::ModerationRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return invalid_json(&e),
+    };
+    match before_answer(state, headers, &req.model).await {
+        Ok(sabotage) => rendered(state, moderation::render(&req), sabotage),
+        Err(failure) => failure,
+    }
+}
+
+async fn images(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let req: images::ImageRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return invalid_json(&e),
+    };
+    match before_answer(state, headers, &req.model).await {
+        Ok(sabotage) => rendered(state, images::render(&req, unix_now()), sabotage),
+        Err(failure) => failure,
+    }
+}
+
+async fn rerank(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let req: rerank::RerankRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return invalid_json(&e),
+    };
+    match before_answer(state, headers, &req.model).await {
+        Ok(sabotage) => rendered(state, rerank::render(&req), sabotage),
+        Err(failure) => failure,
+    }
+}
+
+async fn transcriptions(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let model = audio::model(body).unwrap_or_default();
+    if let Err(failure) = before_answer(state, headers, &model).await {
+        return failure;
+    }
+    match audio::render(body) {
+        Ok((content_type, out)) => {
+            ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], out).into_response()
+        }
         Err(message) => openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
     }
 }

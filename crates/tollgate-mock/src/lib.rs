@@ -9,6 +9,9 @@
 //!
 //! Endpoints (any path prefix, since an `api_base` may carry one):
 //! - `POST …/chat/completions`, `POST …/embeddings`, `GET …/models` (OpenAI's format)
+//! - `POST …/completions` (legacy text completions, streamed too), `POST …/moderations`,
+//!   `POST …/images/generations`, `POST …/audio/transcriptions` (multipart), and
+//!   `POST …/rerank` (Cohere's shape, also Jina's usage)
 //! - `POST …/models/{model}:generateContent` and `…:streamGenerateContent?alt=sse` (Gemini's,
 //!   key in `x-goog-api-key`), `POST …/v1/messages` (Anthropic's, `x-api-key` and
 //!   `anthropic-version` required); see `native.rs` for what each reports
@@ -19,13 +22,18 @@
 //! every other request) or per request with the `x-mock-fail: 500|429|timeout` header;
 //! `x-mock-delay-ms: N` delays one request.
 
+mod audio;
 mod chat;
 mod embeddings;
 mod failure;
 mod fingerprint;
 mod http;
+mod images;
+mod moderation;
 mod native;
 mod prompt_cache;
+mod rerank;
+mod text_completion;
 
 use axum::serve::ListenerExt;
 

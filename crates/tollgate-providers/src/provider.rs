@@ -33,6 +33,13 @@ pub enum Provider {
     Gemini,
     /// Anthropic's Messages API.
     Anthropic,
+    /// OpenAI's legacy `/completions` (LiteLLM's `text-completion-openai/`, e.g.
+    /// `gpt-3.5-turbo-instruct`); its chat requests go to `/chat/completions` like `openai/`.
+    TextCompletionOpenAi,
+    /// Cohere, reached for `/rerank` (the gateway's rerank endpoint).
+    Cohere,
+    /// Jina AI, reached for `/rerank`.
+    JinaAi,
 }
 
 /// The body format an upstream speaks; each has a translation module.
@@ -50,7 +57,7 @@ pub enum WireFormat {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     #[error(
-        "unknown provider prefix `{prefix}` in `{model}`; supported: openai/, deepseek/, xai/, minimax/, openrouter/, groq/, together_ai/, mistral/, fireworks_ai/, ollama_chat/, hosted_vllm/, gemini/, anthropic/"
+        "unknown provider prefix `{prefix}` in `{model}`; supported: openai/, deepseek/, xai/, minimax/, openrouter/, groq/, together_ai/, mistral/, fireworks_ai/, ollama_chat/, hosted_vllm/, gemini/, anthropic/, text-completion-openai/, cohere/, jina_ai/"
     )]
     UnknownPrefix { prefix: String, model: String },
     #[error("`{model}` names no model after its provider prefix")]
@@ -83,6 +90,23 @@ fn masked<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redact::url(url))
 }
 
+impl Route {
+    /// The URL of another endpoint beside the OpenAI-style ones (`completions`, `moderations`,
+    /// `images/generations`, `audio/transcriptions`, `rerank`): the embeddings URL with its last
+    /// segment replaced, so `api_base`'s path and query (`?api-key=…`) are kept.
+    pub fn sibling_url(&self, path: &str) -> String {
+        let (url, query) = match self.embeddings_url.split_once('?') {
+            Some((u, q)) => (u, Some(q)),
+            None => (self.embeddings_url.as_str(), None),
+        };
+        let base = url.strip_suffix("/embeddings").unwrap_or(url);
+        match query {
+            Some(q) => format!("{base}/{path}?{q}"),
+            None => format!("{base}/{path}"),
+        }
+    }
+}
+
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Route")
@@ -97,7 +121,7 @@ impl std::fmt::Debug for Route {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 13] = [
+    pub const ALL: [Provider; 16] = [
         Provider::OpenAi,
         Provider::DeepSeek,
         Provider::Xai,
@@ -111,6 +135,9 @@ impl Provider {
         Provider::HostedVllm,
         Provider::Gemini,
         Provider::Anthropic,
+        Provider::TextCompletionOpenAi,
+        Provider::Cohere,
+        Provider::JinaAi,
     ];
 
     /// LiteLLM's prefix, which is also the provider's name in records.
@@ -129,6 +156,9 @@ impl Provider {
             Provider::HostedVllm => "hosted_vllm",
             Provider::Gemini => "gemini",
             Provider::Anthropic => "anthropic",
+            Provider::TextCompletionOpenAi => "text-completion-openai",
+            Provider::Cohere => "cohere",
+            Provider::JinaAi => "jina_ai",
         }
     }
 
@@ -152,6 +182,9 @@ impl Provider {
             Provider::HostedVllm => return None,
             Provider::Gemini => "https://generativelanguage.googleapis.com",
             Provider::Anthropic => "https://api.anthropic.com",
+            Provider::TextCompletionOpenAi => "https://api.openai.com/v1",
+            Provider::Cohere => "https://api.cohere.com/v1",
+            Provider::JinaAi => "https://api.jina.ai/v1",
         })
     }
 
@@ -169,6 +202,9 @@ impl Provider {
             Provider::FireworksAi => "FIREWORKS_AI_API_KEY",
             Provider::Gemini => "GEMINI_API_KEY",
             Provider::Anthropic => "ANTHROPIC_API_KEY",
+            Provider::TextCompletionOpenAi => "OPENAI_API_KEY",
+            Provider::Cohere => "COHERE_API_KEY",
+            Provider::JinaAi => "JINA_AI_API_KEY",
             Provider::OllamaChat | Provider::HostedVllm => return None,
         })
     }
@@ -394,5 +430,16 @@ mod tests {
     fn unknown_prefix_lists_the_known_ones() {
         let e = route("bedrock/claude", None).unwrap_err().to_string();
         assert!(e.contains("bedrock") && e.contains("deepseek/"), "{e}");
+    }
+
+    #[test]
+    fn sibling_urls_keep_the_base_path_and_query() {
+        let r = route("text-completion-openai/gpt-3.5-turbo-instruct", None).unwrap();
+        assert_eq!(r.provider, Provider::TextCompletionOpenAi);
+        assert_eq!(r.sibling_url("completions"), "https://api.openai.com/v1/completions");
+        let r = route("cohere/rerank-english-v3.0", None).unwrap();
+        assert_eq!(r.sibling_url("rerank"), "https://api.cohere.com/v1/rerank");
+        let r = route("hosted_vllm/bge", Some("http://h:8000/v1?api-key=k")).unwrap();
+        assert_eq!(r.sibling_url("rerank"), "http://h:8000/v1/rerank?api-key=k");
     }
 }

@@ -40,6 +40,9 @@ pub(crate) fn bounded(s: &str, max: usize) -> &str {
 const ANSWER_FIELDS: &[&str] = &[
     "messages",
     "input",
+    "prompt",
+    "query",
+    "documents",
     "tools",
     "tool_choice",
     "functions",

@@ -30,7 +30,7 @@ pub async fn lookup(
     headers: &HeaderMap,
     draft: &mut Draft,
 ) -> Looked {
-    let Some(cache) = &live.cache else {
+    let Some(cache) = live.cache.as_ref().filter(|_| endpoint.caches) else {
         return Looked::Miss(None);
     };
     let fingerprint = draft.record.prompt_sha256.clone().unwrap_or_default();

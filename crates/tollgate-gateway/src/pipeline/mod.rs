@@ -23,7 +23,9 @@
 //! After the answer, [`key_headers`] tells a virtual key its spend and limits, and
 //! [`soft_budget`] reports a key past its soft budget.
 //!
-//! Endpoints ([`endpoint`]) are configurations of these stages, not copies of them.
+//! Endpoints ([`endpoint`]) are configurations of these stages, not copies of them: the ones
+//! beside chat and embeddings differ only in how stage 6 puts them on the wire and stage 7 reads
+//! the answer ([`passthrough`], with [`text_completion`] and [`form`]).
 
 pub(crate) mod access;
 pub(crate) mod admit;
@@ -33,17 +35,20 @@ pub(crate) mod charges;
 pub(crate) mod draft;
 pub(crate) mod end_user;
 pub mod endpoint;
+pub(crate) mod form;
 pub(crate) mod key_headers;
 pub mod limit_scopes;
 pub(crate) mod limits;
 pub(crate) mod lookup;
 pub(crate) mod parse;
+pub(crate) mod passthrough;
 pub(crate) mod plain;
 pub(crate) mod replay;
 pub(crate) mod resolve;
 pub(crate) mod route;
 pub(crate) mod soft_budget;
 pub(crate) mod stream;
+pub(crate) mod text_completion;
 pub(crate) mod workflow;
 
 use std::sync::Arc;
@@ -165,18 +170,27 @@ async fn serve(
         Err(f) => route::answer_failure(draft, f).await,
         Ok((deployment, Sent::Plain(bytes), sent, _)) => {
             let upstream_ms = sent.elapsed().as_secs_f64() * 1000.0;
-            plain::respond(draft, &deployment, bytes, upstream_ms, store_to).await
+            plain::respond(draft, endpoint, &deployment, bytes, upstream_ms, store_to).await
         }
-        Ok((deployment, Sent::Stream(events), sent, pre_ms)) => stream::respond(
-            draft,
-            deployment,
-            events,
-            sent,
-            pre_ms,
-            client_wants_usage,
-            store_to,
-            stream::StreamExtras::default(),
-        ),
+        Ok((deployment, Sent::Stream(events), sent, pre_ms)) => {
+            // A text completion answered by chat is streamed back in the text-completion shape.
+            let reshape = (endpoint.wire == endpoint::Wire::TextCompletion
+                && passthrough::completes_as_chat(&deployment))
+            .then_some(text_completion::chunk_from_chat as fn(String) -> String);
+            stream::respond(
+                draft,
+                deployment,
+                events,
+                sent,
+                pre_ms,
+                client_wants_usage,
+                store_to,
+                stream::StreamExtras {
+                    reshape,
+                    ..Default::default()
+                },
+            )
+        }
     };
     tries.tag(resp.headers_mut());
     resp

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::body::RequestBody;
 use crate::edge::{BodyLease, BodyRules, read_body};
 use crate::pipeline::draft::{Draft, MAX_CLIENT_STRING, bounded};
-use crate::pipeline::endpoint::Endpoint;
+use crate::pipeline::endpoint::{Endpoint, Wire};
 use crate::state::LiveState;
 
 /// The fields that make up a request's prompt, whatever its endpoint.
@@ -56,7 +56,10 @@ pub async fn read(
         inflight_budget: (live.config.server.max_inflight_request_mb * 1024.0 * 1024.0) as usize,
     };
     let (bytes, lease) = read_body(body, headers, &rules, &app.body_budget).await?;
-    let body = RequestBody::parse(&bytes)?;
+    let body = match endpoint.wire {
+        Wire::Form { .. } => crate::pipeline::form::read(&bytes, headers)?,
+        _ => RequestBody::parse(&bytes)?,
+    };
     // The fields hold their own copy of the text; the read buffer is not kept beside them.
     drop(bytes);
     let model = match body.get::<String>("model") {
@@ -91,6 +94,16 @@ pub async fn read(
             "missing `messages`: a chat request needs a list of messages",
         )
         .with_param("messages"));
+    }
+    if let Some(missing) = endpoint.requires.iter().find(|f| !body.contains(f)) {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "missing `{missing}`: this endpoint needs {}",
+                endpoint.requires.join(" and ")
+            ),
+        )
+        .with_param(*missing));
     }
     let stream = endpoint.streams && draft.record.stream;
     let client_wants_usage = !stream

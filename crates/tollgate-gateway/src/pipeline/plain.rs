@@ -11,10 +11,12 @@ use axum::response::{IntoResponse, Response};
 use crate::cache::{RequestCache, ResponseCache};
 use crate::edge::{ApiError, ResponseTags, tag_response};
 use crate::pipeline::draft::{Draft, committed, set_id_headers};
+use crate::pipeline::endpoint::Endpoint;
 use crate::state::Deployment;
 
 pub async fn respond(
     mut draft: Draft,
+    endpoint: Endpoint,
     deployment: &Deployment,
     bytes: Bytes,
     upstream_ms: f64,
@@ -22,7 +24,7 @@ pub async fn respond(
 ) -> Response {
     // The provider's answer as OpenAI's, naming the group the client asked for (as with
     // LiteLLM), usage in buckets, response hygiene applied.
-    let relayed = match crate::upstream::relay_plain(deployment, &bytes, &draft.record.model_group) {
+    let relayed = match crate::pipeline::passthrough::relay(endpoint, deployment, &bytes, &draft.record.model_group) {
         Ok(r) => r,
         Err(err) => {
             let status = err.status;
@@ -32,7 +34,9 @@ pub async fn respond(
             return resp;
         }
     };
-    draft.set_usage(&relayed.usage, deployment.price.as_ref());
+    if let Some(usage) = &relayed.usage {
+        draft.set_usage(usage, deployment.price.as_ref());
+    }
     draft.record.finish_reason = relayed.finish_reason;
     let out = relayed.body;
     if let Some((cache, rc)) = store_to
@@ -44,7 +48,7 @@ pub async fn respond(
     }
     // Failed attempts and their backoff were waiting on providers too.
     let overhead = draft.gateway_ms(draft.elapsed_ms(), upstream_ms);
-    let mut resp = (StatusCode::OK, [("content-type", "application/json")], out).into_response();
+    let mut resp = (StatusCode::OK, [("content-type", relayed.content_type)], out).into_response();
     tag_response(
         resp.headers_mut(),
         &ResponseTags {

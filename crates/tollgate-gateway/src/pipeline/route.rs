@@ -298,18 +298,7 @@ async fn send_once(
     };
     let mut req = match endpoint.wire {
         // Chat speaks the deployment's wire format (OpenAI's, Gemini's, Anthropic's).
-        Wire::Chat => {
-            let up = crate::upstream::build(d, body, stream).map_err(fail)?;
-            let url = d
-                .urls
-                .resolve(&up.url)
-                .map_err(|m| fail(GatewayError::new(ErrorKind::Internal, m)))?;
-            let mut req = app.http().post(url).body(up.body);
-            for (k, v) in &up.headers {
-                req = req.header(k, v);
-            }
-            req
-        }
+        Wire::Chat => crate::upstream::chat_request(&app.http(), d, body, stream).map_err(fail)?,
         Wire::Embeddings => {
             let mut req = app
                 .http()
@@ -321,6 +310,8 @@ async fn send_once(
             }
             req
         }
+        // The other endpoints' requests (`pipeline/passthrough.rs`).
+        wire => crate::pipeline::passthrough::request(&app.http(), d, wire, body, stream).map_err(fail)?,
     };
     for (k, v) in &d.extra_headers {
         req = req.header(k, v);

@@ -174,6 +174,9 @@ pub(crate) struct StreamExtras {
     pub prior_usage: Option<tollgate_core::Usage>,
     /// Called with the step's finished record, so the workflow can write its run record.
     pub on_done: Option<OnDone>,
+    /// Rewrites each OpenAI chunk before it is read and relayed (a text completion answered
+    /// by chat: `pipeline/text_completion.rs`).
+    pub reshape: Option<fn(String) -> String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -196,6 +199,7 @@ pub(crate) fn respond(
     let stream_group = group.clone();
     let prelude = extras.prelude;
     let prior_usage = extras.prior_usage;
+    let reshape = extras.reshape;
     // Gemini and Anthropic events become OpenAI chunks; the OpenAI family has no translator.
     let mut translator = StreamTranslator::for_route(&deployment.route, &group);
     // Re-serialising every chunk costs a little; skip it when the names already agree
@@ -301,6 +305,10 @@ pub(crate) fn respond(
             guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
             for data in relayed.into_iter().chain(translated) {
                 let t = Instant::now();
+                let data = match reshape {
+                    Some(f) if data != "[DONE]" => f(data),
+                    _ => data,
+                };
                 if data == "[DONE]" {
                     saw_done = true;
                     if let (Some((cache, rc)), Some(chunks), Some(d)) = (store_to.clone(), collected.take(), guard.draft.as_ref()) {
