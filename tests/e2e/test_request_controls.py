@@ -137,6 +137,7 @@ def test_mock_response_and_the_mock_testing_hooks(start_gateway):
     for r in mocked:
         assert r["status"] == "success" and r["model_group"] == "deepseek-v3.2"
         assert r["cost_usd"] > 0
-    assert sum(1 for r in records if r["http_status"] == 429) == 2, "the mocked error and the mocked rate limit"
+    # The mocked error (its attempt and the request) and the mocked rate limit's first attempt.
+    assert sum(1 for r in records if r["http_status"] == 429) == 3
     assert any(r["http_status"] == 500 and r["model_group"] == "deepseek-v3.2" for r in records)
     assert all("mocked" not in r for r in records if r not in mocked)
