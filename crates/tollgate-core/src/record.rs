@@ -130,6 +130,10 @@ pub struct Record {
     /// The end user the request was for: the OpenAI `user` field (LiteLLM's customer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_user: Option<String>,
+    /// Answered by a test hook (LiteLLM's `mock_response`) instead of a provider: priced as if
+    /// real, so budgets and reports can be tested, but no provider was paid.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mocked: bool,
 }
 
 impl Record {

@@ -82,6 +82,14 @@ impl DeploymentStats {
         }
     }
 
+    /// An attempt that ended without saying anything about the deployment (a test hook answered
+    /// in its place, a concurrent attempt was cancelled): its in-flight count is given back only.
+    pub fn released(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
+    }
+
     /// Called once per started request when it ends: `None` on success, else whose fault the
     /// failure was. Only the deployment's own faults count toward `allowed_fails`: a client's
     /// malformed body or cancelled stream says nothing about the deployment's health.

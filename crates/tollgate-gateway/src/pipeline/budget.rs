@@ -117,18 +117,28 @@ pub async fn check(
 }
 
 /// Holds the estimate against every budget the request is charged to; the charges to settle
-/// when it ends. 429 `budget_exceeded` (naming the scope) when one would be passed.
+/// when it ends. 429 `budget_exceeded` (naming the scope) when one would be passed. A request
+/// naming several groups (a comma list, any of which may answer) holds the dearest one's
+/// estimate, charged as that group (its `model_max_budget` entry).
 pub async fn hold(
     app: &App,
     live: &LiveState,
     caller: &Caller,
     end_user: Option<&EndUser>,
-    group: &ModelGroup,
+    groups: &[&ModelGroup],
     request: &Request,
 ) -> Result<Charges, GatewayError> {
-    let payers = payers(live, caller, end_user, &group.name);
+    let (group, worst) = groups
+        .iter()
+        .map(|g| (*g, estimate(g, request)))
+        .fold(None, |best: Option<(&ModelGroup, f64)>, (g, cost)| match best {
+            Some((_, c)) if c >= cost => best,
+            _ => Some((g, cost)),
+        })
+        .unzip();
+    let payers = payers(live, caller, end_user, group.map_or("", |g| g.name.as_str()));
     let amount = if payers.iter().any(|p| p.budget.is_some()) {
-        estimate(group, request)
+        worst.unwrap_or(0.0)
     } else {
         0.0
     };

@@ -58,6 +58,8 @@ const ANSWER_FIELDS: &[&str] = &[
     "thinking",
     "frequency_penalty",
     "presence_penalty",
+    // A mocked answer (`pipeline/test_hooks.rs`) is cached apart from the provider's.
+    "mock_response",
 ];
 
 /// Hex SHA-256 over the model group and the answer-deciding fields as the client wrote them,
@@ -244,6 +246,31 @@ impl Draft {
         step
     }
 
+    /// One of the concurrent routes of a request naming several models (`pipeline/race.rs`):
+    /// its own request id, the request's trace and client details, no charges or limits (the
+    /// request's own draft carries them).
+    pub(crate) fn contestant(&self, group: &str) -> Draft {
+        let record = Record {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            trace_id: self.record.trace_id.clone(),
+            session_id: self.record.session_id.clone(),
+            start_time: Utc::now(),
+            user_agent: self.record.user_agent.clone(),
+            key_alias: self.record.key_alias.clone(),
+            key_hash: self.record.key_hash.clone(),
+            user_id: self.record.user_id.clone(),
+            team_id: self.record.team_id.clone(),
+            end_user: self.record.end_user.clone(),
+            config_version: self.record.config_version,
+            prompt_sha256: self.record.prompt_sha256.clone(),
+            stream: self.record.stream,
+            model_group: group.to_string(),
+            source: "tollgate".into(),
+            ..Record::default()
+        };
+        Draft::starting(self.app.clone(), record)
+    }
+
     /// What the record says if this request is dropped before it answers (e.g. cut short by a
     /// workflow step's timeout).
     pub(crate) fn abandon_as(&mut self, e: GatewayError) {
@@ -348,6 +375,12 @@ impl Draft {
             self.record.unpriced = true;
         }
         if let Some(d) = self.deployment.take() {
+            // Dropped while waiting on `d` (cancelled): the record names what it waited on.
+            if self.record.model.is_empty() {
+                self.record.model = d.model.clone();
+                self.record.provider = d.route.provider.prefix().to_string();
+                self.record.api_base = Some(d.route.api_base.clone());
+            }
             // A failure with no error (a workflow marking a step failed) is counted as the
             // deployment's: it answered, but not usably.
             let failure = match self.record.status {

@@ -12,9 +12,13 @@
 //!    then [`limits`] — rpm, tpm and parallel limits of every scope the request counts in
 //!    ([`limit_scopes`]; 429 `rpm_limit`, `tpm_limit`, `max_parallel_requests`),
 //!    then [`budget`] — the estimated cost held against every budget the request is charged to:
-//!    key, user, team, team member, end user, key × model, the gateway (429 `budget_exceeded`)
+//!    key, user, team, team member, end user, key × model, the gateway (429 `budget_exceeded`);
+//!    for a model group, [`controls`] — the request's own `fallbacks`, `num_retries`, `timeout`
+//!    and [`test_hooks`] (`mock_response`, …), the groups they name checked (400/401) before
+//!    anything is counted
 //! 5. [`lookup`] — the response cache, before any deployment is chosen
-//! 6. [`route`] — attempts, retries and fallbacks over the group's deployments
+//! 6. [`route`] — attempts, retries and fallbacks over the group's deployments; [`race`] asks
+//!    the groups of a comma-separated `model` at once and keeps the first answer
 //! 7. respond — [`plain`], [`stream`], or [`replay`] for a cache hit; [`workflow`] runs its
 //!    steps through stages 6–7
 //! 8. [`draft`] — account and record: usage priced per bucket, one record per attempt and per
@@ -32,6 +36,7 @@ pub(crate) mod admit;
 pub mod authenticate;
 pub(crate) mod budget;
 pub(crate) mod charges;
+pub(crate) mod controls;
 pub(crate) mod draft;
 pub(crate) mod end_user;
 pub mod endpoint;
@@ -43,11 +48,13 @@ pub(crate) mod lookup;
 pub(crate) mod parse;
 pub(crate) mod passthrough;
 pub(crate) mod plain;
+pub(crate) mod race;
 pub(crate) mod replay;
 pub(crate) mod resolve;
 pub(crate) mod route;
 pub(crate) mod soft_budget;
 pub(crate) mod stream;
+pub(crate) mod test_hooks;
 pub(crate) mod text_completion;
 pub(crate) mod workflow;
 
@@ -103,13 +110,27 @@ async fn serve(
         Ok(u) => u,
         Err(e) => return draft.fail(e),
     };
-    let target = match resolve::target(&live, endpoint, &request) {
+    let targets = match resolve::targets(&live, endpoint, &request) {
         Err(e) => return draft.fail(e),
         Ok(t) => t,
     };
-    if let Err(e) = access::check(caller, &request.model, target.name()) {
-        return draft.fail(e);
+    // A key may call a comma list only if it may call every group in it.
+    let listed = targets.len() > 1;
+    for t in &targets {
+        let requested = if listed { t.name() } else { request.model.as_str() };
+        if let Err(e) = access::check(caller, requested, t.name()) {
+            return draft.fail(e);
+        }
     }
+    let target = &targets[0];
+    // The request's own routing settings and test hooks (a workflow routes by its steps').
+    let (controls, hooks) = match &target {
+        Target::Group(g) => match request_controls(&live, caller, &headers, &request, &g.name) {
+            Ok(c) => c,
+            Err(e) => return draft.fail(e),
+        },
+        Target::Workflow(_) => Default::default(),
+    };
     match limits::admit(
         &app,
         caller,
@@ -130,13 +151,20 @@ async fn serve(
             return draft.fail(e);
         }
     }
-    let group = match target {
-        Target::Group(g) => {
-            draft.charges = match budget::hold(&app, &live, caller, end_user.as_ref(), g, &request).await {
+    let groups: Vec<String> = match target {
+        Target::Group(_) => {
+            let groups: Vec<&crate::state::ModelGroup> = targets
+                .iter()
+                .filter_map(|t| match t {
+                    Target::Group(g) => Some(*g),
+                    Target::Workflow(_) => None,
+                })
+                .collect();
+            draft.charges = match budget::hold(&app, &live, caller, end_user.as_ref(), &groups, &request).await {
                 Ok(charges) => charges,
                 Err(e) => return draft.fail(e),
             };
-            g.name.clone()
+            groups.iter().map(|g| g.name.clone()).collect()
         }
         Target::Workflow(wf) => {
             draft.record.workflow = Some(wf.name.clone());
@@ -155,17 +183,11 @@ async fn serve(
     };
     let (stream, client_wants_usage) = (request.stream, request.client_wants_usage);
     let mut body = route::upstream_body(request.body, stream);
-    let (outcome, tries) = route::route_request(
-        &app,
-        &live,
-        endpoint,
-        &mut body,
-        stream,
-        &mut draft,
-        &group,
-        route::Fallbacks::Router,
-    )
-    .await;
+    let plan = controls.plan(hooks);
+    let (outcome, tries) = match groups.as_slice() {
+        [group] => route::route_request(&app, &live, endpoint, &mut body, stream, &mut draft, group, &plan).await,
+        several => race::race(&app, &live, endpoint, &body, stream, &mut draft, several, &plan).await,
+    };
     let mut resp = match outcome {
         Err(f) => route::answer_failure(draft, f).await,
         Ok((deployment, Sent::Plain(bytes), sent, _)) => {
@@ -194,4 +216,17 @@ async fn serve(
     };
     tries.tag(resp.headers_mut());
     resp
+}
+
+/// Stage 4e: the request's routing controls, checked, and its test hooks.
+fn request_controls(
+    live: &crate::state::LiveState,
+    caller: &authenticate::Caller,
+    headers: &HeaderMap,
+    request: &parse::Request,
+    group: &str,
+) -> Result<(controls::Controls, test_hooks::TestHooks), tollgate_core::GatewayError> {
+    let c = controls::read(headers, &request.body, &request.model, group)?;
+    controls::check(live, caller, &c)?;
+    Ok((c, test_hooks::TestHooks::read(&request.body)?))
 }

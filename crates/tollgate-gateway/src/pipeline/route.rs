@@ -19,6 +19,7 @@ use crate::body::RequestBody;
 use crate::edge::ApiError;
 use crate::pipeline::draft::{Draft, committed, set_id_headers};
 use crate::pipeline::endpoint::{Endpoint, Wire};
+use crate::pipeline::test_hooks::{self, Attempt, Hooked, TestHooks};
 use crate::state::{Deployment, LiveState};
 
 /// Body fields that configure the gateway (LiteLLM's names) and must not reach the provider.
@@ -28,16 +29,20 @@ const GATEWAY_ONLY_FIELDS: &[&str] = &[
     "litellm_trace_id",
     "litellm_metadata",
     "cache",
-    "mock_response",
     "user_config",
     "tags",
+    // The request's routing controls (`pipeline/controls.rs`).
+    "fallbacks",
+    "context_window_fallbacks",
+    "num_retries",
+    "timeout",
 ];
 
 /// The body the deployments are sent: the client's, without the fields that configure the
 /// gateway, and asking a stream for its usage (needed for the record whether or not the client
 /// asked; the extra chunk is removed again for clients that did not ask).
 pub fn upstream_body(mut body: RequestBody, stream: bool) -> RequestBody {
-    for k in GATEWAY_ONLY_FIELDS {
+    for k in GATEWAY_ONLY_FIELDS.iter().chain(test_hooks::FIELDS) {
         body.remove(k);
     }
     if stream {
@@ -139,19 +144,34 @@ pub(crate) enum Sent {
     Stream(Events),
 }
 
-type Routed = Result<(Arc<Deployment>, Sent, Instant, f64), Failure>;
+pub(crate) type Routed = Result<(Arc<Deployment>, Sent, Instant, f64), Failure>;
 
 /// The groups a request moves on to when its group fails for the deployment's own reasons
 /// (after its retries). The caller hands this to the stage as data, so a more specific list (a
 /// workflow step's own `fallbacks`) is a configuration of the one routing loop, not a second
 /// loop wrapped around it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) enum Fallbacks<'a> {
     /// `router_settings.fallbacks` for the group, else `default_fallbacks`, at most `max_fallbacks`.
+    #[default]
     Router,
     /// Exactly these groups, in order, each with its retries; the router's `fallbacks` and
     /// `default_fallbacks` are not consulted.
     Only(&'a [String]),
+}
+
+/// How one request is routed: `router_settings` unless the request (`pipeline/controls.rs`) or a
+/// workflow step says otherwise, and the test hooks it asked for.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Plan<'a> {
+    pub fallbacks: Fallbacks<'a>,
+    /// Replaces `router_settings.context_window_fallbacks` for the requested group.
+    pub context_window_fallbacks: Option<&'a [String]>,
+    /// Replaces `router_settings.num_retries`.
+    pub num_retries: Option<u32>,
+    /// Replaces each deployment's `timeout` and `stream_timeout` for the wait on its answer.
+    pub timeout: Option<Duration>,
+    pub hooks: TestHooks,
 }
 
 impl Fallbacks<'_> {
@@ -177,9 +197,10 @@ pub(crate) async fn route_request(
     stream: bool,
     draft: &mut Draft,
     group: &str,
-    fallbacks: Fallbacks<'_>,
+    plan: &Plan<'_>,
 ) -> (Routed, Tries) {
     let settings = &live.config.router;
+    let num_retries = plan.num_retries.unwrap_or(settings.num_retries);
     let mut tries = Tries::default();
     let mut chain = vec![group.to_string()];
     let mut extended = false;
@@ -192,7 +213,7 @@ pub(crate) async fn route_request(
         }
         let mut context_window = false;
         if let Some(g) = live.groups.get(settings.resolve(&gname)) {
-            for retry in 0..=settings.num_retries {
+            for retry in 0..=num_retries {
                 let Some(d) = crate::router::pick(g, settings) else {
                     last = Some(Failure {
                         error: GatewayError::new(
@@ -232,12 +253,27 @@ pub(crate) async fn route_request(
                     marked = RequestBody::from_map(&b);
                     &marked
                 };
-                match send_once(app, &d, endpoint, to_send, stream).await {
-                    Ok((sent, at)) => {
+                let at = Attempt {
+                    number: attempt,
+                    requested_group: gi == 0,
+                    stream,
+                    timeout: plan
+                        .timeout
+                        .unwrap_or(if stream { d.stream_timeout } else { d.timeout }),
+                };
+                match attempt_once(app, &d, endpoint, to_send, stream, plan, &at).await {
+                    Ok((answering, sent, at)) => {
                         // `started` was counted above; the draft's finish reports the outcome.
-                        draft.use_deployment(&d);
+                        draft.use_deployment(&answering);
+                        if !Arc::ptr_eq(&answering, &d) {
+                            // A mocked answer: its twin has stats of its own, so the chosen
+                            // deployment's in-flight count is given back here.
+                            d.stats.released();
+                            draft.record.provider = d.route.provider.prefix().to_string();
+                            draft.record.mocked = true;
+                        }
                         draft.record.attempt = Some(attempt);
-                        return (Ok((d, sent, at, pre_ms)), tries);
+                        return (Ok((answering, sent, at, pre_ms)), tries);
                     }
                     Err(f) => {
                         // The attempt's own record tells the deployment how it went.
@@ -252,7 +288,7 @@ pub(crate) async fn route_request(
                         if !again {
                             break;
                         }
-                        if retry < settings.num_retries {
+                        if retry < num_retries {
                             // Backoff is waiting on the provider too, not gateway overhead.
                             draft.failed_upstream_ms += wait.as_secs_f64() * 1000.0;
                             tokio::time::sleep(wait).await;
@@ -265,10 +301,13 @@ pub(crate) async fn route_request(
             .as_ref()
             .is_some_and(|f| crate::router::retryable(&f.error) || f.error.status == 503);
         if context_window {
-            chain.extend(crate::router::fallbacks(live, &gname, true));
+            match plan.context_window_fallbacks {
+                Some(own) if gi == 0 => chain.extend(own.iter().cloned()),
+                _ => chain.extend(crate::router::fallbacks(live, &gname, true)),
+            }
         } else if !extended && retryable_end {
             extended = true;
-            chain.extend(fallbacks.after(live, group));
+            chain.extend(plan.fallbacks.after(live, group));
         } else if !retryable_end {
             break;
         }
@@ -282,13 +321,56 @@ pub(crate) async fn route_request(
     (Err(failure), tries)
 }
 
-/// One upstream call. A stream counts as sent once its first event has arrived.
+/// One attempt: the test hooks' answer if they have one (`pipeline/test_hooks.rs`), else the
+/// provider's. The deployment that answered is returned (a mocked answer's is the chosen one's
+/// OpenAI-format twin).
+async fn attempt_once(
+    app: &Arc<App>,
+    d: &Arc<Deployment>,
+    endpoint: Endpoint,
+    body: &RequestBody,
+    stream: bool,
+    plan: &Plan<'_>,
+    at: &Attempt,
+) -> Result<(Arc<Deployment>, Sent, Instant), Failure> {
+    let sent = Instant::now();
+    let fail = |error: GatewayError| Failure {
+        error,
+        retry_after: None,
+        upstream_ms: sent.elapsed().as_secs_f64() * 1000.0,
+    };
+    let hooked = if plan.hooks.any() && endpoint.wire == Wire::Chat {
+        plan.hooks.intercept(d, at)
+    } else {
+        Hooked::Pass
+    };
+    match hooked {
+        Hooked::Pass => {
+            let (answer, sent) = send_once(app, d, endpoint, body, stream, plan.timeout).await?;
+            Ok((d.clone(), answer, sent))
+        }
+        Hooked::Fail(e) => Err(fail(e)),
+        Hooked::Timeout(after) => {
+            tokio::time::sleep(after).await;
+            Err(fail(timeout_error(d, after)))
+        }
+        Hooked::Plain(twin, bytes) => Ok((twin, Sent::Plain(bytes), sent)),
+        Hooked::Stream(twin, bytes) => {
+            let chunks = futures::stream::iter([Ok::<Bytes, reqwest::Error>(bytes)]);
+            Ok((twin, Sent::Stream(Box::pin(sse_parse::EventStream::new(chunks))), sent))
+        }
+    }
+}
+
+/// One upstream call. A stream counts as sent once its first event has arrived. `timeout`: the
+/// request's own, replacing the deployment's.
 async fn send_once(
     app: &Arc<App>,
     d: &Deployment,
     endpoint: Endpoint,
     body: &RequestBody,
     stream: bool,
+    timeout: Option<Duration>,
 ) -> Result<(Sent, Instant), Failure> {
     let sent = Instant::now();
     let fail = |error: GatewayError| Failure {
@@ -317,7 +399,11 @@ async fn send_once(
         req = req.header(k, v);
     }
     // For streams the stream timeout covers the wait for the first byte; the deployment timeout the rest.
-    let first_wait = if stream { d.stream_timeout } else { d.timeout };
+    let (d_timeout, d_stream_timeout) = match timeout {
+        Some(t) => (t, t),
+        None => (d.timeout, d.stream_timeout),
+    };
+    let first_wait = if stream { d_stream_timeout } else { d_timeout };
     let resp = match tokio::time::timeout(first_wait, req.send()).await {
         Err(_) => return Err(fail(timeout_error(d, first_wait))),
         Ok(Err(e)) => return Err(fail(transport_error(d, &e))),
@@ -328,9 +414,9 @@ async fn send_once(
     }
     if stream {
         let mut events: Events = Box::pin(sse_parse::EventStream::new(resp.bytes_stream()));
-        let remaining = d.stream_timeout.saturating_sub(sent.elapsed());
+        let remaining = d_stream_timeout.saturating_sub(sent.elapsed());
         let first = match tokio::time::timeout(remaining, events.next()).await {
-            Err(_) => return Err(fail(timeout_error(d, d.stream_timeout))),
+            Err(_) => return Err(fail(timeout_error(d, d_stream_timeout))),
             Ok(None) => {
                 return Err(fail(
                     GatewayError::new(
@@ -358,9 +444,9 @@ async fn send_once(
         let events: Events = Box::pin(futures::stream::iter([Ok(first)]).chain(events));
         return Ok((Sent::Stream(events), sent));
     }
-    let remaining = d.timeout.saturating_sub(sent.elapsed());
+    let remaining = d_timeout.saturating_sub(sent.elapsed());
     match tokio::time::timeout(remaining, resp.bytes()).await {
-        Err(_) => Err(fail(timeout_error(d, d.timeout))),
+        Err(_) => Err(fail(timeout_error(d, d_timeout))),
         Ok(Err(e)) => Err(fail(transport_error(d, &e))),
         Ok(Ok(b)) => Ok((Sent::Plain(b), sent)),
     }
@@ -370,7 +456,7 @@ pub(crate) fn timeout_error(d: &Deployment, after: Duration) -> GatewayError {
     GatewayError::new(
         ErrorKind::Timeout,
         format!(
-            "{} did not answer within {:.1} s (litellm_params.timeout / stream_timeout of model `{}`)",
+            "{} did not answer within {:.1} s (the request's timeout, else litellm_params.timeout / stream_timeout of model `{}`)",
             d.route.provider.prefix(),
             after.as_secs_f64(),
             d.model_group

@@ -24,7 +24,7 @@ use crate::body::RequestBody;
 use crate::edge::{ApiError, ResponseTags, tag_response};
 use crate::pipeline::draft::Draft;
 use crate::pipeline::endpoint::Endpoint;
-use crate::pipeline::route::{Failure, Fallbacks, Sent, route_request};
+use crate::pipeline::route::{Failure, Fallbacks, Plan, Sent, route_request};
 use crate::pipeline::stream::{self, StreamExtras};
 use crate::state::LiveState;
 
@@ -129,7 +129,10 @@ async fn route_step(
         stream,
         draft,
         &group,
-        step_fallbacks(step),
+        &Plan {
+            fallbacks: step_fallbacks(step),
+            ..Plan::default()
+        },
     )
     .await;
     routed
