@@ -129,10 +129,18 @@ impl Keys {
     /// Holds every amount or none: in memory for a local store, else in one store transaction.
     pub async fn hold(self: &Arc<Self>, holds: Vec<Hold>) -> Result<HoldOutcome, StoreError> {
         let Some(local) = &self.local else {
-            let store = Arc::clone(&self.store);
-            return tokio::task::spawn_blocking(move || store.hold(&holds))
-                .await
-                .map_err(|_| StoreError::WriterGone)?;
+            // The blocking hold runs to the end even when this future is dropped (the client
+            // left): its result then has nowhere to go, and a hold nobody settles would stay
+            // reserved. So the task gives such a hold back itself.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let keys = Arc::clone(self);
+            tokio::task::spawn_blocking(move || {
+                let outcome = keys.store.hold(&holds);
+                if let Err(Ok(HoldOutcome::Held)) = tx.send(outcome) {
+                    keys.charge(holds.into_iter().map(Charge::release_of).collect());
+                }
+            });
+            return rx.await.map_err(|_| StoreError::WriterGone)?;
         };
         match local.hold(&holds) {
             Ok(outcome) => Ok(outcome),

@@ -10,29 +10,11 @@ use serde_json::{Value, json};
 use tollgate_store::{EntityKind, EntityRow, EntityStore, Ledger, SqliteKeys};
 
 mod common;
-use common::{Gw, KEY, gateway, start_mock};
+use common::{Gw, KEY, gateway, start_mock, two_priced_groups};
 
+/// The two priced groups of the other gateway tests, with `extra` settings after them.
 fn config(mock: SocketAddr, extra: &str) -> String {
-    format!(
-        "model_list:
-  - model_name: cheap
-    litellm_params:
-      model: openai/cheap
-      api_base: http://{mock}/v1
-      api_key: k
-      input_cost_per_token: 0.000001
-      output_cost_per_token: 0.000002
-  - model_name: dear
-    litellm_params:
-      model: openai/dear
-      api_base: http://{mock}/v1
-      api_key: k
-      input_cost_per_token: 0.00001
-      output_cost_per_token: 0.00002
-general_settings:
-  master_key: {KEY}
-{extra}"
-    )
+    format!("{}{extra}", two_priced_groups(mock))
 }
 
 fn store(gw: &Gw) -> SqliteKeys {
@@ -368,4 +350,65 @@ async fn budget_periods_start_at_midnight_in_the_configured_timezone() {
         ahead > chrono::Duration::zero() && ahead <= chrono::Duration::hours(24),
         "{info}"
     );
+}
+
+/// With Postgres, a hold is a store transaction that finishes even when its request is gone
+/// (the client left while it ran): the hold must not stay reserved with nobody to settle it.
+#[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn a_hold_whose_request_left_meanwhile_is_given_back() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use tollgate_store::{Hold, KeyRow, KeyStore, PostgresKeys, PostgresTarget};
+
+    let db = tollgate_store::test_db::TestDatabase::create("hold_leak").expect("a Postgres test database");
+    let target = PostgresTarget::parse(&db.url, 2).unwrap();
+    let store = Arc::new(PostgresKeys::open(&target).unwrap());
+    let token = format!("{:064x}", 42);
+    store
+        .create(&KeyRow {
+            token: token.clone(),
+            key_name: "sk-...0042".into(),
+            max_budget: Some(1.0),
+            ..KeyRow::default()
+        })
+        .unwrap();
+    let keys = Arc::new(tollgate_gateway::keys::Keys::new(store.clone(), "test".into()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let hold = vec![Hold {
+            scope: "key".into(),
+            id: token.clone(),
+            amount: 0.5,
+            max_budget: 1.0,
+            window: None,
+        }];
+        // Polled once (the store transaction starts), then dropped: the client left.
+        let mut pending = Box::pin(keys.hold(hold));
+        let first = pending
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        assert!(first.is_pending(), "a store round trip cannot be done within one poll");
+        drop(pending);
+    });
+    let reserved = || {
+        let mut c = target.connect().unwrap();
+        c.query_one("SELECT reserved FROM tollgate_keys WHERE token = $1", &[&token])
+            .unwrap()
+            .get::<_, f64>(0)
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        keys.flush();
+        if reserved() == 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the hold stayed reserved: {}",
+            reserved()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(rt);
 }

@@ -59,6 +59,19 @@ pub struct Charge {
     pub window: Option<DateTime<Utc>>,
 }
 
+impl Charge {
+    /// Gives back what `hold` held, adding no cost.
+    pub fn release_of(hold: Hold) -> Charge {
+        Charge {
+            scope: hold.scope,
+            id: hold.id,
+            cost: 0.0,
+            release: hold.amount,
+            window: hold.window,
+        }
+    }
+}
+
 /// A scope's spend as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SpendRow {
