@@ -158,6 +158,8 @@ pub struct DeploymentConfig {
     #[serde(serialize_with = "masked_url")]
     pub api_base: Option<String>,
     pub api_key: Option<Secret>,
+    /// Azure OpenAI's `api-version` (`litellm_params.api_version`).
+    pub api_version: Option<String>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     /// Seconds.
@@ -191,6 +193,7 @@ impl fmt::Debug for DeploymentConfig {
             .field("model", &self.model)
             .field("api_base", &self.api_base.as_deref().map(redact::url))
             .field("api_key", &self.api_key)
+            .field("api_version", &self.api_version)
             .field("rpm", &self.rpm)
             .field("tpm", &self.tpm)
             .field("timeout", &self.timeout)
@@ -1166,6 +1169,7 @@ fn read_model_list(
             model,
             api_base: None,
             api_key: None,
+            api_version: None,
             rpm: None,
             tpm: None,
             timeout: None,
@@ -1188,6 +1192,7 @@ fn read_model_list(
                     }
                 }
                 "api_key" => d.api_key = opt_string(v, &p, file)?.map(Secret::new),
+                "api_version" => d.api_version = opt_string(v, &p, file)?,
                 "rpm" => d.rpm = Some(uint(v, &p, file)?),
                 "tpm" => d.tpm = Some(uint(v, &p, file)?),
                 "timeout" => d.timeout = Some(seconds(v, &p, file)?),

@@ -225,7 +225,15 @@ pub fn read_router(
             }
         }
     }
-    let known = |n: &str| groups.contains(&n) || s.model_group_alias.contains_key(n);
+    // A name a wildcard entry (`anthropic/*`) matches is served too: LiteLLM's patterns match
+    // from the start of the name, so the literal text before the first `*` must lead it.
+    let by_pattern = |n: &str| {
+        groups
+            .iter()
+            .filter_map(|g| g.split_once('*'))
+            .any(|(lead, _)| n.starts_with(lead))
+    };
+    let known = |n: &str| groups.contains(&n) || s.model_group_alias.contains_key(n) || by_pattern(n);
     let mut check = |path: &str, n: &str| {
         if !known(n) {
             warnings.push(warn(
@@ -248,7 +256,7 @@ pub fn read_router(
         check("router_settings.default_fallbacks", n);
     }
     for (alias, g) in &s.model_group_alias {
-        if !groups.contains(&g.as_str()) {
+        if !groups.contains(&g.as_str()) && !by_pattern(g) {
             return Err(invalid(
                 file,
                 &format!("router_settings.model_group_alias.{alias}"),

@@ -33,7 +33,7 @@ async fn health(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query
     }
     let group = match q.model.as_deref() {
         None => None,
-        Some(m) => match live.groups.get(live.config.router.resolve(m)) {
+        Some(m) => match live.group(m) {
             Some(g) => Some(g.name.clone()),
             None => {
                 return ApiError(

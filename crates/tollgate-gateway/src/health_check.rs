@@ -118,9 +118,7 @@ async fn check(http: &reqwest::Client, d: &Deployment) -> Result<(), String> {
             .post(url)
             .header("content-type", "application/json")
             .body(body.to_string());
-        if let Some(k) = &d.api_key {
-            req = req.bearer_auth(k.expose());
-        }
+        req = d.authorize(req);
         req
     };
     let req = match mode(d) {
@@ -149,9 +147,7 @@ async fn check(http: &reqwest::Client, d: &Deployment) -> Result<(), String> {
         // endpoint work without paying for it.
         _ => {
             let mut req = http.get(d.route.sibling_url("models"));
-            if let Some(k) = &d.api_key {
-                req = req.bearer_auth(k.expose());
-            }
+            req = d.authorize(req);
             req
         }
     };

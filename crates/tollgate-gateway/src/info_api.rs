@@ -178,7 +178,7 @@ fn flag(group: &ModelGroup, name: &str, default: bool) -> bool {
 /// deployments (what a client must be ready for), rpm and tpm their sum.
 fn group_info(name: &str, group: &ModelGroup) -> Value {
     let ds = &group.deployments;
-    let providers: BTreeSet<&str> = ds.iter().map(|d| d.route.provider.prefix()).collect();
+    let providers: BTreeSet<&str> = ds.iter().map(|d| d.route.provider_name.as_str()).collect();
     let max_u = |f: &dyn Fn(&crate::state::Deployment) -> Option<u64>| ds.iter().filter_map(|d| f(d)).max();
     let max_f = |f: &dyn Fn(&crate::state::Deployment) -> Option<f64>| {
         ds.iter()

@@ -144,7 +144,9 @@ async fn check_refs(app: &App, key: &KeyRow, given: &Map<String, Value>) -> Resu
             .models
             .iter()
             .map(String::as_str)
-            .filter(|m| !open && *m != "all-team-models" && !allowed.contains(m))
+            .filter(|m| {
+                !open && *m != "all-team-models" && !allowed.iter().any(|a| tollgate_store::model_allowed(a, m))
+            })
             .collect();
         if !outside.is_empty() {
             return Err(ApiError::bad(

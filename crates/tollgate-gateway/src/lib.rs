@@ -9,6 +9,7 @@ pub mod app;
 pub mod body;
 pub mod breaker;
 pub mod cache;
+pub mod deployment;
 pub mod deployment_stats;
 pub mod edge;
 pub mod entity_api;
@@ -34,6 +35,7 @@ pub mod server;
 pub mod spend_api;
 pub mod state;
 pub mod upstream;
+pub mod wildcard;
 pub mod workers;
 
 pub use app::App;

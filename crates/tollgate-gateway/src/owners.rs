@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use tollgate_store::{EntityKind, EntityRow, KeyRow, StoreError};
+use tollgate_store::{EntityKind, EntityRow, KeyRow, StoreError, model_allowed};
 
 use crate::keys::Keys;
 
@@ -74,10 +74,7 @@ impl Owner {
     /// The models it may use (empty: every model).
     pub fn allows(&self, model: &str) -> bool {
         let models = self.row.models();
-        models.is_empty()
-            || models
-                .iter()
-                .any(|m| *m == model || *m == "*" || *m == "all-proxy-models")
+        models.is_empty() || models.iter().any(|m| model_allowed(m, model))
     }
 }
 

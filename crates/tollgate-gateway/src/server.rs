@@ -157,6 +157,19 @@ pub fn startup_summary(live: &LiveState, addr: &str, opts: &ServeOptions, auth_e
             .collect();
         lines.push(format!("  model {g}: {}", parts.join("; ")));
     }
+    for pattern in live.wildcards.names() {
+        let models: Vec<&str> = live
+            .config
+            .deployments
+            .iter()
+            .filter(|d| d.model_name == pattern)
+            .map(|d| d.model.as_str())
+            .collect();
+        lines.push(format!(
+            "  pattern {pattern}: {} (a name no group holds, resolved per request; priced by the forwarded name)",
+            models.join("; ")
+        ));
+    }
     for w in &live.config.workflows {
         let steps: Vec<String> = w.steps.iter().map(|s| format!("{} {}", s.role, s.model)).collect();
         let aliases = if w.aliases.is_empty() {
@@ -529,10 +542,17 @@ async fn model_info(
 ) -> Response {
     let live = app.live.load_full();
     let wanted = |m: &str| q.model.as_deref().is_none_or(|w| w == m);
-    match crate::pipeline::authenticate::caller(&app, &live, &headers).await {
-        Ok(caller) => axum::Json(live.model_info_json(&|m: &str| caller.may_use(m) && wanted(m))).into_response(),
-        Err(e) => ApiError(e).into_response(),
+    let caller = match crate::pipeline::authenticate::caller(&app, &live, &headers).await {
+        Ok(caller) => caller,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    // A concrete name only a wildcard pattern serves: the deployments it resolves to.
+    if let Some(m) = q.model.as_deref().filter(|m| caller.may_use(m))
+        && let Some(info) = live.wildcard_model_info_json(m)
+    {
+        return axum::Json(info).into_response();
     }
+    axum::Json(live.model_info_json(&|m: &str| caller.may_use(m) && wanted(m))).into_response()
 }
 
 /// Prometheus scrape endpoint. Unauthenticated like the health routes (and LiteLLM's default):

@@ -8,83 +8,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tollgate_core::config::{ConfigWarning, DeploymentConfig, Env, GatewayConfig, Secret};
+use tollgate_core::PriceTable;
+use tollgate_core::config::{ConfigWarning, Env, GatewayConfig};
 use tollgate_core::routing::WorkflowConfig;
-use tollgate_core::{Price, PriceTable, redact};
-use tollgate_providers::provider::{Provider, Route, route};
 
 use crate::cache::ResponseCache;
-use crate::deployment_stats::DeploymentStats;
+use crate::deployment::{BuildContext, BuildError, Built, ProviderEnv};
+pub use crate::deployment::{Deployment, ModelGroup, Unserved, UpstreamUrls};
+use crate::wildcard::Wildcards;
 
 /// Upstream timeout when neither the deployment nor `litellm_settings.request_timeout` sets one
 /// (LiteLLM's default is 6000 s; ten minutes is long enough for reasoning models and short
 /// enough that a dead upstream is noticed).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One resolved deployment of a model group.
-#[derive(Debug)]
-pub struct Deployment {
-    pub model_group: String,
-    /// LiteLLM's model string (`deepseek/deepseek-v3.2`), what records call `model`.
-    pub model: String,
-    pub route: Route,
-    /// The route's URLs parsed once, at load, instead of on every request.
-    pub urls: UpstreamUrls,
-    pub api_key: Option<Secret>,
-    pub extra_headers: Vec<(String, String)>,
-    pub timeout: Duration,
-    pub stream_timeout: Duration,
-    /// Table price overlaid with the deployment's overrides; `None` when nothing prices it.
-    pub price: Option<Price>,
-    pub max_input_tokens: Option<u64>,
-    pub max_output_tokens: Option<u64>,
-    pub model_id: String,
-    pub config: DeploymentConfig,
-    /// In-flight count, latency, minute windows and cooldown, for the router.
-    pub stats: DeploymentStats,
-}
-
-/// A deployment's upstream URLs, parsed.
-#[derive(Debug, Clone)]
-pub struct UpstreamUrls {
-    pub chat: reqwest::Url,
-    pub stream: reqwest::Url,
-    pub embeddings: reqwest::Url,
-}
-
-impl UpstreamUrls {
-    fn parse(r: &Route) -> Result<UpstreamUrls, String> {
-        let parse =
-            |s: &str| reqwest::Url::parse(s).map_err(|e| format!("`{}` is not a usable URL: {e}", redact::url(s)));
-        Ok(UpstreamUrls {
-            chat: parse(&r.chat_url)?,
-            stream: parse(&r.stream_url)?,
-            embeddings: parse(&r.embeddings_url)?,
-        })
+fn state_error(config: &GatewayConfig, e: BuildError) -> StateError {
+    StateError {
+        // `file:line:column` of the entry, where the fix goes.
+        file: config.where_is(&e.path),
+        path: e.path,
+        message: e.message,
     }
-
-    /// The parsed form of `url` when it is one of the route's (it always is today); otherwise
-    /// parsed now.
-    pub fn resolve(&self, url: &str) -> Result<reqwest::Url, String> {
-        for u in [&self.chat, &self.stream, &self.embeddings] {
-            if u.as_str() == url {
-                return Ok(u.clone());
-            }
-        }
-        reqwest::Url::parse(url).map_err(|e| format!("`{}` is not a usable URL: {e}", redact::url(url)))
-    }
-}
-
-/// A model group: what clients name in `model`.
-#[derive(Debug)]
-pub struct ModelGroup {
-    pub name: String,
-    pub deployments: Vec<Arc<Deployment>>,
 }
 
 /// What a client's `model` names.
 pub enum Target<'a> {
-    Group(&'a ModelGroup),
+    /// A configured group, or the group a wildcard pattern resolved the name to.
+    Group(Arc<ModelGroup>),
     Workflow(&'a WorkflowConfig),
 }
 
@@ -102,7 +52,9 @@ impl Target<'_> {
 pub struct LiveState {
     pub version: u64,
     pub config: GatewayConfig,
-    pub groups: HashMap<String, ModelGroup>,
+    pub groups: HashMap<String, Arc<ModelGroup>>,
+    /// `model_name` patterns (`*`, `anthropic/*`), for names no group or workflow holds.
+    pub wildcards: Wildcards,
     /// Group names in config order, for listings and error messages.
     pub group_order: Vec<String>,
     pub prices: PriceTable,
@@ -111,6 +63,9 @@ pub struct LiveState {
     pub max_body_bytes: usize,
     /// The response cache; `None` when `litellm_settings.cache` is not on.
     pub cache: Option<Arc<ResponseCache>>,
+    /// Deployments the config lists that tollgate skipped (a provider it cannot reach yet), for
+    /// `tollgate check` and for the answer to a request naming their group.
+    pub unserved: Vec<Unserved>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,83 +97,49 @@ impl LiveState {
             prices.merge(table);
         }
         let mut warnings = Vec::new();
+        let mut unserved = Vec::new();
         let mut groups: HashMap<String, ModelGroup> = HashMap::new();
         let mut group_order = Vec::new();
         let default_timeout = config
             .request_timeout
             .map(Duration::from_secs_f64)
             .unwrap_or(DEFAULT_TIMEOUT);
+        let ctx = BuildContext {
+            prices: Arc::new(prices.clone()),
+            env: Arc::new(ProviderEnv::read(env)),
+            default_timeout,
+        };
+        let mut patterns = Vec::new();
         for d in &config.deployments {
-            let base = format!("model_list[{}].litellm_params", d.index);
-            let r = route(&d.model, d.api_base.as_deref()).map_err(|e| StateError {
-                // `file:line:column` of the model string, where the fix goes.
-                file: config.where_is(&format!("{base}.model")),
-                path: format!("{base}.model"),
-                message: e.to_string(),
-            })?;
-            let api_key = d
-                .api_key
-                .clone()
-                .or_else(|| r.provider.key_env_var().and_then(|v| env.var(v)).map(Secret::new));
-            if api_key.is_none()
-                && !matches!(r.provider, Provider::OllamaChat | Provider::HostedVllm)
-                && d.api_base.is_none()
+            // `model_name: "*"`, `"anthropic/*"`: a pattern, resolved per requested name.
+            if d.model_name.contains('*') {
+                ctx.check_pattern(d).map_err(|e| state_error(&config, e))?;
+                patterns.push(d.clone());
+                continue;
+            }
+            match ctx
+                .build(d, &d.model, &d.model_name)
+                .map_err(|e| state_error(&config, e))?
             {
-                warnings.push(ConfigWarning {
-                    path: format!("{base}.api_key"),
-                    message: format!(
-                        "no api_key and {} is not set; the provider will refuse the requests",
-                        r.provider.key_env_var().unwrap_or("no key variable")
-                    ),
-                });
-            }
-            let price_key = d.model_info.base_model.as_deref().unwrap_or(&d.model);
-            let mut price = prices.lookup(price_key).cloned().unwrap_or_default();
-            price.overlay(&d.price_override);
-            let priced = price.is_priced();
-            if !priced {
-                warnings.push(ConfigWarning {
-                    path: format!("model_list[{}]", d.index),
-                    message: format!(
-                        "no price for {price_key}: its requests are recorded with cost_usd null and flagged unpriced; \
-                         set litellm_params.input_cost_per_token/output_cost_per_token or model_info.base_model"
-                    ),
-                });
-            }
-            let timeout = d.timeout.map(Duration::from_secs_f64).unwrap_or(default_timeout);
-            let dep = Deployment {
-                model_group: d.model_name.clone(),
-                model: d.model.clone(),
-                max_input_tokens: price.max_input_tokens,
-                max_output_tokens: price.max_output(),
-                price: priced.then_some(price),
-                urls: UpstreamUrls::parse(&r).map_err(|message| StateError {
-                    file: config.where_is(&format!("{base}.api_base")),
-                    path: format!("{base}.api_base"),
-                    message,
-                })?,
-                route: r,
-                api_key,
-                extra_headers: d.extra_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                timeout,
-                stream_timeout: d.stream_timeout.map(Duration::from_secs_f64).unwrap_or(timeout),
-                model_id: d
-                    .model_info
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| format!("{}-{}", d.model_name, d.index)),
-                config: d.clone(),
-                stats: DeploymentStats::default(),
-            };
-            let group = groups.entry(d.model_name.clone()).or_insert_with(|| {
-                group_order.push(d.model_name.clone());
-                ModelGroup {
-                    name: d.model_name.clone(),
-                    deployments: Vec::new(),
+                Built::Served(dep, w) => {
+                    warnings.extend(w);
+                    let group = groups.entry(d.model_name.clone()).or_insert_with(|| {
+                        group_order.push(d.model_name.clone());
+                        ModelGroup {
+                            name: d.model_name.clone(),
+                            deployments: Vec::new(),
+                        }
+                    });
+                    group.deployments.push(Arc::from(dep));
                 }
-            });
-            group.deployments.push(Arc::new(dep));
+                Built::Skipped(u, w) => {
+                    warnings.push(w);
+                    unserved.push(u);
+                }
+            }
         }
+        let groups: HashMap<String, Arc<ModelGroup>> = groups.into_iter().map(|(k, g)| (k, Arc::new(g))).collect();
+        let wildcards = Wildcards::new(patterns, ctx);
         let max_body_bytes = (config.max_request_size_mb * 1024.0 * 1024.0) as usize;
         let cache = match &config.cache {
             Some(settings) => Some(Arc::new(ResponseCache::new(settings.clone(), &config.redis).map_err(
@@ -239,6 +160,8 @@ impl LiveState {
             warnings,
             max_body_bytes,
             cache,
+            unserved,
+            wildcards,
         })
     }
 
@@ -253,19 +176,37 @@ impl LiveState {
         }
     }
 
-    /// Resolves a client's `model`: a group, an alias of one, or a workflow (by name or alias).
+    /// Resolves a client's `model`: a group, an alias of one, a workflow (by name or alias),
+    /// then the most specific wildcard pattern matching it (LiteLLM's order).
     pub fn target(&self, name: &str) -> Option<Target<'_>> {
         if let Some(g) = self.groups.get(self.config.router.resolve(name)) {
-            return Some(Target::Group(g));
+            return Some(Target::Group(Arc::clone(g)));
         }
-        self.config
+        if let Some(w) = self
+            .config
             .workflows
             .iter()
             .find(|w| w.name == name || w.aliases.iter().any(|a| a == name))
-            .map(Target::Workflow)
+        {
+            return Some(Target::Workflow(w));
+        }
+        self.wildcards
+            .resolve(self.config.router.resolve(name))
+            .map(Target::Group)
     }
 
-    /// Every name a client may use: groups, aliases, workflows and their aliases.
+    /// The model group `name` (or its alias) routes to: a configured group, or the one a
+    /// wildcard pattern resolves it to. Workflows are not groups.
+    pub fn group(&self, name: &str) -> Option<Arc<ModelGroup>> {
+        let name = self.config.router.resolve(name);
+        match self.groups.get(name) {
+            Some(g) => Some(Arc::clone(g)),
+            None => self.wildcards.resolve(name),
+        }
+    }
+
+    /// Every name a client may use: groups, aliases, workflows and their aliases, then the
+    /// wildcard patterns as written.
     pub fn model_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.group_order.clone();
         names.extend(self.config.router.model_group_alias.keys().cloned());
@@ -273,6 +214,7 @@ impl LiveState {
             names.push(w.name.clone());
             names.extend(w.aliases.iter().cloned());
         }
+        names.extend(self.wildcards.names().map(str::to_string));
         names
     }
 
@@ -300,43 +242,7 @@ impl LiveState {
             let Some(group) = self.groups.get(g).filter(|_| visible(g)) else {
                 continue;
             };
-            for d in &group.deployments {
-                let mut info: Map<String, Value> = d.config.model_info.extra.clone();
-                info.insert("id".into(), d.model_id.clone().into());
-                info.insert("key".into(), d.model.clone().into());
-                info.insert("litellm_provider".into(), d.route.provider.prefix().into());
-                info.entry("mode").or_insert_with(|| "chat".into());
-                if let Some(b) = &d.config.model_info.base_model {
-                    info.insert("base_model".into(), b.clone().into());
-                }
-                let p = d.price.clone().unwrap_or_default();
-                let fields: [(&str, Option<Value>); 7] = [
-                    ("max_input_tokens", d.max_input_tokens.map(Into::into)),
-                    ("max_output_tokens", d.max_output_tokens.map(Into::into)),
-                    ("max_tokens", d.max_output_tokens.map(Into::into)),
-                    ("input_cost_per_token", p.input_cost_per_token.map(Into::into)),
-                    ("output_cost_per_token", p.output_cost_per_token.map(Into::into)),
-                    (
-                        "cache_read_input_token_cost",
-                        p.cache_read_input_token_cost.map(Into::into),
-                    ),
-                    (
-                        "cache_creation_input_token_cost",
-                        p.cache_creation_input_token_cost.map(Into::into),
-                    ),
-                ];
-                for (k, v) in fields {
-                    info.insert(k.into(), v.unwrap_or(Value::Null));
-                }
-                info.entry("supports_prompt_caching")
-                    .or_insert_with(|| p.cache_read_input_token_cost.is_some().into());
-                info.entry("supports_function_calling").or_insert(Value::Bool(true));
-                data.push(json!({
-                    "model_name": g,
-                    "litellm_params": {"model": d.model, "api_base": d.route.api_base},
-                    "model_info": info,
-                }));
-            }
+            deployment_infos(group, &mut data);
         }
         for w in &self.config.workflows {
             // A workflow fits what its smallest step fits and writes what its last step writes.
@@ -371,6 +277,59 @@ impl LiveState {
             }
         }
         json!({"data": data})
+    }
+
+    /// `GET /v1/model/info?model=<name>` for a name only a wildcard pattern serves: its
+    /// resolved deployments (the forwarded model, its price and limits).
+    pub fn wildcard_model_info_json(&self, name: &str) -> Option<Value> {
+        if self.groups.contains_key(self.config.router.resolve(name)) {
+            return None;
+        }
+        let group = self.wildcards.resolve(self.config.router.resolve(name))?;
+        let mut data = Vec::new();
+        deployment_infos(&group, &mut data);
+        Some(json!({"data": data}))
+    }
+}
+
+/// LiteLLM's `/model/info` entry for each of a group's deployments.
+fn deployment_infos(group: &ModelGroup, data: &mut Vec<Value>) {
+    for d in &group.deployments {
+        let mut info: Map<String, Value> = d.config.model_info.extra.clone();
+        info.insert("id".into(), d.model_id.clone().into());
+        info.insert("key".into(), d.model.clone().into());
+        info.insert("litellm_provider".into(), d.route.provider_name.as_str().into());
+        info.entry("mode").or_insert_with(|| "chat".into());
+        if let Some(b) = &d.config.model_info.base_model {
+            info.insert("base_model".into(), b.clone().into());
+        }
+        let p = d.price.clone().unwrap_or_default();
+        let fields: [(&str, Option<Value>); 7] = [
+            ("max_input_tokens", d.max_input_tokens.map(Into::into)),
+            ("max_output_tokens", d.max_output_tokens.map(Into::into)),
+            ("max_tokens", d.max_output_tokens.map(Into::into)),
+            ("input_cost_per_token", p.input_cost_per_token.map(Into::into)),
+            ("output_cost_per_token", p.output_cost_per_token.map(Into::into)),
+            (
+                "cache_read_input_token_cost",
+                p.cache_read_input_token_cost.map(Into::into),
+            ),
+            (
+                "cache_creation_input_token_cost",
+                p.cache_creation_input_token_cost.map(Into::into),
+            ),
+        ];
+        for (k, v) in fields {
+            info.insert(k.into(), v.unwrap_or(Value::Null));
+        }
+        info.entry("supports_prompt_caching")
+            .or_insert_with(|| p.cache_read_input_token_cost.is_some().into());
+        info.entry("supports_function_calling").or_insert(Value::Bool(true));
+        data.push(json!({
+            "model_name": group.name,
+            "litellm_params": {"model": d.model, "api_base": d.route.api_base},
+            "model_info": info,
+        }));
     }
 }
 
@@ -480,18 +439,24 @@ mod tests {
     }
 
     #[test]
-    fn bad_provider_is_an_error_with_path() {
+    fn a_known_provider_missing_its_base_is_an_error_with_path_and_an_unreachable_one_is_skipped() {
         let env = BTreeMap::new();
         let cfg = tollgate_core::config::parse(
-            "model_list:\n  - {model_name: x, litellm_params: {model: bedrock/claude}}\n",
+            "model_list:\n  - {model_name: x, litellm_params: {model: hosted_vllm/m}}\n",
             Path::new("c.yaml"),
             &env,
         )
         .unwrap();
         let e = LiveState::build(cfg, 1, None, &env).unwrap_err().to_string();
         assert!(
-            e.contains("model_list[0].litellm_params.model") && e.contains("bedrock"),
+            e.contains("model_list[0].litellm_params.model") && e.contains("hosted_vllm"),
             "{e}"
         );
+        let s = state(
+            "model_list:\n  - {model_name: x, litellm_params: {model: bedrock/claude}}\n  - {model_name: y, litellm_params: {model: deepseek/deepseek-chat, api_key: k}}\n",
+        );
+        assert_eq!(s.group_order, ["y"]);
+        assert_eq!(s.unserved[0].path, "model_list[0].litellm_params.model");
+        assert!(s.unserved[0].reason.contains("bedrock/ is not yet served"));
     }
 }

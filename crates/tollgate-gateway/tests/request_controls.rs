@@ -368,3 +368,54 @@ async fn a_comma_list_asks_every_group_at_once_and_keeps_the_first_answer() {
         1
     );
 }
+
+#[tokio::test]
+async fn litellms_dict_mock_response_mock_delay_and_context_fallback_hook() {
+    let mock = start_mock(&[]).await;
+    let g = gateway(&config(
+        mock,
+        "  num_retries: 0\n  context_window_fallbacks:\n    - broken: [other]\n",
+    ))
+    .await;
+    // The dict form: a whole response, or just a message.
+    for mock_response in [
+        json!({"choices": [{"message": {"role": "assistant", "content": "From a dict."}}]}),
+        json!({"role": "assistant", "content": "From a dict."}),
+    ] {
+        let r = g.chat(ask("good", json!({"mock_response": mock_response}))).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "From a dict.");
+    }
+    let r = g.chat(ask("good", json!({"mock_response": {"choices": []}}))).await;
+    assert_eq!(r.status(), 400);
+
+    // mock_delay: the answer comes after the delay; past the timeout it is a timeout.
+    let t = Instant::now();
+    let r = g
+        .chat(ask("good", json!({"mock_response": "late", "mock_delay": 0.3})))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
+    let r = g
+        .chat(ask(
+            "good",
+            json!({"mock_response": "too late", "mock_delay": 5, "timeout": 0.2}),
+        ))
+        .await;
+    assert_eq!(r.status(), 504);
+    let r = g
+        .chat(ask("good", json!({"mock_response": "x", "mock_delay": "soon"})))
+        .await;
+    assert_eq!(r.status(), 400);
+
+    // mock_testing_context_fallbacks: the requested group is "too long", its context-window
+    // fallback answers (for real: the hook fails only the requested group).
+    let r = g
+        .chat(ask("broken", json!({"mock_testing_context_fallbacks": true})))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "other", "{v}");
+    assert_eq!(mock_requests(mock).await, 1, "only the fallback reached the provider");
+}

@@ -71,7 +71,8 @@ pub fn build_request(
 pub fn request_with_body(route: &Route, api_key: Option<&str>, body: Vec<u8>, stream: bool) -> UpstreamRequest {
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
     if let Some(k) = api_key {
-        headers.push(("authorization".to_string(), format!("Bearer {k}")));
+        let (name, value) = route.auth_header(k);
+        headers.push((name.to_string(), value));
     }
     UpstreamRequest {
         url: if stream {

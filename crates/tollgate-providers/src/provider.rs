@@ -40,7 +40,29 @@ pub enum Provider {
     Cohere,
     /// Jina AI, reached for `/rerank`.
     JinaAi,
+    /// Azure OpenAI: the deployment name in the URL path, `api-version` in the query and the
+    /// key in an `api-key` header; the body is OpenAI's.
+    Azure,
+    /// A prefix tollgate has no native support for, whose deployment names an `api_base`: served
+    /// with OpenAI's wire format there, because most self-hosted servers and proxies speak it.
+    /// The route keeps the prefix as written, for records and listings.
+    OpenAiCompatible,
 }
+
+/// Prefixes whose wire or auth is not OpenAI's (SigV4 signing, Google OAuth): a deployment
+/// naming one is skipped with a warning, even with an `api_base`, instead of being sent requests
+/// it cannot answer.
+pub const NOT_YET_SERVED: [&str; 5] = [
+    "bedrock",
+    "bedrock_converse",
+    "sagemaker",
+    "vertex_ai",
+    "vertex_ai_beta",
+];
+
+/// Azure OpenAI's `api-version` when neither the deployment nor `AZURE_API_VERSION` sets one: the
+/// latest generally available data-plane version.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 /// The body format an upstream speaks; each has a translation module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -57,13 +79,17 @@ pub enum WireFormat {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     #[error(
-        "unknown provider prefix `{prefix}` in `{model}`; supported: openai/, deepseek/, xai/, minimax/, openrouter/, groq/, together_ai/, mistral/, fireworks_ai/, ollama_chat/, hosted_vllm/, gemini/, anthropic/, text-completion-openai/, cohere/, jina_ai/"
+        "unknown provider prefix `{prefix}` in `{model}`; supported: openai/, deepseek/, xai/, minimax/, openrouter/, groq/, together_ai/, mistral/, fireworks_ai/, ollama_chat/, hosted_vllm/, gemini/, anthropic/, text-completion-openai/, cohere/, jina_ai/, azure/"
     )]
     UnknownPrefix { prefix: String, model: String },
     #[error("`{model}` names no model after its provider prefix")]
     EmptyModel { model: String },
     #[error("{provider}/ has no default api_base; set litellm_params.api_base (e.g. http://host:8000/v1)")]
     NeedsApiBase { provider: &'static str },
+    #[error(
+        "azure/ needs the resource's endpoint: set litellm_params.api_base (https://<resource>.openai.azure.com) or AZURE_API_BASE"
+    )]
+    AzureNeedsApiBase,
 }
 
 /// Where and how to call one deployment. Its `Debug` and `Serialize` show the URLs masked, so a
@@ -71,6 +97,9 @@ pub enum ProviderError {
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
     pub provider: Provider,
+    /// The provider's name in records and listings: its prefix, or for
+    /// [`Provider::OpenAiCompatible`] the prefix as the config wrote it.
+    pub provider_name: String,
     /// The model name the upstream expects (prefix removed).
     pub upstream_model: String,
     /// Base URL without a trailing slash, credentials masked (`user:***@`, `?api-key=***`): what
@@ -107,10 +136,21 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The header carrying the upstream key: Azure's `api-key`, everyone else's bearer token.
+    pub fn auth_header(&self, key: &str) -> (&'static str, String) {
+        match self.provider {
+            Provider::Azure => ("api-key", key.to_string()),
+            _ => ("authorization", format!("Bearer {key}")),
+        }
+    }
+}
+
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Route")
             .field("provider", &self.provider)
+            .field("provider_name", &self.provider_name)
             .field("upstream_model", &self.upstream_model)
             .field("api_base", &self.api_base)
             .field("chat_url", &redact::url(&self.chat_url))
@@ -121,7 +161,7 @@ impl std::fmt::Debug for Route {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 16] = [
+    pub const ALL: [Provider; 18] = [
         Provider::OpenAi,
         Provider::DeepSeek,
         Provider::Xai,
@@ -138,6 +178,8 @@ impl Provider {
         Provider::TextCompletionOpenAi,
         Provider::Cohere,
         Provider::JinaAi,
+        Provider::Azure,
+        Provider::OpenAiCompatible,
     ];
 
     /// LiteLLM's prefix, which is also the provider's name in records.
@@ -159,11 +201,17 @@ impl Provider {
             Provider::TextCompletionOpenAi => "text-completion-openai",
             Provider::Cohere => "cohere",
             Provider::JinaAi => "jina_ai",
+            Provider::Azure => "azure",
+            Provider::OpenAiCompatible => "openai_compatible",
         }
     }
 
+    /// The provider a config's prefix names; `None` for a prefix tollgate does not know
+    /// ([`Provider::OpenAiCompatible`] is chosen by the caller, never by name).
     pub fn from_prefix(prefix: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.prefix() == prefix)
+        Provider::ALL
+            .into_iter()
+            .find(|p| *p != Provider::OpenAiCompatible && p.prefix() == prefix)
     }
 
     /// The provider's public endpoint, as LiteLLM defaults it.
@@ -185,6 +233,7 @@ impl Provider {
             Provider::TextCompletionOpenAi => "https://api.openai.com/v1",
             Provider::Cohere => "https://api.cohere.com/v1",
             Provider::JinaAi => "https://api.jina.ai/v1",
+            Provider::Azure | Provider::OpenAiCompatible => return None,
         })
     }
 
@@ -205,8 +254,17 @@ impl Provider {
             Provider::TextCompletionOpenAi => "OPENAI_API_KEY",
             Provider::Cohere => "COHERE_API_KEY",
             Provider::JinaAi => "JINA_AI_API_KEY",
-            Provider::OllamaChat | Provider::HostedVllm => return None,
+            Provider::Azure => "AZURE_API_KEY",
+            Provider::OllamaChat | Provider::HostedVllm | Provider::OpenAiCompatible => return None,
         })
+    }
+
+    /// The environment variable LiteLLM reads the endpoint from when `api_base` is not set.
+    pub fn base_env_var(self) -> Option<&'static str> {
+        match self {
+            Provider::Azure => Some("AZURE_API_BASE"),
+            _ => None,
+        }
     }
 
     pub fn wire_format(self) -> WireFormat {
@@ -253,6 +311,12 @@ fn anthropic_url(base: &str) -> String {
 
 /// Resolves a LiteLLM model string and optional `api_base` into a route.
 pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError> {
+    route_with(model, api_base, None)
+}
+
+/// [`route`] with Azure's `api-version` (ignored by every other provider; Azure's default is
+/// [`AZURE_DEFAULT_API_VERSION`]).
+pub fn route_with(model: &str, api_base: Option<&str>, api_version: Option<&str>) -> Result<Route, ProviderError> {
     let (provider, upstream_model) = match model.split_once('/') {
         Some((prefix, rest)) => {
             let provider = Provider::from_prefix(prefix).ok_or_else(|| ProviderError::UnknownPrefix {
@@ -264,6 +328,38 @@ pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError
         // LiteLLM treats a bare name as an OpenAI model.
         None => (Provider::OpenAi, model),
     };
+    build(
+        provider,
+        provider.prefix(),
+        upstream_model,
+        model,
+        api_base,
+        api_version,
+    )
+}
+
+/// A deployment whose prefix tollgate does not know, served with OpenAI's wire format at its
+/// `api_base` (which it must have). The prefix stays the provider's name in records.
+pub fn route_openai_compatible(model: &str, api_base: &str) -> Result<Route, ProviderError> {
+    let (prefix, upstream_model) = model.split_once('/').unwrap_or(("openai_compatible", model));
+    build(
+        Provider::OpenAiCompatible,
+        prefix,
+        upstream_model,
+        model,
+        Some(api_base),
+        None,
+    )
+}
+
+fn build(
+    provider: Provider,
+    provider_name: &str,
+    upstream_model: &str,
+    model: &str,
+    api_base: Option<&str>,
+    api_version: Option<&str>,
+) -> Result<Route, ProviderError> {
     if upstream_model.is_empty() {
         return Err(ProviderError::EmptyModel {
             model: model.to_string(),
@@ -271,6 +367,7 @@ pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError
     }
     let written = match api_base {
         Some(b) if !b.trim().is_empty() => b.trim(),
+        _ if provider == Provider::Azure => return Err(ProviderError::AzureNeedsApiBase),
         _ => provider.default_api_base().ok_or(ProviderError::NeedsApiBase {
             provider: provider.prefix(),
         })?,
@@ -282,6 +379,18 @@ pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError
         None => (written.split_once('#').map_or(written, |(p, _)| p), None),
     };
     let base = path_part.trim_end_matches('/').to_string();
+    let azure_query;
+    let query = if provider == Provider::Azure {
+        let version = format!("api-version={}", api_version.unwrap_or(AZURE_DEFAULT_API_VERSION));
+        azure_query = match query.filter(|q| !q.is_empty()) {
+            Some(q) if q.contains("api-version=") => q.to_string(),
+            Some(q) => format!("{q}&{version}"),
+            None => version,
+        };
+        Some(azure_query.as_str())
+    } else {
+        query
+    };
     let with_query = |url: String| -> String {
         match query.filter(|q| !q.is_empty()) {
             None => url,
@@ -291,11 +400,13 @@ pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError
             },
         }
     };
-    // Ollama's OpenAI-compatible API lives under /v1 of the server LiteLLM users point at.
-    let openai_base = if provider == Provider::OllamaChat && !base.ends_with("/v1") {
-        format!("{base}/v1")
-    } else {
-        base.clone()
+    let openai_base = match provider {
+        // Ollama's OpenAI-compatible API lives under /v1 of the server LiteLLM users point at.
+        Provider::OllamaChat if !base.ends_with("/v1") => format!("{base}/v1"),
+        // Azure's resource endpoint (`https://r.openai.azure.com`, with or without `/openai`):
+        // each deployment has its own path under it.
+        Provider::Azure => azure_deployment_base(&base, upstream_model),
+        _ => base.clone(),
     };
     let (chat_url, stream_url, embeddings_url) = match provider.wire_format() {
         WireFormat::OpenAi => {
@@ -314,12 +425,23 @@ pub fn route(model: &str, api_base: Option<&str>) -> Result<Route, ProviderError
     };
     Ok(Route {
         provider,
+        provider_name: provider_name.to_string(),
         upstream_model: upstream_model.to_string(),
         chat_url: with_query(chat_url),
         stream_url: with_query(stream_url),
         embeddings_url: with_query(embeddings_url),
         api_base: shown_base,
     })
+}
+
+/// `…/openai/deployments/{deployment}` under an Azure resource endpoint, whichever of its forms
+/// the config wrote: the bare resource, `…/openai`, or the deployment's own path.
+fn azure_deployment_base(base: &str, deployment: &str) -> String {
+    if base.contains("/openai/deployments/") {
+        return base.to_string();
+    }
+    let resource = base.strip_suffix("/openai").unwrap_or(base);
+    format!("{resource}/openai/deployments/{deployment}")
 }
 
 #[cfg(test)]
@@ -424,6 +546,59 @@ mod tests {
         assert!(!shown.contains("hunter2") && !shown.contains("sk-q"), "{shown}");
         let r = route("openai/m", Some("http://h:1/v1/")).unwrap();
         assert_eq!(r.api_base, "http://h:1/v1");
+    }
+
+    #[test]
+    fn azure_puts_the_deployment_in_the_path_and_the_version_in_the_query() {
+        for base in [
+            "https://res.openai.azure.com",
+            "https://res.openai.azure.com/",
+            "https://res.openai.azure.com/openai",
+            "https://res.openai.azure.com/openai/deployments/gpt4o-prod",
+        ] {
+            let r = route("azure/gpt4o-prod", Some(base)).unwrap();
+            assert_eq!(r.provider, Provider::Azure);
+            assert_eq!(
+                r.chat_url,
+                "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21",
+                "{base}"
+            );
+        }
+        let r = route_with(
+            "azure/emb",
+            Some("https://res.openai.azure.com"),
+            Some("2025-01-01-preview"),
+        )
+        .unwrap();
+        assert_eq!(
+            r.embeddings_url,
+            "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version=2025-01-01-preview"
+        );
+        assert_eq!(
+            r.sibling_url("images/generations"),
+            "https://res.openai.azure.com/openai/deployments/emb/images/generations?api-version=2025-01-01-preview"
+        );
+        // A version written into api_base is kept, not doubled.
+        let r = route("azure/d", Some("https://res.openai.azure.com?api-version=2024-06-01")).unwrap();
+        assert_eq!(
+            r.chat_url,
+            "https://res.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-06-01"
+        );
+        assert_eq!(r.auth_header("k1"), ("api-key", "k1".to_string()));
+        assert!(matches!(route("azure/d", None), Err(ProviderError::AzureNeedsApiBase)));
+        let r = route("openai/m", None).unwrap();
+        assert_eq!(r.auth_header("k1"), ("authorization", "Bearer k1".to_string()));
+    }
+
+    #[test]
+    fn an_unknown_prefix_with_an_api_base_keeps_its_name() {
+        let r = route_openai_compatible("lm_studio/qwen3-8b", "http://127.0.0.1:1234/v1").unwrap();
+        assert_eq!(r.provider, Provider::OpenAiCompatible);
+        assert_eq!(r.provider_name, "lm_studio");
+        assert_eq!(r.upstream_model, "qwen3-8b");
+        assert_eq!(r.chat_url, "http://127.0.0.1:1234/v1/chat/completions");
+        assert_eq!(Provider::from_prefix("openai_compatible"), None);
+        assert_eq!(route("deepseek/x", None).unwrap().provider_name, "deepseek");
     }
 
     #[test]

@@ -59,14 +59,36 @@ pub struct KeyRow {
     pub budget_window: Option<DateTime<Utc>>,
 }
 
+/// Whether one entry of a key's or team's `models` lets it call `model`: the name itself,
+/// LiteLLM's `*` / `all-proxy-models`, or a wildcard entry (`anthropic/*`, `claude-*`), where each
+/// `*` stands for any run of characters.
+pub fn model_allowed(entry: &str, model: &str) -> bool {
+    if entry == model || entry == "*" || entry == "all-proxy-models" {
+        return true;
+    }
+    if !entry.contains('*') {
+        return false;
+    }
+    let parts: Vec<&str> = entry.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !model.starts_with(first) || model.len() < first.len() + last.len() || !model.ends_with(last) {
+        return false;
+    }
+    // The middle parts in order, each after the previous, inside what the ends leave.
+    let mut rest = &model[first.len()..model.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 impl KeyRow {
     /// Whether the key may call `model` (a model group or workflow name).
     pub fn allows(&self, model: &str) -> bool {
-        self.models.is_empty()
-            || self
-                .models
-                .iter()
-                .any(|m| m == model || m == "*" || m == "all-proxy-models")
+        self.models.is_empty() || self.models.iter().any(|m| model_allowed(m, model))
     }
 
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
@@ -626,5 +648,23 @@ impl KeyStore for PostgresKeys {
             reserved: row.get(1),
             max_budget: row.get::<_, Option<f64>>(2).unwrap_or(0.0),
         })
+    }
+}
+
+#[cfg(test)]
+mod model_access_tests {
+    use super::model_allowed;
+
+    #[test]
+    fn wildcard_model_entries_match_like_litellms() {
+        assert!(model_allowed("anthropic/*", "anthropic/claude-sonnet-4-5"));
+        assert!(!model_allowed("anthropic/*", "openai/gpt-4o"));
+        assert!(model_allowed("claude-*-4-5", "claude-sonnet-4-5"));
+        assert!(!model_allowed("claude-*-4-5", "claude-sonnet-4-1"));
+        assert!(model_allowed("a*b*c", "abc") && model_allowed("a*b*c", "axxbyyc"));
+        assert!(!model_allowed("a*b*c", "acb"));
+        assert!(!model_allowed("ab*ba", "aba"));
+        assert!(model_allowed("*", "x") && model_allowed("gpt-4o", "gpt-4o"));
+        assert!(!model_allowed("gpt-4o", "gpt-4o-mini"));
     }
 }

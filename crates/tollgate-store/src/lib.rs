@@ -41,7 +41,7 @@ pub use entities::{EntityKind, EntityRow, EntityStore};
 pub use error::{StoreError, postgres_text};
 pub use health::{SinkKind, SinkStatus};
 pub use jsonl::{JsonlRecords, parse_jsonl_line, read_jsonl};
-pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, Reservation, SqliteKeys};
+pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, Reservation, SqliteKeys, model_allowed};
 pub use ledger::{Charge, Hold, HoldOutcome, KEY_SCOPE, Ledger, SpendRow};
 pub use migrate::{HISTORY_TABLE, postgres_version, sqlite_version};
 pub use pg::{Pool, PooledClient, PostgresStore, PostgresTarget, has_records_table, redact_url};

@@ -353,6 +353,21 @@ fn check(args: &CheckArgs) -> ExitCode {
     {
         println!("{line}");
     }
+    if !live.unserved.is_empty() {
+        println!(
+            "\n# not served ({} deployment(s) skipped; the rest is served)",
+            live.unserved.len()
+        );
+        for u in &live.unserved {
+            println!(
+                "{}: {} ({}): {}",
+                live.config.where_is(&u.path),
+                u.model_name,
+                u.model,
+                u.reason
+            );
+        }
+    }
     // `file:line:column` where the path is written, so an editor jumps to it.
     let mut warnings: Vec<String> = live
         .all_warnings()

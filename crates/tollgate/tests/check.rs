@@ -86,7 +86,7 @@ fn check_refuses_silent_mistakes_with_file_line_and_column() {
         ),
         // Found after loading, when the provider is resolved: still located.
         (
-            "model_list:\n  - model_name: m\n    litellm_params:\n      model: bedrock/claude\n".to_string(),
+            "model_list:\n  - model_name: m\n    litellm_params:\n      model: hosted_vllm/m\n".to_string(),
             format!("{file}:4:14: model_list[0].litellm_params.model:"),
         ),
         (
@@ -254,5 +254,92 @@ fn check_refuses_a_database_that_is_not_postgres_naming_where_it_came_from() {
             .contains("<dir>/config.yaml:5:21: tollgate_settings.require_database is true but no database is set"),
         "{}",
         c.out
+    );
+}
+
+#[test]
+fn a_provider_tollgate_cannot_reach_is_a_located_warning_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml").display().to_string();
+    let c = check(
+        dir.path(),
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: bedrock/claude\n  - model_name: ok\n    litellm_params: {model: openai/x, api_base: 'http://h/v1', input_cost_per_token: 1e-6, output_cost_per_token: 1e-6}\n",
+    );
+    assert_eq!(c.code, Some(1), "{}", c.out);
+    assert!(
+        c.out
+            .contains("# not served (1 deployment(s) skipped; the rest is served)"),
+        "{}",
+        c.out
+    );
+    assert!(
+        c.out
+            .contains(&format!("{file}:4:14: m (bedrock/claude): bedrock/ is not yet served")),
+        "{}",
+        c.out
+    );
+    assert!(
+        c.out.contains(&format!(
+            "warning: {file}:4:14: model_list[0].litellm_params.model: bedrock/"
+        )),
+        "{}",
+        c.out
+    );
+    assert!(c.out.contains("model ok: openai/x via http://h/v1"), "{}", c.out);
+}
+
+/// A config in the shape of LiteLLM's own example (tests/fixtures/litellm_proxy_config.yaml):
+/// it loads, lists what it skips, and warns only about what tollgate skips or does not act on.
+#[test]
+fn litellm_example_config_loads_with_warnings_only() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/litellm_proxy_config.yaml");
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--config"])
+        .arg(&fixture)
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("DATABASE_URL")
+        .env("AZURE_API_KEY", "azure-test-key")
+        .env("OPENAI_API_KEY", "openai-test-key")
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // 1 = loaded with warnings (2 would be a refusal).
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    // The skipped deployments: SageMaker (SigV4), Bedrock, and `azure/` without a deployment.
+    assert!(
+        out.contains("# not served (3 deployment(s) skipped; the rest is served)"),
+        "{out}"
+    );
+    for skipped in [
+        "sagemaker-llama (sagemaker/llama-3-70b-endpoint): sagemaker/ is not yet served",
+        "claude-bedrock (bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0): bedrock/ is not yet served",
+        "dall-e-3-azure (azure/): `azure/` names no model after its provider prefix",
+    ] {
+        assert!(out.contains(skipped), "`{skipped}` not in:\n{out}");
+    }
+    // What is served: Azure natively, bare names as OpenAI, the OpenAI-compatible endpoint.
+    for served in [
+        "model gpt-4o: azure/chat-deployment via https://example-resource.openai.azure.com?api-version=2024-06-01",
+        "model gpt-4o-large: gpt-4o via https://api.openai.com/v1",
+        "model instruct: text-completion-openai/gpt-3.5-turbo-instruct",
+        "model local-llm: lm_studio/qwen3-8b via http://127.0.0.1:1234/v1",
+        "pattern *: openai/* (a name no group holds",
+        "pattern anthropic/*: anthropic/*",
+        "pattern groq/*: groq/*",
+    ] {
+        assert!(out.contains(served), "`{served}` not in:\n{out}");
+    }
+    assert!(
+        out.contains("unknown provider prefix `lm_studio/`: served as an OpenAI-compatible endpoint"),
+        "{out}"
+    );
+    // Never the key.
+    assert!(
+        !out.contains("azure-test-key") && !out.contains("openai-test-key"),
+        "{out}"
     );
 }

@@ -321,7 +321,7 @@ impl Draft {
     pub(crate) fn use_deployment(&mut self, d: &Arc<Deployment>) {
         self.record.model_group = d.model_group.clone();
         self.record.model = d.model.clone();
-        self.record.provider = d.route.provider.prefix().to_string();
+        self.record.provider = d.route.provider_name.clone();
         self.record.api_base = Some(d.route.api_base.clone());
         self.deployment = Some(d.clone());
     }
@@ -378,7 +378,7 @@ impl Draft {
             // Dropped while waiting on `d` (cancelled): the record names what it waited on.
             if self.record.model.is_empty() {
                 self.record.model = d.model.clone();
-                self.record.provider = d.route.provider.prefix().to_string();
+                self.record.provider = d.route.provider_name.clone();
                 self.record.api_base = Some(d.route.api_base.clone());
             }
             // A failure with no error (a workflow marking a step failed) is counted as the

@@ -156,7 +156,7 @@ async fn serve(
             let groups: Vec<&crate::state::ModelGroup> = targets
                 .iter()
                 .filter_map(|t| match t {
-                    Target::Group(g) => Some(*g),
+                    Target::Group(g) => Some(&**g),
                     Target::Workflow(_) => None,
                 })
                 .collect();

@@ -61,15 +61,11 @@ pub(crate) fn request(
             ));
         }
     };
-    let mut req = http
+    let req = http
         .post(parse_url(&d.route.sibling_url(path))?)
         .header("content-type", content_type)
         .body(bytes);
-    if let Some(k) = &d.api_key {
-        // OpenAI, Cohere and Jina AI all take a bearer token.
-        req = req.bearer_auth(k.expose());
-    }
-    Ok(req)
+    Ok(d.authorize(req))
 }
 
 /// A whole answer as the client gets it.

@@ -68,9 +68,14 @@ fn lookup<'a>(live: &'a LiveState, endpoint: Endpoint, name: &str) -> Option<Tar
 
 fn not_found(live: &LiveState, name: &str) -> GatewayError {
     let known = live.model_names().join(", ");
+    // A group whose every deployment was skipped at load says why, not just "unknown".
+    let why = match live.unserved.iter().find(|u| u.model_name == name) {
+        Some(u) => format!(" (its deployment `{}` is skipped: {})", u.model, u.reason),
+        None => String::new(),
+    };
     GatewayError::new(
         ErrorKind::NotFound,
-        format!("model `{name}` is not served by this gateway; known models: {known}"),
+        format!("model `{name}` is not served by this gateway{why}; known models: {known}"),
     )
     .with_code("model_not_found")
     .with_param("model")

@@ -75,7 +75,7 @@ fn attempt_failed(draft: &mut Draft, d: &Deployment, attempt: u32, f: &Failure) 
     let mut r = draft.record.clone();
     r.model_group = d.model_group.clone();
     r.model = d.model.clone();
-    r.provider = d.route.provider.prefix().to_string();
+    r.provider = d.route.provider_name.clone();
     r.api_base = Some(d.route.api_base.clone());
     r.attempt = Some(attempt);
     r.status = RecordStatus::Failure;
@@ -212,9 +212,9 @@ pub(crate) async fn route_request(
             tries.fallbacks += 1;
         }
         let mut context_window = false;
-        if let Some(g) = live.groups.get(settings.resolve(&gname)) {
+        if let Some(g) = live.group(&gname) {
             for retry in 0..=num_retries {
-                let Some(d) = crate::router::pick(g, settings) else {
+                let Some(d) = crate::router::pick(&g, settings) else {
                     last = Some(Failure {
                         error: GatewayError::new(
                             ErrorKind::Upstream,
@@ -269,7 +269,7 @@ pub(crate) async fn route_request(
                             // A mocked answer: its twin has stats of its own, so the chosen
                             // deployment's in-flight count is given back here.
                             d.stats.released();
-                            draft.record.provider = d.route.provider.prefix().to_string();
+                            draft.record.provider = d.route.provider_name.clone();
                             draft.record.mocked = true;
                         }
                         draft.record.attempt = Some(attempt);
@@ -354,8 +354,16 @@ async fn attempt_once(
             tokio::time::sleep(after).await;
             Err(fail(timeout_error(d, after)))
         }
-        Hooked::Plain(twin, bytes) => Ok((twin, Sent::Plain(bytes), sent)),
+        Hooked::Plain(twin, bytes) => {
+            if let Some(wait) = plan.hooks.delay {
+                tokio::time::sleep(wait).await;
+            }
+            Ok((twin, Sent::Plain(bytes), sent))
+        }
         Hooked::Stream(twin, bytes) => {
+            if let Some(wait) = plan.hooks.delay {
+                tokio::time::sleep(wait).await;
+            }
             let chunks = futures::stream::iter([Ok::<Bytes, reqwest::Error>(bytes)]);
             Ok((twin, Sent::Stream(Box::pin(sse_parse::EventStream::new(chunks))), sent))
         }
@@ -381,17 +389,12 @@ async fn send_once(
     let mut req = match endpoint.wire {
         // Chat speaks the deployment's wire format (OpenAI's, Gemini's, Anthropic's).
         Wire::Chat => crate::upstream::chat_request(&app.http(), d, body, stream).map_err(fail)?,
-        Wire::Embeddings => {
-            let mut req = app
-                .http()
+        Wire::Embeddings => d.authorize(
+            app.http()
                 .post(d.urls.embeddings.clone())
                 .header("content-type", "application/json")
-                .body(body.to_vec());
-            if let Some(k) = &d.api_key {
-                req = req.bearer_auth(k.expose());
-            }
-            req
-        }
+                .body(body.to_vec()),
+        ),
         // The other endpoints' requests (`pipeline/passthrough.rs`).
         wire => crate::pipeline::passthrough::request(&app.http(), d, wire, body, stream).map_err(fail)?,
     };
@@ -421,7 +424,10 @@ async fn send_once(
                 return Err(fail(
                     GatewayError::new(
                         ErrorKind::Upstream,
-                        format!("{} ended the stream before sending anything", d.route.provider.prefix()),
+                        format!(
+                            "{} ended the stream before sending anything",
+                            d.route.provider_name.as_str()
+                        ),
                     )
                     .with_code("upstream_stream_empty"),
                 ));
@@ -433,7 +439,7 @@ async fn send_once(
                         // The HTTP client's message embeds the URL, credentials and all.
                         redact::text(&format!(
                             "{} stream failed before its first event: {e}",
-                            d.route.provider.prefix()
+                            d.route.provider_name.as_str()
                         )),
                     )
                     .with_code("upstream_stream_broken"),
@@ -457,7 +463,7 @@ pub(crate) fn timeout_error(d: &Deployment, after: Duration) -> GatewayError {
         ErrorKind::Timeout,
         format!(
             "{} did not answer within {:.1} s (the request's timeout, else litellm_params.timeout / stream_timeout of model `{}`)",
-            d.route.provider.prefix(),
+            d.route.provider_name.as_str(),
             after.as_secs_f64(),
             d.model_group
         ),
@@ -475,7 +481,7 @@ fn transport_error(d: &Deployment, e: &reqwest::Error) -> GatewayError {
         ErrorKind::Upstream,
         format!(
             "cannot reach {} at {}: {}",
-            d.route.provider.prefix(),
+            d.route.provider_name.as_str(),
             d.route.api_base,
             redact::text(&error_chain(e))
         ),
@@ -522,7 +528,7 @@ async fn upstream_status(d: &Deployment, resp: reqwest::Response, sent: Instant)
         401 | 403 => ErrorKind::Authentication,
         _ => ErrorKind::Upstream,
     };
-    let provider = d.route.provider.prefix();
+    let provider = d.route.provider_name.as_str();
     // An upstream (or a proxy in front of it) may echo the URL it was called with.
     let message = redact::text(&message);
     let err = GatewayError::new(kind, format!("{provider} returned HTTP {status}: {message}"))

@@ -281,7 +281,7 @@ pub(crate) fn respond(
                 Some(Err(e)) => {
                     let err = GatewayError::new(
                         ErrorKind::Upstream,
-                        redact::text(&format!("{} stream broke midway: {e}", deployment.route.provider.prefix())),
+                        redact::text(&format!("{} stream broke midway: {e}", deployment.route.provider_name.as_str())),
                     ).with_code("upstream_stream_broken");
                     yield Ok(error_event(&err.to_json()));
                     guard.complete(Some(err));
@@ -414,7 +414,7 @@ pub(crate) fn respond(
             // A stream that ends without [DONE] is truncated: say so instead of ending cleanly.
             let err = GatewayError::new(
                 ErrorKind::Upstream,
-                format!("{} closed the stream before [DONE]", deployment.route.provider.prefix()),
+                format!("{} closed the stream before [DONE]", deployment.route.provider_name.as_str()),
             ).with_code("upstream_stream_truncated");
             yield Ok(error_event(&err.to_json()));
             guard.complete(Some(err));

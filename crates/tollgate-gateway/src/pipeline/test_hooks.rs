@@ -5,7 +5,11 @@
 //! - `mock_response: "text"` — a chat completion with that content (streamed too), usage
 //!   estimated from the messages and the text, priced with the group's price, recorded `mocked`;
 //!   `"litellm.RateLimitError"`, `"litellm.InternalServerError"` and
-//!   `"litellm.ContextWindowExceededError"` fail as those errors instead
+//!   `"litellm.ContextWindowExceededError"` fail as those errors instead; LiteLLM's dict form (a
+//!   response with `choices[0].message.content`, or a message with `content`) gives its text
+//! - `mock_delay: seconds` — the mocked answer comes after that long (a timeout if it is longer)
+//! - `mock_testing_context_fallbacks: true` — the requested group fails with a context-window
+//!   error, so its `context_window_fallbacks` run
 //! - `mock_testing_fallbacks: true` — every attempt on the requested group fails (500), so its
 //!   fallbacks run
 //! - `mock_testing_rate_limit_error: true` — the request's first attempt fails with 429, so
@@ -32,6 +36,8 @@ use crate::state::Deployment;
 /// The fields this module reads; none of them goes upstream.
 pub(crate) const FIELDS: &[&str] = &[
     "mock_response",
+    "mock_delay",
+    "mock_testing_context_fallbacks",
     "mock_testing_fallbacks",
     "mock_testing_rate_limit_error",
     "mock_timeout",
@@ -44,7 +50,11 @@ const BYTES_PER_TOKEN: u64 = 3;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct TestHooks {
     pub mock_response: Option<String>,
+    /// `mock_delay`: how long the mocked answer takes.
+    pub delay: Option<Duration>,
     pub fail_requested_group: bool,
+    /// `mock_testing_context_fallbacks`: the requested group's attempts fail as too long.
+    pub context_window_on_requested_group: bool,
     pub rate_limit_first: bool,
     pub timeout: bool,
     /// The prompt's estimated tokens (the mocked answer's `prompt_tokens`).
@@ -87,17 +97,36 @@ impl TestHooks {
         let mock_response = match body.get::<Value>("mock_response") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
-            Some(_) => {
-                return Err(GatewayError::new(
-                    ErrorKind::InvalidRequest,
-                    "`mock_response` must be a string: the answer's text, or litellm.RateLimitError, litellm.InternalServerError, litellm.ContextWindowExceededError",
-                )
-                .with_param("mock_response"));
+            Some(v @ Value::Object(_)) => {
+                let text = v
+                    .pointer("/choices/0/message/content")
+                    .or_else(|| v.get("content"))
+                    .and_then(Value::as_str);
+                match text {
+                    Some(t) => Some(t.to_string()),
+                    None => return Err(bad_mock_response()),
+                }
             }
+            Some(_) => return Err(bad_mock_response()),
+        };
+        let delay = match body.get::<Value>("mock_delay") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64().filter(|s| s.is_finite() && *s >= 0.0 && *s <= 3600.0) {
+                Some(s) => Some(Duration::from_secs_f64(s)),
+                None => {
+                    return Err(GatewayError::new(
+                        ErrorKind::InvalidRequest,
+                        "`mock_delay` must be a number of seconds between 0 and 3600",
+                    )
+                    .with_param("mock_delay"));
+                }
+            },
         };
         let hooks = TestHooks {
             mock_response,
+            delay,
             fail_requested_group: truthy(body, "mock_testing_fallbacks"),
+            context_window_on_requested_group: truthy(body, "mock_testing_context_fallbacks"),
             rate_limit_first: truthy(body, "mock_testing_rate_limit_error"),
             timeout: truthy(body, "mock_timeout"),
             prompt_tokens: 0,
@@ -114,12 +143,16 @@ impl TestHooks {
     }
 
     pub(crate) fn any(&self) -> bool {
-        self.mock_response.is_some() || self.fail_requested_group || self.rate_limit_first || self.timeout
+        self.mock_response.is_some()
+            || self.fail_requested_group
+            || self.context_window_on_requested_group
+            || self.rate_limit_first
+            || self.timeout
     }
 
     /// What attempt `at` on deployment `d` does instead of (or before) calling the provider.
     pub(crate) fn intercept(&self, d: &Deployment, at: &Attempt) -> Hooked {
-        let provider = d.route.provider.prefix();
+        let provider = d.route.provider_name.as_str();
         if self.timeout {
             return Hooked::Timeout(at.timeout);
         }
@@ -141,9 +174,21 @@ impl TestHooks {
                 ),
             ));
         }
+        if self.context_window_on_requested_group && at.requested_group {
+            return Hooked::Fail(mock_error(
+                400,
+                format!(
+                    "{provider} returned HTTP 400: This is a mock context window exceeded error for model={}, to trigger a context window fallback.",
+                    d.model_group
+                ),
+            ));
+        }
         let Some(text) = &self.mock_response else {
             return Hooked::Pass;
         };
+        if self.delay.is_some_and(|wait| wait >= at.timeout) {
+            return Hooked::Timeout(at.timeout);
+        }
         let error = match text.as_str() {
             "litellm.RateLimitError" => Some((429, "this is a mock rate limit error")),
             "litellm.InternalServerError" => Some((500, "this is a mock internal server error")),
@@ -184,6 +229,14 @@ impl TestHooks {
             Hooked::Plain(twin, Bytes::from(body.to_string()))
         }
     }
+}
+
+fn bad_mock_response() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        "`mock_response` must be a string (the answer's text, or litellm.RateLimitError, litellm.InternalServerError, litellm.ContextWindowExceededError) or a response with `choices[0].message.content`",
+    )
+    .with_param("mock_response")
 }
 
 /// A failure as the provider would have sent it: its status, counted as the deployment's fault
