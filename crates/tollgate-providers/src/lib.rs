@@ -11,6 +11,7 @@ pub mod gemini;
 pub mod hygiene;
 pub mod openai;
 pub mod provider;
+pub mod responses;
 pub mod sse;
 pub mod translate;
 mod turns;
