@@ -27,6 +27,10 @@ pub(crate) struct ChatRequest {
     pub tools: Option<Vec<Tool>>,
     #[serde(default)]
     pub tool_choice: Option<Value>,
+    /// OpenAI's structured output: a `json_schema` answer is an instance of the schema, a
+    /// `json_object` one a small object, so clients parsing the answer can be tested.
+    #[serde(default)]
+    pub response_format: Option<Value>,
     /// Set by the native formats, which say in the request whether to think (Anthropic's
     /// `thinking`, Gemini's `thinkingBudget: 0`); OpenAI-format requests go by model name.
     #[serde(skip)]
@@ -205,11 +209,11 @@ impl Answer {
         let content = if tool_call.is_some() {
             None
         } else {
-            Some(words(
-                &format!("Mock answer to: {snippet}"),
-                visible_tokens,
-                prompt_hash,
-            ))
+            let text = words(&format!("Mock answer to: {snippet}"), visible_tokens, prompt_hash);
+            Some(match structured(req.response_format.as_ref(), &text) {
+                Some(json) => json,
+                None => text,
+            })
         };
         let reasoning_content = (reasoning_tokens > 0).then(|| {
             words(
@@ -297,6 +301,54 @@ fn wanted_tool<'r>(req: &'r ChatRequest, question: &str) -> Option<(&'r str, Opt
         _ => question.to_ascii_lowercase().contains("tool"),
     };
     wanted.then_some((first.name.as_str(), first.parameters.as_ref()))
+}
+
+/// The answer as structured output when the request asks for it (the usage stays the text's).
+fn structured(format: Option<&Value>, text: &str) -> Option<String> {
+    let format = format?;
+    match format.get("type").and_then(Value::as_str)? {
+        "json_schema" => {
+            let schema = format.pointer("/json_schema/schema")?;
+            Some(sample_instance(schema, text).to_string())
+        }
+        "json_object" => Some(serde_json::json!({"answer": text}).to_string()),
+        _ => None,
+    }
+}
+
+/// A value valid for a (simple) JSON schema: every property of an object, the first of an
+/// `enum`, one item of an array, `text` for strings.
+fn sample_instance(schema: &Value, text: &str) -> Value {
+    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+        return first.clone();
+    }
+    let kind = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or(if schema.get("properties").is_some() {
+            "object"
+        } else {
+            "string"
+        });
+    match kind {
+        "object" => {
+            let mut out = serde_json::Map::new();
+            for (name, prop) in schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                out.insert(name.clone(), sample_instance(prop, text));
+            }
+            Value::Object(out)
+        }
+        "array" => Value::Array(vec![sample_instance(schema.get("items").unwrap_or(&Value::Null), text)]),
+        "integer" | "number" => Value::from(1),
+        "boolean" => Value::Bool(true),
+        "null" => Value::Null,
+        _ => Value::from(text),
+    }
 }
 
 /// Small, valid arguments for a function's JSON schema: its first property with a value of the
@@ -721,6 +773,23 @@ mod tests {
         }));
         let call = Answer::for_request(&required, |_| false).tool_call.unwrap();
         assert_eq!((call.name.as_str(), call.arguments.as_str()), ("first", r#"{"n":1}"#));
+    }
+
+    #[test]
+    fn structured_output_follows_the_schema() {
+        let req = request(serde_json::json!({
+            "model": "m", "messages": [{"role": "user", "content": "verdict?"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "v", "schema": {
+                "type": "object", "required": ["ok", "reason", "tags", "level"],
+                "properties": {"ok": {"type": "boolean"}, "reason": {"type": "string"},
+                    "tags": {"type": "array", "items": {"type": "string"}}, "level": {"enum": ["low", "high"]}}}}}
+        }));
+        let a = Answer::for_request(&req, |_| false);
+        let v: Value = serde_json::from_str(a.content.as_deref().unwrap()).unwrap();
+        assert_eq!(v["ok"], true);
+        assert!(v["reason"].as_str().unwrap().starts_with("Mock answer to: verdict?"));
+        assert_eq!(v["tags"].as_array().unwrap().len(), 1);
+        assert_eq!(v["level"], "low");
     }
 
     #[test]

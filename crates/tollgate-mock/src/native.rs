@@ -107,6 +107,7 @@ pub(crate) fn gemini_request(model: &str, body: &Value) -> Result<(ChatRequest, 
         max_completion_tokens: None,
         tools: (!tools.is_empty()).then_some(tools),
         tool_choice,
+        response_format: None,
         reasoning: budget_off.then_some(false),
     };
     Ok((req, include_thoughts))
@@ -218,6 +219,7 @@ pub(crate) fn anthropic_request(body: &Value) -> Result<(ChatRequest, bool, bool
         max_completion_tokens: None,
         tools: (!tools.is_empty()).then_some(tools),
         tool_choice,
+        response_format: None,
         reasoning: Some(thinking),
     };
     Ok((req, caching, stream))

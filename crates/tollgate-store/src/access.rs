@@ -5,8 +5,9 @@
 use crate::entities::EntityStore;
 use crate::keys::KeyStore;
 use crate::ledger::Ledger;
+use crate::responses::ResponseStore;
 
-/// Keys, entities and the ledger, in SQLite or Postgres.
-pub trait AccessStore: KeyStore + EntityStore + Ledger {}
+/// Keys, entities, the ledger and stored responses, in SQLite or Postgres.
+pub trait AccessStore: KeyStore + EntityStore + Ledger + ResponseStore {}
 
-impl<T: KeyStore + EntityStore + Ledger> AccessStore for T {}
+impl<T: KeyStore + EntityStore + Ledger + ResponseStore> AccessStore for T {}

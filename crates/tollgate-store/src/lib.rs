@@ -28,6 +28,7 @@ mod keys;
 mod ledger;
 mod migrate;
 mod pg;
+mod responses;
 mod retention;
 mod ship;
 mod sqlite;
@@ -45,6 +46,7 @@ pub use keys::{KeyError, KeyFilter, KeyRow, KeyStore, PostgresKeys, Reservation,
 pub use ledger::{Charge, Hold, HoldOutcome, KEY_SCOPE, Ledger, SpendRow};
 pub use migrate::{HISTORY_TABLE, postgres_version, sqlite_version};
 pub use pg::{Pool, PooledClient, PostgresStore, PostgresTarget, has_records_table, redact_url};
+pub use responses::{ResponseStore, StoredResponse};
 pub use retention::{Pruned, prune_once};
 pub use ship::ShipStatus;
 pub use sqlite::{

@@ -21,7 +21,7 @@ pub const DB_FILE_NAME: &str = "tollgate.sqlite";
 
 /// `PRAGMA user_version` of the schema this build writes; each migration sets it, so read-only
 /// readers (which must not migrate) can refuse a database from a newer build with one pragma.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// `INSERT OR IGNORE`: a row whose `(request_id, attempt)` is stored already is skipped, which
 /// makes inserting a batch twice harmless.
