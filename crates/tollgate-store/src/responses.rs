@@ -150,7 +150,7 @@ impl ResponseStore for PostgresKeys {
         row.map(|r| {
             let created: DateTime<Utc> = r.get(0);
             let doc: String = r.get(1);
-            from_doc(id, owner.to_string(), &doc, created, &self.target.location())
+            from_doc(id, owner.to_string(), &doc, created, self.target.location())
         })
         .transpose()
     }
