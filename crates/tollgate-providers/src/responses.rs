@@ -688,7 +688,7 @@ impl EventWriter {
         if data == "[DONE]" {
             self.close(&mut out);
             let (status, incomplete) = status_of(self.finish.as_deref());
-            let usage = self.usage.clone().unwrap_or_default();
+            let usage = self.usage.unwrap_or_default();
             let r = self
                 .echo
                 .response(status, self.done_items.clone(), Some(&usage), incomplete);
