@@ -32,6 +32,8 @@ pub const ROUTES: &[(&str, &[&str], &str)] = &[
     ("/rerank", &["POST"], "rerank"),
     ("/v1/images/generations", &["POST"], "image_generation"),
     ("/images/generations", &["POST"], "image_generation"),
+    ("/v1/messages", &["POST"], "anthropic_response"),
+    ("/messages", &["POST"], "anthropic_response"),
     ("/v1/audio/transcriptions", &["POST"], "audio_transcriptions"),
     ("/audio/transcriptions", &["POST"], "audio_transcriptions"),
     ("/v1/models", &["GET"], "model_list"),

@@ -9,6 +9,7 @@ pub mod anthropic;
 pub mod context_window;
 pub mod gemini;
 pub mod hygiene;
+pub mod messages;
 pub mod openai;
 pub mod provider;
 pub mod sse;
