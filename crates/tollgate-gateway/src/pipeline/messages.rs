@@ -17,7 +17,7 @@ use tollgate_providers::provider::WireFormat;
 use tollgate_providers::usage::ParsedUsage;
 
 use crate::body::RequestBody;
-use crate::pipeline::stream::Egress;
+use crate::pipeline::egress::Egress;
 use crate::state::Deployment;
 
 /// Client headers an Anthropic deployment is sent along with a passed-through request.

@@ -40,6 +40,7 @@ pub(crate) mod budget;
 pub(crate) mod charges;
 pub(crate) mod controls;
 pub(crate) mod draft;
+pub(crate) mod egress;
 pub(crate) mod end_user;
 pub mod endpoint;
 pub(crate) mod form;
@@ -209,7 +210,7 @@ async fn serve(
                 Box::new(messages::MessagesEgress::for_deployment(
                     &deployment,
                     &draft.record.model_group,
-                )) as Box<dyn stream::Egress>
+                )) as Box<dyn egress::Egress>
             });
             stream::respond(
                 draft,

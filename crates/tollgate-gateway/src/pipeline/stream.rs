@@ -21,6 +21,7 @@ use tollgate_store::{Commit, RecordDurability};
 use crate::cache::{RequestCache, ResponseCache};
 use crate::edge::{ResponseTags, tag_response};
 use crate::pipeline::draft::{Draft, committed};
+use crate::pipeline::egress::Egress;
 use crate::pipeline::route::{Events, timeout_error};
 use crate::state::Deployment;
 
@@ -158,19 +159,6 @@ pub(crate) fn coalesce(
         }
         Ok(Bytes::from(joined))
     })
-}
-
-/// How the chunks of a stream reach a client that does not read OpenAI's chunks (Anthropic's
-/// Messages API: `pipeline/messages.rs`). The stage still reads every chunk as OpenAI's for the
-/// record; the egress decides what the client is sent instead.
-pub(crate) trait Egress: Send {
-    /// An upstream event as it arrived, before translation: bytes to relay as they are, if any.
-    fn upstream(&mut self, event: &str, data: &str) -> Option<Bytes>;
-    /// An OpenAI chunk payload (`[DONE]` included) the client would have been sent: what to send
-    /// instead, if anything.
-    fn chunk(&mut self, data: &str) -> Option<Bytes>;
-    /// The event that tells the client the stream broke.
-    fn error(&mut self, e: &GatewayError) -> Bytes;
 }
 
 /// The bytes an OpenAI chunk payload becomes for the client.
