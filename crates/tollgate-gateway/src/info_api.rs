@@ -34,6 +34,8 @@ pub const ROUTES: &[(&str, &[&str], &str)] = &[
     ("/images/generations", &["POST"], "image_generation"),
     ("/v1/messages", &["POST"], "anthropic_response"),
     ("/messages", &["POST"], "anthropic_response"),
+    ("/v1/messages/count_tokens", &["POST"], "count_tokens"),
+    ("/messages/count_tokens", &["POST"], "count_tokens"),
     ("/v1/audio/transcriptions", &["POST"], "audio_transcriptions"),
     ("/audio/transcriptions", &["POST"], "audio_transcriptions"),
     ("/v1/models", &["GET"], "model_list"),

@@ -451,6 +451,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/images/generations", post(images))
         .route("/v1/messages", post(messages))
         .route("/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/messages/count_tokens", post(count_tokens))
         .route("/v1/audio/transcriptions", post(transcriptions))
         .route("/audio/transcriptions", post(transcriptions))
         .route("/v1/models", get(models))
@@ -486,6 +488,10 @@ async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
 /// Anthropic's Messages API: the same pipeline, its errors in Anthropic's shape.
 async fn messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     crate::pipeline::messages::in_anthropic_shape(handle(app, Endpoint::MESSAGES, headers, body).await).await
+}
+
+async fn count_tokens(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    crate::pipeline::count_tokens::handle(app, headers, body).await
 }
 
 async fn completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {

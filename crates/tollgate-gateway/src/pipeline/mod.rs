@@ -39,6 +39,7 @@ pub mod authenticate;
 pub(crate) mod budget;
 pub(crate) mod charges;
 pub(crate) mod controls;
+pub mod count_tokens;
 pub(crate) mod draft;
 pub(crate) mod egress;
 pub(crate) mod end_user;
