@@ -1,0 +1,322 @@
+//! Anthropic's Messages API (`/v1/messages`, `/v1/messages/count_tokens`) over real HTTP with
+//! `tollgate mock` as the upstream: passed through to an `anthropic/` deployment (the provider
+//! sees the client's body with only `model` rewritten, and its events are relayed as written),
+//! translated for a `deepseek/` one (Anthropic's event sequence written from chat chunks), both
+//! recorded as `endpoint: messages` and priced per bucket; errors in Anthropic's shape.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Gw, KEY, gateway, start_mock};
+use serde_json::{Value, json};
+use tollgate_core::Record;
+
+fn config(mock: SocketAddr) -> String {
+    format!(
+        "model_list:
+  - model_name: claude-sonnet-4-5-20250929
+    litellm_params:
+      model: anthropic/claude-sonnet-4-5
+      api_base: http://{mock}
+      api_key: ak
+  - model_name: claude-haiku-4-5
+    litellm_params:
+      model: deepseek/deepseek-v3.2
+      api_base: http://{mock}/v1
+      api_key: dk
+  - model_name: broken
+    litellm_params:
+      model: deepseek/deepseek-broken
+      api_base: http://{mock}/v1
+      api_key: dk
+general_settings:
+  master_key: {KEY}
+"
+    )
+}
+
+async fn setup() -> (Gw, SocketAddr) {
+    let mock = start_mock(&["deepseek-broken=1.0:reset"]).await;
+    (gateway(&config(mock)).await, mock)
+}
+
+/// `POST path` the way Anthropic's SDKs send it: `x-api-key` and `anthropic-version`.
+async fn post(gw: &Gw, path: &str, body: &Value) -> reqwest::Response {
+    gw.http
+        .post(format!("{}{path}", gw.base))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn last_request(mock: SocketAddr) -> Value {
+    reqwest::get(format!("http://{mock}/mock/last_request"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// (event name, data) of each SSE frame.
+fn frames(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| {
+            let name = f
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("")
+                .to_string();
+            let data = f.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
+            (name, serde_json::from_str(data).unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+fn request(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "max_tokens": 300,
+        "system": [{"type": "text", "text": "You are terse. ".repeat(30), "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": "Earlier question"},
+            {"role": "assistant", "content": [{"type": "text", "text": "Earlier answer"}]},
+            {"role": "user", "content": [{"type": "text", "text": "Say hello"}]}
+        ],
+        "metadata": {"user_id": format!("u-{model}-{stream}")},
+        "stream": stream,
+        "service_tier": "auto"
+    })
+}
+
+/// Cost by the buckets of Anthropic's usage: (input, cache read, cache write, output) prices.
+fn cost(u: &Value, p: (f64, f64, f64, f64)) -> f64 {
+    let n = |k: &str| u[k].as_u64().unwrap_or(0) as f64;
+    n("input_tokens") * p.0
+        + n("cache_read_input_tokens") * p.1
+        + n("cache_creation_input_tokens") * p.2
+        + n("output_tokens") * p.3
+}
+
+const SONNET: (f64, f64, f64, f64) = (3e-06, 3e-07, 3.75e-06, 1.5e-05);
+const DEEPSEEK: (f64, f64, f64, f64) = (2.8e-07, 2.8e-08, 0.0, 4e-07);
+
+fn record<'a>(records: &'a [Record], end_user: &str) -> &'a Record {
+    records
+        .iter()
+        .find(|r| r.end_user.as_deref() == Some(end_user))
+        .unwrap_or_else(|| panic!("no record for {end_user}: {records:#?}"))
+}
+
+fn check_record(r: &Record, usage: &Value, prices: (f64, f64, f64, f64)) {
+    assert_eq!(r.endpoint.as_deref(), Some("messages"));
+    let n = |k: &str| usage[k].as_u64().unwrap_or(0);
+    assert_eq!(
+        r.prompt_tokens,
+        n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens")
+    );
+    assert_eq!(r.cached_tokens, n("cache_read_input_tokens"));
+    assert_eq!(r.cache_creation_tokens, n("cache_creation_input_tokens"));
+    assert_eq!(r.completion_tokens, n("output_tokens"));
+    let want = cost(usage, prices);
+    assert!((r.cost_usd.unwrap() - want).abs() < 1e-12, "{:?} vs {want}", r.cost_usd);
+}
+
+#[tokio::test]
+async fn an_anthropic_deployment_gets_the_body_as_sent_and_answers_as_written() {
+    let (gw, mock) = setup().await;
+    let body = request("claude-sonnet-4-5-20250929", false);
+    let resp = post(&gw, "/v1/messages", &body).await;
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["type"], "message");
+    assert!(answer["id"].as_str().unwrap().starts_with("msg_mock_"));
+    let seen = last_request(mock).await;
+    let mut expected = body.clone();
+    expected["model"] = json!("claude-sonnet-4-5");
+    assert_eq!(seen["body"], expected, "only `model` differs");
+    assert_eq!(seen["headers"]["anthropic-beta"], "interleaved-thinking-2025-05-14");
+    // Streamed: the provider's frames are relayed one for one.
+    let resp = post(&gw, "/messages", &request("claude-sonnet-4-5-20250929", true)).await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let events = frames(&resp.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.get(1), Some(&"ping"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    let streamed_usage = events
+        .iter()
+        .find(|(n, _)| n == "message_delta")
+        .map(|(_, d)| d["usage"].clone())
+        .unwrap();
+    let records = gw.records().await;
+    check_record(
+        record(&records, "u-claude-sonnet-4-5-20250929-false"),
+        &answer["usage"],
+        SONNET,
+    );
+    let streamed = record(&records, "u-claude-sonnet-4-5-20250929-true");
+    assert!(streamed.stream);
+    check_record(streamed, &streamed_usage, SONNET);
+}
+
+#[tokio::test]
+async fn other_deployments_are_translated_and_answer_in_anthropics_shape() {
+    let (gw, mock) = setup().await;
+    let resp = post(&gw, "/v1/messages", &request("claude-haiku-4-5", false)).await;
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["type"], "message");
+    assert_eq!(answer["model"], "claude-haiku-4-5");
+    let kinds: Vec<&str> = answer["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["thinking", "text"],
+        "DeepSeek's reasoning comes back as thinking"
+    );
+    let seen = last_request(mock).await;
+    assert_eq!(seen["path"], "/v1/chat/completions");
+    assert_eq!(seen["body"]["user"], "u-claude-haiku-4-5-false");
+    assert!(seen["body"].get("service_tier").is_none() && seen["body"].get("metadata").is_none());
+
+    let resp = post(&gw, "/v1/messages", &request("claude-haiku-4-5", true)).await;
+    let events = frames(&resp.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(&names[..3], ["message_start", "ping", "content_block_start"]);
+    assert_eq!(&names[names.len() - 2..], ["message_delta", "message_stop"]);
+    for (name, data) in &events {
+        assert_eq!(data["type"], name.as_str(), "every frame names its type");
+    }
+    let starts = names.iter().filter(|n| **n == "content_block_start").count();
+    let stops = names.iter().filter(|n| **n == "content_block_stop").count();
+    assert_eq!((starts, stops), (2, 2), "a thinking block, then a text block");
+    let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(delta["delta"]["stop_reason"], answer["stop_reason"]);
+    let streamed_usage = delta["usage"].clone();
+    // The same prompt again: the provider now reads its prefix from its cache, so only the
+    // split of the prompt differs.
+    let prompt = |u: &Value| {
+        ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
+            .iter()
+            .map(|k| u[*k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    assert_eq!(prompt(&streamed_usage), prompt(&answer["usage"]));
+    assert!(streamed_usage["cache_read_input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(streamed_usage["output_tokens"], answer["usage"]["output_tokens"]);
+
+    let records = gw.records().await;
+    check_record(record(&records, "u-claude-haiku-4-5-false"), &answer["usage"], DEEPSEEK);
+    check_record(record(&records, "u-claude-haiku-4-5-true"), &streamed_usage, DEEPSEEK);
+}
+
+#[tokio::test]
+async fn a_stream_broken_midway_ends_with_an_anthropic_error_event() {
+    let (gw, _mock) = setup().await;
+    let resp = post(&gw, "/v1/messages", &request("broken", true)).await;
+    assert_eq!(resp.status(), 200);
+    let events = frames(&resp.text().await.unwrap());
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(data["type"], "error");
+    assert_eq!(data["error"]["type"], "api_error");
+    assert!(data["error"]["message"].as_str().unwrap().contains("broke midway"));
+    assert!(!events.iter().any(|(n, _)| n == "message_stop"));
+}
+
+#[tokio::test]
+async fn errors_take_anthropics_shape() {
+    let (gw, _mock) = setup().await;
+    let resp = post(
+        &gw,
+        "/v1/messages",
+        &json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "not_found_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("nope"));
+    let resp = post(
+        &gw,
+        "/v1/messages",
+        &json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("max_tokens"));
+    let resp = post(
+        &gw,
+        "/v1/messages",
+        &json!({"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let resp = gw
+        .http
+        .post(format!("{}/v1/messages", gw.base))
+        .header("x-api-key", "sk-wrong-0123456789abcdef")
+        .json(&request("claude-haiku-4-5", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "authentication_error");
+}
+
+#[tokio::test]
+async fn count_tokens_is_exact_from_anthropic_and_marked_estimated_elsewhere() {
+    let (gw, _mock) = setup().await;
+    let mut body = request("claude-sonnet-4-5-20250929", false);
+    for k in ["max_tokens", "stream", "metadata", "service_tier"] {
+        body.as_object_mut().unwrap().remove(k);
+    }
+    let resp = post(&gw, "/v1/messages/count_tokens", &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tollgate-token-count"], "exact");
+    let exact: Value = resp.json().await.unwrap();
+    let mut plain = request("claude-sonnet-4-5-20250929", false);
+    plain["metadata"]["user_id"] = json!("count-check");
+    let answer: Value = post(&gw, "/v1/messages", &plain).await.json().await.unwrap();
+    let u = &answer["usage"];
+    let prompt = ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
+        .iter()
+        .map(|k| u[*k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert_eq!(exact["input_tokens"].as_u64().unwrap(), prompt);
+
+    body["model"] = json!("claude-haiku-4-5");
+    let resp = post(&gw, "/v1/messages/count_tokens", &body).await;
+    assert_eq!(resp.headers()["x-tollgate-token-count"], "estimated");
+    let estimated: Value = resp.json().await.unwrap();
+    assert_eq!(estimated["estimated"], true);
+    assert!(estimated["input_tokens"].as_u64().unwrap() > 0);
+
+    let resp = post(
+        &gw,
+        "/v1/messages/count_tokens",
+        &json!({"model": "nope", "messages": []}),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "not_found_error");
+    // count_tokens writes no record: only the one Messages call above is recorded.
+    let records = gw.records().await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+}
