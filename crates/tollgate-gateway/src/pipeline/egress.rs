@@ -14,6 +14,7 @@ pub(crate) trait Egress: Send {
     /// An OpenAI chunk payload (`[DONE]` included) the client would have been sent: what to send
     /// instead, if anything.
     fn chunk(&mut self, data: &str) -> Option<Bytes>;
-    /// The event that tells the client the stream broke.
+    /// The event that tells the client the stream broke (empty if the upstream's own error
+    /// event was relayed already).
     fn error(&mut self, e: &GatewayError) -> Bytes;
 }

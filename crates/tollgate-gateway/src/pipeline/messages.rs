@@ -127,8 +127,9 @@ fn frame(event: &str, data: &str) -> Bytes {
 /// How a Messages stream reaches the client.
 pub(crate) enum MessagesEgress {
     /// An Anthropic deployment's events, relayed as they came (the OpenAI chunks the stage reads
-    /// them as are only for the record).
-    Relay,
+    /// them as are only for the record). `error_relayed`: the deployment's own `error` event
+    /// went out, whose type (`overloaded_error`, …) clients act on; the gateway adds none.
+    Relay { error_relayed: bool },
     /// OpenAI chunks written as Anthropic's events.
     Write(EventWriter),
 }
@@ -136,7 +137,7 @@ pub(crate) enum MessagesEgress {
 impl MessagesEgress {
     pub(crate) fn for_deployment(d: &Deployment, group: &str) -> Self {
         if passes_through(d) {
-            MessagesEgress::Relay
+            MessagesEgress::Relay { error_relayed: false }
         } else {
             MessagesEgress::Write(EventWriter::new(group))
         }
@@ -146,9 +147,11 @@ impl MessagesEgress {
 impl Egress for MessagesEgress {
     fn upstream(&mut self, event: &str, data: &str) -> Option<Bytes> {
         match self {
-            // The upstream's own error event is replaced by the gateway's (`error` below).
-            MessagesEgress::Relay if event != "error" => Some(frame(event, data)),
-            _ => None,
+            MessagesEgress::Relay { error_relayed } => {
+                *error_relayed |= event == "error";
+                Some(frame(event, data))
+            }
+            MessagesEgress::Write(_) => None,
         }
     }
 
@@ -165,7 +168,10 @@ impl Egress for MessagesEgress {
     }
 
     fn error(&mut self, e: &GatewayError) -> Bytes {
-        frame("error", &wire::error_body(e.status, &e.message).to_string())
+        match self {
+            MessagesEgress::Relay { error_relayed: true } => Bytes::new(),
+            _ => frame("error", &wire::error_body(e.status, &e.message).to_string()),
+        }
     }
 }
 
@@ -221,7 +227,16 @@ mod tests {
         assert_eq!(&frame("ping", "{}")[..], b"event: ping\ndata: {}\n\n");
         assert_eq!(&frame("message", "{}")[..], b"data: {}\n\n");
         let e = GatewayError::new(ErrorKind::Upstream, "broke").with_status(502);
-        let b = MessagesEgress::Relay.error(&e);
-        assert!(b.starts_with(b"event: error\ndata: {\"error\":{\"message\":\"broke\",\"type\":\"api_error\"}"));
+        let mut relay = MessagesEgress::Relay { error_relayed: false };
+        let b = relay.error(&e);
+        let data: Value = serde_json::from_slice(b.strip_prefix(b"event: error\ndata: ").unwrap()).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"type": "error", "error": {"type": "api_error", "message": "broke"}})
+        );
+        // An upstream's own error event is relayed as it is, and the gateway adds none.
+        let own = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(relay.upstream("error", own).unwrap(), frame("error", own));
+        assert!(relay.error(&e).is_empty());
     }
 }
