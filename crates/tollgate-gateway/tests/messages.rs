@@ -320,3 +320,150 @@ async fn count_tokens_is_exact_from_anthropic_and_marked_estimated_elsewhere() {
     let records = gw.records().await;
     assert_eq!(records.len(), 1, "{records:#?}");
 }
+
+/// A request as Claude Code (2.x) sends it: `?beta=true`, its beta headers and user agent,
+/// system blocks with `cache_control`, JSON-schema tools, thinking with a large budget, a
+/// previous turn's signed thinking and tool call with its result, streaming.
+fn claude_code_request(model: &str) -> Value {
+    json!({
+        "model": model,
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>\nThis is a reminder that your todo list is currently empty.\n</system-reminder>"},
+                {"type": "text", "text": "fix the failing test in src/lib.rs"}
+            ]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "I should read the file first.", "signature": "EqQBCkYIBxgCKkBsig"},
+                {"type": "tool_use", "id": "toolu_01A", "name": "Read", "input": {"file_path": "/repo/src/lib.rs"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01A", "content": "     1\tpub fn add(a: i32, b: i32) -> i32 { a - b }\n"},
+                {"type": "text", "text": "continue", "cache_control": {"type": "ephemeral"}}
+            ]}
+        ],
+        "temperature": 1,
+        "system": [
+            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "\nYou are an interactive CLI tool that helps users with software engineering tasks. ".repeat(20), "cache_control": {"type": "ephemeral"}}
+        ],
+        "tools": [
+            {"name": "Bash", "description": "Executes a given bash command",
+             "input_schema": {"type": "object", "properties": {"command": {"type": "string"}, "timeout": {"type": "number"}},
+                              "required": ["command"], "additionalProperties": false, "$schema": "http://json-schema.org/draft-07/schema#"}},
+            {"name": "Read", "description": "Reads a file from the local filesystem.",
+             "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}, "offset": {"type": "number"}},
+                              "required": ["file_path"], "additionalProperties": false, "$schema": "http://json-schema.org/draft-07/schema#"}},
+            {"name": "Edit", "description": "Performs exact string replacements in files.",
+             "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}, "old_string": {"type": "string"}, "new_string": {"type": "string"}},
+                              "required": ["file_path", "old_string", "new_string"], "additionalProperties": false,
+                              "$schema": "http://json-schema.org/draft-07/schema#"},
+             "cache_control": {"type": "ephemeral"}}
+        ],
+        "metadata": {"user_id": format!("user_5f1c0a_account__session_{model}")},
+        "max_tokens": 32000,
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "stream": true
+    })
+}
+
+/// Checks an Anthropic event sequence: message_start, ping, blocks opened and closed in index
+/// order with deltas only inside their block, message_delta, message_stop.
+fn check_sequence(events: &[(String, Value)]) -> Vec<String> {
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(&names[..2], ["message_start", "ping"], "{names:?}");
+    assert_eq!(
+        &names[names.len() - 2..],
+        ["message_delta", "message_stop"],
+        "{names:?}"
+    );
+    let mut open: Option<u64> = None;
+    let mut next = 0;
+    let mut kinds = Vec::new();
+    for (name, data) in events {
+        assert_eq!(data["type"], name.as_str());
+        match name.as_str() {
+            "content_block_start" => {
+                assert_eq!(open, None, "a block opened inside another");
+                assert_eq!(data["index"], next);
+                open = Some(next);
+                kinds.push(data["content_block"]["type"].as_str().unwrap().to_string());
+            }
+            "content_block_delta" => assert_eq!(data["index"].as_u64(), open, "a delta outside its block"),
+            "content_block_stop" => {
+                assert_eq!(data["index"].as_u64(), open);
+                open = None;
+                next += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(open, None);
+    kinds
+}
+
+#[tokio::test]
+async fn a_claude_code_request_is_answered_by_both_routes() {
+    let (gw, mock) = setup().await;
+    for model in ["claude-sonnet-4-5-20250929", "claude-haiku-4-5"] {
+        let body = claude_code_request(model);
+        let resp = gw
+            .http
+            .post(format!("{}/v1/messages?beta=true", gw.base))
+            .bearer_auth(KEY)
+            .header("anthropic-version", "2023-06-01")
+            .header(
+                "anthropic-beta",
+                "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+            )
+            .header("user-agent", "claude-cli/2.0.14 (external, cli)")
+            .header("x-app", "cli")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{model}");
+        let kinds = check_sequence(&frames(&resp.text().await.unwrap()));
+        assert_eq!(
+            kinds.first().map(String::as_str),
+            Some("thinking"),
+            "{model}: {kinds:?}"
+        );
+        assert!(kinds.iter().any(|k| k == "text"), "{model}: {kinds:?}");
+        let seen = last_request(mock).await;
+        if model.starts_with("claude-sonnet") {
+            let mut expected = body.clone();
+            expected["model"] = json!("claude-sonnet-4-5");
+            assert_eq!(seen["body"], expected);
+            assert!(
+                seen["headers"]["anthropic-beta"]
+                    .as_str()
+                    .unwrap()
+                    .contains("claude-code-20250219")
+            );
+        } else {
+            let sent = &seen["body"];
+            let roles: Vec<&str> = sent["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["role"].as_str().unwrap())
+                .collect();
+            assert_eq!(roles, ["system", "user", "assistant", "tool", "user"]);
+            assert_eq!(sent["messages"][2]["tool_calls"][0]["id"], "toolu_01A");
+            assert_eq!(sent["messages"][3]["tool_call_id"], "toolu_01A");
+            assert_eq!(sent["tools"].as_array().unwrap().len(), 3);
+            assert_eq!(sent["reasoning_effort"], "high");
+            assert_eq!(sent["stream_options"]["include_usage"], true);
+        }
+    }
+    let records = gw.records().await;
+    for model in ["claude-sonnet-4-5-20250929", "claude-haiku-4-5"] {
+        let r = record(&records, &format!("user_5f1c0a_account__session_{model}"));
+        assert_eq!(r.endpoint.as_deref(), Some("messages"));
+        assert_eq!(r.user_agent.as_deref(), Some("claude-cli/2.0.14 (external, cli)"));
+        assert!(
+            r.stream && r.cost_usd.unwrap() > 0.0 && r.reasoning_tokens > 0,
+            "{r:#?}"
+        );
+    }
+}
