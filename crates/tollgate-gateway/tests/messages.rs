@@ -30,6 +30,13 @@ fn config(mock: SocketAddr) -> String {
       model: deepseek/deepseek-broken
       api_base: http://{mock}/v1
       api_key: dk
+  - model_name: claude-down
+    litellm_params:
+      model: anthropic/claude-down
+      api_base: http://{mock}
+      api_key: ak
+router_settings:
+  fallbacks: [{{claude-down: [claude-haiku-4-5]}}]
 general_settings:
   master_key: {KEY}
 "
@@ -37,7 +44,7 @@ general_settings:
 }
 
 async fn setup() -> (Gw, SocketAddr) {
-    let mock = start_mock(&["deepseek-broken=1.0:reset"]).await;
+    let mock = start_mock(&["deepseek-broken=1.0:reset", "claude-down=1.0:500"]).await;
     (gateway(&config(mock)).await, mock)
 }
 
@@ -466,4 +473,27 @@ async fn a_claude_code_request_is_answered_by_both_routes() {
             "{r:#?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_failing_anthropic_deployment_falls_back_to_a_translated_one() {
+    let (gw, _mock) = setup().await;
+    let resp = post(&gw, "/v1/messages", &request("claude-down", true)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
+    // The answering deployment (DeepSeek) decides how the stream is written: translated.
+    let kinds = check_sequence(&frames(&resp.text().await.unwrap()));
+    assert_eq!(kinds, ["thinking", "text"]);
+    let records = gw.records().await;
+    let mine: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.end_user.as_deref() == Some("u-claude-down-true"))
+        .collect();
+    assert_eq!(mine.len(), 2, "the failed attempt and the answer: {mine:#?}");
+    assert!(mine.iter().all(|r| r.endpoint.as_deref() == Some("messages")));
+    assert!(mine.iter().any(|r| r.provider == "anthropic" && r.http_status == 500));
+    assert!(
+        mine.iter()
+            .any(|r| r.provider == "deepseek" && r.http_status == 200 && r.cost_usd.unwrap() > 0.0)
+    );
 }
