@@ -497,3 +497,49 @@ async fn a_failing_anthropic_deployment_falls_back_to_a_translated_one() {
             .any(|r| r.provider == "deepseek" && r.http_status == 200 && r.cost_usd.unwrap() > 0.0)
     );
 }
+
+#[tokio::test]
+async fn the_response_cache_answers_repeats_in_anthropics_shape() {
+    let mock = start_mock(&[]).await;
+    let yaml = config(mock).replace(
+        "general_settings:",
+        "litellm_settings:\n  cache: true\n  cache_params: {type: local}\ngeneral_settings:",
+    );
+    let gw = gateway(&yaml).await;
+    for model in ["claude-sonnet-4-5-20250929", "claude-haiku-4-5"] {
+        let plain = request(model, false);
+        let first = post(&gw, "/v1/messages", &plain).await;
+        assert_eq!(first.headers()["x-tollgate-cache"], "miss");
+        let first: Value = first.json().await.unwrap();
+        let again = post(&gw, "/v1/messages", &plain).await;
+        assert_eq!(again.headers()["x-tollgate-cache"], "hit", "{model}");
+        assert_eq!(again.json::<Value>().await.unwrap(), first);
+
+        // A different system prompt is a different request.
+        let mut other = plain.clone();
+        other["system"] = json!("Another system prompt.");
+        let resp = post(&gw, "/v1/messages", &other).await;
+        assert_eq!(resp.headers()["x-tollgate-cache"], "miss", "{model}");
+
+        let streamed = request(model, true);
+        let first = frames(&post(&gw, "/v1/messages", &streamed).await.text().await.unwrap());
+        let resp = post(&gw, "/v1/messages", &streamed).await;
+        assert_eq!(resp.headers()["x-tollgate-cache"], "hit", "{model}");
+        let replayed = frames(&resp.text().await.unwrap());
+        check_sequence(&replayed);
+        let text = |events: &[(String, Value)]| -> String {
+            events
+                .iter()
+                .filter_map(|(_, d)| d.pointer("/delta/text").and_then(Value::as_str))
+                .collect()
+        };
+        assert!(!text(&first).is_empty());
+        assert_eq!(text(&replayed), text(&first), "{model}");
+    }
+    let records = gw.records().await;
+    let hits = records
+        .iter()
+        .filter(|r| r.cache == tollgate_core::CacheState::Hit)
+        .count();
+    assert_eq!(hits, 4, "{records:#?}");
+}

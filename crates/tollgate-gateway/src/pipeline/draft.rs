@@ -56,6 +56,10 @@ const ANSWER_FIELDS: &[&str] = &[
     "n",
     "reasoning_effort",
     "thinking",
+    // Anthropic's Messages API (`/v1/messages`): its system prompt and stop sequences.
+    "system",
+    "stop_sequences",
+    "top_k",
     "frequency_penalty",
     "presence_penalty",
     // A mocked answer (`pipeline/test_hooks.rs`) is cached apart from the provider's.

@@ -185,8 +185,9 @@ impl Endpoint {
         },
     };
 
-    /// `POST /v1/messages`: Anthropic's Messages API (Claude Code's). Not cached: the cache
-    /// stores and replays OpenAI's shapes.
+    /// `POST /v1/messages`: Anthropic's Messages API (Claude Code's). Cached like chat: a whole
+    /// answer is stored in Anthropic's shape, a stream as the OpenAI chunks the stage read it as
+    /// and replayed as Anthropic's events.
     pub const MESSAGES: Endpoint = Endpoint {
         name: "messages",
         call_type: "anthropic_messages",
@@ -194,7 +195,7 @@ impl Endpoint {
         requires: &["max_tokens"],
         streams: true,
         runs_workflows: false,
-        caches: false,
+        caches: true,
         end_user_at: "/metadata/user_id",
         wire: Wire::Messages,
     };

@@ -144,6 +144,14 @@ impl MessagesEgress {
     }
 }
 
+impl MessagesEgress {
+    /// For a stream replayed from the cache: its stored chunks are OpenAI's, whichever
+    /// deployment first answered.
+    pub(crate) fn replaying(group: &str) -> Self {
+        MessagesEgress::Write(EventWriter::new(group))
+    }
+}
+
 impl Egress for MessagesEgress {
     fn upstream(&mut self, event: &str, data: &str) -> Option<Bytes> {
         match self {

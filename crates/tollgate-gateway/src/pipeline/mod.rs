@@ -184,7 +184,13 @@ async fn serve(
         }
     };
     let store_to = match lookup::lookup(&live, endpoint, &request, &headers, &mut draft).await {
-        Looked::Hit(entry, key) => return replay::cache_hit(draft, &entry, &key, request.client_wants_usage),
+        Looked::Hit(entry, key) => {
+            // A Messages stream is replayed as Anthropic's events, written from the stored chunks.
+            let egress = (endpoint.wire == endpoint::Wire::Messages).then(|| {
+                Box::new(messages::MessagesEgress::replaying(&draft.record.model_group)) as Box<dyn egress::Egress>
+            });
+            return replay::cache_hit(draft, &entry, &key, request.client_wants_usage, egress);
+        }
         Looked::Miss(store_to) => store_to,
     };
     let (stream, client_wants_usage) = (request.stream, request.client_wants_usage);

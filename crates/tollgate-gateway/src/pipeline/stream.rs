@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tollgate_core::redact;
 use tollgate_core::{ErrorKind, Fault, GatewayError, Record, RecordStatus};
-use tollgate_providers::sse::{carries_only_text, error_event, event_bytes, inspect_chunk};
+use tollgate_providers::sse::{carries_only_text, inspect_chunk};
 use tollgate_providers::translate::StreamTranslator;
 use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
 use tollgate_store::{Commit, RecordDurability};
@@ -21,7 +21,7 @@ use tollgate_store::{Commit, RecordDurability};
 use crate::cache::{RequestCache, ResponseCache};
 use crate::edge::{ResponseTags, tag_response};
 use crate::pipeline::draft::{Draft, committed};
-use crate::pipeline::egress::Egress;
+use crate::pipeline::egress::{Egress, chunk_out, error_out};
 use crate::pipeline::route::{Events, timeout_error};
 use crate::state::Deployment;
 
@@ -159,22 +159,6 @@ pub(crate) fn coalesce(
         }
         Ok(Bytes::from(joined))
     })
-}
-
-/// The bytes an OpenAI chunk payload becomes for the client.
-fn chunk_out(egress: &mut Option<Box<dyn Egress>>, data: &str) -> Option<Bytes> {
-    match egress {
-        None => Some(event_bytes(data)),
-        Some(e) => e.chunk(data),
-    }
-}
-
-/// The event that ends a broken stream, in the client's shape.
-fn error_out(egress: &mut Option<Box<dyn Egress>>, e: &GatewayError) -> Bytes {
-    match egress {
-        None => error_event(&e.to_json()),
-        Some(eg) => eg.error(e),
-    }
 }
 
 /// Told the finished record of a streamed request (a workflow writes its run record from it).
