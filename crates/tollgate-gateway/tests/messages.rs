@@ -30,6 +30,11 @@ fn config(mock: SocketAddr) -> String {
       model: deepseek/deepseek-broken
       api_base: http://{mock}/v1
       api_key: dk
+  - model_name: small-output
+    litellm_params:
+      model: deepseek/deepseek-chat
+      api_base: http://{mock}/v1
+      api_key: dk
   - model_name: claude-down
     litellm_params:
       model: anthropic/claude-down
@@ -542,4 +547,26 @@ async fn the_response_cache_answers_repeats_in_anthropics_shape() {
         .filter(|r| r.cache == tollgate_core::CacheState::Hit)
         .count();
     assert_eq!(hits, 4, "{records:#?}");
+}
+
+#[tokio::test]
+async fn max_tokens_is_fitted_to_the_deployments_output_limit() {
+    let (gw, mock) = setup().await;
+    // Claude Code's 32,000 to DeepSeek's chat model (8,192 at most): fitted, and said so.
+    let mut body = request("small-output", false);
+    body["max_tokens"] = json!(32000);
+    let resp = post(&gw, "/v1/messages", &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tollgate-max-tokens-clamped"], "32000->8192");
+    assert_eq!(last_request(mock).await["body"]["max_tokens"], 8192);
+    // Within Claude's limit: passed through untouched.
+    let mut body = request("claude-sonnet-4-5-20250929", false);
+    body["max_tokens"] = json!(32000);
+    let resp = post(&gw, "/v1/messages", &body).await;
+    assert!(resp.headers().get("x-tollgate-max-tokens-clamped").is_none());
+    assert_eq!(last_request(mock).await["body"], {
+        let mut b = body.clone();
+        b["model"] = json!("claude-sonnet-4-5");
+        b
+    });
 }

@@ -242,7 +242,9 @@ pub(crate) async fn route_request(
                     tries.retries += 1;
                 }
                 body.set("model", &d.route.upstream_model);
-                if endpoint.wire == Wire::Chat {
+                // Claude Code asks for 32,000 tokens whatever the model: a Messages request is
+                // fitted like chat, or a deployment with a smaller output limit refuses it.
+                if matches!(endpoint.wire, Wire::Chat | Wire::Messages) {
                     draft.max_tokens.fit(body, &d);
                 }
                 // The gateway's time before this attempt: failed attempts and backoff excluded.
