@@ -27,13 +27,13 @@ pub async fn identify(
     request: &Request,
     draft: &mut Draft,
 ) -> Result<Option<EndUser>, GatewayError> {
-    let named = match endpoint.end_user_at.trim_start_matches('/').split_once('/') {
-        None => request.body.get::<String>(endpoint.end_user_at.trim_start_matches('/')),
-        Some((field, rest)) => request.body.get::<serde_json::Value>(field).and_then(|v| {
-            v.pointer(&format!("/{rest}"))
-                .and_then(|u| u.as_str().map(str::to_string))
-        }),
-    };
+    let named = endpoint.end_user_at.split_first().and_then(|(field, path)| {
+        let mut v = request.body.get::<serde_json::Value>(field)?;
+        for k in path {
+            v = v.get(*k)?.clone();
+        }
+        v.as_str().map(str::to_string)
+    });
     let Some(id) = named.filter(|u| !u.is_empty()) else {
         return Ok(None);
     };

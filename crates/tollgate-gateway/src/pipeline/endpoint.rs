@@ -76,9 +76,9 @@ pub struct Endpoint {
     /// Answers may come from and go to the response cache. Off where the cache key would not
     /// see everything that decides the answer (an uploaded file) or an answer is an image.
     pub caches: bool,
-    /// Where the body names the end user (LiteLLM's customer), as a JSON pointer: OpenAI's
+    /// Where the body names the end user (LiteLLM's customer), as a path of fields: OpenAI's
     /// `user`, Anthropic's `metadata.user_id`.
-    pub end_user_at: &'static str,
+    pub end_user_at: &'static [&'static str],
     pub wire: Wire,
 }
 
@@ -86,7 +86,7 @@ impl Endpoint {
     /// `POST /v1/chat/completions`.
     pub const CHAT: Endpoint = Endpoint {
         name: "chat",
-        end_user_at: "/user",
+        end_user_at: &["user"],
         call_type: "completion",
         needs_messages: true,
         requires: &[],
@@ -99,7 +99,7 @@ impl Endpoint {
     /// `POST /v1/embeddings`.
     pub const EMBEDDINGS: Endpoint = Endpoint {
         name: "embeddings",
-        end_user_at: "/user",
+        end_user_at: &["user"],
         call_type: "embedding",
         needs_messages: false,
         requires: &[],
@@ -112,7 +112,7 @@ impl Endpoint {
     /// `POST /v1/completions`: legacy text completions.
     pub const COMPLETIONS: Endpoint = Endpoint {
         name: "completions",
-        end_user_at: "/user",
+        end_user_at: &["user"],
         call_type: "text_completion",
         needs_messages: false,
         requires: &["prompt"],
@@ -125,7 +125,7 @@ impl Endpoint {
     /// `POST /v1/moderations`.
     pub const MODERATIONS: Endpoint = Endpoint {
         name: "moderations",
-        end_user_at: "/user",
+        end_user_at: &["user"],
         call_type: "moderation",
         needs_messages: false,
         requires: &["input"],
@@ -141,7 +141,7 @@ impl Endpoint {
     /// `POST /v1/rerank`: Cohere's body (`query`, `documents`, `top_n`) and answer.
     pub const RERANK: Endpoint = Endpoint {
         name: "rerank",
-        end_user_at: "/user",
+        end_user_at: &["user"],
         call_type: "rerank",
         needs_messages: false,
         requires: &["query", "documents"],
@@ -157,7 +157,7 @@ impl Endpoint {
     /// `POST /v1/images/generations`.
     pub const IMAGES: Endpoint = Endpoint {
         name: "images",
-        end_user_at: "/user",
+        end_user_at: &["user"],
         call_type: "image_generation",
         needs_messages: false,
         requires: &["prompt"],
@@ -173,7 +173,7 @@ impl Endpoint {
     /// `POST /v1/audio/transcriptions`: a multipart upload.
     pub const TRANSCRIPTIONS: Endpoint = Endpoint {
         name: "transcriptions",
-        end_user_at: "/user",
+        end_user_at: &["user"],
         call_type: "transcription",
         needs_messages: false,
         requires: &["file"],
@@ -196,7 +196,7 @@ impl Endpoint {
         streams: true,
         runs_workflows: false,
         caches: true,
-        end_user_at: "/metadata/user_id",
+        end_user_at: &["metadata", "user_id"],
         wire: Wire::Messages,
     };
 }
