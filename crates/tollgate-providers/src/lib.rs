@@ -10,6 +10,7 @@ pub mod context_window;
 pub mod gemini;
 pub mod hygiene;
 pub mod messages;
+pub mod messages_stream;
 pub mod openai;
 pub mod provider;
 pub mod sse;

@@ -4,7 +4,8 @@
 
 use serde_json::{Map, Value, json};
 use tollgate_core::Usage;
-use tollgate_providers::messages::{EventWriter, error_body, estimate_input_tokens, from_chat, to_chat};
+use tollgate_providers::messages::{error_body, estimate_input_tokens, from_chat, to_chat};
+use tollgate_providers::messages_stream::EventWriter;
 
 /// What Claude Code sends: system blocks with `cache_control`, a tool round trip with an
 /// earlier signed thinking block, an image, a PDF, tools (one a server tool), `tool_choice`,

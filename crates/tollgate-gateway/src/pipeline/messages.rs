@@ -12,7 +12,8 @@ use axum::response::Response;
 use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_providers::anthropic::{self, API_VERSION};
-use tollgate_providers::messages::{self as wire, EventWriter};
+use tollgate_providers::messages as wire;
+use tollgate_providers::messages_stream::EventWriter;
 use tollgate_providers::provider::WireFormat;
 use tollgate_providers::usage::ParsedUsage;
 
