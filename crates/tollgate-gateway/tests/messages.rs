@@ -42,6 +42,11 @@ fn config(mock: SocketAddr) -> String {
       api_key: ak
 router_settings:
   fallbacks: [{{claude-down: [claude-haiku-4-5]}}]
+workflows:
+  claude-opus-4-1:
+    steps:
+      - {{role: planner, model: claude-haiku-4-5}}
+      - {{role: coder, model: claude-sonnet-4-5-20250929}}
 general_settings:
   master_key: {KEY}
 "
@@ -569,4 +574,34 @@ async fn max_tokens_is_fitted_to_the_deployments_output_limit() {
         b["model"] = json!("claude-sonnet-4-5");
         b
     });
+}
+
+#[tokio::test]
+async fn a_workflow_named_as_a_model_answers_in_anthropics_shape() {
+    let (gw, _mock) = setup().await;
+    let resp = post(&gw, "/v1/messages", &request("claude-opus-4-1", false)).await;
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["type"], "message");
+    assert_eq!(answer["model"], "claude-opus-4-1");
+    assert!(answer["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let resp = post(&gw, "/v1/messages", &request("claude-opus-4-1", true)).await;
+    assert_eq!(resp.status(), 200);
+    let events = frames(&resp.text().await.unwrap());
+    let kinds = check_sequence(&events);
+    assert!(kinds.iter().any(|k| k == "text"), "{kinds:?}");
+    let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert!(
+        delta["usage"]["output_tokens"].as_u64().unwrap() > 0,
+        "the run's usage: {delta}"
+    );
+    let records = gw.records().await;
+    let runs: Vec<&Record> = records.iter().filter(|r| r.rollup).collect();
+    assert_eq!(runs.len(), 2, "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.workflow.as_deref() == Some("claude-opus-4-1"))
+            .all(|r| r.endpoint.as_deref() == Some("messages"))
+    );
 }

@@ -194,7 +194,7 @@ impl Endpoint {
         needs_messages: true,
         requires: &["max_tokens"],
         streams: true,
-        runs_workflows: false,
+        runs_workflows: true,
         caches: true,
         end_user_at: &["metadata", "user_id"],
         wire: Wire::Messages,

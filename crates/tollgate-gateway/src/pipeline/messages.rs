@@ -184,6 +184,64 @@ impl Egress for MessagesEgress {
     }
 }
 
+/// A Messages request to a workflow: its body as the chat request the workflow's steps take.
+pub(crate) fn workflow_body(body: &RequestBody) -> Result<serde_json::Map<String, Value>, GatewayError> {
+    wire::to_chat(&body.to_map())
+        .map(|(chat, _)| chat)
+        .map_err(|e| GatewayError::new(ErrorKind::InvalidRequest, e.to_string()))
+}
+
+/// A workflow's answer (a `chat.completion`, or its chunks as SSE) as the Messages API gives
+/// it: an Anthropic message, or Anthropic's event sequence; errors are left to
+/// [`in_anthropic_shape`].
+pub(crate) async fn workflow_answer(resp: Response, group: &str) -> Response {
+    if !resp.status().is_success() {
+        return resp;
+    }
+    let streamed = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let (parts, body) = resp.into_parts();
+    if !streamed {
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let chat: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let usage = chat
+            .get("usage")
+            .map(|u| tollgate_providers::usage::parse_openai_usage(u).usage)
+            .unwrap_or_default();
+        let out = serde_json::to_vec(&wire::from_chat(&chat, &usage)).unwrap_or_default();
+        let mut resp = Response::from_parts(parts, Body::from(out));
+        resp.headers_mut().remove("content-length");
+        return resp;
+    }
+    let mut egress = MessagesEgress::replaying(group);
+    let mut events = sse_parse::EventStream::new(body.into_data_stream());
+    let anthropic = async_stream::stream! {
+        use futures::StreamExt;
+        while let Some(ev) = events.next().await {
+            let out = match ev {
+                Err(e) => Some(egress.error(&GatewayError::new(ErrorKind::Upstream, format!("the workflow's stream broke: {e}")))),
+                Ok(ev) => match serde_json::from_str::<Value>(&ev.data) {
+                    // The workflow's own error event (OpenAI's shape).
+                    Ok(v) if v.get("error").is_some() => {
+                        let status = v.pointer("/error/code").and_then(Value::as_str).and_then(|c| c.parse().ok()).unwrap_or(502);
+                        let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("the workflow failed");
+                        Some(egress.error(&GatewayError::new(ErrorKind::Upstream, message).with_status(status)))
+                    }
+                    _ => egress.chunk(&ev.data),
+                },
+            };
+            if let Some(b) = out {
+                yield Ok::<Bytes, std::io::Error>(b);
+            }
+        }
+    };
+    let mut resp = Response::from_parts(parts, Body::from_stream(anthropic));
+    resp.headers_mut().remove("content-length");
+    resp
+}
+
 /// Bodies of error answers are small; anything larger is not one of the gateway's errors.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 

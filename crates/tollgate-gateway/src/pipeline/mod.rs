@@ -180,6 +180,15 @@ async fn serve(
                 Ok(charges) => charges,
                 Err(e) => return draft.fail(e),
             };
+            if endpoint.wire == endpoint::Wire::Messages {
+                // The steps speak chat; the run's answer is written back as Anthropic's.
+                let body = match messages::workflow_body(&request.body) {
+                    Ok(b) => b,
+                    Err(e) => return draft.fail(e),
+                };
+                let resp = workflow::run(app.clone(), live.clone(), wf, draft.into_run(), body).await;
+                return messages::workflow_answer(resp, &wf.name).await;
+            }
             return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body.to_map()).await;
         }
     };
