@@ -134,6 +134,11 @@ pub struct Record {
     /// real, so budgets and reports can be tested, but no provider was paid.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mocked: bool,
+    /// The API the client called: `chat`, `embeddings`, `completions`, `messages` (Anthropic's
+    /// Messages API), `moderations`, `rerank`, `images`, `transcriptions`. Absent on imported
+    /// logs and on records written before it existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 impl Record {

@@ -462,6 +462,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/rerank", post(rerank))
         .route("/v1/images/generations", post(images))
         .route("/images/generations", post(images))
+        .route("/v1/messages", post(messages))
+        .route("/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/messages/count_tokens", post(count_tokens))
         .route("/v1/audio/transcriptions", post(transcriptions))
         .route("/audio/transcriptions", post(transcriptions))
         .route("/v1/models", get(models))
@@ -492,6 +496,15 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
 
 async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     handle(app, Endpoint::EMBEDDINGS, headers, body).await
+}
+
+/// Anthropic's Messages API: the same pipeline, its errors in Anthropic's shape.
+async fn messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    crate::pipeline::messages::in_anthropic_shape(handle(app, Endpoint::MESSAGES, headers, body).await).await
+}
+
+async fn count_tokens(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    crate::pipeline::count_tokens::handle(app, headers, body).await
 }
 
 async fn completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
@@ -778,7 +791,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     ApiError(
         tollgate_core::GatewayError::new(
             tollgate_core::ErrorKind::NotFound,
-            format!("no route {}: tollgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/moderations, /v1/rerank, /v1/images/generations, /v1/audio/transcriptions, /v1/models, /v1/model/info, /model_group/info, /routes, /health and /health/*", uri.path()),
+            format!("no route {}: tollgate serves /v1/chat/completions, /v1/completions, /v1/messages, /v1/embeddings, /v1/moderations, /v1/rerank, /v1/images/generations, /v1/audio/transcriptions, /v1/models, /v1/model/info, /model_group/info, /routes, /health and /health/*", uri.path()),
         )
         .with_code("not_found"),
     )

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::MockConfig;
@@ -44,6 +44,9 @@ struct MockState {
     /// Requests per model as sent (`/mock/stats`); also the `n` of the failure schedule.
     requests: Mutex<HashMap<String, u64>>,
     prompt_cache: Mutex<PromptCache>,
+    /// The last request a provider endpoint received (`GET /mock/last_request`), so a test can
+    /// check what a gateway sent on.
+    last_request: Mutex<Value>,
 }
 
 /// Poisoning only means another request panicked mid-update of a counter; the data is still
@@ -72,10 +75,12 @@ pub(crate) fn router(config: MockConfig, server_stopped: Option<watch::Receiver<
         server_stopped,
         requests: Mutex::new(HashMap::new()),
         prompt_cache: Mutex::new(PromptCache::default()),
+        last_request: Mutex::new(Value::Null),
     });
     Router::new()
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))
+        .route("/mock/last_request", get(last_request))
         // api_base may carry any path (`http://mock/anything/v1`), so endpoints are matched by
         // how the path ends rather than by fixed routes.
         .fallback(dispatch)
@@ -86,6 +91,20 @@ pub(crate) fn router(config: MockConfig, server_stopped: Option<watch::Receiver<
 async fn stats(State(state): State<Arc<MockState>>) -> Response {
     let counts: BTreeMap<String, u64> = lock(&state.requests).iter().map(|(k, v)| (k.clone(), *v)).collect();
     axum::Json(counts).into_response()
+}
+
+async fn last_request(State(state): State<Arc<MockState>>) -> Response {
+    axum::Json(lock(&state.last_request).clone()).into_response()
+}
+
+/// Keeps what a provider endpoint was sent: path, Anthropic's headers, and the body (JSON, else null).
+fn remember(state: &MockState, path: &str, headers: &HeaderMap, body: &[u8]) {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    *lock(&state.last_request) = json!({
+        "path": path,
+        "headers": {"anthropic-version": header("anthropic-version"), "anthropic-beta": header("anthropic-beta")},
+        "body": serde_json::from_slice::<Value>(body).unwrap_or(Value::Null),
+    });
 }
 
 async fn reset(State(state): State<Arc<MockState>>) -> Response {
@@ -104,6 +123,8 @@ async fn dispatch(
     let path = uri.path().trim_end_matches('/');
     let (endpoint_method, endpoint) = if let Some((model, stream)) = gemini_method(path) {
         (Method::POST, Endpoint::Gemini { model, stream })
+    } else if path.ends_with("/v1/messages/count_tokens") {
+        (Method::POST, Endpoint::AnthropicCountTokens)
     } else if path.ends_with("/v1/messages") {
         (Method::POST, Endpoint::Anthropic)
     } else if path.ends_with("/chat/completions") {
@@ -129,7 +150,7 @@ async fn dispatch(
             &format!(
                 "the mock serves */chat/completions, */completions, */embeddings, */moderations, \
                  */images/generations, */audio/transcriptions, */rerank, */models, */models/M:generateContent, \
-                 */models/M:streamGenerateContent and */v1/messages, not {path}"
+                 */models/M:streamGenerateContent, */v1/messages and */v1/messages/count_tokens, not {path}"
             ),
         );
     };
@@ -140,7 +161,11 @@ async fn dispatch(
             &format!("{path} takes {endpoint_method}, not {method}"),
         );
     }
+    if method == Method::POST {
+        remember(&state, path, &headers, &body);
+    }
     match endpoint {
+        Endpoint::AnthropicCountTokens => anthropic_count_tokens(&headers, &body),
         Endpoint::Chat => chat(&state, &headers, &body).await,
         Endpoint::Embeddings => embed(&state, &headers, &body).await,
         Endpoint::Models => models(&state),
@@ -165,6 +190,7 @@ enum Endpoint {
     Models,
     Gemini { model: String, stream: bool },
     Anthropic,
+    AnthropicCountTokens,
 }
 
 /// `…/models/{model}:generateContent` or `…:streamGenerateContent` → the model and whether it
@@ -278,6 +304,40 @@ async fn anthropic(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Respo
             Ok(body) => answer_response(state, body, sabotage),
             Err(e) => internal_error(&e.to_string()),
         }
+    }
+}
+
+/// Anthropic's `count_tokens`: the prompt tokens the same request to `/v1/messages` would
+/// report (input, cache reads and writes together), with no answer and nothing counted.
+fn anthropic_count_tokens(headers: &HeaderMap, body: &[u8]) -> Response {
+    if headers.get("x-api-key").is_none() {
+        return json_status(
+            StatusCode::UNAUTHORIZED,
+            native::anthropic_error("authentication_error", "x-api-key header is required"),
+        );
+    }
+    let mut value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_status(
+                StatusCode::BAD_REQUEST,
+                native::anthropic_error("invalid_request_error", &e.to_string()),
+            );
+        }
+    };
+    // count_tokens takes no `max_tokens`; the reader of a Messages request needs one.
+    if let Some(o) = value.as_object_mut() {
+        o.entry("max_tokens").or_insert(json!(1));
+    }
+    match native::anthropic_request(&value) {
+        Ok((req, _, _)) => {
+            let answer = Answer::for_request(&req, |_| false);
+            axum::Json(json!({"input_tokens": answer.prompt_tokens})).into_response()
+        }
+        Err(m) => json_status(
+            StatusCode::BAD_REQUEST,
+            native::anthropic_error("invalid_request_error", &m),
+        ),
     }
 }
 

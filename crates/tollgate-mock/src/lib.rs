@@ -15,7 +15,10 @@
 //! - `POST …/models/{model}:generateContent` and `…:streamGenerateContent?alt=sse` (Gemini's,
 //!   key in `x-goog-api-key`), `POST …/v1/messages` (Anthropic's, `x-api-key` and
 //!   `anthropic-version` required); see `native.rs` for what each reports
+//!   and `POST …/v1/messages/count_tokens` (the prompt tokens `/v1/messages` would report)
 //! - `GET /mock/stats`: requests per model, to check retries or that cache hits never arrived
+//! - `GET /mock/last_request`: the last request a provider endpoint received (path, Anthropic's
+//!   headers, JSON body), to check what a gateway sent on
 //! - `POST /mock/reset`: forget counts and cached prefixes
 //!
 //! Failures are injected per model by [`FailRule`]s (deterministically spread: a rate of 0.5 fails

@@ -9,6 +9,8 @@ pub mod anthropic;
 pub mod context_window;
 pub mod gemini;
 pub mod hygiene;
+pub mod messages;
+pub mod messages_stream;
 pub mod openai;
 pub mod provider;
 pub mod responses;

@@ -38,6 +38,7 @@ impl Controls {
             num_retries: self.num_retries,
             timeout: self.timeout,
             hooks,
+            forwarded: Vec::new(),
         }
     }
 }

@@ -56,6 +56,10 @@ const ANSWER_FIELDS: &[&str] = &[
     "n",
     "reasoning_effort",
     "thinking",
+    // Anthropic's Messages API (`/v1/messages`): its system prompt and stop sequences.
+    "system",
+    "stop_sequences",
+    "top_k",
     "frequency_penalty",
     "presence_penalty",
     // A mocked answer (`pipeline/test_hooks.rs`) is cached apart from the provider's.
@@ -231,6 +235,7 @@ impl Draft {
             user_id: self.record.user_id.clone(),
             team_id: self.record.team_id.clone(),
             end_user: self.record.end_user.clone(),
+            endpoint: self.record.endpoint.clone(),
             config_version: self.record.config_version,
             prompt_sha256: self.record.prompt_sha256.clone(),
             stream: false,
@@ -261,6 +266,7 @@ impl Draft {
             user_id: self.record.user_id.clone(),
             team_id: self.record.team_id.clone(),
             end_user: self.record.end_user.clone(),
+            endpoint: self.record.endpoint.clone(),
             config_version: self.record.config_version,
             prompt_sha256: self.record.prompt_sha256.clone(),
             stream: self.record.stream,

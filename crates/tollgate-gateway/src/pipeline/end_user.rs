@@ -9,6 +9,7 @@ use tollgate_store::EntityKind;
 use crate::app::App;
 use crate::owners::{self, Owner};
 use crate::pipeline::draft::{Draft, MAX_CLIENT_STRING, bounded};
+use crate::pipeline::endpoint::Endpoint;
 use crate::pipeline::parse::Request;
 
 /// The end user a request names.
@@ -20,8 +21,20 @@ pub struct EndUser {
 }
 
 /// The request's end user (none when it names none), on the record; 403 when blocked.
-pub async fn identify(app: &App, request: &Request, draft: &mut Draft) -> Result<Option<EndUser>, GatewayError> {
-    let Some(id) = request.body.get::<String>("user").filter(|u| !u.is_empty()) else {
+pub async fn identify(
+    app: &App,
+    endpoint: Endpoint,
+    request: &Request,
+    draft: &mut Draft,
+) -> Result<Option<EndUser>, GatewayError> {
+    let named = endpoint.end_user_at.split_first().and_then(|(field, path)| {
+        let mut v = request.body.get::<serde_json::Value>(field)?;
+        for k in path {
+            v = v.get(*k)?.clone();
+        }
+        v.as_str().map(str::to_string)
+    });
+    let Some(id) = named.filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
     let id = bounded(&id, MAX_CLIENT_STRING).to_string();

@@ -22,6 +22,11 @@ pub enum Wire {
     /// A multipart form, held in the pipeline as JSON (`pipeline/form.rs`) and sent to `path`
     /// as multipart again with `model` rewritten; the answer is relayed as written.
     Form { path: &'static str },
+    /// Anthropic's Messages API: passed through as the client wrote it (`model` rewritten) to an
+    /// Anthropic deployment, its answer and events relayed as they come; translated to chat for
+    /// any other deployment, its answer and chunks written back as Anthropic's
+    /// (`pipeline/messages.rs`).
+    Messages,
 }
 
 /// Which deployments an endpoint passed through can reach.
@@ -41,7 +46,7 @@ impl Wire {
         let openai_family =
             provider.wire_format() == WireFormat::OpenAi && !matches!(provider, Provider::Cohere | Provider::JinaAi);
         match self {
-            Wire::Chat | Wire::Embeddings | Wire::TextCompletion => true,
+            Wire::Chat | Wire::Embeddings | Wire::TextCompletion | Wire::Messages => true,
             Wire::Json {
                 reach: Reach::OpenAiFamily,
                 ..
@@ -56,6 +61,8 @@ impl Wire {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoint {
+    /// What records call it (`Record::endpoint`): `chat`, `embeddings`, `completions`, `messages`, …
+    pub name: &'static str,
     /// LiteLLM's call type, as `cache_params.supported_call_types` names it.
     pub call_type: &'static str,
     /// The body must carry a non-empty `messages` list.
@@ -69,12 +76,17 @@ pub struct Endpoint {
     /// Answers may come from and go to the response cache. Off where the cache key would not
     /// see everything that decides the answer (an uploaded file) or an answer is an image.
     pub caches: bool,
+    /// Where the body names the end user (LiteLLM's customer), as a path of fields: OpenAI's
+    /// `user`, Anthropic's `metadata.user_id`.
+    pub end_user_at: &'static [&'static str],
     pub wire: Wire,
 }
 
 impl Endpoint {
     /// `POST /v1/chat/completions`.
     pub const CHAT: Endpoint = Endpoint {
+        name: "chat",
+        end_user_at: &["user"],
         call_type: "completion",
         needs_messages: true,
         requires: &[],
@@ -86,6 +98,8 @@ impl Endpoint {
 
     /// `POST /v1/embeddings`.
     pub const EMBEDDINGS: Endpoint = Endpoint {
+        name: "embeddings",
+        end_user_at: &["user"],
         call_type: "embedding",
         needs_messages: false,
         requires: &[],
@@ -97,6 +111,8 @@ impl Endpoint {
 
     /// `POST /v1/completions`: legacy text completions.
     pub const COMPLETIONS: Endpoint = Endpoint {
+        name: "completions",
+        end_user_at: &["user"],
         call_type: "text_completion",
         needs_messages: false,
         requires: &["prompt"],
@@ -108,6 +124,8 @@ impl Endpoint {
 
     /// `POST /v1/moderations`.
     pub const MODERATIONS: Endpoint = Endpoint {
+        name: "moderations",
+        end_user_at: &["user"],
         call_type: "moderation",
         needs_messages: false,
         requires: &["input"],
@@ -122,6 +140,8 @@ impl Endpoint {
 
     /// `POST /v1/rerank`: Cohere's body (`query`, `documents`, `top_n`) and answer.
     pub const RERANK: Endpoint = Endpoint {
+        name: "rerank",
+        end_user_at: &["user"],
         call_type: "rerank",
         needs_messages: false,
         requires: &["query", "documents"],
@@ -136,6 +156,8 @@ impl Endpoint {
 
     /// `POST /v1/images/generations`.
     pub const IMAGES: Endpoint = Endpoint {
+        name: "images",
+        end_user_at: &["user"],
         call_type: "image_generation",
         needs_messages: false,
         requires: &["prompt"],
@@ -150,6 +172,8 @@ impl Endpoint {
 
     /// `POST /v1/audio/transcriptions`: a multipart upload.
     pub const TRANSCRIPTIONS: Endpoint = Endpoint {
+        name: "transcriptions",
+        end_user_at: &["user"],
         call_type: "transcription",
         needs_messages: false,
         requires: &["file"],
@@ -159,5 +183,20 @@ impl Endpoint {
         wire: Wire::Form {
             path: "audio/transcriptions",
         },
+    };
+
+    /// `POST /v1/messages`: Anthropic's Messages API (Claude Code's). Cached like chat: a whole
+    /// answer is stored in Anthropic's shape, a stream as the OpenAI chunks the stage read it as
+    /// and replayed as Anthropic's events.
+    pub const MESSAGES: Endpoint = Endpoint {
+        name: "messages",
+        call_type: "anthropic_messages",
+        needs_messages: true,
+        requires: &["max_tokens"],
+        streams: true,
+        runs_workflows: true,
+        caches: true,
+        end_user_at: &["metadata", "user_id"],
+        wire: Wire::Messages,
     };
 }

@@ -29,7 +29,9 @@
 //!
 //! Endpoints ([`endpoint`]) are configurations of these stages, not copies of them: the ones
 //! beside chat and embeddings differ only in how stage 6 puts them on the wire and stage 7 reads
-//! the answer ([`passthrough`], with [`text_completion`] and [`form`]).
+//! the answer ([`passthrough`], with [`text_completion`] and [`form`]); Anthropic's Messages API
+//! ([`messages`]) also writes its stream as Anthropic's events and its errors in Anthropic's
+//! shape.
 
 pub(crate) mod access;
 pub(crate) mod admit;
@@ -37,7 +39,9 @@ pub mod authenticate;
 pub(crate) mod budget;
 pub(crate) mod charges;
 pub(crate) mod controls;
+pub mod count_tokens;
 pub(crate) mod draft;
+pub(crate) mod egress;
 pub(crate) mod end_user;
 pub mod endpoint;
 pub(crate) mod form;
@@ -45,6 +49,7 @@ pub(crate) mod key_headers;
 pub mod limit_scopes;
 pub(crate) mod limits;
 pub(crate) mod lookup;
+pub(crate) mod messages;
 pub(crate) mod parse;
 pub(crate) mod passthrough;
 pub(crate) mod plain;
@@ -97,6 +102,7 @@ async fn serve(
     standing: &mut Vec<crate::rate_limits::Standing>,
 ) -> Response {
     let mut draft = Draft::new(app.clone(), &live, &headers);
+    draft.record.endpoint = Some(endpoint.name.to_string());
     draft.identify(caller);
     draft.admission = match admit::admit(&app, &live) {
         Ok(a) => Some(a),
@@ -106,7 +112,7 @@ async fn serve(
         Ok(r) => r,
         Err(e) => return draft.fail(e),
     };
-    let end_user = match end_user::identify(&app, &request, &mut draft).await {
+    let end_user = match end_user::identify(&app, endpoint, &request, &mut draft).await {
         Ok(u) => u,
         Err(e) => return draft.fail(e),
     };
@@ -174,16 +180,32 @@ async fn serve(
                 Ok(charges) => charges,
                 Err(e) => return draft.fail(e),
             };
+            if endpoint.wire == endpoint::Wire::Messages {
+                // The steps speak chat; the run's answer is written back as Anthropic's.
+                let body = match messages::workflow_body(&request.body) {
+                    Ok(b) => b,
+                    Err(e) => return draft.fail(e),
+                };
+                let resp = workflow::run(app.clone(), live.clone(), wf, draft.into_run(), body).await;
+                return messages::workflow_answer(resp, &wf.name).await;
+            }
             return workflow::run(app.clone(), live.clone(), wf, draft.into_run(), request.body.to_map()).await;
         }
     };
     let store_to = match lookup::lookup(&live, endpoint, &request, &headers, &mut draft).await {
-        Looked::Hit(entry, key) => return replay::cache_hit(draft, &entry, &key, request.client_wants_usage),
+        Looked::Hit(entry, key) => {
+            // A Messages stream is replayed as Anthropic's events, written from the stored chunks.
+            let egress = (endpoint.wire == endpoint::Wire::Messages).then(|| {
+                Box::new(messages::MessagesEgress::replaying(&draft.record.model_group)) as Box<dyn egress::Egress>
+            });
+            return replay::cache_hit(draft, &entry, &key, request.client_wants_usage, egress);
+        }
         Looked::Miss(store_to) => store_to,
     };
     let (stream, client_wants_usage) = (request.stream, request.client_wants_usage);
-    let mut body = route::upstream_body(request.body, stream);
-    let plan = controls.plan(hooks);
+    let mut body = route::upstream_body(endpoint, request.body, stream);
+    let mut plan = controls.plan(hooks);
+    plan.forwarded = messages::forwarded_headers(&headers);
     let (outcome, tries) = match groups.as_slice() {
         [group] => route::route_request(&app, &live, endpoint, &mut body, stream, &mut draft, group, &plan).await,
         several => race::race(&app, &live, endpoint, &body, stream, &mut draft, several, &plan).await,
@@ -199,6 +221,13 @@ async fn serve(
             let reshape = (endpoint.wire == endpoint::Wire::TextCompletion
                 && passthrough::completes_as_chat(&deployment))
             .then_some(text_completion::chunk_from_chat as fn(String) -> String);
+            // A Messages stream leaves as Anthropic's events.
+            let egress = (endpoint.wire == endpoint::Wire::Messages).then(|| {
+                Box::new(messages::MessagesEgress::for_deployment(
+                    &deployment,
+                    &draft.record.model_group,
+                )) as Box<dyn egress::Egress>
+            });
             stream::respond(
                 draft,
                 deployment,
@@ -209,6 +238,7 @@ async fn serve(
                 store_to,
                 stream::StreamExtras {
                     reshape,
+                    egress,
                     ..Default::default()
                 },
             )

@@ -54,10 +54,10 @@ pub(crate) fn request(
             let (ct, bytes) = crate::pipeline::form::write(body)?;
             (path, ct, bytes)
         }
-        Wire::Chat | Wire::Embeddings => {
+        Wire::Chat | Wire::Embeddings | Wire::Messages => {
             return Err(GatewayError::new(
                 ErrorKind::Internal,
-                "chat and embeddings are sent by the route stage",
+                "chat, embeddings and messages are sent by the route stage",
             ));
         }
     };
@@ -99,6 +99,15 @@ pub(crate) fn relay(endpoint: Endpoint, d: &Deployment, bytes: &[u8], group: &st
         // A text completion relays like a chat answer whose choices have no message.
         Wire::TextCompletion => chat(bytes),
         Wire::Json { .. } | Wire::Form { .. } => Ok(as_written(bytes)),
+        Wire::Messages => {
+            let (body, usage, finish_reason) = crate::pipeline::messages::relay(d, bytes, group)?;
+            Ok(Answer {
+                body,
+                usage: Some(usage),
+                finish_reason,
+                content_type: "application/json",
+            })
+        }
     }
 }
 

@@ -5,16 +5,26 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tollgate_core::{CacheState, Cost};
-use tollgate_providers::sse::{event_bytes, inspect_chunk};
+use tollgate_providers::sse::inspect_chunk;
 
 use crate::cache::CachedEntry;
 use crate::edge::{ResponseTags, tag_response};
 use crate::pipeline::draft::Draft;
+use crate::pipeline::egress::{Egress, chunk_out};
 use crate::pipeline::stream::coalesce;
 
-/// Answers from the cache: the stored body, or the stored chunks as SSE. The record keeps the
-/// original usage, costs nothing, and notes what the hit saved.
-pub(crate) fn cache_hit(mut draft: Draft, entry: &CachedEntry, key: &str, client_wants_usage: bool) -> Response {
+/// Answers from the cache: the stored body, or the stored chunks as SSE (written by `egress` for
+/// a client of another API's stream). The record keeps the original usage, costs nothing, and
+/// notes what the hit saved.
+pub(crate) fn cache_hit(
+    mut draft: Draft,
+    entry: &CachedEntry,
+    key: &str,
+    client_wants_usage: bool,
+    mut egress: Option<Box<dyn Egress>>,
+) -> Response {
+    // An egress reads the usage chunk whether or not the client asked for it.
+    let client_wants_usage = client_wants_usage || egress.is_some();
     draft.record.cache = CacheState::Hit;
     draft.record.model = entry.model.clone();
     draft.record.provider = entry.provider.clone();
@@ -31,9 +41,9 @@ pub(crate) fn cache_hit(mut draft: Draft, entry: &CachedEntry, key: &str, client
                 if usage_only && !client_wants_usage {
                     continue;
                 }
-                events.push(Ok(event_bytes(c)));
+                events.extend(chunk_out(&mut egress, c).map(Ok));
             }
-            events.push(Ok(event_bytes("[DONE]")));
+            events.extend(chunk_out(&mut egress, "[DONE]").map(Ok));
             draft.record.ttft_ms = Some(draft.elapsed_ms());
             let mut r = Response::new(Body::from_stream(coalesce(futures::stream::iter(events))));
             r.headers_mut()

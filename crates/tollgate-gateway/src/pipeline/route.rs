@@ -40,8 +40,13 @@ const GATEWAY_ONLY_FIELDS: &[&str] = &[
 
 /// The body the deployments are sent: the client's, without the fields that configure the
 /// gateway, and asking a stream for its usage (needed for the record whether or not the client
-/// asked; the extra chunk is removed again for clients that did not ask).
-pub fn upstream_body(mut body: RequestBody, stream: bool) -> RequestBody {
+/// asked; the extra chunk is removed again for clients that did not ask). A Messages body is
+/// the client's as it came: its `metadata` is Anthropic's, and it is passed through to Anthropic
+/// or translated whole (`pipeline/messages.rs`).
+pub fn upstream_body(endpoint: Endpoint, mut body: RequestBody, stream: bool) -> RequestBody {
+    if endpoint.wire == Wire::Messages {
+        return body;
+    }
     for k in GATEWAY_ONLY_FIELDS.iter().chain(test_hooks::FIELDS) {
         body.remove(k);
     }
@@ -172,6 +177,9 @@ pub(crate) struct Plan<'a> {
     /// Replaces each deployment's `timeout` and `stream_timeout` for the wait on its answer.
     pub timeout: Option<Duration>,
     pub hooks: TestHooks,
+    /// Client headers a passed-through Messages request carries to an Anthropic deployment
+    /// (`anthropic-version`, `anthropic-beta`).
+    pub forwarded: Vec<(String, String)>,
 }
 
 impl Fallbacks<'_> {
@@ -234,7 +242,9 @@ pub(crate) async fn route_request(
                     tries.retries += 1;
                 }
                 body.set("model", &d.route.upstream_model);
-                if endpoint.wire == Wire::Chat {
+                // Claude Code asks for 32,000 tokens whatever the model: a Messages request is
+                // fitted like chat, or a deployment with a smaller output limit refuses it.
+                if matches!(endpoint.wire, Wire::Chat | Wire::Messages) {
                     draft.max_tokens.fit(body, &d);
                 }
                 // The gateway's time before this attempt: failed attempts and backoff excluded.
@@ -346,7 +356,7 @@ async fn attempt_once(
     };
     match hooked {
         Hooked::Pass => {
-            let (answer, sent) = send_once(app, d, endpoint, body, stream, plan.timeout).await?;
+            let (answer, sent) = send_once(app, d, endpoint, body, stream, plan).await?;
             Ok((d.clone(), answer, sent))
         }
         Hooked::Fail(e) => Err(fail(e)),
@@ -370,16 +380,17 @@ async fn attempt_once(
     }
 }
 
-/// One upstream call. A stream counts as sent once its first event has arrived. `timeout`: the
-/// request's own, replacing the deployment's.
+/// One upstream call. A stream counts as sent once its first event has arrived. `plan.timeout`:
+/// the request's own, replacing the deployment's.
 async fn send_once(
     app: &Arc<App>,
     d: &Deployment,
     endpoint: Endpoint,
     body: &RequestBody,
     stream: bool,
-    timeout: Option<Duration>,
+    plan: &Plan<'_>,
 ) -> Result<(Sent, Instant), Failure> {
+    let timeout = plan.timeout;
     let sent = Instant::now();
     let fail = |error: GatewayError| Failure {
         error,
@@ -395,6 +406,9 @@ async fn send_once(
                 .header("content-type", "application/json")
                 .body(body.to_vec()),
         ),
+        Wire::Messages => {
+            crate::pipeline::messages::request(&app.http(), d, body, stream, &plan.forwarded).map_err(fail)?
+        }
         // The other endpoints' requests (`pipeline/passthrough.rs`).
         wire => crate::pipeline::passthrough::request(&app.http(), d, wire, body, stream).map_err(fail)?,
     };

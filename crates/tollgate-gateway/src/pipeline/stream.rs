@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tollgate_core::redact;
 use tollgate_core::{ErrorKind, Fault, GatewayError, Record, RecordStatus};
-use tollgate_providers::sse::{carries_only_text, error_event, event_bytes, inspect_chunk};
+use tollgate_providers::sse::{carries_only_text, inspect_chunk};
 use tollgate_providers::translate::StreamTranslator;
 use tollgate_providers::usage::{ParsedUsage, normalize_openai_usage};
 use tollgate_store::{Commit, RecordDurability};
@@ -21,6 +21,7 @@ use tollgate_store::{Commit, RecordDurability};
 use crate::cache::{RequestCache, ResponseCache};
 use crate::edge::{ResponseTags, tag_response};
 use crate::pipeline::draft::{Draft, committed};
+use crate::pipeline::egress::{Egress, chunk_out, error_out};
 use crate::pipeline::route::{Events, timeout_error};
 use crate::state::Deployment;
 
@@ -177,6 +178,8 @@ pub(crate) struct StreamExtras {
     /// Rewrites each OpenAI chunk before it is read and relayed (a text completion answered
     /// by chat: `pipeline/text_completion.rs`).
     pub reshape: Option<fn(String) -> String>,
+    /// Writes the client's stream in another API's shape (`pipeline/messages.rs`).
+    pub egress: Option<Box<dyn Egress>>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -200,6 +203,9 @@ pub(crate) fn respond(
     let prelude = extras.prelude;
     let prior_usage = extras.prior_usage;
     let reshape = extras.reshape;
+    let mut egress = extras.egress;
+    // An egress reads the usage chunk whether or not the client asked for it.
+    let client_wants_usage = client_wants_usage || egress.is_some();
     // Gemini and Anthropic events become OpenAI chunks; the OpenAI family has no translator.
     let mut translator = StreamTranslator::for_route(&deployment.route, &group);
     // Re-serialising every chunk costs a little; skip it when the names already agree
@@ -254,14 +260,14 @@ pub(crate) fn respond(
                     .with_status(503)
                     .with_code("gateway_shutting_down")
                     .with_fault(Fault::Gateway);
-                    yield Ok::<Bytes, std::io::Error>(error_event(&e.to_json()));
+                    yield Ok::<Bytes, std::io::Error>(error_out(&mut egress, &e));
                     guard.complete(Some(e));
                     return;
                 }
                 Some(Ok(n)) => n,
                 Some(Err(_)) => {
                     let e = timeout_error(&deployment, stream_timeout);
-                    yield Ok::<Bytes, std::io::Error>(error_event(&e.to_json()));
+                    yield Ok::<Bytes, std::io::Error>(error_out(&mut egress, &e));
                     guard.complete(Some(e));
                     return;
                 }
@@ -283,24 +289,31 @@ pub(crate) fn respond(
                         ErrorKind::Upstream,
                         redact::text(&format!("{} stream broke midway: {e}", deployment.route.provider_name.as_str())),
                     ).with_code("upstream_stream_broken");
-                    yield Ok(error_event(&err.to_json()));
+                    yield Ok(error_out(&mut egress, &err));
                     guard.complete(Some(err));
                     return;
                 }
-                Some(Ok(ev)) => match translator.as_mut() {
+                Some(Ok(ev)) => {
+                    // An egress that relays the upstream's own events sends them first, as
+                    // they came; the translation below is then only read for the record.
+                    if let Some(raw) = egress.as_mut().and_then(|e| e.upstream(&ev.event, &ev.data)) {
+                        yield Ok(raw);
+                    }
+                    match translator.as_mut() {
                     None => (Some(ev.data), Vec::new()),
                     Some(tr) => {
                         let out = tr.on_event(&ev.event, &ev.data);
                         if let Some(message) = tr.error() {
                             let err = GatewayError::new(ErrorKind::Upstream, message.to_string())
                                 .with_code("upstream_stream_error");
-                            yield Ok(error_event(&err.to_json()));
+                            yield Ok(error_out(&mut egress, &err));
                             guard.complete(Some(err));
                             return;
                         }
                         (None, out)
                     }
-                },
+                    }
+                }
             };
             guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
             for data in relayed.into_iter().chain(translated) {
@@ -323,10 +336,14 @@ pub(crate) fn respond(
                         if let Some(commit) = guard.complete(None) {
                             committed(commit).await;
                         }
-                        yield Ok(event_bytes("[DONE]"));
+                        if let Some(b) = chunk_out(&mut egress, "[DONE]") {
+                            yield Ok(b);
+                        }
                         return;
                     }
-                    yield Ok(event_bytes("[DONE]"));
+                    if let Some(b) = chunk_out(&mut egress, "[DONE]") {
+                        yield Ok(b);
+                    }
                     continue;
                 }
                 // After the first token, a chunk of plain text (the bulk of a long answer)
@@ -336,10 +353,12 @@ pub(crate) fn respond(
                     if let Some(c) = collected.as_mut() {
                         c.push(data.clone());
                     }
-                    let out = event_bytes(&data);
+                    let out = chunk_out(&mut egress, &data);
                     guard.defer(data);
                     guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
-                    yield Ok(out);
+                    if let Some(out) = out {
+                        yield Ok(out);
+                    }
                     continue;
                 }
                 let out = match inspect_chunk(&data) {
@@ -347,7 +366,7 @@ pub(crate) fn respond(
                         if let Some(c) = collected.as_mut() {
                             c.push(data.clone());
                         }
-                        Some(event_bytes(&data))
+                        chunk_out(&mut egress, &data)
                     }
                     Some(info) => {
                         guard.text_bytes += info.text_bytes;
@@ -377,7 +396,11 @@ pub(crate) fn respond(
                                 o.insert("model".into(), Value::String(stream_group.clone()));
                             }
                             let text = chunk.to_string();
-                            let out = (!info.choices_empty || client_wants_usage).then(|| event_bytes(&text));
+                            let out = if !info.choices_empty || client_wants_usage {
+                                chunk_out(&mut egress, &text)
+                            } else {
+                                None
+                            };
                             if let Some(c) = collected.as_mut() {
                                 c.push(text);
                             }
@@ -389,7 +412,7 @@ pub(crate) fn respond(
                                 o.insert("model".into(), Value::String(stream_group.clone()));
                             }
                             let text = chunk.to_string();
-                            let out = Some(event_bytes(&text));
+                            let out = chunk_out(&mut egress, &text);
                             if let Some(c) = collected.as_mut() {
                                 c.push(text);
                             }
@@ -398,7 +421,7 @@ pub(crate) fn respond(
                             if let Some(c) = collected.as_mut() {
                                 c.push(data.clone());
                             }
-                            Some(event_bytes(&data))
+                            chunk_out(&mut egress, &data)
                         }
                     }
                 };
@@ -416,7 +439,7 @@ pub(crate) fn respond(
                 ErrorKind::Upstream,
                 format!("{} closed the stream before [DONE]", deployment.route.provider_name.as_str()),
             ).with_code("upstream_stream_truncated");
-            yield Ok(error_event(&err.to_json()));
+            yield Ok(error_out(&mut egress, &err));
             guard.complete(Some(err));
         }
     };

@@ -449,6 +449,7 @@ fn stream_run(
                             write_run_record(&app2, run_record, &usage, add_cost(prior_cost, step.cost_usd), err.as_ref(), latency);
                         })),
                         reshape: None,
+                        egress: None,
                     };
                     let inner = stream::respond(draft, d, events, sent, pre_ms, wants_usage, None, extras);
                     let mut data = inner.into_body().into_data_stream();
