@@ -418,6 +418,10 @@ pub struct GatewayConfig {
     /// `tollgate_settings.retention_days`: how many days records are kept; `None` keeps them
     /// forever.
     pub retention_days: Option<u32>,
+    /// `tollgate_settings.responses_retention_days`: how many days responses stored for the
+    /// Responses API (`previous_response_id`, `GET /v1/responses/{id}`) are kept; 30 by default,
+    /// as OpenAI keeps them.
+    pub responses_retention_days: u32,
     /// `tollgate_settings.budget_error_status`: 429 (default) or 400, for clients written
     /// against LiteLLM versions that answered a spent budget with 400.
     pub budget_error_status: u16,
@@ -554,6 +558,9 @@ fn read_database_url(v: &Value, path: &str, file: &str) -> Result<Option<Secret>
     database::check_url(&url).map_err(|problem| invalid(file, path, format!("the database URL {problem}")))?;
     Ok(Some(Secret::new(url.trim())))
 }
+
+/// Days a stored Responses API response is kept unless `responses_retention_days` says.
+pub const DEFAULT_RESPONSES_RETENTION_DAYS: u32 = 30;
 
 /// `tollgate_settings.retention_days`: a whole number of days from 1 up (digits in a string
 /// accepted, for `os.environ/`).
@@ -932,6 +939,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut redis = RedisGuard::default();
     let mut require_database = false;
     let mut retention_days = None;
+    let mut responses_retention_days = DEFAULT_RESPONSES_RETENTION_DAYS;
     let mut budget_error_status = 429;
     let mut hide_budget_amounts = false;
     let mut rate_limit_prefix = DEFAULT_RATE_LIMIT_PREFIX.to_string();
@@ -970,6 +978,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                     .ok_or_else(|| invalid(&file, &p, "expected true or false".into()))?
             }
             "retention_days" => retention_days = Some(read_retention_days(v, &p, &file)?),
+            "responses_retention_days" => responses_retention_days = read_retention_days(v, &p, &file)?,
             "budget_error_status" => {
                 budget_error_status = match v.as_u64() {
                     Some(429) => 429,
@@ -993,7 +1002,8 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                 &p,
                 &format!(
                     "unknown tollgate setting (known: store_prompts, prices_file, record_durability, redis, \
-                     require_database, retention_days, budget_error_status, hide_budget_amounts, rate_limit_prefix, {})",
+                     require_database, retention_days, responses_retention_days, budget_error_status, hide_budget_amounts, \
+                     rate_limit_prefix, {})",
                     SERVER_LIMIT_KEYS.join(", ")
                 ),
             )),
@@ -1026,6 +1036,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         database_pool_size,
         require_database,
         retention_days,
+        responses_retention_days,
         budget_error_status,
         hide_budget_amounts,
         proxy_budget: proxy_max_budget.map(|max_budget| ProxyBudget {

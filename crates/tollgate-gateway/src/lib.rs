@@ -30,6 +30,7 @@ pub mod prompt_cache;
 pub mod rate_limits;
 pub mod redis_link;
 pub mod reload;
+pub mod responses_api;
 pub mod router;
 pub mod server;
 pub mod spend_api;

@@ -483,6 +483,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::key_api::routes())
         .merge(crate::entity_api::routes())
         .merge(crate::spend_api::routes())
+        .merge(crate::responses_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The body limit is enforced per request from the live config, with OpenAI's error shape.
@@ -791,7 +792,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     ApiError(
         tollgate_core::GatewayError::new(
             tollgate_core::ErrorKind::NotFound,
-            format!("no route {}: tollgate serves /v1/chat/completions, /v1/completions, /v1/messages, /v1/embeddings, /v1/moderations, /v1/rerank, /v1/images/generations, /v1/audio/transcriptions, /v1/models, /v1/model/info, /model_group/info, /routes, /health and /health/*", uri.path()),
+            format!("no route {}: tollgate serves /v1/chat/completions, /v1/completions, /v1/messages, /v1/responses, /v1/embeddings, /v1/moderations, /v1/rerank, /v1/images/generations, /v1/audio/transcriptions, /v1/models, /v1/model/info, /model_group/info, /routes, /health and /health/*", uri.path()),
         )
         .with_code("not_found"),
     )

@@ -199,4 +199,12 @@ impl Endpoint {
         end_user_at: &["metadata", "user_id"],
         wire: Wire::Messages,
     };
+
+    /// `POST /v1/responses`: OpenAI's Responses API (Codex CLI's), translated to chat before the
+    /// stages and back after them (`responses_api.rs`), so it is chat here but for its name.
+    pub const RESPONSES: Endpoint = Endpoint {
+        name: "responses",
+        call_type: "responses",
+        ..Endpoint::CHAT
+    };
 }
