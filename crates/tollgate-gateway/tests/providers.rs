@@ -272,3 +272,46 @@ async fn keys_may_be_limited_to_wildcard_model_names() {
     assert_eq!(ask_as("anthropic/claude-sonnet-4-5").await.unwrap().status(), 200);
     assert_eq!(ask_as("gpt-4o").await.unwrap().status(), 401);
 }
+
+/// Claude Code sends dated Claude names (`claude-sonnet-4-5-20250929`); a `claude-*` pattern
+/// sends every one of them to another provider, on the Messages API as on chat.
+#[tokio::test]
+async fn claude_codes_model_names_reach_any_provider_through_a_pattern() {
+    let mock = start_mock(&[]).await;
+    let yaml = format!(
+        "model_list:
+  - model_name: \"claude-*\"
+    litellm_params: {{model: deepseek/deepseek-chat, api_base: 'http://{mock}/v1', api_key: k}}
+general_settings: {{master_key: {KEY}}}
+"
+    );
+    let gw = gateway(&yaml).await;
+    let (status, msg) = call(
+        &gw,
+        "POST",
+        "/v1/messages",
+        KEY,
+        Some(json!({"model": "claude-sonnet-4-5-20250929", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hello"}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{msg}");
+    assert_eq!(msg["type"], "message");
+    let (status, _) = call(
+        &gw,
+        "POST",
+        "/v1/messages",
+        KEY,
+        Some(json!({"model": "gpt-4o", "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]})),
+    )
+    .await;
+    assert_eq!(status, 404, "only claude-* names match");
+    let records = gw.records().await;
+    let r = records
+        .iter()
+        .find(|r| r.status == tollgate_core::RecordStatus::Success)
+        .unwrap();
+    assert_eq!(r.model_group, "claude-sonnet-4-5-20250929");
+    assert_eq!(r.model, "deepseek/deepseek-chat");
+    assert_eq!(r.endpoint.as_deref(), Some("messages"));
+}

@@ -14,10 +14,10 @@ use crate::findings;
 use crate::i18n::Lang;
 // The report's types live in `report`; re-exported here, where they have always been public.
 pub use crate::report::{
-    CacheCounts, CacheReport, CostTotals, ErrorExample, KeySpend, LatencyReport, LatencyStats, MissingStep,
-    ModelReport, ModelSpend, NamedCount, Overhead, Period, ProviderCache, ReasoningReport, ReasoningRow, Report,
-    RequestRef, Requests, SCHEMA_VERSION, SessionPattern, Sessions, Spend, StepReport, TeamSpend, TimePoint, Timeline,
-    TokenBucket, TokenDistribution, TokenReport, UserSpend, WorkflowReport,
+    CacheCounts, CacheReport, CostTotals, EndpointTraffic, ErrorExample, KeySpend, LatencyReport, LatencyStats,
+    MissingStep, ModelReport, ModelSpend, NamedCount, Overhead, Period, ProviderCache, ReasoningReport, ReasoningRow,
+    Report, RequestRef, Requests, SCHEMA_VERSION, SessionPattern, Sessions, Spend, StepReport, TeamSpend, TimePoint,
+    Timeline, TokenBucket, TokenDistribution, TokenReport, UserSpend, WorkflowReport,
 };
 use crate::stats;
 
@@ -240,6 +240,9 @@ struct Acc<'o> {
     streamed: u64,
     models: BTreeMap<String, ModelAcc>,
     clients: HashMap<String, u64>,
+    /// (endpoint, client) → (requests, cost); `named_endpoints`: some record named its endpoint.
+    endpoints: HashMap<(String, String), (u64, f64)>,
+    named_endpoints: bool,
     group_names: Vec<String>,
     group_ids: HashMap<String, u32>,
     sessions: HashMap<String, Vec<(DateTime<Utc>, u32, bool)>>,
@@ -288,6 +291,8 @@ impl<'o> Acc<'o> {
             streamed: 0,
             models: BTreeMap::new(),
             clients: HashMap::new(),
+            endpoints: HashMap::new(),
+            named_endpoints: false,
             group_names: vec![],
             group_ids: HashMap::new(),
             sessions: HashMap::new(),
@@ -404,6 +409,16 @@ impl<'o> Acc<'o> {
         if let Some(ua) = &r.user_agent {
             *self.clients.entry(ua.clone()).or_default() += 1;
         }
+        self.named_endpoints |= r.endpoint.is_some();
+        let slot = self
+            .endpoints
+            .entry((
+                r.endpoint.clone().unwrap_or_else(|| "-".into()),
+                client_product(r.user_agent.as_deref()),
+            ))
+            .or_default();
+        slot.0 += 1;
+        slot.1 += effective_cost;
         let gid = self.group_id(&r.model_group);
         if let Some(s) = r.session_id.as_ref().filter(|s| !s.is_empty()) {
             self.sessions
@@ -817,6 +832,25 @@ impl<'o> Acc<'o> {
             })
             .collect();
         clients.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.name.cmp(&b.name)));
+        let mut endpoints: Vec<EndpointTraffic> = if self.named_endpoints {
+            self.endpoints
+                .iter()
+                .map(|((endpoint, client), (requests, cost))| EndpointTraffic {
+                    endpoint: endpoint.clone(),
+                    client: client.clone(),
+                    requests: *requests,
+                    cost_usd: *cost,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        endpoints.sort_by(|a, b| {
+            b.cost_usd
+                .total_cmp(&a.cost_usd)
+                .then_with(|| b.requests.cmp(&a.requests))
+                .then_with(|| (&a.endpoint, &a.client).cmp(&(&b.endpoint, &b.client)))
+        });
 
         let mut fastest = self.requests_ok.clone();
         fastest.sort_by(|a, b| {
@@ -878,6 +912,7 @@ impl<'o> Acc<'o> {
             },
             models,
             clients,
+            endpoints,
             keys,
             users,
             teams,
@@ -1249,4 +1284,14 @@ pub fn build_report(records: impl IntoIterator<Item = Record>, opts: &ReportOpti
         acc.add(r);
     }
     acc.finish()
+}
+
+/// A User-Agent's product token: `claude-cli/2.0.14 (external, cli)` → `claude-cli`,
+/// `codex_cli_rs/0.46.0 (…)` → `codex_cli_rs`, `OpenAI/Python 2.54.0` → `OpenAI`.
+fn client_product(user_agent: Option<&str>) -> String {
+    user_agent
+        .and_then(|ua| ua.split(['/', ' ']).next())
+        .filter(|p| !p.is_empty())
+        .unwrap_or("-")
+        .to_string()
 }

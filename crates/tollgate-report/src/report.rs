@@ -27,6 +27,11 @@ pub struct Report {
     pub cost: CostTotals,
     pub models: Vec<ModelReport>,
     pub clients: Vec<NamedCount>,
+    /// Requests and cost per endpoint (`chat`, `messages`, `responses`, …) and client (the
+    /// User-Agent's product: `claude-cli`, `codex_cli_rs`, `OpenAI`), most expensive first.
+    /// Empty (and left out of the JSON) when no record names its endpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointTraffic>,
     /// Spend per virtual key, user and team. Empty (and left out of the JSON) unless the traffic
     /// came through more than one key, user or team, or any key but the master key: a report of
     /// master-key-only traffic has nothing to break down.
@@ -148,6 +153,17 @@ pub struct ModelReport {
 pub struct NamedCount {
     pub name: String,
     pub requests: u64,
+}
+
+/// One endpoint × client pair's traffic.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EndpointTraffic {
+    /// `chat`, `messages`, `responses`, …; `-` for records that do not say.
+    pub endpoint: String,
+    /// The User-Agent's product token (before its first `/` or space); `-` without one.
+    pub client: String,
+    pub requests: u64,
+    pub cost_usd: f64,
 }
 
 /// What one key, user or team spent; the same figures for all three.

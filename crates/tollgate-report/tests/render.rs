@@ -224,3 +224,51 @@ fn narrow_terminal_tables_fit() {
     }
     assert!(!text.contains('\x1b'), "no colour when disabled");
 }
+
+/// Traffic per endpoint and client: Claude Code on the Messages API, Codex on the Responses API,
+/// an SDK on chat, most expensive first, in every format.
+#[test]
+fn traffic_is_broken_down_by_endpoint_and_client() {
+    let mut records = Vec::new();
+    for (i, (endpoint, ua, prompt)) in [
+        ("messages", "claude-cli/2.0.14 (external, cli)", 9000),
+        ("messages", "claude-cli/2.0.14 (external, cli)", 9000),
+        ("responses", "codex_cli_rs/0.46.0 (Ubuntu 24.4.0; x86_64) xterm", 4000),
+        ("chat", "OpenAI/Python 2.54.0", 100),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rec(&format!("r{i}"), "deepseek-v3.2", "deepseek/deepseek-v3.2", prompt, 100);
+        r.endpoint = Some(endpoint.into());
+        r.user_agent = Some(ua.into());
+        records.push(r);
+    }
+    let r = tollgate_report::build_report(records, &tollgate_report::ReportOptions::default());
+    let rows: Vec<(&str, &str, u64)> = r
+        .endpoints
+        .iter()
+        .map(|e| (e.endpoint.as_str(), e.client.as_str(), e.requests))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("messages", "claude-cli", 2),
+            ("responses", "codex_cli_rs", 1),
+            ("chat", "OpenAI", 1)
+        ]
+    );
+    let md = render(&r, Format::Md, Lang::En);
+    assert!(
+        md.contains("- Traffic by endpoint and client: `messages` · claude-cli (2, $"),
+        "{md}"
+    );
+    let tr = render(&r, Format::Md, Lang::Tr);
+    assert!(
+        tr.contains("Uç nokta ve istemciye göre trafik: `messages` · claude-cli (2, $"),
+        "{tr}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&render(&r, Format::Json, Lang::En)).unwrap();
+    assert_eq!(json["endpoints"][1]["client"], "codex_cli_rs");
+    assert!(render(&r, Format::Html, Lang::En).contains("<code>responses</code> · codex_cli_rs (1, $"));
+}

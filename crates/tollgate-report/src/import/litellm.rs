@@ -281,6 +281,9 @@ struct ResponseObj<'a> {
 struct Payload<'a> {
     #[serde(deserialize_with = "flex::string_opt")]
     id: Option<String>,
+    /// LiteLLM's call type (`acompletion`, `anthropic_messages`, `aresponses`, …): the endpoint.
+    #[serde(deserialize_with = "flex::string_opt")]
+    call_type: Option<String>,
     #[serde(deserialize_with = "flex::string_opt")]
     litellm_call_id: Option<String>,
     #[serde(deserialize_with = "flex::string_opt")]
@@ -576,6 +579,7 @@ fn payload_record(p: Payload, prices: &PriceTable) -> Result<Record, RowError> {
         .clone()
         .or(meta.user_agent.clone())
         .or_else(|| header(&headers, "user-agent"));
+    r.endpoint = p.call_type.as_deref().and_then(endpoint_of);
     apply_caller(
         &mut r,
         meta.user_api_key_alias.clone(),
@@ -629,6 +633,8 @@ struct SpendMeta<'a> {
 struct SpendRow<'a> {
     #[serde(deserialize_with = "flex::string_opt")]
     request_id: Option<String>,
+    #[serde(deserialize_with = "flex::string_opt")]
+    call_type: Option<String>,
     #[serde(deserialize_with = "flex::string_opt")]
     litellm_call_id: Option<String>,
     #[serde(deserialize_with = "flex::tri_bool")]
@@ -773,6 +779,7 @@ pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, Ro
         .user_agent
         .clone()
         .or_else(|| user_agent_from_tags(row.request_tags));
+    r.endpoint = row.call_type.as_deref().and_then(endpoint_of);
     // The row's columns first; the metadata carries the same for rows written without them.
     apply_caller(
         &mut r,
@@ -794,6 +801,24 @@ pub fn spendlog_to_record(line: &[u8], prices: &PriceTable) -> Result<Record, Ro
 }
 
 /// `request_tags` carries `"User-Agent: RooCode/1.0.4"`; the longest such tag is the full agent.
+/// The endpoint a LiteLLM call type was served on, in tollgate's words (`Record::endpoint`);
+/// the async variants (`acompletion`, `aresponses`, …) are the same endpoints.
+fn endpoint_of(call_type: &str) -> Option<String> {
+    const ENDPOINTS: [(&str, &str); 9] = [
+        ("completion", "chat"),
+        ("text_completion", "completions"),
+        ("embedding", "embeddings"),
+        ("anthropic_messages", "messages"),
+        ("responses", "responses"),
+        ("image_generation", "images"),
+        ("transcription", "transcriptions"),
+        ("moderation", "moderations"),
+        ("rerank", "rerank"),
+    ];
+    let find = |name: &str| ENDPOINTS.iter().find(|(c, _)| *c == name).map(|(_, e)| e.to_string());
+    find(call_type).or_else(|| call_type.strip_prefix('a').and_then(find))
+}
+
 fn user_agent_from_tags(raw: Option<&RawValue>) -> Option<String> {
     let text = json_text(raw)?;
     let tags: Vec<String> = serde_json::from_str(&text).ok()?;
@@ -806,6 +831,21 @@ fn user_agent_from_tags(raw: Option<&RawValue>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_types_name_their_endpoints() {
+        for (call_type, endpoint) in [
+            ("acompletion", Some("chat")),
+            ("completion", Some("chat")),
+            ("anthropic_messages", Some("messages")),
+            ("aresponses", Some("responses")),
+            ("aembedding", Some("embeddings")),
+            ("atext_completion", Some("completions")),
+            ("pass_through_endpoint", None),
+        ] {
+            assert_eq!(endpoint_of(call_type).as_deref(), endpoint, "{call_type}");
+        }
+    }
 
     #[test]
     fn prompt_hash_is_the_core_fingerprint() {

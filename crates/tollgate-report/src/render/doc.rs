@@ -263,6 +263,24 @@ pub fn compose(r: &Report, lang: Lang) -> Vec<Block> {
                 .join(", ")
         ));
     }
+    if !r.endpoints.is_empty() {
+        bullets.push(format!(
+            "{}: {}",
+            l.pick("Traffic by endpoint and client", "Uç nokta ve istemciye göre trafik"),
+            r.endpoints
+                .iter()
+                .take(8)
+                .map(|e| format!(
+                    "`{}` · {} ({}, {})",
+                    e.endpoint,
+                    e.client,
+                    l.int(e.requests),
+                    l.usd(e.cost_usd)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if r.sessions.total > 0 {
         bullets.push(format!(
             "{}: {}",
