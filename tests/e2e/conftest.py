@@ -6,6 +6,7 @@ Run through tests/e2e/run.sh, which sets TOLLGATE_BIN.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -93,6 +94,20 @@ EMBEDDING_KEY = "sk-openai-e2e-" + secrets.token_hex(12)
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 30.0
+
+
+def records_of(gw: "Gateway", end_user: str, n: int = 1, timeout: float = 10.0) -> List[dict]:
+    """The records of one end user in the gateway's JSONL (the writer batches, so poll for them)."""
+    deadline = time.monotonic() + timeout
+    found: List[dict] = []
+    while time.monotonic() < deadline:
+        if Path(gw.jsonl_path).exists():
+            lines = Path(gw.jsonl_path).read_text().splitlines()
+            found = [r for r in (json.loads(l) for l in lines if l.strip()) if r.get("end_user") == end_user]
+            if len(found) >= n:
+                return found
+        time.sleep(0.05)
+    raise AssertionError(f"expected {n} record(s) for {end_user}, found {found}")
 
 
 def tollgate_bin() -> str:

@@ -6,16 +6,13 @@ Every answer's usage and the cost in its record are checked against hand-compute
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from pathlib import Path
-from typing import List
 
 import anthropic
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, Gateway, Mock
+from conftest import MASTER_KEY, Gateway, Mock, records_of
 
 # Claude Code's model names, mapped by the config: one to Anthropic itself, one to DeepSeek.
 NATIVE = "claude-sonnet-4-5-20250929"
@@ -95,19 +92,6 @@ def client(gw) -> anthropic.Anthropic:
 def user_id() -> str:
     """A fresh `metadata.user_id`: the record's end user, so a test finds its own records."""
     return f"user-{uuid.uuid4().hex[:12]}"
-
-
-def records_of(gw: Gateway, end_user: str, n: int = 1, timeout: float = 10.0) -> List[dict]:
-    deadline = time.monotonic() + timeout
-    found: List[dict] = []
-    while time.monotonic() < deadline:
-        if Path(gw.jsonl_path).exists():
-            lines = Path(gw.jsonl_path).read_text().splitlines()
-            found = [r for r in (json.loads(l) for l in lines if l.strip()) if r.get("end_user") == end_user]
-            if len(found) >= n:
-                return found
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} record(s) for {end_user}, found {found}")
 
 
 def expected_cost(model: str, usage) -> float:

@@ -7,16 +7,13 @@ answer's usage and its record's cost are checked against hand-computed values.""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from pathlib import Path
-from typing import List
 
 import httpx
 import openai
 import pytest
 
-from conftest import MASTER_KEY, Gateway, Mock
+from conftest import MASTER_KEY, Gateway, Mock, records_of
 
 MODEL = "codex-coder"
 # deepseek-v3.2 per token (the built-in price table): input, cache read, output.
@@ -60,19 +57,6 @@ def client(gw) -> openai.OpenAI:
 
 def user_id() -> str:
     return f"codex-{uuid.uuid4().hex[:12]}"
-
-
-def records_of(gw: Gateway, end_user: str, n: int = 1, timeout: float = 10.0) -> List[dict]:
-    deadline = time.monotonic() + timeout
-    found: List[dict] = []
-    while time.monotonic() < deadline:
-        if Path(gw.jsonl_path).exists():
-            lines = Path(gw.jsonl_path).read_text().splitlines()
-            found = [r for r in (json.loads(l) for l in lines if l.strip()) if r.get("end_user") == end_user]
-            if len(found) >= n:
-                return found
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} record(s) for {end_user}, found {found}")
 
 
 def check_usage_and_record(gw: Gateway, who: str, usage, stream: bool) -> None:
