@@ -282,7 +282,7 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<L
         team_id: q.team_id,
         key_alias: q.key_alias,
     };
-    let (keys, total) = blocking(&app, move |s| Ok(s.list(&filter, page, size)?)).await?;
+    let (keys, total) = list_keys(&app, filter, page, size).await?;
     let items: Vec<Value> = if q.return_full_object.unwrap_or(false) {
         keys.iter().map(|k| shown(&app, k)).collect()
     } else {
@@ -295,6 +295,16 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<L
         "total_pages": total.div_ceil(u64::from(size)),
     }))
     .into_response())
+}
+
+/// One page of keys (1-based) and how many match; the API and the dashboard both call it.
+pub(crate) async fn list_keys(
+    app: &App,
+    filter: KeyFilter,
+    page: u32,
+    size: u32,
+) -> Result<(Vec<KeyRow>, u64), ApiError> {
+    blocking(app, move |s| Ok(s.list(&filter, page, size)?)).await
 }
 
 /// The named key's row, or 404.
@@ -321,21 +331,34 @@ async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
 }
 
 async fn save(app: &App, key: KeyRow) -> ApiResult {
+    store(app, &key).await?;
+    Ok(axum::Json(shown(app, &key)).into_response())
+}
+
+/// Writes a changed key and drops the cached copy requests authenticate against.
+async fn store(app: &App, key: &KeyRow) -> Result<(), ApiError> {
     let row = key.clone();
     if !blocking(app, move |s| s.update(&row)).await? {
         return Err(ApiError::not_found("no such key", "key"));
     }
     app.keys.forget(&key.token);
-    Ok(axum::Json(shown(app, &key)).into_response())
+    Ok(())
 }
 
 async fn set_blocked(app: Arc<App>, headers: HeaderMap, body: axum::body::Bytes, blocked: bool) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
-    let mut key = existing(&app, &m).await?;
+    let key = block_key(&app, &m, blocked).await?;
+    Ok(axum::Json(shown(&app, &key)).into_response())
+}
+
+/// Blocks or unblocks the key `m` names (`{"key": …}`); the API and the dashboard both call it.
+pub(crate) async fn block_key(app: &App, m: &Map<String, Value>, blocked: bool) -> Result<KeyRow, ApiError> {
+    let mut key = existing(app, m).await?;
     key.blocked = blocked;
     key.updated_at = Some(Utc::now());
-    save(&app, key).await
+    store(app, &key).await?;
+    Ok(key)
 }
 
 async fn block(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
@@ -349,6 +372,13 @@ async fn unblock(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bo
 async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
+    let names = delete_keys(&app, &m).await?;
+    Ok(axum::Json(json!({"deleted_keys": names})).into_response())
+}
+
+/// Deletes the keys `m` names (`keys`: raw keys or hashes, `key_aliases`); returns the names
+/// of those that existed. The API and the dashboard both call it.
+pub(crate) async fn delete_keys(app: &App, m: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
     let list = |k: &'static str| -> Result<Vec<String>, ApiError> {
         match m.get(k) {
             None | Some(Value::Null) => Ok(Vec::new()),
@@ -372,7 +402,7 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
         ));
     }
     let (keys2, aliases2) = (keys.clone(), aliases.clone());
-    let deleted = blocking(&app, move |s| {
+    let deleted = blocking(app, move |s| {
         let mut tokens: Vec<(String, String)> = keys2.iter().map(|k| (k.clone(), token_of(k))).collect();
         for a in &aliases2 {
             if let Some(row) = s.find_alias(a)? {
@@ -389,8 +419,7 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     for (_, t) in &deleted {
         app.keys.forget(t);
     }
-    let names: Vec<String> = deleted.into_iter().map(|(given, _)| given).collect();
-    Ok(axum::Json(json!({"deleted_keys": names})).into_response())
+    Ok(deleted.into_iter().map(|(given, _)| given).collect())
 }
 
 async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {

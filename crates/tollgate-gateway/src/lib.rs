@@ -33,6 +33,7 @@ pub mod router;
 pub mod server;
 pub mod spend_api;
 pub mod state;
+pub mod ui;
 pub mod upstream;
 pub mod workers;
 

@@ -145,6 +145,50 @@ fn key_budgets(inputs: &[String], db: Option<&str>) -> Vec<import::keys::KeyBudg
     budgets
 }
 
+/// One virtual key's share of a store: its records (by the key hash records carry) and its
+/// budget (by the name the report gives it).
+#[derive(Debug, Clone, Copy)]
+pub struct OwnKey<'a> {
+    /// The first 16 hex digits of the key's SHA-256, as in `Record::key_hash`.
+    pub key_hash: &'a str,
+    /// Its alias, else `sk-...abcd`: what [`import::keys::KeyBudget::name`] says.
+    pub name: &'a str,
+}
+
+/// The report over a tollgate data directory's records, built as `tollgate report --data-dir`
+/// builds it (the same importer, key budgets and aggregation), so a figure shown elsewhere (the
+/// dashboard) equals the command's. `opts` gives the range, prices and language; `only` narrows
+/// it to one key's records and budget.
+pub fn report_for_store(
+    data_dir: &std::path::Path,
+    mut opts: ReportOptions,
+    only: Option<OwnKey<'_>>,
+) -> Result<Report, ReportError> {
+    let path = data_dir.join("tollgate.sqlite");
+    let input = path.display().to_string();
+    opts.key_budgets = key_budgets(std::slice::from_ref(&input), None);
+    if let Some(own) = only {
+        opts.key_budgets.retain(|b| b.name() == own.name);
+    }
+    let importer = import::Importer {
+        prices: &opts.prices,
+        on_bytes: None,
+    };
+    let mut records = Vec::new();
+    let mut sink = |r: Record| {
+        // The range is applied by the aggregation, as for the command: records outside it count
+        // in `filtered_out`.
+        if only.is_none_or(|own| r.key_hash.as_deref() == Some(own.key_hash)) {
+            records.push(r);
+        }
+        true
+    };
+    let summaries = importer.import(&input, &mut sink)?;
+    let mut report = build_report(records, &opts);
+    report.inputs = summaries;
+    Ok(report)
+}
+
 fn format_from_output(path: &std::path::Path) -> Option<Format> {
     match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
         "html" | "htm" => Some(Format::Html),
