@@ -44,21 +44,21 @@ impl Visit {
         ctx
     }
 
-    /// 403 unless the master key signed in.
-    pub fn require_admin(&self) -> Result<(), Response> {
+    /// The 403 to answer unless the master key signed in.
+    pub fn refusal_unless_admin(&self) -> Option<Response> {
         if self.viewer().is_admin() {
-            return Ok(());
+            return None;
         }
         let mut ctx = self.context("");
         ctx.insert("message".into(), ctx["t"]["forbidden"].clone());
-        Err(view::page(StatusCode::FORBIDDEN, "message.html", &ctx))
+        Some(view::page(StatusCode::FORBIDDEN, "message.html", &ctx))
     }
 
-    /// Refuses a change whose form does not carry this session's CSRF token.
-    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), Response> {
+    /// The 403 to answer when a change's form does not carry this session's CSRF token.
+    pub fn csrf_refusal(&self, given: Option<&str>) -> Option<Response> {
         match given {
-            Some(g) if same_secret(g, &self.session.csrf) => Ok(()),
-            _ => Err(csrf_refused()),
+            Some(g) if same_secret(g, &self.session.csrf) => None,
+            _ => Some(csrf_refused()),
         }
     }
 }

@@ -27,8 +27,10 @@ pub struct KeysQuery {
 /// An admin visit, or the answer to send instead (sign-in redirect, 403).
 async fn admin_visit(app: &App, dash: &Dashboard, headers: &HeaderMap, lang: Option<&str>) -> Result<Visit, Response> {
     let visit = guard::visit(app, &dash.sessions, headers, lang).await?;
-    visit.require_admin()?;
-    Ok(visit)
+    match visit.refusal_unless_admin() {
+        Some(refused) => Err(refused),
+        None => Ok(visit),
+    }
 }
 
 pub async fn list(
@@ -106,8 +108,8 @@ pub async fn create(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Err(r) = visit.check_csrf(form.csrf.as_deref()) {
-        return r;
+    if let Some(refused) = visit.csrf_refusal(form.csrf.as_deref()) {
+        return refused;
     }
     // The form's fields as `/key/generate`'s body, so the API's own checks apply.
     let mut m = Map::new();
@@ -150,8 +152,8 @@ async fn change(app: Arc<App>, dash: Arc<Dashboard>, headers: HeaderMap, form: K
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Err(r) = visit.check_csrf(form.csrf.as_deref()) {
-        return r;
+    if let Some(refused) = visit.csrf_refusal(form.csrf.as_deref()) {
+        return refused;
     }
     let mut m = Map::new();
     let done = match what {

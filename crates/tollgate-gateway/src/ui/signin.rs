@@ -153,8 +153,8 @@ pub async fn sign_out(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Err(r) = visit.check_csrf(form.csrf.as_deref()) {
-        return r;
+    if let Some(refused) = visit.csrf_refusal(form.csrf.as_deref()) {
+        return refused;
     }
     dash.sessions.close(&visit.id);
     let mut resp = view::redirect("/ui/signin");
