@@ -40,7 +40,8 @@ pub fn requests_and_cost(points: &[TimePoint], title: &str) -> String {
     );
     if !points.is_empty() {
         let slot = plot_w / points.len() as f64;
-        let bar = (slot * 0.8).max(1.0);
+        // Few buckets would make wall-wide bars: at most 48 units wide.
+        let bar = (slot * 0.8).clamp(1.0, 48.0);
         let mut line = Vec::new();
         for (i, p) in points.iter().enumerate() {
             let x = PAD_LEFT + i as f64 * slot + (slot - bar) / 2.0;
