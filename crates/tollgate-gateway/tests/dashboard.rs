@@ -309,6 +309,16 @@ async fn failed_sign_ins_are_limited_per_address_and_turkish_renders() {
     for _ in 0..5 {
         assert_eq!(attempt("sk-wrong").await.status(), 401);
     }
+    // A huge form is not read (the sign-in form is open to anyone).
+    let huge = http
+        .post(format!("{}/ui/signin", gw.base))
+        .header("cookie", &bound)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={token}&key={}", "k".repeat(1 << 20)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
     // The sixth is refused before the key is looked at, even the right one.
     let refused = attempt(KEY).await;
     assert_eq!(refused.status(), 429);

@@ -23,10 +23,14 @@ mod view;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 
 use crate::app::App;
+
+/// The largest form the dashboard reads.
+const FORM_LIMIT: usize = 16 * 1024;
 
 /// The dashboard's routes, with their own state (sessions, limiter), to merge into the server's.
 pub fn routes() -> Router<Arc<App>> {
@@ -52,4 +56,7 @@ pub fn routes() -> Router<Arc<App>> {
             get(|| async { view::asset("text/javascript; charset=utf-8", view::APP_JS) }),
         )
         .layer(Extension(Arc::new(dashboard::Dashboard::default())))
+        // The server reads API bodies under its own limit; the dashboard's forms are small, and
+        // the sign-in form is open to anyone, so its bodies are capped here (413 beyond).
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
 }
