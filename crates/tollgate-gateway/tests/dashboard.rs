@@ -325,3 +325,44 @@ async fn failed_sign_ins_are_limited_per_address_and_turkish_renders() {
     let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(wait > 0 && wait <= 300, "{wait}");
 }
+
+#[tokio::test]
+async fn a_workflow_runs_page_shows_its_three_steps_as_a_timeline() {
+    let mock = start_mock(&[]).await;
+    let yaml = format!(
+        "model_list:
+  - model_name: cheap
+    litellm_params: {{model: openai/cheap, api_base: http://{mock}/v1, api_key: k}}
+workflows:
+  plan-code-review:
+    steps:
+      - {{role: planner, model: cheap}}
+      - {{role: coder, model: cheap}}
+      - {{role: reviewer, model: cheap}}
+general_settings:
+  master_key: {KEY}
+"
+    );
+    let gw = gateway(&yaml).await;
+    let resp = gw
+        .chat(json!({"model": "plan-code-review", "messages": [{"role": "user", "content": "build it"}]}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let run_id = resp.headers()["x-litellm-call-id"].to_str().unwrap().to_string();
+    let admin = sign_in(&gw, KEY).await;
+    let path = format!("/ui/logs/{run_id}");
+    eventually("the run and its steps are written", Duration::from_secs(5), || async {
+        let (s, html) = get(&gw, &admin.cookie, &path).await;
+        s == 200 && html.matches(r#"<tr class="step "#).count() == 3
+    })
+    .await;
+    let (_, page) = get(&gw, &admin.cookie, &path).await;
+    // Three rows and three bars, in the order the steps ran.
+    assert!(page.contains(r#"id="workflow-steps""#), "{page}");
+    assert_eq!(page.matches(r#"<rect class="step""#).count(), 3, "{page}");
+    assert_eq!(page.matches(r#"<tr class="step "#).count(), 3, "{page}");
+    let planner = page.find("(planner)").unwrap();
+    let coder = page.find("(coder)").unwrap();
+    let reviewer = page.find("(reviewer)").unwrap();
+    assert!(planner < coder && coder < reviewer);
+}

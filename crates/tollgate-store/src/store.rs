@@ -123,6 +123,8 @@ pub struct RecordQuery {
     pub cache: Option<CacheState>,
     /// Part of a request id (or a whole one).
     pub request_id: Option<String>,
+    /// The records of one trace (a workflow run and its steps, a request and its attempts).
+    pub trace_id: Option<String>,
     /// Continue after this record (exclusive), from [`RecordPage::next`].
     pub after: Option<RecordCursor>,
     /// Records per page (at least 1, at most [`MAX_PAGE`]).
@@ -245,6 +247,9 @@ impl RecordQuery {
             // Not LIKE: a request id may hold `%` or `_`, which must match themselves.
             let sql = format!("{}(request_id, ?) > 0", d.position);
             push(&mut conds, &mut values, &sql, QueryValue::Text(id.into()));
+        }
+        if let Some(t) = &self.trace_id {
+            push(&mut conds, &mut values, "trace_id = ?", QueryValue::Text(t.clone()));
         }
         if let Some(c) = &self.after {
             values.push(QueryValue::Time(c.start_time));

@@ -188,6 +188,12 @@ fn query_contract(store: &mut dyn RecordStore) {
         ..base.clone()
     };
     assert_eq!(ids(&text, store), ["req-8b%_"]);
+    // One trace: `record(i)` puts i and i + 1 (i even) in trace i / 2.
+    let trace = RecordQuery {
+        trace_id: Some("trace-1".into()),
+        ..base.clone()
+    };
+    assert_eq!(ids(&trace, store), ["req-3", "req-2"]);
     let range = RecordQuery {
         range: TimeRange {
             since: Some(t0() + Duration::minutes(2)),

@@ -89,6 +89,50 @@ pub fn requests_and_cost(points: &[TimePoint], title: &str) -> String {
     svg
 }
 
+/// One bar of a workflow run's timeline.
+pub struct Span {
+    pub label: String,
+    /// From the run's start, and how long the step took.
+    pub offset_ms: f64,
+    pub duration_ms: f64,
+    pub failed: bool,
+}
+
+/// A workflow run's steps as a timeline: one row per step, placed by when it started and as
+/// wide as it took.
+pub fn timeline(spans: &[Span]) -> String {
+    const ROW: f64 = 22.0;
+    const LABEL: f64 = 160.0;
+    let end = spans
+        .iter()
+        .map(|s| s.offset_ms + s.duration_ms)
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let height = ROW * spans.len() as f64 + 6.0;
+    let scale = (WIDTH - LABEL - 8.0) / end;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="chart timeline" viewBox="0 0 {WIDTH} {height}" role="img" xmlns="http://www.w3.org/2000/svg">"#
+    );
+    for (i, s) in spans.iter().enumerate() {
+        let y = i as f64 * ROW + 4.0;
+        let colour = if s.failed { "#c0392b" } else { "#3b6ea5" };
+        let _ = write!(
+            svg,
+            r##"<text x="0" y="{:.1}" font-size="11" fill="#1d232a">{}</text><rect class="step" x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{:.0} ms</title></rect>"##,
+            y + 13.0,
+            escape(&s.label),
+            LABEL + s.offset_ms * scale,
+            (s.duration_ms * scale).max(2.0),
+            ROW - 6.0,
+            s.duration_ms
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 /// The few characters that matter inside an attribute.
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -124,6 +168,24 @@ mod tests {
         assert!(svg.contains("a &quot;title&quot;"));
         // The tallest bar (3 successes of a 4 maximum) stays inside the plot.
         assert!(!svg.contains("y=\"-"));
+    }
+
+    #[test]
+    fn a_timeline_places_steps_by_start_and_duration() {
+        let span = |label: &str, offset_ms: f64, duration_ms: f64, failed: bool| Span {
+            label: label.into(),
+            offset_ms,
+            duration_ms,
+            failed,
+        };
+        let svg = timeline(&[
+            span("1 planner <a>", 0.0, 100.0, false),
+            span("2 coder", 100.0, 300.0, true),
+            span("3 reviewer", 400.0, 100.0, false),
+        ]);
+        assert_eq!(svg.matches(r#"class="step""#).count(), 3);
+        assert!(svg.contains("1 planner &lt;a&gt;"));
+        assert!(svg.contains("#c0392b"), "the failed step in the error colour");
     }
 
     #[test]

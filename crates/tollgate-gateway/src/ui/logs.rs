@@ -15,6 +15,7 @@ use tollgate_core::{CacheState, Record, RecordStatus};
 use tollgate_report::Lang;
 use tollgate_store::{RecordCursor, RecordQuery};
 
+use super::chart;
 use super::dashboard::Dashboard;
 use super::guard::{self, Visit};
 use super::session::Viewer;
@@ -192,10 +193,58 @@ pub async fn detail(
     }
     attempts.sort_by_key(|r| (r.attempt.unwrap_or(0), r.start_time));
     let lang = visit.lang;
+    // A workflow run: its steps are the other records of its trace.
+    let steps = match attempts.iter().find(|r| r.rollup) {
+        Some(run) => {
+            let query = restrict(
+                &visit,
+                RecordQuery {
+                    trace_id: Some(run.trace_id.clone()),
+                    limit: tollgate_store::MAX_PAGE,
+                    ..RecordQuery::default()
+                },
+            );
+            let data_dir = app.store.data_dir.clone();
+            let dash2 = Arc::clone(&dash);
+            match tokio::task::spawn_blocking(move || dash2.query(&data_dir, &query)).await {
+                Ok(Ok(p)) => p.records.into_iter().filter(|r| !r.rollup).collect(),
+                _ => Vec::new(),
+            }
+        }
+        None => Vec::new(),
+    };
     let shown: Vec<Value> = attempts.iter().map(|r| attempt(r, lang)).collect();
     ctx.insert("request_id".into(), json!(request_id));
     ctx.insert("attempts".into(), json!(shown));
+    if !steps.is_empty() {
+        let (rows, svg) = workflow_steps(steps, lang);
+        ctx.insert("steps".into(), json!(rows));
+        ctx.insert("timeline".into(), json!(svg));
+    }
     view::page(StatusCode::OK, "record.html", &ctx)
+}
+
+/// A run's steps in order, as rows and as a timeline.
+fn workflow_steps(mut steps: Vec<Record>, lang: Lang) -> (Vec<Value>, String) {
+    steps.sort_by_key(|r| (r.start_time, r.step_index, r.attempt));
+    let start = steps.first().map(|r| r.start_time);
+    let spans: Vec<chart::Span> = steps
+        .iter()
+        .map(|r| chart::Span {
+            label: format!(
+                "{} {}",
+                r.step_index.map(|i| i.to_string()).unwrap_or_default(),
+                r.step_role.as_deref().unwrap_or(&r.model_group)
+            ),
+            offset_ms: start.map_or(0.0, |s| {
+                (r.start_time - s).num_microseconds().unwrap_or(0) as f64 / 1000.0
+            }),
+            duration_ms: r.latency_ms,
+            failed: r.status != RecordStatus::Success,
+        })
+        .collect();
+    let rows = steps.iter().map(|r| row(r, lang)).collect();
+    (rows, chart::timeline(&spans))
 }
 
 /// One attempt (or the request's own record): buckets with their cost, the latency split.

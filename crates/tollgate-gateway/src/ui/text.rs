@@ -109,6 +109,7 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("language", "Language", "Dil"),
     ("back", "Back", "Geri"),
     ("created", "Created", "Oluşturulma"),
+    ("steps", "Workflow steps", "İş akışı adımları"),
 ];
 
 /// The phrases of one language, by name, for the templates.
