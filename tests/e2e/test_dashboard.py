@@ -11,21 +11,38 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from conftest import MASTER_KEY, Gateway, run_tollgate
+from conftest import LITELLM_CONFIG, MASTER_KEY, Gateway, free_port, run_tollgate, tollgate_bin
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM = os.environ.get("TOLLGATE_CHROMIUM", "/usr/bin/chromium")
 
 
+# The suite's LiteLLM config plus a three-step workflow on its models.
+DASHBOARD_CONFIG = LITELLM_CONFIG.replace(
+    "\nlitellm_settings:",
+    """workflows:
+  plan-code-review:
+    steps:
+      - {role: planner, model: deepseek-v3.2}
+      - {role: coder, model: minimax-m2.1}
+      - {role: reviewer, model: grok-4.1-fast}
+litellm_settings:""",
+    1,
+)
+
+
 @pytest.fixture(scope="module")
 def dash_gateway(tmp_path_factory, mock):
-    gw = Gateway(tmp_path_factory.mktemp("dashboard"), mock)
+    assert "workflows:" in DASHBOARD_CONFIG
+    gw = Gateway(tmp_path_factory.mktemp("dashboard"), mock, config_text=DASHBOARD_CONFIG)
     yield gw
     gw.stop()
 
@@ -190,3 +207,69 @@ def test_dashboard_in_turkish(dash_gateway, browser):
     page.goto(f"{gw.url}/ui/logs")
     assert page.locator("html").get_attribute("lang") == "en"
     context.close()
+
+
+def test_dashboard_shows_a_workflow_runs_three_steps(dash_gateway, browser):
+    """Last in this file: the run adds records the story above counts exactly."""
+    gw = dash_gateway
+    answer = gw.client().chat.completions.with_raw_response.create(
+        model="plan-code-review", messages=[{"role": "user", "content": "add a health check"}]
+    )
+    run_id = answer.headers["x-litellm-call-id"]
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    sign_in(page, gw, MASTER_KEY)
+    deadline = time.time() + 10
+    while True:
+        page.goto(f"{gw.url}/ui/logs/{run_id}")
+        if page.locator("#workflow-steps tr.step").count() == 3 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    steps = page.locator("#workflow-steps tr.step").all_inner_texts()
+    assert len(steps) == 3, steps
+    for role, text in zip(["planner", "coder", "reviewer"], steps):
+        assert f"({role})" in text
+    assert page.locator("#workflow-steps svg rect.step").count() == 3
+    page.screenshot(path=str(SCREENSHOTS / "workflow-run.png"), full_page=True)
+    context.close()
+
+
+def test_demo_ui_leaves_the_dashboard_running(browser, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    demo = subprocess.Popen(
+        [tollgate_bin(), "demo", "--ui", "--tasks", "1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        url = key = None
+        deadline = time.time() + 60
+        while key is None and time.time() < deadline:
+            line = demo.stdout.readline()
+            if not line:
+                break
+            if line.startswith("dashboard: "):
+                url = line.split(": ", 1)[1].strip()
+            if line.startswith("sign in with the demo's master key: "):
+                key = line.split(": ", 1)[1].strip()
+        assert url == f"http://127.0.0.1:{port}/ui" and key, (url, key)
+        page = browser.new_page()
+        page.goto(url)
+        page.fill("#key", key)
+        page.click("#signin-form button[type=submit]")
+        page.wait_for_url("**/ui/overview")
+        assert int(figure(page, "requests")) > 0
+        page.screenshot(path=str(SCREENSHOTS / "demo-overview.png"), full_page=True)
+        page.close()
+        # Ctrl-C stops the gateway; the demo then prints its report and exits cleanly.
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0
+        assert "records written" in rest
+    finally:
+        if demo.poll() is None:
+            demo.kill()

@@ -233,7 +233,7 @@ fn workflow_steps(mut steps: Vec<Record>, lang: Lang) -> (Vec<Value>, String) {
         .map(|r| chart::Span {
             label: format!(
                 "{} {}",
-                r.step_index.map(|i| i.to_string()).unwrap_or_default(),
+                r.step_index.map(|i| (i + 1).to_string()).unwrap_or_default(),
                 r.step_role.as_deref().unwrap_or(&r.model_group)
             ),
             offset_ms: start.map_or(0.0, |s| {
