@@ -170,22 +170,30 @@ pub fn report_for_store(
     if let Some(own) = only {
         opts.key_budgets.retain(|b| b.name() == own.name);
     }
-    let importer = import::Importer {
-        prices: &opts.prices,
-        on_bytes: None,
-    };
-    let mut records = Vec::new();
-    let mut sink = |r: Record| {
-        // The range is applied by the aggregation, as for the command: records outside it count
-        // in `filtered_out`.
-        if only.is_none_or(|own| r.key_hash.as_deref() == Some(own.key_hash)) {
-            records.push(r);
-        }
-        true
-    };
-    let summaries = importer.import(&input, &mut sink)?;
-    let mut report = build_report(records, &opts);
-    report.inputs = summaries;
+    // As `run` does: the reader hands records over a bounded channel, so memory stays bounded
+    // whatever the store's size (a server must not hold a year of records to show a day).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(4096);
+    let (mut report, summaries) = std::thread::scope(|scope| {
+        let prices = &opts.prices;
+        let reader = scope.spawn(move || {
+            let importer = import::Importer { prices, on_bytes: None };
+            let mut sink = |r: Record| {
+                // The range is applied by the aggregation, as for the command: records outside
+                // it count in `filtered_out`. Another key's records are not this view's at all.
+                if only.is_none_or(|own| r.key_hash.as_deref() == Some(own.key_hash)) {
+                    return tx.send(r).is_ok();
+                }
+                true
+            };
+            importer.import(&input, &mut sink)
+        });
+        let report = build_report(rx, &opts);
+        let summaries = reader
+            .join()
+            .map_err(|_| ReportError::Usage("the reader thread stopped unexpectedly".into()));
+        (report, summaries)
+    });
+    report.inputs = summaries??;
     Ok(report)
 }
 

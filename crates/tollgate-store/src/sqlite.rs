@@ -378,8 +378,8 @@ impl RecordStore for SqliteStore {
 /// SQLite's spelling of the log view's query (the expressions match the V6 indexes exactly).
 const SQLITE_DIALECT: Dialect = Dialect {
     placeholder: |n| format!("?{n}"),
-    key_hash: "json_extract(json, '$.key_hash')",
-    cache: "json_extract(json, '$.cache')",
+    key_hash: "(CASE WHEN json_valid(json) THEN json_extract(json, '$.key_hash') END)",
+    cache: "(CASE WHEN json_valid(json) THEN json_extract(json, '$.cache') END)",
     position: "instr",
 };
 
@@ -409,12 +409,14 @@ pub fn query_records(conn: &Connection, path: &Path, query: &RecordQuery) -> Res
     let mut records = Vec::new();
     for row in rows {
         let (rowid, json) = row.map_err(sqlite_err(path))?;
-        let record: Record = serde_json::from_str(&json).map_err(|source| StoreError::Decode {
-            path: path.to_path_buf(),
-            location: format!("rowid {rowid}"),
-            source,
-        })?;
-        records.push(record);
+        // A damaged row is left out of the view (the report counts it as corrupt) rather than
+        // making every page that reaches it fail.
+        match serde_json::from_str::<Record>(&json) {
+            Ok(record) => records.push(record),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), rowid, error = %e, "a record that does not decode is left out")
+            }
+        }
     }
     Ok(query.page(records))
 }

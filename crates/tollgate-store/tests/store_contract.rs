@@ -213,6 +213,51 @@ fn sqlite_store_answers_the_log_query() {
 }
 
 #[test]
+fn the_log_querys_indexes_serve_it_and_a_damaged_row_still_goes_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.insert(&rows(&[record(1, None)])).unwrap();
+    drop(store);
+    let conn = rusqlite_conn(&dir.path().join(tollgate_store::DB_FILE_NAME));
+    // The expression indexes must not make a row with damaged JSON uninsertable (readers count
+    // such rows as corrupt); json_extract alone would refuse it.
+    conn.execute("INSERT INTO records (request_id, json) VALUES ('bad', '{not json')", [])
+        .unwrap();
+    // The planner uses them for a key's own view and the cache filter (the query's expressions
+    // are the indexes' exactly).
+    for (column, index) in [("key_hash", "records_key_hash"), ("cache", "records_cache")] {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT rowid FROM records WHERE (CASE WHEN json_valid(json) THEN json_extract(json, '$.{column}') END) = 'x' ORDER BY start_time DESC"
+        );
+        let plan: Vec<String> = conn
+            .prepare(&sql)
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(plan.iter().any(|p| p.contains(index)), "{column}: {plan:?}");
+    }
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let page = store
+        .query(&RecordQuery {
+            key_hash: Some("none".into()),
+            limit: 10,
+            ..RecordQuery::default()
+        })
+        .unwrap();
+    assert!(page.records.is_empty());
+    // Without a filter the damaged row is left out, the others listed.
+    let page = store
+        .query(&RecordQuery {
+            limit: 10,
+            ..RecordQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page.records.len(), 1);
+}
+
+#[test]
 #[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
 fn postgres_store_answers_the_log_query() {
     let db = pg_db("log_query");
