@@ -366,3 +366,30 @@ general_settings:
     let reviewer = page.find("(reviewer)").unwrap();
     assert!(planner < coder && coder < reviewer);
 }
+
+#[tokio::test]
+async fn a_custom_range_and_the_log_filters() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let chat = |session: &str| json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}], "litellm_session_id": session});
+    for session in ["alpha", "beta", "beta"] {
+        let (s, _) = call(&gw, "POST", "/v1/chat/completions", KEY, Some(chat(session))).await;
+        assert_eq!(s, 200);
+    }
+    let admin = sign_in(&gw, KEY).await;
+    eventually("the records are written", Duration::from_secs(5), || async {
+        let (_, html) = get(&gw, &admin.cookie, "/ui/overview?since=2h").await;
+        html.contains(r#"data-figure="requests" data-value="3""#)
+    })
+    .await;
+    // A range that ended before the traffic has none of it; a bad bound says what to write.
+    let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=2020-01-01&until=2020-01-02").await;
+    assert_eq!(s, 200);
+    assert_eq!(figure(&html, "requests"), "0");
+    let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=yesterday-ish").await;
+    assert_eq!(s, 400);
+    assert!(html.contains("RFC 3339"), "{html}");
+    // The session filter.
+    let (_, logs) = get(&gw, &admin.cookie, "/ui/logs?session=beta").await;
+    assert_eq!(logs.matches(r#"class="record "#).count(), 2, "{logs}");
+}

@@ -125,6 +125,10 @@ pub struct RecordQuery {
     pub request_id: Option<String>,
     /// The records of one trace (a workflow run and its steps, a request and its attempts).
     pub trace_id: Option<String>,
+    /// LiteLLM's `litellm_session_id` (or `session_id`) the client sent.
+    pub session_id: Option<String>,
+    /// The workflow a record belongs to (its run and its steps).
+    pub workflow: Option<String>,
     /// Continue after this record (exclusive), from [`RecordPage::next`].
     pub after: Option<RecordCursor>,
     /// Records per page (at least 1, at most [`MAX_PAGE`]).
@@ -250,6 +254,12 @@ impl RecordQuery {
         }
         if let Some(t) = &self.trace_id {
             push(&mut conds, &mut values, "trace_id = ?", QueryValue::Text(t.clone()));
+        }
+        if let Some(v) = &self.session_id {
+            push(&mut conds, &mut values, "session_id = ?", QueryValue::Text(v.clone()));
+        }
+        if let Some(v) = &self.workflow {
+            push(&mut conds, &mut values, "workflow = ?", QueryValue::Text(v.clone()));
         }
         if let Some(c) = &self.after {
             values.push(QueryValue::Time(c.start_time));

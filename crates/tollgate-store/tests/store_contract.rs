@@ -194,6 +194,17 @@ fn query_contract(store: &mut dyn RecordStore) {
         ..base.clone()
     };
     assert_eq!(ids(&trace, store), ["req-3", "req-2"]);
+    // `record(i)` gives even i the session `s{i}`.
+    let session = RecordQuery {
+        session_id: Some("s4".into()),
+        ..base.clone()
+    };
+    assert_eq!(ids(&session, store), ["req-4"]);
+    let none = RecordQuery {
+        workflow: Some("cf-x".into()),
+        ..base.clone()
+    };
+    assert!(ids(&none, store).is_empty());
     let range = RecordQuery {
         range: TimeRange {
             since: Some(t0() + Duration::minutes(2)),

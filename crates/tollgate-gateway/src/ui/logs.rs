@@ -31,6 +31,8 @@ pub struct LogQuery {
     status: Option<String>,
     cache: Option<String>,
     q: Option<String>,
+    session: Option<String>,
+    workflow: Option<String>,
     after: Option<String>,
     lang: Option<String>,
 }
@@ -85,6 +87,8 @@ pub async fn list(
             },
             cache: given(&q.cache).as_deref().and_then(cache_state),
             request_id: given(&q.q),
+            session_id: given(&q.session),
+            workflow: given(&q.workflow),
             after: given(&q.after).as_deref().and_then(RecordCursor::parse),
             limit: PAGE_SIZE,
             ..RecordQuery::default()
@@ -103,9 +107,10 @@ pub async fn list(
     // The filters as given, so the next page keeps them.
     let filters = json!({
         "model": given(&q.model), "key": given(&q.key), "status": given(&q.status),
-        "cache": given(&q.cache), "q": given(&q.q),
+        "cache": given(&q.cache), "q": given(&q.q), "session": given(&q.session),
+        "workflow": given(&q.workflow),
     });
-    let mut next_params: Vec<(String, String)> = ["model", "key", "status", "cache", "q"]
+    let mut next_params: Vec<(String, String)> = ["model", "key", "status", "cache", "q", "session", "workflow"]
         .iter()
         .filter_map(|k| filters[*k].as_str().map(|v| (k.to_string(), v.to_string())))
         .collect();
@@ -115,6 +120,8 @@ pub async fn list(
     });
     let live = app.live.load();
     ctx.insert("models".into(), json!(live.group_order));
+    let workflows: Vec<&str> = live.config.workflows.iter().map(|w| w.name.as_str()).collect();
+    ctx.insert("workflows".into(), json!(workflows));
     ctx.insert("filters".into(), filters);
     ctx.insert("rows".into(), json!(rows));
     ctx.insert("next".into(), json!(next));

@@ -27,6 +27,9 @@ pub const RANGES: &[(&str, i64)] = &[("1h", 3600), ("24h", 86_400), ("7d", 7 * 8
 #[derive(Deserialize, Default)]
 pub struct OverviewQuery {
     range: Option<String>,
+    /// A custom range, in `tollgate report --since/--until`'s forms (`2026-01-01`, `90m`, …).
+    since: Option<String>,
+    until: Option<String>,
     lang: Option<String>,
 }
 
@@ -45,6 +48,24 @@ pub async fn page(
         .find(|(name, _)| Some(*name) == q.range.as_deref())
         .copied()
         .unwrap_or(RANGES[1]);
+    let now = Utc::now();
+    let bound = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| tollgate_report::parse_time_bound(s, now))
+            .transpose()
+    };
+    let custom = match (bound(&q.since), bound(&q.until)) {
+        (Ok(None), Ok(None)) => None,
+        (Ok(since), Ok(until)) => Some((since, until)),
+        (Err(e), _) | (_, Err(e)) => {
+            let ctx = visit.context("overview");
+            return view::message(ctx, StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    let (since, until) = custom.unwrap_or((Some(now - chrono::Duration::seconds(seconds)), None));
+    let range = if custom.is_some() { "custom" } else { range };
     let mut prices = PriceTable::builtin();
     if let Some(p) = &app.prices_path
         && let Ok(extra) = PriceTable::load_file(p)
@@ -52,7 +73,8 @@ pub async fn page(
         prices.merge(extra);
     }
     let opts = ReportOptions {
-        since: Some(Utc::now() - chrono::Duration::seconds(seconds)),
+        since,
+        until,
         prices,
         lang: visit.lang,
         ..ReportOptions::default()
@@ -73,6 +95,8 @@ pub async fn page(
         json!(RANGES.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
     );
     ctx.insert("range".into(), json!(range));
+    ctx.insert("since".into(), json!(q.since));
+    ctx.insert("until".into(), json!(q.until));
     match built {
         Ok(Ok(report)) => {
             ctx.insert("report".into(), figures(&report, visit.lang));

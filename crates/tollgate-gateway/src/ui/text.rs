@@ -110,6 +110,12 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("back", "Back", "Geri"),
     ("created", "Created", "Oluşturulma"),
     ("steps", "Workflow steps", "İş akışı adımları"),
+    ("workflow", "Workflow", "İş akışı"),
+    ("session", "Session", "Oturum"),
+    ("custom", "custom", "özel"),
+    ("since", "From", "Başlangıç"),
+    ("until", "To", "Bitiş"),
+    ("show", "Show", "Göster"),
 ];
 
 /// The phrases of one language, by name, for the templates.
