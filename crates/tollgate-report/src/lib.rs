@@ -155,10 +155,12 @@ pub struct OwnKey<'a> {
     pub name: &'a str,
 }
 
-/// The report over a tollgate data directory's records, built as `tollgate report --data-dir`
-/// builds it (the same importer, key budgets and aggregation), so a figure shown elsewhere (the
-/// dashboard) equals the command's. `opts` gives the range, prices and language; `only` narrows
-/// it to one key's records and budget.
+/// The report over a tollgate data directory's records, built as `tollgate report --data-dir
+/// --since … --until …` builds it (the same record reader, key budgets and aggregation), so a
+/// figure shown elsewhere (the dashboard) equals the command's. `opts` gives the range, prices
+/// and language; `only` narrows it to one key's records and budget. Unlike the command, the
+/// range (and the key) is applied while reading, through the store's indexes: only
+/// `filtered_out` differs (the rows outside were never read).
 pub fn report_for_store(
     data_dir: &std::path::Path,
     mut opts: ReportOptions,
@@ -175,17 +177,16 @@ pub fn report_for_store(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(4096);
     let (mut report, summaries) = std::thread::scope(|scope| {
         let prices = &opts.prices;
+        // The range and the key are read through the store's indexes; the aggregation applies
+        // the range again, as for the command, which changes nothing for rows inside it.
+        let slice = import::tollgate::StoreSlice {
+            since: opts.since,
+            until: opts.until,
+            key_hash: only.map(|own| own.key_hash.to_string()),
+        };
         let reader = scope.spawn(move || {
-            let importer = import::Importer { prices, on_bytes: None };
-            let mut sink = |r: Record| {
-                // The range is applied by the aggregation, as for the command: records outside
-                // it count in `filtered_out`. Another key's records are not this view's at all.
-                if only.is_none_or(|own| r.key_hash.as_deref() == Some(own.key_hash)) {
-                    return tx.send(r).is_ok();
-                }
-                true
-            };
-            importer.import(&input, &mut sink)
+            let mut sink = |r: Record| tx.send(r).is_ok();
+            import::tollgate::import_sqlite_slice(&path, prices, &slice, &mut sink).map(|s| vec![s])
         });
         let report = build_report(rx, &opts);
         let summaries = reader
