@@ -108,6 +108,8 @@ pub const ROUTES: &[(&str, &[&str], &str)] = &[
     ("/ui/overview", &["GET"], "dashboard_overview"),
     ("/ui/logs", &["GET"], "dashboard_logs"),
     ("/ui/logs/{request_id}", &["GET"], "dashboard_request"),
+    ("/ui/playground", &["GET"], "dashboard_playground"),
+    ("/ui/playground/chat", &["POST"], "dashboard_playground_chat"),
     ("/ui/keys", &["GET", "POST"], "dashboard_keys"),
     ("/ui/keys/block", &["POST"], "dashboard_block_key"),
     ("/ui/keys/unblock", &["POST"], "dashboard_unblock_key"),

@@ -393,3 +393,62 @@ async fn a_custom_range_and_the_log_filters() {
     let (_, logs) = get(&gw, &admin.cookie, "/ui/logs?session=beta").await;
     assert_eq!(logs.matches(r#"class="record "#).count(), 2, "{logs}");
 }
+
+#[tokio::test]
+async fn the_playground_streams_through_the_pipeline_with_the_sessions_key() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let (s, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"key_alias": "tryer", "models": ["cheap"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{created}");
+    let raw = created["key"].as_str().unwrap().to_string();
+    let own = sign_in(&gw, &raw).await;
+
+    // The page offers only what the key may call.
+    let (s, html) = get(&gw, &own.cookie, "/ui/playground").await;
+    assert_eq!(s, 200);
+    assert!(html.contains(r#"<option value="cheap">"#) && !html.contains(r#"<option value="dear">"#));
+
+    let ask = |model: &str, csrf: Option<&str>| {
+        let mut req = client()
+            .post(format!("{}/ui/playground/chat", gw.base))
+            .header("cookie", &own.cookie)
+            .json(&json!({"model": model, "prompt": "say hello"}));
+        if let Some(c) = csrf {
+            req = req.header("x-csrf-token", c);
+        }
+        req.send()
+    };
+    // A change of state (a paid request) without the token is refused.
+    assert_eq!(ask("cheap", None).await.unwrap().status(), 403);
+    assert_eq!(ask("cheap", Some("forged")).await.unwrap().status(), 403);
+    // The key's own limits apply: it may not call `dear`.
+    let denied = ask("dear", Some(&own.csrf)).await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let streamed = ask("cheap", Some(&own.csrf)).await.unwrap();
+    assert_eq!(streamed.status(), 200);
+    assert!(
+        streamed.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let id = streamed.headers()["x-litellm-call-id"].to_str().unwrap().to_string();
+    let text = streamed.text().await.unwrap();
+    assert!(
+        text.contains("\"delta\"") && text.contains("\"usage\"") && text.contains("data: [DONE]"),
+        "{text}"
+    );
+    // Recorded as the key's request.
+    eventually("the record is written", Duration::from_secs(5), || async {
+        let (s, html) = get(&gw, &own.cookie, &format!("/ui/logs/{id}")).await;
+        s == 200 && html.contains("tryer")
+    })
+    .await;
+}

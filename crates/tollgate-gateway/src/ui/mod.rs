@@ -3,7 +3,8 @@
 //! server-side session (`session.rs`, `signin.rs`); each page checks it first (`guard.rs`).
 //! The pages read what the rest of tollgate already computes: the overview is the report's
 //! aggregation over the store (`overview.rs`), the logs the store's query (`logs.rs`), the keys
-//! page `key_api`'s own functions (`keys_page.rs`). Charts are inline SVG (`chart.rs`); the
+//! page `key_api`'s own functions (`keys_page.rs`), the playground the pipeline itself
+//! (`playground.rs`). Charts are inline SVG (`chart.rs`); the
 //! words are English or Turkish (`text.rs`).
 //!
 //! It lives in the gateway, not a crate of its own, because it needs the gateway's insides (the
@@ -16,6 +17,7 @@ mod guard;
 mod keys_page;
 mod logs;
 mod overview;
+mod playground;
 mod session;
 mod signin;
 mod text;
@@ -43,6 +45,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ui/overview", get(overview::page))
         .route("/ui/logs", get(logs::list))
         .route("/ui/logs/{request_id}", get(logs::detail))
+        .route("/ui/playground", get(playground::page))
+        .route("/ui/playground/chat", post(playground::chat))
         .route("/ui/keys", get(keys_page::list).post(keys_page::create))
         .route("/ui/keys/block", post(keys_page::block))
         .route("/ui/keys/unblock", post(keys_page::unblock))

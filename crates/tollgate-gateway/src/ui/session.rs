@@ -49,6 +49,30 @@ pub struct Session {
     /// Sent back in every form; a change without it is refused.
     pub csrf: String,
     pub ends: Instant,
+    /// The key signed in with, kept in this table only (never sent back to the browser): the
+    /// playground's requests go through the pipeline with it, so its limits, budget and
+    /// records are the key's own.
+    pub credential: Credential,
+}
+
+/// A key held for a session; its `Debug` never shows it.
+#[derive(Clone, Default)]
+pub struct Credential(String);
+
+impl Credential {
+    pub fn new(key: &str) -> Credential {
+        Credential(key.to_string())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential([redacted])")
+    }
 }
 
 /// A random token: 32 bytes from the OS's CSPRNG, as hex.
@@ -70,12 +94,18 @@ pub struct Sessions {
 
 impl Sessions {
     /// Starts a session; returns its id (the cookie's value).
-    pub fn open(&self, viewer: Viewer, now: Instant) -> Result<(String, Session), getrandom::Error> {
+    pub fn open(
+        &self,
+        viewer: Viewer,
+        credential: Credential,
+        now: Instant,
+    ) -> Result<(String, Session), getrandom::Error> {
         let id = random_token()?;
         let session = Session {
             viewer,
             csrf: random_token()?,
             ends: now + SESSION_TTL,
+            credential,
         };
         if let Ok(mut t) = self.table.lock() {
             t.retain(|_, s| s.ends > now);
@@ -149,13 +179,14 @@ mod tests {
     fn sessions_end_and_close() {
         let s = Sessions::default();
         let t0 = Instant::now();
-        let (id, session) = s.open(Viewer::Admin, t0).unwrap();
+        let (id, session) = s.open(Viewer::Admin, Credential::new("sk-secret"), t0).unwrap();
         assert_eq!(id.len(), 64);
         assert_ne!(id, session.csrf);
+        assert!(!format!("{session:?}").contains("sk-secret"));
         assert!(s.find(&id, t0).is_some());
         assert!(s.find(&id, t0 + SESSION_TTL + Duration::from_secs(1)).is_none());
         assert!(s.find(&id, t0).is_none(), "an ended session is removed");
-        let (id, _) = s.open(Viewer::Admin, t0).unwrap();
+        let (id, _) = s.open(Viewer::Admin, Credential::default(), t0).unwrap();
         s.close(&id);
         assert!(s.find(&id, t0).is_none());
     }

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::dashboard::Dashboard;
 use super::guard::{self, SESSION_COOKIE};
-use super::session::{SESSION_TTL, Viewer, random_token, same_secret};
+use super::session::{Credential, SESSION_TTL, Viewer, random_token, same_secret};
 use super::text::{self, LANG_COOKIE};
 use super::view;
 use crate::app::App;
@@ -98,7 +98,7 @@ pub async fn sign_in(
         return render_form(&headers, None, StatusCode::UNAUTHORIZED, Some("bad_key"));
     };
     dash.limiter.succeeded(ip);
-    let Ok((id, _)) = dash.sessions.open(viewer, now) else {
+    let Ok((id, _)) = dash.sessions.open(viewer, Credential::new(form.key.trim()), now) else {
         return render_form(&headers, None, StatusCode::INTERNAL_SERVER_ERROR, None);
     };
     let secure = view::behind_tls(&headers);

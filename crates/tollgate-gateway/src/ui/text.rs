@@ -116,6 +116,15 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("since", "From", "Başlangıç"),
     ("until", "To", "Bitiş"),
     ("show", "Show", "Göster"),
+    ("playground", "Playground", "Deneme alanı"),
+    ("prompt", "Prompt", "İstem"),
+    ("send", "Send", "Gönder"),
+    ("answer", "Answer", "Yanıt"),
+    (
+        "cost_per_bucket",
+        "The request, with its cost per bucket",
+        "İstek ve kova başına maliyeti",
+    ),
 ];
 
 /// The phrases of one language, by name, for the templates.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// Sent with every page: scripts and styles only from the binary itself, no framing, no
 /// referrer leaking a request id to another site.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
@@ -22,6 +22,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("record.html", include_str!("templates/record.html")),
     ("keys.html", include_str!("templates/keys.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("playground.html", include_str!("templates/playground.html")),
 ];
 
 pub const APP_CSS: &str = include_str!("assets/app.css");
