@@ -209,6 +209,33 @@ def test_dashboard_in_turkish(dash_gateway, browser):
     context.close()
 
 
+def test_dashboard_playground_streams_an_answer(dash_gateway, browser):
+    gw = dash_gateway
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    sign_in(page, gw, MASTER_KEY)
+    page.goto(f"{gw.url}/ui/playground")
+    page.select_option("#pg-model", "deepseek-v3.2")
+    page.fill("#pg-prompt", "Write a haiku about toll gates.")
+    page.click("#pg-send")
+    page.wait_for_selector("#playground[data-done=true]", timeout=15000)
+    assert page.locator("#pg-error").is_hidden(), page.locator("#pg-error").inner_text()
+    assert page.locator("#pg-answer").inner_text().strip()
+    assert page.locator("#pg-usage").is_visible()
+    assert int(page.locator('#pg-usage [data-usage="input"]').inner_text()) > 0
+    page.screenshot(path=str(SCREENSHOTS / "playground.png"), full_page=True)
+    # The request's page, with its cost per bucket.
+    page.click("#pg-record a")
+    page.wait_for_url("**/ui/logs/**")
+    # The record is written within milliseconds of the answer, off the request path.
+    deadline = time.time() + 5
+    while "deepseek-v3.2" not in page.content() and time.time() < deadline:
+        time.sleep(0.2)
+        page.reload()
+    assert "deepseek-v3.2" in page.content()
+    context.close()
+
+
 def test_dashboard_shows_a_workflow_runs_three_steps(dash_gateway, browser):
     """Last in this file: the run adds records the story above counts exactly."""
     gw = dash_gateway
