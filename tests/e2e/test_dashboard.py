@@ -202,6 +202,12 @@ def test_dashboard_in_turkish(dash_gateway, browser):
     page.goto(f"{gw.url}/ui/overview?range=24h")
     assert "Genel bakış" in page.content() and "Başarı oranı" in page.content()
     page.screenshot(path=str(SCREENSHOTS / "overview-tr.png"), full_page=True)
+    # The full report, in Turkish, as `tollgate report --lang tr` renders it.
+    page.click("#report-html")
+    page.wait_for_url("**/ui/report?**")
+    assert page.locator("html").get_attribute("lang") == "tr"
+    page.screenshot(path=str(SCREENSHOTS / "report-tr.png"), full_page=True)
+    page.goto(f"{gw.url}/ui/overview?range=24h")
     # The switch goes back to English and is remembered.
     page.goto(f"{gw.url}/ui/overview?lang=en")
     page.goto(f"{gw.url}/ui/logs")

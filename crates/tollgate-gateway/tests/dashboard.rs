@@ -389,6 +389,37 @@ async fn a_custom_range_and_the_log_filters() {
     let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=yesterday-ish").await;
     assert_eq!(s, 400);
     assert!(html.contains("RFC 3339"), "{html}");
+    // The full report for a range, shown and downloadable, as `tollgate report` renders it.
+    let resp = client()
+        .get(format!("{}/ui/report?range=1h&format=json&download=1", gw.base))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"tollgate-report-1h.json\""
+    );
+    let report: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(report["requests"]["total"], 3);
+    let (s, md) = get(&gw, &admin.cookie, "/ui/report?since=2h&format=md").await;
+    assert_eq!(s, 200);
+    assert!(md.starts_with('#'), "{md}");
+    let html = client()
+        .get(format!("{}/ui/report?range=24h&lang=tr", gw.base))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    let csp = html.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("style-src 'unsafe-inline'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert!(html.text().await.unwrap().contains("<html"));
+    let (s, _) = get(&gw, &admin.cookie, "/ui/report?format=pdf").await;
+    assert_eq!(s, 400);
     // The session filter.
     let (_, logs) = get(&gw, &admin.cookie, "/ui/logs?session=beta").await;
     assert_eq!(logs.matches(r#"class="record "#).count(), 2, "{logs}");

@@ -132,26 +132,16 @@ pub async fn list(
 fn encode(params: &[(String, String)]) -> String {
     params
         .iter()
-        .map(|(k, v)| format!("{k}={}", percent(v)))
+        .map(|(k, v)| format!("{k}={}", view::percent(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn row(r: &Record, lang: Lang) -> Value {
     json!({
         "time": r.start_time.format("%Y-%m-%d %H:%M:%S").to_string(),
         "request_id": r.request_id,
-        "link": format!("/ui/logs/{}", percent(&r.request_id)),
+        "link": format!("/ui/logs/{}", view::percent(&r.request_id)),
         "model": r.model_group,
         "key": r.key_alias,
         "status": if r.status == RecordStatus::Success { "success" } else { "failure" },

@@ -3,8 +3,8 @@
 //! server-side session (`session.rs`, `signin.rs`); each page checks it first (`guard.rs`).
 //! The pages read what the rest of tollgate already computes: the overview is the report's
 //! aggregation over the store (`overview.rs`), the logs the store's query (`logs.rs`), the keys
-//! page `key_api`'s own functions (`keys_page.rs`), the playground the pipeline itself
-//! (`playground.rs`). Charts are inline SVG (`chart.rs`); the
+//! page `key_api`'s own functions (`keys_page.rs`), the report page the report's renderers
+//! (`report_page.rs`), the playground the pipeline itself (`playground.rs`). Charts are inline SVG (`chart.rs`); the
 //! words are English or Turkish (`text.rs`).
 //!
 //! It lives in the gateway, not a crate of its own, because it needs the gateway's insides (the
@@ -18,6 +18,7 @@ mod keys_page;
 mod logs;
 mod overview;
 mod playground;
+mod report_page;
 mod session;
 mod signin;
 mod text;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ui/overview", get(overview::page))
         .route("/ui/logs", get(logs::list))
         .route("/ui/logs/{request_id}", get(logs::detail))
+        .route("/ui/report", get(report_page::page))
         .route("/ui/playground", get(playground::page))
         .route("/ui/playground/chat", post(playground::chat))
         .route("/ui/keys", get(keys_page::list).post(keys_page::create))

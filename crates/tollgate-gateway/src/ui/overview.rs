@@ -16,7 +16,7 @@ use tollgate_report::{Lang, OwnKey, Report, ReportOptions};
 
 use super::chart;
 use super::dashboard::Dashboard;
-use super::guard;
+use super::guard::{self, Visit};
 use super::session::Viewer;
 use super::view;
 use crate::app::App;
@@ -24,25 +24,14 @@ use crate::app::App;
 /// The ranges offered, as `tollgate report --since` writes them.
 pub const RANGES: &[(&str, i64)] = &[("1h", 3600), ("24h", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
 
-#[derive(Deserialize, Default)]
-pub struct OverviewQuery {
-    range: Option<String>,
-    /// A custom range, in `tollgate report --since/--until`'s forms (`2026-01-01`, `90m`, …).
-    since: Option<String>,
-    until: Option<String>,
-    lang: Option<String>,
-}
-
-pub async fn page(
-    State(app): State<Arc<App>>,
-    Extension(dash): Extension<Arc<Dashboard>>,
-    headers: HeaderMap,
-    Query(q): Query<OverviewQuery>,
-) -> Response {
-    let visit = match guard::visit(&app, &dash.sessions, &headers, q.lang.as_deref()).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+/// The report for the range a query names (one of [`RANGES`], else `since`/`until`), over what
+/// the visitor may see; with the range's name (`custom` for a custom one). The report page
+/// shares it.
+pub async fn build(
+    app: &App,
+    visit: &Visit,
+    q: &OverviewQuery,
+) -> Result<(&'static str, Report), (StatusCode, String)> {
     let (range, seconds) = RANGES
         .iter()
         .find(|(name, _)| Some(*name) == q.range.as_deref())
@@ -59,10 +48,7 @@ pub async fn page(
     let custom = match (bound(&q.since), bound(&q.until)) {
         (Ok(None), Ok(None)) => None,
         (Ok(since), Ok(until)) => Some((since, until)),
-        (Err(e), _) | (_, Err(e)) => {
-            let ctx = visit.context("overview");
-            return view::message(ctx, StatusCode::BAD_REQUEST, &e.to_string());
-        }
+        (Err(e), _) | (_, Err(e)) => return Err((StatusCode::BAD_REQUEST, e.to_string())),
     };
     let (since, until) = custom.unwrap_or((Some(now - chrono::Duration::seconds(seconds)), None));
     let range = if custom.is_some() { "custom" } else { range };
@@ -89,6 +75,36 @@ pub async fn page(
         tollgate_report::report_for_store(&data_dir, opts, only)
     })
     .await;
+    match built {
+        Ok(Ok(report)) => Ok((range, report)),
+        Ok(Err(e)) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct OverviewQuery {
+    pub range: Option<String>,
+    /// A custom range, in `tollgate report --since/--until`'s forms (`2026-01-01`, `90m`, …).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub lang: Option<String>,
+}
+
+pub async fn page(
+    State(app): State<Arc<App>>,
+    Extension(dash): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(q): Query<OverviewQuery>,
+) -> Response {
+    let visit = match guard::visit(&app, &dash.sessions, &headers, q.lang.as_deref()).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (range, report) = match build(&app, &visit, &q).await {
+        Ok(b) => b,
+        Err((status, message)) => return view::message(visit.context("overview"), status, &message),
+    };
     let mut ctx = visit.context("overview");
     ctx.insert(
         "ranges".into(),
@@ -97,25 +113,27 @@ pub async fn page(
     ctx.insert("range".into(), json!(range));
     ctx.insert("since".into(), json!(q.since));
     ctx.insert("until".into(), json!(q.until));
-    match built {
-        Ok(Ok(report)) => {
-            ctx.insert("report".into(), figures(&report, visit.lang));
-            let title = visit
-                .lang
-                .pick("requests and cost over time", "zaman içinde istekler ve maliyet");
-            ctx.insert(
-                "chart".into(),
-                json!(chart::requests_and_cost(&report.timeline.points, title)),
-            );
-            let mut resp = view::page(StatusCode::OK, "overview.html", &ctx);
-            if q.lang.is_some() {
-                super::signin::remember_lang(&mut resp, visit.lang, view::behind_tls(&headers));
-            }
-            resp
-        }
-        Ok(Err(e)) => view::message(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(e) => view::message(ctx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    // The same range for the report page's links.
+    let qs = if range == "custom" {
+        let part = |v: &Option<String>| view::percent(v.as_deref().unwrap_or(""));
+        format!("since={}&until={}", part(&q.since), part(&q.until))
+    } else {
+        format!("range={range}")
+    };
+    ctx.insert("report_qs".into(), json!(qs));
+    ctx.insert("report".into(), figures(&report, visit.lang));
+    let title = visit
+        .lang
+        .pick("requests and cost over time", "zaman içinde istekler ve maliyet");
+    ctx.insert(
+        "chart".into(),
+        json!(chart::requests_and_cost(&report.timeline.points, title)),
+    );
+    let mut resp = view::page(StatusCode::OK, "overview.html", &ctx);
+    if q.lang.is_some() {
+        super::signin::remember_lang(&mut resp, visit.lang, view::behind_tls(&headers));
     }
+    resp
 }
 
 /// The report's figures, each as a value (for `data-value`, which tests compare with the

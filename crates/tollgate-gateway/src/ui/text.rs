@@ -117,6 +117,8 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("until", "To", "Bitiş"),
     ("show", "Show", "Göster"),
     ("playground", "Playground", "Deneme alanı"),
+    ("full_report", "The full report", "Raporun tamamı"),
+    ("open", "open", "aç"),
     ("prompt", "Prompt", "İstem"),
     ("send", "Send", "Gönder"),
     ("answer", "Answer", "Yanıt"),

@@ -67,6 +67,16 @@ pub fn message(mut ctx: serde_json::Map<String, serde_json::Value>, status: Stat
     page(status, "message.html", &ctx)
 }
 
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The headers every dashboard answer carries.
 pub fn with_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
