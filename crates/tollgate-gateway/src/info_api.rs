@@ -115,6 +115,8 @@ pub const ROUTES: &[(&str, &[&str], &str)] = &[
     ("/ui/keys/block", &["POST"], "dashboard_block_key"),
     ("/ui/keys/unblock", &["POST"], "dashboard_unblock_key"),
     ("/ui/keys/delete", &["POST"], "dashboard_delete_key"),
+    ("/ui/keys/budget", &["POST"], "dashboard_key_budget"),
+    ("/ui/keys/regenerate", &["POST"], "dashboard_regenerate_key"),
     ("/ui/assets/app.css", &["GET"], "dashboard_asset"),
     ("/ui/assets/app.js", &["GET"], "dashboard_asset"),
 ];

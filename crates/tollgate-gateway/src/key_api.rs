@@ -321,18 +321,21 @@ async fn existing(app: &App, m: &Map<String, Value>) -> Result<KeyRow, ApiError>
 async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
-    let mut key = existing(&app, &m).await?;
+    let key = update_key(&app, &m).await?;
+    Ok(axum::Json(shown(&app, &key)).into_response())
+}
+
+/// Changes the fields `m` gives of the key it names (`{"key": …, …}`), as `/key/update` does;
+/// the API and the dashboard both call it.
+pub(crate) async fn update_key(app: &App, m: &Map<String, Value>) -> Result<KeyRow, ApiError> {
+    let mut key = existing(app, m).await?;
     let mut changes = m.clone();
     changes.remove("key");
     apply(&mut key, &changes, Utc::now())?;
-    check_refs(&app, &key, &changes).await?;
+    check_refs(app, &key, &changes).await?;
     key.updated_at = Some(Utc::now());
-    save(&app, key).await
-}
-
-async fn save(app: &App, key: KeyRow) -> ApiResult {
     store(app, &key).await?;
-    Ok(axum::Json(shown(app, &key)).into_response())
+    Ok(key)
 }
 
 /// Writes a changed key and drops the cached copy requests authenticate against.
@@ -425,8 +428,20 @@ pub(crate) async fn delete_keys(app: &App, m: &Map<String, Value>) -> Result<Vec
 async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
-    let old = existing(&app, &m).await?;
-    let raw = match opt_string(&m, "new_key")?.flatten() {
+    let (key, raw) = regenerate_key(&app, &m).await?;
+    let mut v = shown(&app, &key);
+    if let Value::Object(o) = &mut v {
+        o.insert("key".into(), json!(raw));
+    }
+    Ok(axum::Json(v).into_response())
+}
+
+/// A new value for the key `m` names, as `/key/regenerate` makes it (with its `grace_period`
+/// and field changes); returns the row and the raw key, shown once. The API and the dashboard
+/// both call it.
+pub(crate) async fn regenerate_key(app: &App, m: &Map<String, Value>) -> Result<(KeyRow, String), ApiError> {
+    let old = existing(app, m).await?;
+    let raw = match opt_string(m, "new_key")?.flatten() {
         Some(custom) if custom.starts_with("sk-") && custom.len() >= 8 => custom,
         Some(_) => {
             return Err(ApiError::bad(
@@ -447,7 +462,7 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     apply(&mut key, &changes, Utc::now())?;
     // `grace_period`: the old key keeps working for that long, so clients can be moved over
     // without an outage. Without one it stops at once.
-    (key.previous_token, key.previous_token_expires) = match opt_string(&m, "grace_period")?.flatten() {
+    (key.previous_token, key.previous_token_expires) = match opt_string(m, "grace_period")?.flatten() {
         None => (None, None),
         Some(period) => match duration_end(&period, Utc::now()) {
             Some(until) => (Some(old.token.clone()), Some(until)),
@@ -459,7 +474,7 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
             }
         },
     };
-    check_refs(&app, &key, &changes).await?;
+    check_refs(app, &key, &changes).await?;
     let (old_token, row) = (old.token.clone(), key.clone());
     // Spend still gathering under the old token is written first: once the row has the new
     // token, a write to the old one would find no row and the spend would be lost.
@@ -467,7 +482,7 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     tokio::task::spawn_blocking(move || keys.flush())
         .await
         .map_err(|_| ApiError::from(StoreError::WriterGone))?;
-    if !blocking(&app, move |s| s.replace_token(&old_token, &row)).await? {
+    if !blocking(app, move |s| s.replace_token(&old_token, &row)).await? {
         return Err(ApiError::not_found("no such key", "key"));
     }
     app.keys.forget(&old.token);
@@ -477,10 +492,6 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     }
     // The row as stored now: its spend includes what was just written.
     let token = key.token.clone();
-    let key = blocking(&app, move |s| Ok(s.get(&token)?)).await?.unwrap_or(key);
-    let mut v = shown(&app, &key);
-    if let Value::Object(o) = &mut v {
-        o.insert("key".into(), json!(raw));
-    }
-    Ok(axum::Json(v).into_response())
+    let key = blocking(app, move |s| Ok(s.get(&token)?)).await?.unwrap_or(key);
+    Ok((key, raw))
 }

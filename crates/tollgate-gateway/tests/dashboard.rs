@@ -250,8 +250,38 @@ async fn changes_need_the_csrf_token_and_a_key_sees_only_its_own() {
     let (s, _) = get(&gw, &own.cookie, &format!("/ui/logs/{newest}")).await;
     assert_eq!(s, 404, "the newest record is the master key's");
 
-    // Blocking the key from the page ends its session at the next page.
+    // The budget is changed through `/key/update`'s own code: a bad value is said so, empty
+    // removes it.
     let token = tollgate_gateway::keys::hash_key(&raw);
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/budget",
+        &[("key", &token), ("max_budget", "7.5")],
+    )
+    .await;
+    assert_eq!(s, 403, "no token, no change");
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/budget",
+        &[("key", &token), ("max_budget", "7.5"), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, info) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    assert_eq!(info["info"]["max_budget"], 7.5);
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/budget",
+        &[("key", &token), ("max_budget", "-1"), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 400, "{html}");
+    assert!(html.contains("max_budget"), "the API's own message: {html}");
+
+    // Blocking the key from the page ends its session at the next page.
     let (s, _) = post(&gw, &admin.cookie, "/ui/keys/block", &[("key", &token)]).await;
     assert_eq!(s, 403, "no token, no change");
     let (s, _) = post(
@@ -264,15 +294,33 @@ async fn changes_need_the_csrf_token_and_a_key_sees_only_its_own() {
     assert_eq!(s, 303);
     let (s, _) = get(&gw, &own.cookie, "/ui/overview").await;
     assert_eq!(s, 303, "a blocked key's session ends");
+    // Regenerating shows the new value once; the old one stops working.
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/regenerate",
+        &[("key", &token), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 200, "{html}");
+    let at = html.find(r#"id="new-key">"#).expect("the new key") + r#"id="new-key">"#.len();
+    let fresh = html[at..].split('<').next().unwrap().to_string();
+    assert!(fresh.starts_with("sk-") && fresh != raw);
+    let (s, _) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    assert_eq!(s, 404);
+    let (s, info) = call(&gw, "GET", &format!("/key/info?key={fresh}"), KEY, None).await;
+    assert_eq!(s, 200, "{info}");
+    assert_eq!(info["info"]["key_alias"], "web");
+    let fresh_token = tollgate_gateway::keys::hash_key(&fresh);
     let (s, _) = post(
         &gw,
         &admin.cookie,
         "/ui/keys/delete",
-        &[("key", &token), ("csrf", &admin.csrf)],
+        &[("key", &fresh_token), ("csrf", &admin.csrf)],
     )
     .await;
     assert_eq!(s, 303);
-    let (s, _) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    let (s, _) = call(&gw, "GET", &format!("/key/info?key={fresh}"), KEY, None).await;
     assert_eq!(s, 404);
 }
 

@@ -1,5 +1,5 @@
-//! The keys page (master key only): list, create (the raw key shown once), block, unblock,
-//! delete. Every change goes through `key_api`'s own functions — the ones `/key/*` runs — so
+//! The keys page (master key only): list, create (the raw key shown once), change the budget,
+//! regenerate (the new value shown once), block, unblock, delete. Every change goes through `key_api`'s own functions — the ones `/key/*` runs — so
 //! the page and the API cannot drift apart.
 
 use std::sync::Arc;
@@ -67,6 +67,7 @@ async fn render(app: &App, visit: &Visit, page: u32, new_key: Option<String>, er
                 "blocked": k.blocked,
                 "spend": lang.usd(spend),
                 "budget": k.max_budget.map(|b| lang.usd(b)),
+                "budget_value": k.max_budget,
                 // Spend against budget, for the bar (0–100).
                 "budget_pct": k.max_budget.filter(|b| *b > 0.0).map(|b| (spend / b * 100.0).clamp(0.0, 100.0).round()),
                 "reset": shown["budget_reset_at"],
@@ -145,6 +146,8 @@ pub struct KeyForm {
     csrf: Option<String>,
     #[serde(default)]
     key: String,
+    /// The budget form's value: empty removes the budget.
+    max_budget: Option<String>,
 }
 
 async fn change(app: Arc<App>, dash: Arc<Dashboard>, headers: HeaderMap, form: KeyForm, what: Change) -> Response {
@@ -156,18 +159,36 @@ async fn change(app: Arc<App>, dash: Arc<Dashboard>, headers: HeaderMap, form: K
         return refused;
     }
     let mut m = Map::new();
+    m.insert("key".into(), json!(form.key));
     let done = match what {
-        Change::Block(blocked) => {
-            m.insert("key".into(), json!(form.key));
-            key_api::block_key(&app, &m, blocked).await.map(|_| ())
-        }
+        Change::Block(blocked) => key_api::block_key(&app, &m, blocked).await.map(|_| None),
         Change::Delete => {
+            m.remove("key");
             m.insert("keys".into(), json!([form.key]));
-            key_api::delete_keys(&app, &m).await.map(|_| ())
+            key_api::delete_keys(&app, &m).await.map(|_| None)
         }
+        Change::Budget => {
+            let given = form.max_budget.as_deref().map(str::trim).unwrap_or("");
+            let budget = if given.is_empty() {
+                Value::Null
+            } else {
+                match given.parse::<f64>() {
+                    Ok(b) => json!(b),
+                    Err(_) => {
+                        let msg = format!("max budget {given:?} is not a number");
+                        return render(&app, &visit, 1, None, Some(msg)).await;
+                    }
+                }
+            };
+            m.insert("max_budget".into(), budget);
+            key_api::update_key(&app, &m).await.map(|_| None)
+        }
+        Change::Regenerate => key_api::regenerate_key(&app, &m).await.map(|(_, raw)| Some(raw)),
     };
     match done {
-        Ok(()) => view::redirect("/ui/keys"),
+        Ok(None) => view::redirect("/ui/keys"),
+        // The new value, shown this once.
+        Ok(Some(raw)) => render(&app, &visit, 1, Some(raw), None).await,
         Err(e) => render(&app, &visit, 1, None, Some(e.message().to_string())).await,
     }
 }
@@ -175,6 +196,8 @@ async fn change(app: Arc<App>, dash: Arc<Dashboard>, headers: HeaderMap, form: K
 enum Change {
     Block(bool),
     Delete,
+    Budget,
+    Regenerate,
 }
 
 pub async fn block(
@@ -202,4 +225,22 @@ pub async fn delete(
     Form(form): Form<KeyForm>,
 ) -> Response {
     change(app, dash, headers, form, Change::Delete).await
+}
+
+pub async fn budget(
+    State(app): State<Arc<App>>,
+    Extension(dash): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Form(form): Form<KeyForm>,
+) -> Response {
+    change(app, dash, headers, form, Change::Budget).await
+}
+
+pub async fn regenerate(
+    State(app): State<Arc<App>>,
+    Extension(dash): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Form(form): Form<KeyForm>,
+) -> Response {
+    change(app, dash, headers, form, Change::Regenerate).await
 }

@@ -53,6 +53,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ui/keys/block", post(keys_page::block))
         .route("/ui/keys/unblock", post(keys_page::unblock))
         .route("/ui/keys/delete", post(keys_page::delete))
+        .route("/ui/keys/budget", post(keys_page::budget))
+        .route("/ui/keys/regenerate", post(keys_page::regenerate))
         .route(
             "/ui/assets/app.css",
             get(|| async { view::asset("text/css; charset=utf-8", view::APP_CSS) }),

@@ -118,6 +118,8 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("show", "Show", "Göster"),
     ("playground", "Playground", "Deneme alanı"),
     ("full_report", "The full report", "Raporun tamamı"),
+    ("save", "Save", "Kaydet"),
+    ("regenerate", "Regenerate", "Yenile"),
     ("open", "open", "aç"),
     ("prompt", "Prompt", "İstem"),
     ("send", "Send", "Gönder"),
