@@ -264,6 +264,11 @@ def test_dashboard_shows_a_workflow_runs_three_steps(dash_gateway, browser):
         assert f"({role})" in text
     assert page.locator("#workflow-steps svg rect.step").count() == 3
     page.screenshot(path=str(SCREENSHOTS / "workflow-run.png"), full_page=True)
+    # The models page lists the workflow with its steps and every group's deployment.
+    page.goto(f"{gw.url}/ui/models")
+    assert page.locator('[data-workflow="plan-code-review"]').count() == 1
+    assert page.locator(".group").count() >= 3
+    page.screenshot(path=str(SCREENSHOTS / "models.png"), full_page=True)
     context.close()
 
 

@@ -109,6 +109,7 @@ pub const ROUTES: &[(&str, &[&str], &str)] = &[
     ("/ui/logs", &["GET"], "dashboard_logs"),
     ("/ui/logs/{request_id}", &["GET"], "dashboard_request"),
     ("/ui/report", &["GET"], "dashboard_report"),
+    ("/ui/models", &["GET"], "dashboard_models"),
     ("/ui/playground", &["GET"], "dashboard_playground"),
     ("/ui/playground/chat", &["POST"], "dashboard_playground_chat"),
     ("/ui/keys", &["GET", "POST"], "dashboard_keys"),

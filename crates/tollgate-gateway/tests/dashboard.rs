@@ -405,6 +405,20 @@ general_settings:
     })
     .await;
     let (_, page) = get(&gw, &admin.cookie, &path).await;
+    // The models page: the group, its deployment, and the workflow with its steps; a key may
+    // not open it.
+    let (s, models) = get(&gw, &admin.cookie, "/ui/models").await;
+    assert_eq!(s, 200, "{models}");
+    assert!(
+        models.contains(r#"data-group="cheap""#) && models.contains("openai&#x2f;cheap"),
+        "{models}"
+    );
+    assert!(models.contains(r#"data-workflow="plan-code-review""#), "{models}");
+    assert!(
+        models.contains("planner → cheap") && models.contains("reviewer → cheap"),
+        "{models}"
+    );
+    assert!(models.contains(r#"id="config-ok""#));
     // Three rows and three bars, in the order the steps ran.
     assert!(page.contains(r#"id="workflow-steps""#), "{page}");
     assert_eq!(page.matches(r#"<rect class="step""#).count(), 3, "{page}");

@@ -4,7 +4,7 @@
 //! The pages read what the rest of tollgate already computes: the overview is the report's
 //! aggregation over the store (`overview.rs`), the logs the store's query (`logs.rs`), the keys
 //! page `key_api`'s own functions (`keys_page.rs`), the report page the report's renderers
-//! (`report_page.rs`), the playground the pipeline itself (`playground.rs`). Charts are inline SVG (`chart.rs`); the
+//! (`report_page.rs`), the models page the live state (`models_page.rs`), the playground the pipeline itself (`playground.rs`). Charts are inline SVG (`chart.rs`); the
 //! words are English or Turkish (`text.rs`).
 //!
 //! It lives in the gateway, not a crate of its own, because it needs the gateway's insides (the
@@ -16,6 +16,7 @@ mod dashboard;
 mod guard;
 mod keys_page;
 mod logs;
+mod models_page;
 mod overview;
 mod playground;
 mod report_page;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ui/logs", get(logs::list))
         .route("/ui/logs/{request_id}", get(logs::detail))
         .route("/ui/report", get(report_page::page))
+        .route("/ui/models", get(models_page::page))
         .route("/ui/playground", get(playground::page))
         .route("/ui/playground/chat", post(playground::chat))
         .route("/ui/keys", get(keys_page::list).post(keys_page::create))

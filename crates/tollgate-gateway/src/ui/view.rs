@@ -23,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("keys.html", include_str!("templates/keys.html")),
     ("message.html", include_str!("templates/message.html")),
     ("playground.html", include_str!("templates/playground.html")),
+    ("models.html", include_str!("templates/models.html")),
 ];
 
 pub const APP_CSS: &str = include_str!("assets/app.css");
