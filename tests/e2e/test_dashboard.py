@@ -164,6 +164,12 @@ def test_dashboard_story(dash_gateway, browser):
     assert row.count() == 1
     assert page.locator("#records tr.record").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "logs.png"), full_page=True)
+    # … and the key's spend moved on the keys page.
+    page.goto(f"{gw.url}/ui/keys")
+    spend = float(page.locator('#keys tr[data-alias="e2e-ui"]').get_attribute("data-spend"))
+    assert spend > 0
+    page.goto(f"{gw.url}/ui/logs?key=e2e-ui")
+    row = page.locator(f'#records tr[data-request-id="{request_id}"]')
     row.locator("a").first.click()
     page.wait_for_url(f"**/ui/logs/{request_id}")
     assert page.locator("#request-id").inner_text() == request_id

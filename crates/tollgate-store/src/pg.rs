@@ -456,6 +456,8 @@ const POSTGRES_DIALECT: Dialect = Dialect {
     placeholder: |n| format!("${n}"),
     key_hash: "(json->>'key_hash')",
     cache: "(json->>'cache')",
+    user_id: "(json->>'user_id')",
+    team_id: "(json->>'team_id')",
     position: "strpos",
 };
 

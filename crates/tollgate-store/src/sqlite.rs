@@ -380,6 +380,8 @@ const SQLITE_DIALECT: Dialect = Dialect {
     placeholder: |n| format!("?{n}"),
     key_hash: "(CASE WHEN json_valid(json) THEN json_extract(json, '$.key_hash') END)",
     cache: "(CASE WHEN json_valid(json) THEN json_extract(json, '$.cache') END)",
+    user_id: "(CASE WHEN json_valid(json) THEN json_extract(json, '$.user_id') END)",
+    team_id: "(CASE WHEN json_valid(json) THEN json_extract(json, '$.team_id') END)",
     position: "instr",
 };
 

@@ -129,6 +129,9 @@ pub struct RecordQuery {
     pub session_id: Option<String>,
     /// The workflow a record belongs to (its run and its steps).
     pub workflow: Option<String>,
+    /// The virtual key's user and team.
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
     /// Continue after this record (exclusive), from [`RecordPage::next`].
     pub after: Option<RecordCursor>,
     /// Records per page (at least 1, at most [`MAX_PAGE`]).
@@ -201,6 +204,8 @@ pub(crate) struct Dialect {
     pub placeholder: fn(usize) -> String,
     pub key_hash: &'static str,
     pub cache: &'static str,
+    pub user_id: &'static str,
+    pub team_id: &'static str,
     /// The function giving a substring's position (SQLite `instr`, Postgres `strpos`).
     pub position: &'static str,
 }
@@ -260,6 +265,14 @@ impl RecordQuery {
         }
         if let Some(v) = &self.workflow {
             push(&mut conds, &mut values, "workflow = ?", QueryValue::Text(v.clone()));
+        }
+        if let Some(v) = &self.user_id {
+            let sql = format!("{} = ?", d.user_id);
+            push(&mut conds, &mut values, &sql, QueryValue::Text(v.clone()));
+        }
+        if let Some(v) = &self.team_id {
+            let sql = format!("{} = ?", d.team_id);
+            push(&mut conds, &mut values, &sql, QueryValue::Text(v.clone()));
         }
         if let Some(c) = &self.after {
             values.push(QueryValue::Time(c.start_time));

@@ -116,6 +116,8 @@ fn query_contract(store: &mut dyn RecordStore) {
             key_hash: Some(if i % 3 == 0 { "aaaa" } else { "bbbb" }.into()),
             cache: if i == 4 { CacheState::Hit } else { CacheState::Miss },
             model_group: if i % 2 == 0 { "coder" } else { "writer" }.into(),
+            user_id: (i == 5).then(|| "ada".to_string()),
+            team_id: (i >= 7).then(|| "core".to_string()),
             ..record(i, None)
         })
         .collect();
@@ -205,6 +207,16 @@ fn query_contract(store: &mut dyn RecordStore) {
         ..base.clone()
     };
     assert!(ids(&none, store).is_empty());
+    let user = RecordQuery {
+        user_id: Some("ada".into()),
+        ..base.clone()
+    };
+    assert_eq!(ids(&user, store), ["req-5"]);
+    let team = RecordQuery {
+        team_id: Some("core".into()),
+        ..base.clone()
+    };
+    assert_eq!(ids(&team, store), ["req-8b%_", "req-8", "req-7"]);
     let range = RecordQuery {
         range: TimeRange {
             since: Some(t0() + Duration::minutes(2)),
@@ -236,7 +248,12 @@ fn the_log_querys_indexes_serve_it_and_a_damaged_row_still_goes_in() {
         .unwrap();
     // The planner uses them for a key's own view and the cache filter (the query's expressions
     // are the indexes' exactly).
-    for (column, index) in [("key_hash", "records_key_hash"), ("cache", "records_cache")] {
+    for (column, index) in [
+        ("key_hash", "records_key_hash"),
+        ("cache", "records_cache"),
+        ("user_id", "records_user"),
+        ("team_id", "records_team"),
+    ] {
         let sql = format!(
             "EXPLAIN QUERY PLAN SELECT rowid FROM records WHERE (CASE WHEN json_valid(json) THEN json_extract(json, '$.{column}') END) = 'x' ORDER BY start_time DESC"
         );

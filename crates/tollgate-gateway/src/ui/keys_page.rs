@@ -66,6 +66,7 @@ async fn render(app: &App, visit: &Visit, page: u32, new_key: Option<String>, er
                 "name": k.key_name,
                 "blocked": k.blocked,
                 "spend": lang.usd(spend),
+                "spend_value": spend,
                 "budget": k.max_budget.map(|b| lang.usd(b)),
                 "budget_value": k.max_budget,
                 // Spend against budget, for the bar (0–100).

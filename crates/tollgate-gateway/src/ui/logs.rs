@@ -33,6 +33,8 @@ pub struct LogQuery {
     q: Option<String>,
     session: Option<String>,
     workflow: Option<String>,
+    user: Option<String>,
+    team: Option<String>,
     after: Option<String>,
     lang: Option<String>,
 }
@@ -89,6 +91,8 @@ pub async fn list(
             request_id: given(&q.q),
             session_id: given(&q.session),
             workflow: given(&q.workflow),
+            user_id: given(&q.user),
+            team_id: given(&q.team),
             after: given(&q.after).as_deref().and_then(RecordCursor::parse),
             limit: PAGE_SIZE,
             ..RecordQuery::default()
@@ -108,12 +112,14 @@ pub async fn list(
     let filters = json!({
         "model": given(&q.model), "key": given(&q.key), "status": given(&q.status),
         "cache": given(&q.cache), "q": given(&q.q), "session": given(&q.session),
-        "workflow": given(&q.workflow),
+        "workflow": given(&q.workflow), "user": given(&q.user), "team": given(&q.team),
     });
-    let mut next_params: Vec<(String, String)> = ["model", "key", "status", "cache", "q", "session", "workflow"]
-        .iter()
-        .filter_map(|k| filters[*k].as_str().map(|v| (k.to_string(), v.to_string())))
-        .collect();
+    let mut next_params: Vec<(String, String)> = [
+        "model", "key", "status", "cache", "q", "session", "workflow", "user", "team",
+    ]
+    .iter()
+    .filter_map(|k| filters[*k].as_str().map(|v| (k.to_string(), v.to_string())))
+    .collect();
     let next = page.next.map(|c| {
         next_params.push(("after".into(), c.token()));
         format!("/ui/logs?{}", encode(&next_params))

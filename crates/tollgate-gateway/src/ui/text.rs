@@ -112,6 +112,8 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("steps", "Workflow steps", "İş akışı adımları"),
     ("workflow", "Workflow", "İş akışı"),
     ("session", "Session", "Oturum"),
+    ("user", "User", "Kullanıcı"),
+    ("team", "Team", "Takım"),
     ("custom", "custom", "özel"),
     ("since", "From", "Başlangıç"),
     ("until", "To", "Bitiş"),
