@@ -15,6 +15,16 @@ req="$here/requirements.txt"
 stamp="$venv/.requirements.txt"
 
 python="${PYTHON:-python3}"
+
+# The dashboard's browser tests drive Debian's chromium (Playwright may not download a browser).
+# Installed once, as root with apt; elsewhere (no root, no apt) those tests say what is missing.
+chromium_bin="${TOLLGATE_CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$chromium_bin" ]] && command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    echo "e2e: installing chromium (apt-get) for the dashboard's browser tests" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+        || echo "e2e: could not install chromium; the dashboard's browser tests will fail" >&2
+fi
+export TOLLGATE_CHROMIUM="$chromium_bin"
 if ! command -v "$python" >/dev/null 2>&1; then
     echo "e2e: $python not found; install Python 3.9+ (or set PYTHON=/path/to/python3)" >&2
     exit 2

@@ -107,6 +107,27 @@ pub const ROUTES: &[(&str, &[&str], &str)] = &[
     ("/budget/update", &["POST"], "update_budget"),
     ("/budget/delete", &["POST"], "delete_budget"),
     ("/budget/list", &["GET"], "list_budget"),
+    // The dashboard (`ui/`): pages for a browser, signed in with a session cookie.
+    ("/", &["GET"], "dashboard_redirect"),
+    ("/ui", &["GET"], "dashboard"),
+    ("/ui/", &["GET"], "dashboard"),
+    ("/ui/signin", &["GET", "POST"], "dashboard_sign_in"),
+    ("/ui/signout", &["POST"], "dashboard_sign_out"),
+    ("/ui/overview", &["GET"], "dashboard_overview"),
+    ("/ui/logs", &["GET"], "dashboard_logs"),
+    ("/ui/logs/{request_id}", &["GET"], "dashboard_request"),
+    ("/ui/report", &["GET"], "dashboard_report"),
+    ("/ui/models", &["GET"], "dashboard_models"),
+    ("/ui/playground", &["GET"], "dashboard_playground"),
+    ("/ui/playground/chat", &["POST"], "dashboard_playground_chat"),
+    ("/ui/keys", &["GET", "POST"], "dashboard_keys"),
+    ("/ui/keys/block", &["POST"], "dashboard_block_key"),
+    ("/ui/keys/unblock", &["POST"], "dashboard_unblock_key"),
+    ("/ui/keys/delete", &["POST"], "dashboard_delete_key"),
+    ("/ui/keys/budget", &["POST"], "dashboard_key_budget"),
+    ("/ui/keys/regenerate", &["POST"], "dashboard_regenerate_key"),
+    ("/ui/assets/app.css", &["GET"], "dashboard_asset"),
+    ("/ui/assets/app.js", &["GET"], "dashboard_asset"),
 ];
 
 /// The OpenAI parameters a chat group takes: tollgate passes these on (translated for Gemini

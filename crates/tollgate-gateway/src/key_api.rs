@@ -284,7 +284,7 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<L
         team_id: q.team_id,
         key_alias: q.key_alias,
     };
-    let (keys, total) = blocking(&app, move |s| Ok(s.list(&filter, page, size)?)).await?;
+    let (keys, total) = list_keys(&app, filter, page, size).await?;
     let items: Vec<Value> = if q.return_full_object.unwrap_or(false) {
         keys.iter().map(|k| shown(&app, k)).collect()
     } else {
@@ -297,6 +297,16 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<L
         "total_pages": total.div_ceil(u64::from(size)),
     }))
     .into_response())
+}
+
+/// One page of keys (1-based) and how many match; the API and the dashboard both call it.
+pub(crate) async fn list_keys(
+    app: &App,
+    filter: KeyFilter,
+    page: u32,
+    size: u32,
+) -> Result<(Vec<KeyRow>, u64), ApiError> {
+    blocking(app, move |s| Ok(s.list(&filter, page, size)?)).await
 }
 
 /// The named key's row, or 404.
@@ -313,31 +323,47 @@ async fn existing(app: &App, m: &Map<String, Value>) -> Result<KeyRow, ApiError>
 async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
-    let mut key = existing(&app, &m).await?;
+    let key = update_key(&app, &m).await?;
+    Ok(axum::Json(shown(&app, &key)).into_response())
+}
+
+/// Changes the fields `m` gives of the key it names (`{"key": …, …}`), as `/key/update` does;
+/// the API and the dashboard both call it.
+pub(crate) async fn update_key(app: &App, m: &Map<String, Value>) -> Result<KeyRow, ApiError> {
+    let mut key = existing(app, m).await?;
     let mut changes = m.clone();
     changes.remove("key");
     apply(&mut key, &changes, Utc::now())?;
-    check_refs(&app, &key, &changes).await?;
+    check_refs(app, &key, &changes).await?;
     key.updated_at = Some(Utc::now());
-    save(&app, key).await
+    store(app, &key).await?;
+    Ok(key)
 }
 
-async fn save(app: &App, key: KeyRow) -> ApiResult {
+/// Writes a changed key and drops the cached copy requests authenticate against.
+async fn store(app: &App, key: &KeyRow) -> Result<(), ApiError> {
     let row = key.clone();
     if !blocking(app, move |s| s.update(&row)).await? {
         return Err(ApiError::not_found("no such key", "key"));
     }
     app.keys.forget(&key.token);
-    Ok(axum::Json(shown(app, &key)).into_response())
+    Ok(())
 }
 
 async fn set_blocked(app: Arc<App>, headers: HeaderMap, body: axum::body::Bytes, blocked: bool) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
-    let mut key = existing(&app, &m).await?;
+    let key = block_key(&app, &m, blocked).await?;
+    Ok(axum::Json(shown(&app, &key)).into_response())
+}
+
+/// Blocks or unblocks the key `m` names (`{"key": …}`); the API and the dashboard both call it.
+pub(crate) async fn block_key(app: &App, m: &Map<String, Value>, blocked: bool) -> Result<KeyRow, ApiError> {
+    let mut key = existing(app, m).await?;
     key.blocked = blocked;
     key.updated_at = Some(Utc::now());
-    save(&app, key).await
+    store(app, &key).await?;
+    Ok(key)
 }
 
 async fn block(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
@@ -351,6 +377,13 @@ async fn unblock(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bo
 async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
+    let names = delete_keys(&app, &m).await?;
+    Ok(axum::Json(json!({"deleted_keys": names})).into_response())
+}
+
+/// Deletes the keys `m` names (`keys`: raw keys or hashes, `key_aliases`); returns the names
+/// of those that existed. The API and the dashboard both call it.
+pub(crate) async fn delete_keys(app: &App, m: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
     let list = |k: &'static str| -> Result<Vec<String>, ApiError> {
         match m.get(k) {
             None | Some(Value::Null) => Ok(Vec::new()),
@@ -374,7 +407,7 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
         ));
     }
     let (keys2, aliases2) = (keys.clone(), aliases.clone());
-    let deleted = blocking(&app, move |s| {
+    let deleted = blocking(app, move |s| {
         let mut tokens: Vec<(String, String)> = keys2.iter().map(|k| (k.clone(), token_of(k))).collect();
         for a in &aliases2 {
             if let Some(row) = s.find_alias(a)? {
@@ -391,15 +424,26 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     for (_, t) in &deleted {
         app.keys.forget(t);
     }
-    let names: Vec<String> = deleted.into_iter().map(|(given, _)| given).collect();
-    Ok(axum::Json(json!({"deleted_keys": names})).into_response())
+    Ok(deleted.into_iter().map(|(given, _)| given).collect())
 }
 
 async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
-    let old = existing(&app, &m).await?;
-    let raw = match opt_string(&m, "new_key")?.flatten() {
+    let (key, raw) = regenerate_key(&app, &m).await?;
+    let mut v = shown(&app, &key);
+    if let Value::Object(o) = &mut v {
+        o.insert("key".into(), json!(raw));
+    }
+    Ok(axum::Json(v).into_response())
+}
+
+/// A new value for the key `m` names, as `/key/regenerate` makes it (with its `grace_period`
+/// and field changes); returns the row and the raw key, shown once. The API and the dashboard
+/// both call it.
+pub(crate) async fn regenerate_key(app: &App, m: &Map<String, Value>) -> Result<(KeyRow, String), ApiError> {
+    let old = existing(app, m).await?;
+    let raw = match opt_string(m, "new_key")?.flatten() {
         Some(custom) if custom.starts_with("sk-") && custom.len() >= 8 => custom,
         Some(_) => {
             return Err(ApiError::bad(
@@ -420,7 +464,7 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     apply(&mut key, &changes, Utc::now())?;
     // `grace_period`: the old key keeps working for that long, so clients can be moved over
     // without an outage. Without one it stops at once.
-    (key.previous_token, key.previous_token_expires) = match opt_string(&m, "grace_period")?.flatten() {
+    (key.previous_token, key.previous_token_expires) = match opt_string(m, "grace_period")?.flatten() {
         None => (None, None),
         Some(period) => match duration_end(&period, Utc::now()) {
             Some(until) => (Some(old.token.clone()), Some(until)),
@@ -432,7 +476,7 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
             }
         },
     };
-    check_refs(&app, &key, &changes).await?;
+    check_refs(app, &key, &changes).await?;
     let (old_token, row) = (old.token.clone(), key.clone());
     // Spend still gathering under the old token is written first: once the row has the new
     // token, a write to the old one would find no row and the spend would be lost.
@@ -440,7 +484,7 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     tokio::task::spawn_blocking(move || keys.flush())
         .await
         .map_err(|_| ApiError::from(StoreError::WriterGone))?;
-    if !blocking(&app, move |s| s.replace_token(&old_token, &row)).await? {
+    if !blocking(app, move |s| s.replace_token(&old_token, &row)).await? {
         return Err(ApiError::not_found("no such key", "key"));
     }
     app.keys.forget(&old.token);
@@ -450,10 +494,6 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     }
     // The row as stored now: its spend includes what was just written.
     let token = key.token.clone();
-    let key = blocking(&app, move |s| Ok(s.get(&token)?)).await?.unwrap_or(key);
-    let mut v = shown(&app, &key);
-    if let Value::Object(o) = &mut v {
-        o.insert("key".into(), json!(raw));
-    }
-    Ok(axum::Json(v).into_response())
+    let key = blocking(app, move |s| Ok(s.get(&token)?)).await?.unwrap_or(key);
+    Ok((key, raw))
 }

@@ -35,6 +35,7 @@ pub mod router;
 pub mod server;
 pub mod spend_api;
 pub mod state;
+pub mod ui;
 pub mod upstream;
 pub mod wildcard;
 pub mod workers;

@@ -223,6 +223,7 @@ impl Connection {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
         let activity = Arc::new(Activity::new());
+        let peer = tcp.peer_addr().ok();
         let io = TokioIo::new(WatchedIo {
             inner: tcp,
             activity: activity.clone(),
@@ -231,6 +232,7 @@ impl Connection {
         let service = TrackedService {
             router: self.router.clone(),
             activity: activity.clone(),
+            peer,
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
         // The watchdog below bounds header reads and idle time; hyper's own header timer would
@@ -384,6 +386,9 @@ impl Drop for InFlight {
 struct TrackedService {
     router: Router,
     activity: Arc<Activity>,
+    /// The client's address, handed to handlers as axum's `ConnectInfo` (the dashboard limits
+    /// failed sign-ins per address).
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for TrackedService {
@@ -391,8 +396,11 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let guard = InFlight::enter(self.activity.clone());
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        }
         let router = self.router.clone();
         Box::pin(async move {
             let resp = router.oneshot(req.map(Body::new)).await?;

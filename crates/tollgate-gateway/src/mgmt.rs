@@ -64,6 +64,15 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, for a page that shows it (the dashboard).
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(crate) fn with_param(mut self, param: &'static str) -> Self {
         self.param = Some(param);
         self

@@ -484,6 +484,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::entity_api::routes())
         .merge(crate::spend_api::routes())
         .merge(crate::responses_api::routes())
+        // The dashboard (`/ui`, and `/` redirects there): pages, sign-in and its assets.
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The body limit is enforced per request from the live config, with OpenAI's error shape.

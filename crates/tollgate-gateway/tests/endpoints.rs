@@ -442,7 +442,7 @@ async fn routes_lists_every_route_the_routers_declare() {
     // Every literal route in the routers' sources is listed with its methods.
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     let mut files = vec![];
-    for dir in [src.to_string(), format!("{src}/entity_api")] {
+    for dir in [src.to_string(), format!("{src}/entity_api"), format!("{src}/ui")] {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "rs") {

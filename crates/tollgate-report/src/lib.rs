@@ -145,6 +145,59 @@ fn key_budgets(inputs: &[String], db: Option<&str>) -> Vec<import::keys::KeyBudg
     budgets
 }
 
+/// One virtual key's share of a store: its records (by the key hash records carry) and its
+/// budget (by the name the report gives it).
+#[derive(Debug, Clone, Copy)]
+pub struct OwnKey<'a> {
+    /// The first 16 hex digits of the key's SHA-256, as in `Record::key_hash`.
+    pub key_hash: &'a str,
+    /// Its alias, else `sk-...abcd`: what [`import::keys::KeyBudget::name`] says.
+    pub name: &'a str,
+}
+
+/// The report over a tollgate data directory's records, built as `tollgate report --data-dir
+/// --since … --until …` builds it (the same record reader, key budgets and aggregation), so a
+/// figure shown elsewhere (the dashboard) equals the command's. `opts` gives the range, prices
+/// and language; `only` narrows it to one key's records and budget. Unlike the command, the
+/// range (and the key) is applied while reading, through the store's indexes: only
+/// `filtered_out` differs (the rows outside were never read).
+pub fn report_for_store(
+    data_dir: &std::path::Path,
+    mut opts: ReportOptions,
+    only: Option<OwnKey<'_>>,
+) -> Result<Report, ReportError> {
+    let path = data_dir.join("tollgate.sqlite");
+    let input = path.display().to_string();
+    opts.key_budgets = key_budgets(std::slice::from_ref(&input), None);
+    if let Some(own) = only {
+        opts.key_budgets.retain(|b| b.name() == own.name);
+    }
+    // As `run` does: the reader hands records over a bounded channel, so memory stays bounded
+    // whatever the store's size (a server must not hold a year of records to show a day).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(4096);
+    let (mut report, summaries) = std::thread::scope(|scope| {
+        let prices = &opts.prices;
+        // The range and the key are read through the store's indexes; the aggregation applies
+        // the range again, as for the command, which changes nothing for rows inside it.
+        let slice = import::tollgate::StoreSlice {
+            since: opts.since,
+            until: opts.until,
+            key_hash: only.map(|own| own.key_hash.to_string()),
+        };
+        let reader = scope.spawn(move || {
+            let mut sink = |r: Record| tx.send(r).is_ok();
+            import::tollgate::import_sqlite_slice(&path, prices, &slice, &mut sink).map(|s| vec![s])
+        });
+        let report = build_report(rx, &opts);
+        let summaries = reader
+            .join()
+            .map_err(|_| ReportError::Usage("the reader thread stopped unexpectedly".into()));
+        (report, summaries)
+    });
+    report.inputs = summaries??;
+    Ok(report)
+}
+
 fn format_from_output(path: &std::path::Path) -> Option<Format> {
     match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
         "html" | "htm" => Some(Format::Html),

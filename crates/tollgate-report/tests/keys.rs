@@ -688,3 +688,37 @@ fn the_shared_store_reports_key_budgets() {
         .collect();
     assert_eq!(budget, vec!["ci-bot", "sk-...wxyz"]);
 }
+
+/// `report_for_store` (the dashboard's overview) is the command's report over the same store;
+/// narrowed to one key, it counts that key's records only.
+#[test]
+fn a_stores_report_equals_the_commands_and_narrows_to_one_key() {
+    use tollgate_store::{RecordStore, SqliteStore, StoredRow};
+    let dir = tempfile::tempdir().unwrap();
+    let records = traffic();
+    {
+        let mut store = SqliteStore::open(dir.path()).unwrap();
+        let rows: Vec<StoredRow> = records.iter().map(|r| StoredRow::from_record(r).unwrap()).collect();
+        store.insert(&rows).unwrap();
+    }
+    let opts = ReportOptions::default();
+    let all = tollgate_report::report_for_store(dir.path(), opts.clone(), None).unwrap();
+    let expected = build_report(records.clone(), &opts);
+    assert_eq!(all.requests.total, expected.requests.total);
+    assert_eq!(all.requests.failed, expected.requests.failed);
+    assert!((all.cost.total_usd - expected.cost.total_usd).abs() < 1e-12);
+    assert_eq!(all.models.len(), expected.models.len());
+
+    let own = tollgate_report::OwnKey {
+        key_hash: CI_HASH,
+        name: "ci-bot",
+    };
+    let mine = tollgate_report::report_for_store(dir.path(), opts.clone(), Some(own)).unwrap();
+    let ci_only: Vec<Record> = records
+        .into_iter()
+        .filter(|r| r.key_hash.as_deref() == Some(CI_HASH))
+        .collect();
+    assert_eq!(mine.requests.total, 4);
+    assert_eq!(mine.requests.total, build_report(ci_only, &opts).requests.total);
+    assert!(mine.keys.iter().all(|k| k.key_hash.as_deref() == Some(CI_HASH)));
+}

@@ -50,8 +50,9 @@ pub use responses::{ResponseStore, StoredResponse};
 pub use retention::{Pruned, prune_once};
 pub use ship::ShipStatus;
 pub use sqlite::{
-    DB_FILE_NAME, SCHEMA_VERSION, SqliteRecords, SqliteStore, is_tollgate_sqlite, read_sqlite, resolve_db_path,
+    DB_FILE_NAME, SCHEMA_VERSION, SqliteRecords, SqliteStore, is_tollgate_sqlite, query_records, read_sqlite,
+    resolve_db_path,
 };
-pub use store::{RecordStore, StoredRow, TimeRange};
+pub use store::{MAX_PAGE, RecordCursor, RecordPage, RecordQuery, RecordStore, StoredRow, TimeRange};
 pub use tollgate_core::config::RecordDurability;
 pub use writer::{Commit, RecordWriter, SharedStore, SinkTotals, StoreConfig, StoreStatus, WriteSummary, WriterHandle};

@@ -23,7 +23,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tollgate_core::Record;
 
 use crate::error::StoreError;
-use crate::store::{RecordStore, StoredRow, TimeRange};
+use crate::store::{Dialect, NEWEST_FIRST, QueryValue, RecordPage, RecordQuery, RecordStore, StoredRow, TimeRange};
 
 /// How long connecting may take before it counts as a failure (startup, reconnects).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -444,6 +444,67 @@ impl RecordStore for PostgresStore {
         let row = self.client.query_one(&sql, &[]).map_err(|e| self.target.error(&e))?;
         row.try_get(0).map_err(|e| self.target.error(&e))
     }
+
+    fn query(&mut self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+        let location = self.target.location().to_string();
+        query_records(&mut self.client, query, &location)
+    }
+}
+
+/// Postgres's spelling of the log view's query (the expressions match the V5 indexes exactly).
+const POSTGRES_DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("${n}"),
+    key_hash: "(json->>'key_hash')",
+    cache: "(json->>'cache')",
+    user_id: "(json->>'user_id')",
+    team_id: "(json->>'team_id')",
+    position: "strpos",
+};
+
+/// One page of the log view from the shared store.
+pub(crate) fn query_records(
+    client: &mut Client,
+    query: &RecordQuery,
+    location: &str,
+) -> Result<RecordPage, StoreError> {
+    let pg = |e: postgres::Error| StoreError::Postgres {
+        location: location.to_string(),
+        message: crate::error::postgres_text(&e),
+    };
+    let (conditions, values) = query.conditions(&POSTGRES_DIALECT);
+    let sql = format!(
+        "SELECT id, json::text, instance_id FROM tollgate_records {conditions} {NEWEST_FIRST} LIMIT {}",
+        query.page_size() + 1
+    );
+    let params: Vec<Box<dyn ToSql + Sync>> = values
+        .into_iter()
+        .map(|v| -> Box<dyn ToSql + Sync> {
+            match v {
+                QueryValue::Text(s) => Box::new(s),
+                QueryValue::Time(t) => Box::new(t),
+                // `attempt` is an INTEGER column.
+                QueryValue::Int(n) => Box::new(i32::try_from(n).unwrap_or(i32::MAX)),
+            }
+        })
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+    let rows = client.query(&sql, &refs).map_err(pg)?;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: i64 = row.try_get(0).map_err(pg)?;
+        let json: String = row.try_get(1).map_err(pg)?;
+        let instance: Option<String> = row.try_get(2).map_err(pg)?;
+        let mut record: Record = serde_json::from_str(&json).map_err(|source| StoreError::Decode {
+            path: location.into(),
+            location: format!("tollgate_records.id {id}"),
+            source,
+        })?;
+        if record.instance_id.is_none() {
+            record.instance_id = instance;
+        }
+        records.push(record);
+    }
+    Ok(query.page(records))
 }
 
 /// Deletes the records that started before `before`.

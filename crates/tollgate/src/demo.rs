@@ -26,6 +26,13 @@ pub struct DemoArgs {
     /// Language of the report at the end.
     #[arg(long, value_enum, default_value = "en")]
     lang: tollgate_report::Lang,
+    /// After the workload, keep the gateway running with its dashboard (`/ui`) and print its URL
+    /// and the demo's master key to sign in with; Ctrl-C stops it and prints the report.
+    #[arg(long)]
+    ui: bool,
+    /// The port the demo gateway listens on (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
 }
 
 /// The seed system's four models, all on the OpenAI-compatible route to the mock. Gemini is
@@ -102,7 +109,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let cfg = config::load(&config_path, &ProcessEnv)?;
     let live = LiveState::build(cfg, 1, None, &ProcessEnv)?;
     let opts = ServeOptions {
-        port: 0,
+        port: args.port,
         data_dir: data_dir.clone(),
         log_jsonl: Some(data_dir.join("records.jsonl")),
         ..ServeOptions::default()
@@ -149,6 +156,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         sent += 1;
+    }
+    if args.ui {
+        println!("\ndashboard: {base}/ui");
+        println!("sign in with the demo's master key: {master_key}");
+        println!("(Ctrl-C stops the gateway and prints the report)");
+        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
     }
     eprintln!("demo: {sent} requests sent through the gateway; stopping it and writing records");
     let summary = gw.shutdown().await?;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tollgate_core::{PriceTable, Record};
 
@@ -38,6 +39,58 @@ pub fn import_sqlite(
     prices: &PriceTable,
     sink: &mut dyn FnMut(Record) -> bool,
 ) -> Result<InputSummary, ReportError> {
+    import_sqlite_slice(path, prices, &StoreSlice::default(), sink)
+}
+
+/// Which rows of a store to read: a time range and one key, applied by SQLite through the
+/// store's indexes (the dashboard shows a day of a year's records without reading the year).
+/// Records outside it are never read, so they are not counted as `filtered_out`.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSlice {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// The first 16 hex digits of a key's hash (`Record::key_hash`).
+    pub key_hash: Option<String>,
+}
+
+impl StoreSlice {
+    /// The `WHERE` conditions and their values. The key's expression is the store's index's
+    /// (migration V6), so the planner uses it.
+    fn conditions(&self) -> (String, Vec<String>) {
+        let text = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let mut conds = Vec::new();
+        let mut values = Vec::new();
+        if let Some(t) = self.since {
+            values.push(text(t));
+            conds.push(format!("start_time >= ?{}", values.len()));
+        }
+        if let Some(t) = self.until {
+            values.push(text(t));
+            conds.push(format!("start_time < ?{}", values.len()));
+        }
+        if let Some(k) = &self.key_hash {
+            values.push(k.clone());
+            conds.push(format!(
+                "(CASE WHEN json_valid(json) THEN json_extract(json, '$.key_hash') END) = ?{}",
+                values.len()
+            ));
+        }
+        let sql = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        (sql, values)
+    }
+}
+
+/// [`import_sqlite`] over a slice of the store.
+pub fn import_sqlite_slice(
+    path: &Path,
+    prices: &PriceTable,
+    slice: &StoreSlice,
+    sink: &mut dyn FnMut(Record) -> bool,
+) -> Result<InputSummary, ReportError> {
     let name = path.display().to_string();
     let err = |e: rusqlite::Error| ReportError::Sqlite {
         path: name.clone(),
@@ -59,10 +112,11 @@ pub fn import_sqlite(
         });
     }
     let mut summary = InputSummary::new(&name, Some(Detected::TollgateSqlite.describe()), false);
+    let (conditions, values) = slice.conditions();
     let mut stmt = conn
-        .prepare("SELECT rowid, json FROM records ORDER BY rowid")
+        .prepare(&format!("SELECT rowid, json FROM records {conditions} ORDER BY rowid"))
         .map_err(err)?;
-    let mut rows = stmt.query([]).map_err(err)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values)).map_err(err)?;
     loop {
         let row = match rows.next() {
             Ok(Some(row)) => row,

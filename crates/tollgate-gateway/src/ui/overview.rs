@@ -1,0 +1,202 @@
+//! The overview: the report's figures for a range (1 h, 24 h, 7 d, 30 d), computed by
+//! `tollgate_report::report_for_store` — the aggregation `tollgate report --data-dir` runs — so
+//! every figure equals the command's for the same range. A virtual key sees its own records.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate_core::PriceTable;
+use tollgate_report::{Lang, OwnKey, Report, ReportOptions};
+
+use super::chart;
+use super::dashboard::Dashboard;
+use super::guard::{self, Visit};
+use super::session::Viewer;
+use super::view;
+use crate::app::App;
+
+/// The ranges offered, as `tollgate report --since` writes them.
+pub const RANGES: &[(&str, i64)] = &[("1h", 3600), ("24h", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
+
+/// The report for the range a query names (one of [`RANGES`], else `since`/`until`), over what
+/// the visitor may see; with the range's name (`custom` for a custom one). The report page
+/// shares it.
+pub async fn build(
+    app: &App,
+    visit: &Visit,
+    q: &OverviewQuery,
+) -> Result<(&'static str, Report), (StatusCode, String)> {
+    let (range, seconds) = RANGES
+        .iter()
+        .find(|(name, _)| Some(*name) == q.range.as_deref())
+        .copied()
+        .unwrap_or(RANGES[1]);
+    let now = Utc::now();
+    let bound = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| tollgate_report::parse_time_bound(s, now))
+            .transpose()
+    };
+    let custom = match (bound(&q.since), bound(&q.until)) {
+        (Ok(None), Ok(None)) => None,
+        (Ok(since), Ok(until)) => Some((since, until)),
+        (Err(e), _) | (_, Err(e)) => return Err((StatusCode::BAD_REQUEST, e.to_string())),
+    };
+    let (since, until) = custom.unwrap_or((Some(now - chrono::Duration::seconds(seconds)), None));
+    let range = if custom.is_some() { "custom" } else { range };
+    let mut prices = PriceTable::builtin();
+    if let Some(p) = &app.prices_path
+        && let Ok(extra) = PriceTable::load_file(p)
+    {
+        prices.merge(extra);
+    }
+    let opts = ReportOptions {
+        since,
+        until,
+        prices,
+        lang: visit.lang,
+        ..ReportOptions::default()
+    };
+    let data_dir = app.store.data_dir.clone();
+    let own = match visit.viewer() {
+        Viewer::Admin => None,
+        Viewer::Key { hash16, name, .. } => Some((hash16.clone(), name.clone())),
+    };
+    let built = tokio::task::spawn_blocking(move || {
+        let only = own.as_ref().map(|(key_hash, name)| OwnKey { key_hash, name });
+        tollgate_report::report_for_store(&data_dir, opts, only)
+    })
+    .await;
+    match built {
+        Ok(Ok(report)) => Ok((range, report)),
+        Ok(Err(e)) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct OverviewQuery {
+    pub range: Option<String>,
+    /// A custom range, in `tollgate report --since/--until`'s forms (`2026-01-01`, `90m`, …).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub lang: Option<String>,
+}
+
+pub async fn page(
+    State(app): State<Arc<App>>,
+    Extension(dash): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(q): Query<OverviewQuery>,
+) -> Response {
+    let visit = match guard::visit(&app, &dash.sessions, &headers, q.lang.as_deref()).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (range, report) = match build(&app, &visit, &q).await {
+        Ok(b) => b,
+        Err((status, message)) => return view::message(visit.context("overview"), status, &message),
+    };
+    let mut ctx = visit.context("overview");
+    ctx.insert(
+        "ranges".into(),
+        json!(RANGES.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
+    );
+    ctx.insert("range".into(), json!(range));
+    ctx.insert("since".into(), json!(q.since));
+    ctx.insert("until".into(), json!(q.until));
+    // The same range for the report page's links.
+    let qs = if range == "custom" {
+        let part = |v: &Option<String>| view::percent(v.as_deref().unwrap_or(""));
+        format!("since={}&until={}", part(&q.since), part(&q.until))
+    } else {
+        format!("range={range}")
+    };
+    ctx.insert("report_qs".into(), json!(qs));
+    ctx.insert("report".into(), figures(&report, visit.lang));
+    let title = visit
+        .lang
+        .pick("requests and cost over time", "zaman içinde istekler ve maliyet");
+    ctx.insert(
+        "chart".into(),
+        json!(chart::requests_and_cost(&report.timeline.points, title)),
+    );
+    let mut resp = view::page(StatusCode::OK, "overview.html", &ctx);
+    if q.lang.is_some() {
+        super::signin::remember_lang(&mut resp, visit.lang, view::behind_tls(&headers));
+    }
+    resp
+}
+
+/// The report's figures, each as a value (for `data-value`, which tests compare with the
+/// command's JSON) and as text in the visitor's language.
+fn figures(r: &Report, lang: Lang) -> Value {
+    let fig = |value: Value, text: String| json!({"value": value, "text": text});
+    let sum = |f: &dyn Fn(&tollgate_report::aggregate::ModelReport) -> u64| r.models.iter().map(f).sum::<u64>();
+    // The models' OpenAI-style counts, split into disjoint buckets as the records store them.
+    let prompt = sum(&|m| m.prompt_tokens);
+    let cached = sum(&|m| m.cached_tokens);
+    let cache_write = sum(&|m| m.cache_creation_tokens);
+    let completion = sum(&|m| m.completion_tokens);
+    let reasoning = sum(&|m| m.reasoning_tokens);
+    let buckets = [
+        ("input", prompt.saturating_sub(cached + cache_write)),
+        ("cache_read", cached),
+        ("cache_write", cache_write),
+        ("output", completion.saturating_sub(reasoning)),
+        ("reasoning", reasoning),
+    ];
+    let ms = |v: Option<f64>| v.map_or_else(|| lang.na().to_string(), |v| lang.ms(v));
+    let models: Vec<Value> = r
+        .models
+        .iter()
+        .map(|m| {
+            let lat = m.latency_ms.as_ref();
+            json!({
+                "model": m.model,
+                "requests": fig(json!(m.requests), lang.int(m.requests)),
+                "failed": fig(json!(m.failed), lang.int(m.failed)),
+                "cost": fig(json!(m.cost_usd), lang.usd(m.cost_usd)),
+                "prompt_tokens": fig(json!(m.prompt_tokens), lang.int(m.prompt_tokens)),
+                "completion_tokens": fig(json!(m.completion_tokens), lang.int(m.completion_tokens)),
+                "p50": fig(json!(lat.map(|l| l.p50)), ms(lat.map(|l| l.p50))),
+                "p95": fig(json!(lat.map(|l| l.p95)), ms(lat.map(|l| l.p95))),
+            })
+        })
+        .collect();
+    let findings: Vec<Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            json!({
+                "class": format!("{:?}", f.severity).to_lowercase(),
+                "severity": f.severity.label(lang),
+                "message": f.message,
+                "fix": f.fix,
+            })
+        })
+        .collect();
+    let overhead = r.overhead_ms.as_ref();
+    json!({
+        "requests": fig(json!(r.requests.total), lang.int(r.requests.total)),
+        "succeeded": fig(json!(r.requests.succeeded), lang.int(r.requests.succeeded)),
+        "failed": fig(json!(r.requests.failed), lang.int(r.requests.failed)),
+        "success_rate": fig(json!(r.requests.success_rate), lang.pct_opt(r.requests.success_rate)),
+        "cost": fig(json!(r.cost.total_usd), lang.usd(r.cost.total_usd)),
+        "saved": fig(json!(r.cost.saved_usd), lang.usd(r.cost.saved_usd)),
+        "cache_hit_rate": fig(json!(r.cache.hit_rate), lang.pct_opt(r.cache.hit_rate)),
+        "overhead_p50": fig(json!(overhead.map(|o| o.p50)), ms(overhead.map(|o| o.p50))),
+        "overhead_p95": fig(json!(overhead.map(|o| o.p95)), ms(overhead.map(|o| o.p95))),
+        "tokens": buckets.iter().map(|(name, n)| json!({"name": name, "value": n, "text": lang.int(*n)})).collect::<Vec<_>>(),
+        "models": models,
+        "findings": findings,
+    })
+}

@@ -1,0 +1,547 @@
+//! The dashboard over real HTTP: sign-in and its cookies, sessions, CSRF on every change, the
+//! sign-in limiter, a virtual key's own view, and the pages' figures from the records.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+mod common;
+use common::{Gw, KEY, call, eventually, gateway, start_mock, two_priced_groups};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of the `Set-Cookie` for `name`, and the whole header.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| (v.split(';').next().unwrap().to_string(), v.to_string()))
+}
+
+/// The value of the first hidden `csrf` field on a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a csrf field") + r#"name="csrf" value=""#.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+struct Signed {
+    cookie: String,
+    csrf: String,
+}
+
+/// Signs in with `key` through the form; the session cookie and the pages' CSRF token.
+async fn sign_in(gw: &Gw, key: &str) -> Signed {
+    let http = client();
+    let form = http.get(format!("{}/ui/signin", gw.base)).send().await.unwrap();
+    let (bound, _) = set_cookie(&form, "tollgate_signin").unwrap();
+    let token = csrf_of(&form.text().await.unwrap());
+    let resp = http
+        .post(format!("{}/ui/signin", gw.base))
+        .header("cookie", &bound)
+        .form(&[("key", key), ("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "sign-in with {key}");
+    assert_eq!(resp.headers()["location"], "/ui/overview");
+    let (cookie, _) = set_cookie(&resp, "tollgate_session").unwrap();
+    let page = get(gw, &cookie, "/ui/overview").await;
+    assert_eq!(page.0, 200, "{}", page.1);
+    Signed {
+        cookie,
+        csrf: csrf_of(&page.1),
+    }
+}
+
+async fn get(gw: &Gw, cookie: &str, path: &str) -> (u16, String) {
+    let resp = client()
+        .get(format!("{}{path}", gw.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn post(gw: &Gw, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let resp = client()
+        .post(format!("{}{path}", gw.base))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// A `data-figure="name" data-value="…"` on a page (the first one).
+fn figure(html: &str, name: &str) -> String {
+    let marker = format!(r#"data-figure="{name}" data-value=""#);
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no figure {name}")) + marker.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sign_in_sessions_and_cookies() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let http = client();
+
+    // `/` and `/ui` lead to the pages; a page without a session leads to the sign-in form.
+    let root = http.get(format!("{}/", gw.base)).send().await.unwrap();
+    assert_eq!(root.status(), 303);
+    assert_eq!(root.headers()["location"], "/ui");
+    let page = http.get(format!("{}/ui/overview", gw.base)).send().await.unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/ui/signin");
+
+    // The form: its token bound to a strict, HttpOnly cookie; the page locked down by CSP.
+    let form = http.get(format!("{}/ui/signin", gw.base)).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let csp = form.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let (bound, whole) = set_cookie(&form, "tollgate_signin").unwrap();
+    assert!(
+        whole.contains("HttpOnly") && whole.contains("SameSite=Strict"),
+        "{whole}"
+    );
+    let token = csrf_of(&form.text().await.unwrap());
+
+    // Without the form's token (or with another one), nothing is checked: refused.
+    for (cookie, csrf) in [(bound.as_str(), ""), (bound.as_str(), "forged"), ("", token.as_str())] {
+        let resp = http
+            .post(format!("{}/ui/signin", gw.base))
+            .header("cookie", cookie)
+            .form(&[("key", KEY), ("csrf", csrf)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "cookie {cookie:?} csrf {csrf:?}");
+    }
+
+    // The master key: a session cookie, HttpOnly and strict, Secure behind a TLS proxy.
+    let resp = http
+        .post(format!("{}/ui/signin", gw.base))
+        .header("cookie", &bound)
+        .header("x-forwarded-proto", "https")
+        .form(&[("key", KEY), ("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let (session, whole) = set_cookie(&resp, "tollgate_session").unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/ui"] {
+        assert!(whole.contains(part), "{whole} lacks {part}");
+    }
+    // The cookie is a random id, not the key.
+    assert!(!whole.contains(KEY));
+    let plain = sign_in(&gw, KEY).await;
+    assert!(!plain.cookie.contains("Secure"));
+
+    // A session reads the pages; a forged one does not.
+    let (s, html) = get(&gw, &session, "/ui/overview").await;
+    assert_eq!(s, 200, "{html}");
+    assert!(html.contains(r#"data-figure="requests""#));
+    let (s, _) = get(&gw, "tollgate_session=00ff", "/ui/overview").await;
+    assert_eq!(s, 303);
+
+    // Sign-out needs the CSRF token too, then the session is gone.
+    let (s, _) = post(&gw, &plain.cookie, "/ui/signout", &[]).await;
+    assert_eq!(s, 403);
+    let (s, _) = post(&gw, &plain.cookie, "/ui/signout", &[("csrf", &plain.csrf)]).await;
+    assert_eq!(s, 303);
+    let (s, _) = get(&gw, &plain.cookie, "/ui/overview").await;
+    assert_eq!(s, 303, "signed out");
+}
+
+#[tokio::test]
+async fn changes_need_the_csrf_token_and_a_key_sees_only_its_own() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let admin = sign_in(&gw, KEY).await;
+
+    // Creating a key: refused without the token, done with it (the raw key shown once).
+    let (s, body) = post(&gw, &admin.cookie, "/ui/keys", &[("alias", "web")]).await;
+    assert_eq!(s, 403, "{body}");
+    let (s, body) = post(&gw, &admin.cookie, "/ui/keys", &[("alias", "web"), ("csrf", "nope")]).await;
+    assert_eq!(s, 403, "{body}");
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys",
+        &[("alias", "web"), ("max_budget", "5"), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 200, "{html}");
+    let at = html.find(r#"id="new-key">"#).expect("the new key") + r#"id="new-key">"#.len();
+    let raw = html[at..].split('<').next().unwrap().to_string();
+    assert!(raw.starts_with("sk-"), "{raw}");
+    // The key exists for the API too (the page used key_api's own functions).
+    let (s, info) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    assert_eq!(s, 200, "{info}");
+    assert_eq!(info["info"]["key_alias"], "web");
+    assert_eq!(info["info"]["max_budget"], 5.0);
+    // The list shows it, and never the raw key again.
+    let (_, keys) = get(&gw, &admin.cookie, "/ui/keys").await;
+    assert!(keys.contains(r#"data-alias="web""#) && !keys.contains(&raw));
+    // A bad budget is said so on the page.
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys",
+        &[("alias", "x"), ("max_budget", "lots"), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(html.contains("is not a number"), "{html}");
+
+    // Traffic from the key and from the master key.
+    let chat = json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}]});
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &raw, Some(chat.clone())).await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", KEY, Some(chat.clone())).await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", KEY, Some(chat)).await;
+    assert_eq!(s, 200);
+    eventually("the records are written", Duration::from_secs(5), || async {
+        let (_, html) = get(&gw, &admin.cookie, "/ui/overview?range=1h").await;
+        figure(&html, "requests") == "3"
+    })
+    .await;
+
+    // The key's own view: its one request, in the overview and the logs; no keys page.
+    let own = sign_in(&gw, &raw).await;
+    let (_, html) = get(&gw, &own.cookie, "/ui/overview?range=1h").await;
+    assert_eq!(figure(&html, "requests"), "1");
+    assert!(html.contains("web"), "signed in as the key's alias");
+    let (_, logs) = get(&gw, &own.cookie, "/ui/logs").await;
+    assert_eq!(logs.matches(r#"class="record "#).count(), 1, "{logs}");
+    // Asking for another key's records changes nothing.
+    let (_, logs) = get(&gw, &own.cookie, "/ui/logs?key=master_key").await;
+    assert_eq!(logs.matches(r#"class="record "#).count(), 1);
+    let (_, all) = get(&gw, &admin.cookie, "/ui/logs").await;
+    assert_eq!(all.matches(r#"class="record "#).count(), 3);
+    let (_, masters) = get(&gw, &admin.cookie, "/ui/logs?key=master_key").await;
+    assert_eq!(masters.matches(r#"class="record "#).count(), 2);
+    let (s, _) = get(&gw, &own.cookie, "/ui/keys").await;
+    assert_eq!(s, 403);
+    let (s, _) = post(&gw, &own.cookie, "/ui/keys", &[("alias", "mine"), ("csrf", &own.csrf)]).await;
+    assert_eq!(s, 403);
+
+    // A request's page, and another key's request is not found for the key.
+    let id_at = all.find(r#"data-request-id=""#).unwrap() + r#"data-request-id=""#.len();
+    let newest = all[id_at..].split('"').next().unwrap().to_string();
+    let (s, detail) = get(&gw, &admin.cookie, &format!("/ui/logs/{newest}")).await;
+    assert_eq!(s, 200, "{detail}");
+    assert!(
+        detail.contains("cache read") && detail.contains("time to first token"),
+        "{detail}"
+    );
+    let (s, _) = get(&gw, &own.cookie, &format!("/ui/logs/{newest}")).await;
+    assert_eq!(s, 404, "the newest record is the master key's");
+
+    // The budget is changed through `/key/update`'s own code: a bad value is said so, empty
+    // removes it.
+    let token = tollgate_gateway::keys::hash_key(&raw);
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/budget",
+        &[("key", &token), ("max_budget", "7.5")],
+    )
+    .await;
+    assert_eq!(s, 403, "no token, no change");
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/budget",
+        &[("key", &token), ("max_budget", "7.5"), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, info) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    assert_eq!(info["info"]["max_budget"], 7.5);
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/budget",
+        &[("key", &token), ("max_budget", "-1"), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 400, "{html}");
+    assert!(html.contains("max_budget"), "the API's own message: {html}");
+
+    // Blocking the key from the page ends its session at the next page.
+    let (s, _) = post(&gw, &admin.cookie, "/ui/keys/block", &[("key", &token)]).await;
+    assert_eq!(s, 403, "no token, no change");
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/block",
+        &[("key", &token), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _) = get(&gw, &own.cookie, "/ui/overview").await;
+    assert_eq!(s, 303, "a blocked key's session ends");
+    // Regenerating shows the new value once; the old one stops working.
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/regenerate",
+        &[("key", &token), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 200, "{html}");
+    let at = html.find(r#"id="new-key">"#).expect("the new key") + r#"id="new-key">"#.len();
+    let fresh = html[at..].split('<').next().unwrap().to_string();
+    assert!(fresh.starts_with("sk-") && fresh != raw);
+    let (s, _) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    assert_eq!(s, 404);
+    let (s, info) = call(&gw, "GET", &format!("/key/info?key={fresh}"), KEY, None).await;
+    assert_eq!(s, 200, "{info}");
+    assert_eq!(info["info"]["key_alias"], "web");
+    let fresh_token = tollgate_gateway::keys::hash_key(&fresh);
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/keys/delete",
+        &[("key", &fresh_token), ("csrf", &admin.csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _) = call(&gw, "GET", &format!("/key/info?key={fresh}"), KEY, None).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_address_and_turkish_renders() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let http = client();
+    let form = http
+        .get(format!("{}/ui/signin", gw.base))
+        .header("accept-language", "tr-TR,tr;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    let (bound, _) = set_cookie(&form, "tollgate_signin").unwrap();
+    let html = form.text().await.unwrap();
+    assert!(
+        html.contains(r#"<html lang="tr">"#) && html.contains("Giriş yap"),
+        "{html}"
+    );
+    let token = csrf_of(&html);
+    let attempt = |key: &'static str| {
+        let http = http.clone();
+        let (bound, token, base) = (bound.clone(), token.clone(), gw.base.clone());
+        async move {
+            http.post(format!("{base}/ui/signin"))
+                .header("cookie", &bound)
+                .form(&[("key", key), ("csrf", &token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("sk-wrong").await.status(), 401);
+    }
+    // A huge form is not read (the sign-in form is open to anyone).
+    let huge = http
+        .post(format!("{}/ui/signin", gw.base))
+        .header("cookie", &bound)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={token}&key={}", "k".repeat(1 << 20)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    // The sixth is refused before the key is looked at, even the right one.
+    let refused = attempt(KEY).await;
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait > 0 && wait <= 300, "{wait}");
+}
+
+#[tokio::test]
+async fn a_workflow_runs_page_shows_its_three_steps_as_a_timeline() {
+    let mock = start_mock(&[]).await;
+    let yaml = format!(
+        "model_list:
+  - model_name: cheap
+    litellm_params: {{model: openai/cheap, api_base: http://{mock}/v1, api_key: k}}
+workflows:
+  plan-code-review:
+    steps:
+      - {{role: planner, model: cheap}}
+      - {{role: coder, model: cheap}}
+      - {{role: reviewer, model: cheap}}
+general_settings:
+  master_key: {KEY}
+"
+    );
+    let gw = gateway(&yaml).await;
+    let resp = gw
+        .chat(json!({"model": "plan-code-review", "messages": [{"role": "user", "content": "build it"}]}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let run_id = resp.headers()["x-litellm-call-id"].to_str().unwrap().to_string();
+    let admin = sign_in(&gw, KEY).await;
+    let path = format!("/ui/logs/{run_id}");
+    eventually("the run and its steps are written", Duration::from_secs(5), || async {
+        let (s, html) = get(&gw, &admin.cookie, &path).await;
+        s == 200 && html.matches(r#"<tr class="step "#).count() == 3
+    })
+    .await;
+    let (_, page) = get(&gw, &admin.cookie, &path).await;
+    // The models page: the group, its deployment, and the workflow with its steps; a key may
+    // not open it.
+    let (s, models) = get(&gw, &admin.cookie, "/ui/models").await;
+    assert_eq!(s, 200, "{models}");
+    assert!(
+        models.contains(r#"data-group="cheap""#) && models.contains("openai&#x2f;cheap"),
+        "{models}"
+    );
+    assert!(models.contains(r#"data-workflow="plan-code-review""#), "{models}");
+    assert!(
+        models.contains("planner → cheap") && models.contains("reviewer → cheap"),
+        "{models}"
+    );
+    assert!(models.contains(r#"id="config-ok""#));
+    // Three rows and three bars, in the order the steps ran.
+    assert!(page.contains(r#"id="workflow-steps""#), "{page}");
+    assert_eq!(page.matches(r#"<rect class="step""#).count(), 3, "{page}");
+    assert_eq!(page.matches(r#"<tr class="step "#).count(), 3, "{page}");
+    let planner = page.find("(planner)").unwrap();
+    let coder = page.find("(coder)").unwrap();
+    let reviewer = page.find("(reviewer)").unwrap();
+    assert!(planner < coder && coder < reviewer);
+}
+
+#[tokio::test]
+async fn a_custom_range_and_the_log_filters() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let chat = |session: &str| json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}], "litellm_session_id": session});
+    for session in ["alpha", "beta", "beta"] {
+        let (s, _) = call(&gw, "POST", "/v1/chat/completions", KEY, Some(chat(session))).await;
+        assert_eq!(s, 200);
+    }
+    let admin = sign_in(&gw, KEY).await;
+    eventually("the records are written", Duration::from_secs(5), || async {
+        let (_, html) = get(&gw, &admin.cookie, "/ui/overview?since=2h").await;
+        html.contains(r#"data-figure="requests" data-value="3""#)
+    })
+    .await;
+    // A range that ended before the traffic has none of it; a bad bound says what to write.
+    let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=2020-01-01&until=2020-01-02").await;
+    assert_eq!(s, 200);
+    assert_eq!(figure(&html, "requests"), "0");
+    let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=yesterday-ish").await;
+    assert_eq!(s, 400);
+    assert!(html.contains("RFC 3339"), "{html}");
+    // The full report for a range, shown and downloadable, as `tollgate report` renders it.
+    let resp = client()
+        .get(format!("{}/ui/report?range=1h&format=json&download=1", gw.base))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"tollgate-report-1h.json\""
+    );
+    let report: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(report["requests"]["total"], 3);
+    let (s, md) = get(&gw, &admin.cookie, "/ui/report?since=2h&format=md").await;
+    assert_eq!(s, 200);
+    assert!(md.starts_with('#'), "{md}");
+    let html = client()
+        .get(format!("{}/ui/report?range=24h&lang=tr", gw.base))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    let csp = html.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("style-src 'unsafe-inline'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert!(html.text().await.unwrap().contains("<html"));
+    let (s, _) = get(&gw, &admin.cookie, "/ui/report?format=pdf").await;
+    assert_eq!(s, 400);
+    // The session filter.
+    let (_, logs) = get(&gw, &admin.cookie, "/ui/logs?session=beta").await;
+    assert_eq!(logs.matches(r#"class="record "#).count(), 2, "{logs}");
+}
+
+#[tokio::test]
+async fn the_playground_streams_through_the_pipeline_with_the_sessions_key() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let (s, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"key_alias": "tryer", "models": ["cheap"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{created}");
+    let raw = created["key"].as_str().unwrap().to_string();
+    let own = sign_in(&gw, &raw).await;
+
+    // The page offers only what the key may call.
+    let (s, html) = get(&gw, &own.cookie, "/ui/playground").await;
+    assert_eq!(s, 200);
+    assert!(html.contains(r#"<option value="cheap">"#) && !html.contains(r#"<option value="dear">"#));
+
+    let ask = |model: &str, csrf: Option<&str>| {
+        let mut req = client()
+            .post(format!("{}/ui/playground/chat", gw.base))
+            .header("cookie", &own.cookie)
+            .json(&json!({"model": model, "prompt": "say hello"}));
+        if let Some(c) = csrf {
+            req = req.header("x-csrf-token", c);
+        }
+        req.send()
+    };
+    // A change of state (a paid request) without the token is refused.
+    assert_eq!(ask("cheap", None).await.unwrap().status(), 403);
+    assert_eq!(ask("cheap", Some("forged")).await.unwrap().status(), 403);
+    // The key's own limits apply: it may not call `dear`.
+    let denied = ask("dear", Some(&own.csrf)).await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let streamed = ask("cheap", Some(&own.csrf)).await.unwrap();
+    assert_eq!(streamed.status(), 200);
+    assert!(
+        streamed.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let id = streamed.headers()["x-litellm-call-id"].to_str().unwrap().to_string();
+    let text = streamed.text().await.unwrap();
+    assert!(
+        text.contains("\"delta\"") && text.contains("\"usage\"") && text.contains("data: [DONE]"),
+        "{text}"
+    );
+    // Recorded as the key's request.
+    eventually("the record is written", Duration::from_secs(5), || async {
+        let (s, html) = get(&gw, &own.cookie, &format!("/ui/logs/{id}")).await;
+        s == 200 && html.contains("tryer")
+    })
+    .await;
+}
