@@ -223,28 +223,11 @@ impl Draft {
 
     /// A step of a workflow run: its own request id, the run's trace and client details.
     pub(crate) fn step(&self, workflow: &str, role: &str, index: usize) -> Draft {
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let record = Record {
-            request_id,
-            trace_id: self.record.request_id.clone(),
-            session_id: self.record.session_id.clone(),
-            start_time: Utc::now(),
-            user_agent: self.record.user_agent.clone(),
-            key_alias: self.record.key_alias.clone(),
-            key_hash: self.record.key_hash.clone(),
-            user_id: self.record.user_id.clone(),
-            team_id: self.record.team_id.clone(),
-            end_user: self.record.end_user.clone(),
-            endpoint: self.record.endpoint.clone(),
-            config_version: self.record.config_version,
-            prompt_sha256: self.record.prompt_sha256.clone(),
-            stream: false,
-            workflow: Some(workflow.to_string()),
-            step_role: Some(role.to_string()),
-            step_index: Some(index as u32),
-            source: "tollgate".into(),
-            ..Record::default()
-        };
+        let mut record = self.child_record(self.record.request_id.clone());
+        record.stream = false;
+        record.workflow = Some(workflow.to_string());
+        record.step_role = Some(role.to_string());
+        record.step_index = Some(index as u32);
         let mut step = Draft::starting(self.app.clone(), record);
         step.charges = self.charges.for_step();
         step.limits = self.limits.clone();
@@ -255,9 +238,18 @@ impl Draft {
     /// its own request id, the request's trace and client details, no charges or limits (the
     /// request's own draft carries them).
     pub(crate) fn contestant(&self, group: &str) -> Draft {
-        let record = Record {
+        let mut record = self.child_record(self.record.trace_id.clone());
+        record.stream = self.record.stream;
+        record.model_group = group.to_string();
+        Draft::starting(self.app.clone(), record)
+    }
+
+    /// A record for work done on this request's behalf (a workflow step, a raced route): a new
+    /// request id in `trace_id`, and this request's client, caller and prompt details.
+    fn child_record(&self, trace_id: String) -> Record {
+        Record {
             request_id: uuid::Uuid::new_v4().to_string(),
-            trace_id: self.record.trace_id.clone(),
+            trace_id,
             session_id: self.record.session_id.clone(),
             start_time: Utc::now(),
             user_agent: self.record.user_agent.clone(),
@@ -269,12 +261,9 @@ impl Draft {
             endpoint: self.record.endpoint.clone(),
             config_version: self.record.config_version,
             prompt_sha256: self.record.prompt_sha256.clone(),
-            stream: self.record.stream,
-            model_group: group.to_string(),
             source: "tollgate".into(),
             ..Record::default()
-        };
-        Draft::starting(self.app.clone(), record)
+        }
     }
 
     /// What the record says if this request is dropped before it answers (e.g. cut short by a
