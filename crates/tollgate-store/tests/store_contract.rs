@@ -246,17 +246,14 @@ fn the_log_querys_indexes_serve_it_and_a_damaged_row_still_goes_in() {
     conn.execute("INSERT INTO records (request_id, json) VALUES ('bad', '{not json')", [])
         .unwrap();
     // The writer fills the log view's columns, and a key's own view has its index.
-    for (column, index) in [("key_hash", "records_key_hash")] {
-        let sql = format!("EXPLAIN QUERY PLAN SELECT rowid FROM records WHERE {column} = 'x' ORDER BY start_time DESC");
-        let plan: Vec<String> = conn
-            .prepare(&sql)
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert!(plan.iter().any(|p| p.contains(index)), "{column}: {plan:?}");
-    }
+    let plan: Vec<String> = conn
+        .prepare("EXPLAIN QUERY PLAN SELECT rowid FROM records WHERE key_hash = 'x' ORDER BY start_time DESC")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(plan.iter().any(|p| p.contains("records_key_hash")), "{plan:?}");
     let filled: (Option<String>, Option<String>) = conn
         .query_row(
             "SELECT key_hash, cache FROM records WHERE request_id != 'bad'",
