@@ -123,6 +123,8 @@ pub struct RecordQuery {
     pub cache: Option<CacheState>,
     /// Part of a request id (or a whole one).
     pub request_id: Option<String>,
+    /// One request id exactly (its attempts): a request's page.
+    pub exact_request_id: Option<String>,
     /// The records of one trace (a workflow run and its steps, a request and its attempts).
     pub trace_id: Option<String>,
     /// LiteLLM's `litellm_session_id` (or `session_id`) the client sent.
@@ -211,6 +213,17 @@ pub(crate) struct Dialect {
 }
 
 impl RecordQuery {
+    /// Whether a filter with an index of its own narrows the query (model group, key, request,
+    /// trace, session); otherwise the newest page is read along the time index.
+    pub fn has_indexed_filter(&self) -> bool {
+        self.model_group.is_some()
+            || self.key_alias.is_some()
+            || self.key_hash.is_some()
+            || self.exact_request_id.is_some()
+            || self.trace_id.is_some()
+            || self.session_id.is_some()
+    }
+
     pub fn page_size(&self) -> usize {
         self.limit.clamp(1, MAX_PAGE)
     }
@@ -256,6 +269,9 @@ impl RecordQuery {
             // Not LIKE: a request id may hold `%` or `_`, which must match themselves.
             let sql = format!("{}(request_id, ?) > 0", d.position);
             push(&mut conds, &mut values, &sql, QueryValue::Text(id.into()));
+        }
+        if let Some(id) = &self.exact_request_id {
+            push(&mut conds, &mut values, "request_id = ?", QueryValue::Text(id.clone()));
         }
         if let Some(t) = &self.trace_id {
             push(&mut conds, &mut values, "trace_id = ?", QueryValue::Text(t.clone()));

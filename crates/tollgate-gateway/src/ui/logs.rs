@@ -175,7 +175,7 @@ pub async fn detail(
     let query = restrict(
         &visit,
         RecordQuery {
-            request_id: Some(request_id.clone()),
+            exact_request_id: Some(request_id.clone()),
             limit: tollgate_store::MAX_PAGE,
             ..RecordQuery::default()
         },
@@ -185,7 +185,6 @@ pub async fn detail(
     let found = tokio::task::spawn_blocking(move || dash2.query(&data_dir, &query)).await;
     let mut ctx = visit.context("logs");
     let mut attempts: Vec<Record> = match found {
-        // The query matches a part of the id; the page is about this one.
         Ok(Ok(p)) => p.records.into_iter().filter(|r| r.request_id == request_id).collect(),
         Ok(Err(e)) => return view::message(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         Err(e) => return view::message(ctx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

@@ -70,10 +70,8 @@ impl StoreSlice {
         }
         if let Some(k) = &self.key_hash {
             values.push(k.clone());
-            conds.push(format!(
-                "(CASE WHEN json_valid(json) THEN json_extract(json, '$.key_hash') END) = ?{}",
-                values.len()
-            ));
+            // The column the writer fills (schema 6), indexed with the time.
+            conds.push(format!("key_hash = ?{}", values.len()));
         }
         let sql = if conds.is_empty() {
             String::new()
