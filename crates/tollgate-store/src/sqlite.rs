@@ -87,12 +87,6 @@ pub(crate) fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     crate::migrate::sqlite(&mut conn, &path.display().to_string())?;
-    // Statistics for the query planner (sqlite_stat1), refreshed where the table has grown: without
-    // them SQLite scans the whole table for a time range read in rowid order, or sorts every row
-    // for the newest page (0.5–0.7 s at a million records, bench/dashboard_pages.py). The
-    // analysis limit keeps this to milliseconds whatever the table's size.
-    conn.execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize = 0x10002;")
-        .map_err(sqlite_err(path))?;
     Ok(conn)
 }
 
