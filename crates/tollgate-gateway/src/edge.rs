@@ -274,6 +274,14 @@ pub fn tag_response(headers: &mut HeaderMap, t: &ResponseTags<'_>) {
     }
 }
 
+/// Whether an answer is a stream of server-sent events (its `content-type`), for the endpoints
+/// that rewrite a pipeline answer into another API's shape.
+pub fn is_event_stream(resp: &axum::response::Response) -> bool {
+    resp.headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

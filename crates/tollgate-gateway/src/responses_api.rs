@@ -231,10 +231,7 @@ async fn answer(resp: Response, echo: Echo, stored: Option<Saver>) -> Response {
     if !resp.status().is_success() {
         return resp;
     }
-    let streamed = resp
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let streamed = crate::edge::is_event_stream(&resp);
     let (mut parts, body) = resp.into_parts();
     parts.headers.remove("content-length");
     if !streamed {

@@ -65,21 +65,9 @@ impl Wildcards {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
-    }
-
     /// The patterns as the config writes them, in its order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.listed.iter().map(String::as_str)
-    }
-
-    /// The pattern `name` matches, if any.
-    pub fn pattern_of(&self, name: &str) -> Option<&str> {
-        self.patterns
-            .iter()
-            .find(|p| p.regex.is_match(name))
-            .map(|p| p.name.as_str())
     }
 
     /// The concrete group serving `name`, built on first use; `None` when no pattern matches it

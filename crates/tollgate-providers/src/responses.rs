@@ -757,11 +757,6 @@ impl EventWriter {
     }
 }
 
-/// OpenAI's error envelope, which the Responses API shares with chat completions.
-pub fn error_body(kind: &str, message: &str, param: Option<&str>, code: Option<&str>) -> Value {
-    json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

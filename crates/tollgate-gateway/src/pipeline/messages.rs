@@ -198,10 +198,7 @@ pub(crate) async fn workflow_answer(resp: Response, group: &str) -> Response {
     if !resp.status().is_success() {
         return resp;
     }
-    let streamed = resp
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let streamed = crate::edge::is_event_stream(&resp);
     let (parts, body) = resp.into_parts();
     if !streamed {
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
