@@ -273,11 +273,12 @@ impl ServerCertVerifier for EncryptOnly {
 /// into rows, so a batch is one statement and one round trip whatever its size.
 const INSERT: &str = "INSERT INTO tollgate_records
     (request_id, attempt, instance_id, trace_id, session_id, start_time, model_group, model,
-     status, key_alias, workflow, cost_usd, json)
-  SELECT r, a, i, t, s, st, g, m, x, k, w, c, j::json
+     status, key_alias, workflow, cost_usd, json, key_hash, cache, user_id, team_id)
+  SELECT r, a, i, t, s, st, g, m, x, k, w, c, j::json, kh, ca, us, tm
   FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::text[])
-       AS u(r, a, i, t, s, st, g, m, x, k, w, c, j)
+              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::text[],
+              $14::text[], $15::text[], $16::text[], $17::text[])
+       AS u(r, a, i, t, s, st, g, m, x, k, w, c, j, kh, ca, us, tm)
   ON CONFLICT (request_id, attempt) DO NOTHING";
 
 /// Inserts a batch in one transaction; rows already stored are skipped. Returns the new rows.
@@ -304,7 +305,11 @@ pub(crate) fn insert_rows(client: &mut Client, rows: &[StoredRow]) -> Result<u64
     let workflow = opt(|r| r.workflow.as_deref());
     let cost: Vec<Option<f64>> = rows.iter().map(|r| r.cost_usd).collect();
     let json = col(|r| &r.json);
-    let params: [&(dyn ToSql + Sync); 13] = [
+    let key_hash = opt(|r| r.key_hash.as_deref());
+    let cache = opt(|r| r.cache.as_deref());
+    let user = opt(|r| r.user_id.as_deref());
+    let team = opt(|r| r.team_id.as_deref());
+    let params: [&(dyn ToSql + Sync); 17] = [
         &request_id,
         &attempt,
         &instance,
@@ -318,6 +323,10 @@ pub(crate) fn insert_rows(client: &mut Client, rows: &[StoredRow]) -> Result<u64
         &workflow,
         &cost,
         &json,
+        &key_hash,
+        &cache,
+        &user,
+        &team,
     ];
     let mut tx = client.transaction()?;
     let n = tx.execute(INSERT, &params)?;
@@ -451,13 +460,9 @@ impl RecordStore for PostgresStore {
     }
 }
 
-/// Postgres's spelling of the log view's query (the expressions match the V5 indexes exactly).
+/// Postgres's spelling of the log view's query (its filters are the V7 columns).
 const POSTGRES_DIALECT: Dialect = Dialect {
     placeholder: |n| format!("${n}"),
-    key_hash: "(json->>'key_hash')",
-    cache: "(json->>'cache')",
-    user_id: "(json->>'user_id')",
-    team_id: "(json->>'team_id')",
     position: "strpos",
 };
 

@@ -296,6 +296,120 @@ fn postgres_store_answers_the_log_query() {
 }
 
 #[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn postgres_v7_moves_the_log_filters_out_of_the_json_and_backfills_old_rows() {
+    let db = pg_db("v7");
+    // A database as the build before V7 left it, holding a row shipped then (no such columns).
+    db.migrate_to(6).unwrap();
+    let old = Record {
+        key_hash: Some("aaaa".into()),
+        cache: CacheState::Hit,
+        user_id: Some("ada".into()),
+        team_id: Some("core".into()),
+        ..record(1, None)
+    };
+    let json = serde_json::to_string(&old).unwrap();
+    let mut admin = db.admin().unwrap();
+    admin
+        .execute(
+            "INSERT INTO tollgate_records (request_id, attempt, trace_id, start_time, model_group, model, status, json)
+             VALUES ($1, 0, $2, $3, 'coder', 'm', 'success', $4::text::json)",
+            &[&old.request_id, &old.trace_id, &old.start_time, &json],
+        )
+        .unwrap();
+
+    // Opening migrates: the old row's columns come from its JSON.
+    let target = PostgresTarget::parse(&db.url, 1).unwrap();
+    let mut store = PostgresStore::open(&target).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(tollgate_store::postgres_version(), 7);
+    let columns = |admin: &mut postgres::Client, id: &str| -> Vec<Option<String>> {
+        let row = admin
+            .query_one(
+                "SELECT key_hash, cache, user_id, team_id FROM tollgate_records WHERE request_id = $1",
+                &[&id],
+            )
+            .unwrap();
+        (0..4).map(|i| row.get(i)).collect()
+    };
+    let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    assert_eq!(columns(&mut admin, "req-1"), some(&["aaaa", "hit", "ada", "core"]));
+
+    // New rows get them from the writer's columns (no JSON parsed); a master-key row has none.
+    let new = Record {
+        key_hash: Some("bbbb".into()),
+        user_id: Some("bo".into()),
+        ..record(2, None)
+    };
+    store.insert(&rows(&[new, record(3, None)])).unwrap();
+    assert_eq!(
+        columns(&mut admin, "req-2"),
+        vec![Some("bbbb".into()), Some("off".into()), Some("bo".into()), None]
+    );
+    assert_eq!(columns(&mut admin, "req-3"), vec![None, Some("off".into()), None, None]);
+
+    // The filters read the columns, for old and new rows alike.
+    let find = |store: &mut PostgresStore, q: RecordQuery| -> Vec<String> {
+        let q = RecordQuery { limit: 10, ..q };
+        store
+            .query(&q)
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect()
+    };
+    let by_key = RecordQuery {
+        key_hash: Some("aaaa".into()),
+        ..RecordQuery::default()
+    };
+    assert_eq!(find(&mut store, by_key), ["req-1"]);
+    let by_user = RecordQuery {
+        user_id: Some("bo".into()),
+        ..RecordQuery::default()
+    };
+    assert_eq!(find(&mut store, by_user), ["req-2"]);
+    let by_team = RecordQuery {
+        team_id: Some("core".into()),
+        ..RecordQuery::default()
+    };
+    assert_eq!(find(&mut store, by_team), ["req-1"]);
+    let off = RecordQuery {
+        cache: Some(CacheState::Off),
+        ..RecordQuery::default()
+    };
+    assert_eq!(find(&mut store, off), ["req-3", "req-2"]);
+
+    // No index parses the JSON any more; the new ones skip rows without the value.
+    let indexes: Vec<(String, String)> = admin
+        .query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tollgate_records'",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(indexes.iter().all(|(_, def)| !def.contains("json")), "{indexes:?}");
+    for name in ["key_hash", "user", "team", "workflow"] {
+        let (_, def) = indexes
+            .iter()
+            .find(|(n, _)| n == &format!("tollgate_records_{name}"))
+            .unwrap_or_else(|| panic!("no index for {name}: {indexes:?}"));
+        assert!(def.contains("IS NOT NULL"), "{def}");
+    }
+    // And a key's own view is served by its index (sequential scans off: the table is tiny).
+    admin.batch_execute("SET enable_seqscan = off").unwrap();
+    let plan: Vec<String> = admin
+        .query("EXPLAIN SELECT id FROM tollgate_records WHERE key_hash = 'aaaa'", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.iter().any(|p| p.contains("tollgate_records_key_hash")), "{plan:?}");
+}
+
+#[test]
 fn sqlite_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
