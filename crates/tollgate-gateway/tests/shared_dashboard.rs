@@ -100,6 +100,7 @@ fn every_instances_records_are_on_each_instances_logs_page() {
 
         // Each filter, on B, over the shared rows.
         let part_of_id = format!("q={}", &in_session[..in_session.len() - 2]);
+        let whole_id = format!("q={by_key}");
         for (query, expected) in [
             ("model=dear", vec![in_session.clone()]),
             ("key=web", vec![by_key.clone()]),
@@ -109,6 +110,7 @@ fn every_instances_records_are_on_each_instances_logs_page() {
             ("status=failure", vec![]),
             ("cache=hit", vec![]),
             (part_of_id.as_str(), vec![in_session.clone()]),
+            (whole_id.as_str(), vec![by_key.clone()]),
         ] {
             let (status, html) = page(&b, &admin, &format!("/ui/logs?{query}")).await;
             assert_eq!(status, 200, "{query}: {html}");
