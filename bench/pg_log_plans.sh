@@ -142,10 +142,18 @@ cache hits;$ca = 'hit'
 cache bypass (no record has it);$ca = 'bypass'
 one session;session_id = 'session-12345'
 one workflow;workflow = 'cf-x'
-request id search (substring);strpos(request_id, 'bench-00000123') > 0
+search, one query along time;strpos(request_id, 'bench-00000123') > 0
 a request's page (exact id);request_id = 'bench-00000123'
 a workflow run's steps (trace);trace_id = 'bench-00000123'
+search, read by the matching ids;request_id = ANY(ARRAY['bench-00000123'])
 EOF
+    # What the store runs first for a search for part of an id (pg.rs `matching_ids`).
+    local sql="SELECT request_id FROM tollgate_records WHERE strpos(request_id, '-00000123') > 0 ORDER BY request_id LIMIT 1001"
+    local plan
+    plan="$(psql_db -t -A -c "EXPLAIN (ANALYZE, BUFFERS) $sql")"
+    printf '%-34s %10s ms   %s\n' "search, the matching ids first" "$(grep -o 'Execution Time: [0-9.]*' <<<"$plan" | grep -o '[0-9.]*$')" \
+        "$(grep -o -m1 -E 'Index Only Scan using [a-z_]+ on [a-z_]+|Seq Scan on [a-z_]+' <<<"$plan")"
+    printf -- '--- %s: search, the matching ids first\n%s\n%s\n' "$label" "$sql" "$plan" >>"$OUT"
 }
 
 WORK="$(mktemp -d)"

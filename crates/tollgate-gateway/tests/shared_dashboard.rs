@@ -96,7 +96,7 @@ fn every_instances_records_are_on_each_instances_logs_page() {
             .unwrap()
             .map(|r| r.unwrap().request_id)
             .collect();
-        assert_eq!(b_local, [on_b.clone()]);
+        assert_eq!(b_local, vec![on_b.clone()]);
 
         // Each filter, on B, over the shared rows.
         let part_of_id = format!("q={}", &in_session[..in_session.len() - 2]);
@@ -130,9 +130,9 @@ fn every_instances_records_are_on_each_instances_logs_page() {
         // The key, signed in on B, sees its own record only, whatever it asks for.
         let own = sign_in(&b, &key).await;
         let (_, html) = page(&b, &own, "/ui/logs").await;
-        assert_eq!(listed(&html), [by_key.clone()]);
+        assert_eq!(listed(&html), vec![by_key.clone()]);
         let (_, html) = page(&b, &own, "/ui/logs?key=master_key").await;
-        assert_eq!(listed(&html), [by_key.clone()]);
+        assert_eq!(listed(&html), vec![by_key.clone()]);
         let (status, _) = page(&b, &own, &format!("/ui/logs/{in_session}")).await;
         assert_eq!(status, 404);
         let (status, _) = page(&b, &own, &format!("/ui/logs/{by_key}")).await;

@@ -58,9 +58,10 @@ impl Records {
     fn open(store: &StoreConfig) -> Result<Records, StoreError> {
         match &store.shared {
             // `open` migrates (a no-op once the writer has), so the log view's columns exist.
-            Some(shared) => Ok(Records::Shared(SharedRecords(Some(PostgresStore::open(
-                &shared.target,
-            )?)))),
+            Some(shared) => {
+                let store = PostgresStore::open(&shared.target)?;
+                Ok(Records::Shared(SharedRecords(Some(Box::new(store)))))
+            }
             None => Ok(Records::Local(SqliteStore::open(&store.data_dir)?)),
         }
     }
@@ -77,7 +78,7 @@ impl Records {
 /// The shared store's connection, closed on a thread of its own: the blocking Postgres client's
 /// `Drop` runs a small runtime, which panics on an async worker, and the dashboard's last
 /// reference may well go on one (when the server stops).
-struct SharedRecords(Option<PostgresStore>);
+struct SharedRecords(Option<Box<PostgresStore>>);
 
 impl Drop for SharedRecords {
     fn drop(&mut self) {
