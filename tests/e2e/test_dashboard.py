@@ -58,9 +58,10 @@ def browser():
         b.close()
 
 
-def report_json(gw: Gateway, since: str) -> dict:
+def report_json(gw: Gateway, since: str, until: str | None = None) -> dict:
+    bounds = ["--since", since] + (["--until", until] if until else [])
     out = run_tollgate(
-        ["report", "--data-dir", str(gw.data_dir), "--since", since, "--format", "json", "--no-progress"],
+        ["report", "--data-dir", str(gw.data_dir), *bounds, "--format", "json", "--no-progress"],
         {**os.environ},
     )
     assert out.returncode == 0, out.stderr
@@ -111,9 +112,10 @@ def test_dashboard_story(dash_gateway, browser):
     cookies = {c["name"]: c for c in context.cookies()}
     assert cookies["tollgate_session"]["httpOnly"] and cookies["tollgate_session"]["sameSite"] == "Strict"
 
-    # The overview equals `tollgate report --format json` for the same range.
+    # The overview equals `tollgate report --format json` for the bounds the page states.
     page.goto(f"{gw.url}/ui/overview?range=1h")
-    report = report_json(gw, "1h")
+    fresh = page.locator("#freshness")
+    report = report_json(gw, fresh.get_attribute("data-since"), fresh.get_attribute("data-until"))
     assert int(figure(page, "requests")) == report["requests"]["total"] == 3
     assert int(figure(page, "failed")) == report["requests"]["failed"]
     assert number(figure(page, "success_rate")) == pytest.approx(report["requests"]["success_rate"])

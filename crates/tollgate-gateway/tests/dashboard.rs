@@ -60,14 +60,23 @@ async fn sign_in(gw: &Gw, key: &str) -> Signed {
     }
 }
 
+/// A page, as a browser ends up showing it: while the report behind it is still being computed
+/// the page says so and reloads itself each second (`data-building`), so this asks again.
 async fn get(gw: &Gw, cookie: &str, path: &str) -> (u16, String) {
-    let resp = client()
-        .get(format!("{}{path}", gw.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    for _ in 0..100 {
+        let resp = client()
+            .get(format!("{}{path}", gw.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        let answer = (resp.status().as_u16(), resp.text().await.unwrap());
+        if !answer.1.contains(r#"data-building="true""#) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path}: the report was still being computed after 10 s");
 }
 
 async fn post(gw: &Gw, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
@@ -544,4 +553,113 @@ async fn the_playground_streams_through_the_pipeline_with_the_sessions_key() {
         s == 200 && html.contains("tryer")
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_expensive_report_is_kept_with_its_bounds_until_refreshed() {
+    let mock = start_mock(&[]).await;
+    // Every report counts as expensive here, so each is kept once built.
+    let config = format!(
+        "{}tollgate_settings:\n  dashboard_live_report_ms: 0\n",
+        two_priced_groups(mock)
+    );
+    let gw = gateway(&config).await;
+    let chat = json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}]});
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", KEY, Some(chat.clone())).await;
+    assert_eq!(s, 200);
+    let admin = sign_in(&gw, KEY).await;
+    eventually("the record is written", Duration::from_secs(5), || async {
+        let (_, html) = get(&gw, &admin.cookie, "/ui/overview?range=30d&refresh=1").await;
+        figure(&html, "requests") == "1"
+    })
+    .await;
+    // The next visit shows the kept report, says so, and names the bounds it covers.
+    let (_, kept) = get(&gw, &admin.cookie, "/ui/overview?range=30d").await;
+    assert!(kept.contains(r#"data-kept="true""#), "{kept}");
+    assert_eq!(figure(&kept, "requests"), "1");
+    let until = kept
+        .split(r#"data-until=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    let until: chrono::DateTime<chrono::Utc> = until.parse().unwrap();
+    assert!(
+        chrono::Utc::now() - until < chrono::Duration::seconds(30),
+        "until {until}"
+    );
+
+    // New traffic is in the logs at once, but not in the kept report until it is refreshed.
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", KEY, Some(chat)).await;
+    assert_eq!(s, 200);
+    eventually("the second record is written", Duration::from_secs(5), || async {
+        let (_, logs) = get(&gw, &admin.cookie, "/ui/logs").await;
+        logs.matches(r#"class="record "#).count() == 2
+    })
+    .await;
+    let (_, still) = get(&gw, &admin.cookie, "/ui/overview?range=30d").await;
+    assert_eq!(figure(&still, "requests"), "1");
+    let (_, report) = get(&gw, &admin.cookie, "/ui/report?range=30d&format=json").await;
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        report["requests"]["total"], 1,
+        "the report page shows the same kept report"
+    );
+    let (_, now) = get(&gw, &admin.cookie, "/ui/overview?range=30d&refresh=1").await;
+    assert_eq!(figure(&now, "requests"), "2");
+    assert!(now.contains(r#"data-kept="false""#), "{now}");
+    // The Turkish page is its own report, built on its first visit.
+    let (_, tr) = get(&gw, &admin.cookie, "/ui/overview?range=30d&lang=tr").await;
+    assert_eq!(figure(&tr, "requests"), "2");
+}
+
+/// With a shared store, the overview reads every instance's records from Postgres, and a
+/// virtual key's view its own records there.
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+async fn with_a_shared_store_the_overview_reads_every_instances_records() {
+    let db = tollgate_store::test_db::TestDatabase::create("dash_overview").expect("a Postgres test database");
+    let mock = start_mock(&[]).await;
+    let config = two_priced_groups(mock).replace(
+        "general_settings:\n",
+        &format!("general_settings:\n  database_url: {}\n", db.url),
+    );
+    let a = gateway(&config).await;
+    let b = gateway(&config).await;
+    // A key made on one instance and used there, beside the master key's traffic.
+    let (s, made) = call(
+        &a,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"key_alias": "shared-ui"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{made}");
+    let raw = made["key"].as_str().unwrap().to_string();
+    let chat = json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}]});
+    for key in [raw.as_str(), KEY, KEY] {
+        let (s, body) = call(&a, "POST", "/v1/chat/completions", key, Some(chat.clone())).await;
+        assert_eq!(s, 200, "{body}");
+    }
+    // Instance B served none of it; its overview is the shared store's.
+    let admin = sign_in(&b, KEY).await;
+    eventually("the records are shipped", Duration::from_secs(15), || async {
+        let (_, html) = get(&b, &admin.cookie, "/ui/overview?range=1h").await;
+        figure(&html, "requests") == "3"
+    })
+    .await;
+    let own = sign_in(&b, &raw).await;
+    let (_, html) = get(&b, &own.cookie, "/ui/overview?range=1h").await;
+    assert_eq!(figure(&html, "requests"), "1", "the key's own record only");
+    let (_, report) = get(&b, &admin.cookie, "/ui/report?range=1h&format=json").await;
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["requests"]["total"], 3);
+    assert!(
+        report["inputs"][0]["format"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Postgres"),
+        "{}",
+        report["inputs"]
+    );
 }

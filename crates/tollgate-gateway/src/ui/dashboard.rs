@@ -1,5 +1,5 @@
-//! What the dashboard keeps while the server runs: the session table, the sign-in limiter and
-//! its connection to the record store. Handed to its routes as an axum `Extension`, so the
+//! What the dashboard keeps while the server runs: the session table, the sign-in limiter, the
+//! reports kept for large ranges and its connection to the record store. Handed to its routes as an axum `Extension`, so the
 //! gateway's `App` carries nothing of the UI.
 
 use std::path::Path;
@@ -8,11 +8,14 @@ use std::sync::Mutex;
 use tollgate_store::{RecordPage, RecordQuery, RecordStore, SqliteStore, StoreError};
 
 use super::session::{Sessions, SignInLimiter};
+use super::snapshots::Snapshots;
 
 #[derive(Default)]
 pub struct Dashboard {
     pub sessions: std::sync::Arc<Sessions>,
     pub limiter: SignInLimiter,
+    /// The overview's and report page's reports, kept by range (`snapshots.rs`).
+    pub snapshots: Snapshots,
     /// Opened at the first log page, then kept (SQLite in WAL mode: reading beside the writer).
     records: Mutex<Option<SqliteStore>>,
 }

@@ -22,6 +22,7 @@ mod playground;
 mod report_page;
 mod session;
 mod signin;
+mod snapshots;
 mod text;
 mod view;
 
