@@ -7,13 +7,15 @@
 //! new ones ([`baseline`]).
 //!
 //! Reading runs on its own thread (parsing chunks in parallel with rayon) and hands records to
-//! the aggregating thread over a bounded channel, so both cores work and memory stays bounded.
+//! the aggregating thread in batches over a bounded channel (`handoff.rs`), so both cores work
+//! and memory stays bounded.
 
 pub mod aggregate;
 pub mod baseline;
 pub mod expectations;
 mod finding;
 pub mod findings;
+mod handoff;
 pub mod i18n;
 pub mod import;
 pub mod render;
@@ -188,9 +190,14 @@ pub fn report_for_store(
     if let Some(own) = only {
         opts.key_budgets.retain(|b| b.name() == own.name);
     }
+    opts.records_unique = match source {
+        RecordSource::Sqlite(data_dir) => import::tollgate::one_row_per_attempt(&data_dir.join("tollgate.sqlite")),
+        // Its table has had the constraint from the start.
+        RecordSource::Postgres(_) => true,
+    };
     // As `run` does: the reader hands records over a bounded channel, so memory stays bounded
     // whatever the store's size (a server must not hold a year of records to show a day).
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(4096);
+    let (mut tx, rx) = handoff::channel();
     let (mut report, summaries) = std::thread::scope(|scope| {
         let prices = &opts.prices;
         let (since, until) = (opts.since, opts.until);
@@ -198,7 +205,7 @@ pub fn report_for_store(
         // The range and the key are read through the store's indexes; the aggregation applies
         // the range again, as for the command, which changes nothing for rows inside it.
         let reader = scope.spawn(move || {
-            let mut sink = |r: Record| tx.send(r).is_ok();
+            let mut sink = |r: Record| tx.push(r);
             match source {
                 RecordSource::Sqlite(data_dir) => {
                     let slice = import::tollgate::StoreSlice {
@@ -279,6 +286,11 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
     if let Some(f) = facts {
         opts.expect_workflows(f.workflows);
     }
+    // One data directory alone: its store holds each request and attempt once.
+    opts.records_unique = match (&args.data_dir, args.inputs.is_empty(), &args.db) {
+        (Some(dir), true, None) => import::tollgate::one_row_per_attempt(&dir.join("tollgate.sqlite")),
+        _ => false,
+    };
     opts.key_budgets = key_budgets(&inputs, args.db.as_deref());
 
     let total_bytes: u64 = inputs
@@ -295,7 +307,7 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
         pb
     });
 
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(4096);
+    let (mut tx, rx) = handoff::channel();
     let db = args.db.clone();
     let reader = {
         let progress = progress.clone();
@@ -309,7 +321,7 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
                 prices: &prices,
                 on_bytes: Some(&on_bytes),
             };
-            let mut sink = |r: Record| tx.send(r).is_ok();
+            let mut sink = |r: Record| tx.push(r);
             let mut summaries = Vec::new();
             for input in &inputs {
                 summaries.extend(importer.import(input, &mut sink)?);

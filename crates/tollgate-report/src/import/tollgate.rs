@@ -128,10 +128,13 @@ pub fn import_sqlite_slice(
             Err(e) => return Err(err(e)),
         };
         let rowid: i64 = row.get(0).map_err(err)?;
+        // The text as SQLite holds it, not copied into a String first: the JSON parser checks
+        // it as it reads.
         let parsed = row
-            .get::<_, String>(1)
+            .get_ref(1)
+            .and_then(|v| v.as_bytes().map_err(Into::into))
             .map_err(|e| RowError::Unreadable(e.to_string()))
-            .and_then(|json| record_from_json(json.as_bytes(), prices));
+            .and_then(|json| record_from_json(json, prices));
         match parsed {
             Ok(rec) => {
                 summary.records += 1;
@@ -165,6 +168,14 @@ fn slice_sql(conn: &Connection, slice: &StoreSlice) -> (String, Vec<String>) {
         "SELECT rowid, json FROM records WHERE rowid IN (SELECT rowid FROM records {hint} {conditions}) ORDER BY rowid"
     );
     (sql, values)
+}
+
+/// Whether a store holds each request and attempt at most once: its unique index (schema 2 on)
+/// says so. A store too old for it, or one that cannot be opened, may not.
+pub fn one_row_per_attempt(path: &Path) -> bool {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map(|conn| has_index(&conn, "records_request_attempt"))
+        .unwrap_or(false)
 }
 
 fn has_index(conn: &Connection, name: &str) -> bool {
