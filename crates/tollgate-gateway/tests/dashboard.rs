@@ -549,7 +549,9 @@ async fn the_playground_streams_through_the_pipeline_with_the_sessions_key() {
 /// The `<tr …>` of a listing whose `attr` is `value`, up to its `</tr>` (panics when absent).
 fn row_of<'a>(html: &'a str, attr: &str, value: &str) -> &'a str {
     let marker = format!(r#"<tr {attr}="{value}""#);
-    let at = html.find(&marker).unwrap_or_else(|| panic!("no row {attr}={value} in {html}"));
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no row {attr}={value} in {html}"));
     let end = html[at..].find("</tr>").unwrap() + at;
     &html[at..end]
 }
@@ -575,7 +577,13 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     for path in ["/ui/users", "/ui/teams"] {
         let (s, html) = get(&gw, &own.cookie, path).await;
         assert_eq!(s, 403, "{path}: {html}");
-        let (s, _) = post(&gw, &own.cookie, path, &[("user_id", "x"), ("team_id", "x"), ("csrf", &own.csrf)]).await;
+        let (s, _) = post(
+            &gw,
+            &own.cookie,
+            path,
+            &[("user_id", "x"), ("team_id", "x"), ("csrf", &own.csrf)],
+        )
+        .await;
         assert_eq!(s, 403, "{path}");
     }
     let (s, html) = get(&gw, &admin.cookie, "/ui/overview").await;
@@ -585,7 +593,10 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
         "the admin's navigation"
     );
     let (_, html) = get(&gw, &own.cookie, "/ui/overview").await;
-    assert!(!html.contains(r#"href="/ui/users""#), "a key's navigation has no users page");
+    assert!(
+        !html.contains(r#"href="/ui/users""#),
+        "a key's navigation has no users page"
+    );
 
     // Creating a user: refused without the CSRF token or with a wrong one, nothing made.
     let user_form = [
@@ -617,7 +628,12 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     let u = &info["user_info"];
     assert_eq!(
         (&u["user_email"], &u["max_budget"], &u["budget_duration"], &u["models"]),
-        (&json!("ada@example.com"), &json!(20.0), &json!("30d"), &json!(["cheap"]))
+        (
+            &json!("ada@example.com"),
+            &json!(20.0),
+            &json!("30d"),
+            &json!(["cheap"])
+        )
     );
     assert_eq!(info["keys"].as_array().unwrap().len(), 1);
     // The same id again: the API's own refusal, on the page.
@@ -629,13 +645,22 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     let chat = json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}]});
     let (s, _) = call(&gw, "POST", "/v1/chat/completions", &ada_key, Some(chat.clone())).await;
     assert_eq!(s, 200);
-    let (s, users) = get(&gw, &admin.cookie, "/ui/users").await;
-    assert_eq!(s, 200, "{users}");
+    let spend_on_page = || async {
+        let (s, users) = get(&gw, &admin.cookie, "/ui/users").await;
+        assert_eq!(s, 200, "{users}");
+        attr(row_of(&users, "data-user", "ada"), "data-spend")
+            .parse::<f64>()
+            .unwrap()
+    };
+    eventually("the user's spend shows", Duration::from_secs(5), || async {
+        spend_on_page().await > 0.0
+    })
+    .await;
+    let (_, users) = get(&gw, &admin.cookie, "/ui/users").await;
     let ada = row_of(&users, "data-user", "ada").to_string();
     assert_eq!(attr(&ada, "data-budget"), "20.0");
     let spend: f64 = attr(&ada, "data-spend").parse().unwrap();
     let (_, info) = call(&gw, "GET", "/user/info?user_id=ada", KEY, None).await;
-    assert!(spend > 0.0, "{ada}");
     assert_eq!(spend, info["user_info"]["spend"].as_f64().unwrap(), "the API's figure");
     assert!(ada.contains("<progress") && ada.contains("every 30d · ↻ "), "{ada}");
     assert!(ada.contains("ada@example.com") && ada.contains(r#"<td class="num key-count">1</td>"#));
@@ -665,7 +690,10 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     assert_eq!(s, 303);
     let (_, info) = call(&gw, "GET", "/user/info?user_id=ada", KEY, None).await;
     let u = &info["user_info"];
-    assert_eq!((&u["max_budget"], &u["tpm_limit"], &u["rpm_limit"]), (&json!(50.0), &json!(1000), &json!(10)));
+    assert_eq!(
+        (&u["max_budget"], &u["tpm_limit"], &u["rpm_limit"]),
+        (&json!(50.0), &json!(1000), &json!(10))
+    );
     let (_, users) = get(&gw, &admin.cookie, "/ui/users").await;
     let ada = row_of(&users, "data-user", "ada").to_string();
     assert_eq!(attr(&ada, "data-budget"), "50.0");
@@ -697,7 +725,10 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     let research = row_of(&teams, "data-team", "research").to_string();
     assert_eq!(attr(&research, "data-budget"), "100.0");
     assert_eq!(attr(&research, "data-alias"), "Research");
-    assert!(research.contains("every 1mo · ↻ ") && research.contains("cheap, dear"), "{research}");
+    assert!(
+        research.contains("every 1mo · ↻ ") && research.contains("cheap, dear"),
+        "{research}"
+    );
 
     // Its budget and limits change through `/team/update`'s code.
     let (s, _) = post(
@@ -716,7 +747,10 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     .await;
     assert_eq!(s, 303);
     let (_, info) = call(&gw, "GET", "/team/info?team_id=research", KEY, None).await;
-    assert_eq!((&info["team_info"]["max_budget"], &info["team_info"]["rpm_limit"]), (&json!(150.0), &json!(60)));
+    assert_eq!(
+        (&info["team_info"]["max_budget"], &info["team_info"]["rpm_limit"]),
+        (&json!(150.0), &json!(60))
+    );
 
     // A member added on the page is one everywhere: the team's members, the user's teams.
     let (s, _) = post(
@@ -731,7 +765,12 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
         &gw,
         &admin.cookie,
         "/ui/teams/member_add",
-        &[("team_id", "research"), ("user_id", "ada"), ("role", "admin"), ("csrf", csrf)],
+        &[
+            ("team_id", "research"),
+            ("user_id", "ada"),
+            ("role", "admin"),
+            ("csrf", csrf),
+        ],
     )
     .await;
     assert_eq!(s, 303);
@@ -750,7 +789,12 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
         &gw,
         &admin.cookie,
         "/ui/teams/member_add",
-        &[("team_id", "research"), ("user_id", "ada"), ("role", "user"), ("csrf", csrf)],
+        &[
+            ("team_id", "research"),
+            ("user_id", "ada"),
+            ("role", "user"),
+            ("csrf", csrf),
+        ],
     )
     .await;
     assert_eq!(s, 400);
@@ -767,13 +811,25 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     .await;
     assert_eq!(s, 200, "{team_key}");
     let team_key = team_key["key"].as_str().unwrap().to_string();
-    let (s, _) = post(&gw, &admin.cookie, "/ui/teams/block", &[("team_id", "research"), ("csrf", csrf)]).await;
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/block",
+        &[("team_id", "research"), ("csrf", csrf)],
+    )
+    .await;
     assert_eq!(s, 303);
     let (s, refused) = call(&gw, "POST", "/v1/chat/completions", &team_key, Some(chat.clone())).await;
     assert!(s == 401 || s == 403, "{s} {refused}");
     let (_, teams) = get(&gw, &admin.cookie, "/ui/teams").await;
     assert_eq!(attr(row_of(&teams, "data-team", "research"), "data-blocked"), "true");
-    let (s, _) = post(&gw, &admin.cookie, "/ui/teams/unblock", &[("team_id", "research"), ("csrf", csrf)]).await;
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/unblock",
+        &[("team_id", "research"), ("csrf", csrf)],
+    )
+    .await;
     assert_eq!(s, 303);
     let (s, _) = call(&gw, "POST", "/v1/chat/completions", &team_key, Some(chat)).await;
     assert_eq!(s, 200);
@@ -791,7 +847,13 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     assert_eq!(info["team_info"]["members_with_roles"], json!([]));
     let (s, _) = post(&gw, &admin.cookie, "/ui/users/delete", &[("user_id", "ada")]).await;
     assert_eq!(s, 403, "no token, no deletion");
-    let (s, _) = post(&gw, &admin.cookie, "/ui/users/delete", &[("user_id", "ada"), ("csrf", csrf)]).await;
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/users/delete",
+        &[("user_id", "ada"), ("csrf", csrf)],
+    )
+    .await;
     assert_eq!(s, 303);
     let (s, _) = call(&gw, "GET", "/user/info?user_id=ada", KEY, None).await;
     assert_eq!(s, 404);
@@ -799,7 +861,13 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     assert_eq!(s, 404, "the user's key went with it");
     let (_, users) = get(&gw, &admin.cookie, "/ui/users").await;
     assert!(!users.contains(r#"data-user="ada""#));
-    let (s, _) = post(&gw, &admin.cookie, "/ui/teams/delete", &[("team_id", "research"), ("csrf", csrf)]).await;
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/delete",
+        &[("team_id", "research"), ("csrf", csrf)],
+    )
+    .await;
     assert_eq!(s, 303);
     let (s, _) = call(&gw, "GET", "/team/info?team_id=research", KEY, None).await;
     assert_eq!(s, 404);
@@ -808,16 +876,31 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     let (_, teams) = get(&gw, &admin.cookie, "/ui/teams").await;
     assert!(!teams.contains(r#"data-team="research""#) && teams.contains("No teams yet."));
     // Deleting what is gone: the API's 404, on the page.
-    let (s, html) = post(&gw, &admin.cookie, "/ui/teams/delete", &[("team_id", "research"), ("csrf", csrf)]).await;
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/delete",
+        &[("team_id", "research"), ("csrf", csrf)],
+    )
+    .await;
     assert_eq!(s, 404);
     assert!(html.contains("does not exist"), "{html}");
-    let (s, _) = post(&gw, &admin.cookie, "/ui/teams/explode", &[("team_id", "x"), ("csrf", csrf)]).await;
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/explode",
+        &[("team_id", "x"), ("csrf", csrf)],
+    )
+    .await;
     assert_eq!(s, 404);
 
     // The Turkish page.
     let (s, html) = get(&gw, &admin.cookie, "/ui/teams?lang=tr").await;
     assert_eq!(s, 200);
-    assert!(html.contains("Takım oluştur") && html.contains("Kullanıcılar"), "{html}");
+    assert!(
+        html.contains("Takım oluştur") && html.contains("Kullanıcılar"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
@@ -881,7 +964,10 @@ async fn users_page_by_the_hundred_and_a_keys_limits_and_models() {
         "{row}"
     );
     assert!(row.contains(r#"<td class="models">cheap</td>"#), "{row}");
-    assert!(!keys.contains(r#"id="next-page""#) && keys.contains("Page 1 / 1"), "{keys}");
+    assert!(
+        !keys.contains(r#"id="next-page""#) && keys.contains("Page 1 / 1"),
+        "{keys}"
+    );
     // An emptied field removes that limit.
     let (s, _) = post(&gw, &admin.cookie, "/ui/keys/limits", &form("")).await;
     assert_eq!(s, 303);

@@ -350,12 +350,7 @@ pub(crate) async fn list_users(
             let start = (page.saturating_sub(1) as usize).saturating_mul(size as usize);
             (found.into_iter().skip(start).take(size as usize).collect(), total)
         }
-        None => {
-            crate::mgmt::blocking(app, move |s| {
-                Ok(s.list_entities(EntityKind::User, None, page, size)?)
-            })
-            .await?
-        }
+        None => crate::mgmt::blocking(app, move |s| Ok(s.list_entities(EntityKind::User, None, page, size)?)).await?,
     };
     let mut shown = view::shown_all(app, &users).await?;
     for (v, u) in shown.iter_mut().zip(&users) {

@@ -24,9 +24,7 @@ pub fn number(body: &mut Map<String, Value>, name: &str, given: Option<&str>, bl
         }
         return Ok(());
     }
-    let n: Number = given
-        .parse()
-        .map_err(|_| format!("{name} {given:?} is not a number"))?;
+    let n: Number = given.parse().map_err(|_| format!("{name} {given:?} is not a number"))?;
     body.insert(name.into(), Value::Number(n));
     Ok(())
 }

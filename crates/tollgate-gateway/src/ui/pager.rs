@@ -22,7 +22,10 @@ mod tests {
         assert_eq!((first["pages"].as_u64(), first["prev"].is_null()), (Some(3), true));
         assert_eq!(first["next"], "/ui/users?page=2");
         let last = links("/ui/users", 3, 100, 250);
-        assert_eq!((last["prev"].as_str(), last["next"].is_null()), (Some("/ui/users?page=2"), true));
+        assert_eq!(
+            (last["prev"].as_str(), last["next"].is_null()),
+            (Some("/ui/users?page=2"), true)
+        );
         let empty = links("/ui/teams", 1, 100, 0);
         assert_eq!(empty["pages"], 1);
         assert_eq!(links("/ui/keys", 9, 100, 150)["prev"], "/ui/keys?page=2");
