@@ -295,8 +295,8 @@ def test_dashboard_users_and_teams(dash_gateway, browser):
     page.fill("#max_budget", "25")
     page.fill("#budget_duration", "30d")
     page.fill("#models", "deepseek-v3.2")
-    page.click("#create-team button[type=submit]")
-    page.wait_for_url("**/ui/teams")
+    with page.expect_navigation():
+        page.click("#create-team button[type=submit]")
     row = page.locator('#teams tr[data-team="e2e-ui-team"]')
     assert row.count() == 1, page.locator("#teams-error").all_inner_texts()
     assert row.get_attribute("data-alias") == "E2E UI team"
@@ -309,7 +309,8 @@ def test_dashboard_users_and_teams(dash_gateway, browser):
     page.fill("#user_id", "e2e-ui-user")
     page.fill("#user_email", "e2e@example.com")
     page.fill("#max_budget", "5")
-    page.click("#create-user button[type=submit]")
+    with page.expect_navigation():
+        page.click("#create-user button[type=submit]")
     assert page.locator("#new-key").inner_text().strip().startswith("sk-")
     page.goto(f"{gw.url}/ui/users")
     user = page.locator('#users tr[data-user="e2e-ui-user"]')
@@ -321,14 +322,14 @@ def test_dashboard_users_and_teams(dash_gateway, browser):
     page.goto(f"{gw.url}/ui/teams")
     row = page.locator('#teams tr[data-team="e2e-ui-team"]')
     row.locator('form.limits input[name="max_budget"]').fill("40")
-    row.locator("form.limits button.save-limits").click()
-    page.wait_for_url("**/ui/teams")
+    with page.expect_navigation():
+        row.locator("form.limits button.save-limits").click()
     row = page.locator('#teams tr[data-team="e2e-ui-team"]')
     assert float(row.get_attribute("data-budget")) == 40.0
     row.locator('form.member-add input[name="user_id"]').fill("e2e-ui-user")
     row.locator('form.member-add select[name="role"]').select_option("admin")
-    row.locator("form.member-add button.add-member").click()
-    page.wait_for_url("**/ui/teams")
+    with page.expect_navigation():
+        row.locator("form.member-add button.add-member").click()
     member = page.locator('#teams tr[data-team="e2e-ui-team"] li[data-member="e2e-ui-user"]')
     assert member.get_attribute("data-role") == "admin"
     page.screenshot(path=str(SCREENSHOTS / "teams.png"), full_page=True)
