@@ -822,7 +822,7 @@ async fn users_and_teams_pages_change_them_through_the_api_code() {
     let (s, refused) = call(&gw, "POST", "/v1/chat/completions", &team_key, Some(chat.clone())).await;
     assert!(s == 401 || s == 403, "{s} {refused}");
     let (_, teams) = get(&gw, &admin.cookie, "/ui/teams").await;
-    assert_eq!(attr(row_of(&teams, "data-team", "research"), "data-blocked"), "true");
+    assert_eq!(attr(row_of(&teams, "data-team", "research"), "data-blocked"), "True");
     let (s, _) = post(
         &gw,
         &admin.cookie,
