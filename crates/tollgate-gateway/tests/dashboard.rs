@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 mod common;
-use common::{Gw, KEY, call, eventually, gateway, start_mock, two_priced_groups};
+use common::{Gw, KEY, call, eventually, gateway, gateway_opts, start_mock, two_priced_groups};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -614,17 +614,26 @@ async fn an_expensive_report_is_kept_with_its_bounds_until_refreshed() {
 
 /// With a shared store, the overview reads every instance's records from Postgres, and a
 /// virtual key's view its own records there.
-#[tokio::test(flavor = "multi_thread")]
+#[test]
 #[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
-async fn with_a_shared_store_the_overview_reads_every_instances_records() {
+fn with_a_shared_store_the_overview_reads_every_instances_records() {
+    // The database is made and dropped outside the runtime (its client blocks).
     let db = tollgate_store::test_db::TestDatabase::create("dash_overview").expect("a Postgres test database");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(overview_over_a_shared_store(&db.url));
+}
+
+async fn overview_over_a_shared_store(url: &str) {
     let mock = start_mock(&[]).await;
-    let config = two_priced_groups(mock).replace(
-        "general_settings:\n",
-        &format!("general_settings:\n  database_url: {}\n", db.url),
-    );
-    let a = gateway(&config).await;
-    let b = gateway(&config).await;
+    let shared = |o: &mut tollgate_gateway::ServeOptions| {
+        o.database = Some(tollgate_core::database::DatabaseChoice {
+            url: url.to_string(),
+            pool_size: 2,
+            source: tollgate_core::database::FROM_FLAG,
+        });
+    };
+    let a = gateway_opts(&two_priced_groups(mock), shared).await;
+    let b = gateway_opts(&two_priced_groups(mock), shared).await;
     // A key made on one instance and used there, beside the master key's traffic.
     let (s, made) = call(
         &a,
