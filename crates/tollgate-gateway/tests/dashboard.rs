@@ -457,6 +457,19 @@ async fn a_custom_range_and_the_log_filters() {
     let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=2020-01-01&until=2020-01-02").await;
     assert_eq!(s, 200);
     assert_eq!(figure(&html, "requests"), "0");
+    // The page states the bounds it covers, and how old its figures are (not the range's end).
+    assert!(
+        html.contains(r#"data-since="2020-01-01T00:00:00.000000Z" data-until="2020-01-02T00:00:00.000000Z""#),
+        "{html}"
+    );
+    let age: i64 = html
+        .split(r#"data-age=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(age < 60, "computed {age} s ago");
     let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=yesterday-ish").await;
     assert_eq!(s, 400);
     assert!(html.contains("RFC 3339"), "{html}");

@@ -156,13 +156,14 @@ pub fn freshness(answer: &Answer, lang: Lang) -> Option<(Value, &Snapshot)> {
     let b = &snapshot.built;
     let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
     let shown = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-    let age = (Utc::now() - b.until).num_seconds().max(0);
+    let age = (Utc::now() - snapshot.built_at).num_seconds().max(0);
     let value = json!({
         "since": b.since.map(stamp),
         "until": stamp(b.until),
         "since_text": b.since.map(shown),
         "until_text": shown(b.until),
         "age": lang.int(age as u64),
+        "age_s": age,
         "kept": kept,
         "refreshing": refreshing,
         "took_ms": snapshot.took.as_millis() as u64,

@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub built: Built,
     /// How long the build took (not counting a wait for a free build slot).
     pub took: Duration,
+    /// When it finished.
+    pub built_at: DateTime<Utc>,
 }
 
 type Outcome = Result<Arc<Snapshot>, String>;
@@ -171,6 +173,7 @@ impl Snapshots {
                         Ok(Ok(built)) => Ok(Arc::new(Snapshot {
                             built,
                             took: started.elapsed(),
+                            built_at: Utc::now(),
                         })),
                         Ok(Err(e)) => Err(e),
                         Err(e) => Err(format!("the report stopped unexpectedly: {e}")),
