@@ -14,7 +14,8 @@
 //! A visit waits for a build at most [`Snapshots::wait`]; past that the page answers with what it
 //! has (the older snapshot, marked as being refreshed, or "being computed" on the first visit),
 //! and the build goes on. At most two builds run at once (two cores: a build reads on one thread
-//! and aggregates on another), and a build is never started twice for the same report.
+//! and aggregates on another), at a lower CPU priority than serving, and a build is never started
+//! twice for the same report.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -169,14 +170,13 @@ impl Snapshots {
             let outcome = match builds.acquire_owned().await {
                 Ok(_permit) => {
                     let started = Instant::now();
-                    match tokio::task::spawn_blocking(build).await {
-                        Ok(Ok(built)) => Ok(Arc::new(Snapshot {
+                    match in_background(build).await {
+                        Ok(built) => Ok(Arc::new(Snapshot {
                             built,
                             took: started.elapsed(),
                             built_at: Utc::now(),
                         })),
-                        Ok(Err(e)) => Err(e),
-                        Err(e) => Err(format!("the report stopped unexpectedly: {e}")),
+                        Err(e) => Err(e),
                     }
                 }
                 Err(_) => Err("the report builder is closed".to_string()),
@@ -195,6 +195,41 @@ impl Snapshots {
         rx
     }
 }
+
+/// Runs a build on a thread of its own at a lower CPU priority (nice 10, inherited by the
+/// reader thread it starts), so seconds of aggregation over a month of records yield the cores
+/// to the requests the gateway serves. Its own thread, not the blocking pool's: a pool thread
+/// would stay at the lower priority for whatever runs on it next, and an unprivileged process
+/// cannot raise it back.
+async fn in_background<F>(build: F) -> Result<Built, String>
+where
+    F: FnOnce() -> Result<Built, String> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("tollgate-report".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(build());
+        })
+        .map_err(|e| format!("cannot start the report's thread: {e}"))?;
+    rx.await
+        .unwrap_or_else(|_| Err("the report stopped unexpectedly".into()))
+}
+
+/// Nice 10 for the calling thread (Linux: `setpriority` with `PRIO_PROCESS` and 0 applies to
+/// the calling thread only). Failing leaves it as it was: the report is still right, only less
+/// polite.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 async fn finished(mut rx: watch::Receiver<Option<Outcome>>) -> Outcome {
     match rx.wait_for(Option::is_some).await {
@@ -321,6 +356,30 @@ mod tests {
         let n = Arc::new(AtomicU32::new(0));
         let ok = s.get(key("1h"), age, false, build(&n, 1)).await.unwrap();
         assert_eq!(nth(&ok), (1, "fresh"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_build_runs_at_a_lower_priority_than_serving() {
+        let nice_inside = || -> Result<Built, String> {
+            // SAFETY: getpriority takes plain integers.
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+            let mut report = tollgate_report::build_report(Vec::new(), &tollgate_report::ReportOptions::default());
+            report.filtered_out = nice as u64;
+            Ok(Built {
+                report,
+                since: None,
+                until: Utc::now(),
+            })
+        };
+        let built = in_background(nice_inside).await.unwrap();
+        assert_eq!(built.report.filtered_out, 10);
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) },
+            0,
+            "this thread unchanged"
+        );
     }
 
     #[test]
