@@ -4,7 +4,8 @@ in front of `tollgate mock`, with records made by the official openai SDK.
 Sign-in with the master key; the overview's figures equal `tollgate report --format json` for the
 same range; a key created in the UI is used from the SDK and its request shows in Logs; that key,
 signed in, sees only its own data and gets 403 on the keys page; a change without the CSRF token
-is refused; the Turkish UI renders. Every page is photographed into tests/e2e/screenshots/.
+is refused; the Turkish UI renders; a team and a user made on their pages are the API's too. Every
+page is photographed into tests/e2e/screenshots/.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ def browser():
         b.close()
 
 
-def report_json(gw: Gateway, since: str) -> dict:
+def report_json(gw: Gateway, since: str, until: str | None = None) -> dict:
+    bounds = ["--since", since] + (["--until", until] if until else [])
     out = run_tollgate(
-        ["report", "--data-dir", str(gw.data_dir), "--since", since, "--format", "json", "--no-progress"],
+        ["report", "--data-dir", str(gw.data_dir), *bounds, "--format", "json", "--no-progress"],
         {**os.environ},
     )
     assert out.returncode == 0, out.stderr
@@ -111,9 +113,10 @@ def test_dashboard_story(dash_gateway, browser):
     cookies = {c["name"]: c for c in context.cookies()}
     assert cookies["tollgate_session"]["httpOnly"] and cookies["tollgate_session"]["sameSite"] == "Strict"
 
-    # The overview equals `tollgate report --format json` for the same range.
+    # The overview equals `tollgate report --format json` for the bounds the page states.
     page.goto(f"{gw.url}/ui/overview?range=1h")
-    report = report_json(gw, "1h")
+    fresh = page.locator("#freshness")
+    report = report_json(gw, fresh.get_attribute("data-since"), fresh.get_attribute("data-until"))
     assert int(figure(page, "requests")) == report["requests"]["total"] == 3
     assert int(figure(page, "failed")) == report["requests"]["failed"]
     assert number(figure(page, "success_rate")) == pytest.approx(report["requests"]["success_rate"])
@@ -275,6 +278,74 @@ def test_dashboard_shows_a_workflow_runs_three_steps(dash_gateway, browser):
     assert page.locator('[data-workflow="plan-code-review"]').count() == 1
     assert page.locator(".group").count() >= 3
     page.screenshot(path=str(SCREENSHOTS / "models.png"), full_page=True)
+    context.close()
+
+
+def test_dashboard_users_and_teams(dash_gateway, browser):
+    """An admin creates a team and a user in the UI, sees them listed with their budgets, changes
+    the team's budget and adds the user to it; the API agrees. No requests: the story's counts hold."""
+    gw = dash_gateway
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    sign_in(page, gw, MASTER_KEY)
+
+    # The team, through the form.
+    page.click("#nav-teams")
+    page.wait_for_url("**/ui/teams")
+    page.fill("#team_alias", "E2E UI team")
+    page.fill("#team_id", "e2e-ui-team")
+    page.fill("#max_budget", "25")
+    page.fill("#budget_duration", "30d")
+    page.fill("#models", "deepseek-v3.2")
+    with page.expect_navigation():
+        page.click("#create-team button[type=submit]")
+    row = page.locator('#teams tr[data-team="e2e-ui-team"]')
+    assert row.count() == 1, page.locator("#teams-error").all_inner_texts()
+    assert row.get_attribute("data-alias") == "E2E UI team"
+    assert float(row.get_attribute("data-budget")) == 25.0
+    assert "every 30d" in row.inner_text() and "deepseek-v3.2" in row.inner_text()
+
+    # A user, through its form (its key shown once), listed with its budget.
+    page.click("#nav-users")
+    page.wait_for_url("**/ui/users")
+    page.fill("#user_id", "e2e-ui-user")
+    page.fill("#user_email", "e2e@example.com")
+    page.fill("#max_budget", "5")
+    with page.expect_navigation():
+        page.click("#create-user button[type=submit]")
+    assert page.locator("#new-key").inner_text().strip().startswith("sk-")
+    page.goto(f"{gw.url}/ui/users")
+    user = page.locator('#users tr[data-user="e2e-ui-user"]')
+    assert user.count() == 1
+    assert float(user.get_attribute("data-budget")) == 5.0
+    assert user.locator(".key-count").inner_text() == "1"
+
+    # The team's budget changed and the user added as its admin, on the page.
+    page.goto(f"{gw.url}/ui/teams")
+    row = page.locator('#teams tr[data-team="e2e-ui-team"]')
+    row.locator('form.limits input[name="max_budget"]').fill("40")
+    with page.expect_navigation():
+        row.locator("form.limits button.save-limits").click()
+    row = page.locator('#teams tr[data-team="e2e-ui-team"]')
+    assert float(row.get_attribute("data-budget")) == 40.0
+    row.locator('form.member-add input[name="user_id"]').fill("e2e-ui-user")
+    row.locator('form.member-add select[name="role"]').select_option("admin")
+    with page.expect_navigation():
+        row.locator("form.member-add button.add-member").click()
+    member = page.locator('#teams tr[data-team="e2e-ui-team"] li[data-member="e2e-ui-user"]')
+    assert member.get_attribute("data-role") == "admin"
+    page.screenshot(path=str(SCREENSHOTS / "teams.png"), full_page=True)
+
+    # The API sees what the page made.
+    with gw.http() as h:
+        info = h.get("/team/info", params={"team_id": "e2e-ui-team"}).json()["team_info"]
+        assert info["team_alias"] == "E2E UI team" and info["max_budget"] == 40
+        assert info["members_with_roles"][0]["user_id"] == "e2e-ui-user"
+        assert h.get("/user/info", params={"user_id": "e2e-ui-user"}).json()["teams"][0]["team_id"] == "e2e-ui-team"
+
+    page.goto(f"{gw.url}/ui/users")
+    assert "e2e-ui-team" in page.locator('#users tr[data-user="e2e-ui-user"] .user-teams').inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "users.png"), full_page=True)
     context.close()
 
 

@@ -422,6 +422,10 @@ pub struct GatewayConfig {
     /// Responses API (`previous_response_id`, `GET /v1/responses/{id}`) are kept; 30 by default,
     /// as OpenAI keeps them.
     pub responses_retention_days: u32,
+    /// `tollgate_settings.dashboard_live_report_ms`: a dashboard report (overview, report page)
+    /// that took at least this long to build is kept and shown with its time instead of built
+    /// for every visit; 250 by default, 0 keeps every one.
+    pub dashboard_live_report_ms: u64,
     /// `tollgate_settings.budget_error_status`: 429 (default) or 400, for clients written
     /// against LiteLLM versions that answered a spent budget with 400.
     pub budget_error_status: u16,
@@ -561,6 +565,8 @@ fn read_database_url(v: &Value, path: &str, file: &str) -> Result<Option<Secret>
 
 /// Days a stored Responses API response is kept unless `responses_retention_days` says.
 pub const DEFAULT_RESPONSES_RETENTION_DAYS: u32 = 30;
+/// Milliseconds a dashboard report may take to build and still be built for every visit.
+pub const DEFAULT_DASHBOARD_LIVE_REPORT_MS: u64 = 250;
 
 /// `tollgate_settings.retention_days`: a whole number of days from 1 up (digits in a string
 /// accepted, for `os.environ/`).
@@ -940,6 +946,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut require_database = false;
     let mut retention_days = None;
     let mut responses_retention_days = DEFAULT_RESPONSES_RETENTION_DAYS;
+    let mut dashboard_live_report_ms = DEFAULT_DASHBOARD_LIVE_REPORT_MS;
     let mut budget_error_status = 429;
     let mut hide_budget_amounts = false;
     let mut rate_limit_prefix = DEFAULT_RATE_LIMIT_PREFIX.to_string();
@@ -979,6 +986,18 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
             }
             "retention_days" => retention_days = Some(read_retention_days(v, &p, &file)?),
             "responses_retention_days" => responses_retention_days = read_retention_days(v, &p, &file)?,
+            "dashboard_live_report_ms" => {
+                dashboard_live_report_ms = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .ok_or_else(|| {
+                        invalid(
+                            &file,
+                            &p,
+                            format!("expected a whole number of milliseconds (0 or more), found {v}; e.g. `dashboard_live_report_ms: 250`"),
+                        )
+                    })?
+            }
             "budget_error_status" => {
                 budget_error_status = match v.as_u64() {
                     Some(429) => 429,
@@ -1002,7 +1021,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                 &p,
                 &format!(
                     "unknown tollgate setting (known: store_prompts, prices_file, record_durability, redis, \
-                     require_database, retention_days, responses_retention_days, budget_error_status, hide_budget_amounts, \
+                     require_database, retention_days, responses_retention_days, dashboard_live_report_ms, budget_error_status, hide_budget_amounts, \
                      rate_limit_prefix, {})",
                     SERVER_LIMIT_KEYS.join(", ")
                 ),
@@ -1037,6 +1056,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         require_database,
         retention_days,
         responses_retention_days,
+        dashboard_live_report_ms,
         budget_error_status,
         hide_budget_amounts,
         proxy_budget: proxy_max_budget.map(|max_budget| ProxyBudget {

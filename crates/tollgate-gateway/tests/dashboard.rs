@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 mod common;
-use common::{Gw, KEY, call, eventually, gateway, start_mock, two_priced_groups};
+use common::{Gw, KEY, call, eventually, gateway, gateway_opts, start_mock, two_priced_groups};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -60,14 +60,23 @@ async fn sign_in(gw: &Gw, key: &str) -> Signed {
     }
 }
 
+/// A page, as a browser ends up showing it: while the report behind it is still being computed
+/// the page says so and reloads itself each second (`data-building`), so this asks again.
 async fn get(gw: &Gw, cookie: &str, path: &str) -> (u16, String) {
-    let resp = client()
-        .get(format!("{}{path}", gw.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    for _ in 0..100 {
+        let resp = client()
+            .get(format!("{}{path}", gw.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        let answer = (resp.status().as_u16(), resp.text().await.unwrap());
+        if !answer.1.contains(r#"data-building="true""#) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path}: the report was still being computed after 10 s");
 }
 
 async fn post(gw: &Gw, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
@@ -448,6 +457,19 @@ async fn a_custom_range_and_the_log_filters() {
     let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=2020-01-01&until=2020-01-02").await;
     assert_eq!(s, 200);
     assert_eq!(figure(&html, "requests"), "0");
+    // The page states the bounds it covers, and how old its figures are (not the range's end).
+    assert!(
+        html.contains(r#"data-since="2020-01-01T00:00:00.000000Z" data-until="2020-01-02T00:00:00.000000Z""#),
+        "{html}"
+    );
+    let age: i64 = html
+        .split(r#"data-age=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(age < 60, "computed {age} s ago");
     let (s, html) = get(&gw, &admin.cookie, "/ui/overview?since=yesterday-ish").await;
     assert_eq!(s, 400);
     assert!(html.contains("RFC 3339"), "{html}");
@@ -544,4 +566,552 @@ async fn the_playground_streams_through_the_pipeline_with_the_sessions_key() {
         s == 200 && html.contains("tryer")
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_expensive_report_is_kept_with_its_bounds_until_refreshed() {
+    let mock = start_mock(&[]).await;
+    // Every report counts as expensive here, so each is kept once built.
+    let config = format!(
+        "{}tollgate_settings:\n  dashboard_live_report_ms: 0\n",
+        two_priced_groups(mock)
+    );
+    let gw = gateway(&config).await;
+    let chat = json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}]});
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", KEY, Some(chat.clone())).await;
+    assert_eq!(s, 200);
+    let admin = sign_in(&gw, KEY).await;
+    eventually("the record is written", Duration::from_secs(5), || async {
+        let (_, html) = get(&gw, &admin.cookie, "/ui/overview?range=30d&refresh=1").await;
+        figure(&html, "requests") == "1"
+    })
+    .await;
+    // The next visit shows the kept report, says so, and names the bounds it covers.
+    let (_, kept) = get(&gw, &admin.cookie, "/ui/overview?range=30d").await;
+    assert!(kept.contains(r#"data-kept="true""#), "{kept}");
+    assert_eq!(figure(&kept, "requests"), "1");
+    let until = kept
+        .split(r#"data-until=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    let until: chrono::DateTime<chrono::Utc> = until.parse().unwrap();
+    assert!(
+        chrono::Utc::now() - until < chrono::Duration::seconds(30),
+        "until {until}"
+    );
+
+    // New traffic is in the logs at once, but not in the kept report until it is refreshed.
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", KEY, Some(chat)).await;
+    assert_eq!(s, 200);
+    eventually("the second record is written", Duration::from_secs(5), || async {
+        let (_, logs) = get(&gw, &admin.cookie, "/ui/logs").await;
+        logs.matches(r#"class="record "#).count() == 2
+    })
+    .await;
+    let (_, still) = get(&gw, &admin.cookie, "/ui/overview?range=30d").await;
+    assert_eq!(figure(&still, "requests"), "1");
+    let (_, report) = get(&gw, &admin.cookie, "/ui/report?range=30d&format=json").await;
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        report["requests"]["total"], 1,
+        "the report page shows the same kept report"
+    );
+    let (_, now) = get(&gw, &admin.cookie, "/ui/overview?range=30d&refresh=1").await;
+    assert_eq!(figure(&now, "requests"), "2");
+    assert!(now.contains(r#"data-kept="false""#), "{now}");
+    // The Turkish page is its own report, built on its first visit.
+    let (_, tr) = get(&gw, &admin.cookie, "/ui/overview?range=30d&lang=tr").await;
+    assert_eq!(figure(&tr, "requests"), "2");
+}
+
+/// With a shared store, the overview reads every instance's records from Postgres, and a
+/// virtual key's view its own records there.
+#[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn with_a_shared_store_the_overview_reads_every_instances_records() {
+    // The database is made and dropped outside the runtime (its client blocks).
+    let db = tollgate_store::test_db::TestDatabase::create("dash_overview").expect("a Postgres test database");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(overview_over_a_shared_store(&db.url));
+}
+
+async fn overview_over_a_shared_store(url: &str) {
+    let mock = start_mock(&[]).await;
+    let shared = |o: &mut tollgate_gateway::ServeOptions| {
+        o.database = Some(tollgate_core::database::DatabaseChoice {
+            url: url.to_string(),
+            pool_size: 2,
+            source: tollgate_core::database::FROM_FLAG,
+        });
+    };
+    let a = gateway_opts(&two_priced_groups(mock), shared).await;
+    let b = gateway_opts(&two_priced_groups(mock), shared).await;
+    // A key made on one instance and used there, beside the master key's traffic.
+    let (s, made) = call(
+        &a,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"key_alias": "shared-ui"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{made}");
+    let raw = made["key"].as_str().unwrap().to_string();
+    let chat = json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}]});
+    for key in [raw.as_str(), KEY, KEY] {
+        let (s, body) = call(&a, "POST", "/v1/chat/completions", key, Some(chat.clone())).await;
+        assert_eq!(s, 200, "{body}");
+    }
+    // Instance B served none of it; its overview is the shared store's.
+    let admin = sign_in(&b, KEY).await;
+    eventually("the records are shipped", Duration::from_secs(15), || async {
+        let (_, html) = get(&b, &admin.cookie, "/ui/overview?range=1h").await;
+        figure(&html, "requests") == "3"
+    })
+    .await;
+    let own = sign_in(&b, &raw).await;
+    let (_, html) = get(&b, &own.cookie, "/ui/overview?range=1h").await;
+    assert_eq!(figure(&html, "requests"), "1", "the key's own record only");
+    let (_, report) = get(&b, &admin.cookie, "/ui/report?range=1h&format=json").await;
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["requests"]["total"], 3);
+    assert!(
+        report["inputs"][0]["format"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Postgres"),
+        "{}",
+        report["inputs"]
+    );
+}
+
+/// The `<tr …>` of a listing whose `attr` is `value`, up to its `</tr>` (panics when absent).
+fn row_of<'a>(html: &'a str, attr: &str, value: &str) -> &'a str {
+    let marker = format!(r#"<tr {attr}="{value}""#);
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no row {attr}={value} in {html}"));
+    let end = html[at..].find("</tr>").unwrap() + at;
+    &html[at..end]
+}
+
+/// An attribute's value in a piece of HTML (the first one).
+fn attr(html: &str, name: &str) -> String {
+    let marker = format!(r#" {name}=""#);
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn users_and_teams_pages_change_them_through_the_api_code() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let admin = sign_in(&gw, KEY).await;
+    let csrf = admin.csrf.as_str();
+
+    // A virtual key may open neither page nor change anything on them.
+    let (s, created) = call(&gw, "POST", "/key/generate", KEY, Some(json!({"key_alias": "plain"}))).await;
+    assert_eq!(s, 200, "{created}");
+    let own = sign_in(&gw, created["key"].as_str().unwrap()).await;
+    for path in ["/ui/users", "/ui/teams"] {
+        let (s, html) = get(&gw, &own.cookie, path).await;
+        assert_eq!(s, 403, "{path}: {html}");
+        let (s, _) = post(
+            &gw,
+            &own.cookie,
+            path,
+            &[("user_id", "x"), ("team_id", "x"), ("csrf", &own.csrf)],
+        )
+        .await;
+        assert_eq!(s, 403, "{path}");
+    }
+    let (s, html) = get(&gw, &admin.cookie, "/ui/overview").await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains(r#"href="/ui/users""#) && html.contains(r#"href="/ui/teams""#),
+        "the admin's navigation"
+    );
+    let (_, html) = get(&gw, &own.cookie, "/ui/overview").await;
+    assert!(
+        !html.contains(r#"href="/ui/users""#),
+        "a key's navigation has no users page"
+    );
+
+    // Creating a user: refused without the CSRF token or with a wrong one, nothing made.
+    let user_form = [
+        ("user_id", "ada"),
+        ("user_email", "ada@example.com"),
+        ("max_budget", "20"),
+        ("budget_duration", "30d"),
+        ("models", "cheap"),
+        ("create_key", "on"),
+    ];
+    let (s, _) = post(&gw, &admin.cookie, "/ui/users", &user_form).await;
+    assert_eq!(s, 403);
+    let mut forged = user_form.to_vec();
+    forged.push(("csrf", "forged"));
+    let (s, _) = post(&gw, &admin.cookie, "/ui/users", &forged).await;
+    assert_eq!(s, 403);
+    let (s, _) = call(&gw, "GET", "/user/info?user_id=ada", KEY, None).await;
+    assert_eq!(s, 404, "no user made without the token");
+    // With it: made as `/user/new` makes it, with a key shown once.
+    let mut with = user_form.to_vec();
+    with.push(("csrf", csrf));
+    let (s, html) = post(&gw, &admin.cookie, "/ui/users", &with).await;
+    assert_eq!(s, 200, "{html}");
+    let at = html.find(r#"id="new-key">"#).expect("the user's key") + r#"id="new-key">"#.len();
+    let ada_key = html[at..].split('<').next().unwrap().to_string();
+    assert!(ada_key.starts_with("sk-"), "{ada_key}");
+    let (s, info) = call(&gw, "GET", "/user/info?user_id=ada", KEY, None).await;
+    assert_eq!(s, 200, "{info}");
+    let u = &info["user_info"];
+    assert_eq!(
+        (&u["user_email"], &u["max_budget"], &u["budget_duration"], &u["models"]),
+        (
+            &json!("ada@example.com"),
+            &json!(20.0),
+            &json!("30d"),
+            &json!(["cheap"])
+        )
+    );
+    assert_eq!(info["keys"].as_array().unwrap().len(), 1);
+    // The same id again: the API's own refusal, on the page.
+    let (s, html) = post(&gw, &admin.cookie, "/ui/users", &with).await;
+    assert_eq!(s, 400);
+    assert!(html.contains("already exists"), "{html}");
+
+    // Spend through the user's key shows against the user's budget, with the period's reset.
+    let chat = json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}]});
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &ada_key, Some(chat.clone())).await;
+    assert_eq!(s, 200);
+    let spend_on_page = || async {
+        let (s, users) = get(&gw, &admin.cookie, "/ui/users").await;
+        assert_eq!(s, 200, "{users}");
+        attr(row_of(&users, "data-user", "ada"), "data-spend")
+            .parse::<f64>()
+            .unwrap()
+    };
+    eventually("the user's spend shows", Duration::from_secs(5), || async {
+        spend_on_page().await > 0.0
+    })
+    .await;
+    let (_, users) = get(&gw, &admin.cookie, "/ui/users").await;
+    let ada = row_of(&users, "data-user", "ada").to_string();
+    assert_eq!(attr(&ada, "data-budget"), "20.0");
+    let spend: f64 = attr(&ada, "data-spend").parse().unwrap();
+    let (_, info) = call(&gw, "GET", "/user/info?user_id=ada", KEY, None).await;
+    assert_eq!(spend, info["user_info"]["spend"].as_f64().unwrap(), "the API's figure");
+    assert!(ada.contains("<progress") && ada.contains("every 30d · ↻ "), "{ada}");
+    assert!(ada.contains("ada@example.com") && ada.contains(r#"<td class="num key-count">1</td>"#));
+    assert!(users.contains(r#"id="users-total">(1)"#), "{users}");
+
+    // Changing the budget and limits: words where a number goes are refused here, a bad number
+    // by the API (its message), a good change through `/user/update`'s code.
+    let limits = |budget: &'static str| {
+        [
+            ("user_id", "ada"),
+            ("max_budget", budget),
+            ("budget_duration", "30d"),
+            ("tpm_limit", "1000"),
+            ("rpm_limit", "10"),
+            ("csrf", csrf),
+        ]
+    };
+    let (s, html) = post(&gw, &admin.cookie, "/ui/users/limits", &limits("lots")).await;
+    assert_eq!(s, 400);
+    assert!(html.contains("is not a number"), "{html}");
+    let (s, html) = post(&gw, &admin.cookie, "/ui/users/limits", &limits("-1")).await;
+    assert_eq!(s, 400);
+    assert!(html.contains("max_budget"), "the API's own message: {html}");
+    let (s, _) = post(&gw, &admin.cookie, "/ui/users/limits", &limits("50")[..5]).await;
+    assert_eq!(s, 403, "no token, no change");
+    let (s, _) = post(&gw, &admin.cookie, "/ui/users/limits", &limits("50")).await;
+    assert_eq!(s, 303);
+    let (_, info) = call(&gw, "GET", "/user/info?user_id=ada", KEY, None).await;
+    let u = &info["user_info"];
+    assert_eq!(
+        (&u["max_budget"], &u["tpm_limit"], &u["rpm_limit"]),
+        (&json!(50.0), &json!(1000), &json!(10))
+    );
+    let (_, users) = get(&gw, &admin.cookie, "/ui/users").await;
+    let ada = row_of(&users, "data-user", "ada").to_string();
+    assert_eq!(attr(&ada, "data-budget"), "50.0");
+    assert!(ada.contains("TPM 1000") && ada.contains("RPM 10"), "{ada}");
+
+    // Teams: created through the page (not without the token), listed with their budget.
+    let team_form = [
+        ("team_alias", "Research"),
+        ("team_id", "research"),
+        ("max_budget", "100"),
+        ("budget_duration", "1mo"),
+        ("models", "cheap, dear"),
+    ];
+    let (s, _) = post(&gw, &admin.cookie, "/ui/teams", &team_form).await;
+    assert_eq!(s, 403);
+    let mut with = team_form.to_vec();
+    with.push(("csrf", csrf));
+    let (s, _) = post(&gw, &admin.cookie, "/ui/teams", &with).await;
+    assert_eq!(s, 303);
+    let (s, info) = call(&gw, "GET", "/team/info?team_id=research", KEY, None).await;
+    assert_eq!(s, 200, "{info}");
+    let t = &info["team_info"];
+    assert_eq!(
+        (&t["team_alias"], &t["max_budget"], &t["models"]),
+        (&json!("Research"), &json!(100.0), &json!(["cheap", "dear"]))
+    );
+    let (s, teams) = get(&gw, &admin.cookie, "/ui/teams").await;
+    assert_eq!(s, 200, "{teams}");
+    let research = row_of(&teams, "data-team", "research").to_string();
+    assert_eq!(attr(&research, "data-budget"), "100.0");
+    assert_eq!(attr(&research, "data-alias"), "Research");
+    assert!(
+        research.contains("every 1mo · ↻ ") && research.contains("cheap, dear"),
+        "{research}"
+    );
+
+    // Its budget and limits change through `/team/update`'s code.
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/limits",
+        &[
+            ("team_id", "research"),
+            ("max_budget", "150"),
+            ("budget_duration", "1mo"),
+            ("tpm_limit", ""),
+            ("rpm_limit", "60"),
+            ("csrf", csrf),
+        ],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, info) = call(&gw, "GET", "/team/info?team_id=research", KEY, None).await;
+    assert_eq!(
+        (&info["team_info"]["max_budget"], &info["team_info"]["rpm_limit"]),
+        (&json!(150.0), &json!(60))
+    );
+
+    // A member added on the page is one everywhere: the team's members, the user's teams.
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/member_add",
+        &[("team_id", "research"), ("user_id", "ada"), ("role", "admin")],
+    )
+    .await;
+    assert_eq!(s, 403, "no token, no member");
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/member_add",
+        &[
+            ("team_id", "research"),
+            ("user_id", "ada"),
+            ("role", "admin"),
+            ("csrf", csrf),
+        ],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, info) = call(&gw, "GET", "/team/info?team_id=research", KEY, None).await;
+    assert_eq!(info["team_info"]["members_with_roles"][0]["user_id"], "ada");
+    assert_eq!(info["team_info"]["members_with_roles"][0]["role"], "admin");
+    let (_, teams) = get(&gw, &admin.cookie, "/ui/teams").await;
+    assert!(
+        row_of(&teams, "data-team", "research").contains(r#"data-member="ada" data-role="admin""#),
+        "{teams}"
+    );
+    let (_, users) = get(&gw, &admin.cookie, "/ui/users").await;
+    assert!(row_of(&users, "data-user", "ada").contains(r#"<td class="user-teams">research</td>"#));
+    // Twice: the API's refusal, shown on the page.
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/member_add",
+        &[
+            ("team_id", "research"),
+            ("user_id", "ada"),
+            ("role", "user"),
+            ("csrf", csrf),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(html.contains("already in team"), "{html}");
+
+    // Blocking the team refuses its keys; unblocking lets them through again.
+    let (s, team_key) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"team_id": "research", "key_alias": "research-ci"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{team_key}");
+    let team_key = team_key["key"].as_str().unwrap().to_string();
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/block",
+        &[("team_id", "research"), ("csrf", csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, refused) = call(&gw, "POST", "/v1/chat/completions", &team_key, Some(chat.clone())).await;
+    assert!(s == 401 || s == 403, "{s} {refused}");
+    let (_, teams) = get(&gw, &admin.cookie, "/ui/teams").await;
+    assert_eq!(attr(row_of(&teams, "data-team", "research"), "data-blocked"), "True");
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/unblock",
+        &[("team_id", "research"), ("csrf", csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _) = call(&gw, "POST", "/v1/chat/completions", &team_key, Some(chat)).await;
+    assert_eq!(s, 200);
+
+    // Removing the member, then deleting the user (its key goes too) and the team.
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/member_delete",
+        &[("team_id", "research"), ("user_id", "ada"), ("csrf", csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, info) = call(&gw, "GET", "/team/info?team_id=research", KEY, None).await;
+    assert_eq!(info["team_info"]["members_with_roles"], json!([]));
+    let (s, _) = post(&gw, &admin.cookie, "/ui/users/delete", &[("user_id", "ada")]).await;
+    assert_eq!(s, 403, "no token, no deletion");
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/users/delete",
+        &[("user_id", "ada"), ("csrf", csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _) = call(&gw, "GET", "/user/info?user_id=ada", KEY, None).await;
+    assert_eq!(s, 404);
+    let (s, _) = call(&gw, "GET", &format!("/key/info?key={ada_key}"), KEY, None).await;
+    assert_eq!(s, 404, "the user's key went with it");
+    let (_, users) = get(&gw, &admin.cookie, "/ui/users").await;
+    assert!(!users.contains(r#"data-user="ada""#));
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/delete",
+        &[("team_id", "research"), ("csrf", csrf)],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _) = call(&gw, "GET", "/team/info?team_id=research", KEY, None).await;
+    assert_eq!(s, 404);
+    let (s, _) = call(&gw, "GET", &format!("/key/info?key={team_key}"), KEY, None).await;
+    assert_eq!(s, 404, "the team's key went with it");
+    let (_, teams) = get(&gw, &admin.cookie, "/ui/teams").await;
+    assert!(!teams.contains(r#"data-team="research""#) && teams.contains("No teams yet."));
+    // Deleting what is gone: the API's 404, on the page.
+    let (s, html) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/delete",
+        &[("team_id", "research"), ("csrf", csrf)],
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert!(html.contains("does not exist"), "{html}");
+    let (s, _) = post(
+        &gw,
+        &admin.cookie,
+        "/ui/teams/explode",
+        &[("team_id", "x"), ("csrf", csrf)],
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // The Turkish page.
+    let (s, html) = get(&gw, &admin.cookie, "/ui/teams?lang=tr").await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("Takım oluştur") && html.contains("Kullanıcılar"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn users_page_by_the_hundred_and_a_keys_limits_and_models() {
+    let mock = start_mock(&[]).await;
+    let gw = gateway(&two_priced_groups(mock)).await;
+    let admin = sign_in(&gw, KEY).await;
+    for i in 0..101 {
+        let body = json!({"user_id": format!("u{i:03}"), "auto_create_key": false});
+        let (s, v) = call(&gw, "POST", "/user/new", KEY, Some(body)).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (_, first) = get(&gw, &admin.cookie, "/ui/users").await;
+    assert_eq!(first.matches("<tr data-user=").count(), 100);
+    assert!(first.contains(r#"href="&#x2f;ui&#x2f;users?page=2""#), "{first}");
+    assert!(!first.contains(r#"id="prev-page""#));
+    let (_, second) = get(&gw, &admin.cookie, "/ui/users?page=2").await;
+    assert_eq!(second.matches("<tr data-user=").count(), 1);
+    assert!(second.contains(r#"data-user="u100""#) && second.contains(r#"id="prev-page""#));
+    assert!(!second.contains(r#"id="next-page""#));
+
+    // A key's rate limits change through `/key/update`'s code; the page shows them and the models.
+    let (s, created) = call(
+        &gw,
+        "POST",
+        "/key/generate",
+        KEY,
+        Some(json!({"key_alias": "limited", "models": ["cheap"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{created}");
+    let raw = created["key"].as_str().unwrap().to_string();
+    let token = tollgate_gateway::keys::hash_key(&raw);
+    let csrf = admin.csrf.as_str();
+    let form = |tpm: &'static str| {
+        [
+            ("key", token.as_str()),
+            ("tpm_limit", tpm),
+            ("rpm_limit", "5"),
+            ("max_parallel_requests", "2"),
+            ("csrf", csrf),
+        ]
+    };
+    let (s, _) = post(&gw, &admin.cookie, "/ui/keys/limits", &form("500")[..4]).await;
+    assert_eq!(s, 403, "no token, no change");
+    let (s, html) = post(&gw, &admin.cookie, "/ui/keys/limits", &form("5.5")).await;
+    assert_eq!(s, 400);
+    assert!(html.contains("tpm_limit"), "the API's own message: {html}");
+    let (s, _) = post(&gw, &admin.cookie, "/ui/keys/limits", &form("500")).await;
+    assert_eq!(s, 303);
+    let (_, info) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    let i = &info["info"];
+    assert_eq!(
+        (&i["tpm_limit"], &i["rpm_limit"], &i["max_parallel_requests"]),
+        (&json!(500), &json!(5), &json!(2))
+    );
+    let (_, keys) = get(&gw, &admin.cookie, "/ui/keys").await;
+    let row = row_of(&keys, "data-alias", "limited");
+    assert!(
+        row.contains("TPM 500") && row.contains("RPM 5") && row.contains("parallel 2"),
+        "{row}"
+    );
+    assert!(row.contains(r#"<td class="models">cheap</td>"#), "{row}");
+    assert!(
+        !keys.contains(r#"id="next-page""#) && keys.contains("Page 1 / 1"),
+        "{keys}"
+    );
+    // An emptied field removes that limit.
+    let (s, _) = post(&gw, &admin.cookie, "/ui/keys/limits", &form("")).await;
+    assert_eq!(s, 303);
+    let (_, info) = call(&gw, "GET", &format!("/key/info?key={raw}"), KEY, None).await;
+    assert!(info["info"]["tpm_limit"].is_null(), "{info}");
+    assert_eq!(info["info"]["rpm_limit"], 5);
 }

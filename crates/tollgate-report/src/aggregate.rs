@@ -41,6 +41,10 @@ pub struct ReportOptions {
     /// Key budgets from the store (`tollgate_keys`, read beside the records): a key whose
     /// spend nears its budget is a finding. Records carry no budgets.
     pub key_budgets: Vec<KeyBudget>,
+    /// The records come from one tollgate store, whose tables hold one row per request and
+    /// attempt (a unique index): no duplicates to look for, so none are remembered — a map of
+    /// every request id, the largest thing a month's report would hold otherwise.
+    pub records_unique: bool,
 }
 
 impl ReportOptions {
@@ -65,6 +69,7 @@ impl Default for ReportOptions {
             expected_steps: BTreeMap::new(),
             workflows: vec![],
             key_budgets: vec![],
+            records_unique: false,
         }
     }
 }
@@ -256,7 +261,7 @@ struct Acc<'o> {
     completion_sizes: Vec<u64>,
     overhead: Vec<f64>,
     overhead_max: (f64, String),
-    timeline: Vec<TimeSample>,
+    timeline: Minutes,
     workflows: BTreeMap<String, WorkflowAcc>,
     /// By hash prefix, or by alias for a key logged without a hash (the master key).
     keys: HashMap<(Option<String>, Option<String>), KeyAcc>,
@@ -306,7 +311,7 @@ impl<'o> Acc<'o> {
             completion_sizes: vec![],
             overhead: vec![],
             overhead_max: (f64::MIN, String::new()),
-            timeline: vec![],
+            timeline: Minutes::default(),
             workflows: BTreeMap::new(),
             keys: HashMap::new(),
             users: HashMap::new(),
@@ -346,6 +351,24 @@ impl<'o> Acc<'o> {
         id
     }
 
+    /// Whether the record was seen already (the same request from a second log), counted as a
+    /// duplicate; a definite cache state from it replaces an unknown one.
+    fn is_duplicate(&mut self, r: &Record) -> bool {
+        let key = (r.request_id.clone(), r.attempt);
+        if let Some(prev) = self.seen.get_mut(&key) {
+            self.duplicates += 1;
+            if *prev == CacheState::Unknown && r.cache != CacheState::Unknown {
+                let new = r.cache;
+                *prev = new;
+                self.cache.unknown = self.cache.unknown.saturating_sub(1);
+                *self.cache_slot(new) += 1;
+            }
+            return true;
+        }
+        self.seen.insert(key, r.cache);
+        false
+    }
+
     fn add(&mut self, mut r: Record) {
         // A workflow run's own record sums its steps, which are counted one by one.
         if r.rollup {
@@ -355,20 +378,9 @@ impl<'o> Acc<'o> {
             self.filtered += 1;
             return;
         }
-        let key = (r.request_id.clone(), r.attempt);
-        if let Some(prev) = self.seen.get_mut(&key) {
-            // The same request from a second log (payload and SpendLogs). The first record is
-            // kept, but a definite cache state from the second replaces an unknown one.
-            self.duplicates += 1;
-            if *prev == CacheState::Unknown && r.cache != CacheState::Unknown {
-                let new = r.cache;
-                *prev = new;
-                self.cache.unknown = self.cache.unknown.saturating_sub(1);
-                *self.cache_slot(new) += 1;
-            }
+        if !self.opts.records_unique && self.is_duplicate(&r) {
             return;
         }
-        self.seen.insert(key, r.cache);
         if r.model_group.is_empty() {
             r.model_group = if r.model.is_empty() {
                 "(unknown)".into()
@@ -444,15 +456,15 @@ impl<'o> Acc<'o> {
                 }
             }
         }
-        self.timeline.push(TimeSample {
-            at_ms: r.start_time.timestamp_millis(),
-            failed: !ok,
-            prompt: r.prompt_tokens,
-            completion: r.completion_tokens,
-            cost: effective_cost,
+        self.timeline.add(
+            r.start_time.timestamp_millis(),
+            !ok,
+            r.prompt_tokens,
+            r.completion_tokens,
+            effective_cost,
             // The same latencies as the performance section: successes that reached the provider.
-            latency_ms: (ok && !hit).then_some(r.latency_ms),
-        });
+            (ok && !hit).then_some(r.latency_ms),
+        );
         if let Some(o) = r.overhead_ms {
             self.overhead.push(o);
             if o > self.overhead_max.0 {
@@ -931,7 +943,7 @@ impl<'o> Acc<'o> {
                 slowest,
             },
             overhead_ms: overhead,
-            timeline: timeline(&mut self.timeline),
+            timeline: std::mem::take(&mut self.timeline).finish(),
             workflows,
             findings: vec![],
         };
@@ -1196,14 +1208,75 @@ fn distribution(values: &mut [u64], bounds: &[(&str, u64, Option<u64>)]) -> Toke
     }
 }
 
-/// One record's share of the over-time view.
-struct TimeSample {
-    at_ms: i64,
-    failed: bool,
-    prompt: u64,
-    completion: u64,
-    cost: f64,
-    latency_ms: Option<f64>,
+/// The over-time view's sums, per whole minute (UTC) while records arrive: every bucket width
+/// is a whole number of minutes and buckets start on a multiple of their width, so a minute
+/// never straddles two buckets. A minute holds its sums and its latencies (the percentiles need
+/// them), not its records.
+#[derive(Default)]
+struct Minutes {
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    minutes: BTreeMap<i64, (TimePoint, Vec<f64>)>,
+}
+
+impl Minutes {
+    fn add(&mut self, at_ms: i64, failed: bool, prompt: u64, completion: u64, cost: f64, latency_ms: Option<f64>) {
+        self.first_ms = Some(self.first_ms.map_or(at_ms, |f| f.min(at_ms)));
+        self.last_ms = Some(self.last_ms.map_or(at_ms, |l| l.max(at_ms)));
+        let minute = at_ms.div_euclid(60_000) * 60_000;
+        let (p, latencies) = self.minutes.entry(minute).or_insert_with(|| empty_bucket(minute));
+        p.requests += 1;
+        p.failed += u64::from(failed);
+        p.prompt_tokens += prompt;
+        p.completion_tokens += completion;
+        p.cost_usd += cost;
+        if let Some(l) = latency_ms {
+            latencies.push(l);
+        }
+    }
+
+    fn finish(self) -> Timeline {
+        let (Some(first), Some(last)) = (self.first_ms, self.last_ms) else {
+            return Timeline::default();
+        };
+        let width = BUCKET_WIDTHS_MS
+            .iter()
+            .copied()
+            .find(|w| (last - first) / w < MAX_POINTS)
+            .unwrap_or(BUCKET_WIDTHS_MS[BUCKET_WIDTHS_MS.len() - 1]);
+        // Buckets start on whole minutes, hours or days (UTC), so rows read as wall-clock times.
+        let origin = first.div_euclid(width) * width;
+        let mut map: BTreeMap<i64, (TimePoint, Vec<f64>)> = BTreeMap::new();
+        for (minute, (m, latencies)) in self.minutes {
+            let b = origin + (minute - origin).div_euclid(width) * width;
+            let (e, all) = map.entry(b).or_insert_with(|| empty_bucket(b));
+            e.requests += m.requests;
+            e.failed += m.failed;
+            e.prompt_tokens += m.prompt_tokens;
+            e.completion_tokens += m.completion_tokens;
+            e.cost_usd += m.cost_usd;
+            all.extend(latencies);
+        }
+        // Quiet buckets are rows too: a gap in the traffic shows as a gap, not as adjacent bars.
+        let last_bucket = origin + (last - origin).div_euclid(width) * width;
+        let mut b = origin;
+        while b < last_bucket {
+            map.entry(b).or_insert_with(|| empty_bucket(b));
+            b += width;
+        }
+        Timeline {
+            bucket_ms: width,
+            points: map
+                .into_values()
+                .map(|(mut p, mut lat)| {
+                    lat.sort_by(f64::total_cmp);
+                    p.latency_p50_ms = stats::percentile(&lat, 50.0);
+                    p.latency_p95_ms = stats::percentile(&lat, 95.0);
+                    p
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Bucket widths of the over-time view: the narrowest that keeps a period within
@@ -1227,54 +1300,6 @@ fn empty_bucket(b: i64) -> (TimePoint, Vec<f64>) {
         },
         Vec::new(),
     )
-}
-
-fn timeline(samples: &mut [TimeSample]) -> Timeline {
-    if samples.is_empty() {
-        return Timeline::default();
-    }
-    samples.sort_by_key(|p| p.at_ms);
-    let first = samples[0].at_ms;
-    let last = samples[samples.len() - 1].at_ms;
-    let width = BUCKET_WIDTHS_MS
-        .iter()
-        .copied()
-        .find(|w| (last - first) / w < MAX_POINTS)
-        .unwrap_or(BUCKET_WIDTHS_MS[BUCKET_WIDTHS_MS.len() - 1]);
-    // Buckets start on whole minutes, hours or days (UTC), so rows read as wall-clock times.
-    let origin = first.div_euclid(width) * width;
-    let mut map: BTreeMap<i64, (TimePoint, Vec<f64>)> = BTreeMap::new();
-    for p in samples.iter() {
-        let b = origin + (p.at_ms - origin).div_euclid(width) * width;
-        let (e, latencies) = map.entry(b).or_insert_with(|| empty_bucket(b));
-        e.requests += 1;
-        e.failed += u64::from(p.failed);
-        e.prompt_tokens += p.prompt;
-        e.completion_tokens += p.completion;
-        e.cost_usd += p.cost;
-        if let Some(l) = p.latency_ms {
-            latencies.push(l);
-        }
-    }
-    // Quiet buckets are rows too: a gap in the traffic shows as a gap, not as adjacent bars.
-    let last_bucket = origin + (last - origin).div_euclid(width) * width;
-    let mut b = origin;
-    while b < last_bucket {
-        map.entry(b).or_insert_with(|| empty_bucket(b));
-        b += width;
-    }
-    Timeline {
-        bucket_ms: width,
-        points: map
-            .into_values()
-            .map(|(mut p, mut lat)| {
-                lat.sort_by(f64::total_cmp);
-                p.latency_p50_ms = stats::percentile(&lat, 50.0);
-                p.latency_p95_ms = stats::percentile(&lat, 95.0);
-                p
-            })
-            .collect(),
-    }
 }
 
 /// Folds records into a report. Pure: the same records and options always give the same report.

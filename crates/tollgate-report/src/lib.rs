@@ -7,13 +7,15 @@
 //! new ones ([`baseline`]).
 //!
 //! Reading runs on its own thread (parsing chunks in parallel with rayon) and hands records to
-//! the aggregating thread over a bounded channel, so both cores work and memory stays bounded.
+//! the aggregating thread in batches over a bounded channel (`handoff.rs`), so both cores work
+//! and memory stays bounded.
 
 pub mod aggregate;
 pub mod baseline;
 pub mod expectations;
 mod finding;
 pub mod findings;
+mod handoff;
 pub mod i18n;
 pub mod import;
 pub mod render;
@@ -155,38 +157,70 @@ pub struct OwnKey<'a> {
     pub name: &'a str,
 }
 
-/// The report over a tollgate data directory's records, built as `tollgate report --data-dir
-/// --since … --until …` builds it (the same record reader, key budgets and aggregation), so a
+/// Where a gateway's records are read from.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordSource<'a> {
+    /// A data directory's `tollgate.sqlite`: this instance's records.
+    Sqlite(&'a std::path::Path),
+    /// The shared store many instances ship their records to (`tollgate_records`).
+    Postgres(&'a tollgate_store::PostgresTarget),
+}
+
+/// The report over a gateway's records, built as `tollgate report --data-dir` (or `--db`)
+/// `--since … --until …` builds it (the same record reader, key budgets and aggregation), so a
 /// figure shown elsewhere (the dashboard) equals the command's. `opts` gives the range, prices
 /// and language; `only` narrows it to one key's records and budget. Unlike the command, the
 /// range (and the key) is applied while reading, through the store's indexes: only
 /// `filtered_out` differs (the rows outside were never read).
 pub fn report_for_store(
-    data_dir: &std::path::Path,
+    source: RecordSource<'_>,
     mut opts: ReportOptions,
     only: Option<OwnKey<'_>>,
 ) -> Result<Report, ReportError> {
-    let path = data_dir.join("tollgate.sqlite");
-    let input = path.display().to_string();
-    opts.key_budgets = key_budgets(std::slice::from_ref(&input), None);
+    opts.key_budgets = match source {
+        RecordSource::Sqlite(data_dir) => {
+            let input = data_dir.join("tollgate.sqlite").display().to_string();
+            key_budgets(std::slice::from_ref(&input), None)
+        }
+        RecordSource::Postgres(target) => import::keys::read_postgres_at(target).unwrap_or_else(|e| {
+            eprintln!("warning: {}: key budgets not read: {e}", target.location());
+            Vec::new()
+        }),
+    };
     if let Some(own) = only {
         opts.key_budgets.retain(|b| b.name() == own.name);
     }
+    opts.records_unique = match source {
+        RecordSource::Sqlite(data_dir) => import::tollgate::one_row_per_attempt(&data_dir.join("tollgate.sqlite")),
+        // Its table has had the constraint from the start.
+        RecordSource::Postgres(_) => true,
+    };
     // As `run` does: the reader hands records over a bounded channel, so memory stays bounded
     // whatever the store's size (a server must not hold a year of records to show a day).
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(4096);
+    let (mut tx, rx) = handoff::channel();
     let (mut report, summaries) = std::thread::scope(|scope| {
         let prices = &opts.prices;
+        let (since, until) = (opts.since, opts.until);
+        let key_hash = only.map(|own| own.key_hash);
         // The range and the key are read through the store's indexes; the aggregation applies
         // the range again, as for the command, which changes nothing for rows inside it.
-        let slice = import::tollgate::StoreSlice {
-            since: opts.since,
-            until: opts.until,
-            key_hash: only.map(|own| own.key_hash.to_string()),
-        };
         let reader = scope.spawn(move || {
-            let mut sink = |r: Record| tx.send(r).is_ok();
-            import::tollgate::import_sqlite_slice(&path, prices, &slice, &mut sink).map(|s| vec![s])
+            let mut sink = |r: Record| tx.push(r);
+            match source {
+                RecordSource::Sqlite(data_dir) => {
+                    let slice = import::tollgate::StoreSlice {
+                        since,
+                        until,
+                        key_hash: key_hash.map(str::to_string),
+                    };
+                    let path = data_dir.join("tollgate.sqlite");
+                    import::tollgate::import_sqlite_slice(&path, prices, &slice, &mut sink)
+                }
+                RecordSource::Postgres(target) => {
+                    import::postgres_source::import_tollgate_records(target, since, until, key_hash, prices, &mut sink)
+                }
+            }
+            .map(|s| vec![s])
         });
         let report = build_report(rx, &opts);
         let summaries = reader
@@ -252,6 +286,11 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
     if let Some(f) = facts {
         opts.expect_workflows(f.workflows);
     }
+    // One data directory alone: its store holds each request and attempt once.
+    opts.records_unique = match (&args.data_dir, args.inputs.is_empty(), &args.db) {
+        (Some(dir), true, None) => import::tollgate::one_row_per_attempt(&dir.join("tollgate.sqlite")),
+        _ => false,
+    };
     opts.key_budgets = key_budgets(&inputs, args.db.as_deref());
 
     let total_bytes: u64 = inputs
@@ -268,7 +307,7 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
         pb
     });
 
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(4096);
+    let (mut tx, rx) = handoff::channel();
     let db = args.db.clone();
     let reader = {
         let progress = progress.clone();
@@ -282,7 +321,7 @@ pub fn run(args: &ReportArgs) -> Result<i32, ReportError> {
                 prices: &prices,
                 on_bytes: Some(&on_bytes),
             };
-            let mut sink = |r: Record| tx.send(r).is_ok();
+            let mut sink = |r: Record| tx.push(r);
             let mut summaries = Vec::new();
             for input in &inputs {
                 summaries.extend(importer.import(input, &mut sink)?);

@@ -702,7 +702,8 @@ fn a_stores_report_equals_the_commands_and_narrows_to_one_key() {
         store.insert(&rows).unwrap();
     }
     let opts = ReportOptions::default();
-    let all = tollgate_report::report_for_store(dir.path(), opts.clone(), None).unwrap();
+    let all = tollgate_report::report_for_store(tollgate_report::RecordSource::Sqlite(dir.path()), opts.clone(), None)
+        .unwrap();
     let expected = build_report(records.clone(), &opts);
     assert_eq!(all.requests.total, expected.requests.total);
     assert_eq!(all.requests.failed, expected.requests.failed);
@@ -713,7 +714,12 @@ fn a_stores_report_equals_the_commands_and_narrows_to_one_key() {
         key_hash: CI_HASH,
         name: "ci-bot",
     };
-    let mine = tollgate_report::report_for_store(dir.path(), opts.clone(), Some(own)).unwrap();
+    let mine = tollgate_report::report_for_store(
+        tollgate_report::RecordSource::Sqlite(dir.path()),
+        opts.clone(),
+        Some(own),
+    )
+    .unwrap();
     let ci_only: Vec<Record> = records
         .into_iter()
         .filter(|r| r.key_hash.as_deref() == Some(CI_HASH))

@@ -9,6 +9,9 @@ mod litellm_rows;
 
 /// A profile at saturation showed the system allocator at ~12% of the gateway's CPU (many small,
 /// short-lived JSON values per request); mimalloc's thread-local free lists fit that pattern.
+/// Built without transparent huge pages (`no_thp`): with them, its arenas were faulted in 2 MB
+/// at a time and an idle gateway held 37 MB resident instead of 22 MB (16 MB of `AnonHugePages`
+/// in `/proc/PID/smaps_rollup`; `MIMALLOC_ALLOW_THP=0` showed the same difference).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

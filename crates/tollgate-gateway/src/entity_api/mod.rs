@@ -6,7 +6,9 @@
 //! Every entity is a row of `tollgate-store`'s entity table: a kind, an id, a parent and a
 //! document in LiteLLM's field names (`fields.rs` turns requests into documents, `view.rs`
 //! documents into answers, `rows.rs` reads and writes them). Spend lives in the ledger, per
-//! scope; admission enforces budgets and limits from the same documents.
+//! scope; admission enforces budgets and limits from the same documents. Each endpoint's work
+//! is a function of its own (`create_user`, `update_team`, `add_members`, …) that the handler
+//! and the dashboard's users and teams pages both call.
 
 mod budget;
 mod customer;
@@ -18,6 +20,12 @@ mod team;
 mod team_member;
 mod user;
 mod view;
+
+// What the dashboard's users and teams pages call: the functions these endpoints run, so a page
+// and the API cannot drift apart.
+pub(crate) use team::{block_team, create_team, delete_named_teams, teams_page, update_team};
+pub(crate) use team_member::{add_members, remove_member};
+pub(crate) use user::{create_user, delete_users, list_users, update_user};
 
 use std::sync::Arc;
 

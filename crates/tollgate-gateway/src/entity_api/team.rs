@@ -20,7 +20,7 @@ use crate::entity_api::fields::{
 use crate::entity_api::membership::{self, members, members_in};
 use crate::entity_api::{admin, answer, rows, view};
 use crate::key_api::shown as key_shown;
-use crate::mgmt::{ApiError, ApiResult, object};
+use crate::mgmt::{ApiError, ApiResult, blocking, object};
 
 pub(super) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -58,8 +58,14 @@ async fn apply_team(app: &App, team: &mut EntityRow, m: &Map<String, Value>) -> 
 
 async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let team_id = optional_id(&m, "team_id")?.unwrap_or_else(new_id);
+    let team = create_team(&app, &object(&body)?).await?;
+    answer(view::shown(&app, &team).await?)
+}
+
+/// A new team from a `/team/new` body, with its `members_with_roles` added; the API and the
+/// dashboard both call it.
+pub(crate) async fn create_team(app: &App, m: &Map<String, Value>) -> Result<EntityRow, ApiError> {
+    let team_id = optional_id(m, "team_id")?.unwrap_or_else(new_id);
     let wanted = match m.get("members_with_roles") {
         None | Some(Value::Null) => Vec::new(),
         Some(v @ Value::Array(_)) => members_in(v, "members_with_roles")?,
@@ -74,15 +80,15 @@ async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::
     doc.insert("team_id".into(), json!(team_id));
     doc.insert("members_with_roles".into(), json!([]));
     let mut team = EntityRow::new(EntityKind::Team, &team_id, doc);
-    apply_team(&app, &mut team, &m).await?;
-    let mut team = rows::create(&app, team, "team_id").await?;
+    apply_team(app, &mut team, m).await?;
+    let mut team = rows::create(app, team, "team_id").await?;
     if !wanted.is_empty() {
         for w in &wanted {
-            membership::add(&app, &mut team, w, &Map::new()).await?;
+            membership::add(app, &mut team, w, &Map::new()).await?;
         }
-        rows::save(&app, &team).await?;
+        rows::save(app, &team).await?;
     }
-    answer(view::shown(&app, &team).await?)
+    Ok(team)
 }
 
 /// A team's keys as the API shows them.
@@ -120,18 +126,24 @@ async fn info(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<H
 
 async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let team_id = required_id(&m, "team_id")?;
+    let team = update_team(&app, &object(&body)?).await?;
+    answer(json!({"team_id": team.id, "data": view::shown(&app, &team).await?}))
+}
+
+/// Changes the fields a `/team/update` body gives of the team it names (members change through
+/// the member functions); the API and the dashboard both call it.
+pub(crate) async fn update_team(app: &App, m: &Map<String, Value>) -> Result<EntityRow, ApiError> {
+    let team_id = required_id(m, "team_id")?;
     if m.contains_key("members_with_roles") {
         return Err(ApiError::bad(
             "members_with_roles changes with POST /team/member_add, /team/member_update and /team/member_delete",
             Some("members_with_roles"),
         ));
     }
-    let mut team = rows::existing(&app, EntityKind::Team, &team_id, "team_id").await?;
-    apply_team(&app, &mut team, &m).await?;
-    rows::save(&app, &team).await?;
-    answer(json!({"team_id": team_id, "data": view::shown(&app, &team).await?}))
+    let mut team = rows::existing(app, EntityKind::Team, &team_id, "team_id").await?;
+    apply_team(app, &mut team, m).await?;
+    rows::save(app, &team).await?;
+    Ok(team)
 }
 
 /// Deletes teams with their keys and memberships (organization deletion uses this too).
@@ -169,14 +181,30 @@ pub(super) async fn delete_teams(app: &App, teams: Vec<EntityRow>) -> Result<Vec
 
 async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let ids = required_ids(&m, "team_ids")?;
+    let ids = delete_named_teams(&app, &object(&body)?).await?;
+    answer(json!({"deleted_teams": ids}))
+}
+
+/// Deletes the teams a `/team/delete` body names (`team_ids`, every one must exist) with their
+/// keys and memberships; returns the ids. The API and the dashboard both call it.
+pub(crate) async fn delete_named_teams(app: &App, m: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let ids = required_ids(m, "team_ids")?;
     let mut teams = Vec::new();
     for id in &ids {
-        teams.push(rows::existing(&app, EntityKind::Team, id, "team_ids").await?);
+        teams.push(rows::existing(app, EntityKind::Team, id, "team_ids").await?);
     }
-    delete_teams(&app, teams).await?;
-    answer(json!({"deleted_teams": ids}))
+    delete_teams(app, teams).await?;
+    Ok(ids)
+}
+
+/// One page (1-based) of every team in creation order, as the API shows a team, and how many
+/// there are: `/team/list` answers with all of them at once, the dashboard pages.
+pub(crate) async fn teams_page(app: &App, page: u32, size: u32) -> Result<(Vec<Map<String, Value>>, u64), ApiError> {
+    let (teams, total) = blocking(app, move |s| {
+        Ok(s.list_entities(EntityKind::Team, None, page.max(1), size)?)
+    })
+    .await?;
+    Ok((view::shown_all(app, &teams).await?, total))
 }
 
 /// Teams as `/team/list` and `/organization/info` show them: each with its memberships and keys.
@@ -219,12 +247,18 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<H
 
 async fn set_blocked(app: Arc<App>, headers: HeaderMap, body: axum::body::Bytes, blocked: bool) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let team_id = required_id(&m, "team_id")?;
-    let mut team = rows::existing(&app, EntityKind::Team, &team_id, "team_id").await?;
-    team.doc.insert("blocked".into(), json!(blocked));
-    rows::save(&app, &team).await?;
+    let team = block_team(&app, &object(&body)?, blocked).await?;
     answer(view::shown(&app, &team).await?)
+}
+
+/// Blocks or unblocks the team a body names (`team_id`): its keys are refused while it is
+/// blocked. The API and the dashboard both call it.
+pub(crate) async fn block_team(app: &App, m: &Map<String, Value>, blocked: bool) -> Result<EntityRow, ApiError> {
+    let team_id = required_id(m, "team_id")?;
+    let mut team = rows::existing(app, EntityKind::Team, &team_id, "team_id").await?;
+    team.doc.insert("blocked".into(), json!(blocked));
+    rows::save(app, &team).await?;
+    Ok(team)
 }
 
 async fn block(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {

@@ -52,8 +52,13 @@ async fn budget_in_team(app: &App, m: &Map<String, Value>) -> Result<Map<String,
 
 async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let team_id = required_id(&m, "team_id")?;
+    answer(add_members(&app, &object(&body)?).await?)
+}
+
+/// Adds the members a `/team/member_add` body names to its team (a user is made for one that
+/// does not exist, as in LiteLLM); LiteLLM's answer. The API and the dashboard both call it.
+pub(crate) async fn add_members(app: &App, m: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let team_id = required_id(m, "team_id")?;
     let wanted = match m.get("member") {
         None | Some(Value::Null) => {
             return Err(ApiError::bad(
@@ -74,24 +79,24 @@ async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
             Some("member"),
         ));
     }
-    let budget = budget_in_team(&app, &m).await?;
-    let mut team = rows::existing(&app, EntityKind::Team, &team_id, "team_id").await?;
+    let budget = budget_in_team(app, m).await?;
+    let mut team = rows::existing(app, EntityKind::Team, &team_id, "team_id").await?;
     let mut users = Vec::new();
     let mut memberships = Vec::new();
     for w in &wanted {
-        let (user, membership) = membership::add(&app, &mut team, w, &budget).await?;
+        let (user, membership) = membership::add(app, &mut team, w, &budget).await?;
         users.push(user);
         memberships.push(membership);
     }
-    rows::save(&app, &team).await?;
+    rows::save(app, &team).await?;
     // LiteLLM answers with the team and what changed.
-    let mut out = view::shown(&app, &team).await?;
-    out.insert("updated_users".into(), json!(view::shown_all(&app, &users).await?));
+    let mut out = view::shown(app, &team).await?;
+    out.insert("updated_users".into(), json!(view::shown_all(app, &users).await?));
     out.insert(
         "updated_team_memberships".into(),
-        json!(view::shown_all(&app, &memberships).await?),
+        json!(view::shown_all(app, &memberships).await?),
     );
-    answer(out)
+    Ok(out)
 }
 
 /// The team and the id of the member a request names (404 for either).
@@ -181,9 +186,15 @@ async fn member_update(State(app): State<Arc<App>>, headers: HeaderMap, body: ax
 
 async fn member_delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let (mut team, user_id) = team_and_member(&app, &m).await?;
-    membership::remove(&app, &mut team, &user_id).await?;
-    rows::save(&app, &team).await?;
+    let team = remove_member(&app, &object(&body)?).await?;
     answer(view::shown(&app, &team).await?)
+}
+
+/// Takes the member a `/team/member_delete` body names (`user_id` or `user_email`) out of its
+/// team; the team as it is now. The API and the dashboard both call it.
+pub(crate) async fn remove_member(app: &App, m: &Map<String, Value>) -> Result<EntityRow, ApiError> {
+    let (mut team, user_id) = team_and_member(app, m).await?;
+    membership::remove(app, &mut team, &user_id).await?;
+    rows::save(app, &team).await?;
+    Ok(team)
 }

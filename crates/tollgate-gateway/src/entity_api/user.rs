@@ -128,15 +128,21 @@ async fn teams_to_join(app: &App, m: &Map<String, Value>) -> Result<Vec<Joining>
 
 async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let user_id = optional_id(&m, "user_id")?.unwrap_or_else(new_id);
+    answer(create_user(&app, &object(&body)?).await?)
+}
+
+/// A new user from a `/user/new` body, with its key unless `auto_create_key` is false, and its
+/// teams joined; LiteLLM's answer (`key` is the raw key, shown this once). The API and the
+/// dashboard both call it.
+pub(crate) async fn create_user(app: &App, m: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let user_id = optional_id(m, "user_id")?.unwrap_or_else(new_id);
     let mut doc = Map::new();
     doc.insert("user_id".into(), json!(user_id));
-    apply(&mut doc, &m, &[USER, ACCESS, BUDGET])?;
-    rows::check_budget_ref(&app, &doc).await?;
-    let joining = teams_to_join(&app, &m).await?;
-    let auto_create_key = opt_bool(&m, "auto_create_key")?.flatten().unwrap_or(true);
-    if rows::get(&app, EntityKind::User, &user_id).await?.is_some() {
+    apply(&mut doc, m, &[USER, ACCESS, BUDGET])?;
+    rows::check_budget_ref(app, &doc).await?;
+    let joining = teams_to_join(app, m).await?;
+    let auto_create_key = opt_bool(m, "auto_create_key")?.flatten().unwrap_or(true);
+    if rows::get(app, EntityKind::User, &user_id).await?.is_some() {
         return Err(ApiError::bad(
             format!("user `{user_id}` already exists; choose another user_id, or change it with POST /user/update"),
             Some("user_id"),
@@ -149,13 +155,13 @@ async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::
             .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))
             .collect();
         key_body.insert("user_id".into(), json!(user_id));
-        Some(create_key(&app, &key_body).await?)
+        Some(create_key(app, &key_body).await?)
     } else {
         None
     };
-    if let Err(e) = rows::create(&app, EntityRow::new(EntityKind::User, &user_id, doc), "user_id").await {
+    if let Err(e) = rows::create(app, EntityRow::new(EntityKind::User, &user_id, doc), "user_id").await {
         if let Some((k, _)) = &key {
-            rows::remove_keys(&app, std::slice::from_ref(k)).await?;
+            rows::remove_keys(app, std::slice::from_ref(k)).await?;
         }
         return Err(e);
     }
@@ -168,20 +174,20 @@ async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::
         };
         let mut budget = Map::new();
         budget.insert("max_budget".into(), json!(j.max_budget));
-        membership::add(&app, &mut j.team, &member, &budget).await?;
-        rows::save(&app, &j.team).await?;
+        membership::add(app, &mut j.team, &member, &budget).await?;
+        rows::save(app, &j.team).await?;
     }
-    let user = rows::existing(&app, EntityKind::User, &user_id, "user_id").await?;
+    let user = rows::existing(app, EntityKind::User, &user_id, "user_id").await?;
     // LiteLLM answers with the key's fields and the user's over them; `key` is the raw key.
     let mut out = Map::new();
     if let Some((k, _)) = &key
-        && let Value::Object(kv) = key_shown(&app, k)
+        && let Value::Object(kv) = key_shown(app, k)
     {
         out.extend(kv.into_iter().filter(|(f, _)| f != "token" && f != "token_id"));
     }
-    out.extend(view::shown(&app, &user).await?);
+    out.extend(view::shown(app, &user).await?);
     out.insert("key".into(), key.map_or(Value::Null, |(_, raw)| json!(raw)));
-    answer(out)
+    Ok(out)
 }
 
 /// The user's keys as LiteLLM's `/user/info` lists them: each with its team's alias.
@@ -257,77 +263,63 @@ async fn named(app: &App, m: &Map<String, Value>) -> Result<EntityRow, ApiError>
 
 async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let mut user = named(&app, &m).await?;
-    apply(&mut user.doc, &m, &[USER, ACCESS, BUDGET])?;
-    if m.get("budget_id").is_some_and(|v| !v.is_null()) {
-        rows::check_budget_ref(&app, &user.doc).await?;
-    }
-    rows::save(&app, &user).await?;
+    let user = update_user(&app, &object(&body)?).await?;
     answer(json!({"user_id": user.id, "data": view::shown(&app, &user).await?}))
+}
+
+/// Changes the fields a `/user/update` body gives of the user it names; the API and the
+/// dashboard both call it.
+pub(crate) async fn update_user(app: &App, m: &Map<String, Value>) -> Result<EntityRow, ApiError> {
+    let mut user = named(app, m).await?;
+    apply(&mut user.doc, m, &[USER, ACCESS, BUDGET])?;
+    if m.get("budget_id").is_some_and(|v| !v.is_null()) {
+        rows::check_budget_ref(app, &user.doc).await?;
+    }
+    rows::save(app, &user).await?;
+    Ok(user)
 }
 
 async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
     admin(&app, &headers).await?;
-    let m = object(&body)?;
-    let ids = required_ids(&m, "user_ids")?;
+    let gone = delete_users(&app, &object(&body)?).await?;
+    // LiteLLM answers with the count its `delete_many` returns.
+    answer(json!(gone.len()))
+}
+
+/// Deletes the users a `/user/delete` body names (`user_ids`), with their keys and team
+/// memberships; returns the ids deleted. The API and the dashboard both call it.
+pub(crate) async fn delete_users(app: &App, m: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let ids = required_ids(m, "user_ids")?;
     // Every user must exist before anything is deleted.
     let mut users = Vec::new();
     for id in &ids {
-        users.push(rows::existing(&app, EntityKind::User, id, "user_ids").await?);
+        users.push(rows::existing(app, EntityKind::User, id, "user_ids").await?);
     }
     for user in &users {
         let keys = rows::keys_of(
-            &app,
+            app,
             KeyFilter {
                 user_id: Some(user.id.clone()),
                 ..KeyFilter::default()
             },
         )
         .await?;
-        rows::remove_keys(&app, &keys).await?;
+        rows::remove_keys(app, &keys).await?;
         for t in user_teams(user) {
-            if let Some(mut team) = rows::get(&app, EntityKind::Team, &t).await? {
-                membership::remove(&app, &mut team, &user.id).await?;
-                rows::save(&app, &team).await?;
+            if let Some(mut team) = rows::get(app, EntityKind::Team, &t).await? {
+                membership::remove(app, &mut team, &user.id).await?;
+                rows::save(app, &team).await?;
             }
         }
     }
-    let gone = rows::remove(&app, EntityKind::User, ids).await?;
-    // LiteLLM answers with the count its `delete_many` returns.
-    answer(json!(gone.len()))
+    rows::remove(app, EntityKind::User, ids).await
 }
 
 async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     admin(&app, &headers).await?;
     let (page, size) = paging(&q, "page_size", 25)?;
-    let (users, total) = match q.get("user_ids").filter(|s| !s.is_empty()) {
-        Some(ids) => {
-            let mut found = Vec::new();
-            for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                if let Some(u) = rows::get(&app, EntityKind::User, id).await? {
-                    found.push(u);
-                }
-            }
-            let total = found.len() as u64;
-            let start = ((page - 1) as usize).saturating_mul(size as usize);
-            (found.into_iter().skip(start).take(size as usize).collect(), total)
-        }
-        None => {
-            crate::mgmt::blocking(&app, move |s| {
-                Ok(s.list_entities(EntityKind::User, None, page, size)?)
-            })
-            .await?
-        }
-    };
-    let mut shown = view::shown_all(&app, &users).await?;
-    for (v, u) in shown.iter_mut().zip(&users) {
-        let filter = KeyFilter {
-            user_id: Some(u.id.clone()),
-            ..KeyFilter::default()
-        };
-        v.insert("key_count".into(), json!(rows::key_count(&app, filter).await?));
-    }
+    let ids = q.get("user_ids").map(String::as_str);
+    let (shown, total) = list_users(&app, ids, page, size).await?;
     answer(json!({
         "users": shown,
         "total": total,
@@ -335,4 +327,38 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<H
         "page_size": size,
         "total_pages": total.div_ceil(u64::from(size)),
     }))
+}
+
+/// One page (1-based) of users as `/user/list` shows them, each with its `key_count`, and how
+/// many there are; only those of `ids` (comma-separated) when given. The API and the dashboard
+/// both call it.
+pub(crate) async fn list_users(
+    app: &App,
+    ids: Option<&str>,
+    page: u32,
+    size: u32,
+) -> Result<(Vec<Map<String, Value>>, u64), ApiError> {
+    let (users, total) = match ids.filter(|s| !s.is_empty()) {
+        Some(ids) => {
+            let mut found = Vec::new();
+            for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if let Some(u) = rows::get(app, EntityKind::User, id).await? {
+                    found.push(u);
+                }
+            }
+            let total = found.len() as u64;
+            let start = (page.saturating_sub(1) as usize).saturating_mul(size as usize);
+            (found.into_iter().skip(start).take(size as usize).collect(), total)
+        }
+        None => crate::mgmt::blocking(app, move |s| Ok(s.list_entities(EntityKind::User, None, page, size)?)).await?,
+    };
+    let mut shown = view::shown_all(app, &users).await?;
+    for (v, u) in shown.iter_mut().zip(&users) {
+        let filter = KeyFilter {
+            user_id: Some(u.id.clone()),
+            ..KeyFilter::default()
+        };
+        v.insert("key_count".into(), json!(rows::key_count(app, filter).await?));
+    }
+    Ok((shown, total))
 }

@@ -1,6 +1,6 @@
-//! What the dashboard keeps while the server runs: the session table, the sign-in limiter and
-//! its connection to the record store. Handed to its routes as an axum `Extension`, so the
-//! gateway's `App` carries nothing of the UI.
+//! What the dashboard keeps while the server runs: the session table, the sign-in limiter, the
+//! reports kept for large ranges and the log pages' connection to the record store. Handed to its
+//! routes as an axum `Extension`, so the gateway's `App` carries nothing of the UI.
 //!
 //! The log pages read the shared Postgres when the gateway ships its records there (every
 //! instance's records, a fraction of a second after they are written), else this instance's
@@ -11,11 +11,14 @@ use std::sync::Mutex;
 use tollgate_store::{PostgresStore, RecordPage, RecordQuery, RecordStore, SqliteStore, StoreConfig, StoreError};
 
 use super::session::{Sessions, SignInLimiter};
+use super::snapshots::Snapshots;
 
 #[derive(Default)]
 pub struct Dashboard {
     pub sessions: std::sync::Arc<Sessions>,
     pub limiter: SignInLimiter,
+    /// The overview's and report page's reports, kept by range (`snapshots.rs`).
+    pub snapshots: Snapshots,
     /// Opened at the first log page, then kept; dropped after an error, so the next page
     /// reconnects (Postgres restarted, the network came back).
     records: Mutex<Option<Records>>,
@@ -23,27 +26,27 @@ pub struct Dashboard {
 
 /// Which store the log pages read, as the pages name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordSource {
+pub enum LogSource {
     /// This instance's SQLite (in WAL mode: read beside the writer).
     Local,
     /// The shared Postgres the instances ship to.
     Shared,
 }
 
-impl RecordSource {
-    pub fn of(store: &StoreConfig) -> RecordSource {
+impl LogSource {
+    pub fn of(store: &StoreConfig) -> LogSource {
         if store.shared.is_some() {
-            RecordSource::Shared
+            LogSource::Shared
         } else {
-            RecordSource::Local
+            LogSource::Local
         }
     }
 
     /// The name of its phrase in `text.rs`.
     pub fn phrase(self) -> &'static str {
         match self {
-            RecordSource::Local => "store_local",
-            RecordSource::Shared => "store_shared",
+            LogSource::Local => "store_local",
+            LogSource::Shared => "store_shared",
         }
     }
 }

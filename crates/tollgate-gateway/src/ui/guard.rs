@@ -1,6 +1,7 @@
 //! Every dashboard page starts here: who is signed in (the session cookie, checked against
 //! the session table and, for a virtual key, against the key itself), in which language, and
-//! — for a change — whether the form carries the session's CSRF token.
+//! — for a change — whether the form carries the session's CSRF token; the master-key pages
+//! (keys, users, teams) ask for both with `admin_visit` and `admin_change`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -112,4 +113,32 @@ pub async fn visit(
         session,
         lang: lang_of(headers, query_lang),
     })
+}
+
+/// A master-key visit, or the answer to send instead (sign-in redirect, 403).
+pub async fn admin_visit(
+    app: &App,
+    sessions: &Arc<Sessions>,
+    headers: &HeaderMap,
+    query_lang: Option<&str>,
+) -> Result<Visit, Response> {
+    let visit = visit(app, sessions, headers, query_lang).await?;
+    match visit.refusal_unless_admin() {
+        Some(refused) => Err(refused),
+        None => Ok(visit),
+    }
+}
+
+/// A master-key visit whose form carries the session's CSRF token: what every change needs.
+pub async fn admin_change(
+    app: &App,
+    sessions: &Arc<Sessions>,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<Visit, Response> {
+    let visit = admin_visit(app, sessions, headers, None).await?;
+    match visit.csrf_refusal(csrf) {
+        Some(refused) => Err(refused),
+        None => Ok(visit),
+    }
 }

@@ -18,7 +18,7 @@ use tollgate_report::Lang;
 use tollgate_store::{RecordCursor, RecordPage, RecordQuery};
 
 use super::chart;
-use super::dashboard::{Dashboard, RecordSource};
+use super::dashboard::{Dashboard, LogSource};
 use super::guard::{self, Visit};
 use super::session::Viewer;
 use super::view;
@@ -102,7 +102,7 @@ async fn search(app: &Arc<App>, dash: &Arc<Dashboard>, query: RecordQuery) -> Re
 /// The log pages' template context: the visit's, and which store the records come from.
 fn context(visit: &Visit, app: &App) -> serde_json::Map<String, Value> {
     let mut ctx = visit.context("logs");
-    let source = ctx["t"][RecordSource::of(&app.store).phrase()].clone();
+    let source = ctx["t"][LogSource::of(&app.store).phrase()].clone();
     ctx.insert("record_source".into(), source);
     ctx
 }

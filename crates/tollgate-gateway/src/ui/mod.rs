@@ -3,9 +3,12 @@
 //! server-side session (`session.rs`, `signin.rs`); each page checks it first (`guard.rs`).
 //! The pages read what the rest of tollgate already computes: the overview is the report's
 //! aggregation over the store (`overview.rs`), the logs the store's query (`logs.rs`), the keys
-//! page `key_api`'s own functions (`keys_page.rs`), the report page the report's renderers
-//! (`report_page.rs`), the models page the live state (`models_page.rs`), the playground the pipeline itself (`playground.rs`). Charts are inline SVG (`chart.rs`); the
-//! words are English or Turkish (`text.rs`).
+//! page `key_api`'s own functions (`keys_page.rs`), the users and teams pages `entity_api`'s
+//! (`users_page.rs`, `teams_page.rs`), the report page the report's renderers
+//! (`report_page.rs`), the models page the live state (`models_page.rs`), the playground the
+//! pipeline itself (`playground.rs`). The master-key pages share how a form becomes an API body
+//! (`form.rs`), how spend, budget and limits are shown (`limits.rs`) and the page links
+//! (`pager.rs`). Charts are inline SVG (`chart.rs`); the words are English or Turkish (`text.rs`).
 //!
 //! It lives in the gateway, not a crate of its own, because it needs the gateway's insides (the
 //! live config, the key cache, stage 1's key check, `key_api`) and the gateway must serve it:
@@ -13,16 +16,22 @@
 
 mod chart;
 mod dashboard;
+mod form;
 mod guard;
 mod keys_page;
+mod limits;
 mod logs;
 mod models_page;
 mod overview;
+mod pager;
 mod playground;
 mod report_page;
 mod session;
 mod signin;
+mod snapshots;
+mod teams_page;
 mod text;
+mod users_page;
 mod view;
 
 use std::sync::Arc;
@@ -57,6 +66,11 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ui/keys/delete", post(keys_page::delete))
         .route("/ui/keys/budget", post(keys_page::budget))
         .route("/ui/keys/regenerate", post(keys_page::regenerate))
+        .route("/ui/keys/limits", post(keys_page::set_limits))
+        .route("/ui/users", get(users_page::list).post(users_page::create))
+        .route("/ui/users/{action}", post(users_page::act))
+        .route("/ui/teams", get(teams_page::list).post(teams_page::create))
+        .route("/ui/teams/{action}", post(teams_page::act))
         .route(
             "/ui/assets/app.css",
             get(|| async { view::asset("text/css; charset=utf-8", view::APP_CSS) }),

@@ -1,23 +1,28 @@
 //! The overview: the report's figures for a range (1 h, 24 h, 7 d, 30 d), computed by
-//! `tollgate_report::report_for_store` — the aggregation `tollgate report --data-dir` runs — so
-//! every figure equals the command's for the same range. A virtual key sees its own records.
+//! `tollgate_report::report_for_store` over this instance's SQLite or, with a shared store, over
+//! Postgres — the aggregation `tollgate report --data-dir` (`--db`) runs — so
+//! every figure equals the command's for the same bounds, which the page states. A virtual key
+//! sees its own records. A large range's report is kept between visits (`snapshots.rs`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tollgate_core::PriceTable;
-use tollgate_report::{Lang, OwnKey, Report, ReportOptions};
+use tollgate_report::{Lang, OwnKey, RecordSource, Report, ReportOptions};
 
 use super::chart;
 use super::dashboard::Dashboard;
 use super::guard::{self, Visit};
 use super::session::Viewer;
+use super::snapshots::{self, Answer, Built, SnapKey, Snapshot};
+use super::text;
 use super::view;
 use crate::app::App;
 
@@ -25,60 +30,107 @@ use crate::app::App;
 pub const RANGES: &[(&str, i64)] = &[("1h", 3600), ("24h", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
 
 /// The report for the range a query names (one of [`RANGES`], else `since`/`until`), over what
-/// the visitor may see; with the range's name (`custom` for a custom one). The report page
-/// shares it.
+/// the visitor may see, by the snapshot policy (`snapshots.rs`); with the range's name (`custom`
+/// for a custom one). The report page shares it.
 pub async fn build(
     app: &App,
+    dash: &Dashboard,
     visit: &Visit,
     q: &OverviewQuery,
-) -> Result<(&'static str, Report), (StatusCode, String)> {
-    let (range, seconds) = RANGES
+) -> Result<(&'static str, Answer), (StatusCode, String)> {
+    let named = RANGES
         .iter()
         .find(|(name, _)| Some(*name) == q.range.as_deref())
         .copied()
         .unwrap_or(RANGES[1]);
-    let now = Utc::now();
-    let bound = |v: &Option<String>| {
+    let text = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let (since_text, until_text) = (text(&q.since), text(&q.until));
+    // Checked now, for the visitor's error; read again at each build (`90m` moves with the clock).
+    let now = Utc::now();
+    let bound = |v: &Option<String>| {
+        v.as_deref()
             .map(|s| tollgate_report::parse_time_bound(s, now))
             .transpose()
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
     };
-    let custom = match (bound(&q.since), bound(&q.until)) {
-        (Ok(None), Ok(None)) => None,
-        (Ok(since), Ok(until)) => Some((since, until)),
-        (Err(e), _) | (_, Err(e)) => return Err((StatusCode::BAD_REQUEST, e.to_string())),
+    let (since, until) = (bound(&since_text)?, bound(&until_text)?);
+    let custom = since_text.is_some() || until_text.is_some();
+    let (range, span) = if custom {
+        let span = until.unwrap_or(now) - since.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        ("custom", span)
+    } else {
+        (named.0, chrono::Duration::seconds(named.1))
     };
-    let (since, until) = custom.unwrap_or((Some(now - chrono::Duration::seconds(seconds)), None));
-    let range = if custom.is_some() { "custom" } else { range };
+    let key = SnapKey {
+        scope: match visit.viewer() {
+            Viewer::Admin => "admin".into(),
+            Viewer::Key { hash16, .. } => hash16.clone(),
+        },
+        range: if custom {
+            format!(
+                "{}..{}",
+                since_text.as_deref().unwrap_or(""),
+                until_text.as_deref().unwrap_or("")
+            )
+        } else {
+            range.to_string()
+        },
+        lang: text::code(visit.lang),
+    };
     let mut prices = PriceTable::builtin();
     if let Some(p) = &app.prices_path
         && let Ok(extra) = PriceTable::load_file(p)
     {
         prices.merge(extra);
     }
-    let opts = ReportOptions {
-        since,
-        until,
-        prices,
-        lang: visit.lang,
-        ..ReportOptions::default()
-    };
+    let lang = visit.lang;
+    // With a shared store, every instance's records; else this one's.
     let data_dir = app.store.data_dir.clone();
+    let shared = app.store.shared.as_ref().map(|s| s.target.clone());
     let own = match visit.viewer() {
         Viewer::Admin => None,
         Viewer::Key { hash16, name, .. } => Some((hash16.clone(), name.clone())),
     };
-    let built = tokio::task::spawn_blocking(move || {
+    let seconds = named.1;
+    let build = move || {
+        let now = Utc::now();
+        let (since, until) = if custom {
+            let at = |v: &Option<String>| {
+                v.as_deref()
+                    .map(|s| tollgate_report::parse_time_bound(s, now))
+                    .transpose()
+                    .map_err(|e| e.to_string())
+            };
+            (at(&since_text)?, at(&until_text)?.unwrap_or(now))
+        } else {
+            (Some(now - chrono::Duration::seconds(seconds)), now)
+        };
+        let opts = ReportOptions {
+            since,
+            until: Some(until),
+            prices,
+            lang,
+            ..ReportOptions::default()
+        };
         let only = own.as_ref().map(|(key_hash, name)| OwnKey { key_hash, name });
-        tollgate_report::report_for_store(&data_dir, opts, only)
-    })
-    .await;
-    match built {
-        Ok(Ok(report)) => Ok((range, report)),
-        Ok(Err(e)) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
-        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        let source = match &shared {
+            Some(target) => RecordSource::Postgres(target),
+            None => RecordSource::Sqlite(&data_dir),
+        };
+        let report = tollgate_report::report_for_store(source, opts, only).map_err(|e| e.to_string())?;
+        Ok(Built { report, since, until })
+    };
+    let refresh = q.refresh.is_some();
+    let live_budget = Duration::from_millis(app.live.load().config.dashboard_live_report_ms);
+    let ages = (live_budget, snapshots::max_age(span));
+    match dash.snapshots.get(key, ages, refresh, build).await {
+        Ok(answer) => Ok((range, answer)),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e)),
     }
 }
 
@@ -89,6 +141,34 @@ pub struct OverviewQuery {
     pub since: Option<String>,
     pub until: Option<String>,
     pub lang: Option<String>,
+    /// Set: build the report now rather than show a kept one.
+    pub refresh: Option<String>,
+}
+
+/// What the page says about the figures' time: the exact bounds (for `tollgate report --since
+/// --until` to reproduce them), when they were computed and whether they were kept.
+pub fn freshness(answer: &Answer, lang: Lang) -> Option<(Value, &Snapshot)> {
+    let (snapshot, kept, refreshing) = match answer {
+        Answer::Fresh(s) => (s.as_ref(), false, false),
+        Answer::Kept { snapshot, refreshing } => (snapshot.as_ref(), true, *refreshing),
+        Answer::Building => return None,
+    };
+    let b = &snapshot.built;
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let shown = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let age = (Utc::now() - snapshot.built_at).num_seconds().max(0);
+    let value = json!({
+        "since": b.since.map(stamp),
+        "until": stamp(b.until),
+        "since_text": b.since.map(shown),
+        "until_text": shown(b.until),
+        "age": lang.int(age as u64),
+        "age_s": age,
+        "kept": kept,
+        "refreshing": refreshing,
+        "took_ms": snapshot.took.as_millis() as u64,
+    });
+    Some((value, snapshot))
 }
 
 pub async fn page(
@@ -101,7 +181,7 @@ pub async fn page(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let (range, report) = match build(&app, &visit, &q).await {
+    let (range, answer) = match build(&app, &dash, &visit, &q).await {
         Ok(b) => b,
         Err((status, message)) => return view::message(visit.context("overview"), status, &message),
     };
@@ -121,14 +201,23 @@ pub async fn page(
         format!("range={range}")
     };
     ctx.insert("report_qs".into(), json!(qs));
-    ctx.insert("report".into(), figures(&report, visit.lang));
-    let title = visit
-        .lang
-        .pick("requests and cost over time", "zaman içinde istekler ve maliyet");
-    ctx.insert(
-        "chart".into(),
-        json!(chart::requests_and_cost(&report.timeline.points, title)),
-    );
+    match freshness(&answer, visit.lang) {
+        Some((fresh, snapshot)) => {
+            let report = &snapshot.built.report;
+            ctx.insert("fresh".into(), fresh);
+            ctx.insert("report".into(), figures(report, visit.lang));
+            let title = visit
+                .lang
+                .pick("requests and cost over time", "zaman içinde istekler ve maliyet");
+            ctx.insert(
+                "chart".into(),
+                json!(chart::requests_and_cost(&report.timeline.points, title)),
+            );
+        }
+        None => {
+            ctx.insert("building".into(), json!(true));
+        }
+    }
     let mut resp = view::page(StatusCode::OK, "overview.html", &ctx);
     if q.lang.is_some() {
         super::signin::remember_lang(&mut resp, visit.lang, view::behind_tls(&headers));

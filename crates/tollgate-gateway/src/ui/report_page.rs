@@ -50,11 +50,15 @@ pub async fn page(
             return view::message(visit.context("report"), StatusCode::BAD_REQUEST, &text);
         }
     };
-    let (range, report) = match overview::build(&app, &visit, &q.range).await {
+    let (range, answer) = match overview::build(&app, &dash, &visit, &q.range).await {
         Ok(b) => b,
         Err((status, message)) => return view::message(visit.context("report"), status, &message),
     };
-    let text = tollgate_report::render(&report, format, visit.lang);
+    let Some((_, snapshot)) = overview::freshness(&answer, visit.lang) else {
+        return building(&visit, format);
+    };
+    let report = &snapshot.built.report;
+    let text = tollgate_report::render(report, format, visit.lang);
     let mut resp = view::with_headers(([(header::CONTENT_TYPE, content_type)], text).into_response());
     resp.headers_mut()
         .insert("content-security-policy", HeaderValue::from_static(REPORT_CSP));
@@ -65,4 +69,25 @@ pub async fn page(
         }
     }
     resp
+}
+
+/// The first build of a large range's report is still running: the HTML page says so and
+/// reloads itself; a download gets 503 with `Retry-After`, as an API would.
+fn building(visit: &guard::Visit, format: Format) -> Response {
+    if format != Format::Html {
+        let mut resp = view::with_headers(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the report for this range is being computed; try again in a few seconds",
+            )
+                .into_response(),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        return resp;
+    }
+    let mut ctx = visit.context("report");
+    ctx.insert("building".into(), serde_json::json!(true));
+    let text = ctx["t"]["building"].as_str().unwrap_or_default().to_string();
+    view::message(ctx, StatusCode::OK, &text)
 }

@@ -24,6 +24,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("message.html", include_str!("templates/message.html")),
     ("playground.html", include_str!("templates/playground.html")),
     ("models.html", include_str!("templates/models.html")),
+    ("users.html", include_str!("templates/users.html")),
+    ("teams.html", include_str!("templates/teams.html")),
+    ("limits.html", include_str!("templates/limits.html")),
+    ("pager.html", include_str!("templates/pager.html")),
 ];
 
 pub const APP_CSS: &str = include_str!("assets/app.css");
@@ -66,6 +70,11 @@ pub fn page(status: StatusCode, template: &str, ctx: &impl Serialize) -> Respons
 pub fn message(mut ctx: serde_json::Map<String, serde_json::Value>, status: StatusCode, text: &str) -> Response {
     ctx.insert("message".into(), serde_json::Value::from(text));
     page(status, "message.html", &ctx)
+}
+
+/// A plain 404 for a dashboard path that names nothing (a change the page does not make).
+pub fn not_found() -> Response {
+    with_headers((StatusCode::NOT_FOUND, "no such page").into_response())
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).

@@ -129,8 +129,13 @@ pub fn read_sqlite(path: &Path) -> Result<Vec<KeyBudget>, ReportError> {
 /// The keys with a budget in a Postgres database (`--db`), in a read-only transaction; none
 /// when it has no key table (LiteLLM's database).
 pub fn read_postgres(url: &str) -> Result<Vec<KeyBudget>, ReportError> {
-    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store::postgres_text(&e));
     let target = PostgresTarget::parse(url, 1).map_err(|e| ReportError::Postgres(e.to_string()))?;
+    read_postgres_at(&target)
+}
+
+/// [`read_postgres`] at a parsed target (the gateway's own shared store).
+pub fn read_postgres_at(target: &PostgresTarget) -> Result<Vec<KeyBudget>, ReportError> {
+    let err = |e: postgres::Error| ReportError::Postgres(tollgate_store::postgres_text(&e));
     let mut client = target.connect().map_err(|e| ReportError::Postgres(e.to_string()))?;
     let mut tx = client.build_transaction().read_only(true).start().map_err(err)?;
     let present: bool = tx

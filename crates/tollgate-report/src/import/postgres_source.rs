@@ -25,6 +25,11 @@ pub fn import_postgres(
     let err = |e: postgres::Error| ReportError::Postgres(tollgate_store::postgres_text(&e));
     let target = PostgresTarget::parse(url, 1).map_err(|e| ReportError::Postgres(e.to_string()))?;
     let mut client = target.connect().map_err(|e| ReportError::Postgres(e.to_string()))?;
+    let slice = Slice {
+        since,
+        until,
+        key_hash: None,
+    };
     let tables = client
         .query_one(
             r#"SELECT to_regclass('tollgate_records') IS NOT NULL, to_regclass('"LiteLLM_SpendLogs"') IS NOT NULL"#,
@@ -55,8 +60,7 @@ pub fn import_postgres(
                 order: "id",
                 detected: Detected::TollgatePostgres,
             },
-            since,
-            until,
+            &slice,
             prices,
             &mut counting_sink,
         )?);
@@ -71,13 +75,41 @@ pub fn import_postgres(
                 order: r#"t."startTime""#,
                 detected: Detected::Postgres,
             },
-            since,
-            until,
+            &slice,
             prices,
             &mut counting_sink,
         )?);
     }
     Ok(out)
+}
+
+/// tollgate's own records in a shared store, read-only: the range, and one key's records when
+/// `key_hash` is given (the first 16 hex digits of its hash, as records carry it). LiteLLM's
+/// table in the same database, if any, is not read: this is the gateway's view of its records.
+pub fn import_tollgate_records(
+    target: &PostgresTarget,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    key_hash: Option<&str>,
+    prices: &PriceTable,
+    sink: &mut dyn FnMut(Record) -> bool,
+) -> Result<InputSummary, ReportError> {
+    let mut client = target.connect().map_err(|e| ReportError::Postgres(e.to_string()))?;
+    let table = Table {
+        select: "SELECT json::text, instance_id FROM tollgate_records",
+        time_column: "start_time",
+        order: "id",
+        detected: Detected::TollgatePostgres,
+    };
+    let slice = Slice { since, until, key_hash };
+    read_table(&mut client, target, table, &slice, prices, sink)
+}
+
+/// Which rows of a table: a time range and, for tollgate's records, one key.
+struct Slice<'a> {
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    key_hash: Option<&'a str>,
 }
 
 struct Table {
@@ -87,13 +119,11 @@ struct Table {
     detected: Detected,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn read_table(
     client: &mut Client,
     target: &PostgresTarget,
     table: Table,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
+    slice: &Slice<'_>,
     prices: &PriceTable,
     sink: &mut dyn FnMut(Record) -> bool,
 ) -> Result<InputSummary, ReportError> {
@@ -102,10 +132,14 @@ fn read_table(
     let mut sql = format!("{} WHERE true", table.select);
     // As text cast to timestamptz: LiteLLM's columns are `timestamp` (no zone), tollgate's are
     // `timestamptz`, and the cast compares both correctly.
-    let bounds: Vec<String> = [since, until].iter().flatten().map(|t| t.to_rfc3339()).collect();
+    let bounds: Vec<String> = [slice.since, slice.until]
+        .iter()
+        .flatten()
+        .map(|t| t.to_rfc3339())
+        .collect();
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
     let mut next = bounds.iter();
-    for (present, op) in [(since.is_some(), ">="), (until.is_some(), "<")] {
+    for (present, op) in [(slice.since.is_some(), ">="), (slice.until.is_some(), "<")] {
         if present && let Some(b) = next.next() {
             params.push(b);
             sql.push_str(&format!(
@@ -114,6 +148,12 @@ fn read_table(
                 params.len()
             ));
         }
+    }
+    let key_hash = slice.key_hash.map(str::to_string);
+    if let Some(k) = &key_hash {
+        params.push(k);
+        // The expression of the store's key index (Postgres V5), so the planner uses it.
+        sql.push_str(&format!(" AND (json->>'key_hash') = ${}", params.len()));
     }
     sql.push_str(&format!(" ORDER BY {}", table.order));
     let mut tx = client.build_transaction().read_only(true).start().map_err(err)?;
