@@ -112,6 +112,18 @@ fn run_postgres(client: &mut postgres::Client, location: &str) -> Result<(), Sto
         .map_err(|e| describe(e, location, postgres_version()))
 }
 
+/// Brings a Postgres database up to `version` only: a database as an older build left it, for
+/// tests of the next migration's backfill.
+#[cfg(any(test, feature = "test-support"))]
+pub(crate) fn postgres_up_to(client: &mut postgres::Client, version: u16, location: &str) -> Result<(), StoreError> {
+    embedded::postgres::migrations::runner()
+        .set_target(refinery::Target::Version(version.into()))
+        .set_migration_table_name(HISTORY_TABLE)
+        .run(client)
+        .map(|_| ())
+        .map_err(|e| describe(e, location, postgres_version()))
+}
+
 /// The newest version in the history table, if there is one.
 fn newest_postgres(client: &mut postgres::Client) -> Result<Option<i64>, postgres::Error> {
     let row = client.query_one("SELECT to_regclass($1)::text", &[&HISTORY_TABLE])?;

@@ -449,7 +449,8 @@ fn read_outbox(
 ) -> rusqlite::Result<(Vec<StoredRow>, Option<i64>)> {
     let mut stmt = conn.prepare_cached(
         "SELECT rowid, request_id, attempt, instance_id, trace_id, session_id, start_time,
-                model_group, model, status, key_alias, workflow, cost_usd, json
+                model_group, model, status, key_alias, workflow, cost_usd, json,
+                key_hash, cache, user_id, team_id
          FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
     )?;
     let mut rows = Vec::with_capacity(limit);
@@ -478,6 +479,12 @@ fn read_outbox(
             workflow: row.get(11)?,
             cost_usd: row.get(12)?,
             json: row.get(13)?,
+            // Filled by the writer (SQLite V6 backfilled older rows), so Postgres gets the log
+            // view's columns without parsing the JSON.
+            key_hash: row.get(14)?,
+            cache: row.get(15)?,
+            user_id: row.get(16)?,
+            team_id: row.get(17)?,
         });
     }
     Ok((rows, last))

@@ -32,17 +32,6 @@ const INSERT: &str = "INSERT OR IGNORE INTO records
      attempt, instance_id, session_id, key_alias, workflow, key_hash, cache, user_id, team_id)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
-/// [`INSERT`] for rows that arrive as columns and JSON ([`StoredRow`]): the log view's columns
-/// are read from the JSON by SQLite (such rows are rare: tests and the store interface).
-const INSERT_FROM_JSON: &str = "INSERT OR IGNORE INTO records
-    (request_id, trace_id, start_time, model_group, model, status, cost_usd, json,
-     attempt, instance_id, session_id, key_alias, workflow, key_hash, cache, user_id, team_id)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-      CASE WHEN json_valid(?8) THEN json_extract(?8, '$.key_hash') END,
-      CASE WHEN json_valid(?8) THEN json_extract(?8, '$.cache') END,
-      CASE WHEN json_valid(?8) THEN json_extract(?8, '$.user_id') END,
-      CASE WHEN json_valid(?8) THEN json_extract(?8, '$.team_id') END)";
-
 /// Rows fetched per query while reading; bounds the reader's memory whatever the table's size.
 const READ_PAGE: usize = 1000;
 
@@ -144,7 +133,7 @@ pub(crate) fn insert_rows(conn: &mut Connection, rows: &[StoredRow]) -> rusqlite
     let tx = conn.transaction()?;
     let mut inserted = 0;
     {
-        let mut stmt = tx.prepare_cached(INSERT_FROM_JSON)?;
+        let mut stmt = tx.prepare_cached(INSERT)?;
         for r in rows {
             inserted += stmt.execute(params![
                 r.request_id,
@@ -160,6 +149,10 @@ pub(crate) fn insert_rows(conn: &mut Connection, rows: &[StoredRow]) -> rusqlite
                 r.session_id,
                 r.key_alias,
                 r.workflow,
+                r.key_hash,
+                r.cache,
+                r.user_id,
+                r.team_id,
             ])? as u64;
         }
     }
@@ -390,13 +383,9 @@ impl RecordStore for SqliteStore {
     }
 }
 
-/// SQLite's spelling of the log view's query: the V6 columns, each with its index.
+/// SQLite's spelling of the log view's query (its filters are the V6 columns).
 const SQLITE_DIALECT: Dialect = Dialect {
     placeholder: |n| format!("?{n}"),
-    key_hash: "key_hash",
-    cache: "cache",
-    user_id: "user_id",
-    team_id: "team_id",
     position: "instr",
 };
 

@@ -26,6 +26,12 @@ pub struct StoredRow {
     pub key_alias: Option<String>,
     pub workflow: Option<String>,
     pub cost_usd: Option<f64>,
+    /// The log view's filters that live in the record's JSON, copied into columns so no
+    /// database parses the JSON to index or filter them (SQLite V6, Postgres V7).
+    pub key_hash: Option<String>,
+    pub cache: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
     pub json: String,
 }
 
@@ -45,6 +51,10 @@ impl StoredRow {
             key_alias: record.key_alias.clone(),
             workflow: record.workflow.clone(),
             cost_usd: record.cost_usd,
+            key_hash: record.key_hash.clone(),
+            cache: Some(record.cache.as_str().to_string()),
+            user_id: record.user_id.clone(),
+            team_id: record.team_id.clone(),
             json,
         }
     }
@@ -200,14 +210,10 @@ pub(crate) enum QueryValue {
     Int(i64),
 }
 
-/// How one database spells the parts of a query that differ: its placeholders and the
-/// expressions that read a field from the record's JSON.
+/// How one database spells the parts of a query that differ: its placeholders and its
+/// substring function. (Every filter is a plain column in both: SQLite V6, Postgres V7.)
 pub(crate) struct Dialect {
     pub placeholder: fn(usize) -> String,
-    pub key_hash: &'static str,
-    pub cache: &'static str,
-    pub user_id: &'static str,
-    pub team_id: &'static str,
     /// The function giving a substring's position (SQLite `instr`, Postgres `strpos`).
     pub position: &'static str,
 }
@@ -250,8 +256,7 @@ impl RecordQuery {
             push(&mut conds, &mut values, "key_alias = ?", QueryValue::Text(k.clone()));
         }
         if let Some(k) = &self.key_hash {
-            let sql = format!("{} = ?", d.key_hash);
-            push(&mut conds, &mut values, &sql, QueryValue::Text(k.clone()));
+            push(&mut conds, &mut values, "key_hash = ?", QueryValue::Text(k.clone()));
         }
         if let Some(s) = self.status {
             push(
@@ -262,8 +267,12 @@ impl RecordQuery {
             );
         }
         if let Some(c) = self.cache {
-            let sql = format!("{} = ?", d.cache);
-            push(&mut conds, &mut values, &sql, QueryValue::Text(c.as_str().into()));
+            push(
+                &mut conds,
+                &mut values,
+                "cache = ?",
+                QueryValue::Text(c.as_str().into()),
+            );
         }
         if let Some(id) = self.request_id.as_deref().filter(|s| !s.is_empty()) {
             // Not LIKE: a request id may hold `%` or `_`, which must match themselves.
@@ -283,12 +292,10 @@ impl RecordQuery {
             push(&mut conds, &mut values, "workflow = ?", QueryValue::Text(v.clone()));
         }
         if let Some(v) = &self.user_id {
-            let sql = format!("{} = ?", d.user_id);
-            push(&mut conds, &mut values, &sql, QueryValue::Text(v.clone()));
+            push(&mut conds, &mut values, "user_id = ?", QueryValue::Text(v.clone()));
         }
         if let Some(v) = &self.team_id {
-            let sql = format!("{} = ?", d.team_id);
-            push(&mut conds, &mut values, &sql, QueryValue::Text(v.clone()));
+            push(&mut conds, &mut values, "team_id = ?", QueryValue::Text(v.clone()));
         }
         if let Some(c) = &self.after {
             values.push(QueryValue::Time(c.start_time));

@@ -44,6 +44,13 @@ impl TestDatabase {
         Client::connect(&url, NoTls).map_err(|e| format!("connect {url}: {e}"))
     }
 
+    /// Runs this build's migrations up to `version` only, as the gateway's role: the database
+    /// as an older tollgate left it (to test what the next migration does to its rows).
+    pub fn migrate_to(&self, version: u16) -> Result<(), String> {
+        let mut client = Client::connect(&self.url, NoTls).map_err(|e| format!("connect {}: {e}", self.url))?;
+        crate::migrate::postgres_up_to(&mut client, version, &self.name).map_err(|e| e.to_string())
+    }
+
     /// Postgres goes away for the gateway: its role may not log in, its sessions are ended.
     pub fn block(&self) -> Result<(), String> {
         let mut admin = Client::connect(&self.admin_url, NoTls).map_err(|e| e.to_string())?;

@@ -296,6 +296,193 @@ fn postgres_store_answers_the_log_query() {
 }
 
 #[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn postgres_v7_moves_the_log_filters_out_of_the_json_and_backfills_old_rows() {
+    let db = pg_db("v7");
+    // A database as the build before V7 left it, holding a row shipped then (no such columns).
+    db.migrate_to(6).unwrap();
+    let old = Record {
+        key_hash: Some("aaaa".into()),
+        cache: CacheState::Hit,
+        user_id: Some("ada".into()),
+        team_id: Some("core".into()),
+        ..record(1, None)
+    };
+    let json = serde_json::to_string(&old).unwrap();
+    let mut admin = db.admin().unwrap();
+    admin
+        .execute(
+            "INSERT INTO tollgate_records (request_id, attempt, trace_id, start_time, model_group, model, status, json)
+             VALUES ($1, 0, $2, $3, 'coder', 'm', 'success', $4::text::json)",
+            &[&old.request_id, &old.trace_id, &old.start_time, &json],
+        )
+        .unwrap();
+
+    // Opening migrates: the old row's columns come from its JSON.
+    let target = PostgresTarget::parse(&db.url, 1).unwrap();
+    let mut store = PostgresStore::open(&target).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(tollgate_store::postgres_version(), 7);
+    let columns = |admin: &mut postgres::Client, id: &str| -> Vec<Option<String>> {
+        let row = admin
+            .query_one(
+                "SELECT key_hash, cache, user_id, team_id FROM tollgate_records WHERE request_id = $1",
+                &[&id],
+            )
+            .unwrap();
+        (0..4).map(|i| row.get(i)).collect()
+    };
+    let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    assert_eq!(columns(&mut admin, "req-1"), some(&["aaaa", "hit", "ada", "core"]));
+
+    // New rows get them from the writer's columns (no JSON parsed); a master-key row has none.
+    let new = Record {
+        key_hash: Some("bbbb".into()),
+        user_id: Some("bo".into()),
+        ..record(2, None)
+    };
+    store.insert(&rows(&[new, record(3, None)])).unwrap();
+    assert_eq!(
+        columns(&mut admin, "req-2"),
+        vec![Some("bbbb".into()), Some("off".into()), Some("bo".into()), None]
+    );
+    assert_eq!(columns(&mut admin, "req-3"), vec![None, Some("off".into()), None, None]);
+
+    // The filters read the columns, for old and new rows alike.
+    let find = |store: &mut PostgresStore, q: RecordQuery| -> Vec<String> {
+        let q = RecordQuery { limit: 10, ..q };
+        store
+            .query(&q)
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect()
+    };
+    let by_key = RecordQuery {
+        key_hash: Some("aaaa".into()),
+        ..RecordQuery::default()
+    };
+    assert_eq!(find(&mut store, by_key), ["req-1"]);
+    let by_user = RecordQuery {
+        user_id: Some("bo".into()),
+        ..RecordQuery::default()
+    };
+    assert_eq!(find(&mut store, by_user), ["req-2"]);
+    let by_team = RecordQuery {
+        team_id: Some("core".into()),
+        ..RecordQuery::default()
+    };
+    assert_eq!(find(&mut store, by_team), ["req-1"]);
+    let off = RecordQuery {
+        cache: Some(CacheState::Off),
+        ..RecordQuery::default()
+    };
+    assert_eq!(find(&mut store, off), ["req-3", "req-2"]);
+
+    // No index parses the JSON any more; the new ones skip rows without the value.
+    let indexes: Vec<(String, String)> = admin
+        .query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tollgate_records'",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(indexes.iter().all(|(_, def)| !def.contains("json")), "{indexes:?}");
+    for name in ["key_hash", "user", "team", "workflow"] {
+        let (_, def) = indexes
+            .iter()
+            .find(|(n, _)| n == &format!("tollgate_records_{name}"))
+            .unwrap_or_else(|| panic!("no index for {name}: {indexes:?}"));
+        assert!(def.contains("IS NOT NULL"), "{def}");
+    }
+    // And a key's own view is served by its index (sequential scans off: the table is tiny). An
+    // index built over the backfill's HOT chains serves only transactions newer than any running
+    // when it was built (`indcheckxmin`), and tests run beside this one: it may take a moment.
+    admin.batch_execute("SET enable_seqscan = off").unwrap();
+    let mut plan = Vec::new();
+    for _ in 0..100 {
+        plan = admin
+            .query("EXPLAIN SELECT id FROM tollgate_records WHERE key_hash = 'aaaa'", &[])
+            .unwrap()
+            .into_iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect();
+        if plan.iter().any(|p| p.contains("tollgate_records_key_hash")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(plan.iter().any(|p| p.contains("tollgate_records_key_hash")), "{plan:?}");
+}
+
+#[test]
+#[cfg_attr(not(tollgate_postgres), ignore = "needs Postgres: set TOLLGATE_TEST_POSTGRES_URL")]
+fn postgres_finds_part_of_a_request_id_among_few_or_many_matches() {
+    let db = pg_db("search");
+    let target = PostgresTarget::parse(&db.url, 1).unwrap();
+    let mut store = PostgresStore::open(&target).unwrap();
+    // 1,200 ids holding "many" (more than the store reads by id), two holding "few" (one of them
+    // retried: two rows, one id), with a key each.
+    let mut records: Vec<Record> = (0..1200)
+        .map(|i| Record {
+            request_id: format!("many-{i:05}"),
+            ..record(i, None)
+        })
+        .collect();
+    records.push(Record {
+        request_id: "few-1".into(),
+        key_hash: Some("aaaa".into()),
+        ..record(2000, Some(1))
+    });
+    records.push(Record {
+        request_id: "few-1".into(),
+        key_hash: Some("aaaa".into()),
+        ..record(2001, Some(2))
+    });
+    records.push(Record {
+        request_id: "few-2".into(),
+        key_hash: Some("bbbb".into()),
+        ..record(1500, None)
+    });
+    store.insert(&rows(&records)).unwrap();
+    let search = |store: &mut PostgresStore, q: RecordQuery| -> (Vec<String>, Option<RecordCursor>) {
+        let page = store.query(&q).unwrap();
+        (page.records.into_iter().map(|r| r.request_id).collect(), page.next)
+    };
+    let few = RecordQuery {
+        request_id: Some("ew-".into()),
+        limit: 10,
+        ..RecordQuery::default()
+    };
+    assert_eq!(search(&mut store, few.clone()).0, ["few-1", "few-1", "few-2"]);
+    // With the other filters, and a key's own view.
+    let own = RecordQuery {
+        key_hash: Some("bbbb".into()),
+        ..few.clone()
+    };
+    assert_eq!(search(&mut store, own).0, ["few-2"]);
+    let none = RecordQuery {
+        request_id: Some("nowhere".into()),
+        ..few
+    };
+    assert_eq!(search(&mut store, none), (vec![], None));
+    // Many: newest first, and the next page goes on where the first ended.
+    let many = RecordQuery {
+        request_id: Some("many-".into()),
+        limit: 50,
+        ..RecordQuery::default()
+    };
+    let (first, next) = search(&mut store, many.clone());
+    let expected: Vec<String> = (1150..1200).rev().map(|i| format!("many-{i:05}")).collect();
+    assert_eq!(first, expected);
+    let (second, _) = search(&mut store, RecordQuery { after: next, ..many });
+    assert_eq!(second[0], "many-01149");
+}
+
+#[test]
 fn sqlite_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();

@@ -1,7 +1,9 @@
 //! The log view: records newest first, filtered by model, key, status, cache state and request
 //! id, a page at a time (keyset pagination through the store's `query`), and one request's page
 //! with its usage buckets, cost per bucket, latency split and every attempt. A virtual key's
-//! session sees only its own records: the key filter is forced, not offered.
+//! session sees only its own records: the key filter is forced, not offered. With a shared
+//! store the pages list every instance's records (the dashboard reads Postgres, `dashboard.rs`)
+//! and say so.
 
 use std::sync::Arc;
 
@@ -13,10 +15,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tollgate_core::{CacheState, Record, RecordStatus};
 use tollgate_report::Lang;
-use tollgate_store::{RecordCursor, RecordQuery};
+use tollgate_store::{RecordCursor, RecordPage, RecordQuery};
 
 use super::chart;
-use super::dashboard::Dashboard;
+use super::dashboard::{Dashboard, LogSource};
 use super::guard::{self, Visit};
 use super::session::Viewer;
 use super::view;
@@ -67,6 +69,44 @@ fn restrict(visit: &Visit, mut query: RecordQuery) -> RecordQuery {
     query
 }
 
+/// One page from the store the dashboard reads, off the async workers; an error as the status
+/// and text the page shows.
+async fn fetch(app: &Arc<App>, dash: &Arc<Dashboard>, query: RecordQuery) -> Result<RecordPage, (StatusCode, String)> {
+    let (app, dash) = (Arc::clone(app), Arc::clone(dash));
+    match tokio::task::spawn_blocking(move || dash.query(&app.store, &query)).await {
+        Ok(Ok(page)) => Ok(page),
+        Ok(Err(e)) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// [`fetch`], with a request id searched for as a whole id first: an id pasted whole (the usual
+/// search) is then one index lookup, where a part of an id has to be looked for in every record
+/// newer than the first page's worth of matches (all of them, when few or none match). Request ids
+/// are UUIDs, so a whole one is part of no other.
+async fn search(app: &Arc<App>, dash: &Arc<Dashboard>, query: RecordQuery) -> Result<RecordPage, (StatusCode, String)> {
+    if let (Some(id), None) = (&query.request_id, &query.after) {
+        let whole = RecordQuery {
+            exact_request_id: Some(id.clone()),
+            request_id: None,
+            ..query.clone()
+        };
+        let page = fetch(app, dash, whole).await?;
+        if !page.records.is_empty() {
+            return Ok(page);
+        }
+    }
+    fetch(app, dash, query).await
+}
+
+/// The log pages' template context: the visit's, and which store the records come from.
+fn context(visit: &Visit, app: &App) -> serde_json::Map<String, Value> {
+    let mut ctx = visit.context("logs");
+    let source = ctx["t"][LogSource::of(&app.store).phrase()].clone();
+    ctx.insert("record_source".into(), source);
+    ctx
+}
+
 pub async fn list(
     State(app): State<Arc<App>>,
     Extension(dash): Extension<Arc<Dashboard>>,
@@ -98,14 +138,11 @@ pub async fn list(
             ..RecordQuery::default()
         },
     );
-    let data_dir = app.store.data_dir.clone();
-    let dash2 = Arc::clone(&dash);
-    let found = tokio::task::spawn_blocking(move || dash2.query(&data_dir, &query)).await;
-    let mut ctx = visit.context("logs");
+    let found = search(&app, &dash, query).await;
+    let mut ctx = context(&visit, &app);
     let page = match found {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return view::message(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(e) => return view::message(ctx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(p) => p,
+        Err((status, text)) => return view::message(ctx, status, &text),
     };
     let rows: Vec<Value> = page.records.iter().map(|r| row(r, visit.lang)).collect();
     // The filters as given, so the next page keeps them.
@@ -180,14 +217,11 @@ pub async fn detail(
             ..RecordQuery::default()
         },
     );
-    let data_dir = app.store.data_dir.clone();
-    let dash2 = Arc::clone(&dash);
-    let found = tokio::task::spawn_blocking(move || dash2.query(&data_dir, &query)).await;
-    let mut ctx = visit.context("logs");
+    let found = fetch(&app, &dash, query).await;
+    let mut ctx = context(&visit, &app);
     let mut attempts: Vec<Record> = match found {
-        Ok(Ok(p)) => p.records.into_iter().filter(|r| r.request_id == request_id).collect(),
-        Ok(Err(e)) => return view::message(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(e) => return view::message(ctx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(p) => p.records.into_iter().filter(|r| r.request_id == request_id).collect(),
+        Err((status, text)) => return view::message(ctx, status, &text),
     };
     if attempts.is_empty() {
         let text = ctx["t"]["not_found"].as_str().unwrap_or_default().to_string();
@@ -206,11 +240,9 @@ pub async fn detail(
                     ..RecordQuery::default()
                 },
             );
-            let data_dir = app.store.data_dir.clone();
-            let dash2 = Arc::clone(&dash);
-            match tokio::task::spawn_blocking(move || dash2.query(&data_dir, &query)).await {
-                Ok(Ok(p)) => p.records.into_iter().filter(|r| !r.rollup).collect(),
-                _ => Vec::new(),
+            match fetch(&app, &dash, query).await {
+                Ok(p) => p.records.into_iter().filter(|r| !r.rollup).collect(),
+                Err(_) => Vec::new(),
             }
         }
         None => Vec::new(),

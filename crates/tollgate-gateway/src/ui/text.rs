@@ -106,6 +106,13 @@ const PHRASES: &[(&str, &str, &str)] = &[
         "Bu sayfayı yalnızca ana anahtar açabilir.",
     ),
     ("not_found", "No such record.", "Böyle bir kayıt yok."),
+    ("records_from", "Records from", "Kayıtların kaynağı"),
+    ("store_local", "this instance (SQLite)", "bu örnek (SQLite)"),
+    (
+        "store_shared",
+        "shared store (Postgres): every instance",
+        "paylaşılan depo (Postgres): tüm örnekler",
+    ),
     ("language", "Language", "Dil"),
     ("back", "Back", "Geri"),
     ("created", "Created", "Oluşturulma"),

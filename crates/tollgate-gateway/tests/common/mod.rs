@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod redis;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::path::Path;
