@@ -152,8 +152,9 @@ fn read_table(
     let key_hash = slice.key_hash.map(str::to_string);
     if let Some(k) = &key_hash {
         params.push(k);
-        // The expression of the store's key index (Postgres V5), so the planner uses it.
-        sql.push_str(&format!(" AND (json->>'key_hash') = ${}", params.len()));
+        // The column the shipper fills and the store indexes (Postgres V7). Only the dashboard
+        // reads by key, on a store its gateway has migrated.
+        sql.push_str(&format!(" AND key_hash = ${}", params.len()));
     }
     sql.push_str(&format!(" ORDER BY {}", table.order));
     let mut tx = client.build_transaction().read_only(true).start().map_err(err)?;
