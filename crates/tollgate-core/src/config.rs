@@ -426,6 +426,9 @@ pub struct GatewayConfig {
     /// that took at least this long to build is kept and shown with its time instead of built
     /// for every visit; 250 by default, 0 keeps every one.
     pub dashboard_live_report_ms: u64,
+    /// `tollgate_settings.trusted_proxies`: reverse proxies (addresses or CIDR ranges) whose
+    /// `X-Forwarded-For` names the client; empty trusts none, so a client cannot claim an address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `tollgate_settings.budget_error_status`: 429 (default) or 400, for clients written
     /// against LiteLLM versions that answered a spent budget with 400.
     pub budget_error_status: u16,
@@ -585,6 +588,31 @@ fn read_retention_days(v: &Value, path: &str, file: &str) -> Result<u32, ConfigE
                 ),
             )
         })
+}
+
+/// `tollgate_settings.trusted_proxies`: a list of addresses (`127.0.0.1`, `::1`) and CIDR ranges
+/// (`10.0.0.0/8`), as strings.
+fn read_trusted_proxies(v: &Value, path: &str, file: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let bad = |found: String| {
+        invalid(
+            file,
+            path,
+            format!(
+                "expected a list of proxy addresses or CIDR ranges, found {found}; write e.g. \
+                 `trusted_proxies: [\"127.0.0.1\", \"10.0.0.0/8\"]`"
+            ),
+        )
+    };
+    let items = v.as_array().ok_or_else(|| bad(v.to_string()))?;
+    items
+        .iter()
+        .map(|item| {
+            let text = item.as_str().map(str::trim).ok_or_else(|| bad(item.to_string()))?;
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| bad(format!("{text:?}")))
+        })
+        .collect()
 }
 
 /// `general_settings.global_max_parallel_requests`: a whole number of requests from 1 up. A
@@ -947,6 +975,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
     let mut retention_days = None;
     let mut responses_retention_days = DEFAULT_RESPONSES_RETENTION_DAYS;
     let mut dashboard_live_report_ms = DEFAULT_DASHBOARD_LIVE_REPORT_MS;
+    let mut trusted_proxies = Vec::new();
     let mut budget_error_status = 429;
     let mut hide_budget_amounts = false;
     let mut rate_limit_prefix = DEFAULT_RATE_LIMIT_PREFIX.to_string();
@@ -986,6 +1015,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
             }
             "retention_days" => retention_days = Some(read_retention_days(v, &p, &file)?),
             "responses_retention_days" => responses_retention_days = read_retention_days(v, &p, &file)?,
+            "trusted_proxies" => trusted_proxies = read_trusted_proxies(v, &p, &file)?,
             "dashboard_live_report_ms" => {
                 dashboard_live_report_ms = v
                     .as_u64()
@@ -1021,7 +1051,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
                 &p,
                 &format!(
                     "unknown tollgate setting (known: store_prompts, prices_file, record_durability, redis, \
-                     require_database, retention_days, responses_retention_days, dashboard_live_report_ms, budget_error_status, hide_budget_amounts, \
+                     require_database, retention_days, responses_retention_days, dashboard_live_report_ms, trusted_proxies, budget_error_status, hide_budget_amounts, \
                      rate_limit_prefix, {})",
                     SERVER_LIMIT_KEYS.join(", ")
                 ),
@@ -1057,6 +1087,7 @@ fn parse_mapped(text: &str, path: &Path, env: &dyn Env, sources: &mut Sources) -
         retention_days,
         responses_retention_days,
         dashboard_live_report_ms,
+        trusted_proxies,
         budget_error_status,
         hide_budget_amounts,
         proxy_budget: proxy_max_budget.map(|max_budget| ProxyBudget {
@@ -2784,6 +2815,29 @@ general_settings:
         ] {
             let (path, line, _, shown) = invalid_at(yaml);
             assert_eq!(path, at, "{shown}");
+            assert!(line.is_some(), "{shown}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_ranges() {
+        let c = parse(
+            "tollgate_settings:\n  trusted_proxies: ['127.0.0.1', '10.0.0.0/8', '::1']\n",
+            Path::new("c.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
+        let shown: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        let none = parse("model_list: []\n", Path::new("c.yaml"), &env(&[])).unwrap();
+        assert!(none.trusted_proxies.is_empty(), "none trusted unless said");
+        for yaml in [
+            "tollgate_settings:\n  trusted_proxies: ['10.0.0.0/33']\n",
+            "tollgate_settings:\n  trusted_proxies: 'nginx'\n",
+            "tollgate_settings:\n  trusted_proxies: [8080]\n",
+        ] {
+            let (path, line, _, shown) = invalid_at(yaml);
+            assert_eq!(path, "tollgate_settings.trusted_proxies", "{shown}");
             assert!(line.is_some(), "{shown}");
         }
     }

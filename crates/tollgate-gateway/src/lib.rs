@@ -9,6 +9,7 @@ pub mod app;
 pub mod body;
 pub mod breaker;
 pub mod cache;
+pub mod client_addr;
 pub mod deployment;
 pub mod deployment_stats;
 pub mod edge;

@@ -383,6 +383,51 @@ async fn failed_sign_ins_are_limited_per_address_and_turkish_renders() {
     assert!(wait > 0 && wait <= 300, "{wait}");
 }
 
+/// Behind a trusted reverse proxy each client has its own sign-in limit (named by the proxy's
+/// `X-Forwarded-For`); from anybody else that header is not believed.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_limited_alone() {
+    let mock = start_mock(&[]).await;
+    let proxied = format!(
+        "{}tollgate_settings:\n  trusted_proxies: ['127.0.0.1']\n",
+        two_priced_groups(mock)
+    );
+    for (config, claimed_apart) in [(proxied, true), (two_priced_groups(mock), false)] {
+        let gw = gateway(&config).await;
+        let http = client();
+        let form = http.get(format!("{}/ui/signin", gw.base)).send().await.unwrap();
+        let (bound, _) = set_cookie(&form, "tollgate_signin").unwrap();
+        let token = csrf_of(&form.text().await.unwrap());
+        let attempt = |from: &'static str, key: &'static str| {
+            let http = http.clone();
+            let (bound, token, base) = (bound.clone(), token.clone(), gw.base.clone());
+            async move {
+                http.post(format!("{base}/ui/signin"))
+                    .header("cookie", &bound)
+                    .header("x-forwarded-for", from)
+                    .form(&[("key", key), ("csrf", &token)])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        for _ in 0..5 {
+            assert_eq!(attempt("198.51.100.1", "sk-wrong").await, 401);
+        }
+        assert_eq!(
+            attempt("198.51.100.1", KEY).await,
+            429,
+            "the client that failed is limited"
+        );
+        // Another client behind the same proxy: its own bucket when the proxy is trusted, the
+        // proxy's (full) bucket when it is not.
+        let other = attempt("198.51.100.2", KEY).await;
+        assert_eq!(other, if claimed_apart { 303 } else { 429 }, "trusted: {claimed_apart}");
+    }
+}
+
 #[tokio::test]
 async fn a_workflow_runs_page_shows_its_three_steps_as_a_timeline() {
     let mock = start_mock(&[]).await;

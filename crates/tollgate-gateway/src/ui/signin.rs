@@ -20,6 +20,7 @@ use super::session::{Credential, SESSION_TTL, Viewer, random_token, same_secret}
 use super::text::{self, LANG_COOKIE};
 use super::view;
 use crate::app::App;
+use crate::client_addr;
 
 /// The cookie binding the sign-in form to the browser that loaded it.
 const FORM_COOKIE: &str = "tollgate_signin";
@@ -77,8 +78,10 @@ pub async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    // Behind no listener (a test's oneshot) every attempt shares one bucket.
-    let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(a))| a.ip());
+    // Behind no listener (a test's oneshot) every attempt shares one bucket; behind a trusted
+    // proxy, each client has its own.
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(a))| a.ip());
+    let ip = client_addr::client_ip(peer, &headers, &app.live.load().config.trusted_proxies);
     let now = Instant::now();
     if let Some(wait) = dash.limiter.blocked(ip, now) {
         let mut resp = render_form(&headers, None, StatusCode::TOO_MANY_REQUESTS, Some("too_many"));
