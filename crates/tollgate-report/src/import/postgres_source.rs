@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use postgres::Client;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use tollgate_core::{PriceTable, Record};
 use tollgate_store::PostgresTarget;
@@ -112,6 +111,9 @@ struct Slice<'a> {
     key_hash: Option<&'a str>,
 }
 
+/// Rows fetched per round trip.
+const CHUNK_ROWS: i32 = 2_000;
+
 struct Table {
     select: &'static str,
     time_column: &'static str,
@@ -158,33 +160,45 @@ fn read_table(
     }
     sql.push_str(&format!(" ORDER BY {}", table.order));
     let mut tx = client.build_transaction().read_only(true).start().map_err(err)?;
-    let mut rows = tx.query_raw(&sql, params).map_err(err)?;
+    // A portal read a chunk at a time: the server holds the rest, so what waits in this process
+    // is one chunk by construction, not by the driver's flow control. (Measured over a month of a
+    // million records, `tollgate report --db`: the same report, peak RSS 263 → 256 MB — the rest
+    // is the aggregation's own.)
+    let portal = tx.bind(&sql, &params).map_err(err)?;
     let mut summary = InputSummary::new(target.location(), Some(table.detected.describe()), false);
     let mut n = 0u64;
-    while let Some(row) = rows.next().map_err(err)? {
-        n += 1;
-        let json: String = row.try_get(0).map_err(err)?;
-        let instance: Option<String> = row.try_get(1).map_err(err)?;
-        let parsed = match table.detected {
-            Detected::TollgatePostgres => super::tollgate::record_from_json(json.as_bytes(), prices).map(|mut r| {
-                if r.instance_id.is_none() {
-                    r.instance_id = instance;
+    'chunks: loop {
+        let rows = tx.query_portal(&portal, CHUNK_ROWS).map_err(err)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            n += 1;
+            let json: String = row.try_get(0).map_err(err)?;
+            let instance: Option<String> = row.try_get(1).map_err(err)?;
+            let parsed = match table.detected {
+                Detected::TollgatePostgres => {
+                    super::tollgate::record_from_json(json.as_bytes(), prices).map(|mut r| {
+                        if r.instance_id.is_none() {
+                            r.instance_id = instance;
+                        }
+                        r
+                    })
                 }
-                r
-            }),
-            _ => RowKind::LitellmSpendLogs.convert(json.as_bytes(), prices),
-        };
-        match parsed {
-            Ok(rec) => {
-                summary.records += 1;
-                if !sink(rec) {
-                    break;
+                _ => RowKind::LitellmSpendLogs.convert(json.as_bytes(), prices),
+            };
+            match parsed {
+                Ok(rec) => {
+                    summary.records += 1;
+                    if !sink(rec) {
+                        break 'chunks;
+                    }
                 }
+                Err(error) => summary.reject(n, &error),
             }
-            Err(error) => summary.reject(n, &error),
         }
     }
-    drop(rows);
+    drop(portal);
     tx.rollback().map_err(err)?;
     Ok(summary)
 }
