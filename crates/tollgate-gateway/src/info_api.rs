@@ -126,6 +126,11 @@ pub const ROUTES: &[(&str, &[&str], &str)] = &[
     ("/ui/keys/delete", &["POST"], "dashboard_delete_key"),
     ("/ui/keys/budget", &["POST"], "dashboard_key_budget"),
     ("/ui/keys/regenerate", &["POST"], "dashboard_regenerate_key"),
+    ("/ui/keys/limits", &["POST"], "dashboard_key_limits"),
+    ("/ui/users", &["GET", "POST"], "dashboard_users"),
+    ("/ui/users/{action}", &["POST"], "dashboard_user_change"),
+    ("/ui/teams", &["GET", "POST"], "dashboard_teams"),
+    ("/ui/teams/{action}", &["POST"], "dashboard_team_change"),
     ("/ui/assets/app.css", &["GET"], "dashboard_asset"),
     ("/ui/assets/app.js", &["GET"], "dashboard_asset"),
 ];
