@@ -10,7 +10,7 @@ use tollgate_gateway::ServeOptions;
 use tollgate_store::test_db::TestDatabase;
 
 mod common;
-use common::ui::{listed, page, sign_in};
+use common::ui::{get as page, listed, sign_in};
 use common::{Gw, KEY, call, eventually, gateway, gateway_opts, start_mock, two_priced_groups};
 
 /// Instance `name` of a gateway shipping to `url`.
@@ -78,7 +78,7 @@ fn every_instances_records_are_on_each_instances_logs_page() {
         let on_b = chat(&b, KEY, "cheap", None).await;
 
         // B's Logs page: A's records too, once shipped, from the store it names.
-        let admin = sign_in(&b, KEY).await;
+        let admin = sign_in(&b, KEY).await.cookie;
         eventually("A's records reach B's Logs page", Duration::from_secs(10), || async {
             listed(&page(&b, &admin, "/ui/logs").await.1).len() == 3
         })
@@ -128,7 +128,7 @@ fn every_instances_records_are_on_each_instances_logs_page() {
         );
 
         // The key, signed in on B, sees its own record only, whatever it asks for.
-        let own = sign_in(&b, &key).await;
+        let own = sign_in(&b, &key).await.cookie;
         let (_, html) = page(&b, &own, "/ui/logs").await;
         assert_eq!(listed(&html), vec![by_key.clone()]);
         let (_, html) = page(&b, &own, "/ui/logs?key=master_key").await;
@@ -162,7 +162,7 @@ async fn without_a_shared_store_the_logs_come_from_this_instances_sqlite() {
     let mock = start_mock(&[]).await;
     let gw = gateway(&two_priced_groups(mock)).await;
     let id = chat(&gw, KEY, "cheap", None).await;
-    let admin = sign_in(&gw, KEY).await;
+    let admin = sign_in(&gw, KEY).await.cookie;
     eventually("the record is written", Duration::from_secs(5), || async {
         listed(&page(&gw, &admin, "/ui/logs").await.1) == [id.clone()]
     })

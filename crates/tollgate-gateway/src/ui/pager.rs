@@ -1,6 +1,14 @@
 //! Previous/next links for a listing read a page at a time (`?page=`, 1-based).
 
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// A listing's query: which page, and the language switch's `?lang=`.
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    pub page: Option<u32>,
+    pub lang: Option<String>,
+}
 
 /// What `pager.html` reads: the page, how many there are, and the links either side.
 pub fn links(path: &str, page: u32, size: u32, total: u64) -> Value {

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use super::dashboard::Dashboard;
 use super::form::{self, Blank};
 use super::guard::{self, Visit};
+use super::pager::PageQuery;
 use super::{limits, pager, view};
 use crate::app::App;
 use crate::entity_api;
@@ -24,17 +25,11 @@ use crate::entity_api;
 /// Teams per page.
 const PAGE_SIZE: u32 = 100;
 
-#[derive(Deserialize, Default)]
-pub struct TeamsQuery {
-    page: Option<u32>,
-    lang: Option<String>,
-}
-
 pub async fn list(
     State(app): State<Arc<App>>,
     Extension(dash): Extension<Arc<Dashboard>>,
     headers: HeaderMap,
-    Query(q): Query<TeamsQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Response {
     let visit = match guard::admin_visit(&app, &dash.sessions, &headers, q.lang.as_deref()).await {
         Ok(v) => v,

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use super::dashboard::Dashboard;
 use super::form::{self, Blank};
 use super::guard::{self, Visit};
+use super::pager::PageQuery;
 use super::{limits, pager, view};
 use crate::app::App;
 use crate::entity_api;
@@ -27,17 +28,11 @@ use crate::mgmt::ApiError;
 /// Users per page.
 const PAGE_SIZE: u32 = 100;
 
-#[derive(Deserialize, Default)]
-pub struct UsersQuery {
-    page: Option<u32>,
-    lang: Option<String>,
-}
-
 pub async fn list(
     State(app): State<Arc<App>>,
     Extension(dash): Extension<Arc<Dashboard>>,
     headers: HeaderMap,
-    Query(q): Query<UsersQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Response {
     let visit = match guard::admin_visit(&app, &dash.sessions, &headers, q.lang.as_deref()).await {
         Ok(v) => v,
