@@ -6,6 +6,7 @@
 #   bench/ab.sh BIN_A DATA_DIR_A BIN_B DATA_DIR_B
 #   KIND=plain KB=1 ROUNDS=5 RATE=2000 SECS=5 bench/ab.sh …      # the defaults: stream, 16 KB, 4 rounds
 #   RENICE_B=tollgate-record NICE=10 bench/ab.sh …               # B's threads whose name matches, reniced
+#   BATCH_B=tollgate-record bench/ab.sh …                         # … or moved to SCHED_BATCH (chrt -b)
 #
 # Prints p50 and p99 per run and both gateways' peak RSS (VmHWM).
 set -euo pipefail
@@ -25,6 +26,10 @@ for p in $PA $PB; do for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/healt
 if [ -n "${RENICE_B:-}" ]; then
   for t in $(ps -T -o spid=,comm= -p "$BP" | awk -v pat="$RENICE_B" '$2 ~ pat {print $1}'); do renice -n "${NICE:-10}" -p "$t" >/dev/null; done
   ps -T -o spid,comm,ni -p "$BP"
+fi
+if [ -n "${BATCH_B:-}" ]; then
+  for t in $(ps -T -o spid=,comm= -p "$BP" | awk -v pat="$BATCH_B" '$2 ~ pat {print $1}'); do chrt -b -p 0 "$t"; done
+  ps -T -o spid,comm,policy -p "$BP"
 fi
 run() {
   "$OHA" "http://127.0.0.1:$1/v1/chat/completions" -z "${SECS:-5}s" -c 128 -q "${RATE:-2000}" --latency-correction -m POST \
