@@ -7,6 +7,7 @@
 #   KIND=plain KB=1 ROUNDS=5 RATE=2000 SECS=5 bench/ab.sh …      # the defaults: stream, 16 KB, 4 rounds
 #   RENICE_B=tollgate-record NICE=10 bench/ab.sh …               # B's threads whose name matches, reniced
 #   BATCH_B=tollgate-record bench/ab.sh …                         # … or moved to SCHED_BATCH (chrt -b)
+#   ARGS_B="--workers 1" bench/ab.sh …                             # more `serve` arguments for B
 #
 # Prints p50 and p99 per run and both gateways' peak RSS (VmHWM).
 set -euo pipefail
@@ -20,7 +21,8 @@ A="$1"; ADIR="$2"; B="$3"; BDIR="$4"; ROUNDS="${ROUNDS:-4}"
 PA=$(free_port); PB=$(free_port)
 "$A" mock --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 & MP=$!
 "$A" serve --config "$OUT/config.yaml" --port "$PA" --data-dir "$ADIR" --no-watch >"$OUT/a.log" 2>&1 & AP=$!
-"$B" serve --config "$OUT/config.yaml" --port "$PB" --data-dir "$BDIR" --no-watch >"$OUT/b.log" 2>&1 & BP=$!
+# shellcheck disable=SC2086 # ARGS_B is a list of words
+"$B" serve --config "$OUT/config.yaml" --port "$PB" --data-dir "$BDIR" --no-watch ${ARGS_B:-} >"$OUT/b.log" 2>&1 & BP=$!
 trap 'kill $MP $AP $BP 2>/dev/null' EXIT
 for p in $PA $PB; do for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/health/liveliness" >/dev/null && break; sleep 0.1; done; done
 if [ -n "${RENICE_B:-}" ]; then
