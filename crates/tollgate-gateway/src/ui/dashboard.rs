@@ -2,9 +2,10 @@
 //! reports kept for large ranges and the log pages' connection to the record store. Handed to its
 //! routes as an axum `Extension`, so the gateway's `App` carries nothing of the UI.
 //!
-//! The log pages read the shared Postgres when the gateway ships its records there (every
-//! instance's records, a fraction of a second after they are written), else this instance's
-//! SQLite. This is the one place that knows which.
+//! The pages read the shared Postgres when the gateway ships its records there (every instance's
+//! records, a fraction of a second after they are written), else this instance's SQLite: the log
+//! pages through [`Dashboard::query`], the overview and report through [`ReportStore`]. This is
+//! the one place that knows which.
 
 use std::sync::Mutex;
 
@@ -47,6 +48,28 @@ impl LogSource {
         match self {
             LogSource::Local => "store_local",
             LogSource::Shared => "store_shared",
+        }
+    }
+}
+
+/// Where a report's records are read, owned so a build on another thread can take it.
+pub enum ReportStore {
+    Local(std::path::PathBuf),
+    Shared(Box<tollgate_store::PostgresTarget>),
+}
+
+impl ReportStore {
+    pub fn of(store: &StoreConfig) -> ReportStore {
+        match &store.shared {
+            Some(shared) => ReportStore::Shared(Box::new(shared.target.clone())),
+            None => ReportStore::Local(store.data_dir.clone()),
+        }
+    }
+
+    pub fn source(&self) -> tollgate_report::RecordSource<'_> {
+        match self {
+            ReportStore::Local(data_dir) => tollgate_report::RecordSource::Sqlite(data_dir),
+            ReportStore::Shared(target) => tollgate_report::RecordSource::Postgres(target),
         }
     }
 }

@@ -15,10 +15,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tollgate_core::PriceTable;
-use tollgate_report::{Lang, OwnKey, RecordSource, Report, ReportOptions};
+use tollgate_report::{Lang, OwnKey, Report, ReportOptions};
 
 use super::chart;
-use super::dashboard::Dashboard;
+use super::dashboard::{Dashboard, ReportStore};
 use super::guard::{self, Visit};
 use super::session::Viewer;
 use super::snapshots::{self, Answer, Built, SnapKey, Snapshot};
@@ -82,22 +82,23 @@ pub async fn build(
         },
         lang: text::code(visit.lang),
     };
-    let mut prices = PriceTable::builtin();
-    if let Some(p) = &app.prices_path
-        && let Ok(extra) = PriceTable::load_file(p)
-    {
-        prices.merge(extra);
-    }
+    let prices_path = app.prices_path.clone();
     let lang = visit.lang;
-    // With a shared store, every instance's records; else this one's.
-    let data_dir = app.store.data_dir.clone();
-    let shared = app.store.shared.as_ref().map(|s| s.target.clone());
+    let store = ReportStore::of(&app.store);
     let own = match visit.viewer() {
         Viewer::Admin => None,
         Viewer::Key { hash16, name, .. } => Some((hash16.clone(), name.clone())),
     };
     let seconds = named.1;
+    // Everything a build needs is read inside it: a visit that is shown a kept report does no
+    // more than look it up.
     let build = move || {
+        let mut prices = PriceTable::builtin();
+        if let Some(p) = &prices_path
+            && let Ok(extra) = PriceTable::load_file(p)
+        {
+            prices.merge(extra);
+        }
         let now = Utc::now();
         let (since, until) = if custom {
             let at = |v: &Option<String>| {
@@ -118,11 +119,7 @@ pub async fn build(
             ..ReportOptions::default()
         };
         let only = own.as_ref().map(|(key_hash, name)| OwnKey { key_hash, name });
-        let source = match &shared {
-            Some(target) => RecordSource::Postgres(target),
-            None => RecordSource::Sqlite(&data_dir),
-        };
-        let report = tollgate_report::report_for_store(source, opts, only).map_err(|e| e.to_string())?;
+        let report = tollgate_report::report_for_store(store.source(), opts, only).map_err(|e| e.to_string())?;
         Ok(Built { report, since, until })
     };
     let refresh = q.refresh.is_some();
