@@ -7,6 +7,7 @@
 #   KIND=plain KB=1 ROUNDS=5 RATE=2000 SECS=5 bench/ab.sh …      # the defaults: stream, 16 KB, 4 rounds
 #   RENICE_B=tollgate-record NICE=10 bench/ab.sh …               # B's threads whose name matches, reniced
 #   BATCH_B=tollgate-record bench/ab.sh …                         # … or moved to SCHED_BATCH (chrt -b)
+#   SLICE_B=tollgate-worker SLICE_US=100 bench/ab.sh …            # … or given a shorter EEVDF slice
 #   ARGS_B="--workers 1" bench/ab.sh …                             # more `serve` arguments for B
 #
 # Prints p50 and p99 per run and both gateways' peak RSS (VmHWM).
@@ -32,6 +33,10 @@ fi
 if [ -n "${BATCH_B:-}" ]; then
   for t in $(ps -T -o spid=,comm= -p "$BP" | awk -v pat="$BATCH_B" '$2 ~ pat {print $1}'); do chrt -b -p 0 "$t"; done
   ps -T -o spid,comm,policy -p "$BP"
+fi
+if [ -n "${SLICE_B:-}" ]; then
+  # shellcheck disable=SC2046 # one argument per thread id
+  python3 "$BENCH_DIR/slice.py" "${SLICE_US:-100}" $(ps -T -o spid=,comm= -p "$BP" | awk -v pat="$SLICE_B" '$2 ~ pat {print $1}')
 fi
 run() {
   "$OHA" "http://127.0.0.1:$1/v1/chat/completions" -z "${SECS:-5}s" -c 128 -q "${RATE:-2000}" --latency-correction -m POST \

@@ -32,6 +32,25 @@ pub(crate) const BATCH: usize = 256;
 /// Records per transaction when a sink catches up on its retry buffer.
 const CATCH_UP_CHUNK: usize = 4 * BATCH;
 
+/// The writer offers its core to whoever waits for it after this many records (serialised or
+/// inserted). It runs at the serving threads' priority, so that it can never fall behind them,
+/// but a batch is a few milliseconds of work: without a pause a serving thread woken behind it
+/// on its core waits up to a scheduler slice (≈ 1.4 ms here), which was the p99 of a 2,000 req/s
+/// run. A yield with nobody waiting returns at once.
+pub(crate) const YIELD_EVERY: usize = 8;
+
+/// Yields the core before item `i` when [`pauses_before`] says so.
+pub(crate) fn pause_every(i: usize) {
+    if pauses_before(i) {
+        std::thread::yield_now();
+    }
+}
+
+/// After every [`YIELD_EVERY`] items, never before the first.
+fn pauses_before(i: usize) -> bool {
+    i > 0 && i.is_multiple_of(YIELD_EVERY)
+}
+
 /// How long the writer waits for more records after the first of a batch (`buffered` only).
 /// Bounds how stale the store can be and caps wake-ups at ~100/s; `sync` does not linger, its
 /// batches are the records that queued during the previous commit (group commit).
@@ -136,8 +155,14 @@ struct SqliteTarget {
 
 impl Target for SqliteTarget {
     fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String> {
-        sqlite::insert_batch(&mut self.conn, rows.iter().map(|r| (&r.record, r.json.as_str())))
-            .map_err(|e| e.to_string())?;
+        sqlite::insert_batch(
+            &mut self.conn,
+            rows.iter().enumerate().map(|(i, r)| {
+                pause_every(i);
+                (&r.record, r.json.as_str())
+            }),
+        )
+        .map_err(|e| e.to_string())?;
         if let Some(ship) = &self.ship {
             ship.committed(self.conn.last_insert_rowid());
         }
@@ -313,7 +338,8 @@ impl Sinks {
         self.apply_durability(shared);
         let sinks = 1 + u8::from(self.jsonl.is_some());
         let mut rows: Vec<Rc<Row>> = Vec::with_capacity(batch.len());
-        for (mut record, ack) in batch.drain(..) {
+        for (i, (mut record, ack)) in batch.drain(..).enumerate() {
+            pause_every(i);
             if record.instance_id.is_none() {
                 record.instance_id.clone_from(&self.instance_id);
             }
@@ -458,5 +484,18 @@ fn take_queued(
             Ok(m) => accept(m, rx, sinks, shared, batch, closing),
             Err(_) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_pauses_between_runs_of_records_never_before_the_first() {
+        let pauses: Vec<usize> = (0..=3 * YIELD_EVERY).filter(|&i| pauses_before(i)).collect();
+        assert_eq!(pauses, [YIELD_EVERY, 2 * YIELD_EVERY, 3 * YIELD_EVERY]);
+        // A batch smaller than a run never yields.
+        assert!((0..YIELD_EVERY).all(|i| !pauses_before(i)));
     }
 }

@@ -35,7 +35,8 @@ pub async fn admit(
     if scopes.is_empty() {
         return Limited::Unlimited;
     }
-    match app.rate_limits.admit(request_id, &scopes, estimate(request)).await {
+    // Boxed: the shared counters' future is larger than the rest of the request's (see `handle`).
+    match Box::pin(app.rate_limits.admit(request_id, &scopes, estimate(request))).await {
         Ok(permit) => Limited::Admitted(permit),
         Err(over) => {
             app.metrics.count_refusal(over.limit);

@@ -51,7 +51,8 @@ pub async fn lookup(
         CacheState::Bypass
     };
     if rc.lookup {
-        match cache.get(&rc).await {
+        // Boxed: a Redis lookup's future is larger than the rest of the request's (see `handle`).
+        match Box::pin(cache.get(&rc)).await {
             Lookup::Hit(entry) => return Looked::Hit(entry, rc.key),
             Lookup::Miss => {}
             Lookup::Unavailable => draft.record.cache = CacheState::Bypass,
