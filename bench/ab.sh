@@ -46,3 +46,9 @@ run() {
 for p in $PA $PB $MOCK_PORT; do run "$p" warm >/dev/null; done
 for i in $(seq "$ROUNDS"); do run "$MOCK_PORT" "$i direct"; run "$PA" "$i A"; run "$PB" "$i B"; sleep 1; done
 echo "A $(grep VmHWM /proc/$AP/status)   B $(grep VmHWM /proc/$BP/status)"
+# CPU seconds (user + system) over the whole script, per gateway and for its record writer thread.
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "$1"; }
+for g in A:$AP B:$BP; do
+  pid=${g#*:}; w=$(ps -T -o spid=,comm= -p "$pid" | awk '/tollgate-record/{print $1}')
+  echo "${g%%:*} cpu $(cpu /proc/$pid/stat) s, record writer $(cpu /proc/$pid/task/$w/stat) s"
+done
