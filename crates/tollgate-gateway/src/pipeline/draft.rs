@@ -160,7 +160,7 @@ impl Draft {
     }
 
     pub(crate) fn new(app: Arc<App>, live: &LiveState, headers: &HeaderMap) -> Self {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = new_request_id();
         // Client-chosen strings go into every record: bounded, so one client cannot bloat the store.
         let header = |n: &str| {
             headers
@@ -248,7 +248,7 @@ impl Draft {
     /// request id in `trace_id`, and this request's client, caller and prompt details.
     fn child_record(&self, trace_id: String) -> Record {
         Record {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: new_request_id(),
             trace_id,
             session_id: self.record.session_id.clone(),
             start_time: Utc::now(),
@@ -430,6 +430,13 @@ pub(crate) fn set_id_headers(h: &mut HeaderMap, request_id: &str, group: &str) {
     }
 }
 
+/// A new request id: a time-ordered UUID (version 7). Records are indexed by request and trace id;
+/// random ids land each new record on a random page of both indexes, so every batch the writer
+/// commits rewrites a page per record per index. Ids that grow with time append instead.
+fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,5 +470,17 @@ mod tests {
         assert_eq!(bounded("abcdef", 3), "abc");
         // "é" is two bytes: a cut in its middle backs off to before it.
         assert_eq!(bounded("aé", 2), "a");
+    }
+
+    #[test]
+    fn request_ids_are_uuids_that_sort_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..200).map(|_| new_request_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids, "ids made later sort later");
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+        }
     }
 }
