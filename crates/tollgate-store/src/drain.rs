@@ -37,10 +37,10 @@ const CATCH_UP_CHUNK: usize = 4 * BATCH;
 /// but a batch is a few milliseconds of work: without a pause a serving thread woken behind it
 /// on its core waits up to a scheduler slice (≈ 1.4 ms here), which was the p99 of a 2,000 req/s
 /// run. A yield with nobody waiting returns at once.
-pub(crate) const YIELD_EVERY: usize = 8;
+const YIELD_EVERY: usize = 8;
 
 /// Yields the core before item `i` when [`pauses_before`] says so.
-pub(crate) fn pause_every(i: usize) {
+fn pause_before(i: usize) {
     if pauses_before(i) {
         std::thread::yield_now();
     }
@@ -158,7 +158,7 @@ impl Target for SqliteTarget {
         sqlite::insert_batch(
             &mut self.conn,
             rows.iter().enumerate().map(|(i, r)| {
-                pause_every(i);
+                pause_before(i);
                 (&r.record, r.json.as_str())
             }),
         )
@@ -339,7 +339,7 @@ impl Sinks {
         let sinks = 1 + u8::from(self.jsonl.is_some());
         let mut rows: Vec<Rc<Row>> = Vec::with_capacity(batch.len());
         for (i, (mut record, ack)) in batch.drain(..).enumerate() {
-            pause_every(i);
+            pause_before(i);
             if record.instance_id.is_none() {
                 record.instance_id.clone_from(&self.instance_id);
             }
