@@ -35,8 +35,9 @@ const CATCH_UP_CHUNK: usize = 4 * BATCH;
 /// The writer offers its core to whoever waits for it after this many records (serialised or
 /// inserted). It runs at the serving threads' priority, so that it can never fall behind them,
 /// but a batch is a few milliseconds of work: without a pause a serving thread woken behind it
-/// on its core waits up to a scheduler slice (≈ 1.4 ms here), which was the p99 of a 2,000 req/s
-/// run. A yield with nobody waiting returns at once.
+/// on its core can wait up to a scheduler slice (1.4 ms on the bench machine). With the pause the
+/// p99 at 2,000 req/s was lower in six rounds of six, by up to 0.45 ms (bench/notes.md, issue 11).
+/// A yield with nobody waiting returns at once.
 const YIELD_EVERY: usize = 8;
 
 /// Yields the core before item `i` when [`pauses_before`] says so.
