@@ -117,18 +117,15 @@ pub fn carries_only_text(data: &str) -> bool {
 
     use memchr::memmem::Finder;
     // Built once: building a searcher costs more than searching a chunk.
-    static FINDERS: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
-        [
-            Finder::new(b"\"usage\""),
-            Finder::new(b"\"usage\":null"),
-            Finder::new(b"\"finish_reason\""),
-            Finder::new(b"\"finish_reason\":null"),
-        ]
-    });
-    let [usage, usage_null, finish, finish_null] = &*FINDERS;
+    static FINDERS: LazyLock<[Finder<'static>; 2]> =
+        LazyLock::new(|| [Finder::new(b"\"usage\""), Finder::new(b"\"finish_reason\"")]);
     let d = data.as_bytes();
-    let count = |f: &Finder| f.find_iter(d).count();
-    count(usage) == count(usage_null) && count(finish) == count(finish_null)
+    // One pass per key: every place it occurs must go on with `:null`.
+    let all_null = |f: &Finder| {
+        let n = f.needle().len();
+        f.find_iter(d).all(|at| d[at + n..].starts_with(b":null"))
+    };
+    FINDERS.iter().all(all_null)
 }
 
 /// One SSE event as sent to the client.

@@ -241,15 +241,27 @@ pub(crate) fn respond(
         // Chunks as the client would get them with usage, kept only when the answer will be cached.
         let mut collected: Option<Vec<String>> = store_to.as_ref().map(|_| Vec::new());
         let mut upstream_closed = false;
+        // Both are made once and kept pinned across events. Made afresh per event (a `select!`
+        // over a new `wait_for` and a new `timeout`), every event of every stream registered
+        // with and left the one shutdown channel all serving threads share, and built a timer.
+        let cut_now = cut.wait_for(|cut| *cut);
+        tokio::pin!(cut_now);
+        let deadline = tokio::time::sleep_until(match sent.checked_add(stream_timeout) {
+            Some(at) => at.into(),
+            // A timeout past what the clock can hold: never, as `tokio::time::timeout` has it.
+            None => tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365 * 30),
+        });
+        tokio::pin!(deadline);
         loop {
             if upstream_closed {
                 break;
             }
-            let remaining = stream_timeout.saturating_sub(sent.elapsed());
             let waited = tokio::select! {
+                biased;
                 // The shutdown grace period is over: end the stream truthfully and record it.
-                _ = cut.wait_for(|cut| *cut) => None,
-                n = tokio::time::timeout(remaining, events.next()) => Some(n),
+                _ = &mut cut_now => None,
+                n = events.next() => Some(Ok(n)),
+                () = &mut deadline => Some(Err(())),
             };
             let next = match waited {
                 None => {
