@@ -70,18 +70,21 @@ const ANSWER_FIELDS: &[&str] = &[
 /// whitespace between tokens left out (so two spellings of one request match). Computed once
 /// per request, from the raw text: nothing is parsed or copied into values for it.
 pub(crate) fn fingerprint(group: &str, body: &RequestBody) -> String {
-    // Sized once for the fields' text: grown by doubling, a 16 KB prompt was copied 7 times.
-    let text: usize = ANSWER_FIELDS
-        .iter()
-        .filter_map(|k| Some(k.len() + body.raw(k)?.len() + 2))
-        .sum();
+    // Each field looked up once, and the buffer sized once for their text: grown by doubling, a
+    // 16 KB prompt was copied 7 times.
+    let mut raws: [Option<&str>; ANSWER_FIELDS.len()] = [None; ANSWER_FIELDS.len()];
+    let mut text = 0;
+    for (raw, k) in raws.iter_mut().zip(ANSWER_FIELDS) {
+        *raw = body.raw(k);
+        text += raw.map_or(0, |r| k.len() + r.len() + 2);
+    }
     let mut canonical = Vec::with_capacity(group.len() + 16 + text);
     // The group as a JSON object, so a group name cannot run into the first field.
     canonical.extend_from_slice(b"{\"model\":");
     let _ = serde_json::to_writer(&mut canonical, group);
     canonical.push(b'}');
-    for k in ANSWER_FIELDS {
-        if let Some(raw) = body.raw(k) {
+    for (raw, k) in raws.iter().zip(ANSWER_FIELDS) {
+        if let Some(raw) = raw {
             canonical.extend_from_slice(k.as_bytes());
             canonical.push(b'=');
             compact_into(&mut canonical, raw);
@@ -467,6 +470,17 @@ mod tests {
         let inner = body(r#"{"model":"g","messages":[{"role":"user","content":"hi  there"}],"temperature":0.5}"#);
         assert_eq!(fingerprint("g", &compact), fingerprint("g", &spaced));
         assert_ne!(fingerprint("g", &compact), fingerprint("g", &inner));
+    }
+
+    #[test]
+    fn fingerprint_is_the_sha256_of_the_group_and_the_compacted_fields_in_their_order() {
+        // Records of earlier versions carry this value: the canonical text must not change.
+        let body = RequestBody::parse(
+            br#"{"temperature": 0.5, "messages": [ {"role": "user", "content": "hi  there"} ], "user": "u"}"#,
+        )
+        .unwrap();
+        let canonical = "{\"model\":\"g\"}messages=[{\"role\":\"user\",\"content\":\"hi  there\"}]\ntemperature=0.5\n";
+        assert_eq!(fingerprint("g", &body), prompt_sha256(canonical.as_bytes()));
     }
 
     #[test]
