@@ -242,8 +242,9 @@ pub(crate) fn respond(
         let mut collected: Option<Vec<String>> = store_to.as_ref().map(|_| Vec::new());
         let mut upstream_closed = false;
         // Both are made once and kept pinned across events. Made afresh per event (a `select!`
-        // over a new `wait_for` and a new `timeout`), every event of every stream registered
-        // with and left the one shutdown channel all serving threads share, and built a timer.
+        // over a new `wait_for` and a new `timeout`), about half the events of every stream
+        // (`select!` starts at a random branch) locked the one shutdown channel all serving
+        // threads share to wait on it and again to stop waiting, and each event built a timer.
         let cut_now = cut.wait_for(|cut| *cut);
         tokio::pin!(cut_now);
         let deadline = tokio::time::sleep_until(match sent.checked_add(stream_timeout) {
