@@ -9,6 +9,7 @@
 #   BATCH_B=tollgate-record bench/ab.sh …                         # … or moved to SCHED_BATCH (chrt -b)
 #   SLICE_B=tollgate-worker SLICE_US=100 bench/ab.sh …            # … or given a shorter EEVDF slice
 #   ARGS_B="--workers 1" bench/ab.sh …                             # more `serve` arguments for B
+#   BURST_B=1 bench/ab.sh …                                        # B first takes a closed-loop burst
 #
 # Prints p50 and p99 per run and both gateways' peak RSS (VmHWM).
 set -euo pipefail
@@ -44,6 +45,12 @@ run() {
   python3 -c "import json,sys; j=json.load(open(sys.argv[1])); p=j['latencyPercentiles']; print(sys.argv[2], 'p50=%.3f p99=%.3f' % (p['p50']*1000, p['p99']*1000), j.get('statusCodeDistribution'))" "$OUT/run.json" "$2"
 }
 for p in $PA $PB $MOCK_PORT; do run "$p" warm >/dev/null; done
+if [ -n "${BURST_B:-}" ]; then
+  # B first takes a 10-second closed-loop burst from 512 connections: the state a burst leaves.
+  "$OHA" "http://127.0.0.1:$PB/v1/chat/completions" -z 10s -c 512 -m POST -H 'content-type: application/json' \
+    -H "authorization: Bearer $KEY" -D "$OUT/body.json" --no-tui --output-format json >/dev/null
+  echo "B after the burst: $(grep VmRSS /proc/$BP/status)"; sleep 2
+fi
 for i in $(seq "$ROUNDS"); do run "$MOCK_PORT" "$i direct"; run "$PA" "$i A"; run "$PB" "$i B"; sleep 1; done
 echo "A $(grep VmHWM /proc/$AP/status)   B $(grep VmHWM /proc/$BP/status)"
 # CPU seconds (user + system) over the whole script, per gateway and for its record writer thread.
