@@ -16,14 +16,14 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tollgate_store::{EntityKind, KeyFilter, KeyRow, StoreError};
+use tollgate_store::{EntityKind, KEY_SCOPE, KeyFilter, KeyRow, StoreError};
 
 use crate::app::App;
-use crate::keys::{display_name, hash_key, is_token, new_raw_key};
+use crate::keys::{Gathered, display_name, hash_key, is_token, new_raw_key};
 // The duration readers moved to `mgmt`; the budget stage still names them here.
 use crate::mgmt::{
-    ApiError, ApiResult, DURATION_HELP, admin_for, blocking, caller_of, object, opt_bool, opt_count, opt_duration,
-    opt_map, opt_money, opt_string, opt_strings,
+    ApiError, ApiResult, DURATION_HELP, admin_for, blocking, blocking_settled, caller_of, object, opt_bool, opt_count,
+    opt_duration, opt_map, opt_money, opt_string, opt_strings,
 };
 use crate::pipeline::authenticate::Caller;
 
@@ -205,8 +205,9 @@ pub(crate) async fn create_key(app: &App, m: &Map<String, Value>) -> Result<(Key
     Ok((key, raw))
 }
 
-/// A key as the API shows it: the row, with the spend still being gathered added.
-pub(crate) fn shown(app: &App, key: &KeyRow) -> Value {
+/// A key as the API shows it: the row, with the spend still being gathered added (`gathered`,
+/// taken with the row's read; a key just made has none).
+pub(crate) fn shown(app: &App, key: &KeyRow, gathered: &Gathered) -> Value {
     let mut v = serde_json::to_value(key).unwrap_or(Value::Null);
     let tz = app.live.load().config.budget_timezone;
     let current = key.budget_duration.as_deref().and_then(|d| period(d, Utc::now(), tz));
@@ -215,7 +216,7 @@ pub(crate) fn shown(app: &App, key: &KeyRow) -> Value {
     let stale = current.is_some_and(|c| key.budget_window.is_some_and(|w| w < c.start));
     let stored = if stale { 0.0 } else { key.spend };
     if let Value::Object(m) = &mut v {
-        m.insert("spend".into(), json!(stored + app.keys.pending_spend(&key.token)));
+        m.insert("spend".into(), json!(stored + gathered.of(KEY_SCOPE, &key.token)));
         m.insert("token_id".into(), json!(key.token));
         m.insert(
             "budget_reset_at".into(),
@@ -229,7 +230,7 @@ async fn generate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::b
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
     let (key, raw) = create_key(&app, &m).await?;
-    let mut v = shown(&app, &key);
+    let mut v = shown(&app, &key, &Gathered::default());
     if let Value::Object(o) = &mut v {
         // The raw key, this once; from now on only its hash exists.
         o.insert("key".into(), json!(raw));
@@ -260,9 +261,9 @@ async fn info(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<I
         .with_param("key"));
     }
     let t = token.clone();
-    let key = blocking(&app, move |s| Ok(s.get(&t)?)).await?;
+    let (key, gathered) = blocking_settled(&app, move |s| Ok(s.get(&t)?)).await?;
     let key = key.ok_or_else(|| ApiError::not_found("no such key", "key"))?;
-    Ok(axum::Json(json!({"key": q.key.unwrap_or(token), "info": shown(&app, &key)})).into_response())
+    Ok(axum::Json(json!({"key": q.key.unwrap_or(token), "info": shown(&app, &key, &gathered)})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -284,9 +285,9 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<L
         team_id: q.team_id,
         key_alias: q.key_alias,
     };
-    let (keys, total) = list_keys(&app, filter, page, size).await?;
+    let ((keys, total), gathered) = list_keys(&app, filter, page, size).await?;
     let items: Vec<Value> = if q.return_full_object.unwrap_or(false) {
-        keys.iter().map(|k| shown(&app, k)).collect()
+        keys.iter().map(|k| shown(&app, k, &gathered)).collect()
     } else {
         keys.iter().map(|k| json!(k.token)).collect()
     };
@@ -299,14 +300,15 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<L
     .into_response())
 }
 
-/// One page of keys (1-based) and how many match; the API and the dashboard both call it.
+/// One page of keys (1-based) and how many match, with the spend gathered for them; the API and
+/// the dashboard both call it.
 pub(crate) async fn list_keys(
     app: &App,
     filter: KeyFilter,
     page: u32,
     size: u32,
-) -> Result<(Vec<KeyRow>, u64), ApiError> {
-    blocking(app, move |s| Ok(s.list(&filter, page, size)?)).await
+) -> Result<((Vec<KeyRow>, u64), Gathered), ApiError> {
+    blocking_settled(app, move |s| Ok(s.list(&filter, page, size)?)).await
 }
 
 /// The named key's row, or 404.
@@ -324,7 +326,15 @@ async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
     let key = update_key(&app, &m).await?;
-    Ok(axum::Json(shown(&app, &key)).into_response())
+    Ok(axum::Json(shown_stored(&app, key).await?).into_response())
+}
+
+/// A key just changed, as the API shows it: re-read with its spend, which a request may have
+/// added to meanwhile (the row is `key` itself if it is gone by now).
+async fn shown_stored(app: &App, key: KeyRow) -> Result<Value, ApiError> {
+    let token = key.token.clone();
+    let (stored, gathered) = blocking_settled(app, move |s| Ok(s.get(&token)?)).await?;
+    Ok(shown(app, &stored.unwrap_or(key), &gathered))
 }
 
 /// Changes the fields `m` gives of the key it names (`{"key": …, …}`), as `/key/update` does;
@@ -354,7 +364,7 @@ async fn set_blocked(app: Arc<App>, headers: HeaderMap, body: axum::body::Bytes,
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
     let key = block_key(&app, &m, blocked).await?;
-    Ok(axum::Json(shown(&app, &key)).into_response())
+    Ok(axum::Json(shown_stored(&app, key).await?).into_response())
 }
 
 /// Blocks or unblocks the key `m` names (`{"key": …}`); the API and the dashboard both call it.
@@ -431,7 +441,8 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
     let _admin = admin(&app, &headers).await?;
     let m = object(&body)?;
     let (key, raw) = regenerate_key(&app, &m).await?;
-    let mut v = shown(&app, &key);
+    // Re-read: its spend includes what was written under the old token just now.
+    let mut v = shown_stored(&app, key).await?;
     if let Value::Object(o) = &mut v {
         o.insert("key".into(), json!(raw));
     }
@@ -439,8 +450,8 @@ async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: axum:
 }
 
 /// A new value for the key `m` names, as `/key/regenerate` makes it (with its `grace_period`
-/// and field changes); returns the row and the raw key, shown once. The API and the dashboard
-/// both call it.
+/// and field changes); returns the row as written (its spend as read before) and the raw key,
+/// shown once. The API and the dashboard both call it.
 pub(crate) async fn regenerate_key(app: &App, m: &Map<String, Value>) -> Result<(KeyRow, String), ApiError> {
     let old = existing(app, m).await?;
     let raw = match opt_string(m, "new_key")?.flatten() {
@@ -492,8 +503,5 @@ pub(crate) async fn regenerate_key(app: &App, m: &Map<String, Value>) -> Result<
     if let Some(previous) = &old.previous_token {
         app.keys.forget(previous);
     }
-    // The row as stored now: its spend includes what was just written.
-    let token = key.token.clone();
-    let key = blocking(app, move |s| Ok(s.get(&token)?)).await?.unwrap_or(key);
     Ok((key, raw))
 }

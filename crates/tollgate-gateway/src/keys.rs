@@ -63,6 +63,26 @@ pub fn is_token(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The cost gathered and not yet written, per scope and id, as it stood when
+/// [`Keys::settled_read`] read the store.
+#[derive(Debug, Default)]
+pub struct Gathered(HashMap<(String, String), f64>);
+
+impl Gathered {
+    /// What is gathered for a scope and id (0 when nothing is).
+    pub fn of(&self, scope: &str, id: &str) -> f64 {
+        self.0.get(&(scope.to_string(), id.to_string())).copied().unwrap_or(0.0)
+    }
+
+    /// What is gathered for the ids of `scope` that start with `prefix`.
+    pub fn under<'a>(&'a self, scope: &'a str, prefix: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+        self.0
+            .iter()
+            .filter(move |((s, id), _)| s == scope && id.starts_with(prefix))
+            .map(|((_, id), cost)| (id.as_str(), *cost))
+    }
+}
+
 /// What the next flush writes for one scope.
 #[derive(Debug, Default, Clone, Copy)]
 struct Pending {
@@ -79,8 +99,9 @@ pub struct Keys {
     /// Per scope (`key`, `user`, `team_model`, …) and id: cost to add to its spend, the
     /// admission hold to give back, and the latest budget period the cost belongs to.
     pending: Mutex<HashMap<(String, String), Pending>>,
-    /// Held while gathered spend is being written, so a scope loaded into `local` meanwhile
-    /// counts each amount once (in the store or in `pending`, never both or neither).
+    /// Held while gathered spend is being written, so a scope loaded into `local` or read by
+    /// [`Keys::settled_read`] meanwhile counts each amount once (in the store or in `pending`,
+    /// never both or neither).
     flushing: Mutex<()>,
     /// Budget holds in memory (a gateway on its own SQLite file); `None`: in the store.
     local: Option<LocalLedger>,
@@ -269,13 +290,31 @@ impl Keys {
         first
     }
 
+    /// Runs `read` on the store and takes what is gathered, with no flush between the two: a
+    /// flush moves amounts from `pending` into the store, so an answer that adds one to the other
+    /// without this hold can count an amount in neither (read the store, flush, read `pending`)
+    /// and show a spend that went down. Blocking.
+    pub fn settled_read<T, E: From<StoreError>>(
+        &self,
+        read: impl FnOnce(&dyn AccessStore) -> Result<T, E>,
+    ) -> Result<(T, Gathered), E> {
+        let _flush = self.flushing.lock().map_err(|_| StoreError::WriterGone)?;
+        let found = read(self.store.as_ref())?;
+        let gathered = self
+            .pending
+            .lock()
+            .map(|p| Gathered(p.iter().map(|(at, e)| (at.clone(), e.cost)).collect()))
+            .unwrap_or_default();
+        Ok((found, gathered))
+    }
+
     /// Spend gathered for this key and not yet in the store.
     pub fn pending_spend(&self, token: &str) -> f64 {
         self.pending_of(KEY_SCOPE, token)
     }
 
     /// Spend gathered for a scope and not yet in the store.
-    pub fn pending_of(&self, scope: &str, id: &str) -> f64 {
+    fn pending_of(&self, scope: &str, id: &str) -> f64 {
         self.pending
             .lock()
             .ok()
@@ -360,5 +399,45 @@ mod tests {
         assert!(is_token(&hash_key("sk-anything")));
         assert!(!is_token("sk-anything"));
         assert_eq!(display_name("sk-abcdefgh1234"), "sk-...1234");
+    }
+
+    /// The dashboard once showed a key with spend 0 right after its request was recorded: it read
+    /// the stored row, a flush moved the request's cost from memory into the store, and then it
+    /// read what was gathered (nothing by then).
+    #[test]
+    fn a_spend_read_with_what_is_gathered_counts_every_amount_while_flushes_run() {
+        use tollgate_store::KeyStore;
+        let dir = tempfile::tempdir().unwrap();
+        let store = tollgate_store::SqliteKeys::open(dir.path()).unwrap();
+        let token = hash_key("sk-settled");
+        store
+            .create(&KeyRow {
+                token: token.clone(),
+                ..KeyRow::default()
+            })
+            .unwrap();
+        let keys = Arc::new(Keys::new(Arc::new(store), "test".into()));
+        let flusher = {
+            let keys = Arc::clone(&keys);
+            std::thread::spawn(move || {
+                while !keys.stop.load(Ordering::Relaxed) {
+                    keys.flush();
+                }
+            })
+        };
+        for charged in 1..=300 {
+            keys.charge(vec![Charge {
+                scope: KEY_SCOPE.to_string(),
+                id: token.clone(),
+                cost: 1.0,
+                release: 0.0,
+                window: None,
+            }]);
+            let (row, gathered) = keys.settled_read(|s| s.get(&token)).unwrap();
+            let seen = row.unwrap().spend + gathered.of(KEY_SCOPE, &token);
+            assert_eq!(seen, f64::from(charged), "after {charged} charges");
+        }
+        keys.stop();
+        flusher.join().unwrap();
     }
 }

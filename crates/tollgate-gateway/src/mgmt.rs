@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use tollgate_store::{AccessStore, KeyError, StoreError};
 
 use crate::app::App;
+use crate::keys::Gathered;
 use crate::pipeline::authenticate::{Caller, caller};
 
 /// A refusal in LiteLLM's error envelope:
@@ -135,6 +136,19 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let store = Arc::clone(app.keys.store());
     tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|_| ApiError::from(StoreError::WriterGone))?
+        .map_err(ApiError::from)
+}
+
+/// [`blocking`] for a read whose answer shows a spend: the spend still gathering in memory is
+/// taken with it, so the two add up to each amount once (see [`crate::keys::Keys::settled_read`]).
+pub(crate) async fn blocking_settled<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&dyn AccessStore) -> Result<T, KeyError> + Send + 'static,
+) -> Result<(T, Gathered), ApiError> {
+    let keys = Arc::clone(&app.keys);
+    tokio::task::spawn_blocking(move || keys.settled_read(f))
         .await
         .map_err(|_| ApiError::from(StoreError::WriterGone))?
         .map_err(ApiError::from)

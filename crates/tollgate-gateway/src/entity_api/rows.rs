@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 use tollgate_store::{Charge, EntityKind, EntityRow, KeyError, KeyFilter, KeyRow, StoreError};
 
 use crate::app::App;
-use crate::mgmt::{ApiError, blocking};
+use crate::keys::Gathered;
+use crate::mgmt::{ApiError, blocking, blocking_settled};
 
 /// How messages name a kind.
 pub(super) fn noun(kind: EntityKind) -> &'static str {
@@ -169,6 +170,11 @@ pub(super) async fn all(app: &App, kind: EntityKind, parent: Option<String>) -> 
 /// Every key of a user or team (or every key).
 pub(super) async fn keys_of(app: &App, filter: KeyFilter) -> Result<Vec<KeyRow>, ApiError> {
     blocking(app, move |s| Ok(every(|page| s.list(&filter, page, PAGE))?)).await
+}
+
+/// [`keys_of`] to be shown, with the spend gathered for them.
+pub(super) async fn keys_with_spend(app: &App, filter: KeyFilter) -> Result<(Vec<KeyRow>, Gathered), ApiError> {
+    blocking_settled(app, move |s| Ok(every(|page| s.list(&filter, page, PAGE))?)).await
 }
 
 /// How many rows a listing of everything reads at a time.

@@ -97,11 +97,8 @@ async fn keys_of(app: &App, team_id: &str) -> Result<Vec<Value>, ApiError> {
         team_id: Some(team_id.to_string()),
         ..KeyFilter::default()
     };
-    Ok(rows::keys_of(app, filter)
-        .await?
-        .iter()
-        .map(|k| key_shown(app, k))
-        .collect())
+    let (keys, gathered) = rows::keys_with_spend(app, filter).await?;
+    Ok(keys.iter().map(|k| key_shown(app, k, &gathered)).collect())
 }
 
 /// A team's membership rows as the API shows them (LiteLLM's `team_memberships`).

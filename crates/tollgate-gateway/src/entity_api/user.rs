@@ -19,6 +19,7 @@ use crate::entity_api::fields::{
 use crate::entity_api::membership::{self, Member, user_teams};
 use crate::entity_api::{admin, answer, rows, view};
 use crate::key_api::{create_key, shown as key_shown};
+use crate::keys::Gathered;
 use crate::mgmt::{ApiError, ApiResult, object, opt_bool, opt_money};
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -181,7 +182,7 @@ pub(crate) async fn create_user(app: &App, m: &Map<String, Value>) -> Result<Map
     // LiteLLM answers with the key's fields and the user's over them; `key` is the raw key.
     let mut out = Map::new();
     if let Some((k, _)) = &key
-        && let Value::Object(kv) = key_shown(app, k)
+        && let Value::Object(kv) = key_shown(app, k, &Gathered::default())
     {
         out.extend(kv.into_iter().filter(|(f, _)| f != "token" && f != "token_id"));
     }
@@ -192,7 +193,7 @@ pub(crate) async fn create_user(app: &App, m: &Map<String, Value>) -> Result<Map
 
 /// The user's keys as LiteLLM's `/user/info` lists them: each with its team's alias.
 async fn keys_of(app: &App, user_id: &str) -> Result<Vec<Value>, ApiError> {
-    let keys = rows::keys_of(
+    let (keys, gathered) = rows::keys_with_spend(
         app,
         KeyFilter {
             user_id: Some(user_id.to_string()),
@@ -203,7 +204,7 @@ async fn keys_of(app: &App, user_id: &str) -> Result<Vec<Value>, ApiError> {
     let mut aliases: HashMap<String, Value> = HashMap::new();
     let mut out = Vec::new();
     for k in &keys {
-        let mut v = key_shown(app, k);
+        let mut v = key_shown(app, k, &gathered);
         let alias = match &k.team_id {
             None => Value::Null,
             Some(t) => match aliases.get(t) {

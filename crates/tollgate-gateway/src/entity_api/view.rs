@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 use tollgate_store::{EntityKind, EntityRow};
 
 use crate::app::App;
-use crate::mgmt::{ApiError, blocking};
+use crate::keys::Gathered;
+use crate::mgmt::{ApiError, blocking_settled};
 use crate::periods::period;
 
 /// The fields of LiteLLM's `LiteLLM_BudgetTable`.
@@ -66,7 +67,7 @@ pub(super) async fn shown_all(app: &App, rows: &[EntityRow]) -> Result<Vec<Map<S
         .iter()
         .map(|r| (r.kind, r.id.clone(), r.str("budget_id").map(str::to_string)))
         .collect();
-    let stored = blocking(app, move |s| {
+    let (stored, gathered) = blocking_settled(app, move |s| {
         let mut tiers: HashMap<String, Option<EntityRow>> = HashMap::new();
         let mut out = Vec::new();
         for (kind, id, tier) in &wanted {
@@ -97,16 +98,16 @@ pub(super) async fn shown_all(app: &App, rows: &[EntityRow]) -> Result<Vec<Map<S
         .zip(spends)
         .map(|(row, (spend, per_model))| {
             let tier = row.str("budget_id").and_then(|t| tiers.get(t)).and_then(Option::as_ref);
-            view(app, row, spend, per_model, tier, now, tz)
+            view(row, spend, per_model, &gathered, tier, now, tz)
         })
         .collect())
 }
 
 fn view(
-    app: &App,
     row: &EntityRow,
     (stored_spend, spend_window): (f64, Option<DateTime<Utc>>),
     per_model: Vec<(String, f64)>,
+    gathered: &Gathered,
     tier: Option<&EntityRow>,
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
@@ -132,18 +133,22 @@ fn view(
     }
     let scope = row.kind.scope();
     if row.kind != EntityKind::Budget {
-        v.insert(
-            "spend".into(),
-            json!(stored_spend + app.keys.pending_of(scope, &row.id)),
-        );
+        v.insert("spend".into(), json!(stored_spend + gathered.of(scope, &row.id)));
     }
     if matches!(row.kind, EntityKind::User | EntityKind::Team | EntityKind::Organization) {
         let per_model_scope = format!("{scope}_model");
         let prefix = format!("{}/", row.id);
-        let model_spend: Map<String, Value> = per_model
+        // Stored per model, plus what is gathered (for a model first spent on since the last
+        // flush too).
+        let mut totals: HashMap<String, f64> = per_model.into_iter().collect();
+        for (id, cost) in gathered.under(&per_model_scope, &prefix) {
+            *totals.entry(id.to_string()).or_default() += cost;
+        }
+        let mut totals: Vec<(String, f64)> = totals.into_iter().collect();
+        totals.sort_by(|a, b| a.0.cmp(&b.0));
+        let model_spend: Map<String, Value> = totals
             .into_iter()
-            .filter_map(|(id, spend)| {
-                let total = spend + app.keys.pending_of(&per_model_scope, &id);
+            .filter_map(|(id, total)| {
                 // LiteLLM lists the models a scope has spent on.
                 let model = id.strip_prefix(&prefix).filter(|_| total != 0.0)?;
                 Some((model.to_string(), json!(total)))

@@ -42,7 +42,7 @@ pub async fn list(
 async fn render(app: &App, visit: &Visit, page: u32, new_key: Option<String>, error: Option<String>) -> Response {
     let mut ctx = visit.context("keys");
     let page = page.max(1);
-    let (keys, total) = match key_api::list_keys(app, KeyFilter::default(), page, PAGE_SIZE).await {
+    let ((keys, total), gathered) = match key_api::list_keys(app, KeyFilter::default(), page, PAGE_SIZE).await {
         Ok(k) => k,
         Err(e) => return view::message(ctx, e.status(), e.message()),
     };
@@ -50,7 +50,7 @@ async fn render(app: &App, visit: &Visit, page: u32, new_key: Option<String>, er
     let rows: Vec<Value> = keys
         .iter()
         .map(|k| {
-            let shown = key_api::shown(app, k);
+            let shown = key_api::shown(app, k, &gathered);
             json!({
                 "token": k.token,
                 "alias": k.key_alias,
