@@ -15,6 +15,7 @@ pub mod openai;
 pub mod provider;
 pub mod responses;
 pub mod sse;
+pub mod sse_frames;
 pub mod translate;
 mod turns;
 pub mod usage;

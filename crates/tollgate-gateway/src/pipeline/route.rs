@@ -13,6 +13,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 use tollgate_core::redact;
 use tollgate_core::{Cost, ErrorKind, Fault, GatewayError, RecordStatus};
+use tollgate_providers::sse_frames::UpstreamEvent;
 
 use crate::app::App;
 use crate::body::RequestBody;
@@ -21,6 +22,7 @@ use crate::pipeline::draft::{Draft, committed, set_id_headers};
 use crate::pipeline::endpoint::{Endpoint, Wire};
 use crate::pipeline::test_hooks::{self, Attempt, Hooked, TestHooks};
 use crate::state::{Deployment, LiveState};
+use crate::upstream_events::UpstreamEvents;
 
 /// Body fields that configure the gateway (LiteLLM's names) and must not reach the provider.
 const GATEWAY_ONLY_FIELDS: &[&str] = &[
@@ -140,7 +142,7 @@ impl Failure {
 }
 
 pub(crate) type Events =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<sse_parse::Event, sse_parse::Error<reqwest::Error>>> + Send>>;
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<UpstreamEvent, sse_parse::Error<reqwest::Error>>> + Send>>;
 
 /// An upstream answer that will be relayed: a whole body, or a stream whose first event has
 /// arrived (so a stream that dies before its first byte can still fall back).
@@ -375,7 +377,7 @@ async fn attempt_once(
                 tokio::time::sleep(wait).await;
             }
             let chunks = futures::stream::iter([Ok::<Bytes, reqwest::Error>(bytes)]);
-            Ok((twin, Sent::Stream(Box::pin(sse_parse::EventStream::new(chunks))), sent))
+            Ok((twin, Sent::Stream(Box::pin(UpstreamEvents::new(chunks))), sent))
         }
     }
 }
@@ -430,7 +432,7 @@ async fn send_once(
         return Err(upstream_status(d, resp, sent).await);
     }
     if stream {
-        let mut events: Events = Box::pin(sse_parse::EventStream::new(resp.bytes_stream()));
+        let mut events: Events = Box::pin(UpstreamEvents::new(resp.bytes_stream()));
         let remaining = d_stream_timeout.saturating_sub(sent.elapsed());
         let first = match tokio::time::timeout(remaining, events.next()).await {
             Err(_) => return Err(fail(timeout_error(d, d_stream_timeout))),
