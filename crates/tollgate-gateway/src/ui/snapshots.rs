@@ -361,6 +361,9 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_build_runs_at_a_lower_priority_than_serving() {
+        // Measured against the niceness the tests run at (a CI runner may itself run niced).
+        // SAFETY: getpriority takes plain integers.
+        let serving = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         let nice_inside = || -> Result<Built, String> {
             // SAFETY: getpriority takes plain integers.
             let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
@@ -373,11 +376,12 @@ mod tests {
             })
         };
         let built = in_background(nice_inside).await.unwrap();
-        assert_eq!(built.report.filtered_out, 10);
+        // Nice 10, or lower still if serving already ran below it (a thread cannot raise itself).
+        assert_eq!(built.report.filtered_out, serving.max(10) as u64);
         // SAFETY: as above.
         assert_eq!(
             unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) },
-            0,
+            serving,
             "this thread unchanged"
         );
     }
