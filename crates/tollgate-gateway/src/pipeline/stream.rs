@@ -161,16 +161,6 @@ pub(crate) fn coalesce(
     })
 }
 
-/// An event relayed unchanged: the upstream's own bytes when it sent exactly `data: {data}\n\n`
-/// and nothing rewrites it for the client (another API's shape, a reshaped chunk), else the
-/// event written again. The same bytes either way; the first skips an allocation and a copy.
-fn unchanged(raw: Option<Bytes>, egress: &mut Option<Box<dyn Egress>>, reshaped: bool, data: &str) -> Option<Bytes> {
-    match raw {
-        Some(raw) if egress.is_none() && !reshaped => Some(raw),
-        _ => chunk_out(egress, data),
-    }
-}
-
 /// Told the finished record of a streamed request (a workflow writes its run record from it).
 pub(crate) type OnDone = Box<dyn FnOnce(&Record) + Send>;
 
@@ -221,6 +211,10 @@ pub(crate) fn respond(
     // Re-serialising every chunk costs a little; skip it when the names already agree
     // (translated chunks already carry the group's name).
     let rename_model = translator.is_none() && deployment.route.upstream_model != group;
+    // An event relayed unchanged can go out as the upstream's own bytes (`data: {data}\n\n`)
+    // unless the client's events are written in another shape (an egress, a reshaped chunk):
+    // the same bytes, without an allocation and a copy per event.
+    let relay_as_sent = egress.is_none() && reshape.is_none();
     let mut max_tokens_headers = HeaderMap::new();
     draft.max_tokens.tag(&mut max_tokens_headers);
     let sync_records = draft.app.writer.durability() == RecordDurability::Sync;
@@ -326,7 +320,7 @@ pub(crate) fn respond(
                     }
                     match translator.as_mut() {
                     None => {
-                        raw = ev.raw;
+                        raw = ev.raw.filter(|_| relay_as_sent);
                         (Some(ev.data), Vec::new())
                     }
                     Some(tr) => {
@@ -385,7 +379,7 @@ pub(crate) fn respond(
                     if let Some(c) = collected.as_mut() {
                         c.push(data.clone());
                     }
-                    let out = unchanged(raw, &mut egress, reshape.is_some(), &data);
+                    let out = raw.or_else(|| chunk_out(&mut egress, &data));
                     guard.defer(data);
                     guard.gateway_ms += t.elapsed().as_secs_f64() * 1000.0;
                     if let Some(out) = out {
@@ -398,7 +392,7 @@ pub(crate) fn respond(
                         if let Some(c) = collected.as_mut() {
                             c.push(data.clone());
                         }
-                        unchanged(raw, &mut egress, reshape.is_some(), &data)
+                        raw.or_else(|| chunk_out(&mut egress, &data))
                     }
                     Some(info) => {
                         guard.text_bytes += info.text_bytes;
@@ -453,7 +447,7 @@ pub(crate) fn respond(
                             if let Some(c) = collected.as_mut() {
                                 c.push(data.clone());
                             }
-                            unchanged(raw, &mut egress, reshape.is_some(), &data)
+                            raw.or_else(|| chunk_out(&mut egress, &data))
                         }
                     }
                 };
