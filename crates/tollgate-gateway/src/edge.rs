@@ -33,6 +33,12 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.0.retry_after_s {
             resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
         }
+        // The rest of a body too large is left unread: the connection ends with this answer,
+        // and a client that pools connections must not send another request on it.
+        if self.0.kind == ErrorKind::PayloadTooLarge {
+            resp.headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+        }
         resp
     }
 }

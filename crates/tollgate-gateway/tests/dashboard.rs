@@ -295,6 +295,7 @@ async fn failed_sign_ins_are_limited_per_address_and_turkish_renders() {
         .await
         .unwrap();
     assert_eq!(huge.status(), 413);
+    assert_eq!(huge.headers()["connection"], "close");
     // The sixth is refused before the key is looked at, even the right one.
     let refused = attempt(KEY).await;
     assert_eq!(refused.status(), 429);
