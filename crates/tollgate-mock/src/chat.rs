@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::fingerprint::Fingerprint;
+use crate::measure::{PromptMeasure, Turn, for_each_text};
 use crate::prompt_cache;
 
 #[derive(Debug, Deserialize)]
@@ -73,21 +73,13 @@ impl ChatRequest {
     pub(crate) fn include_usage(&self) -> bool {
         self.stream_options.as_ref().and_then(|o| o.include_usage) == Some(true)
     }
-}
 
-/// Calls `visit` with each piece of text in a message's content: the string itself, or the
-/// `text` of each content part (images and audio carry no text and count as nothing).
-fn for_each_text(content: &Value, visit: &mut impl FnMut(&str)) {
-    match content {
-        Value::String(s) => visit(s),
-        Value::Array(parts) => {
-            for part in parts {
-                if let Some(text) = part.get("text").and_then(Value::as_str) {
-                    visit(text);
-                }
-            }
-        }
-        _ => {}
+    /// The messages as the prompt measure reads them.
+    pub(crate) fn turns(&self) -> impl ExactSizeIterator<Item = Turn<'_>> {
+        self.messages.iter().map(|m| Turn {
+            role: &m.role,
+            content: &m.content,
+        })
     }
 }
 
@@ -145,28 +137,22 @@ impl Answer {
     /// Computes the answer. `prefix_seen` is asked (and remembers) whether the prompt prefix was
     /// sent before; it is the only state the answer depends on.
     pub(crate) fn for_request(req: &ChatRequest, prefix_seen: impl FnOnce(u64) -> bool) -> Answer {
-        let mut whole = Fingerprint::default();
-        let mut prefix = Fingerprint::default();
-        prefix.field(&req.model);
-        let mut total_chars = 0u64;
-        let mut prefix_chars = 0u64;
-        let last = req.messages.len().saturating_sub(1);
-        for (i, message) in req.messages.iter().enumerate() {
-            whole.field(&message.role);
-            if i < last {
-                prefix.field(&message.role);
-            }
-            for_each_text(&message.content, &mut |text| {
-                let chars = text.chars().count() as u64;
-                total_chars += chars;
-                whole.field(text);
-                if i < last {
-                    prefix_chars += chars;
-                    prefix.field(text);
-                }
-            });
-        }
-        let prompt_hash = whole.value();
+        Answer::for_measured_request(req, PromptMeasure::of(&req.model, req.turns()), prefix_seen)
+    }
+
+    /// [`Answer::for_request`] with the prompt already measured (the server remembers measures).
+    pub(crate) fn for_measured_request(
+        req: &ChatRequest,
+        measure: PromptMeasure,
+        prefix_seen: impl FnOnce(u64) -> bool,
+    ) -> Answer {
+        let PromptMeasure {
+            whole,
+            prefix,
+            total_chars,
+            prefix_chars,
+        } = measure;
+        let prompt_hash = whole;
         let prompt_tokens = (total_chars / 4).max(1);
 
         // Only a conversation with history has a prefix a provider could have cached.
@@ -175,7 +161,7 @@ impl Answer {
         } else {
             0
         };
-        let cached_tokens = if req.messages.len() >= 2 && prefix_seen(prefix.value()) {
+        let cached_tokens = if req.messages.len() >= 2 && prefix_seen(prefix) {
             cacheable_tokens
         } else {
             0

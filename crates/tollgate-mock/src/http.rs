@@ -19,6 +19,7 @@ use crate::MockConfig;
 use crate::chat::{Answer, ChatRequest, render_completion, render_stream};
 use crate::embeddings::{self, EmbeddingRequest};
 use crate::failure::{FailMode, parse_fail_header, scheduled_failure};
+use crate::measure::MeasureMemo;
 use crate::prompt_cache::PromptCache;
 use crate::{audio, images, moderation, native, rerank, text_completion};
 
@@ -44,9 +45,19 @@ struct MockState {
     /// Requests per model as sent (`/mock/stats`); also the `n` of the failure schedule.
     requests: Mutex<HashMap<String, u64>>,
     prompt_cache: Mutex<PromptCache>,
+    measures: Mutex<MeasureMemo>,
     /// The last request a provider endpoint received (`GET /mock/last_request`), so a test can
-    /// check what a gateway sent on.
-    last_request: Mutex<Value>,
+    /// check what a gateway sent on. Kept as received and read as JSON only when asked for:
+    /// parsing every body would cost the mock more than answering it.
+    last_request: Mutex<Option<Received>>,
+}
+
+/// A request as a provider endpoint received it.
+struct Received {
+    path: String,
+    anthropic_version: Option<String>,
+    anthropic_beta: Option<String>,
+    body: Bytes,
 }
 
 /// Poisoning only means another request panicked mid-update of a counter; the data is still
@@ -66,6 +77,14 @@ impl MockState {
         requests.insert(model.to_string(), 1);
         1
     }
+
+    /// The answer to a chat request, with its prompt measured once per distinct prompt.
+    fn answer(&self, req: &ChatRequest) -> Answer {
+        let measure = lock(&self.measures).measure(&req.model, || req.turns());
+        Answer::for_measured_request(req, measure, |prefix| {
+            lock(&self.prompt_cache).check_and_remember(prefix)
+        })
+    }
 }
 
 /// `server_stopped`: a channel whose sender the server holds while it runs.
@@ -75,7 +94,8 @@ pub(crate) fn router(config: MockConfig, server_stopped: Option<watch::Receiver<
         server_stopped,
         requests: Mutex::new(HashMap::new()),
         prompt_cache: Mutex::new(PromptCache::default()),
-        last_request: Mutex::new(Value::Null),
+        measures: Mutex::new(MeasureMemo::default()),
+        last_request: Mutex::new(None),
     });
     Router::new()
         .route("/mock/stats", get(stats))
@@ -93,17 +113,27 @@ async fn stats(State(state): State<Arc<MockState>>) -> Response {
     axum::Json(counts).into_response()
 }
 
+/// Path, Anthropic's headers and the body (JSON, else null) of the last request; null before any.
 async fn last_request(State(state): State<Arc<MockState>>) -> Response {
-    axum::Json(lock(&state.last_request).clone()).into_response()
+    let shown = match &*lock(&state.last_request) {
+        None => Value::Null,
+        Some(r) => json!({
+            "path": r.path,
+            "headers": {"anthropic-version": r.anthropic_version, "anthropic-beta": r.anthropic_beta},
+            "body": serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null),
+        }),
+    };
+    axum::Json(shown).into_response()
 }
 
-/// Keeps what a provider endpoint was sent: path, Anthropic's headers, and the body (JSON, else null).
-fn remember(state: &MockState, path: &str, headers: &HeaderMap, body: &[u8]) {
+/// Keeps what a provider endpoint was sent (the body is shared, not copied).
+fn remember(state: &MockState, path: &str, headers: &HeaderMap, body: &Bytes) {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    *lock(&state.last_request) = json!({
-        "path": path,
-        "headers": {"anthropic-version": header("anthropic-version"), "anthropic-beta": header("anthropic-beta")},
-        "body": serde_json::from_slice::<Value>(body).unwrap_or(Value::Null),
+    *lock(&state.last_request) = Some(Received {
+        path: path.to_string(),
+        anthropic_version: header("anthropic-version"),
+        anthropic_beta: header("anthropic-beta"),
+        body: body.clone(),
     });
 }
 
@@ -243,7 +273,7 @@ async fn gemini(state: &MockState, headers: &HeaderMap, model: &str, stream: boo
         Ok(s) => s,
         Err(failure) => return failure,
     };
-    let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
+    let answer = state.answer(&req);
     if stream {
         match native::render_gemini_stream(&answer, model, include_thoughts) {
             Ok(frames) => sse_response(state, frames, sabotage),
@@ -293,7 +323,7 @@ async fn anthropic(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Respo
         Ok(s) => s,
         Err(failure) => return failure,
     };
-    let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
+    let answer = state.answer(&req);
     if stream {
         match native::render_anthropic_stream(&answer, &req.model, caching) {
             Ok(frames) => sse_response(state, frames, sabotage),
@@ -440,7 +470,7 @@ async fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
         Ok(s) => s,
         Err(failure) => return failure,
     };
-    let answer = Answer::for_request(&req, |prefix| lock(&state.prompt_cache).check_and_remember(prefix));
+    let answer = state.answer(&req);
     let created = unix_now();
     if req.is_stream() {
         match render_stream(&answer, &req.model, created, req.include_usage()) {

@@ -32,6 +32,7 @@ mod failure;
 mod fingerprint;
 mod http;
 mod images;
+mod measure;
 mod moderation;
 mod native;
 mod prompt_cache;
