@@ -19,7 +19,7 @@ use crate::MockConfig;
 use crate::chat::{Answer, ChatRequest, render_completion, render_stream};
 use crate::embeddings::{self, EmbeddingRequest};
 use crate::failure::{FailMode, parse_fail_header, scheduled_failure};
-use crate::measure::MeasureMemo;
+use crate::measure::{MeasureMemo, PromptKey, PromptMeasure};
 use crate::prompt_cache::PromptCache;
 use crate::{audio, images, moderation, native, rerank, text_completion};
 
@@ -78,9 +78,16 @@ impl MockState {
         1
     }
 
-    /// The answer to a chat request, with its prompt measured once per distinct prompt.
+    /// The answer to a chat request, with its prompt measured once per distinct prompt (and
+    /// outside the lock, so a new long prompt does not hold up the other requests).
     fn answer(&self, req: &ChatRequest) -> Answer {
-        let measure = lock(&self.measures).measure(&req.model, || req.turns());
+        let key = PromptKey::of(&req.model, req.turns());
+        let known = lock(&self.measures).get(key);
+        let measure = known.unwrap_or_else(|| {
+            let measure = PromptMeasure::of(&req.model, req.turns());
+            lock(&self.measures).remember(key, measure);
+            measure
+        });
         Answer::for_measured_request(req, measure, |prefix| {
             lock(&self.prompt_cache).check_and_remember(prefix)
         })

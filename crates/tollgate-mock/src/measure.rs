@@ -2,7 +2,7 @@
 //! length, remembered per distinct prompt.
 //!
 //! The fingerprints are FNV-1a, one multiply per byte in a chain no CPU can overlap: two passes
-//! over a 16 KB prompt took a quarter of the mock's CPU in the stream benchmark, where the mock
+//! over a 16 KB prompt took about a quarter of the mock's CPU samples in the stream benchmark, where the mock
 //! shares two cores with the gateway being measured and the same prompt arrives thousands of
 //! times. A repeated prompt is recognised by a 128-bit XXH3 of the same fields (≈ 20 times
 //! faster per byte) and gets the values computed the first time, so every answer stays what it
@@ -84,48 +84,48 @@ pub(crate) fn for_each_text(content: &Value, visit: &mut impl FnMut(&str)) {
 /// of prompts, a test suite sends each a few times).
 const MEMO_CAPACITY: usize = 4096;
 
-/// Measures remembered by a key over everything a measure reads.
+/// Measures remembered by their prompt's [`PromptKey`].
 #[derive(Debug, Default)]
 pub(crate) struct MeasureMemo {
-    known: HashMap<u128, PromptMeasure>,
+    known: HashMap<PromptKey, PromptMeasure>,
 }
 
 impl MeasureMemo {
-    /// The measure of a prompt, computed once per distinct prompt.
-    pub(crate) fn measure<'a, I>(&mut self, model: &str, turns: impl Fn() -> I) -> PromptMeasure
-    where
-        I: ExactSizeIterator<Item = Turn<'a>>,
-    {
-        let key = memo_key(model, turns());
-        if let Some(known) = self.known.get(&key) {
-            return *known;
-        }
-        let measure = PromptMeasure::of(model, turns());
-        if self.known.len() >= MEMO_CAPACITY {
+    pub(crate) fn get(&self, key: PromptKey) -> Option<PromptMeasure> {
+        self.known.get(&key).copied()
+    }
+
+    pub(crate) fn remember(&mut self, key: PromptKey, measure: PromptMeasure) {
+        if self.known.len() >= MEMO_CAPACITY && !self.known.contains_key(&key) {
             self.known.clear();
         }
         self.known.insert(key, measure);
-        measure
     }
 }
 
-/// XXH3-128 over the model and each message's role and texts. 0xFF ends a field and 0xFE a
-/// message; neither byte occurs in UTF-8, so two different prompts never give the same input
-/// (which message is the last, the one the prefix leaves out, follows from the message ends).
-fn memo_key<'a>(model: &str, turns: impl Iterator<Item = Turn<'a>>) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(model.as_bytes());
-    h.update(&[0xff]);
-    for turn in turns {
-        h.update(turn.role.as_bytes());
+/// XXH3-128 over the model and each message's role and texts: the same fields the measure
+/// reads. 0xFF ends a field and 0xFE a message; neither byte occurs in UTF-8, so two different
+/// prompts never hash the same bytes (which message is the last, the one the prefix leaves out,
+/// follows from the message ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PromptKey(u128);
+
+impl PromptKey {
+    pub(crate) fn of<'a>(model: &str, turns: impl Iterator<Item = Turn<'a>>) -> PromptKey {
+        let mut h = Xxh3::new();
+        h.update(model.as_bytes());
         h.update(&[0xff]);
-        for_each_text(turn.content, &mut |text| {
-            h.update(text.as_bytes());
+        for turn in turns {
+            h.update(turn.role.as_bytes());
             h.update(&[0xff]);
-        });
-        h.update(&[0xfe]);
+            for_each_text(turn.content, &mut |text| {
+                h.update(text.as_bytes());
+                h.update(&[0xff]);
+            });
+            h.update(&[0xfe]);
+        }
+        PromptKey(h.digest128())
     }
-    h.digest128()
 }
 
 #[cfg(test)]
@@ -134,8 +134,15 @@ mod tests {
 
     use super::*;
 
+    /// As the server uses the memo: look the prompt up, measure and remember it if it is new.
     fn memo_measure(memo: &mut MeasureMemo, model: &str, messages: &[(&str, Value)]) -> PromptMeasure {
-        memo.measure(model, || messages.iter().map(|(role, content)| Turn { role, content }))
+        let turns = || messages.iter().map(|(role, content)| Turn { role, content });
+        let key = PromptKey::of(model, turns());
+        memo.get(key).unwrap_or_else(|| {
+            let measure = PromptMeasure::of(model, turns());
+            memo.remember(key, measure);
+            measure
+        })
     }
 
     fn direct(model: &str, messages: &[(&str, Value)]) -> PromptMeasure {
