@@ -2,11 +2,11 @@
 //! length, remembered per distinct prompt.
 //!
 //! The fingerprints are FNV-1a, one multiply per byte in a chain no CPU can overlap: two passes
-//! over a 16 KB prompt took about a quarter of the mock's CPU samples in the stream benchmark, where the mock
-//! shares two cores with the gateway being measured and the same prompt arrives thousands of
-//! times. A repeated prompt is recognised by a 128-bit XXH3 of the same fields (≈ 20 times
-//! faster per byte) and gets the values computed the first time, so every answer stays what it
-//! was.
+//! over a 16 KB prompt took about a quarter of the mock's CPU samples in the stream benchmark,
+//! where the mock shares two cores with the gateway being measured and the same prompt arrives
+//! thousands of times. A repeated prompt is recognised by a 128-bit XXH3 of the same fields
+//! (≈ 20 times faster per byte) and gets the values computed the first time, so every answer
+//! stays what it was.
 
 use std::collections::HashMap;
 
