@@ -33,12 +33,6 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.0.retry_after_s {
             resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
         }
-        // The rest of a body too large is left unread: the connection ends with this answer,
-        // and a client that pools connections must not send another request on it.
-        if self.0.kind == ErrorKind::PayloadTooLarge {
-            resp.headers_mut()
-                .insert("connection", HeaderValue::from_static("close"));
-        }
         resp
     }
 }
@@ -282,6 +276,18 @@ pub fn tag_response(headers: &mut HeaderMap, t: &ResponseTags<'_>) {
 
 /// Whether an answer is a stream of server-sent events (its `content-type`), for the endpoints
 /// that rewrite a pipeline answer into another API's shape.
+/// A 413 leaves the rest of the body unread, so its connection cannot carry another request: say
+/// so, or a client that pools connections sends its next request on one the server is closing and
+/// gets a broken answer (seen in `failed_sign_ins_are_limited_per_address…`). Applied to every
+/// route, so the API's body limit and the dashboard's form limit answer alike.
+pub(crate) fn close_after_unread_body(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        resp.headers_mut()
+            .insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 pub fn is_event_stream(resp: &axum::response::Response) -> bool {
     resp.headers()
         .get("content-type")

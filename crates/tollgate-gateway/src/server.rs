@@ -20,7 +20,7 @@ use tollgate_store::{PostgresTarget, RecordWriter, SharedStore, StoreConfig, Wri
 
 use crate::app::App;
 use crate::breaker::CircuitState;
-use crate::edge::{ApiError, authorize};
+use crate::edge::{ApiError, authorize, close_after_unread_body};
 use crate::pipeline::endpoint::Endpoint;
 use crate::pipeline::handle;
 use crate::state::LiveState;
@@ -490,6 +490,7 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // The body limit is enforced per request from the live config, with OpenAI's error shape.
         .layer(DefaultBodyLimit::disable())
+        .layer(tower::util::MapResponseLayer::new(close_after_unread_body))
         .with_state(app)
 }
 

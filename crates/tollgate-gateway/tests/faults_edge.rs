@@ -153,6 +153,7 @@ async fn a_body_that_stops_arriving_gets_408_and_a_huge_declared_body_gets_413_u
     let mut s = post_declared(&gw, 50 * 1024 * 1024, "{").await;
     let (status, head, body) = read_response(&mut s).await;
     assert_openai_error(status, &head, &body, 413, "413");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
     assert_eq!(gw.gw.app.body_budget.used(), 0, "no body bytes stay reserved");
 }
 

@@ -83,18 +83,4 @@ pub fn routes() -> Router<Arc<App>> {
         // The server reads API bodies under its own limit; the dashboard's forms are small, and
         // the sign-in form is open to anyone, so its bodies are capped here (413 beyond).
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
-        .layer(axum::middleware::map_response(close_after_unread_body))
-}
-
-/// A 413 leaves the rest of the body unread, so the connection cannot carry another request:
-/// say so, or a client that pools connections sends its next request on one the server is
-/// closing and gets a broken answer (seen in `failed_sign_ins_are_limited_per_address…`).
-async fn close_after_unread_body(mut resp: axum::response::Response) -> axum::response::Response {
-    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        resp.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-    }
-    resp
 }
