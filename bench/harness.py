@@ -765,24 +765,55 @@ def splice_report(markdown, rb):
 
 def measure_floor_pairs(args, bases, bodies, key, seconds, pids):
     """Each floor of FLOOR_PAIRS as `args.floor_pairs` alternating (direct, tollgate) runs: a
-    drift of the machine lands on both runs of a pair, and the median pair decides."""
+    drift of the machine lands on both runs of a pair, and the median pair decides. With nginx
+    installed each pair also runs it (direct, nginx, tollgate): what a proxy that only relays
+    adds on this machine in the same minutes, the floor under any gateway's figure."""
     floors = []
+    order = ("direct", "nginx", "tollgate") if "nginx" in bases else ("direct", "tollgate")
     for kind, rate, q, limit in FLOOR_PAIRS:
         if kind not in bodies:
             continue
         pairs = []
         for _ in range(args.floor_pairs):
             pair = {}
-            for target in ("direct", "tollgate"):
+            for target in order:
                 r = run_oha(args.oha, f"{bases[target]}/v1/chat/completions", bodies[kind], key, seconds, rate, conns_for(rate))
                 pair[target] = r[q]
                 settle(pids.values())
             pair["added"] = pair["tollgate"] - pair["direct"]
+            if "nginx" in pair:
+                pair["nginx_added"] = pair["nginx"] - pair["direct"]
             pairs.append(pair)
         median = statistics.median(p["added"] for p in pairs)
-        floors.append({"kind": kind, "offered": rate, "quantile": q, "limit": limit, "pairs": pairs, "median": median})
-        log(f"floor {kind} {rate} added {q}: median {fmt_added(median)} ms of " + ", ".join(fmt_added(p["added"]) for p in pairs))
+        f = {"kind": kind, "offered": rate, "quantile": q, "limit": limit, "pairs": pairs, "median": median}
+        if all("nginx_added" in p for p in pairs):
+            f["nginx_median"] = statistics.median(p["nginx_added"] for p in pairs)
+        floors.append(f)
+        log(f"floor {kind} {rate} added {q}: median {fmt_added(median)} ms of " + ", ".join(fmt_added(p["added"]) for p in pairs)
+            + (f"; nginx median {fmt_added(f['nginx_median'])} ms" if "nginx_median" in f else ""))
     return floors
+
+
+def start_nginx(out, mock_port):
+    """A bare nginx reverse proxy to the mock, configured as bench/nginx_floor.sh does (streams
+    unbuffered, upstream connections kept alive). Returns the server and its port."""
+    port = free_port()
+    conf = os.path.join(out, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(
+            "worker_processes 2;\n"
+            f"pid {out}/nginx.pid;\n"
+            f"error_log {out}/nginx_error.log;\n"
+            "daemon off;\n"
+            "events { worker_connections 4096; }\n"
+            "http {\n  access_log off;\n"
+            f"  upstream mock {{ server 127.0.0.1:{mock_port}; keepalive 256; }}\n"
+            f"  server {{\n    listen 127.0.0.1:{port};\n    client_body_buffer_size 64k;\n"
+            "    location / {\n      proxy_pass http://mock;\n      proxy_http_version 1.1;\n"
+            '      proxy_set_header Connection "";\n      proxy_buffering off;\n    }\n  }\n}\n'
+        )
+    return Server("nginx", ["nginx", "-c", conf, "-e", os.path.join(out, "nginx_error.log")],
+                  log_path=os.path.join(out, "nginx.log")), port
 
 
 def floor_rows(floors):
@@ -791,9 +822,10 @@ def floor_rows(floors):
     for f in floors:
         kind, rate, q, limit = f["kind"], f["offered"], f["quantile"], f["limit"]
         each = ", ".join(fmt_added(p["added"]) for p in f["pairs"])
+        nginx = f"; a bare nginx proxy, same runs: {fmt_added(f['nginx_median'])} ms" if "nginx_median" in f else ""
         rows.append((
             f"added {q} at {rate:,} req/s ≤ {limit:g} ms ({kind}), median of {len(f['pairs'])} alternating pairs",
-            f"{fmt_added(f['median'])} ms (pairs: {each})",
+            f"{fmt_added(f['median'])} ms (pairs: {each}){nginx}",
             "yes" if f["median"] <= limit else "**no**",
         ))
     return rows
@@ -967,6 +999,11 @@ def main():
             })
             for k in ("DATABASE_URL", "OPENAI_API_KEY", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
                 env.pop(k, None)
+            # A bare nginx proxy on the same mock, when installed: what one more loopback hop costs
+            # on this machine, measured beside the floors (see measure_floor_pairs).
+            ng = start_nginx(out, mock_port) if shutil.which("nginx") else None
+            if ng:
+                servers.append(ng[0])
             ll = Server(
                 "litellm",
                 [args.litellm, "--config", cfg, "--host", "127.0.0.1", "--port", str(ll_port), "--num_workers", "2"],
@@ -979,11 +1016,16 @@ def main():
                 "litellm": f"http://127.0.0.1:{ll_port}",
             }
             wait_ready(f"{bases['tollgate']}/health/liveliness", tg.proc)
+            if ng:
+                bases["nginx"] = f"http://127.0.0.1:{ng[1]}"
+                wait_ready(f"{bases['nginx']}/mock/stats", ng[0].proc)
             log("tollgate ready; waiting for LiteLLM")
             wait_ready(f"{bases['litellm']}/health/liveliness", ll.proc)
             # The first worker answers before the second has finished importing; let both come up.
             time.sleep(15)
             pids = {"direct": servers[0].pid, "tollgate": tg.pid, "litellm": ll.pid}
+            if ng:
+                pids["nginx"] = ng[0].pid
             # Sanity: every target answers both kinds of body.
             for target, base in bases.items():
                 for name, p in bodies.items():

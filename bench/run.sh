@@ -10,6 +10,8 @@
 # Everything it installs stays under bench/ (gitignored): oha in bench/.tools, LiteLLM and DuckDB
 # in bench/.venv, generated bodies, logs and the 300 MB LiteLLM log in bench/out.
 # Only loopback is used; LiteLLM is told not to fetch its price map or send telemetry.
+# With nginx installed (Debian: apt-get install nginx-light) a bare nginx proxy runs beside the
+# latency floors' pairs, as the machine's own floor; without it those rows just lack that figure.
 set -euo pipefail
 
 LITELLM_VERSION=1.108.7
@@ -53,6 +55,8 @@ if ! { [ -x "$PY" ] && "$PY" -c "import importlib.metadata as m; assert m.versio
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q "litellm[proxy]==$LITELLM_VERSION" "duckdb==$DUCKDB_VERSION"
 fi
+
+command -v nginx >/dev/null || log "nginx not installed: the floors are measured without a bare proxy beside them"
 
 # 3. tollgate, release build.
 log "building tollgate (release)"
