@@ -633,6 +633,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn slow_records_share_a_commit_and_none_waits_past_the_linger() {
+        let dir = TestDir::new("linger");
+        let (writer, handle) = RecordWriter::start(config(&dir, false, 4096)).unwrap();
+        let first = Instant::now();
+        writer.submit(record(0));
+        // A record alone is not committed at once: more may come to share the commit. (Checked
+        // only while the linger can still be running, so a stalled test thread cannot fail it.)
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let written = writer.written();
+        if first.elapsed() < drain::LINGER {
+            assert_eq!(written, 0, "a lone record was committed before the linger ended");
+        }
+        // A group's worth ends the linger early; what comes after waits at most one linger.
+        for i in 1..drain::GROUP as u64 {
+            writer.submit(record(i));
+        }
+        let wait_for = |n: u64| {
+            let writer = writer.clone();
+            async move {
+                let t = Instant::now();
+                while writer.written() < n {
+                    assert!(t.elapsed() < Duration::from_secs(10), "{n} records never written");
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        };
+        wait_for(drain::GROUP as u64).await;
+        writer.submit(record(1_000));
+        wait_for(drain::GROUP as u64 + 1).await;
+        assert_eq!(
+            handle.shutdown().await.unwrap(),
+            all_written(drain::GROUP as u64 + 1, false)
+        );
+    }
+
+    #[tokio::test]
     async fn schema_has_indexed_columns_wal_and_version() {
         let dir = TestDir::new("schema");
         let (writer, handle) = RecordWriter::start(config(&dir, false, 16)).unwrap();
