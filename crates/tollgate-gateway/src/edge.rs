@@ -251,26 +251,45 @@ pub struct ResponseTags<'a> {
     pub cache: &'a str,
 }
 
+/// The names [`tag_response`] sets, checked once: `HeaderName::from_static` checks its argument
+/// each time it runs, and this runs on every answer.
+static REQUEST_ID: [HeaderName; 2] = [
+    HeaderName::from_static("x-tollgate-request-id"),
+    HeaderName::from_static("x-litellm-call-id"),
+];
+static MODEL_GROUP: [HeaderName; 2] = [
+    HeaderName::from_static("x-tollgate-model-group"),
+    HeaderName::from_static("x-litellm-model-group"),
+];
+static OVERHEAD: [HeaderName; 2] = [
+    HeaderName::from_static("x-tollgate-overhead-ms"),
+    HeaderName::from_static("x-litellm-overhead-duration-ms"),
+];
+static CACHE: [HeaderName; 1] = [HeaderName::from_static("x-tollgate-cache")];
+static COST: [HeaderName; 2] = [
+    HeaderName::from_static("x-tollgate-cost-usd"),
+    HeaderName::from_static("x-litellm-response-cost"),
+];
+
 pub fn tag_response(headers: &mut HeaderMap, t: &ResponseTags<'_>) {
+    // Room for all nine at once rather than growing the map on the way.
+    headers.reserve(9);
     // Each value is checked once and shared by the header pair that carries it.
-    let mut put = |names: &[&'static str], value: &str| {
+    let mut put = |names: &[HeaderName], value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             for name in names {
-                headers.insert(HeaderName::from_static(name), v.clone());
+                headers.insert(name.clone(), v.clone());
             }
         }
     };
-    put(&["x-tollgate-request-id", "x-litellm-call-id"], t.request_id);
-    put(&["x-tollgate-model-group", "x-litellm-model-group"], t.model_group);
-    put(
-        &["x-tollgate-overhead-ms", "x-litellm-overhead-duration-ms"],
-        &format!("{:.3}", t.overhead_ms),
-    );
-    put(&["x-tollgate-cache"], t.cache);
+    put(&REQUEST_ID, t.request_id);
+    put(&MODEL_GROUP, t.model_group);
+    put(&OVERHEAD, &format!("{:.3}", t.overhead_ms));
+    put(&CACHE, t.cache);
     match t.cost_usd {
-        Some(c) => put(&["x-tollgate-cost-usd", "x-litellm-response-cost"], &format!("{c:.10}")),
+        Some(c) => put(&COST, &format!("{c:.10}")),
         // An unpriced model gets no cost header rather than a misleading 0.
-        None => put(&["x-tollgate-cost-usd"], "unpriced"),
+        None => put(&COST[..1], "unpriced"),
     }
 }
 

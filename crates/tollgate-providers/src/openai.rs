@@ -4,8 +4,6 @@
 //! Requests of the OpenAI family are serialised straight from the client's map with `model`
 //! and `stream_options` overlaid, so a large prompt is never cloned.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
@@ -100,10 +98,16 @@ pub struct Relayed {
 /// them. `None` when that does not apply (not an object, a message to repair, …): the caller
 /// takes the general path, which also says what is wrong.
 pub fn relay_response(bytes: &[u8], group: &str) -> Option<Relayed> {
-    let mut fields: BTreeMap<&str, &RawValue> = serde_json::from_slice(bytes).ok()?;
+    // A struct reads the choices in the same pass as the rest (a map of raw values would scan
+    // them twice) and builds nothing for the fields it does not name. Serde would also read a
+    // struct from an array, which is no chat.completion; a repeated field fails it, so such an
+    // answer takes the general path like any other it cannot relay as is.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let answer: AnswerView<'_> = serde_json::from_slice(bytes).ok()?;
     let mut finish_reason = None;
-    if let Some(choices) = fields.get("choices") {
-        let choices: Vec<ChoiceView> = serde_json::from_str(choices.get()).ok()?;
+    if let Some(choices) = &answer.choices {
         finish_reason = choices
             .first()
             .and_then(|c| c.finish_reason.as_deref().map(str::to_string));
@@ -128,24 +132,72 @@ pub fn relay_response(bytes: &[u8], group: &str) -> Option<Relayed> {
             }
         }
     }
-    let usage_raw;
+    // The answer is copied as the provider wrote it, with two values replaced in place: `model`
+    // (added at the end when missing) and `usage` in OpenAI's convention.
     let mut usage = ParsedUsage::default();
-    if let Some(u) = fields.get("usage") {
-        let mut u: Value = serde_json::from_str(u.get()).ok()?;
+    let usage_raw;
+    let model = serde_json::value::to_raw_value(group).ok()?;
+    let mut edits: Vec<(std::ops::Range<usize>, &str)> = Vec::with_capacity(2);
+    if let Some(raw) = answer.usage {
+        let mut u: Value = serde_json::from_str(raw.get()).ok()?;
         if u.is_object() {
             usage = normalize_openai_usage(&mut u);
             usage_raw = serde_json::value::to_raw_value(&u).ok()?;
-            fields.insert("usage", &usage_raw);
+            edits.push((span_in(bytes, raw)?, usage_raw.get()));
         }
     }
-    let model = serde_json::value::to_raw_value(group).ok()?;
-    fields.insert("model", &model);
-    let body = serde_json::to_vec(&fields).ok()?;
+    let appended;
+    match answer.model {
+        Some(m) => edits.push((span_in(bytes, m)?, model.get())),
+        None => {
+            let end = bytes.iter().rposition(|&b| b == b'}')?;
+            let empty = bytes[..end].iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            appended = format!("{}\"model\":{}", if empty { "" } else { "," }, model.get());
+            edits.push((end..end, appended.as_str()));
+        }
+    }
+    edits.sort_by_key(|(at, _)| at.start);
+    let mut body = Vec::with_capacity(bytes.len() + group.len() + 64);
+    let mut from = 0;
+    for (at, with) in edits {
+        body.extend_from_slice(bytes.get(from..at.start)?);
+        body.extend_from_slice(with.as_bytes());
+        from = at.end;
+    }
+    body.extend_from_slice(&bytes[from..]);
     Some(Relayed {
         body,
         usage,
         finish_reason,
     })
+}
+
+/// Where `value`, borrowed from `bytes` by the parser, sits in it.
+fn span_in(bytes: &[u8], value: &RawValue) -> Option<std::ops::Range<usize>> {
+    let start = (value.get().as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+    let end = start + value.get().len();
+    (end <= bytes.len()).then_some(start..end)
+}
+
+/// What the relay reads of a whole answer; every other field is skipped unread. `None` means
+/// absent: a `null` is kept as a value (`model: null` is replaced, not added to), and `choices`
+/// that are not a list fail the relay.
+#[derive(Deserialize)]
+struct AnswerView<'a> {
+    #[serde(borrow, default, deserialize_with = "present_list")]
+    choices: Option<Vec<ChoiceView<'a>>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    model: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+fn present_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<ChoiceView<'de>>>, D::Error> {
+    Vec::deserialize(d).map(Some)
 }
 
 /// What the relay looks at in a choice; the rest passes through unread.
@@ -426,25 +478,44 @@ mod tests {
             json!({"id": "c2", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
                 "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]}),
             json!({"id": "c3", "choices": []}),
+            json!({"id": "c4", "model": null, "choices": [], "usage": null}),
+            json!({}),
         ];
         for a in answers {
-            let bytes = serde_json::to_vec(&a).unwrap();
-            let relayed = relay_response(&bytes, "g").expect("relayed without values");
-            let (v, usage) = general(&bytes);
-            assert_eq!(serde_json::from_slice::<Value>(&relayed.body).unwrap(), v);
-            assert_eq!(relayed.usage.usage, usage.usage);
-            assert_eq!(
-                relayed.finish_reason.as_deref(),
-                v.pointer("/choices/0/finish_reason").and_then(Value::as_str)
-            );
+            // Compact and pretty-printed: the answer is copied as written, two values replaced.
+            for bytes in [serde_json::to_vec(&a).unwrap(), serde_json::to_vec_pretty(&a).unwrap()] {
+                let relayed = relay_response(&bytes, "g").expect("relayed without values");
+                let (v, usage) = general(&bytes);
+                assert_eq!(serde_json::from_slice::<Value>(&relayed.body).unwrap(), v);
+                let text = String::from_utf8(relayed.body).unwrap();
+                assert_eq!(text.matches("\"model\"").count(), 1, "{text}");
+                assert_eq!(relayed.usage.usage, usage.usage);
+                assert_eq!(
+                    relayed.finish_reason.as_deref(),
+                    v.pointer("/choices/0/finish_reason").and_then(Value::as_str)
+                );
+            }
         }
+        // The provider's field order is kept.
+        let relayed = relay_response(
+            br#"{"id":"c5","object":"chat.completion","model":"m","choices":[]}"#,
+            "g",
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(relayed.body).unwrap(),
+            r#"{"id":"c5","object":"chat.completion","model":"g","choices":[]}"#
+        );
         // What the repair would change, and what is no chat.completion, take the general path.
         for a in [
             json!({"choices": [{"message": {"role": "assistant", "content": null}}]}),
             json!({"choices": [{"message": {"role": "assistant", "content": "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>"}}]}),
             json!([1, 2]),
+            json!({"choices": null}),
         ] {
             assert!(relay_response(&serde_json::to_vec(&a).unwrap(), "g").is_none(), "{a}");
         }
+        // A field given twice is left to the general path (which keeps the last, as a map does).
+        assert!(relay_response(br#"{"model":"a","choices":[],"model":"b"}"#, "g").is_none());
     }
 }
