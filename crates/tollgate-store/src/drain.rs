@@ -55,7 +55,7 @@ fn pauses_before(i: usize) -> bool {
 /// How long the writer waits for more records after the first of a batch (`buffered` only),
 /// checking every [`LINGER_STEP`] and stopping early once [`GROUP`] records are in hand. A commit
 /// rewrites the table's and every index's last page whatever the number of rows: one record
-/// alone took 13 page writes and ≈ 150 µs of CPU at 100 req/s, a commit of ten ≈ 40 µs a record.
+/// alone took 13 page writes and ≈ 150 µs of CPU at 100 req/s, a commit of ten ≈ 55 µs a record.
 /// So the linger bounds how stale the store can be (and what a `kill -9` can lose), not how often
 /// it commits. `sync` does not linger: its batches are the records that queued during the
 /// previous commit (group commit), and its submitters are waiting.

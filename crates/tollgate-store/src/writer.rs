@@ -633,7 +633,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn slow_records_share_a_commit_and_none_waits_past_the_linger() {
+    async fn a_lone_record_waits_to_share_its_commit_and_every_record_is_written() {
         let dir = TestDir::new("linger");
         let (writer, handle) = RecordWriter::start(config(&dir, false, 4096)).unwrap();
         let first = Instant::now();
@@ -645,7 +645,7 @@ mod tests {
         if first.elapsed() < drain::LINGER {
             assert_eq!(written, 0, "a lone record was committed before the linger ended");
         }
-        // A group's worth ends the linger early; what comes after waits at most one linger.
+        // A group's worth is written; so is a record that no other joins, once the linger is over.
         for i in 1..drain::GROUP as u64 {
             writer.submit(record(i));
         }
