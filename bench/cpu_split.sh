@@ -15,10 +15,7 @@ source "$BENCH_DIR/oha.sh"
 source "$BENCH_DIR/setup.sh"
 OUT="$BENCH_DIR/out/cpu_split"; rm -rf "$OUT"; mkdir -p "$OUT"
 bench_setup "$OUT" "$KIND" "$SIZE_KB"
-"$MOCK_BIN" mock --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 & MP=$!
-"$GW_BIN" serve --config "$OUT/config.yaml" --port "$TG_PORT" --data-dir "$OUT/data" --no-watch >"$OUT/tollgate.log" 2>&1 & TP=$!
-trap 'kill $MP $TP 2>/dev/null' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$TG_PORT/health/liveliness" >/dev/null && break; sleep 0.1; done
+bench_start "$MOCK_BIN" "$GW_BIN" "$OUT"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for i in $(seq "$ROUNDS"); do
   for t in "direct:$MOCK_PORT" "tollgate:$TG_PORT"; do

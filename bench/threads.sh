@@ -16,10 +16,7 @@ source "$BENCH_DIR/oha.sh"
 source "$BENCH_DIR/setup.sh"
 OUT="$BENCH_DIR/out/threads"; rm -rf "$OUT"; mkdir -p "$OUT"
 bench_setup "$OUT" "$KIND" "$SIZE_KB"
-"$BIN" mock --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 & MP=$!
-"$BIN" serve --config "$OUT/config.yaml" --port "$TG_PORT" --data-dir "$OUT/data" --no-watch >"$OUT/tollgate.log" 2>&1 & TP=$!
-trap 'kill $MP $TP 2>/dev/null' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$TG_PORT/health/liveliness" >/dev/null && break; sleep 0.1; done
+bench_start "$BIN" "$BIN" "$OUT"
 load() {
   "$OHA" "http://127.0.0.1:$TG_PORT/v1/chat/completions" -z "$1s" -c 128 -q "$RATE" --latency-correction -m POST \
     -H 'content-type: application/json' -H "authorization: Bearer $KEY" -D "$OUT/body.json" --no-tui --output-format json
