@@ -63,7 +63,8 @@ pub(crate) const LINGER: Duration = Duration::from_millis(100);
 const LINGER_STEP: Duration = Duration::from_millis(10);
 
 /// Records worth a commit without lingering further: a batch's CPU comes in one run on a core
-/// the serving threads share, so it is kept short (≈ 1 ms at 2,000 req/s) rather than maximal.
+/// the serving threads share, so it is kept short rather than maximal: 32 records at the 21 µs a
+/// record measured at 2,000 req/s is ≈ 0.7 ms.
 pub(crate) const GROUP: usize = 32;
 
 /// First retry delay after a failed write; doubles up to [`MAX_BACKOFF`].
