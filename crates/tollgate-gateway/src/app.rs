@@ -5,19 +5,19 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tollgate_store::{RecordWriter, StoreConfig};
 
 use crate::state::LiveState;
+use crate::upstream_client::Client;
 
 /// Everything the handlers share. The live state is swapped whole; the rest lives as long as
 /// the server.
 pub struct App {
     pub live: ArcSwap<LiveState>,
     /// The HTTP client of threads that are not serving workers (see [`App::http`]).
-    pub http: reqwest::Client,
+    pub http: Client,
     pub writer: RecordWriter,
     /// False only with `--insecure-dev` and no usable master key.
     pub auth_enabled: bool,
@@ -48,13 +48,13 @@ thread_local! {
     /// The upstream HTTP client of the serving worker this thread is (see `workers`). Each
     /// worker has its own connection pool, so a request's upstream call is driven on the
     /// thread that serves the request and never wakes another one.
-    static WORKER_HTTP: RefCell<Option<reqwest::Client>> = const { RefCell::new(None) };
+    static WORKER_HTTP: RefCell<Option<Client>> = const { RefCell::new(None) };
 }
 
 impl App {
     /// The upstream HTTP client for a request on this thread: the worker's own, or the shared
     /// one on any other thread. Cheap (a reference count).
-    pub fn http(&self) -> reqwest::Client {
+    pub fn http(&self) -> Client {
         WORKER_HTTP
             .with(|c| c.borrow().clone())
             .unwrap_or_else(|| self.http.clone())
@@ -62,16 +62,12 @@ impl App {
 }
 
 /// Gives this thread (a serving worker) its own upstream client.
-pub(crate) fn use_worker_http(client: reqwest::Client) {
+pub(crate) fn use_worker_http(client: Client) {
     WORKER_HTTP.with(|c| *c.borrow_mut() = Some(client));
 }
 
-/// The upstream HTTP client: pooled keep-alive connections, no Nagle delay on small writes.
-pub fn http_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .build()
+/// The upstream HTTP client: pooled keep-alive connections, no Nagle delay on small writes,
+/// the environment's proxies (`upstream_client.rs`).
+pub fn http_client() -> Result<Client, crate::upstream_client::Error> {
+    Client::new()
 }

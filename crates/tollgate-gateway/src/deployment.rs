@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Uri;
 use tollgate_core::config::{ConfigWarning, DeploymentConfig, Env, Secret};
 use tollgate_core::{Price, PriceTable, redact};
 use tollgate_providers::provider::{
@@ -13,6 +14,7 @@ use tollgate_providers::provider::{
 };
 
 use crate::deployment_stats::DeploymentStats;
+use crate::upstream_client::{RequestBuilder, parse_uri};
 
 /// One resolved deployment of a model group.
 #[derive(Debug)]
@@ -40,7 +42,7 @@ pub struct Deployment {
 impl Deployment {
     /// `req` with the deployment's key in the header its provider reads (a bearer token, or
     /// Azure's `api-key`).
-    pub fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub fn authorize(&self, req: RequestBuilder) -> RequestBuilder {
         match &self.api_key {
             Some(k) => {
                 let (name, value) = self.route.auth_header(k.expose());
@@ -80,31 +82,41 @@ fn unknown_provider(prefix: &str, model: &str, api_base: Option<&str>) -> Result
 /// A deployment's upstream URLs, parsed.
 #[derive(Debug, Clone)]
 pub struct UpstreamUrls {
-    pub chat: reqwest::Url,
-    pub stream: reqwest::Url,
-    pub embeddings: reqwest::Url,
+    pub chat: Uri,
+    pub stream: Uri,
+    pub embeddings: Uri,
+    /// The route's URLs as written, which the provider side asks for by text.
+    chat_text: String,
+    stream_text: String,
+    embeddings_text: String,
 }
 
 impl UpstreamUrls {
     fn parse(r: &Route) -> Result<UpstreamUrls, String> {
-        let parse =
-            |s: &str| reqwest::Url::parse(s).map_err(|e| format!("`{}` is not a usable URL: {e}", redact::url(s)));
+        let parse = |s: &str| parse_uri(s).map_err(|e| format!("`{}` is not a usable URL: {e}", redact::url(s)));
         Ok(UpstreamUrls {
             chat: parse(&r.chat_url)?,
             stream: parse(&r.stream_url)?,
             embeddings: parse(&r.embeddings_url)?,
+            chat_text: r.chat_url.clone(),
+            stream_text: r.stream_url.clone(),
+            embeddings_text: r.embeddings_url.clone(),
         })
     }
 
     /// The parsed form of `url` when it is one of the route's (it always is today); otherwise
     /// parsed now.
-    pub fn resolve(&self, url: &str) -> Result<reqwest::Url, String> {
-        for u in [&self.chat, &self.stream, &self.embeddings] {
-            if u.as_str() == url {
+    pub fn resolve(&self, url: &str) -> Result<Uri, String> {
+        for (s, u) in [
+            (&self.chat_text, &self.chat),
+            (&self.stream_text, &self.stream),
+            (&self.embeddings_text, &self.embeddings),
+        ] {
+            if s == url {
                 return Ok(u.clone());
             }
         }
-        reqwest::Url::parse(url).map_err(|e| format!("`{}` is not a usable URL: {e}", redact::url(url)))
+        parse_uri(url).map_err(|e| format!("`{}` is not a usable URL: {e}", redact::url(url)))
     }
 }
 

@@ -15,6 +15,7 @@ use tollgate_providers::provider::Provider;
 
 use crate::body::RequestBody;
 use crate::state::{Deployment, LiveState};
+use crate::upstream_client::Client;
 
 /// LiteLLM's ceiling for one check (`HEALTH_CHECK_TIMEOUT_SECONDS`).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -81,7 +82,7 @@ pub fn answer(results: &[Checked], group: Option<&str>, details: bool) -> Value 
 }
 
 /// Checks every deployment of `live` (of `group` only, when given), all at once.
-pub async fn check_all(http: &reqwest::Client, live: &LiveState, group: Option<&str>) -> Vec<Checked> {
+pub async fn check_all(http: &Client, live: &LiveState, group: Option<&str>) -> Vec<Checked> {
     let deployments: Vec<&Deployment> = live
         .group_order
         .iter()
@@ -111,7 +112,7 @@ fn mode(d: &Deployment) -> &str {
 }
 
 /// One deployment's check: `Err` with what went wrong.
-async fn check(http: &reqwest::Client, d: &Deployment) -> Result<(), String> {
+async fn check(http: &Client, d: &Deployment) -> Result<(), String> {
     let model = &d.route.upstream_model;
     let json_post = |url: String, body: Value| {
         let mut req = http

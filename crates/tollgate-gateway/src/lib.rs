@@ -38,6 +38,7 @@ pub mod spend_api;
 pub mod state;
 pub mod ui;
 pub mod upstream;
+pub mod upstream_client;
 pub mod upstream_events;
 pub mod wildcard;
 pub mod workers;

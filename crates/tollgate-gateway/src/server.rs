@@ -80,7 +80,7 @@ pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] crate::upstream_client::Error),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("{0}")]

@@ -17,6 +17,7 @@ use tollgate_providers::usage::ParsedUsage;
 
 use crate::body::RequestBody;
 use crate::state::Deployment;
+use crate::upstream_client::{Client, RequestBuilder};
 
 /// The response header that says a request's max_tokens was clamped: `<original>-><new>`.
 pub const CLAMPED_HEADER: &str = "x-tollgate-max-tokens-clamped";
@@ -125,11 +126,11 @@ pub fn read_plain(d: &Deployment, bytes: &[u8], group: &str) -> Result<(Value, P
 
 /// The HTTP request of one chat call to `d` (before the deployment's `extra_headers`).
 pub fn chat_request(
-    http: &reqwest::Client,
+    http: &Client,
     d: &Deployment,
     body: &RequestBody,
     stream: bool,
-) -> Result<reqwest::RequestBuilder, GatewayError> {
+) -> Result<RequestBuilder, GatewayError> {
     // Reached for rerank only: their chat APIs speak neither OpenAI's format nor a translated one.
     if matches!(d.route.provider, Provider::Cohere | Provider::JinaAi) {
         return Err(GatewayError::new(

@@ -97,11 +97,12 @@ async fn ask(
     body: &Map<String, Value>,
 ) -> Result<Response, GatewayError> {
     let url = format!("{}/count_tokens", d.route.chat_url.trim_end_matches('/'));
+    let url = crate::upstream_client::parse_uri(&url)
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("bad upstream URL: {e}")))?;
     let mut req = app
         .http()
-        .post(&url)
+        .post(url)
         .header("content-type", "application/json")
-        .timeout(d.timeout)
         .body(serde_json::to_vec(body).unwrap_or_default());
     let forwarded = messages::forwarded_headers(headers);
     if !forwarded.iter().any(|(k, _)| k == "anthropic-version") {
@@ -116,19 +117,34 @@ async fn ask(
     for (k, v) in &d.extra_headers {
         req = req.header(k, v);
     }
-    let resp = req.send().await.map_err(|e| {
+    let unreachable = |why: String| {
         GatewayError::new(
             ErrorKind::Upstream,
             format!(
                 "cannot reach anthropic at {} to count tokens: {}",
                 d.route.api_base,
-                tollgate_core::redact::text(&e.to_string())
+                tollgate_core::redact::text(&why)
             ),
         )
         .with_code("upstream_unreachable")
-    })?;
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let bytes = resp.bytes().await.unwrap_or_default();
+    };
+    // The deployment's timeout covers the whole call, its answer included.
+    let call = async {
+        let resp = req.send().await?;
+        let status = resp.status();
+        Ok::<_, crate::upstream_client::Error>((status, resp.bytes().await.unwrap_or_default()))
+    };
+    let (status, bytes) = match tokio::time::timeout(d.timeout, call).await {
+        Err(_) => {
+            return Err(unreachable(format!(
+                "no answer within {:.1} s",
+                d.timeout.as_secs_f64()
+            )));
+        }
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Ok(Ok(answer)) => answer,
+    };
+    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     if !status.is_success() {
         let message = serde_json::from_slice::<Value>(&bytes)
             .ok()

@@ -20,6 +20,7 @@ use tollgate_providers::usage::ParsedUsage;
 use crate::body::RequestBody;
 use crate::pipeline::egress::Egress;
 use crate::state::Deployment;
+use crate::upstream_client::{Client, RequestBuilder, parse_uri};
 
 /// Client headers an Anthropic deployment is sent along with a passed-through request.
 const FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];
@@ -46,12 +47,12 @@ fn translate_error(d: &Deployment, e: tollgate_providers::TranslateError) -> Gat
 
 /// The HTTP request of one Messages call to `d` (before the deployment's `extra_headers`).
 pub(crate) fn request(
-    http: &reqwest::Client,
+    http: &Client,
     d: &Deployment,
     body: &RequestBody,
     stream: bool,
     forwarded: &[(String, String)],
-) -> Result<reqwest::RequestBuilder, GatewayError> {
+) -> Result<RequestBuilder, GatewayError> {
     if !passes_through(d) {
         let (chat, dropped) = wire::to_chat(&body.to_map()).map_err(|e| translate_error(d, e))?;
         if !dropped.is_empty() {
@@ -59,7 +60,7 @@ pub(crate) fn request(
         }
         return crate::upstream::chat_request(http, d, &RequestBody::from_map(&chat), stream);
     }
-    let url = reqwest::Url::parse(&d.route.chat_url)
+    let url = parse_uri(&d.route.chat_url)
         .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("bad upstream URL: {e}")))?;
     let mut req = http
         .post(url)

@@ -5,6 +5,7 @@
 //! passed-through endpoints are relayed as the deployment wrote them, their usage read where
 //! they report one.
 
+use http::Uri;
 use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError, Usage};
 use tollgate_providers::provider::Provider;
@@ -13,25 +14,26 @@ use tollgate_providers::usage::{ParsedUsage, parse_openai_usage};
 use crate::body::RequestBody;
 use crate::pipeline::endpoint::{Endpoint, Wire};
 use crate::state::Deployment;
+use crate::upstream_client::{Client, RequestBuilder, parse_uri};
 
 /// Whether a text-completion request to `d` is sent as chat (and answered reshaped).
 pub(crate) fn completes_as_chat(d: &Deployment) -> bool {
     d.route.provider != Provider::TextCompletionOpenAi
 }
 
-fn parse_url(url: &str) -> Result<reqwest::Url, GatewayError> {
-    reqwest::Url::parse(url).map_err(|e| GatewayError::new(ErrorKind::Internal, format!("bad upstream URL: {e}")))
+fn parse_url(url: &str) -> Result<Uri, GatewayError> {
+    parse_uri(url).map_err(|e| GatewayError::new(ErrorKind::Internal, format!("bad upstream URL: {e}")))
 }
 
 /// The HTTP request of one call to `d` on `wire` (not chat or embeddings; before the
 /// deployment's `extra_headers`).
 pub(crate) fn request(
-    http: &reqwest::Client,
+    http: &Client,
     d: &Deployment,
     wire: Wire,
     body: &RequestBody,
     stream: bool,
-) -> Result<reqwest::RequestBuilder, GatewayError> {
+) -> Result<RequestBuilder, GatewayError> {
     if !wire.reaches(d.route.provider) {
         return Err(GatewayError::new(
             ErrorKind::InvalidRequest,

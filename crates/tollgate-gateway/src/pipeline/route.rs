@@ -22,6 +22,7 @@ use crate::pipeline::draft::{Draft, committed, set_id_headers};
 use crate::pipeline::endpoint::{Endpoint, Wire};
 use crate::pipeline::test_hooks::{self, Attempt, Hooked, TestHooks};
 use crate::state::{Deployment, LiveState};
+use crate::upstream_client;
 use crate::upstream_events::UpstreamEvents;
 
 /// Body fields that configure the gateway (LiteLLM's names) and must not reach the provider.
@@ -141,8 +142,9 @@ impl Failure {
     }
 }
 
-pub(crate) type Events =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<UpstreamEvent, sse_parse::Error<reqwest::Error>>> + Send>>;
+pub(crate) type Events = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<UpstreamEvent, sse_parse::Error<upstream_client::Error>>> + Send>,
+>;
 
 /// An upstream answer that will be relayed: a whole body, or a stream whose first event has
 /// arrived (so a stream that dies before its first byte can still fall back).
@@ -376,7 +378,7 @@ async fn attempt_once(
             if let Some(wait) = plan.hooks.delay {
                 tokio::time::sleep(wait).await;
             }
-            let chunks = futures::stream::iter([Ok::<Bytes, reqwest::Error>(bytes)]);
+            let chunks = futures::stream::iter([Ok::<Bytes, upstream_client::Error>(bytes)]);
             Ok((twin, Sent::Stream(Box::pin(UpstreamEvents::new(chunks))), sent))
         }
     }
@@ -487,43 +489,27 @@ pub(crate) fn timeout_error(d: &Deployment, after: Duration) -> GatewayError {
     .with_code("upstream_timeout")
 }
 
-fn transport_error(d: &Deployment, e: &reqwest::Error) -> GatewayError {
+fn transport_error(d: &Deployment, e: &upstream_client::Error) -> GatewayError {
     if e.is_timeout() {
         return timeout_error(d, d.timeout);
     }
-    // `api_base` is shown masked; the HTTP client's own message embeds the full URL, so it is
-    // masked too before it reaches the client and the record.
+    // `api_base` is shown masked; the client's message is masked too, in case a cause (a
+    // proxy's refusal, say) carries a URL.
     GatewayError::new(
         ErrorKind::Upstream,
         format!(
             "cannot reach {} at {}: {}",
             d.route.provider_name.as_str(),
             d.route.api_base,
-            redact::text(&error_chain(e))
+            redact::text(&e.to_string())
         ),
     )
     .with_code("upstream_unreachable")
 }
 
-/// An error and its causes, each said once: reqwest and hyper often repeat their cause in their
-/// own message, which would print "connection refused" two or three times.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 /// A non-2xx answer from the provider: its status is passed through, its error message kept
 /// (in OpenAI's shape if it was not already), and `Retry-After` forwarded.
-async fn upstream_status(d: &Deployment, resp: reqwest::Response, sent: Instant) -> Failure {
+async fn upstream_status(d: &Deployment, resp: upstream_client::Response, sent: Instant) -> Failure {
     let status = resp.status().as_u16();
     let retry_after = resp.headers().get("retry-after").cloned();
     let body = resp.bytes().await.unwrap_or_default();
@@ -571,33 +557,6 @@ async fn upstream_status(d: &Deployment, resp: reqwest::Response, sent: Instant)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
-    impl std::fmt::Display for Layer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-    impl std::error::Error for Layer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|l| l as &(dyn std::error::Error + 'static))
-        }
-    }
-
-    #[test]
-    fn error_chain_says_each_cause_once() {
-        let e = Layer(
-            "error sending request: connection refused",
-            Some(Box::new(Layer(
-                "client error (Connect)",
-                Some(Box::new(Layer("connection refused", None))),
-            ))),
-        );
-        let text = error_chain(&e);
-        assert_eq!(text.matches("connection refused").count(), 1, "{text}");
-        assert!(text.contains("client error (Connect)"), "{text}");
-    }
 
     #[test]
     fn a_hostile_retry_after_does_not_panic() {
