@@ -140,19 +140,27 @@ pub enum ArrayShape {
 }
 
 /// `raw` JSON text without the whitespace between its tokens (strings are kept as written), so
-/// that two clients' spellings of the same value compare equal.
-pub fn compact_into(out: &mut Vec<u8>, raw: &str) {
+/// that two clients' spellings of the same value compare equal. It is handed to `emit` as the
+/// runs of text between such whitespace (a compact value is one run), so a hash can take it
+/// without a copy.
+pub fn compact_runs(raw: &str, mut emit: impl FnMut(&[u8])) {
     let bytes = raw.as_bytes();
+    let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b' ' | b'\n' | b'\r' | b'\t' => i += 1,
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                if run < i {
+                    emit(&bytes[run..i]);
+                }
+                i += 1;
+                run = i;
+            }
             b'"' => {
-                // Copy the string through its closing quote, jumping between quotes and escapes.
-                let start = i;
+                // Through the closing quote, jumping between quotes and escapes.
                 i += 1;
                 loop {
-                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
                         None => {
                             i = bytes.len();
                             break;
@@ -164,14 +172,13 @@ pub fn compact_into(out: &mut Vec<u8>, raw: &str) {
                         }
                     }
                 }
-                let end = i.min(bytes.len());
-                out.extend_from_slice(&bytes[start..end]);
             }
-            b => {
-                out.push(b);
-                i += 1;
-            }
+            _ => i += 1,
         }
+    }
+    let end = i.min(bytes.len());
+    if run < end {
+        emit(&bytes[run..end]);
     }
 }
 
@@ -215,7 +222,9 @@ mod tests {
     #[test]
     fn compact_drops_whitespace_between_tokens_only() {
         let mut out = Vec::new();
-        compact_into(&mut out, "{ \"a b\" : [1, \"x\\\" y\" ,\n true] }");
+        compact_runs("{ \"a b\" : [1, \"x\\\" y\" ,\n true] }", |run| {
+            out.extend_from_slice(run)
+        });
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"a b":[1,"x\" y",true]}"#);
     }
 }
