@@ -38,18 +38,24 @@ const CATCH_UP_CHUNK: usize = 4 * BATCH;
 /// on its core can wait up to a scheduler slice (1.4 ms on the bench machine). With the pause the
 /// p99 at 2,000 req/s was lower in six rounds of six, by up to 0.45 ms (bench/notes.md, issue 11).
 /// A yield with nobody waiting returns at once.
+///
+/// A full batch ([`BATCH`] records or more) means the writer is behind, and then it does not
+/// yield: past saturation the serving threads, the load generator and the upstream always wait
+/// for a core, each yield gave the core away for a whole round of them, and the writer fell to
+/// ≈ 5,000 records/s against 13,000 requests/s. Its queue then held 30,000 records and the
+/// gateway's RSS rose to 84 MB (bench/notes.md, session 12).
 const YIELD_EVERY: usize = 8;
 
-/// Yields the core before item `i` when [`pauses_before`] says so.
-fn pause_before(i: usize) {
-    if pauses_before(i) {
+/// Yields the core before item `i` of a batch of `n` when [`pauses_before`] says so.
+fn pause_before(i: usize, n: usize) {
+    if pauses_before(i, n) {
         std::thread::yield_now();
     }
 }
 
-/// After every [`YIELD_EVERY`] items, never before the first.
-fn pauses_before(i: usize) -> bool {
-    i > 0 && i.is_multiple_of(YIELD_EVERY)
+/// After every [`YIELD_EVERY`] items, never before the first, and never in a full batch.
+fn pauses_before(i: usize, n: usize) -> bool {
+    n < BATCH && i > 0 && i.is_multiple_of(YIELD_EVERY)
 }
 
 /// How long the writer waits for more records after the first of a batch (`buffered` only),
@@ -166,10 +172,11 @@ struct SqliteTarget {
 
 impl Target for SqliteTarget {
     fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String> {
+        let n = rows.len();
         sqlite::insert_batch(
             &mut self.conn,
             rows.iter().enumerate().map(|(i, r)| {
-                pause_before(i);
+                pause_before(i, n);
                 (&r.record, r.json.as_str())
             }),
         )
@@ -348,9 +355,10 @@ impl Sinks {
         }
         self.apply_durability(shared);
         let sinks = 1 + u8::from(self.jsonl.is_some());
-        let mut rows: Vec<Rc<Row>> = Vec::with_capacity(batch.len());
+        let n = batch.len();
+        let mut rows: Vec<Rc<Row>> = Vec::with_capacity(n);
         for (i, (mut record, ack)) in batch.drain(..).enumerate() {
-            pause_before(i);
+            pause_before(i, n);
             if record.instance_id.is_none() {
                 record.instance_id.clone_from(&self.instance_id);
             }
@@ -517,9 +525,17 @@ mod tests {
 
     #[test]
     fn the_writer_pauses_between_runs_of_records_never_before_the_first() {
-        let pauses: Vec<usize> = (0..=3 * YIELD_EVERY).filter(|&i| pauses_before(i)).collect();
+        let n = GROUP;
+        let pauses: Vec<usize> = (0..=3 * YIELD_EVERY).filter(|&i| pauses_before(i, n)).collect();
         assert_eq!(pauses, [YIELD_EVERY, 2 * YIELD_EVERY, 3 * YIELD_EVERY]);
         // A batch smaller than a run never yields.
-        assert!((0..YIELD_EVERY).all(|i| !pauses_before(i)));
+        assert!((0..YIELD_EVERY).all(|i| !pauses_before(i, YIELD_EVERY)));
+    }
+
+    #[test]
+    fn a_writer_that_is_behind_never_pauses() {
+        assert!((0..BATCH).all(|i| !pauses_before(i, BATCH)));
+        assert!((0..CATCH_UP_CHUNK).all(|i| !pauses_before(i, CATCH_UP_CHUNK)));
+        assert!(pauses_before(YIELD_EVERY, BATCH - 1));
     }
 }
