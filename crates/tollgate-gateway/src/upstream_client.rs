@@ -1,16 +1,17 @@
 //! The HTTP client of upstream calls: hyper-util's pooled client over rustls, behind the
 //! proxies the environment names.
 //!
-//! It replaces reqwest on the request path. reqwest wrapped the same hyper-util client in layers
-//! tollgate does not use (redirects, a retry policy, cookies), and parsed each request's URL
-//! again in them: ≈ 10 % of a plain request's instructions (`bench/instructions.sh`). What
-//! reqwest did that a gateway must keep is kept:
+//! It replaces reqwest on the request path. reqwest wrapped the same hyper-util client in tower
+//! layers (a redirect layer that parsed each request's URL again, a retry policy) and turned its
+//! `Url` into a `Uri` on every request: 8.6 % of a plain request's instructions
+//! (`bench/instructions.sh`, bench/notes.md session 12). What reqwest did that a gateway must
+//! keep is kept:
 //! - `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case), read once at start
 //!   as curl, httpx (LiteLLM) and reqwest read them: https upstreams through a CONNECT tunnel,
 //!   http upstreams sent to the proxy in absolute form, credentials in the proxy URL sent as
 //!   `proxy-authorization`;
 //! - TLS with Mozilla's roots (webpki-roots) and HTTP/2 where the upstream offers it (ALPN);
-//! - pooled keep-alive connections, no Nagle delay, a 10 s connect timeout.
+//! - pooled keep-alive connections, no Nagle delay, a 10 s connect timeout;
 //! - redirects followed, up to 10, as LiteLLM's httpx follows them; credentials are not sent
 //!   on to another origin.
 
@@ -238,8 +239,8 @@ impl RequestBuilder {
 }
 
 impl Client {
-    /// One hop's request. The head is copied (≈ 1k instructions) so a redirect can send it
-    /// again; an http upstream behind a proxy gets the proxy's credentials.
+    /// One hop's request. The head is copied (≈ 1.5k instructions, callgrind) so a redirect can
+    /// send it again; an http upstream behind a proxy gets the proxy's credentials.
     fn request_for(&self, head: &Head, body: &Bytes) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = head.method.clone();
