@@ -85,10 +85,6 @@ pub struct UpstreamUrls {
     pub chat: Uri,
     pub stream: Uri,
     pub embeddings: Uri,
-    /// The route's URLs as written, which the provider side asks for by text.
-    chat_text: String,
-    stream_text: String,
-    embeddings_text: String,
 }
 
 impl UpstreamUrls {
@@ -98,21 +94,14 @@ impl UpstreamUrls {
             chat: parse(&r.chat_url)?,
             stream: parse(&r.stream_url)?,
             embeddings: parse(&r.embeddings_url)?,
-            chat_text: r.chat_url.clone(),
-            stream_text: r.stream_url.clone(),
-            embeddings_text: r.embeddings_url.clone(),
         })
     }
 
     /// The parsed form of `url` when it is one of the route's (it always is today); otherwise
     /// parsed now.
     pub fn resolve(&self, url: &str) -> Result<Uri, String> {
-        for (s, u) in [
-            (&self.chat_text, &self.chat),
-            (&self.stream_text, &self.stream),
-            (&self.embeddings_text, &self.embeddings),
-        ] {
-            if s == url {
+        for u in [&self.chat, &self.stream, &self.embeddings] {
+            if u == url {
                 return Ok(u.clone());
             }
         }
@@ -312,5 +301,36 @@ impl BuildContext {
             stats: DeploymentStats::default(),
         };
         Ok(Built::Served(Box::new(dep), warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_url_resolves_to_its_parsed_form_without_parsing_again() {
+        // `Uri == str` compares the parts, so the route's text finds the URI parsed at load, query
+        // and credentials included; any other URL is parsed on the spot.
+        for s in [
+            "http://user:pass@127.0.0.1:9/v1/chat/completions?api-key=k",
+            "https://res.openai.azure.com/openai/deployments/gpt/chat/completions?api-version=2024-10-21",
+            "http://127.0.0.1:4000/v1/embeddings",
+        ] {
+            let u = parse_uri(s).unwrap();
+            assert!(u == s, "{s} vs {u}");
+        }
+        let u = parse_uri("http://127.0.0.1:4000/v1/chat/completions").unwrap();
+        let urls = UpstreamUrls {
+            chat: u.clone(),
+            stream: u.clone(),
+            embeddings: parse_uri("http://127.0.0.1:4000/v1/embeddings").unwrap(),
+        };
+        assert_eq!(urls.resolve("http://127.0.0.1:4000/v1/chat/completions").unwrap(), u);
+        assert_eq!(
+            urls.resolve("http://127.0.0.1:4000/v1/rerank").unwrap().path(),
+            "/v1/rerank"
+        );
+        assert!(urls.resolve("not a url").is_err());
     }
 }
