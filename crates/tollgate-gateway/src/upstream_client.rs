@@ -563,6 +563,22 @@ mod tests {
         assert!(text.contains("client error (Connect)"), "{text}");
     }
 
+    /// A client with no proxy configured.
+    fn direct() -> Client {
+        Client::with_proxies(Matcher::builder().build(), false).unwrap()
+    }
+
+    /// A fake upstream answering `status` with a redirect to `location`.
+    async fn redirecting(
+        status: &str,
+        location: String,
+    ) -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<String>) {
+        fake(format!(
+            "HTTP/1.1 {status}\r\nlocation: {location}\r\ncontent-length: 0\r\n\r\n"
+        ))
+        .await
+    }
+
     const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
     #[tokio::test]
@@ -631,7 +647,7 @@ mod tests {
     #[tokio::test]
     async fn credentials_in_the_url_are_sent_as_basic_auth_not_in_the_host() {
         let (upstream, head) = fake(OK).await;
-        let client = Client::with_proxies(Matcher::builder().build(), false).unwrap();
+        let client = direct();
         let resp = client
             .post(format!(
                 "http://us%40er:p%3Ass@{upstream}/v1/chat/completions?api-key=q"
@@ -655,11 +671,8 @@ mod tests {
     #[tokio::test]
     async fn a_307_is_sent_again_with_its_body_but_not_its_credentials_to_another_origin() {
         let (next, next_head) = fake(OK).await;
-        let (first, first_head) = fake(format!(
-            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{next}/moved?x=1\r\ncontent-length: 0\r\n\r\n"
-        ))
-        .await;
-        let client = Client::with_proxies(Matcher::builder().build(), false).unwrap();
+        let (first, first_head) = redirecting("307 Temporary Redirect", format!("http://{next}/moved?x=1")).await;
+        let client = direct();
         let resp = client
             .post(format!("http://{first}/v1/chat/completions"))
             .header("content-type", "application/json")
@@ -686,11 +699,8 @@ mod tests {
     #[tokio::test]
     async fn a_302_is_followed_as_a_get_without_the_body_and_a_redirect_loop_ends() {
         let (next, next_head) = fake(OK).await;
-        let (first, _) = fake(format!(
-            "HTTP/1.1 302 Found\r\nlocation: http://{next}/other\r\ncontent-length: 0\r\n\r\n"
-        ))
-        .await;
-        let client = Client::with_proxies(Matcher::builder().build(), false).unwrap();
+        let (first, _) = redirecting("302 Found", format!("http://{next}/other")).await;
+        let client = direct();
         let resp = client
             .post(format!("http://{first}/v1/chat/completions"))
             .header("content-type", "application/json")
@@ -756,7 +766,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let client = Client::with_proxies(Matcher::builder().build(), false).unwrap();
+        let client = direct();
         let err = client
             .get(format!("http://{closed}/"))
             .send()
@@ -770,7 +780,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_header_or_url_is_an_error_at_send_not_a_panic() {
-        let client = Client::with_proxies(Matcher::builder().build(), false).unwrap();
+        let client = direct();
         let err = client
             .post("http://127.0.0.1:9/")
             .header("x-bad", "line\nbreak")
