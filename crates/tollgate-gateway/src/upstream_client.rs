@@ -568,6 +568,15 @@ mod tests {
         Client::with_proxies(Matcher::builder().build(), false).unwrap()
     }
 
+    /// A JSON POST of `{}` to `uri`, as a chat call sends one.
+    fn chat<U>(client: &Client, uri: U) -> RequestBuilder
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        client.post(uri).header("content-type", "application/json").body("{}")
+    }
+
     /// A fake upstream answering `status` with a redirect to `location`.
     async fn redirecting(
         status: &str,
@@ -586,10 +595,7 @@ mod tests {
         let (proxy, head) = fake(OK).await;
         let matcher = Matcher::builder().http(format!("http://user:pass@{proxy}")).build();
         let client = Client::with_proxies(matcher, true).unwrap();
-        let resp = client
-            .post("http://upstream.invalid/v1/chat/completions")
-            .header("content-type", "application/json")
-            .body("{}")
+        let resp = chat(&client, "http://upstream.invalid/v1/chat/completions")
             .send()
             .await
             .unwrap();
@@ -673,12 +679,9 @@ mod tests {
         let (next, next_head) = fake(OK).await;
         let (first, first_head) = redirecting("307 Temporary Redirect", format!("http://{next}/moved?x=1")).await;
         let client = direct();
-        let resp = client
-            .post(format!("http://{first}/v1/chat/completions"))
-            .header("content-type", "application/json")
+        let resp = chat(&client, format!("http://{first}/v1/chat/completions"))
             .header("authorization", "Bearer sk-secret")
             .header("x-api-key", "sk-secret")
-            .body("{}")
             .send()
             .await
             .unwrap();
@@ -701,10 +704,7 @@ mod tests {
         let (next, next_head) = fake(OK).await;
         let (first, _) = redirecting("302 Found", format!("http://{next}/other")).await;
         let client = direct();
-        let resp = client
-            .post(format!("http://{first}/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body("{}")
+        let resp = chat(&client, format!("http://{first}/v1/chat/completions"))
             .send()
             .await
             .unwrap();
