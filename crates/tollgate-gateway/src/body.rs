@@ -1,50 +1,82 @@
-//! A request body as the gateway keeps it: its top-level fields, each held as the raw JSON text
-//! the client sent.
+//! A request body as the gateway keeps it: the client's bytes, and its top-level fields as
+//! slices of them, each the raw JSON text the client sent.
 //!
 //! The stages read the few small fields they act on (`model`, `stream`, the max tokens, the
 //! cache controls) by parsing just those. The large ones (`messages`, `tools`) go to OpenAI-family
 //! providers as the client's own bytes: never built into a tree of values and written back out,
-//! which was the largest share of the gateway's own CPU per request. Translating to another wire
-//! format, a workflow's steps and prompt-cache markers ask for the whole tree ([`RequestBody::to_map`]).
+//! which was the largest share of the gateway's own CPU per request, and never copied either
+//! ([`RequestBody::segments`] hands them to the socket as slices of the buffer they arrived in;
+//! the copies of a 16 KB prompt were most of the serving threads' `memcpy`, bench/notes.md
+//! session 12). Translating to another wire format, a workflow's steps and prompt-cache markers
+//! ask for the whole tree ([`RequestBody::to_map`]).
 //!
 //! Fields are kept sorted by name, as the value tree kept them before, so what the provider
 //! receives is unchanged; a repeated field keeps its last value, as before.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tollgate_core::{ErrorKind, GatewayError};
 
+use crate::upstream_client::Segments;
+
+/// A field this long or longer is sent as its own segment (a slice of the client's buffer);
+/// shorter ones are copied together with the keys around them, so a body is a handful of
+/// segments (the socket takes them in one `writev`) rather than one per field.
+const OWN_SEGMENT: usize = 512;
+
 #[derive(Debug, Clone, Default)]
 pub struct RequestBody {
-    fields: BTreeMap<String, Box<RawValue>>,
+    /// Name → raw JSON text; both slices of the client's buffer where they can be.
+    fields: BTreeMap<ByteString, ByteString>,
 }
 
+/// A key as parsed: borrowed from the body unless it held an escape.
+#[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
 impl RequestBody {
-    /// Parses a client's body: a JSON object, or 400 saying what is wrong.
+    /// [`RequestBody::from_bytes`] of a copy of `bytes`.
+    #[cfg(test)]
     pub fn parse(bytes: &[u8]) -> Result<RequestBody, GatewayError> {
-        match serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(bytes) {
-            Ok(fields) => Ok(RequestBody { fields }),
-            // Said as the value parser says it (its messages are what clients have seen so far):
-            // valid JSON that is not an object, or the syntax error.
-            Err(_) => Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-                Ok(_) => GatewayError::new(ErrorKind::InvalidRequest, "request body must be a JSON object"),
-                Err(e) => GatewayError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("request body is not valid JSON: {e}"),
-                ),
-            }),
-        }
+        RequestBody::from_bytes(Bytes::copy_from_slice(bytes))
+    }
+
+    /// Parses a client's body: a JSON object, or 400 saying what is wrong. The fields keep the
+    /// buffer alive and point into it.
+    pub fn from_bytes(bytes: Bytes) -> Result<RequestBody, GatewayError> {
+        // UTF-8 is checked once here, and the parse below then does not check it again.
+        let Ok(text) = ByteString::try_from(bytes.clone()) else {
+            return Err(syntax_error(&bytes));
+        };
+        let parsed = match serde_json::from_str::<BTreeMap<Key<'_>, &RawValue>>(&text) {
+            Ok(parsed) => parsed,
+            Err(_) => return Err(syntax_error(&bytes)),
+        };
+        let fields = parsed
+            .into_iter()
+            .map(|(Key(k), v)| {
+                let key = match k {
+                    Cow::Borrowed(k) => text.slice_ref(k),
+                    Cow::Owned(k) => ByteString::from(k),
+                };
+                (key, text.slice_ref(v.get()))
+            })
+            .collect();
+        Ok(RequestBody { fields })
     }
 
     /// A body from a value tree (workflow steps build theirs that way).
     pub fn from_map(map: &Map<String, Value>) -> RequestBody {
         let fields = map
             .iter()
-            .filter_map(|(k, v)| Some((k.clone(), serde_json::value::to_raw_value(v).ok()?)))
+            .filter_map(|(k, v)| Some((ByteString::from(k.as_str()), ByteString::from(serde_json::to_string(v).ok()?))))
             .collect();
         RequestBody { fields }
     }
@@ -53,18 +85,18 @@ impl RequestBody {
     pub fn to_map(&self) -> Map<String, Value> {
         self.fields
             .iter()
-            .filter_map(|(k, v)| Some((k.clone(), serde_json::from_str(v.get()).ok()?)))
+            .filter_map(|(k, v)| Some((k.to_string(), serde_json::from_str(v).ok()?)))
             .collect()
     }
 
     /// The field's raw JSON text.
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.raw_value(name).map(RawValue::get)
+        self.fields.get(name).map(|v| &**v)
     }
 
-    /// The field as held (to keep a copy without parsing it again).
-    pub fn raw_value(&self, name: &str) -> Option<&RawValue> {
-        self.fields.get(name).map(|v| &**v)
+    /// The field's raw JSON text as held: a copy of it shares the client's buffer.
+    pub fn field(&self, name: &str) -> Option<&ByteString> {
+        self.fields.get(name)
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -91,45 +123,71 @@ impl RequestBody {
     /// Sets a field to `value`.
     pub fn set(&mut self, name: &str, value: &impl Serialize) {
         // Serialising the gateway's own values (strings, numbers, small objects) cannot fail.
-        if let Ok(raw) = serde_json::value::to_raw_value(value) {
-            self.set_raw(name, raw);
+        if let Ok(raw) = serde_json::to_string(value) {
+            self.set_raw(name, ByteString::from(raw));
         }
     }
 
-    pub fn set_raw(&mut self, name: &str, raw: Box<RawValue>) {
+    /// Sets a field to raw JSON text the caller took from a body (a [`RequestBody::field`]).
+    pub fn set_raw(&mut self, name: &str, raw: ByteString) {
         match self.fields.get_mut(name) {
             Some(slot) => *slot = raw,
             None => {
-                self.fields.insert(name.to_string(), raw);
+                self.fields.insert(ByteString::from(name), raw);
             }
         }
     }
 
-    pub fn remove(&mut self, name: &str) -> Option<Box<RawValue>> {
+    pub fn remove(&mut self, name: &str) -> Option<ByteString> {
         self.fields.remove(name)
     }
 
-    /// The body as JSON bytes, the fields' text as it is held.
-    pub fn to_vec(&self) -> Vec<u8> {
-        let len = self
-            .fields
-            .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum::<usize>()
-            + 2;
-        let mut out = Vec::with_capacity(len);
-        out.push(b'{');
+    /// The body as JSON, as the segments to send it from: the fields' text as it is held, the
+    /// long ones as slices of the client's buffer, the rest (keys, punctuation, short fields)
+    /// copied into the segments between them.
+    pub fn segments(&self) -> Segments {
+        let mut out = Segments::new();
+        let mut glue = BytesMut::with_capacity(256);
+        glue.extend_from_slice(b"{");
         for (i, (k, v)) in self.fields.iter().enumerate() {
             if i > 0 {
-                out.push(b',');
+                glue.extend_from_slice(b",");
             }
-            // A key needs JSON escaping; writing a string into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, k);
-            out.push(b':');
-            out.extend_from_slice(v.get().as_bytes());
+            // A key needs JSON escaping; writing a string into a buffer cannot fail.
+            let _ = serde_json::to_writer(bytes::BufMut::writer(&mut glue), &**k);
+            glue.extend_from_slice(b":");
+            if v.len() >= OWN_SEGMENT {
+                out.push(glue.split().freeze());
+                out.push(v.as_bytes().clone());
+            } else {
+                glue.extend_from_slice(v.as_bytes());
+            }
         }
-        out.push(b'}');
+        glue.extend_from_slice(b"}");
+        out.push(glue.freeze());
         out
+    }
+
+    /// The body as JSON bytes in one buffer.
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        use bytes::{Buf, BufMut};
+        let segments = self.segments();
+        let mut out = Vec::with_capacity(segments.remaining());
+        out.put(segments);
+        out
+    }
+}
+
+/// Said as the value parser says it (its messages are what clients have seen so far): valid
+/// JSON that is not an object, or the syntax error.
+fn syntax_error(bytes: &[u8]) -> GatewayError {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        Ok(_) => GatewayError::new(ErrorKind::InvalidRequest, "request body must be a JSON object"),
+        Err(e) => GatewayError::new(
+            ErrorKind::InvalidRequest,
+            format!("request body is not valid JSON: {e}"),
+        ),
     }
 }
 

@@ -6,8 +6,8 @@
 //! itself lives, pure and golden-tested, in `tollgate-providers`.
 
 use axum::http::{HeaderMap, HeaderValue};
+use bytestring::ByteString;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_providers::context_window::{Clamp, clamp_limit, estimate_input_tokens_raw};
 use tollgate_providers::openai::{self, Relayed};
@@ -17,7 +17,7 @@ use tollgate_providers::usage::ParsedUsage;
 
 use crate::body::RequestBody;
 use crate::state::Deployment;
-use crate::upstream_client::{Client, RequestBuilder};
+use crate::upstream_client::{Client, RequestBuilder, Segments};
 
 /// The response header that says a request's max_tokens was clamped: `<original>-><new>`.
 pub const CLAMPED_HEADER: &str = "x-tollgate-max-tokens-clamped";
@@ -29,7 +29,7 @@ const MAX_FIELDS: [&str; 2] = ["max_completion_tokens", "max_tokens"];
 /// one's limit.
 #[derive(Debug, Default)]
 pub struct MaxTokens {
-    requested: Option<[Option<Box<RawValue>>; 2]>,
+    requested: Option<[Option<ByteString>; 2]>,
     pub clamp: Option<Clamp>,
 }
 
@@ -38,7 +38,7 @@ impl MaxTokens {
     /// context window, max tokens within its output limit).
     pub fn fit(&mut self, body: &mut RequestBody, d: &Deployment) {
         match &self.requested {
-            None => self.requested = Some(MAX_FIELDS.map(|f| body.raw_value(f).map(RawValue::to_owned))),
+            None => self.requested = Some(MAX_FIELDS.map(|f| body.field(f).cloned())),
             Some(requested) => {
                 for (f, v) in MAX_FIELDS.iter().zip(requested) {
                     match v {
@@ -99,18 +99,22 @@ fn translate_error(d: &Deployment, e: TranslateError) -> GatewayError {
 }
 
 /// The upstream chat request for deployment `d` (the deployment's `extra_headers` are added by
-/// the caller, after these). OpenAI-family deployments get the body as it is held (`model` and
-/// stream options already set by the route stage); the others get it translated.
-pub fn build(d: &Deployment, body: &RequestBody, stream: bool) -> Result<UpstreamRequest, GatewayError> {
+/// the caller, after these), its body apart. OpenAI-family deployments get the body as it is
+/// held (`model` and stream options already set by the route stage), sent from the client's own
+/// buffer; the others get it translated.
+pub fn build(d: &Deployment, body: &RequestBody, stream: bool) -> Result<(UpstreamRequest, Segments), GatewayError> {
     let key = d.api_key.as_ref().map(|k| k.expose());
     if d.route.provider.wire_format() == WireFormat::OpenAi {
-        return Ok(openai::request_with_body(&d.route, key, body.to_vec(), stream));
+        // The provider crate writes the head; the body goes as the client's segments.
+        return Ok((openai::request_with_body(&d.route, key, Vec::new(), stream), body.segments()));
     }
-    let req = translate::build_request(&d.route, key, &body.to_map(), stream).map_err(|e| translate_error(d, e))?;
+    let mut req = translate::build_request(&d.route, key, &body.to_map(), stream).map_err(|e| translate_error(d, e))?;
     if !req.dropped.is_empty() {
         tracing::debug!(model = %d.model, dropped = ?req.dropped, "fields the provider has no equivalent for were left out");
     }
-    Ok(req)
+    let mut segments = Segments::new();
+    segments.push(bytes::Bytes::from(std::mem::take(&mut req.body)));
+    Ok((req, segments))
 }
 
 /// A plain answer from `d` as the client gets it (bytes of an OpenAI `chat.completion` naming
@@ -143,12 +147,12 @@ pub fn chat_request(
         .with_code("endpoint_not_supported")
         .with_param("model"));
     }
-    let up = build(d, body, stream)?;
+    let (up, segments) = build(d, body, stream)?;
     let url = d
         .urls
         .resolve(&up.url)
         .map_err(|m| GatewayError::new(ErrorKind::Internal, m))?;
-    let mut req = http.post(url).body(up.body);
+    let mut req = http.post(url).segments(segments);
     for (k, v) in &up.headers {
         req = req.header(k, v);
     }

@@ -35,7 +35,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tower::{Service, ServiceExt};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Pool = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<ProxyConnector>, Full<Bytes>>;
+
+/// A request body as the buffers it is sent from, in order, without being joined.
+pub type Segments = bytes_utils::SegmentedBuf<Bytes>;
+type Pool = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<ProxyConnector>, Full<Segments>>;
 
 /// A pooled upstream client. Cheap to clone (reference counts).
 #[derive(Clone)]
@@ -123,7 +126,7 @@ impl Client {
         RequestBuilder {
             client: self.clone(),
             head,
-            body: Bytes::new(),
+            body: Segments::new(),
         }
     }
 }
@@ -164,7 +167,7 @@ fn split_credentials(uri: &Uri) -> Result<Option<(Uri, HeaderValue)>, Error> {
 pub struct RequestBuilder {
     client: Client,
     head: Result<Head, Error>,
-    body: Bytes,
+    body: Segments,
 }
 
 /// What a request is sent again with when its upstream redirects it.
@@ -210,7 +213,15 @@ impl RequestBuilder {
     }
 
     pub fn body(mut self, body: impl Into<Bytes>) -> RequestBuilder {
-        self.body = body.into();
+        self.body = Segments::new();
+        self.body.push(body.into());
+        self
+    }
+
+    /// The body as segments sent in order without being joined (hyper writes them with one
+    /// `writev`): a client's prompt goes out from the buffer it arrived in.
+    pub fn segments(mut self, body: Segments) -> RequestBuilder {
+        self.body = body;
         self
     }
 
@@ -241,7 +252,7 @@ impl RequestBuilder {
 impl Client {
     /// One hop's request. The head is copied (≈ 1.5k instructions, callgrind) so a redirect can
     /// send it again; an http upstream behind a proxy gets the proxy's credentials.
-    fn request_for(&self, head: &Head, body: &Bytes) -> Request<Full<Bytes>> {
+    fn request_for(&self, head: &Head, body: &Segments) -> Request<Full<Segments>> {
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = head.method.clone();
         *request.uri_mut() = head.uri.clone();
@@ -264,7 +275,7 @@ impl Client {
 /// reqwest do: 301, 302 and 303 become a GET without a body, 307 and 308 are sent again as they
 /// were. Credentials are not sent on to another origin. False when `response` is not a redirect
 /// to follow (or its `location` is unusable): it is then the answer.
-fn redirect(head: &mut Head, body: &mut Bytes, response: &http::Response<Incoming>) -> bool {
+fn redirect(head: &mut Head, body: &mut Segments, response: &http::Response<Incoming>) -> bool {
     let status = response.status().as_u16();
     if !matches!(status, 301 | 302 | 303 | 307 | 308) {
         return false;
@@ -280,7 +291,7 @@ fn redirect(head: &mut Head, body: &mut Bytes, response: &http::Response<Incomin
     };
     if status <= 303 && head.method != Method::HEAD {
         head.method = Method::GET;
-        *body = Bytes::new();
+        *body = Segments::new();
         for h in [
             "content-type",
             "content-length",

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use bytestring::ByteString;
 use chrono::Utc;
 use serde_json::Value;
 use tollgate_core::{CacheState, ErrorKind, Fault, GatewayError, Record, RecordStatus};
@@ -75,7 +76,8 @@ pub(crate) fn fingerprint(group: &str, body: &RequestBody) -> String {
     let mut hash = Sha256::new();
     // The group as a JSON object, so a group name cannot run into the first field.
     hash.update(b"{\"model\":");
-    hash.update(serde_json::to_string(group).unwrap_or_default().as_bytes());
+    // Escaped straight into the hash (writing to a hash cannot fail).
+    let _ = serde_json::to_writer(HashWriter(&mut hash), group);
     hash.update(b"}");
     for k in ANSWER_FIELDS {
         if let Some(raw) = body.raw(k) {
@@ -86,6 +88,20 @@ pub(crate) fn fingerprint(group: &str, body: &RequestBody) -> String {
         }
     }
     hex::encode(hash.finalize())
+}
+
+/// Writes into a hash (`sha2` 0.11 has no `io::Write` of its own).
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What is known about a request before the upstream answers; becomes its [`Record`].
@@ -142,11 +158,12 @@ impl Drop for Draft {
     }
 }
 
-/// The raw text of the request fields that make up the prompt.
+/// The raw text of the request fields that make up the prompt: slices of the client's body,
+/// shared, not copied.
 pub(crate) struct InputText {
-    messages: Option<String>,
-    tools: Option<String>,
-    response_format: Option<String>,
+    messages: Option<ByteString>,
+    tools: Option<ByteString>,
+    response_format: Option<ByteString>,
 }
 
 impl Draft {
@@ -308,9 +325,9 @@ impl Draft {
         self.record.prompt_sha256 = Some(fingerprint(&self.record.model_group, body));
         if self.record.stream {
             self.input_text = Some(Box::new(InputText {
-                messages: body.raw("messages").map(str::to_owned),
-                tools: body.raw("tools").map(str::to_owned),
-                response_format: body.raw("response_format").map(str::to_owned),
+                messages: body.field("messages").cloned(),
+                tools: body.field("tools").cloned(),
+                response_format: body.field("response_format").cloned(),
             }));
         }
     }

@@ -65,7 +65,7 @@ pub(crate) fn request(
     let mut req = http
         .post(url)
         .header("content-type", "application/json")
-        .body(body.to_vec());
+        .segments(body.segments());
     if !forwarded.iter().any(|(k, _)| k == "anthropic-version") {
         req = req.header("anthropic-version", API_VERSION);
     }

@@ -58,10 +58,9 @@ pub async fn read(
     let (bytes, lease) = read_body(body, headers, &rules, &app.body_budget).await?;
     let body = match endpoint.wire {
         Wire::Form { .. } => crate::pipeline::form::read(&bytes, headers)?,
-        _ => RequestBody::parse(&bytes)?,
+        // The fields are slices of the read buffer, which they keep (and the lease counts).
+        _ => RequestBody::from_bytes(bytes)?,
     };
-    // The fields hold their own copy of the text; the read buffer is not kept beside them.
-    drop(bytes);
     let model = match body.get::<String>("model") {
         Some(s) if s.len() <= MAX_CLIENT_STRING => s,
         // No configured name is this long; echoing it would put kilobytes into the error and

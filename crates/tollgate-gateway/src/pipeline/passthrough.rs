@@ -14,7 +14,7 @@ use tollgate_providers::usage::{ParsedUsage, parse_openai_usage};
 use crate::body::RequestBody;
 use crate::pipeline::endpoint::{Endpoint, Wire};
 use crate::state::Deployment;
-use crate::upstream_client::{Client, RequestBuilder, parse_uri};
+use crate::upstream_client::{Client, RequestBuilder, Segments, parse_uri};
 
 /// Whether a text-completion request to `d` is sent as chat (and answered reshaped).
 pub(crate) fn completes_as_chat(d: &Deployment) -> bool {
@@ -45,16 +45,18 @@ pub(crate) fn request(
         .with_code("endpoint_not_supported")
         .with_param("model"));
     }
-    let (path, content_type, bytes) = match wire {
+    let (path, content_type, segments) = match wire {
         Wire::TextCompletion if completes_as_chat(d) => {
             let chat = crate::pipeline::text_completion::to_chat(body)?;
             return crate::upstream::chat_request(http, d, &chat, stream);
         }
-        Wire::TextCompletion => ("completions", "application/json".to_string(), body.to_vec()),
-        Wire::Json { path, .. } => (path, "application/json".to_string(), body.to_vec()),
+        Wire::TextCompletion => ("completions", "application/json".to_string(), body.segments()),
+        Wire::Json { path, .. } => (path, "application/json".to_string(), body.segments()),
         Wire::Form { path } => {
             let (ct, bytes) = crate::pipeline::form::write(body)?;
-            (path, ct, bytes)
+            let mut segments = Segments::new();
+            segments.push(bytes.into());
+            (path, ct, segments)
         }
         Wire::Chat | Wire::Embeddings | Wire::Messages => {
             return Err(GatewayError::new(
@@ -66,7 +68,7 @@ pub(crate) fn request(
     let req = http
         .post(parse_url(&d.route.sibling_url(path))?)
         .header("content-type", content_type)
-        .body(bytes);
+        .segments(segments);
     Ok(d.authorize(req))
 }
 

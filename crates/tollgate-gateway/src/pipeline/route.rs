@@ -408,7 +408,7 @@ async fn send_once(
             app.http()
                 .post(d.urls.embeddings.clone())
                 .header("content-type", "application/json")
-                .body(body.to_vec()),
+                .segments(body.segments()),
         ),
         Wire::Messages => {
             crate::pipeline::messages::request(&app.http(), d, body, stream, &plan.forwarded).map_err(fail)?
