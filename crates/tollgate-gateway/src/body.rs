@@ -52,12 +52,19 @@ impl RequestBody {
     /// buffer alive and point into it.
     pub fn from_bytes(bytes: Bytes) -> Result<RequestBody, GatewayError> {
         // UTF-8 is checked once here, and the parse below then does not check it again.
-        let Ok(text) = ByteString::try_from(bytes.clone()) else {
-            return Err(syntax_error(&bytes));
-        };
+        let text = ByteString::try_from(bytes).map_err(|e| {
+            // JSON is UTF-8 (RFC 8259); the value parser passed such a body as "not an object".
+            GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "request body is not valid JSON: it is not UTF-8 (byte {} starts an invalid sequence)",
+                    e.valid_up_to()
+                ),
+            )
+        })?;
         let parsed = match serde_json::from_str::<BTreeMap<Key<'_>, &RawValue>>(&text) {
             Ok(parsed) => parsed,
-            Err(_) => return Err(syntax_error(&bytes)),
+            Err(_) => return Err(syntax_error(text.as_bytes())),
         };
         let fields = parsed
             .into_iter()
@@ -76,7 +83,12 @@ impl RequestBody {
     pub fn from_map(map: &Map<String, Value>) -> RequestBody {
         let fields = map
             .iter()
-            .filter_map(|(k, v)| Some((ByteString::from(k.as_str()), ByteString::from(serde_json::to_string(v).ok()?))))
+            .filter_map(|(k, v)| {
+                Some((
+                    ByteString::from(k.as_str()),
+                    ByteString::from(serde_json::to_string(v).ok()?),
+                ))
+            })
             .collect();
         RequestBody { fields }
     }
@@ -275,6 +287,40 @@ mod tests {
         let e = RequestBody::parse(br#"{"messages": [ ] }"#).unwrap();
         assert_eq!(e.array("messages"), Some(ArrayShape::Empty));
         assert_eq!(e.array("model"), None);
+    }
+
+    #[test]
+    fn a_long_field_is_sent_from_the_clients_buffer_and_the_rest_joined_around_it() {
+        let prompt = "y".repeat(OWN_SEGMENT);
+        let sent = Bytes::from(format!(
+            r#"{{"model": "a", "messages": [{{"role": "user", "content": "{prompt}"}}], "stream": true, "k\u0065y": 1}}"#
+        ));
+        let b = RequestBody::from_bytes(sent.clone()).unwrap();
+        let messages = b.raw("messages").unwrap();
+        assert!(
+            sent.as_ptr_range().contains(&messages.as_ptr()),
+            "the field is a slice of the client's buffer"
+        );
+        assert!(sent.as_ptr_range().contains(&b.field("model").unwrap().as_ptr()));
+        // A key with an escape is held unescaped, as the value parser held it.
+        assert!(b.contains("key"));
+        let segments = b.segments().into_inner();
+        assert_eq!(segments.len(), 3, "{segments:?}");
+        assert_eq!(segments[0], &br#"{"key":1,"messages":"#[..]);
+        assert_eq!(segments[1].as_ptr(), messages.as_ptr(), "sent without a copy");
+        assert_eq!(segments[1].len(), messages.len());
+        assert_eq!(segments[2], &br#","model":"a","stream":true}"#[..]);
+        let v: Value = serde_json::from_slice(&b.to_vec()).unwrap();
+        assert_eq!(Value::Object(b.to_map()), v);
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_as_the_value_parser_says() {
+        let e = RequestBody::parse(b"{\"model\": \"\xff\"}").unwrap_err();
+        assert_eq!(
+            e.message,
+            "request body is not valid JSON: it is not UTF-8 (byte 11 starts an invalid sequence)"
+        );
     }
 
     #[test]

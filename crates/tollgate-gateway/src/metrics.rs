@@ -41,6 +41,7 @@ pub struct Metrics {
     records_written: IntGauge,
     records_dropped: IntGauge,
     records_failed: IntGauge,
+    records_catch_ups: IntGauge,
     /// Per sink (`sink="sqlite"|"jsonl"`); read from the writer at scrape time, hence gauges
     /// that only ever grow (the `_total` ones) or go up and down (`pending`).
     sink_written: IntGaugeVec,
@@ -114,6 +115,10 @@ impl Metrics {
             "tollgate_records_failed_total",
             "Records missing for good from at least one sink because of write errors.",
         )?;
+        let records_catch_ups = IntGauge::new(
+            "tollgate_records_writer_catch_ups_total",
+            "Times the record writer's normal-priority thread took over from the one that writes in the machine's idle time (every core busy, or durability sync).",
+        )?;
         let per_sink = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["sink"]);
         let sink_written = per_sink("tollgate_records_sink_written_total", "Records a sink stored.")?;
         let sink_failed = per_sink(
@@ -129,6 +134,7 @@ impl Metrics {
             "Records a failing sink keeps in memory for its next retry.",
         )?;
         registry.register(Box::new(records_failed.clone()))?;
+        registry.register(Box::new(records_catch_ups.clone()))?;
         registry.register(Box::new(sink_written.clone()))?;
         registry.register(Box::new(sink_failed.clone()))?;
         registry.register(Box::new(sink_write_failures.clone()))?;
@@ -195,6 +201,7 @@ impl Metrics {
             records_written,
             records_dropped,
             records_failed,
+            records_catch_ups,
             sink_written,
             sink_failed,
             sink_write_failures,
@@ -272,6 +279,7 @@ impl Metrics {
         self.records_written.set(gauge(store.written));
         self.records_dropped.set(gauge(store.dropped));
         self.records_failed.set(gauge(store.failed));
+        self.records_catch_ups.set(gauge(store.catch_ups));
         for s in &store.sinks {
             let label = [s.kind.as_str()];
             for (vec, n) in [

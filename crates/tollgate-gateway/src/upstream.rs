@@ -106,7 +106,10 @@ pub fn build(d: &Deployment, body: &RequestBody, stream: bool) -> Result<(Upstre
     let key = d.api_key.as_ref().map(|k| k.expose());
     if d.route.provider.wire_format() == WireFormat::OpenAi {
         // The provider crate writes the head; the body goes as the client's segments.
-        return Ok((openai::request_with_body(&d.route, key, Vec::new(), stream), body.segments()));
+        return Ok((
+            openai::request_with_body(&d.route, key, Vec::new(), stream),
+            body.segments(),
+        ));
     }
     let mut req = translate::build_request(&d.route, key, &body.to_map(), stream).map_err(|e| translate_error(d, e))?;
     if !req.dropped.is_empty() {

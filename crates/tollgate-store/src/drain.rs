@@ -8,11 +8,9 @@
 //! so the shutdown summary and `/metrics` say exactly how far the sinks diverged. The request path
 //! never waits for any of this.
 
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -111,6 +109,8 @@ pub(crate) struct Shared {
     pub written: AtomicU64,
     /// Missing from at least one sink for good.
     pub failed: AtomicU64,
+    /// Times the writer's catch-up thread took over from the idle one (`shifts.rs`).
+    pub catch_ups: AtomicU64,
     pub durability: AtomicU8,
     pub reopen_jsonl: AtomicBool,
     pub sqlite: SinkHealth,
@@ -137,21 +137,23 @@ pub(crate) fn durability_from_code(c: u8) -> RecordDurability {
     }
 }
 
-/// One accepted record on its way through the sinks. Shared (`Rc`) by the lanes' buffers.
+/// One accepted record on its way through the sinks. Shared (`Arc`) by the lanes' buffers; only
+/// the thread holding the writer's state touches it (`shifts.rs`), so the atomics are never
+/// contended: they make the state movable between the writer's two threads.
 struct Row {
     record: Record,
     /// Serialised once; SQLite's `json` column and the JSONL line are the same text.
     json: String,
     /// Sinks that have not stored it yet.
-    owed: Cell<u8>,
+    owed: AtomicU8,
     /// Some sink gave up on it.
-    lost: Cell<bool>,
-    ack: RefCell<Option<Ack>>,
+    lost: AtomicBool,
+    ack: Mutex<Option<Ack>>,
 }
 
 impl Row {
     fn answer(&self, result: Result<(), String>) {
-        if let Some(ack) = self.ack.borrow_mut().take() {
+        if let Some(ack) = self.ack.lock().unwrap_or_else(PoisonError::into_inner).take() {
             // The request may have gone (client left); nobody to tell then.
             let _ = ack.send(result);
         }
@@ -160,7 +162,7 @@ impl Row {
 
 /// A place records are written to.
 trait Target {
-    fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String>;
+    fn write(&mut self, rows: &[Arc<Row>]) -> Result<(), String>;
 }
 
 struct SqliteTarget {
@@ -171,7 +173,7 @@ struct SqliteTarget {
 }
 
 impl Target for SqliteTarget {
-    fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String> {
+    fn write(&mut self, rows: &[Arc<Row>]) -> Result<(), String> {
         let n = rows.len();
         sqlite::insert_batch(
             &mut self.conn,
@@ -195,7 +197,7 @@ struct JsonlTarget {
 }
 
 impl Target for JsonlTarget {
-    fn write(&mut self, rows: &[Rc<Row>]) -> Result<(), String> {
+    fn write(&mut self, rows: &[Arc<Row>]) -> Result<(), String> {
         self.file.follow_path().map_err(|e| e.to_string())?;
         self.buf.clear();
         for r in rows {
@@ -209,7 +211,7 @@ impl Target for JsonlTarget {
 /// One sink, its retry buffer and its backoff.
 struct Lane<T> {
     target: T,
-    backlog: VecDeque<Rc<Row>>,
+    backlog: VecDeque<Arc<Row>>,
     /// Records the buffer may hold; beyond that the oldest are given up.
     limit: usize,
     retry_at: Option<Instant>,
@@ -241,9 +243,9 @@ impl<T: Target> Lane<T> {
             match self.target.write(chunk) {
                 Ok(()) => {
                     for row in self.backlog.drain(..n) {
-                        let owed = row.owed.get().saturating_sub(1);
-                        row.owed.set(owed);
-                        if owed == 0 && !row.lost.get() {
+                        let owed = row.owed.load(Ordering::Relaxed).saturating_sub(1);
+                        row.owed.store(owed, Ordering::Relaxed);
+                        if owed == 0 && !row.lost.load(Ordering::Relaxed) {
                             shared.written.fetch_add(1, Ordering::Relaxed);
                         }
                         if acks {
@@ -277,7 +279,7 @@ impl<T: Target> Lane<T> {
             return;
         }
         for row in self.backlog.drain(..n) {
-            if !row.lost.replace(true) {
+            if !row.lost.swap(true, Ordering::Relaxed) {
                 shared.failed.fetch_add(1, Ordering::Relaxed);
             }
             row.answer(Err(self.last_error.clone().unwrap_or_default()));
@@ -356,19 +358,19 @@ impl Sinks {
         self.apply_durability(shared);
         let sinks = 1 + u8::from(self.jsonl.is_some());
         let n = batch.len();
-        let mut rows: Vec<Rc<Row>> = Vec::with_capacity(n);
+        let mut rows: Vec<Arc<Row>> = Vec::with_capacity(n);
         for (i, (mut record, ack)) in batch.drain(..).enumerate() {
             pause_before(i, n);
             if record.instance_id.is_none() {
                 record.instance_id.clone_from(&self.instance_id);
             }
             match serde_json::to_string(&record) {
-                Ok(json) => rows.push(Rc::new(Row {
+                Ok(json) => rows.push(Arc::new(Row {
                     record: *record,
                     json,
-                    owed: Cell::new(sinks),
-                    lost: Cell::new(false),
-                    ack: RefCell::new(ack),
+                    owed: AtomicU8::new(sinks),
+                    lost: AtomicBool::new(false),
+                    ack: Mutex::new(ack),
                 })),
                 Err(e) => {
                     // Cannot happen for a `Record` (all its fields serialise); counted if it does.
@@ -425,44 +427,71 @@ impl Sinks {
 
 type Batch = Vec<(Box<Record>, Option<Ack>)>;
 
-/// The writer thread's loop: wait for a record (or a due retry), take whatever else is queued,
-/// linger briefly for more in `buffered` mode, write, repeat. Ends once the queue is closed and
-/// empty, after a last attempt for anything a failing sink still holds.
-pub(crate) fn run(mut rx: mpsc::Receiver<Message>, mut sinks: Sinks, shared: &Shared) {
-    let mut batch: Batch = Vec::with_capacity(BATCH);
-    let mut closing = false;
-    loop {
+/// The writer's state: the queue's receiving end, the sinks and the batch in hand. Whichever of
+/// the writer's threads writes holds it (`shifts.rs`).
+pub(crate) struct Drain {
+    rx: mpsc::Receiver<Message>,
+    sinks: Sinks,
+    batch: Batch,
+    closing: bool,
+}
+
+impl Drain {
+    pub(crate) fn new(rx: mpsc::Receiver<Message>, sinks: Sinks) -> Drain {
+        Drain {
+            rx,
+            sinks,
+            batch: Vec::with_capacity(BATCH),
+            closing: false,
+        }
+    }
+
+    /// One round of the writer: wait for a record (or a due retry), take whatever else is
+    /// queued, linger briefly for more in `buffered` mode, write. False once the queue is closed
+    /// and empty, after a last attempt for anything a failing sink still holds.
+    pub(crate) fn round(&mut self, shared: &Shared) -> bool {
+        let Drain {
+            rx,
+            sinks,
+            batch,
+            closing,
+        } = self;
         match sinks.next_retry() {
             None => match rx.blocking_recv() {
-                None => break,
-                Some(m) => accept(m, &mut rx, &mut sinks, shared, &mut batch, &mut closing),
+                None => return finish(sinks, shared),
+                Some(m) => accept(m, rx, sinks, shared, batch, closing),
             },
             // A failing sink needs its retries even when no record arrives, so poll the queue
             // instead of blocking on it.
             Some(retry_at) => match rx.try_recv() {
-                Ok(m) => accept(m, &mut rx, &mut sinks, shared, &mut batch, &mut closing),
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Ok(m) => accept(m, rx, sinks, shared, batch, closing),
+                Err(mpsc::error::TryRecvError::Disconnected) => return finish(sinks, shared),
                 Err(mpsc::error::TryRecvError::Empty) => {
                     let wait = retry_at.saturating_duration_since(Instant::now());
                     if !wait.is_zero() {
                         std::thread::sleep(wait.min(RETRY_POLL));
-                        continue;
+                        return true;
                     }
                 }
             },
         }
-        take_queued(&mut rx, &mut sinks, shared, &mut batch, &mut closing);
+        take_queued(rx, sinks, shared, batch, closing);
         // At moderate rates records arrive one at a time, so without a linger every request
         // costs its own SQLite transaction, JSONL write and cross-thread wake-up. While the
         // thread sleeps, submitters push without waking anyone. Shutdown does not wait, and
         // `sync` does not either: its submitters are waiting for the commit.
         let buffered = shared.durability.load(Ordering::Relaxed) == durability_code(RecordDurability::Buffered);
-        if buffered && !closing && !batch.is_empty() {
-            linger(&mut rx, &mut sinks, shared, &mut batch, &mut closing);
+        if buffered && !*closing && !batch.is_empty() {
+            linger(rx, sinks, shared, batch, closing);
         }
-        sinks.write(&mut batch, shared, closing);
+        sinks.write(batch, shared, *closing);
+        true
     }
+}
+
+fn finish(sinks: &mut Sinks, shared: &Shared) -> bool {
     sinks.finish(shared);
+    false
 }
 
 fn accept(

@@ -30,6 +30,7 @@ mod migrate;
 mod pg;
 mod responses;
 mod retention;
+mod shifts;
 mod ship;
 mod sqlite;
 mod store;

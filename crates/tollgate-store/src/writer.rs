@@ -13,11 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 use tollgate_core::Record;
 use tollgate_core::config::RecordDurability;
 
-use crate::drain::{self, Message, Shared, Sinks};
+use crate::drain::{self, Drain, Message, Shared, Sinks};
 use crate::error::StoreError;
 use crate::health::{SinkHealth, SinkKind, SinkStatus};
 use crate::jsonl::JsonlAppender;
 use crate::pg::PostgresTarget;
+use crate::shifts::{self, Shifts};
 use crate::ship::{ShipState, ShipStatus, Shipper};
 use crate::sqlite::{self, DB_FILE_NAME};
 
@@ -73,6 +74,8 @@ pub struct SharedStore {
 pub struct RecordWriter {
     tx: mpsc::Sender<Message>,
     shared: Arc<Shared>,
+    #[cfg(test)]
+    shifts: Arc<Shifts>,
 }
 
 /// Owns the writer thread (and the shipper's); [`WriterHandle::shutdown`] drains them.
@@ -133,6 +136,9 @@ pub struct StoreStatus {
     pub failed: u64,
     /// Records refused at the queue.
     pub dropped: u64,
+    /// Times the writer's normal-priority thread took over from its idle-time one (saturation,
+    /// or `sync` durability).
+    pub catch_ups: u64,
     /// SQLite first, then JSONL if configured.
     pub sinks: Vec<SinkStatus>,
     /// Shipping to the shared store, when there is one.
@@ -223,6 +229,7 @@ impl RecordWriter {
             accepted: AtomicU64::new(0),
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            catch_ups: AtomicU64::new(0),
             durability: AtomicU8::new(drain::durability_code(config.durability)),
             reopen_jsonl: AtomicBool::new(false),
             sqlite: SinkHealth::new(SinkKind::Sqlite, &db_path),
@@ -231,21 +238,23 @@ impl RecordWriter {
             epoch: Instant::now(),
             ship: shipping.as_ref().map(|(state, _)| Arc::clone(state)),
         });
-        let thread_shared = Arc::clone(&shared);
-        let instance_id = config.instance_id.clone();
-        std::thread::Builder::new()
-            .name("tollgate-record-writer".into())
-            .spawn(move || {
-                // The retry buffers hold `Rc`s, so the sinks are built on this thread.
-                let ship = thread_shared.ship.clone();
-                let sinks = Sinks::new(conn, jsonl, capacity, instance_id, ship);
-                drain::run(rx, sinks, &thread_shared);
-                let _ = done_tx.send(());
-            })
-            .map_err(|source| StoreError::Io {
-                path: config.data_dir.clone(),
-                source,
-            })?;
+        let sinks = Sinks::new(conn, jsonl, capacity, config.instance_id.clone(), shared.ship.clone());
+        let shifts = Arc::new(Shifts::new(Drain::new(rx, sinks), done_tx));
+        // Two threads take turns at the writing (`shifts.rs`): this one in the machine's idle
+        // time, the other at normal priority when the first cannot keep up.
+        for (name, shift) in [
+            ("tollgate-record-writer", shifts::idle_shift as fn(&Shifts, &Shared)),
+            ("tollgate-catch-up", shifts::catch_up_shift),
+        ] {
+            let (thread_shifts, thread_shared) = (Arc::clone(&shifts), Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || shift(&thread_shifts, &thread_shared))
+                .map_err(|source| StoreError::Io {
+                    path: config.data_dir.clone(),
+                    source,
+                })?;
+        }
 
         let shipper = match shipping {
             Some((state, shipper)) => {
@@ -268,6 +277,8 @@ impl RecordWriter {
         let writer = RecordWriter {
             tx: tx.clone(),
             shared: Arc::clone(&shared),
+            #[cfg(test)]
+            shifts,
         };
         Ok((
             writer,
@@ -431,6 +442,7 @@ fn status(shared: &Shared) -> StoreStatus {
         written: shared.written.load(Ordering::Relaxed),
         failed: shared.failed.load(Ordering::Relaxed),
         dropped: shared.dropped.load(Ordering::Relaxed),
+        catch_ups: shared.catch_ups.load(Ordering::Relaxed),
         sinks,
         shared: shared.ship.as_ref().map(|s| {
             // Records on their way to SQLite (queued, or in the writer's batch) wait for shipping too.
@@ -666,6 +678,77 @@ mod tests {
             handle.shutdown().await.unwrap(),
             all_written(drain::GROUP as u64 + 1, false)
         );
+    }
+
+    /// The scheduling policy of every thread of this process whose name starts with `name`.
+    #[cfg(target_os = "linux")]
+    fn policies(name: &str) -> Vec<i32> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| {
+                let t = t.ok()?.path();
+                let comm = std::fs::read_to_string(t.join("comm")).ok()?;
+                if !name.starts_with(comm.trim()) {
+                    return None;
+                }
+                let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+                // Field 41, counted from the one after the command's closing parenthesis (3).
+                stat.rsplit_once(')')?.1.split_whitespace().nth(41 - 3)?.parse().ok()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_writer_works_in_idle_time_and_a_normal_thread_catches_up_when_it_gets_none() {
+        let dir = TestDir::new("shifts");
+        let (writer, handle) = RecordWriter::start(config(&dir, false, 4096)).unwrap();
+        #[cfg(target_os = "linux")]
+        {
+            let (idle, normal) = (policies("tollgate-record-writer"), policies("tollgate-catch-up"));
+            assert!(
+                !idle.is_empty() && idle.iter().all(|p| *p == libc::SCHED_IDLE),
+                "{idle:?}"
+            );
+            assert!(
+                !normal.is_empty() && normal.iter().all(|p| *p == libc::SCHED_OTHER),
+                "{normal:?}"
+            );
+        }
+        let wait_for = |n: u64| {
+            let writer = writer.clone();
+            async move {
+                let t = Instant::now();
+                while writer.written() < n {
+                    assert!(t.elapsed() < Duration::from_secs(10), "{n} records never written");
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        };
+        // The idle thread gets no more turns, as on a machine whose every core is busy; the one
+        // record that ends the round it is in is still its own.
+        writer.shifts.idle_starved.store(true, Ordering::Release);
+        writer.submit(record(0));
+        wait_for(1).await;
+        assert_eq!(writer.shared.catch_ups.load(Ordering::Relaxed), 0);
+        for i in 1..=100 {
+            writer.submit(record(i));
+        }
+        wait_for(101).await;
+        assert_eq!(writer.shared.catch_ups.load(Ordering::Relaxed), 1);
+        // The idle thread may write again: after a calm second the state is handed back.
+        writer.shifts.idle_starved.store(false, Ordering::Release);
+        let t = Instant::now();
+        let mut i = 101;
+        while writer.shifts.catching_up() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the catch-up thread never handed back"
+            );
+            writer.submit(record(i));
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(handle.shutdown().await.unwrap(), all_written(i, false));
     }
 
     #[tokio::test]
