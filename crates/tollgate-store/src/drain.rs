@@ -1,4 +1,5 @@
-//! The writer thread: takes records off the queue in batches and keeps SQLite and JSONL in step.
+//! The writer's rounds: records taken off the queue in batches, SQLite and JSONL kept in step. Its
+//! two threads take turns at running them (`shifts.rs`).
 //!
 //! Each sink is a [`Lane`] with its own retry buffer. A batch a sink cannot write (disk full,
 //! permissions, a locked database) stays in that sink's buffer, in order, and is retried with
@@ -31,11 +32,12 @@ pub(crate) const BATCH: usize = 256;
 const CATCH_UP_CHUNK: usize = 4 * BATCH;
 
 /// The writer offers its core to whoever waits for it after this many records (serialised or
-/// inserted). It runs at the serving threads' priority, so that it can never fall behind them,
-/// but a batch is a few milliseconds of work: without a pause a serving thread woken behind it
-/// on its core can wait up to a scheduler slice (1.4 ms on the bench machine). With the pause the
-/// p99 at 2,000 req/s was lower in six rounds of six, by up to 0.45 ms (bench/notes.md, issue 11).
-/// A yield with nobody waiting returns at once.
+/// inserted). This is for its catch-up thread, which runs at the serving threads' priority (its
+/// idle-class thread is preempted by them anyway): a batch is a few milliseconds of work, and
+/// without a pause a serving thread woken behind it on its core can wait up to a scheduler slice
+/// (1.4 ms on the bench machine). With the pause the p99 at 2,000 req/s was lower in six rounds
+/// of six, by up to 0.45 ms (bench/notes.md, issue 11, when the writer had one thread at normal
+/// priority). A yield with nobody waiting returns at once.
 ///
 /// A full batch ([`BATCH`] records or more) means the writer is behind, and then it does not
 /// yield: past saturation the serving threads, the load generator and the upstream always wait
